@@ -1,0 +1,16 @@
+import { defineConfig } from "vitest/config";
+
+// Unit tests run on TypeScript sources; integration tests drive the built
+// binaries in dist/ (npm test builds first) against real containerd and runc.
+export default defineConfig({
+  test: {
+    include: ["test/**/*.test.ts"],
+    testTimeout: 60_000,
+    hookTimeout: 120_000,
+    pool: "forks",
+    // Integration files each start their own containerd; two cores do not
+    // gain from running them side by side, and timings get noisy.
+    fileParallelism: false,
+    reporters: ["default"],
+  },
+});
