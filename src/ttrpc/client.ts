@@ -37,6 +37,7 @@ export class Client extends EventEmitter {
     let onClosed!: () => void;
     this.closed = new Promise((res) => (onClosed = res));
     stream.on("data", (chunk: Buffer) => this.reader.push(chunk, (e) => this.onFrame(e)));
+    stream.resume(); // a transport may hand over a paused stream (after a handshake)
     stream.on("error", (err) => this.fail(new RpcError(Code.Unavailable, `ttrpc: closed: ${err.message}`)));
     stream.on("close", () => {
       this.fail(new RpcError(Code.Unavailable, "ttrpc: closed"));

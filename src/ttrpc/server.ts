@@ -139,6 +139,7 @@ export class ServerConnection {
     readonly stream: Duplex,
   ) {
     stream.on("data", (chunk: Buffer) => this.reader.push(chunk, (e) => this.onFrame(e)));
+    stream.resume(); // a handshake may have paused it
     stream.on("error", () => {
       /* the close event follows; an errored peer is just a gone peer */
     });

@@ -1,0 +1,646 @@
+// shimlab's native addon: the few system calls Node does not expose.
+//
+//  - prctl(PR_SET_CHILD_SUBREAPER) and waitpid(pid): the agent reaps container
+//    inits that runc re-parents to it, as containerd's runc shim does;
+//  - a console socket: runc hands the pty master over SCM_RIGHTS;
+//  - ioctl(TIOCSWINSZ) and openpty for terminals;
+//  - AF_VSOCK connect, bridged to an AF_UNIX socketpair because libuv cannot
+//    wrap a vsock fd as a stream.
+//
+// Plain Node-API (C), no dependencies; built by scripts/build-native.mjs.
+#define _GNU_SOURCE
+#include <node_api.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef AF_VSOCK
+#define AF_VSOCK 40
+#endif
+
+struct sockaddr_vm_compat {
+  sa_family_t svm_family;
+  unsigned short svm_reserved1;
+  unsigned int svm_port;
+  unsigned int svm_cid;
+  unsigned char svm_zero[sizeof(struct sockaddr) - sizeof(sa_family_t) - sizeof(unsigned short) -
+                         sizeof(unsigned int) - sizeof(unsigned int)];
+};
+
+#define CHECK(call)                                   \
+  do {                                                \
+    if ((call) != napi_ok) {                          \
+      napi_throw_error(env, NULL, "napi call failed"); \
+      return NULL;                                    \
+    }                                                 \
+  } while (0)
+
+static napi_value throw_errno(napi_env env, const char* what, int err) {
+  char msg[256];
+  snprintf(msg, sizeof msg, "%s: %s", what, strerror(err));
+  napi_value e, m, code;
+  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &m);
+  napi_create_error(env, NULL, m, &e);
+  const char* name = NULL;
+  switch (err) {
+    case ENOENT: name = "ENOENT"; break;
+    case ECHILD: name = "ECHILD"; break;
+    case ETIMEDOUT: name = "ETIMEDOUT"; break;
+    case ECONNREFUSED: name = "ECONNREFUSED"; break;
+    case ECONNRESET: name = "ECONNRESET"; break;
+    case EADDRNOTAVAIL: name = "EADDRNOTAVAIL"; break;
+    case EAFNOSUPPORT: name = "EAFNOSUPPORT"; break;
+    case ENODEV: name = "ENODEV"; break;
+    case EINVAL: name = "EINVAL"; break;
+    case EPERM: name = "EPERM"; break;
+    case ENOTTY: name = "ENOTTY"; break;
+    case EBADF: name = "EBADF"; break;
+    default: name = "EUNKNOWN";
+  }
+  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code);
+  napi_set_named_property(env, e, "code", code);
+  napi_value errnoVal;
+  napi_create_int32(env, err, &errnoVal);
+  napi_set_named_property(env, e, "errno", errnoVal);
+  napi_throw(env, e);
+  return NULL;
+}
+
+static int get_i32(napi_env env, napi_value v, int32_t* out) { return napi_get_value_int32(env, v, out) == napi_ok; }
+static int get_u32(napi_env env, napi_value v, uint32_t* out) { return napi_get_value_uint32(env, v, out) == napi_ok; }
+
+// ---- subreaper and waitpid ---------------------------------------------------
+
+static napi_value SetChildSubreaper(napi_env env, napi_callback_info info) {
+  (void)info;
+  if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) return throw_errno(env, "prctl(PR_SET_CHILD_SUBREAPER)", errno);
+  napi_value t;
+  napi_get_boolean(env, 1, &t);
+  return t;
+}
+
+// waitpid(pid, WNOHANG) → null while running, or { pid, status } where status
+// is the exit code, or 128 + signal for a signalled process.
+static napi_value WaitPid(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t pid;
+  if (argc < 1 || !get_i32(env, argv[0], &pid)) {
+    napi_throw_type_error(env, NULL, "waitpid(pid)");
+    return NULL;
+  }
+  int st = 0;
+  pid_t r;
+  do {
+    r = waitpid(pid, &st, WNOHANG | __WALL);
+  } while (r < 0 && errno == EINTR);
+  if (r < 0) return throw_errno(env, "waitpid", errno);
+  napi_value out;
+  if (r == 0) {
+    napi_get_null(env, &out);
+    return out;
+  }
+  int code = 0;
+  if (WIFEXITED(st)) code = WEXITSTATUS(st);
+  else if (WIFSIGNALED(st)) code = 128 + WTERMSIG(st);
+  else {
+    napi_get_null(env, &out);  // stopped or continued: not an exit
+    return out;
+  }
+  napi_value p, s;
+  napi_create_object(env, &out);
+  napi_create_int32(env, r, &p);
+  napi_create_int32(env, code, &s);
+  napi_set_named_property(env, out, "pid", p);
+  napi_set_named_property(env, out, "status", s);
+  return out;
+}
+
+// ---- terminals -----------------------------------------------------------------
+
+static napi_value SetWinsize(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  uint32_t rows, cols;
+  if (argc < 3 || !get_i32(env, argv[0], &fd) || !get_u32(env, argv[1], &rows) || !get_u32(env, argv[2], &cols)) {
+    napi_throw_type_error(env, NULL, "setWinsize(fd, rows, cols)");
+    return NULL;
+  }
+  struct winsize ws;
+  memset(&ws, 0, sizeof ws);
+  ws.ws_row = (unsigned short)rows;
+  ws.ws_col = (unsigned short)cols;
+  if (ioctl(fd, TIOCSWINSZ, &ws) != 0) return throw_errno(env, "ioctl(TIOCSWINSZ)", errno);
+  return NULL;
+}
+
+static napi_value GetWinsize(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  if (argc < 1 || !get_i32(env, argv[0], &fd)) {
+    napi_throw_type_error(env, NULL, "getWinsize(fd)");
+    return NULL;
+  }
+  struct winsize ws;
+  if (ioctl(fd, TIOCGWINSZ, &ws) != 0) return throw_errno(env, "ioctl(TIOCGWINSZ)", errno);
+  napi_value out, r, c;
+  napi_create_object(env, &out);
+  napi_create_uint32(env, ws.ws_row, &r);
+  napi_create_uint32(env, ws.ws_col, &c);
+  napi_set_named_property(env, out, "rows", r);
+  napi_set_named_property(env, out, "cols", c);
+  return out;
+}
+
+// openpty() → { master, slave, name }; the master is non-blocking, both close-on-exec.
+static napi_value OpenPty(napi_env env, napi_callback_info info) {
+  (void)info;
+  int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (m < 0) return throw_errno(env, "posix_openpt", errno);
+  if (grantpt(m) != 0 || unlockpt(m) != 0) {
+    int e = errno;
+    close(m);
+    return throw_errno(env, "grantpt/unlockpt", e);
+  }
+  char name[128];
+  if (ptsname_r(m, name, sizeof name) != 0) {
+    int e = errno;
+    close(m);
+    return throw_errno(env, "ptsname_r", e);
+  }
+  int s = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (s < 0) {
+    int e = errno;
+    close(m);
+    return throw_errno(env, "open pty slave", e);
+  }
+  fcntl(m, F_SETFL, fcntl(m, F_GETFL) | O_NONBLOCK);
+  napi_value out, mv, sv, nv;
+  napi_create_object(env, &out);
+  napi_create_int32(env, m, &mv);
+  napi_create_int32(env, s, &sv);
+  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &nv);
+  napi_set_named_property(env, out, "master", mv);
+  napi_set_named_property(env, out, "slave", sv);
+  napi_set_named_property(env, out, "name", nv);
+  return out;
+}
+
+static napi_value SetNonBlocking(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  bool on = true;
+  if (argc < 1 || !get_i32(env, argv[0], &fd)) {
+    napi_throw_type_error(env, NULL, "setNonBlocking(fd, on)");
+    return NULL;
+  }
+  if (argc > 1) napi_get_value_bool(env, argv[1], &on);
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0) return throw_errno(env, "fcntl", errno);
+  fl = on ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK);
+  if (fcntl(fd, F_SETFL, fl) != 0) return throw_errno(env, "fcntl", errno);
+  return NULL;
+}
+
+// ---- async work: console socket and vsock ------------------------------------------
+
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  int kind;  // 0 = console accept, 1 = vsock connect
+  // inputs
+  char path[sizeof(((struct sockaddr_un*)0)->sun_path)];
+  int listen_fd;
+  unsigned int cid, port;
+  int timeout_ms;
+  // outputs
+  int result_fd;
+  int err;
+  const char* what;
+} job_t;
+
+static long now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+static int wait_fd(int fd, short events, long deadline) {
+  for (;;) {
+    long left = deadline < 0 ? -1 : deadline - now_ms();
+    if (deadline >= 0 && left <= 0) return ETIMEDOUT;
+    struct pollfd p = {fd, events, 0};
+    int r = poll(&p, 1, (int)(left > 1000 ? 1000 : left));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return errno;
+    if (r == 0) continue;
+    return 0;
+  }
+}
+
+// Accepts one connection on the console socket and receives the fd runc sends.
+static void console_execute(job_t* j) {
+  long deadline = j->timeout_ms > 0 ? now_ms() + j->timeout_ms : -1;
+  int e = wait_fd(j->listen_fd, POLLIN, deadline);
+  if (e) {
+    j->err = e;
+    j->what = "accept console socket";
+    return;
+  }
+  int c = accept4(j->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+  if (c < 0) {
+    j->err = errno;
+    j->what = "accept console socket";
+    return;
+  }
+  e = wait_fd(c, POLLIN, deadline);
+  if (e) {
+    close(c);
+    j->err = e;
+    j->what = "receive console fd";
+    return;
+  }
+  char name[4096];
+  struct iovec iov = {name, sizeof name};
+  union {
+    char buf[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+  } u;
+  struct msghdr msg;
+  memset(&msg, 0, sizeof msg);
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = u.buf;
+  msg.msg_controllen = sizeof u.buf;
+  ssize_t n;
+  do {
+    n = recvmsg(c, &msg, MSG_CMSG_CLOEXEC);
+  } while (n < 0 && errno == EINTR);
+  int saved = errno;
+  close(c);
+  if (n < 0) {
+    j->err = saved;
+    j->what = "recvmsg console fd";
+    return;
+  }
+  struct cmsghdr* cm = CMSG_FIRSTHDR(&msg);
+  if (!cm || cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) {
+    j->err = EBADF;
+    j->what = "console socket carried no fd";
+    return;
+  }
+  memcpy(&j->result_fd, CMSG_DATA(cm), sizeof(int));
+  int fl = fcntl(j->result_fd, F_GETFL);
+  fcntl(j->result_fd, F_SETFL, fl | O_NONBLOCK);
+}
+
+typedef struct {
+  int a, b;
+} bridge_t;
+
+// Copies bytes both ways between a vsock fd and a unix socketpair end until either closes.
+static void* bridge_main(void* arg) {
+  bridge_t* br = (bridge_t*)arg;
+  int fds[2] = {br->a, br->b};
+  int open_dir[2] = {1, 1};  // 0: a→b, 1: b→a
+  char buf[65536];
+  while (open_dir[0] || open_dir[1]) {
+    struct pollfd p[2] = {{fds[0], open_dir[0] ? POLLIN : 0, 0}, {fds[1], open_dir[1] ? POLLIN : 0, 0}};
+    int r = poll(p, 2, -1);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    for (int i = 0; i < 2; i++) {
+      if (!open_dir[i]) continue;
+      if (p[i].revents & (POLLIN | POLLHUP | POLLERR)) {
+        ssize_t n = read(fds[i], buf, sizeof buf);
+        if (n <= 0) {
+          if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+          open_dir[i] = 0;
+          shutdown(fds[1 - i], SHUT_WR);
+          if (n < 0) open_dir[1 - i] = 0;
+          continue;
+        }
+        ssize_t off = 0;
+        while (off < n) {
+          ssize_t w = write(fds[1 - i], buf + off, (size_t)(n - off));
+          if (w < 0) {
+            if (errno == EINTR) continue;
+            open_dir[0] = open_dir[1] = 0;
+            break;
+          }
+          off += w;
+        }
+      }
+    }
+  }
+  close(br->a);
+  close(br->b);
+  free(br);
+  return NULL;
+}
+
+static void vsock_execute(job_t* j) {
+  long deadline = j->timeout_ms > 0 ? now_ms() + j->timeout_ms : -1;
+  int s = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (s < 0) {
+    j->err = errno;
+    j->what = "socket(AF_VSOCK)";
+    return;
+  }
+  struct sockaddr_vm_compat addr;
+  memset(&addr, 0, sizeof addr);
+  addr.svm_family = AF_VSOCK;
+  addr.svm_cid = j->cid;
+  addr.svm_port = j->port;
+  int r = connect(s, (struct sockaddr*)&addr, sizeof addr);
+  if (r < 0 && errno != EINPROGRESS) {
+    j->err = errno;
+    j->what = "connect(AF_VSOCK)";
+    close(s);
+    return;
+  }
+  if (r < 0) {
+    int e = wait_fd(s, POLLOUT, deadline);
+    if (e) {
+      j->err = e;
+      j->what = "connect(AF_VSOCK)";
+      close(s);
+      return;
+    }
+    int soerr = 0;
+    socklen_t len = sizeof soerr;
+    getsockopt(s, SOL_SOCKET, SO_ERROR, &soerr, &len);
+    if (soerr) {
+      j->err = soerr;
+      j->what = "connect(AF_VSOCK)";
+      close(s);
+      return;
+    }
+  }
+  int fl = fcntl(s, F_GETFL);
+  fcntl(s, F_SETFL, fl & ~O_NONBLOCK);
+  int sp[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0) {
+    j->err = errno;
+    j->what = "socketpair";
+    close(s);
+    return;
+  }
+  bridge_t* br = (bridge_t*)malloc(sizeof *br);
+  br->a = s;
+  br->b = sp[1];
+  pthread_t t;
+  pthread_attr_t at;
+  pthread_attr_init(&at);
+  pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+  if (pthread_create(&t, &at, bridge_main, br) != 0) {
+    j->err = errno ? errno : EAGAIN;
+    j->what = "pthread_create";
+    close(s);
+    close(sp[0]);
+    close(sp[1]);
+    free(br);
+    pthread_attr_destroy(&at);
+    return;
+  }
+  pthread_attr_destroy(&at);
+  j->result_fd = sp[0];
+}
+
+static void job_execute(napi_env env, void* data) {
+  (void)env;
+  job_t* j = (job_t*)data;
+  j->result_fd = -1;
+  j->err = 0;
+  if (j->kind == 0) console_execute(j);
+  else vsock_execute(j);
+}
+
+static void job_complete(napi_env env, napi_status status, void* data) {
+  job_t* j = (job_t*)data;
+  if (status != napi_ok && !j->err) {
+    j->err = ECANCELED;
+    j->what = "async work";
+  }
+  if (j->err) {
+    char msg[256];
+    snprintf(msg, sizeof msg, "%s: %s", j->what, strerror(j->err));
+    napi_value e, m, code, errnoVal;
+    napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &m);
+    napi_create_error(env, NULL, m, &e);
+    const char* name = j->err == ETIMEDOUT ? "ETIMEDOUT"
+                       : j->err == ECONNREFUSED ? "ECONNREFUSED"
+                       : j->err == ECONNRESET ? "ECONNRESET"
+                       : j->err == EADDRNOTAVAIL ? "EADDRNOTAVAIL"
+                       : j->err == EAFNOSUPPORT ? "EAFNOSUPPORT"
+                       : j->err == ENODEV ? "ENODEV"
+                       : j->err == EHOSTUNREACH ? "EHOSTUNREACH"
+                       : j->err == ENETUNREACH ? "ENETUNREACH"
+                       : "EUNKNOWN";
+    napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code);
+    napi_set_named_property(env, e, "code", code);
+    napi_create_int32(env, j->err, &errnoVal);
+    napi_set_named_property(env, e, "errno", errnoVal);
+    napi_reject_deferred(env, j->deferred, e);
+  } else {
+    napi_value v;
+    napi_create_int32(env, j->result_fd, &v);
+    napi_resolve_deferred(env, j->deferred, v);
+  }
+  napi_delete_async_work(env, j->work);
+  free(j);
+}
+
+static napi_value start_job(napi_env env, job_t* j, const char* name) {
+  napi_value promise, resname;
+  if (napi_create_promise(env, &j->deferred, &promise) != napi_ok) {
+    free(j);
+    napi_throw_error(env, NULL, "napi_create_promise failed");
+    return NULL;
+  }
+  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &resname);
+  napi_create_async_work(env, NULL, resname, job_execute, job_complete, j, &j->work);
+  napi_queue_async_work(env, j->work);
+  return promise;
+}
+
+// consoleListen(path) → a blocking listening unix socket fd for runc's --console-socket.
+static napi_value ConsoleListen(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct sockaddr_un sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sun_family = AF_UNIX;
+  size_t len = 0;
+  if (argc < 1 || napi_get_value_string_utf8(env, argv[0], sa.sun_path, sizeof sa.sun_path, &len) != napi_ok ||
+      len >= sizeof sa.sun_path - 1) {
+    napi_throw_type_error(env, NULL, "consoleListen(path): path missing or longer than 107 bytes");
+    return NULL;
+  }
+  int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return throw_errno(env, "socket", errno);
+  unlink(sa.sun_path);
+  if (bind(s, (struct sockaddr*)&sa, sizeof sa) != 0 || listen(s, 1) != 0) {
+    int e = errno;
+    close(s);
+    return throw_errno(env, "bind console socket", e);
+  }
+  napi_value v;
+  napi_create_int32(env, s, &v);
+  return v;
+}
+
+// listenUnix(path, backlog) → a listening unix stream socket fd. libuv would
+// unlink the path when its handle closes (at our exit, say), which would take
+// the socket away from the daemon we hand the fd to; a raw fd has no such owner.
+static napi_value ListenUnix(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct sockaddr_un sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sun_family = AF_UNIX;
+  size_t len = 0;
+  int32_t backlog = 512;
+  if (argc < 1 || napi_get_value_string_utf8(env, argv[0], sa.sun_path, sizeof sa.sun_path, &len) != napi_ok ||
+      len >= sizeof sa.sun_path - 1) {
+    napi_throw_type_error(env, NULL, "listenUnix(path, backlog): path missing or longer than 107 bytes");
+    return NULL;
+  }
+  if (argc > 1) get_i32(env, argv[1], &backlog);
+  int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return throw_errno(env, "socket", errno);
+  if (bind(s, (struct sockaddr*)&sa, sizeof sa) != 0) {
+    int e = errno;
+    close(s);
+    if (e == EADDRINUSE) {
+      napi_value err, m, code;
+      napi_create_string_utf8(env, "bind: address already in use", NAPI_AUTO_LENGTH, &m);
+      napi_create_error(env, NULL, m, &err);
+      napi_create_string_utf8(env, "EADDRINUSE", NAPI_AUTO_LENGTH, &code);
+      napi_set_named_property(env, err, "code", code);
+      napi_throw(env, err);
+      return NULL;
+    }
+    return throw_errno(env, "bind", e);
+  }
+  if (listen(s, backlog) != 0) {
+    int e = errno;
+    close(s);
+    return throw_errno(env, "listen", e);
+  }
+  napi_value v;
+  napi_create_int32(env, s, &v);
+  return v;
+}
+
+// consoleReceive(listenFd, timeoutMs) → Promise<ptyMasterFd>
+static napi_value ConsoleReceive(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd, timeout = 0;
+  if (argc < 1 || !get_i32(env, argv[0], &fd)) {
+    napi_throw_type_error(env, NULL, "consoleReceive(listenFd, timeoutMs)");
+    return NULL;
+  }
+  if (argc > 1) get_i32(env, argv[1], &timeout);
+  job_t* j = (job_t*)calloc(1, sizeof *j);
+  j->kind = 0;
+  j->listen_fd = fd;
+  j->timeout_ms = timeout;
+  return start_job(env, j, "shimlab.consoleReceive");
+}
+
+// vsockConnect(cid, port, timeoutMs) → Promise<unix fd bridged to the vsock stream>
+static napi_value VsockConnect(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  uint32_t cid, port;
+  int32_t timeout = 0;
+  if (argc < 2 || !get_u32(env, argv[0], &cid) || !get_u32(env, argv[1], &port)) {
+    napi_throw_type_error(env, NULL, "vsockConnect(cid, port, timeoutMs)");
+    return NULL;
+  }
+  if (argc > 2) get_i32(env, argv[2], &timeout);
+  job_t* j = (job_t*)calloc(1, sizeof *j);
+  j->kind = 1;
+  j->cid = cid;
+  j->port = port;
+  j->timeout_ms = timeout;
+  return start_job(env, j, "shimlab.vsockConnect");
+}
+
+// pipe() → { read, write }, both close-on-exec; the read end non-blocking for libuv.
+static napi_value Pipe(napi_env env, napi_callback_info info) {
+  (void)info;
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) return throw_errno(env, "pipe2", errno);
+  napi_value out, r, w;
+  napi_create_object(env, &out);
+  napi_create_int32(env, fds[0], &r);
+  napi_create_int32(env, fds[1], &w);
+  napi_set_named_property(env, out, "read", r);
+  napi_set_named_property(env, out, "write", w);
+  return out;
+}
+
+static napi_value CloseFd(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  if (argc < 1 || !get_i32(env, argv[0], &fd)) {
+    napi_throw_type_error(env, NULL, "closeFd(fd)");
+    return NULL;
+  }
+  if (close(fd) != 0 && errno != EINTR) return throw_errno(env, "close", errno);
+  return NULL;
+}
+
+static napi_value Init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"setChildSubreaper", 0, SetChildSubreaper, 0, 0, 0, napi_default, 0},
+      {"waitpid", 0, WaitPid, 0, 0, 0, napi_default, 0},
+      {"setWinsize", 0, SetWinsize, 0, 0, 0, napi_default, 0},
+      {"getWinsize", 0, GetWinsize, 0, 0, 0, napi_default, 0},
+      {"openpty", 0, OpenPty, 0, 0, 0, napi_default, 0},
+      {"setNonBlocking", 0, SetNonBlocking, 0, 0, 0, napi_default, 0},
+      {"consoleListen", 0, ConsoleListen, 0, 0, 0, napi_default, 0},
+      {"consoleReceive", 0, ConsoleReceive, 0, 0, 0, napi_default, 0},
+      {"vsockConnect", 0, VsockConnect, 0, 0, 0, napi_default, 0},
+      {"closeFd", 0, CloseFd, 0, 0, 0, napi_default, 0},
+      {"pipe", 0, Pipe, 0, 0, 0, napi_default, 0},
+      {"listenUnix", 0, ListenUnix, 0, 0, 0, napi_default, 0},
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)

@@ -1,0 +1,79 @@
+// The kata agent API as the shim uses it: one long-lived ttrpc connection per
+// sandbox, deadlines on ordinary calls and none on the calls that block by design.
+import { EventEmitter } from "node:events";
+import { Client } from "../ttrpc/client";
+import type { CallOptions, ServiceClient } from "../ttrpc/service";
+import { AgentService, Health } from "../gen/grpc";
+import { dialWithRetry, type DialOptions } from "./dial";
+import type { Transport } from "./transport";
+
+/** Calls that wait for the guest (process exit, output, OOM) and must never time out (kata#5249). */
+export const BLOCKING_METHODS = new Set(["WaitProcess", "ReadStdout", "ReadStderr", "WriteStdin", "GetOOMEvent"]);
+
+export interface AgentTimeouts {
+  /** Kata: 30 s for Check. */
+  checkMs: number;
+  /** Kata's create_container_timeout. */
+  createContainerMs: number;
+  /** Everything else that is not blocking. */
+  defaultMs: number;
+}
+
+export const DEFAULT_TIMEOUTS: AgentTimeouts = { checkMs: 30_000, createContainerMs: 60_000, defaultMs: 60_000 };
+
+export type AgentApi = ServiceClient<typeof AgentService>;
+export type HealthApi = ServiceClient<typeof Health>;
+
+/** Events: "close" (err) when the connection to the agent is gone. */
+export class AgentClient extends EventEmitter {
+  readonly agent: AgentApi;
+  readonly health: HealthApi;
+
+  private constructor(
+    readonly rpc: Client,
+    readonly transport: Transport,
+    timeouts: AgentTimeouts,
+  ) {
+    super();
+    const withTimeouts = <S extends typeof AgentService | typeof Health>(def: S): ServiceClient<S> => {
+      const raw = rpc.service(def) as Record<string, (req: unknown, o?: CallOptions) => Promise<unknown>>;
+      const out: Record<string, unknown> = {};
+      for (const name of Object.keys(def.methods)) {
+        const t = BLOCKING_METHODS.has(name)
+          ? undefined
+          : name === "Check"
+            ? timeouts.checkMs
+            : name === "CreateContainer"
+              ? timeouts.createContainerMs
+              : timeouts.defaultMs;
+        out[name] = (req: unknown, o?: CallOptions) => raw[name](req, { timeoutMs: t, ...o });
+      }
+      return out as ServiceClient<S>;
+    };
+    this.agent = withTimeouts(AgentService);
+    this.health = withTimeouts(Health);
+    rpc.on("close", (err) => this.emit("close", err));
+  }
+
+  /** Dials (with retries), then asks Health.Check, as Kata's shim does first. */
+  static async connect(transport: Transport, opts: DialOptions & { timeouts?: Partial<AgentTimeouts> } = {}): Promise<AgentClient> {
+    const stream = await dialWithRetry(transport, opts);
+    const c = new AgentClient(new Client(stream), transport, { ...DEFAULT_TIMEOUTS, ...opts.timeouts });
+    try {
+      const res = await c.health.Check({ service: "" });
+      if (res.status !== 1 /* SERVING */) throw new Error(`agent at ${transport.url} is not serving (status ${res.status})`);
+    } catch (e) {
+      c.close();
+      throw e;
+    }
+    return c;
+  }
+
+  get closed(): boolean {
+    return this.rpc.isClosed;
+  }
+
+  close(): void {
+    this.rpc.close();
+  }
+}

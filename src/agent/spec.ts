@@ -1,0 +1,127 @@
+// The bundle's OCI spec as kata's grpc.Spec (Kata's OCItoGRPC), then Kata's
+// constrainGRPCSpec: hooks run on the host, never in the agent; namespace
+// paths name host namespaces the agent cannot join, so they are emptied (the
+// agent arranges pod sharing itself) — except, with no VM, the network
+// namespace, which a host-process agent must join as given.
+import type * as g from "../gen/grpc";
+import type { OciLinuxResources, OciProcess, OciSpec } from "../oci/spec";
+
+export interface ConstrainOptions {
+  /** The agent runs in a VM: network/cgroup/time namespaces go, all paths are emptied. */
+  guest: boolean;
+  /** Where the agent sees this container's rootfs. */
+  rootPath: string;
+}
+
+const n = (v: number | undefined) => v ?? 0;
+
+export function processToGrpc(p: OciProcess): g.ProcessInit {
+  const c = p.capabilities;
+  return {
+    Terminal: !!p.terminal,
+    ConsoleSize: p.consoleSize ? { Height: p.consoleSize.height, Width: p.consoleSize.width } : undefined,
+    User: {
+      UID: n(p.user?.uid),
+      GID: n(p.user?.gid),
+      AdditionalGids: p.user?.additionalGids ?? [],
+      Username: p.user?.username ?? "",
+    },
+    Args: p.args ?? [],
+    Env: p.env ?? [],
+    Cwd: p.cwd ?? "/",
+    Capabilities: c
+      ? { Bounding: c.bounding ?? [], Effective: c.effective ?? [], Inheritable: c.inheritable ?? [], Permitted: c.permitted ?? [], Ambient: c.ambient ?? [] }
+      : undefined,
+    Rlimits: (p.rlimits ?? []).map((r) => ({ Type: r.type, Hard: r.hard, Soft: r.soft })),
+    NoNewPrivileges: !!p.noNewPrivileges,
+    ApparmorProfile: p.apparmorProfile ?? "",
+    OOMScoreAdj: n(p.oomScoreAdj),
+    SelinuxLabel: p.selinuxLabel ?? "",
+  };
+}
+
+export function resourcesToGrpc(r: OciLinuxResources): g.LinuxResourcesInit {
+  return {
+    Devices: (r.devices ?? []).map((d) => ({ Allow: !!d.allow, Type: d.type ?? "", Major: d.major ?? -1, Minor: d.minor ?? -1, Access: d.access ?? "" })),
+    Memory: r.memory
+      ? {
+          Limit: n(r.memory.limit),
+          Reservation: n(r.memory.reservation),
+          Swap: n(r.memory.swap),
+          Kernel: n(r.memory.kernel),
+          KernelTCP: n(r.memory.kernelTCP),
+          Swappiness: n(r.memory.swappiness),
+          DisableOOMKiller: !!r.memory.disableOOMKiller,
+        }
+      : undefined,
+    CPU: r.cpu
+      ? {
+          Shares: n(r.cpu.shares),
+          Quota: n(r.cpu.quota),
+          Period: n(r.cpu.period),
+          RealtimeRuntime: n(r.cpu.realtimeRuntime),
+          RealtimePeriod: n(r.cpu.realtimePeriod),
+          Cpus: r.cpu.cpus ?? "",
+          Mems: r.cpu.mems ?? "",
+        }
+      : undefined,
+    Pids: r.pids ? { Limit: r.pids.limit } : undefined,
+    HugepageLimits: (r.hugepageLimits ?? []).map((h) => ({ Pagesize: h.pageSize, Limit: h.limit })),
+  };
+}
+
+export function specToGrpc(spec: OciSpec, o: ConstrainOptions): g.SpecInit {
+  const linux = spec.linux ?? {};
+  let namespaces = (linux.namespaces ?? []).map((ns) => ({ Type: ns.type, Path: ns.path ?? "" }));
+  if (o.guest) {
+    namespaces = namespaces.filter((ns) => !["network", "cgroup", "time"].includes(ns.Type)).map((ns) => ({ Type: ns.Type, Path: "" }));
+  } else {
+    namespaces = namespaces.map((ns) => ({ Type: ns.Type, Path: ns.Type === "network" ? ns.Path : "" }));
+  }
+  const resources = linux.resources ? resourcesToGrpc(linux.resources) : undefined;
+  if (resources && o.guest) {
+    // Devices, pids, block IO and network limits are the host's business (Kata clears them);
+    // CPU sets name host CPUs.
+    resources.Devices = [];
+    resources.Pids = undefined;
+    if (resources.CPU) resources.CPU.Cpus = "";
+  }
+  const seccomp = linux.seccomp as
+    | { defaultAction?: string; architectures?: string[]; flags?: string[]; syscalls?: { names?: string[]; action?: string; errnoRet?: number; args?: { index: number; value: number; valueTwo?: number; op: string }[] }[] }
+    | undefined;
+  return {
+    Version: spec.ociVersion ?? "",
+    Process: spec.process ? processToGrpc(spec.process) : undefined,
+    Root: { Path: o.rootPath, Readonly: !!spec.root?.readonly },
+    Hostname: spec.hostname ?? "",
+    Mounts: (spec.mounts ?? []).map((m) => ({ destination: m.destination, source: m.source ?? "", type: m.type ?? "", options: m.options ?? [] })),
+    Hooks: undefined,
+    Annotations: spec.annotations ?? {},
+    Linux: {
+      UIDMappings: (linux.uidMappings ?? []).map((m) => ({ HostID: m.hostID, ContainerID: m.containerID, Size: m.size })),
+      GIDMappings: (linux.gidMappings ?? []).map((m) => ({ HostID: m.hostID, ContainerID: m.containerID, Size: m.size })),
+      Sysctl: linux.sysctl ?? {},
+      Resources: resources,
+      CgroupsPath: linux.cgroupsPath ?? "",
+      Namespaces: namespaces,
+      Devices: (linux.devices ?? []).map((d) => ({ Path: d.path, Type: d.type, Major: d.major, Minor: d.minor, FileMode: n(d.fileMode), UID: n(d.uid), GID: n(d.gid) })),
+      Seccomp: seccomp
+        ? {
+            DefaultAction: seccomp.defaultAction ?? "",
+            Architectures: seccomp.architectures ?? [],
+            Flags: seccomp.flags ?? [],
+            Syscalls: (seccomp.syscalls ?? []).map((s) => ({
+              Names: s.names ?? [],
+              Action: s.action ?? "",
+              errnoret: s.errnoRet,
+              Args: (s.args ?? []).map((a) => ({ Index: a.index, Value: a.value, ValueTwo: a.valueTwo ?? 0, Op: a.op })),
+            })),
+          }
+        : undefined,
+      RootfsPropagation: linux.rootfsPropagation ?? "",
+      MaskedPaths: linux.maskedPaths ?? [],
+      ReadonlyPaths: linux.readonlyPaths ?? [],
+      MountLabel: linux.mountLabel ?? "",
+    },
+  };
+}

@@ -1,0 +1,87 @@
+// A containerd stand-in for one shim binary: an events endpoint, bundles,
+// client stdio and the binary contract, in a private directory.
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { EventsServer } from "./events-server";
+import { ShimRunner, type ShimTask, type ShimBinaryOptions } from "./shim-runner";
+import { createBundle, defaultSpec, type SpecOptions } from "./bundle";
+import { clientStdio, type ClientStdio } from "./fifo";
+import type { OciSpec } from "../oci/spec";
+
+export interface EmulatorOptions {
+  binary: string;
+  namespace?: string;
+  /** Private working directory; a temporary one by default. */
+  dir?: string;
+  env?: NodeJS.ProcessEnv;
+  debug?: boolean;
+  stdin?: Buffer;
+}
+
+export class ContainerdEmulator {
+  readonly dir: string;
+  readonly namespace: string;
+  readonly events: EventsServer;
+  readonly runner: ShimRunner;
+  /** The "containerd address" the shim hashes into its socket name: unique per emulator. */
+  readonly address: string;
+  private readonly tasks: ShimTask[] = [];
+  private readonly stdios: ClientStdio[] = [];
+
+  constructor(readonly o: EmulatorOptions) {
+    this.dir = o.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), "shimlab-emu-"));
+    fs.mkdirSync(this.dir, { recursive: true });
+    this.namespace = o.namespace ?? "default";
+    this.address = path.join(this.dir, "containerd.sock");
+    this.events = new EventsServer(path.join(this.dir, "containerd.sock.ttrpc"));
+    const ro: ShimBinaryOptions = {
+      binary: o.binary,
+      namespace: this.namespace,
+      address: this.address,
+      ttrpcAddress: this.events.socketPath,
+      debug: o.debug,
+      env: o.env,
+      stdin: o.stdin,
+    };
+    this.runner = new ShimRunner(ro);
+  }
+
+  async start(): Promise<void> {
+    await this.events.listen();
+  }
+
+  bundlesDir(): string {
+    const d = path.join(this.dir, "bundles", this.namespace);
+    fs.mkdirSync(d, { recursive: true, mode: 0o711 });
+    return d;
+  }
+
+  bundle(id: string, spec: OciSpec): string {
+    return createBundle(this.bundlesDir(), id, spec);
+  }
+
+  spec(id: string, o: SpecOptions): OciSpec {
+    return defaultSpec(id, { namespace: this.namespace, ...o });
+  }
+
+  stdio(id: string, o: { stdin?: boolean; terminal?: boolean } = {}): ClientStdio {
+    const s = clientStdio(id, { ...o, base: this.dir });
+    this.stdios.push(s);
+    return s;
+  }
+
+  async startShim(id: string, bundle: string): Promise<ShimTask> {
+    const t = await this.runner.start(id, bundle);
+    this.tasks.push(t);
+    return t;
+  }
+
+  /** Closes connections, stops the events endpoint and removes the directory. */
+  async close(): Promise<void> {
+    for (const t of this.tasks) t.close();
+    for (const s of this.stdios) s.close();
+    await this.events.close();
+    if (!this.o.dir) fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}

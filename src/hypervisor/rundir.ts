@@ -1,0 +1,58 @@
+// Per-sandbox run directories, and the record `delete` reads after a crash.
+import crypto from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import type { VmRecord } from "./types";
+
+export function runRoot(): string {
+  return process.env.SHIMLAB_RUN_DIR || "/run/shimlab";
+}
+
+/** <root>/<namespace>/<sandbox id>, 0700. Ids are validated before they get here. */
+export function sandboxRunDir(namespace: string, sandboxId: string, root = runRoot()): string {
+  return path.join(root, namespace, sandboxId);
+}
+
+/** A unix socket path under dir, or under <root>/sock by hash when dir is too deep for sun_path. */
+export function socketIn(dir: string, name: string, root = runRoot()): string {
+  const p = path.join(dir, name);
+  if (p.length <= 100) return p;
+  const h = crypto.createHash("sha256").update(p).digest("hex").slice(0, 24);
+  const d = path.join(root, "sock");
+  fs.mkdirSync(d, { recursive: true, mode: 0o700 });
+  return path.join(d, `${h}-${name}`.slice(0, 40));
+}
+
+export function processStartTime(pid: number): string | null {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+export function writeVmRecord(dir: string, rec: VmRecord): void {
+  const f = path.join(dir, "vm.json");
+  fs.writeFileSync(f + ".tmp", JSON.stringify(rec), { mode: 0o600 });
+  fs.renameSync(f + ".tmp", f);
+}
+
+export function readVmRecord(dir: string): VmRecord | null {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(dir, "vm.json"), "utf8")) as VmRecord;
+  } catch {
+    return null;
+  }
+}
+
+/** Kills pid only if it is still the process that was recorded. */
+export function killRecorded(pid: number, startTime: string, signal: NodeJS.Signals = "SIGKILL"): boolean {
+  if (!pid || processStartTime(pid) !== startTime) return false;
+  try {
+    process.kill(pid, signal);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,53 @@
+// Where a sandbox's agent lives: a VM (QEMU) or a plain host process.
+import type { Transport } from "../agent/transport";
+import type { StorageInit } from "../gen/grpc";
+import type { Logger } from "../util/logger";
+
+export interface VmExit {
+  code: number | null;
+  signal: string | null;
+}
+
+export interface SandboxVm {
+  readonly kind: "none" | "qemu";
+  /** Reported as every task's pid, as Kata reports QEMU's (guest pids mean nothing on the host). */
+  readonly pid: number;
+  readonly agentTransport: Transport;
+  /** True when the agent runs in a guest: specs are constrained for it. */
+  readonly guest: boolean;
+  /** Resolves when the VM or agent process is gone, expectedly or not. */
+  readonly exited: Promise<VmExit>;
+  /** Makes a host rootfs visible to the agent; returns the path the agent sees. */
+  shareRootfs(containerId: string, hostPath: string): Promise<string>;
+  unshareRootfs(containerId: string): Promise<void>;
+  /** CreateSandbox storages: the shared filesystem as the guest mounts it. */
+  sandboxStorages(): StorageInit[];
+  /** Stops the VM or agent process, never leaving it behind. */
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  sandboxId: string;
+  namespace: string;
+  /** This sandbox's private directory: sockets, state, logs. */
+  runDir: string;
+  logger: Logger;
+  /** Environment for the agent or VM process. */
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface Hypervisor {
+  readonly kind: "none" | "qemu";
+  start(o: StartOptions): Promise<SandboxVm>;
+}
+
+/** What `delete` needs to clean up after a shim that died: written when the VM starts. */
+export interface VmRecord {
+  kind: "none" | "qemu";
+  pid: number;
+  /** /proc/<pid>/stat start time, so a recycled pid is never killed. */
+  startTime: string;
+  agentUrl: string;
+  runcRoot?: string;
+  extraPids?: { pid: number; startTime: string }[];
+}

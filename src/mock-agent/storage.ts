@@ -1,0 +1,22 @@
+// Sandbox storages in a guest: the shared filesystem (9p or virtio-fs, tag
+// kataShared) and tmpfs mounts that CreateSandbox asks for.
+import fs from "node:fs";
+import type { Storage } from "../gen/grpc";
+import { invalidArgument } from "../ttrpc/status";
+import type { Logger } from "../util/logger";
+import { mustRun } from "./runtime/exec";
+
+const DRIVERS = new Set(["9p", "virtio-fs", "ephemeral", "local"]);
+
+export async function mountStorage(s: Storage, log: Logger): Promise<void> {
+  if (!DRIVERS.has(s.driver)) throw invalidArgument(`storage driver ${JSON.stringify(s.driver)} is not supported (want ${[...DRIVERS].join(", ")})`);
+  if (!s.mountPoint.startsWith("/")) throw invalidArgument(`storage mount point ${JSON.stringify(s.mountPoint)} is not absolute`);
+  fs.mkdirSync(s.mountPoint, { recursive: true });
+  if (s.driver === "local") return;
+  const fstype = s.fstype || (s.driver === "9p" ? "9p" : s.driver === "virtio-fs" ? "virtiofs" : "tmpfs");
+  const args = ["-t", fstype];
+  if (s.options.length) args.push("-o", s.options.join(","));
+  args.push(s.source, s.mountPoint);
+  await mustRun(null, "mount", args);
+  log.info("storage mounted", { driver: s.driver, source: s.source, mountPoint: s.mountPoint });
+}

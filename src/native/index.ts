@@ -1,0 +1,49 @@
+// Loads native/build/shimlab.node lazily: the shim's start and delete paths
+// never need it, and a missing addon is a clear error only where it is used.
+import path from "node:path";
+
+export interface NativeAddon {
+  setChildSubreaper(): boolean;
+  /** null while the process runs; status is the exit code or 128+signal. */
+  waitpid(pid: number): { pid: number; status: number } | null;
+  setWinsize(fd: number, rows: number, cols: number): void;
+  getWinsize(fd: number): { rows: number; cols: number };
+  openpty(): { master: number; slave: number; name: string };
+  setNonBlocking(fd: number, on?: boolean): void;
+  consoleListen(path: string): number;
+  /** A listening unix socket fd that no libuv handle owns (so nothing unlinks it at exit). */
+  listenUnix(path: string, backlog?: number): number;
+  consoleReceive(listenFd: number, timeoutMs: number): Promise<number>;
+  vsockConnect(cid: number, port: number, timeoutMs: number): Promise<number>;
+  closeFd(fd: number): void;
+  /** A real pipe(2), close-on-exec at both ends. */
+  pipe(): { read: number; write: number };
+}
+
+let cached: NativeAddon | null = null;
+let loadError: Error | null = null;
+
+export function addonPath(): string {
+  return process.env.SHIMLAB_NATIVE ?? path.resolve(__dirname, "..", "..", "native", "build", "shimlab.node");
+}
+
+export function native(): NativeAddon {
+  if (cached) return cached;
+  if (loadError) throw loadError;
+  try {
+    cached = require(addonPath()) as NativeAddon;
+    return cached;
+  } catch (e) {
+    loadError = new Error(`shimlab native addon unavailable (${addonPath()}): ${(e as Error).message}; run "npm run build:native"`);
+    throw loadError;
+  }
+}
+
+export function hasNative(): boolean {
+  try {
+    native();
+    return true;
+  } catch {
+    return false;
+  }
+}

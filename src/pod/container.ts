@@ -1,0 +1,220 @@
+// A container in a pod: its init, its execs, its rootfs, forwarded to the agent.
+import os from "node:os";
+import path from "node:path";
+import type { AgentApi } from "../agent/client";
+import { processToGrpc, resourcesToGrpc, specToGrpc } from "../agent/spec";
+import type { StatsContainerResponse } from "../gen/grpc";
+import type { OciLinuxResources, OciProcess, OciSpec } from "../oci/spec";
+import { alreadyExists, failedPrecondition, notFound, Code, RpcError } from "../ttrpc/status";
+import type { Logger } from "../util/logger";
+import { Mutex } from "../util/mutex";
+import type { ContainerType } from "./container-type";
+import { mountAll, unmountAll, type MountSpec } from "./mount";
+import { Process, type ProcessIO, type StdioPaths } from "./process";
+
+export interface ContainerHost {
+  readonly agent: AgentApi;
+  readonly pid: number;
+  readonly guest: boolean;
+  readonly sandboxId: string;
+  shareRootfs(containerId: string, hostPath: string): Promise<string>;
+  unshareRootfs(containerId: string): Promise<void>;
+  logger: Logger;
+  processExited(c: Container, p: Process): void;
+}
+
+export interface CreateOptions {
+  id: string;
+  bundle: string;
+  spec: OciSpec;
+  type: ContainerType;
+  rootfs: MountSpec[];
+  stdio: StdioPaths;
+  io: ProcessIO;
+}
+
+export class Container {
+  readonly init: Process;
+  readonly execs = new Map<string, Process>();
+  readonly lock = new Mutex();
+  private mounted = false;
+  private paused = false;
+
+  private constructor(
+    readonly id: string,
+    readonly bundle: string,
+    readonly spec: OciSpec,
+    readonly type: ContainerType,
+    readonly rootfsMounts: MountSpec[],
+    private readonly host: ContainerHost,
+    stdio: StdioPaths,
+    io: ProcessIO,
+  ) {
+    this.init = new Process(id, "", stdio, io, host.logger);
+    this.init.pid = host.pid;
+  }
+
+  get isSandbox(): boolean {
+    return this.type !== "pod_container";
+  }
+
+  get isPaused(): boolean {
+    return this.paused;
+  }
+
+  /** Mounts the rootfs, shares it with the agent and creates the container there (the init is created, not started). */
+  static async create(o: CreateOptions, host: ContainerHost): Promise<Container> {
+    const c = new Container(o.id, o.bundle, o.spec, o.type, o.rootfs, host, o.stdio, o.io);
+    let hostRoot: string;
+    if (o.rootfs.length) {
+      hostRoot = path.join(o.bundle, "rootfs");
+      await mountAll(o.rootfs, hostRoot);
+      c.mounted = true;
+    } else {
+      const r = o.spec.root?.path;
+      if (!r) throw failedPrecondition(`container ${o.id}: no rootfs mounts and no root.path in config.json`);
+      hostRoot = path.isAbsolute(r) ? r : path.join(o.bundle, r);
+    }
+    try {
+      const rootPath = await host.shareRootfs(o.id, hostRoot);
+      const spec = specToGrpc(o.spec, { guest: host.guest, rootPath });
+      await host.agent.CreateContainer({ containerId: o.id, execId: o.id, OCI: spec, sandboxPidns: false });
+    } catch (e) {
+      await host.unshareRootfs(o.id).catch(() => {});
+      if (c.mounted) await unmountAll(hostRoot).catch(() => {});
+      c.init.closeIo();
+      throw e;
+    }
+    return c;
+  }
+
+  process(execId: string): Process {
+    if (!execId) return this.init;
+    const p = this.execs.get(execId);
+    if (!p) throw notFound(`process does not exist ${execId}`);
+    return p;
+  }
+
+  async start(): Promise<Process> {
+    this.init.state.check("start");
+    await this.host.agent.StartContainer({ containerId: this.id });
+    this.init.state.transition("start");
+    this.watch(this.init);
+    this.init.beginIo(this.host.agent, "");
+    return this.init;
+  }
+
+  addExec(execId: string, spec: OciProcess, stdio: StdioPaths, io: ProcessIO): Process {
+    if (this.execs.has(execId)) throw alreadyExists(`id ${execId}`);
+    if (this.init.status !== "running" && this.init.status !== "paused") {
+      throw failedPrecondition(`container ${this.id} is ${this.init.status}: cannot exec`);
+    }
+    const p = new Process(this.id, execId, stdio, io, this.host.logger);
+    p.spec = spec;
+    this.execs.set(execId, p);
+    return p;
+  }
+
+  async startExec(p: Process): Promise<void> {
+    p.state.check("start");
+    if (this.init.status !== "running") throw failedPrecondition(`container ${this.id} is ${this.init.status}: cannot start exec ${p.execId}`);
+    const spec = p.spec!;
+    await this.host.agent.ExecProcess({ containerId: this.id, execId: p.execId, process: processToGrpc(spec) });
+    p.pid = this.host.pid;
+    p.state.transition("start");
+    this.watch(p);
+    if (spec.terminal && spec.consoleSize) {
+      await this.host.agent.TtyWinResize({ containerId: this.id, execId: p.execId, row: spec.consoleSize.height, column: spec.consoleSize.width }).catch(() => {});
+    }
+    p.beginIo(this.host.agent, p.execId);
+  }
+
+  private watch(p: Process): void {
+    p.onExit = () => this.host.processExited(this, p);
+  }
+
+  async kill(execId: string, signal: number, all: boolean): Promise<void> {
+    const p = this.process(execId);
+    if (p.isInit && all) {
+      // ctr task kill -a: every process of the container, whatever the signal.
+      if (p.status === "created" && !p.pid) return;
+      if (signal === os.constants.signals.SIGKILL) {
+        await this.host.agent.SignalProcess({ containerId: this.id, execId: "", signal });
+        return;
+      }
+      const targets = [p, ...this.execs.values()].filter((x) => x.status === "running" || x.status === "paused");
+      for (const t of targets) await this.host.agent.SignalProcess({ containerId: this.id, execId: t.execId, signal }).catch(() => {});
+      return;
+    }
+    if (!p.isInit && p.status === "created") throw failedPrecondition("process not created");
+    p.state.check("kill");
+    await this.host.agent.SignalProcess({ containerId: this.id, execId: p.execId, signal });
+  }
+
+  async pause(): Promise<void> {
+    this.init.state.check("pause");
+    await this.host.agent.PauseContainer({ containerId: this.id });
+    this.init.state.transition("pause");
+    this.paused = true;
+  }
+
+  async resume(): Promise<void> {
+    this.init.state.check("resume");
+    await this.host.agent.ResumeContainer({ containerId: this.id });
+    this.paused = false;
+    if (this.init.status === "paused") this.init.state.transition("resume");
+  }
+
+  async stats(): Promise<StatsContainerResponse> {
+    if (this.init.status !== "running" && this.init.status !== "paused") throw failedPrecondition(`container ${this.id} is ${this.init.status}: no stats`);
+    return this.host.agent.StatsContainer({ containerId: this.id });
+  }
+
+  async update(resources: OciLinuxResources): Promise<void> {
+    if (this.init.status !== "running" && this.init.status !== "paused" && this.init.status !== "created") {
+      throw failedPrecondition(`container ${this.id} is ${this.init.status}: cannot update`);
+    }
+    await this.host.agent.UpdateContainer({ containerId: this.id, resources: resourcesToGrpc(resources) });
+  }
+
+  /** Deletes an exec: it must not be running. */
+  deleteExec(execId: string): Process {
+    const p = this.process(execId);
+    p.state.transition("delete");
+    this.execs.delete(execId);
+    p.closeIo();
+    return p;
+  }
+
+  /**
+   * Deletes the container: its init must have exited (or never started).
+   * Removes it from the agent and unmounts its rootfs.
+   */
+  async delete(): Promise<Process> {
+    this.init.state.check("delete");
+    for (const e of this.execs.values()) if (e.status === "running" || e.status === "paused") throw failedPrecondition(`exec ${e.execId} of ${this.id} is still ${e.status}`);
+    try {
+      await this.host.agent.RemoveContainer({ containerId: this.id, timeout: 10 });
+    } catch (e) {
+      // The agent forgot it (or is gone): there is nothing left to remove there.
+      if (!(e instanceof RpcError) || (e.code !== Code.NotFound && e.code !== Code.Unavailable)) throw e;
+    }
+    await this.host.unshareRootfs(this.id).catch(() => {});
+    if (this.mounted) {
+      await unmountAll(path.join(this.bundle, "rootfs"));
+      this.mounted = false;
+    }
+    this.init.state.transition("delete");
+    this.init.closeIo();
+    for (const e of this.execs.values()) e.closeIo();
+    return this.init;
+  }
+
+  /** Releases the rootfs after the agent is gone (crash paths). */
+  async forceCleanup(): Promise<void> {
+    if (this.mounted) await unmountAll(path.join(this.bundle, "rootfs")).catch(() => {});
+    this.mounted = false;
+    this.init.closeIo();
+    for (const e of this.execs.values()) e.closeIo();
+  }
+}

@@ -1,0 +1,53 @@
+// Mounting what containerd's snapshotter describes onto <bundle>/rootfs, as
+// runc's shim does, and taking it down again.
+import fs from "node:fs";
+import { execFile } from "node:child_process";
+import { invalidArgument } from "../ttrpc/status";
+
+export interface MountSpec {
+  type: string;
+  source: string;
+  target?: string;
+  options: string[];
+}
+
+function run(cmd: string, args: string[]): Promise<void> {
+  return new Promise((resolve, reject) =>
+    execFile(cmd, args, (err, _out, stderr) => (err ? reject(new Error(`${cmd} ${args.join(" ")}: ${(stderr || err.message).trim()}`)) : resolve())),
+  );
+}
+
+/** Mounts each in order onto target (several mounts stack, as containerd's mount.All does). */
+export async function mountAll(mounts: MountSpec[], target: string): Promise<void> {
+  fs.mkdirSync(target, { recursive: true });
+  for (const m of mounts) {
+    if (!m.type) throw invalidArgument(`rootfs mount of ${JSON.stringify(m.source)} has no type`);
+    if (/[\n\0]/.test(m.source) || m.options.some((o) => /[\n\0]/.test(o))) throw invalidArgument("rootfs mount has control characters");
+    const opts = m.options.filter((o) => o !== "");
+    const args = ["-t", m.type];
+    if (opts.length) args.push("-o", opts.join(","));
+    args.push(m.source, target);
+    await run("mount", args);
+  }
+}
+
+export function isMountPoint(p: string): boolean {
+  try {
+    const mounts = fs.readFileSync("/proc/self/mountinfo", "utf8");
+    const esc = p.replace(/ /g, "\\040");
+    return mounts.split("\n").some((l) => l.split(" ")[4] === esc);
+  } catch {
+    return false;
+  }
+}
+
+/** Unmounts everything stacked on p; lazily when busy, so delete never fails on a lingering user. */
+export async function unmountAll(p: string): Promise<void> {
+  for (let i = 0; i < 16 && isMountPoint(p); i++) {
+    try {
+      await run("umount", [p]);
+    } catch {
+      await run("umount", ["-l", p]);
+    }
+  }
+}

@@ -1,0 +1,191 @@
+// The pod: one sandbox per shim, one agent (in a VM or a host process) per
+// sandbox, and the containers created in it.
+import fs from "node:fs";
+import { AgentClient, type AgentApi } from "../agent/client";
+import type { DialOptions } from "../agent/dial";
+import type { Hypervisor, SandboxVm } from "../hypervisor/types";
+import { failedPrecondition, notFound, unavailable } from "../ttrpc/status";
+import type { Logger } from "../util/logger";
+import { Container, type ContainerHost, type CreateOptions } from "./container";
+import type { Process } from "./process";
+
+export interface SandboxHooks {
+  onExit(c: Container, p: Process): void;
+  onOom(containerId: string): void;
+  /** The VM or agent went away while the sandbox was running. */
+  onLost?(reason: string): void;
+}
+
+export interface SandboxOptions {
+  id: string;
+  namespace: string;
+  runDir: string;
+  hypervisor: Hypervisor;
+  logger: Logger;
+  hooks: SandboxHooks;
+  dial?: DialOptions;
+  hostname?: string;
+  /** Environment for the agent or VM process. */
+  env?: NodeJS.ProcessEnv;
+}
+
+export type SandboxState = "new" | "starting" | "ready" | "lost" | "stopping" | "stopped";
+
+export class Sandbox implements ContainerHost {
+  readonly containers = new Map<string, Container>();
+  private vm: SandboxVm | null = null;
+  private client: AgentClient | null = null;
+  private state_: SandboxState = "new";
+  readonly logger: Logger;
+
+  constructor(private readonly o: SandboxOptions) {
+    this.logger = o.logger.child({ sandbox: o.id });
+  }
+
+  get id(): string {
+    return this.o.id;
+  }
+
+  get sandboxId(): string {
+    return this.o.id;
+  }
+
+  get state(): SandboxState {
+    return this.state_;
+  }
+
+  get runDir(): string {
+    return this.o.runDir;
+  }
+
+  get agent(): AgentApi {
+    if (!this.client) throw unavailable(`sandbox ${this.id} has no agent`);
+    return this.client.agent;
+  }
+
+  get agentClient(): AgentClient | null {
+    return this.client;
+  }
+
+  get vmHandle(): SandboxVm | null {
+    return this.vm;
+  }
+
+  get pid(): number {
+    return this.vm?.pid ?? 0;
+  }
+
+  get guest(): boolean {
+    return this.vm?.guest ?? false;
+  }
+
+  /** Boots the VM (or agent process), dials the agent, and creates the sandbox in it. */
+  async start(): Promise<void> {
+    if (this.state_ !== "new") throw failedPrecondition(`sandbox ${this.id} is ${this.state_}`);
+    this.state_ = "starting";
+    fs.mkdirSync(this.o.runDir, { recursive: true, mode: 0o700 });
+    try {
+      this.vm = await this.o.hypervisor.start({
+        sandboxId: this.id,
+        namespace: this.o.namespace,
+        runDir: this.o.runDir,
+        logger: this.logger,
+        env: this.o.env,
+      });
+      const vm = this.vm;
+      // If the VM dies while we dial, stop dialling.
+      const ac = new AbortController();
+      vm.exited.then(() => ac.abort());
+      this.client = await AgentClient.connect(vm.agentTransport, { ...this.o.dial, signal: ac.signal });
+      await this.client.agent.CreateSandbox({
+        hostname: this.o.hostname ?? "",
+        sandboxId: this.id,
+        storages: vm.sandboxStorages(),
+        sandboxPidns: false,
+      });
+    } catch (e) {
+      this.logger.error("sandbox start failed", { error: (e as Error).message });
+      await this.teardown();
+      this.state_ = "stopped";
+      throw e;
+    }
+    this.state_ = "ready";
+    this.vm.exited.then((x) => this.lost(`${this.vm?.kind === "qemu" ? "VM" : "agent"} exited (code ${x.code}, signal ${x.signal})`));
+    this.client.on("close", () => this.lost("agent connection closed"));
+    void this.oomLoop();
+    this.logger.info("sandbox ready", { pid: this.pid, agent: this.vm.agentTransport.url });
+  }
+
+  private lost(reason: string): void {
+    if (this.state_ !== "ready") return;
+    this.state_ = "lost";
+    this.logger.warn("sandbox lost its agent", { reason });
+    // Pending ReadStdout/WaitProcess calls fail with the connection: each
+    // running process reports exit 255 through its own waiter.
+    this.client?.close();
+    this.o.hooks.onLost?.(reason);
+  }
+
+  /** Kata polls GetOOMEvent for the sandbox's lifetime; no deadline on it. */
+  private async oomLoop(): Promise<void> {
+    while (this.state_ === "ready" && this.client && !this.client.closed) {
+      try {
+        const ev = await this.client.agent.GetOOMEvent({});
+        if (ev.containerId) this.o.hooks.onOom(ev.containerId);
+      } catch (e) {
+        if (this.state_ !== "ready" || this.client?.closed) return;
+        this.logger.debug("GetOOMEvent failed; retrying", { error: (e as Error).message });
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+  }
+
+  async createContainer(o: CreateOptions): Promise<Container> {
+    if (this.state_ !== "ready") throw failedPrecondition(`sandbox ${this.id} is ${this.state_}: cannot create container ${o.id}`);
+    const c = await Container.create(o, this);
+    this.containers.set(c.id, c);
+    return c;
+  }
+
+  container(id: string): Container {
+    const c = this.containers.get(id);
+    if (!c) throw notFound("container not created");
+    return c;
+  }
+
+  remove(id: string): void {
+    this.containers.delete(id);
+  }
+
+  shareRootfs(containerId: string, hostPath: string): Promise<string> {
+    if (!this.vm) throw unavailable("no VM");
+    return this.vm.shareRootfs(containerId, hostPath);
+  }
+
+  unshareRootfs(containerId: string): Promise<void> {
+    return this.vm ? this.vm.unshareRootfs(containerId) : Promise.resolve();
+  }
+
+  processExited(c: Container, p: Process): void {
+    this.o.hooks.onExit(c, p);
+  }
+
+  /** Destroys the sandbox in the agent, stops the VM and removes the run directory. */
+  async stop(): Promise<void> {
+    if (this.state_ === "stopped" || this.state_ === "stopping") return;
+    const wasReady = this.state_ === "ready";
+    this.state_ = "stopping";
+    if (wasReady && this.client && !this.client.closed) {
+      await this.client.agent.DestroySandbox({}, { timeoutMs: 15_000 }).catch((e) => this.logger.warn("DestroySandbox failed", { error: e.message }));
+    }
+    for (const c of this.containers.values()) await c.forceCleanup();
+    await this.teardown();
+    this.state_ = "stopped";
+  }
+
+  private async teardown(): Promise<void> {
+    this.client?.close();
+    if (this.vm) await this.vm.stop().catch((e) => this.logger.error("stopping the VM failed", { error: (e as Error).message }));
+    fs.rmSync(this.o.runDir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,111 @@
+// The shim daemon: serves the Task API on the socket `start` bound (fd 3),
+// publishes events to containerd, and exits once Shutdown finds no task left.
+import fs from "node:fs";
+import net from "node:net";
+import path from "node:path";
+import type { ShimFlags } from "./flags";
+import { Server } from "../ttrpc/server";
+import { Task as TaskV2 } from "../gen/containerd.task.v2";
+import { Task as TaskV3 } from "../gen/containerd.task.v3";
+import { FdLogger, openLogFd, type Logger } from "../util/logger";
+import { TaskService } from "./task-service";
+import { LogOnlySink, Publisher, type EventSink } from "./publisher";
+import { loadConfig, type ShimConfig } from "./config";
+import { FailpointTable, SHIM_FAILPOINT_ANNOTATION, failpointInterceptor } from "../faults/failpoint";
+import { readBundleSpec } from "./bundle";
+
+export interface DaemonHandle {
+  server: Server;
+  service: TaskService;
+  events: EventSink;
+  logger: Logger;
+  shutdown(code?: number): Promise<void>;
+}
+
+export function runDaemon(flags: ShimFlags): DaemonHandle {
+  const bundle = process.cwd();
+  const logger: Logger = new FdLogger(openLogFd(path.join(bundle, "log")), flags.debug ? "debug" : "info", {
+    runtime: "io.containerd.shimlab.v2",
+    namespace: flags.namespace,
+    id: flags.id,
+    pid: process.pid,
+  });
+  let config: ShimConfig;
+  try {
+    config = loadConfig(undefined, process.env);
+  } catch (e) {
+    logger.error("bad configuration; using defaults", { error: (e as Error).message });
+    config = loadConfig("", { ...process.env, SHIMLAB_CONFIG: "" });
+  }
+  const ttrpcAddress = process.env.TTRPC_ADDRESS;
+  const events: EventSink = ttrpcAddress
+    ? new Publisher({ address: ttrpcAddress, namespace: flags.namespace, logger })
+    : new LogOnlySink(logger);
+
+  const server = new Server();
+  let exiting = false;
+  const socketFile = flags.socket;
+  const shutdown = async (code = 0): Promise<void> => {
+    if (exiting) return;
+    exiting = true;
+    logger.info("shim exiting", { tasks: service.taskCount });
+    await server.close().catch(() => {});
+    if (socketFile) fs.rmSync(socketFile, { force: true });
+    await events.flush(2_000);
+    events.close();
+    process.exit(code);
+  };
+  const service = new TaskService({
+    namespace: flags.namespace,
+    shimId: flags.id,
+    events,
+    logger,
+    config,
+    onShutdown: () => void shutdown(0),
+  });
+
+  // containerd's failpoint shim reads per-method failpoints from the bundle's annotations.
+  try {
+    const spec = readBundleSpec(bundle);
+    const table = new FailpointTable();
+    table.loadPrefixed(spec.annotations, SHIM_FAILPOINT_ANNOTATION);
+    if (table.size) {
+      server.use(failpointInterceptor(table, { onFire: (method, a) => logger.warn("failpoint fired", { method, action: a.type }) }));
+      logger.info("task failpoints installed", { count: table.size });
+    }
+  } catch (e) {
+    logger.warn("failpoint annotations not read", { error: (e as Error).message });
+  }
+
+  server.register(TaskV2, service.impl);
+  // containerd 2.x speaks the same API as task v3 when the shim says so.
+  server.register(TaskV3, service.impl as never);
+  server.on("handlerError", (call, err) => logger.error("task call failed", { method: `${call.service}/${call.method}`, error: String((err as Error)?.stack ?? err) }));
+  server.on("protocolError", (_c, reason) => logger.warn("dropped a connection", { reason }));
+
+  const listener = net.createServer();
+  server.serve(listener);
+  if (hasFd3()) listener.listen({ fd: 3 });
+  else if (socketFile) listener.listen(socketFile, () => fs.chmodSync(socketFile, 0o600));
+  else throw new Error("the shim daemon needs a socket: fd 3 from start, or -socket");
+  logger.info("shim serving", { socket: socketFile, config: config.source, hypervisor: config.hypervisorKind });
+
+  const crash = async (why: string) => {
+    logger.error("shim terminating", { reason: why });
+    await service.cleanupAll().catch(() => {});
+    await shutdown(1);
+  };
+  process.on("SIGTERM", () => void crash("SIGTERM"));
+  process.on("SIGINT", () => void crash("SIGINT"));
+  process.on("uncaughtException", (e) => logger.error("uncaught exception", { error: String(e.stack ?? e) }));
+  process.on("unhandledRejection", (e) => logger.error("unhandled rejection", { error: String((e as Error)?.stack ?? e) }));
+  return { server, service, events, logger, shutdown };
+}
+
+function hasFd3(): boolean {
+  try {
+    return fs.fstatSync(3).isSocket();
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,127 @@
+// `delete`: containerd runs it after every task deletion and after a shim
+// dies. It cleans up this id only — a pod's shim may still serve others — and
+// prints a DeleteResponse. A missing file is never an error here.
+import fs from "node:fs";
+import path from "node:path";
+import { execFileSync } from "node:child_process";
+import type { ShimFlags } from "./flags";
+import { socketAddress, socketPath } from "./address";
+import { isServing } from "./start";
+import { placement, type PodPlacement } from "../pod/container-type";
+import { readBundleSpec } from "./bundle";
+import { validateId } from "./identifiers";
+import { sandboxRunDir, readVmRecord, killRecorded } from "../hypervisor/rundir";
+import { Writer } from "../proto/wire";
+import { unmountAll } from "../pod/mount";
+
+const SIGKILL_STATUS = 137;
+
+export function deleteAction(flags: ShimFlags): void {
+  cleanup(flags).then(
+    (pid) => {
+      process.stdout.write(deleteResponse(pid, SIGKILL_STATUS, new Date()));
+    },
+    (e: Error) => {
+      process.stderr.write(`shimlab delete: ${e.message}\n`);
+      process.exitCode = 1;
+    },
+  );
+}
+
+/** containerd.task.v2.DeleteResponse{pid=1, exit_status=2, exited_at=3}, written by hand to keep this path light. */
+export function deleteResponse(pid: number, status: number, at: Date): Buffer {
+  const w = new Writer(32);
+  if (pid) {
+    w.uint32(8);
+    w.uint32(pid);
+  }
+  w.uint32(16);
+  w.uint32(status);
+  const ms = at.getTime();
+  const sec = Math.floor(ms / 1000);
+  w.uint32(26);
+  const a = w.fork();
+  w.uint32(8);
+  w.int64(sec);
+  const nanos = (ms - sec * 1000) * 1e6;
+  if (nanos) {
+    w.uint32(16);
+    w.int32(nanos);
+  }
+  w.ldelim(a);
+  return Buffer.from(w.finish());
+}
+
+async function cleanup(flags: ShimFlags): Promise<number> {
+  validateId("namespace", flags.namespace);
+  validateId("id", flags.id);
+  const bundle = flags.bundle || process.cwd();
+  let where: PodPlacement;
+  try {
+    where = placement(flags.id, readBundleSpec(bundle).annotations);
+  } catch {
+    where = { type: "single_container", sandboxId: flags.id };
+  }
+  validateId("sandbox id", where.sandboxId);
+  const runDir = sandboxRunDir(flags.namespace, where.sandboxId);
+  const rec = readVmRecord(runDir);
+  const sock = socketPath(socketAddress(flags.address, flags.namespace, where.sandboxId));
+  const shimAlive = await isServing(sock);
+  const warn = (m: string) => process.stderr.write(m + "\n");
+
+  if (!shimAlive) {
+    // The shim is gone: whatever it ran for this id must go too.
+    if (rec?.runcRoot && fs.existsSync(rec.runcRoot)) {
+      const ids = where.type === "pod_container" ? [flags.id] : listRunc(rec.runcRoot);
+      for (const id of ids) {
+        try {
+          execFileSync("runc", ["--root", rec.runcRoot, "delete", "--force", id], { stdio: ["ignore", "ignore", "pipe"] });
+        } catch (e) {
+          warn(`runc delete ${id}: ${(e as Error).message.split("\n")[0]}`);
+        }
+      }
+    }
+    if (where.type !== "pod_container") {
+      if (rec) {
+        killRecorded(rec.pid, rec.startTime);
+        for (const x of rec.extraPids ?? []) killRecorded(x.pid, x.startTime);
+      }
+      unmountUnder(runDir, warn);
+      fs.rmSync(runDir, { recursive: true, force: true });
+      fs.rmSync(sock, { force: true });
+    }
+  }
+  // containerd removes the bundle after us: nothing may stay mounted in it.
+  await unmountAll(path.join(bundle, "rootfs")).catch((e) => warn(`unmount rootfs: ${(e as Error).message}`));
+  return rec?.pid ?? 0;
+}
+
+function listRunc(root: string): string[] {
+  try {
+    const out = execFileSync("runc", ["--root", root, "list", "-q"], { stdio: ["ignore", "pipe", "ignore"] }).toString();
+    return out.split("\n").filter(Boolean);
+  } catch {
+    return [];
+  }
+}
+
+/** Lazily unmounts anything left under the sandbox dir (shared rootfs binds of a VM). */
+function unmountUnder(dir: string, warn: (m: string) => void): void {
+  let mounts: string[];
+  try {
+    mounts = fs
+      .readFileSync("/proc/self/mountinfo", "utf8")
+      .split("\n")
+      .map((l) => l.split(" ")[4])
+      .filter((m) => m && (m === dir || m.startsWith(dir + "/")));
+  } catch {
+    return;
+  }
+  for (const m of mounts.sort((a, b) => b.length - a.length)) {
+    try {
+      execFileSync("umount", ["-l", m.replace(/\\040/g, " ")], { stdio: "ignore" });
+    } catch (e) {
+      warn(`umount ${m}: ${(e as Error).message}`);
+    }
+  }
+}

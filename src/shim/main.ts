@@ -1,0 +1,41 @@
+// containerd-shim-shimlab-v2: the one entry point containerd executes, three
+// times per task (start, the daemon, delete). Each action loads only its own
+// module, so start and delete stay cheap.
+import { parseFlags, FlagError, type ShimFlags } from "./flags";
+
+export const VERSION = "0.1.0";
+export const RUNTIME_TYPE = "io.containerd.shimlab.v2";
+
+export function main(argv: string[]): void {
+  // containerd hands its environment down; Node would parse a CA bundle at
+  // every start of every child we spawn if this stayed set.
+  delete process.env.NODE_EXTRA_CA_CERTS;
+  let flags: ShimFlags;
+  try {
+    flags = parseFlags(argv);
+  } catch (e) {
+    process.stderr.write(`${(e as FlagError).message}\n`);
+    process.exit(2);
+  }
+  if (flags.version) {
+    process.stdout.write(`containerd-shim-shimlab-v2:\n  Runtime: ${RUNTIME_TYPE}\n  Version: ${VERSION}\n  Node: ${process.version}\n`);
+    return;
+  }
+  switch (flags.action) {
+    case "start":
+      require("./start").start(flags);
+      return;
+    case "delete":
+      require("./delete").deleteAction(flags);
+      return;
+    case "":
+      require("./daemon").runDaemon(flags);
+      return;
+    default:
+      process.stderr.write(`containerd-shim-shimlab-v2: unknown action ${JSON.stringify(flags.action)} (want start, delete, or none for the daemon)\n`);
+      process.exit(2);
+  }
+}
+
+// `start` re-launches this file directly as the daemon.
+if (require.main === module) main(process.argv.slice(2));

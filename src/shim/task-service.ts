@@ -1,0 +1,402 @@
+// containerd.task.v2.Task: what containerd asks of the shim, answered with
+// runc's shim's semantics on top of the pod (sandbox, containers, processes)
+// that forwards to the kata agent.
+import os from "node:os";
+import type { Task } from "../gen/containerd.task.v2";
+import type * as t from "../gen/containerd.task.v2";
+import * as ev from "../gen/containerd.events";
+import { Metrics } from "../gen/io.containerd.cgroups.v1";
+import { ProcessDetails } from "../gen/containerd.runc.v1";
+import { Options as RuntimeOptions } from "../gen/runtimeoptions.v1";
+import type { ServiceImpl } from "../ttrpc/service";
+import { Code, RpcError, failedPrecondition, invalidArgument, notFound, unimplemented } from "../ttrpc/status";
+import type { CallContext } from "../proto/message";
+import type { OciLinuxResources, OciProcess } from "../oci/spec";
+import type { Logger } from "../util/logger";
+import { GO_ZERO_TIME, timestampOf } from "../util/time";
+import { Sandbox } from "../pod/sandbox";
+import type { Container } from "../pod/container";
+import type { Process, ProcessIO, StdioPaths } from "../pod/process";
+import { NULL_IO } from "../pod/process";
+import { placement } from "../pod/container-type";
+import { readBundleSpec } from "./bundle";
+import { validateExecId, validateId } from "./identifiers";
+import { openIO } from "./io";
+import { EventOrdering } from "./ordering";
+import type { EventSink } from "./publisher";
+import { statsToMetrics } from "./metrics";
+import { sandboxRunDir } from "../hypervisor/rundir";
+import type { ShimConfig } from "./config";
+import { loadConfig } from "./config";
+
+export const STATUS = { UNKNOWN: 0, CREATED: 1, RUNNING: 2, STOPPED: 3, PAUSED: 4, PAUSING: 5 } as const;
+
+const OCI_PROCESS_URL = "types.containerd.io/opencontainers/runtime-spec/1/Process";
+
+export interface TaskServiceOptions {
+  namespace: string;
+  /** The id the shim was started for (the sandbox, or the first container). */
+  shimId: string;
+  events: EventSink;
+  logger: Logger;
+  config: ShimConfig;
+  /** Asked to exit: no task is left and containerd called Shutdown. */
+  onShutdown: () => void;
+  /** Opens client stdio; tests and fault injection can swap it. */
+  openIO?: (paths: StdioPaths) => ProcessIO;
+}
+
+function statusOf(p: Process, c: Container): number {
+  switch (p.status) {
+    case "created":
+      return STATUS.CREATED;
+    case "running":
+      return c.isPaused ? STATUS.PAUSED : STATUS.RUNNING;
+    case "paused":
+      return STATUS.PAUSED;
+    case "stopped":
+      return STATUS.STOPPED;
+    default:
+      return STATUS.UNKNOWN;
+  }
+}
+
+export class TaskService {
+  private sandbox: Sandbox | null = null;
+  private readonly ordering: EventOrdering;
+  private readonly log: Logger;
+  /** Containers by id, kept until Delete so State answers after the sandbox is gone. */
+  private readonly containers = new Map<string, Container>();
+  private shuttingDown = false;
+
+  constructor(private readonly o: TaskServiceOptions) {
+    this.log = o.logger;
+    this.ordering = new EventOrdering({
+      publishExit: (cid, execId) => {
+        const c = this.containers.get(cid);
+        if (!c) return;
+        const p = execId ? c.execs.get(execId) : c.init;
+        if (!p?.exit) return;
+        o.events.publish("/tasks/exit", ev.TaskExit, {
+          containerId: cid,
+          id: p.id,
+          pid: p.pid,
+          exitStatus: p.exit.status,
+          exitedAt: timestampOf(p.exit.exitedAt),
+        });
+      },
+    });
+  }
+
+  get sandboxHandle(): Sandbox | null {
+    return this.sandbox;
+  }
+
+  get taskCount(): number {
+    return this.containers.size;
+  }
+
+  private container(id: string): Container {
+    const c = this.containers.get(id);
+    if (!c) throw notFound("container not created");
+    return c;
+  }
+
+  private io(paths: StdioPaths): ProcessIO {
+    if (!paths.stdin && !paths.stdout && !paths.stderr) return NULL_IO;
+    return (this.o.openIO ?? openIO)(paths);
+  }
+
+  private exitedAt(p: Process) {
+    return p.exit ? timestampOf(p.exit.exitedAt) : GO_ZERO_TIME;
+  }
+
+  readonly impl: ServiceImpl<typeof Task> = {
+    State: (req) => {
+      const c = this.container(req.id);
+      const p = c.process(req.execId);
+      return {
+        id: p.id,
+        bundle: c.bundle,
+        pid: p.pid,
+        status: statusOf(p, c),
+        stdin: p.stdio.stdin,
+        stdout: p.stdio.stdout,
+        stderr: p.stdio.stderr,
+        terminal: p.stdio.terminal,
+        exitStatus: p.exit?.status ?? 0,
+        exitedAt: this.exitedAt(p),
+      };
+    },
+
+    Create: (req, ctx) => this.create(req, ctx),
+
+    Start: async (req) => {
+      const c = this.container(req.id);
+      return c.lock.run(async () => {
+        if (!req.execId) {
+          const p = await c.start();
+          this.o.events.publish("/tasks/start", ev.TaskStart, { containerId: c.id, pid: p.pid });
+          this.ordering.started(c.id, "");
+          return { pid: p.pid };
+        }
+        const p = c.process(req.execId);
+        if (c.init.status === "stopped") throw failedPrecondition(`container ${c.id} has exited: cannot start exec ${req.execId}`);
+        await c.startExec(p);
+        this.o.events.publish("/tasks/exec-started", ev.TaskExecStarted, { containerId: c.id, execId: p.execId, pid: p.pid });
+        this.ordering.started(c.id, p.execId);
+        return { pid: p.pid };
+      });
+    },
+
+    Delete: async (req) => {
+      const c = this.container(req.id);
+      if (req.execId) {
+        const p = c.process(req.execId);
+        if (p.status === "running" || p.status === "paused") throw failedPrecondition(`cannot delete a ${p.status} process`);
+        c.deleteExec(req.execId);
+        this.ordering.execGone(c.id, req.execId);
+        return { pid: p.pid, exitStatus: p.exit?.status ?? 0, exitedAt: this.exitedAt(p) };
+      }
+      return c.lock.run(async () => {
+        if (c.isSandbox && this.sandbox && c.id === this.sandbox.id) {
+          const others = [...this.containers.keys()].filter((id) => id !== c.id);
+          if (others.length) throw failedPrecondition(`sandbox ${c.id} still has containers: ${others.join(", ")}`);
+        }
+        const p = await c.delete();
+        this.containers.delete(c.id);
+        this.sandbox?.remove(c.id);
+        this.ordering.forget(c.id);
+        this.o.events.publish("/tasks/delete", ev.TaskDelete, {
+          containerId: c.id,
+          pid: p.pid,
+          exitStatus: p.exit?.status ?? 0,
+          exitedAt: this.exitedAt(p),
+        });
+        if (this.sandbox && c.id === this.sandbox.id) {
+          // The sandbox container goes last: the VM (or agent) goes with it.
+          await this.sandbox.stop();
+        }
+        return { pid: p.pid, exitStatus: p.exit?.status ?? 0, exitedAt: this.exitedAt(p) };
+      });
+    },
+
+    Pids: (req) => {
+      const c = this.container(req.id);
+      // Guest pids mean nothing on the host: like Kata, the one pid there is is the VM's (or the agent's).
+      const procs: t.PidsResponse["processes"] = [{ pid: c.init.pid, info: undefined }];
+      for (const e of c.execs.values()) {
+        if (e.status === "running" || e.status === "paused") {
+          procs.push({ pid: e.pid, info: { typeUrl: ProcessDetails.typeName, value: ProcessDetails.encode({ execId: e.execId }) } });
+        }
+      }
+      return { processes: procs };
+    },
+
+    Pause: async (req) => {
+      const c = this.container(req.id);
+      await c.lock.run(() => c.pause());
+      this.o.events.publish("/tasks/paused", ev.TaskPaused, { containerId: c.id });
+      return {};
+    },
+
+    Resume: async (req) => {
+      const c = this.container(req.id);
+      await c.lock.run(() => c.resume());
+      this.o.events.publish("/tasks/resumed", ev.TaskResumed, { containerId: c.id });
+      return {};
+    },
+
+    Checkpoint: (req) => {
+      this.container(req.id);
+      throw unimplemented("checkpoint is not supported by shimlab: like Kata Containers, it cannot checkpoint a sandboxed container");
+    },
+
+    Kill: async (req) => {
+      const c = this.container(req.id);
+      if (req.execId) validateExecId(req.execId);
+      const p = c.process(req.execId);
+      if (p.isInit && req.all && p.status === "stopped") return {}; // runc: kill --all after exit is OK
+      await c.kill(req.execId, req.signal, req.all);
+      return {};
+    },
+
+    Exec: async (req) => {
+      const c = this.container(req.id);
+      validateExecId(req.execId);
+      if (c.execs.has(req.execId)) throw new RpcError(Code.AlreadyExists, `id ${req.execId}: already exists`);
+      if (!req.spec) throw invalidArgument("exec has no process spec");
+      let spec: OciProcess;
+      try {
+        spec = JSON.parse(req.spec.value.toString("utf8"));
+      } catch (e) {
+        throw invalidArgument(`exec spec (${req.spec.typeUrl}) is not OCI process JSON: ${(e as Error).message}`);
+      }
+      if (req.spec.typeUrl && !req.spec.typeUrl.endsWith("/Process")) this.log.warn("unexpected exec spec type", { typeUrl: req.spec.typeUrl, want: OCI_PROCESS_URL });
+      if (!Array.isArray(spec.args) || !spec.args.length) throw invalidArgument("exec process has no args");
+      spec.terminal = req.terminal;
+      const stdio = { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal };
+      const io = this.io(stdio);
+      try {
+        c.addExec(req.execId, spec, stdio, io);
+      } catch (e) {
+        io.close();
+        throw e;
+      }
+      this.o.events.publish("/tasks/exec-added", ev.TaskExecAdded, { containerId: c.id, execId: req.execId });
+      return {};
+    },
+
+    ResizePty: async (req) => {
+      const c = this.container(req.id);
+      const p = c.process(req.execId);
+      if (!p.stdio.terminal) throw failedPrecondition(`process ${p.id} has no terminal`);
+      if (p.status !== "running" && p.status !== "paused") throw failedPrecondition(`process ${p.id} is ${p.status}`);
+      await this.sandboxOf().agent.TtyWinResize({ containerId: c.id, execId: p.execId, row: req.height, column: req.width });
+      return {};
+    },
+
+    CloseIO: async (req) => {
+      const c = this.container(req.id);
+      const p = c.process(req.execId);
+      if (req.stdin) await p.closeStdin(this.sandboxOf().agent, p.execId);
+      return {};
+    },
+
+    Update: async (req) => {
+      const c = this.container(req.id);
+      if (!req.resources) throw invalidArgument("update has no resources");
+      let r: OciLinuxResources;
+      try {
+        r = JSON.parse(req.resources.value.toString("utf8"));
+      } catch (e) {
+        throw invalidArgument(`resources are not OCI LinuxResources JSON: ${(e as Error).message}`);
+      }
+      await c.update(r);
+      return {};
+    },
+
+    Wait: async (req, ctx) => {
+      const c = this.container(req.id);
+      const p = c.process(req.execId);
+      const exit = await Promise.race([
+        p.wait(),
+        new Promise<never>((_, reject) => ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason), { once: true })),
+      ]);
+      return { exitStatus: exit.status, exitedAt: timestampOf(exit.exitedAt) };
+    },
+
+    Stats: async (req) => {
+      const c = this.container(req.id);
+      const s = await c.stats();
+      return { stats: { typeUrl: Metrics.typeName, value: Metrics.encode(statsToMetrics(s)) } };
+    },
+
+    Connect: (req) => {
+      const c = this.containers.get(req.id);
+      return { shimPid: process.pid, taskPid: c?.init.pid ?? 0, version: "" };
+    },
+
+    Shutdown: () => {
+      if (this.containers.size > 0 || this.shuttingDown) return {};
+      this.shuttingDown = true;
+      setImmediate(() => this.o.onShutdown());
+      return {};
+    },
+  };
+
+  private sandboxOf(): Sandbox {
+    if (!this.sandbox) throw failedPrecondition("no sandbox");
+    return this.sandbox;
+  }
+
+  private async create(req: t.CreateTaskRequest, _ctx: CallContext): Promise<t.CreateTaskResponseInit> {
+    validateId("id", req.id);
+    if (this.containers.has(req.id)) throw new RpcError(Code.AlreadyExists, `container ${req.id}: already exists`);
+    if (req.checkpoint) throw unimplemented("restore from checkpoint is not supported by shimlab");
+    const bundle = req.bundle || process.cwd();
+    const spec = readBundleSpec(bundle);
+    const where = placement(req.id, spec.annotations);
+    if (where.type === "pod_container") {
+      if (!this.sandbox || this.sandbox.id !== where.sandboxId) {
+        throw failedPrecondition(`BUG: Cannot start the container, since the sandbox hasn't been created (container ${req.id}, sandbox ${where.sandboxId})`);
+      }
+    } else {
+      if (this.sandbox) throw failedPrecondition(`cannot create another sandbox in sandbox: ${this.sandbox.id}`);
+      validateId("sandbox id", where.sandboxId);
+      const config = this.configFor(req);
+      this.sandbox = new Sandbox({
+        id: where.sandboxId,
+        namespace: this.o.namespace,
+        runDir: sandboxRunDir(this.o.namespace, where.sandboxId),
+        hypervisor: config.hypervisor(),
+        logger: this.log,
+        hostname: spec.hostname,
+        dial: { timeoutMs: config.dialTimeoutMs },
+        hooks: {
+          onExit: (c, p) => this.ordering.exited(c.id, p.execId),
+          onOom: (cid) => {
+            if (this.containers.has(cid)) this.o.events.publish("/tasks/oom", ev.TaskOOM, { containerId: cid });
+          },
+          onLost: (reason) => this.log.error("sandbox lost", { reason }),
+        },
+      });
+      try {
+        await this.sandbox.start();
+      } catch (e) {
+        this.sandbox = null;
+        throw e;
+      }
+    }
+    const stdio = { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal };
+    const io = this.io(stdio);
+    let c: Container;
+    try {
+      c = await this.sandbox.createContainer({
+        id: req.id,
+        bundle,
+        spec,
+        type: where.type,
+        rootfs: req.rootfs.map((m) => ({ type: m.type, source: m.source, target: m.target, options: m.options })),
+        stdio,
+        io,
+      });
+    } catch (e) {
+      io.close();
+      if (where.type !== "pod_container" && this.sandbox) {
+        await this.sandbox.stop().catch(() => {});
+        this.sandbox = null;
+      }
+      throw e;
+    }
+    this.containers.set(c.id, c);
+    this.o.events.publish("/tasks/create", ev.TaskCreate, {
+      containerId: c.id,
+      bundle,
+      rootfs: req.rootfs,
+      io: { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal },
+      checkpoint: req.checkpoint,
+      pid: c.init.pid,
+    });
+    return { pid: c.init.pid };
+  }
+
+  /** The shim's configuration: containerd's runtime options (ConfigPath) first, then SHIMLAB_CONFIG. */
+  private configFor(req: t.CreateTaskRequest): ShimConfig {
+    if (req.options && req.options.typeUrl === RuntimeOptions.typeName) {
+      const opts = RuntimeOptions.decode(req.options.value);
+      if (opts.configPath) return loadConfig(opts.configPath, this.o.config.env);
+    }
+    return this.o.config;
+  }
+
+  /** Crash paths: unmount what we mounted and stop the VM; nothing may be left behind. */
+  async cleanupAll(): Promise<void> {
+    for (const c of this.containers.values()) await c.forceCleanup();
+    await this.sandbox?.stop();
+  }
+
+  signalName(sig: number): string {
+    return Object.entries(os.constants.signals).find(([, v]) => v === sig)?.[0] ?? String(sig);
+  }
+}
