@@ -1,0 +1,75 @@
+// What a run may leave behind, looked for the way a person would: processes
+// by their command line, mounts by their path, sockets by their name.
+import fs from "node:fs";
+import path from "node:path";
+
+export interface ProcInfo {
+  pid: number;
+  ppid: number;
+  cmdline: string;
+}
+
+export function listProcesses(): ProcInfo[] {
+  const out: ProcInfo[] = [];
+  for (const d of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const cmdline = fs.readFileSync(`/proc/${d}/cmdline`, "utf8").split("\0").filter(Boolean).join(" ");
+      const stat = fs.readFileSync(`/proc/${d}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (cmdline) out.push({ pid: Number(d), ppid, cmdline });
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
+/** shimlab shim daemons, mock agents and QEMUs whose command line mentions any of the markers. */
+export function shimlabProcesses(markers: string[] = []): ProcInfo[] {
+  return listProcesses().filter((p) => {
+    const isOurs = /dist\/shim\/main\.js|dist\/mock-agent\/main\.js|qemu-system-x86_64.*shimlab|containerd-shim-shimlab-v2/.test(p.cmdline);
+    if (!isOurs) return false;
+    return markers.length === 0 || markers.some((m) => p.cmdline.includes(m));
+  });
+}
+
+/** Processes that are children of pid, recursively. */
+export function descendants(pid: number, all = listProcesses()): ProcInfo[] {
+  const out: ProcInfo[] = [];
+  const kids = (p: number) => all.filter((x) => x.ppid === p);
+  const stack = kids(pid);
+  while (stack.length) {
+    const x = stack.pop()!;
+    out.push(x);
+    stack.push(...kids(x.pid));
+  }
+  return out;
+}
+
+export function mountsUnder(dir: string): string[] {
+  return fs
+    .readFileSync("/proc/self/mountinfo", "utf8")
+    .split("\n")
+    .map((l) => l.split(" ")[4])
+    .filter((m) => m && (m === dir || m.startsWith(dir + "/")));
+}
+
+/** shim sockets under dir whose name is one of the given hashes (or any, when none given). */
+export function socketsIn(dir: string): string[] {
+  try {
+    return fs.readdirSync(dir).map((f) => path.join(dir, f));
+  } catch {
+    return [];
+  }
+}
+
+/** Waits until check() returns an empty list, or gives up and returns what is left. */
+export async function settle<T>(check: () => T[], timeoutMs = 5_000): Promise<T[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const left = check();
+    if (!left.length || Date.now() > deadline) return left;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

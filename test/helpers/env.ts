@@ -1,0 +1,43 @@
+// What the integration tests need from the machine. In CI (SHIMLAB_REQUIRE_ALL=1)
+// a missing prerequisite fails the run instead of skipping tests quietly.
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { execFileSync } from "node:child_process";
+import { buildBusyboxRootfs, findBusybox } from "../../src/harness/rootfs";
+
+export const REQUIRE_ALL = process.env.SHIMLAB_REQUIRE_ALL === "1";
+
+export function have(bin: string): boolean {
+  try {
+    execFileSync("sh", ["-c", `command -v ${bin}`], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export const isRoot = process.getuid?.() === 0;
+
+/** Returns a reason to skip, or null; throws in CI where nothing may be skipped. */
+export function missing(...needs: string[]): string | null {
+  const lacking: string[] = [];
+  for (const n of needs) {
+    if (n === "root" ? !isRoot : n === "busybox" ? !findBusybox() : !have(n)) lacking.push(n);
+  }
+  if (!lacking.length) return null;
+  const why = `needs ${lacking.join(", ")}`;
+  if (REQUIRE_ALL) throw new Error(`SHIMLAB_REQUIRE_ALL=1 but this machine lacks: ${lacking.join(", ")}`);
+  return why;
+}
+
+let rootfsDir: string | null = null;
+/** One busybox rootfs shared by the tests of a run (read-only for them). */
+export function busyboxRootfs(): string {
+  if (rootfsDir) return rootfsDir;
+  rootfsDir = path.join(os.tmpdir(), `shimlab-busybox-${process.getuid?.() ?? 0}`);
+  fs.mkdirSync(rootfsDir, { recursive: true });
+  return buildBusyboxRootfs(rootfsDir);
+}
+
+export const ARTIFACTS = path.resolve(__dirname, "..", "..", "test-artifacts");

@@ -1,0 +1,102 @@
+// Foundation: ctr run through io.containerd.shimlab.v2 on the tests' own
+// containerd 1.6, the container forwarded through the kata agent API to the
+// mock agent, which runs it with runc.
+import { describe, it, expect, beforeAll, afterAll, afterEach } from "vitest";
+import fs from "node:fs";
+import path from "node:path";
+import { spawn } from "node:child_process";
+import { Containerd } from "../../src/harness/containerd";
+import { buildOciArchive } from "../../src/harness/oci-image";
+import { busyboxRootfs, missing } from "../helpers/env";
+import { expectNoLeaks } from "../helpers/leaks";
+
+const skip = missing("root", "containerd", "ctr", "runc", "busybox");
+const RUNTIME = "io.containerd.shimlab.v2";
+
+describe.skipIf(skip)("ctr run on shimlab (containerd 1.6)", () => {
+  let ctd: Containerd;
+  let rootfs: string;
+
+  beforeAll(async () => {
+    rootfs = busyboxRootfs();
+    ctd = new Containerd();
+    await ctd.start();
+  });
+
+  afterAll(async () => {
+    await ctd?.destroy();
+  });
+
+  afterEach(async () => {
+    await expectNoLeaks([ctd.address], [ctd.dir]);
+  });
+
+  const run = (id: string, cmd: string[], extra: string[] = [], stdin?: Buffer) =>
+    ctd.ctr(["run", "--rm", "--runtime", RUNTIME, ...extra, "--rootfs", rootfs, id, ...cmd], { stdin });
+
+  it("runs /bin/echo hello and exits 0", async () => {
+    const r = await run("t1", ["/bin/echo", "hello"]);
+    expect(r.err).toBe("");
+    expect(r.out).toBe("hello\n");
+    expect(r.code).toBe(0);
+  });
+
+  it("passes the container's exit code through", async () => {
+    const r = await run("t2", ["/bin/sh", "-c", "exit 7"]);
+    expect(r.code).toBe(7);
+  });
+
+  it("really isolates: own pid namespace, own hostname, own root", async () => {
+    const r = await run("t3", ["/bin/sh", "-c", "echo pid=$$; ls /bin/busybox; test -e /usr/bin/node && echo host-root || echo own-root"]);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain("pid=1\n");
+    expect(r.out).toContain("own-root");
+  });
+
+  it("reports 137 for a task killed with SIGKILL", async () => {
+    const child = spawn("ctr", ["--address", ctd.address, "run", "--rm", "--runtime", RUNTIME, "--rootfs", rootfs, "t4", "/bin/sleep", "300"], { env: ctd.env() });
+    const exited = new Promise<number | null>((r) => child.on("exit", (c) => r(c)));
+    for (let i = 0; i < 100; i++) {
+      const ls = await ctd.ctr(["task", "ls"]);
+      if (/t4\s+\d+\s+RUNNING/.test(ls.out)) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const k = await ctd.ctr(["task", "kill", "-s", "SIGKILL", "t4"]);
+    expect(k.code).toBe(0);
+    expect(await exited).toBe(137);
+  });
+
+  it("sends stdin to the container", async () => {
+    const r = await run("t5", ["/bin/sh", "-c", "read x; echo got:$x"], [], Buffer.from("data\n"));
+    expect(r.out).toBe("got:data\n");
+    expect(r.code).toBe(0);
+  });
+
+  it("publishes /tasks/create, /tasks/start, /tasks/exit, /tasks/delete in order", async () => {
+    const events = spawn("ctr", ["--address", ctd.address, "events"], { env: ctd.env() });
+    let out = "";
+    events.stdout.on("data", (d) => (out += d));
+    await new Promise((r) => setTimeout(r, 300));
+    const r = await run("t6", ["/bin/true"]);
+    expect(r.code).toBe(0);
+    for (let i = 0; i < 50 && !/\/tasks\/delete.*t6/.test(out); i++) await new Promise((res) => setTimeout(res, 100));
+    events.kill();
+    const topics = out
+      .split("\n")
+      .filter((l) => l.includes('"t6"') && l.includes("/tasks/"))
+      .map((l) => /(\/tasks\/[a-z-]+)/.exec(l)![1]);
+    expect(topics).toEqual(["/tasks/create", "/tasks/start", "/tasks/exit", "/tasks/delete"]);
+  });
+
+  it("runs from a local OCI image, mounting the snapshot's overlay rootfs", async () => {
+    const archive = path.join(ctd.dir, "busybox.tar");
+    buildOciArchive(rootfs, archive, { name: "docker.io/library/busybox:shimlab" });
+    const imp = await ctd.ctr(["images", "import", archive]);
+    expect(imp.code, imp.err).toBe(0);
+    const r = await ctd.ctr(["run", "--rm", "--runtime", RUNTIME, "docker.io/library/busybox:shimlab", "t7", "sh", "-c", "echo from-image; grep -c ' / ' /proc/mounts"]);
+    expect(r.err).toBe("");
+    expect(r.out.split("\n")[0]).toBe("from-image");
+    expect(r.code).toBe(0);
+    fs.rmSync(archive);
+  });
+});
