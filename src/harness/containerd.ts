@@ -60,8 +60,13 @@ export class Containerd {
     ].join("\n");
   }
 
+  /** This instance's own cgroup parent and run dir, so that concurrent runs never see each other's containers. */
+  get cgroupParent(): string {
+    return `/shimlab-${path.basename(this.dir)}`;
+  }
+
   env(): NodeJS.ProcessEnv {
-    const env = { ...process.env, ...this.o.env };
+    const env: NodeJS.ProcessEnv = { SHIMLAB_CGROUP_PARENT: this.cgroupParent, SHIMLAB_RUN_DIR: path.join(this.dir, "run"), ...process.env, ...this.o.env };
     env.PATH = `${path.join(REPO_ROOT, "bin")}:${env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin"}`;
     return env;
   }

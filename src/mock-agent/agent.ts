@@ -75,6 +75,12 @@ class AgentContainer {
   ) {}
 }
 
+/** Parent of every cgroup the agent makes: <parent>/<sandbox>/<container>. */
+export function cgroupParent(env: NodeJS.ProcessEnv = process.env): string {
+  const p = env.SHIMLAB_CGROUP_PARENT || "/shimlab";
+  return "/" + p.replace(/^\/+|\/+$/g, "");
+}
+
 export interface MockAgentOptions {
   runtime: Runtime;
   stateDir: string;
@@ -183,6 +189,7 @@ export class MockAgent {
       for (const w of this.oomWaiters) w.reject(new RpcError(Code.Unavailable, "sandbox destroyed"));
       this.oomWaiters = [];
       if (this.oomTimer) clearInterval(this.oomTimer);
+      this.o.runtime.removeCgroup(`${cgroupParent()}/${this.sandbox.id}`);
       this.o.logger.info("sandbox destroyed", { sandbox: this.sandbox.id });
       this.sandbox = null;
       setImmediate(() => this.o.onDestroyed());
@@ -209,7 +216,7 @@ export class MockAgent {
       }
       this.containers.set(c.id, c);
       try {
-        const rp = await this.o.runtime.create({ id: c.id, dir, spec, join, cgroupsPath: `/shimlab/${this.sandbox.id}/${c.id}` });
+        const rp = await this.o.runtime.create({ id: c.id, dir, spec, join, cgroupsPath: `${cgroupParent()}/${this.sandbox.id}/${c.id}` });
         if (rp) init.attach(rp, (s) => this.onExit(c, init, s));
       } catch (e) {
         this.containers.delete(c.id);
@@ -430,5 +437,6 @@ export class MockAgent {
   /** Everything is torn down when the agent goes (its shim is gone, or it was told to stop). */
   async shutdown(): Promise<void> {
     for (const id of [...this.containers.keys()].reverse()) await this.removeContainer(id, 5).catch(() => {});
+    if (this.sandbox) this.o.runtime.removeCgroup(`${cgroupParent()}/${this.sandbox.id}`);
   }
 }

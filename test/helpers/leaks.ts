@@ -2,23 +2,39 @@
 import fs from "node:fs";
 import { listProcesses, mountsUnder, settle, shimlabProcesses, type ProcInfo } from "../../src/harness/leaks";
 
-/** Processes living in a cgroup shimlab's agent made (/shimlab/<sandbox>/<container>). */
-export function containerProcesses(): ProcInfo[] {
+/** Processes living in a cgroup shimlab's agent made under parent (<parent>/<sandbox>/<container>). */
+export function containerProcesses(parent: string): ProcInfo[] {
   return listProcesses().filter((p) => {
     try {
-      return /:\/shimlab\//.test(fs.readFileSync(`/proc/${p.pid}/cgroup`, "utf8"));
+      return fs.readFileSync(`/proc/${p.pid}/cgroup`, "utf8").includes(`:${parent}/`);
     } catch {
       return false;
     }
   });
 }
 
-export async function expectNoLeaks(markers: string[], dirs: string[] = []): Promise<void> {
-  const procs = await settle(() => [...shimlabProcesses(markers), ...containerProcesses()], 8_000);
+/** cgroup directories left under parent in any hierarchy. */
+export function cgroupDirs(parent: string): string[] {
+  const out: string[] = [];
+  for (const c of fs.readdirSync("/sys/fs/cgroup")) {
+    const d = `/sys/fs/cgroup/${c}${parent}`;
+    try {
+      for (const e of fs.readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) out.push(`${d}/${e.name}`);
+    } catch {
+      /* none */
+    }
+  }
+  return out;
+}
+
+export async function expectNoLeaks(markers: string[], dirs: string[] = [], cgroupParent?: string): Promise<void> {
+  const procs = await settle(() => [...shimlabProcesses(markers), ...(cgroupParent ? containerProcesses(cgroupParent) : [])], 8_000);
   const mounts = dirs.flatMap((d) => mountsUnder(d));
+  const cgroups = cgroupParent ? await settle(() => cgroupDirs(cgroupParent), 2_000) : [];
   const problems: string[] = [];
   if (procs.length) problems.push(`processes left: ${procs.map((p) => `${p.pid} ${p.cmdline}`).join("; ")}`);
   if (mounts.length) problems.push(`mounts left: ${mounts.join(", ")}`);
+  if (cgroups.length) problems.push(`cgroups left: ${cgroups.join(", ")}`);
   if (problems.length) {
     // Clean up so one failure does not cascade, then fail.
     for (const p of procs) {

@@ -9,6 +9,7 @@ import { Containerd } from "../../src/harness/containerd";
 import { buildOciArchive } from "../../src/harness/oci-image";
 import { busyboxRootfs, missing } from "../helpers/env";
 import { expectNoLeaks } from "../helpers/leaks";
+import { removeCgroupDirs } from "../../src/mock-agent/runtime/runc";
 
 const skip = missing("root", "containerd", "ctr", "runc", "busybox");
 const RUNTIME = "io.containerd.shimlab.v2";
@@ -25,10 +26,11 @@ describe.skipIf(skip)("ctr run on shimlab (containerd 1.6)", () => {
 
   afterAll(async () => {
     await ctd?.destroy();
+    removeCgroupDirs(ctd.cgroupParent);
   });
 
   afterEach(async () => {
-    await expectNoLeaks([ctd.address], [ctd.dir]);
+    await expectNoLeaks([ctd.address], [ctd.dir], ctd.cgroupParent);
   });
 
   const run = (id: string, cmd: string[], extra: string[] = [], stdin?: Buffer) =>

@@ -175,6 +175,10 @@ export class HostRuntime implements Runtime {
     return [...this.entry(id).procs].map((p) => p.pid);
   }
 
+  removeCgroup(): void {
+    // the host runtime makes no cgroups
+  }
+
   async destroy(id: string): Promise<void> {
     const e = this.containers.get(id);
     if (!e) return;

@@ -207,12 +207,35 @@ export class RuncRuntime implements Runtime {
     return JSON.parse(out) ?? [];
   }
 
+  removeCgroup(cgroupPath: string): void {
+    removeCgroupDirs(cgroupPath);
+  }
+
   async destroy(id: string): Promise<void> {
     const e = this.containers.get(id);
     const r = await run(this.reaper, this.binary, ["--root", this.root, "delete", "--force", id]);
     if (r.code !== 0 && !/does not exist|not found/i.test(r.stderr)) throw new Error(`runc delete ${id}: ${r.stderr.trim()}`);
     this.containers.delete(id);
     if (e) fs.rmSync(e.dir, { recursive: true, force: true });
+  }
+}
+
+/** rmdir of a cgroup in every hierarchy (v1 controllers, or the v2 unified tree); empty ones only. */
+export function removeCgroupDirs(cgroupPath: string): void {
+  const rel = cgroupPath.replace(/^\/+/, "");
+  if (!rel || rel.includes("..")) return;
+  let roots: string[];
+  try {
+    roots = fs.existsSync("/sys/fs/cgroup/cgroup.controllers") ? ["/sys/fs/cgroup"] : fs.readdirSync("/sys/fs/cgroup").map((d) => path.join("/sys/fs/cgroup", d));
+  } catch {
+    return;
+  }
+  for (const r of roots) {
+    try {
+      fs.rmdirSync(path.join(r, rel));
+    } catch {
+      /* absent, or still in use */
+    }
   }
 }
 

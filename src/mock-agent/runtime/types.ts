@@ -46,4 +46,6 @@ export interface Runtime {
   destroy(id: string): Promise<void>;
   /** Pids of every process in the container, for diagnostics. */
   pids(id: string): Promise<number[]>;
+  /** Removes a sandbox's cgroup directory once its containers are gone (Kata's cgroup leaks, #6232). */
+  removeCgroup(cgroupPath: string): void;
 }
