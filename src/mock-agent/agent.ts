@@ -137,10 +137,8 @@ export class MockAgent {
 
   private checkOom(c: AgentContainer): void {
     const n = this.o.runtime.oomKills(c.id);
-    if (n > c.oomSeen) {
-      c.oomSeen = n;
-      this.pushOom(c.id);
-    }
+    // one event per kill, as the cgroup notifies them
+    for (; c.oomSeen < n; c.oomSeen++) this.pushOom(c.id);
   }
 
   private pushOom(containerId: string): void {
@@ -311,6 +309,7 @@ export class MockAgent {
     TtyWinResize: async (req) => {
       const p = this.process(req.containerId, req.execId);
       if (!p.terminal) throw failedPrecondition(`${req.containerId}/${req.execId || "init"} has no terminal`);
+      if (p.status !== undefined) throw failedPrecondition(`cannot resize a stopped process (${req.containerId}/${req.execId || "init"})`);
       if (p.rp) p.rp.resize(req.row, req.column);
       else p.pendingResize = { rows: req.row, cols: req.column };
       return {};

@@ -10,6 +10,11 @@ export class Reaper {
   private readonly watched = new Map<number, Exit>();
   /** Pids child_process spawned: libuv reaps those, we must not steal them. */
   private readonly libuvChildren = new Set<number>();
+  /**
+   * Exits of re-parented processes nobody watched yet. A container process can
+   * die and reach us before runc has even told us its pid; its status waits here.
+   */
+  private readonly unclaimed = new Map<number, { status: number; at: number }>();
   private timer: NodeJS.Timeout | null = null;
   private readonly onSignal = () => this.poll();
 
@@ -36,6 +41,12 @@ export class Reaper {
 
   /** Calls onExit once with the exit status of pid (already re-parented to us, or about to be). */
   watch(pid: number, onExit: Exit): void {
+    const early = this.unclaimed.get(pid);
+    if (early) {
+      this.unclaimed.delete(pid);
+      onExit(early.status);
+      return;
+    }
     this.watched.set(pid, onExit);
     this.poll();
   }
@@ -50,7 +61,12 @@ export class Reaper {
         if ((e as NodeJS.ErrnoException).code !== "ECHILD") throw e;
         // Not our child (yet): runc may not have exited so the re-parenting has
         // not happened. If the process is gone altogether, someone else reaped it.
-        if (!fs.existsSync(`/proc/${pid}`)) {
+        const early = this.unclaimed.get(pid);
+        if (early) {
+          this.unclaimed.delete(pid);
+          this.watched.delete(pid);
+          cb(early.status);
+        } else if (!fs.existsSync(`/proc/${pid}`)) {
           this.watched.delete(pid);
           cb(255);
         }
@@ -93,11 +109,15 @@ export class Reaper {
       const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
       if (state === "Z") {
         try {
-          native().waitpid(pid);
+          const r = native().waitpid(pid);
+          if (r) this.unclaimed.set(pid, { status: r.status, at: Date.now() });
         } catch {
           /* raced with another reaper */
         }
       }
     }
+    // Orphans of host-pid containers that nobody will ever ask about: forget them after a while.
+    const old = Date.now() - 60_000;
+    for (const [pid, e] of this.unclaimed) if (e.at < old) this.unclaimed.delete(pid);
   }
 }

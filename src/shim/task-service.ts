@@ -251,6 +251,7 @@ export class TaskService {
       const c = this.container(req.id);
       const p = c.process(req.execId);
       if (!p.stdio.terminal) throw failedPrecondition(`process ${p.id} has no terminal`);
+      if (p.status === "stopped") throw failedPrecondition("cannot resize a stopped container");
       if (p.status !== "running" && p.status !== "paused") throw failedPrecondition(`process ${p.id} is ${p.status}`);
       await this.sandboxOf().agent.TtyWinResize({ containerId: c.id, execId: p.execId, row: req.height, column: req.width });
       return {};

@@ -1,0 +1,229 @@
+// Task API parity: the same ctr matrix through io.containerd.runc.v2 and
+// io.containerd.shimlab.v2 on the tests' own containerd, with the same
+// observable results (pids, times and paths normalised).
+import { describe, it, expect, beforeAll, afterAll, afterEach } from "vitest";
+import { Containerd } from "../../src/harness/containerd";
+import { removeCgroupDirs } from "../../src/mock-agent/runtime/runc";
+import { busyboxRootfs, missing } from "../helpers/env";
+import { expectNoLeaks } from "../helpers/leaks";
+import { EventWatch, ctrInTerminal, forceRemove, normalise, type CtrEvent } from "../helpers/ctr";
+
+const skip = missing("root", "containerd", "ctr", "runc", "busybox");
+const RUNTIMES = { runc: "io.containerd.runc.v2", shimlab: "io.containerd.shimlab.v2" } as const;
+type Rt = keyof typeof RUNTIMES;
+
+interface MatrixResult {
+  exec: { code: number | null; out: string };
+  execTty: { code: number | null; out: string };
+  runTty: { code: number | null; out: string };
+  statuses: string[];
+  ps: { code: number | null; lines: number };
+  metrics: { code: number | null; hasMemory: boolean; hasCpu: boolean };
+  killAllTerm: { code: number | null; statusAfter: string };
+  deleteRunning: { code: number | null; err: string };
+  checkpoint: { code: number | null };
+  killAfterExit: { code: number | null; err: string };
+  deleteAfterExit: { code: number | null };
+  events: string[];
+}
+
+describe.skipIf(skip)("ctr parity: runc's shim and shimlab", () => {
+  let ctd: Containerd;
+  let rootfs: string;
+  const results: Partial<Record<Rt, MatrixResult>> = {};
+
+  beforeAll(async () => {
+    rootfs = busyboxRootfs();
+    ctd = new Containerd();
+    await ctd.start();
+  });
+
+  afterAll(async () => {
+    await ctd?.destroy();
+    removeCgroupDirs(ctd.cgroupParent);
+  });
+
+  afterEach(async () => {
+    await expectNoLeaks([ctd.address], [ctd.dir], ctd.cgroupParent);
+  });
+
+  const status = async (id: string) => {
+    const ls = await ctd.ctr(["task", "ls"]);
+    const m = new RegExp(`^${id}\\s+\\d+\\s+(\\w+)`, "m").exec(ls.out);
+    return m ? m[1] : "ABSENT";
+  };
+  const waitStatus = async (id: string, want: string) => {
+    for (let i = 0; i < 100; i++) {
+      if ((await status(id)) === want) return want;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return status(id);
+  };
+
+  async function matrix(rt: Rt): Promise<MatrixResult> {
+    const runtime = RUNTIMES[rt];
+    const id = `m-${rt}`;
+    const watch = new EventWatch(ctd);
+    await watch.ready();
+    const r: Partial<MatrixResult> = {};
+    try {
+      const run = await ctd.ctr(["run", "-d", "--runtime", runtime, "--rootfs", rootfs, id, "/bin/sh", "-c", "sleep 300"]);
+      expect(run.code, run.err).toBe(0);
+      const ex = await ctd.ctr(["task", "exec", "--exec-id", "e1", id, "/bin/sh", "-c", "echo hi; exit 3"]);
+      r.exec = { code: ex.code, out: ex.out };
+      r.execTty = await ctrInTerminal(ctd, ["task", "exec", "-t", "--exec-id", "e2", id, "/bin/sh", "-c", "sleep 1; stty size; exit 6"], 33, 77);
+      r.statuses = [];
+      expect((await ctd.ctr(["task", "pause", id])).code).toBe(0);
+      r.statuses.push(await status(id));
+      expect((await ctd.ctr(["task", "resume", id])).code).toBe(0);
+      r.statuses.push(await status(id));
+      const ps = await ctd.ctr(["task", "ps", id]);
+      r.ps = { code: ps.code, lines: ps.out.trim().split("\n").length };
+      const metrics = await ctd.ctr(["task", "metrics", id]);
+      r.metrics = { code: metrics.code, hasMemory: /memory\.usage_in_bytes\s+\d+/.test(metrics.out), hasCpu: /cpuacct\.usage\s+\d+/.test(metrics.out) };
+      const delRunning = await ctd.ctr(["task", "delete", id]);
+      r.deleteRunning = { code: delRunning.code, err: delRunning.err.replace(/^time=.*\n/m, "").trim() };
+      const cp = await ctd.ctr(["task", "checkpoint", id]);
+      r.checkpoint = { code: cp.code };
+      // sleep is pid 1 of its namespace: it has no SIGTERM handler, so TERM does not kill it
+      const ka = await ctd.ctr(["task", "kill", "-a", "-s", "SIGTERM", id]);
+      await new Promise((res) => setTimeout(res, 300));
+      r.killAllTerm = { code: ka.code, statusAfter: await status(id) };
+      expect((await ctd.ctr(["task", "kill", "-s", "SIGKILL", id])).code).toBe(0);
+      r.statuses.push(await waitStatus(id, "STOPPED"));
+      const kae = await ctd.ctr(["task", "kill", "-s", "SIGKILL", id]);
+      r.killAfterExit = { code: kae.code, err: kae.err.trim() };
+      const del = await ctd.ctr(["task", "delete", id]);
+      r.deleteAfterExit = { code: del.code };
+      await ctd.ctr(["container", "rm", id]);
+      r.runTty = await ctrInTerminal(ctd, ["run", "--rm", "-t", "--runtime", runtime, "--rootfs", rootfs, `${id}-t`, "/bin/sh", "-c", "sleep 1; stty size; exit 4"], 40, 100);
+      await watch.waitFor((e) => e.topic === "/tasks/delete" && e.payload.container_id === `${id}-t`);
+      r.events = [...watch.forContainer(id).map((e) => normalise(e, id)), ...watch.forContainer(`${id}-t`).map((e) => normalise(e, `${id}-t`))];
+    } finally {
+      watch.stop();
+      await forceRemove(ctd, id);
+    }
+    return r as MatrixResult;
+  }
+
+  for (const rt of Object.keys(RUNTIMES) as Rt[]) {
+    it(`runs the ctr matrix on ${rt}`, async () => {
+      const r = await matrix(rt);
+      results[rt] = r;
+      expect(r.exec).toEqual({ code: 3, out: "hi\n" });
+      expect(r.execTty.code).toBe(6);
+      expect(r.execTty.out).toContain("33 77");
+      expect(r.runTty.code).toBe(4);
+      expect(r.runTty.out).toContain("40 100");
+      expect(r.statuses).toEqual(["PAUSED", "RUNNING", "STOPPED"]);
+      expect(r.ps.code).toBe(0);
+      expect(r.metrics).toEqual({ code: 0, hasMemory: true, hasCpu: true });
+      expect(r.deleteRunning.code).toBe(1);
+      expect(r.deleteRunning.err).toContain("task must be stopped before deletion: running: failed precondition");
+      expect(r.checkpoint.code).not.toBe(0);
+      expect(r.killAllTerm).toEqual({ code: 0, statusAfter: "RUNNING" });
+      expect(r.killAfterExit).toEqual({ code: 1, err: "ctr: process already finished: not found" });
+      expect(r.deleteAfterExit.code).toBe(0);
+    });
+  }
+
+  it("gives the same normalised event sequences on both", () => {
+    if (!results.runc || !results.shimlab) throw new Error("a matrix run failed before");
+    const swap = (l: string[]) => l.map((s) => s.replace(/m-(runc|shimlab)/g, "m-X"));
+    expect(swap(results.shimlab.events)).toEqual(swap(results.runc.events));
+    expect(results.shimlab.events.length).toBeGreaterThan(10);
+    if (process.env.SHIMLAB_SHOW_EVENTS) console.log(swap(results.shimlab.events).join("\n"));
+  });
+
+  it("explains checkpoint: shimlab answers not implemented", async () => {
+    const id = "cp-shimlab";
+    await ctd.ctr(["run", "-d", "--runtime", RUNTIMES.shimlab, "--rootfs", rootfs, id, "/bin/sleep", "300"], { check: true });
+    const cp = await ctd.ctr(["task", "checkpoint", id]);
+    expect(cp.code).toBe(1);
+    expect(cp.err).toContain("checkpoint is not supported by shimlab");
+    expect(cp.err).toContain("not implemented");
+    await ctd.ctr(["task", "kill", "-s", "SIGKILL", id]);
+    await waitStatus(id, "STOPPED");
+    await ctd.ctr(["task", "delete", id], { check: true });
+    await ctd.ctr(["container", "rm", id], { check: true });
+  });
+
+  for (const rt of Object.keys(RUNTIMES) as Rt[]) {
+    it(`keeps every exit code and the ordering rules with 50 concurrent execs (${rt})`, async () => {
+      const id = `x-${rt}`;
+      const watch = new EventWatch(ctd);
+      await watch.ready();
+      try {
+        await ctd.ctr(["run", "-d", "--runtime", RUNTIMES[rt], "--rootfs", rootfs, id, "/bin/sleep", "300"], { check: true });
+        const n = 50;
+        const codes = await Promise.all(
+          Array.from({ length: n }, (_, i) => ctd.ctr(["task", "exec", "--exec-id", `e${i}`, id, "/bin/sh", "-c", `exit ${i % 64}`]).then((r) => r.code)),
+        );
+        expect(codes).toEqual(Array.from({ length: n }, (_, i) => i % 64));
+        // Long-running execs, then the init dies: their exits must all come before the init's.
+        for (let i = 0; i < 3; i++) {
+          const child = ctd.ctr(["task", "exec", "--exec-id", `long${i}`, id, "/bin/sleep", "300"]);
+          void child;
+        }
+        await watch.waitFor((e) => e.topic === "/tasks/exec-started" && e.payload.exec_id === "long2");
+        await ctd.ctr(["task", "kill", "-s", "SIGKILL", id], { check: true });
+        await watch.waitFor((e) => e.topic === "/tasks/exit" && e.payload.id === id);
+        await new Promise((r) => setTimeout(r, 300));
+        checkOrdering(watch.forContainer(id), id);
+        const exits = watch.forContainer(id).filter((e) => e.topic === "/tasks/exit" && e.payload.id !== id && /^e\d+$/.test(e.payload.id));
+        expect(exits.length).toBe(n);
+        for (const e of exits) expect(e.payload.exit_status ?? 0).toBe(Number(e.payload.id.slice(1)) % 64);
+        await ctd.ctr(["task", "delete", id], { check: true });
+        await ctd.ctr(["container", "rm", id], { check: true });
+      } finally {
+        watch.stop();
+        await forceRemove(ctd, id);
+      }
+    }, 120_000);
+  }
+
+  for (const rt of Object.keys(RUNTIMES) as Rt[]) {
+    it(`publishes /tasks/oom before /tasks/exit for an OOM-killed task (${rt})`, async () => {
+      const id = `oom-${rt}`;
+      const watch = new EventWatch(ctd);
+      await watch.ready();
+      try {
+        const r = await ctd.ctr([
+          "run", "--rm", "--memory-limit", String(32 << 20), "--runtime", RUNTIMES[rt], "--rootfs", rootfs, id,
+          "/bin/sh", "-c", "a=$(head -c 300000000 /dev/zero | tr '\\0' x); echo ${#a}",
+        ]);
+        expect(r.code).toBe(137);
+        await watch.waitFor((e) => e.topic === "/tasks/delete" && e.payload.container_id === id);
+        const topics = watch.forContainer(id).map((e) => e.topic);
+        expect(topics).toContain("/tasks/oom");
+        expect(topics.indexOf("/tasks/oom")).toBeLessThan(topics.indexOf("/tasks/exit"));
+        // shimlab checks the cgroup before the exit goes out, so every OOM precedes it
+        if (rt === "shimlab") expect(topics.lastIndexOf("/tasks/oom")).toBeLessThan(topics.indexOf("/tasks/exit"));
+      } finally {
+        watch.stop();
+        await forceRemove(ctd, id);
+      }
+    });
+  }
+});
+
+/** runc's shim's ordering rules, checked on a container's captured events. */
+function checkOrdering(events: CtrEvent[], id: string): void {
+  const idx = (pred: (e: CtrEvent) => boolean) => events.findIndex(pred);
+  const started = new Map<string, number>();
+  events.forEach((e, i) => {
+    if (e.topic === "/tasks/start") started.set(id, i);
+    if (e.topic === "/tasks/exec-started") started.set(e.payload.exec_id, i);
+  });
+  const initExit = idx((e) => e.topic === "/tasks/exit" && e.payload.id === id);
+  expect(initExit).toBeGreaterThan(-1);
+  events.forEach((e, i) => {
+    if (e.topic !== "/tasks/exit") return;
+    const s = started.get(e.payload.id);
+    expect(s, `exit of ${e.payload.id} without a start`).toBeDefined();
+    expect(i, `exit of ${e.payload.id} before its start`).toBeGreaterThan(s!);
+    if (e.payload.id !== id) expect(i, `exec ${e.payload.id} exit after the init's`).toBeLessThan(initExit);
+  });
+  const added = new Set(events.filter((e) => e.topic === "/tasks/exec-added").map((e) => e.payload.exec_id));
+  for (const e of events.filter((x) => x.topic === "/tasks/exec-started")) expect(added.has(e.payload.exec_id)).toBe(true);
+}
