@@ -35,16 +35,22 @@ export class ContainerdEmulator {
     this.namespace = o.namespace ?? "default";
     this.address = path.join(this.dir, "containerd.sock");
     this.events = new EventsServer(path.join(this.dir, "containerd.sock.ttrpc"));
+    // Its own cgroup parent and run dir, so that concurrent runs never see each other's containers.
+    const env = { SHIMLAB_CGROUP_PARENT: this.cgroupParent, SHIMLAB_RUN_DIR: path.join(this.dir, "run"), ...o.env };
     const ro: ShimBinaryOptions = {
       binary: o.binary,
       namespace: this.namespace,
       address: this.address,
       ttrpcAddress: this.events.socketPath,
       debug: o.debug,
-      env: o.env,
+      env,
       stdin: o.stdin,
     };
     this.runner = new ShimRunner(ro);
+  }
+
+  get cgroupParent(): string {
+    return `/shimlab-${path.basename(this.dir)}`;
   }
 
   async start(): Promise<void> {

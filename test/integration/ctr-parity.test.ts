@@ -21,6 +21,7 @@ interface MatrixResult {
   metrics: { code: number | null; hasMemory: boolean; hasCpu: boolean };
   killAllTerm: { code: number | null; statusAfter: string };
   deleteRunning: { code: number | null; err: string };
+  killUnknown: { code: number | null; err: string };
   checkpoint: { code: number | null };
   killAfterExit: { code: number | null; err: string };
   deleteAfterExit: { code: number | null };
@@ -81,6 +82,8 @@ describe.skipIf(skip)("ctr parity: runc's shim and shimlab", () => {
       r.ps = { code: ps.code, lines: ps.out.trim().split("\n").length };
       const metrics = await ctd.ctr(["task", "metrics", id]);
       r.metrics = { code: metrics.code, hasMemory: /memory\.usage_in_bytes\s+\d+/.test(metrics.out), hasCpu: /cpuacct\.usage\s+\d+/.test(metrics.out) };
+      const ku = await ctd.ctr(["task", "kill", "--exec-id", "nope", id]);
+      r.killUnknown = { code: ku.code, err: ku.err.trim() };
       const delRunning = await ctd.ctr(["task", "delete", id]);
       r.deleteRunning = { code: delRunning.code, err: delRunning.err.replace(/^time=.*\n/m, "").trim() };
       const cp = await ctd.ctr(["task", "checkpoint", id]);
@@ -118,6 +121,7 @@ describe.skipIf(skip)("ctr parity: runc's shim and shimlab", () => {
       expect(r.statuses).toEqual(["PAUSED", "RUNNING", "STOPPED"]);
       expect(r.ps.code).toBe(0);
       expect(r.metrics).toEqual({ code: 0, hasMemory: true, hasCpu: true });
+      expect(r.killUnknown).toEqual({ code: 1, err: "ctr: process does not exist nope: not found" });
       expect(r.deleteRunning.code).toBe(1);
       expect(r.deleteRunning.err).toContain("task must be stopped before deletion: running: failed precondition");
       expect(r.checkpoint.code).not.toBe(0);
