@@ -13,6 +13,7 @@ import { LogOnlySink, Publisher, type EventSink } from "./publisher";
 import { loadConfig, type ShimConfig } from "./config";
 import { FailpointTable, SHIM_FAILPOINT_ANNOTATION, failpointInterceptor } from "../faults/failpoint";
 import { readBundleSpec } from "./bundle";
+import { EVENT_FAULTS_ENV, FaultyEventSink, parseEventFaults } from "../faults/event-faults";
 
 export interface DaemonHandle {
   server: Server;
@@ -38,9 +39,19 @@ export function runDaemon(flags: ShimFlags): DaemonHandle {
     config = loadConfig("", { ...process.env, SHIMLAB_CONFIG: "" });
   }
   const ttrpcAddress = process.env.TTRPC_ADDRESS;
-  const events: EventSink = ttrpcAddress
+  let events: EventSink = ttrpcAddress
     ? new Publisher({ address: ttrpcAddress, namespace: flags.namespace, logger })
     : new LogOnlySink(logger);
+  const eventFaults = process.env[EVENT_FAULTS_ENV];
+  if (eventFaults) {
+    // Fault injection at the events interface, for scenarios: nothing else changes.
+    try {
+      events = new FaultyEventSink(events, parseEventFaults(eventFaults), (action, topic) => logger.warn("event fault", { action, topic }));
+      logger.warn("event faults installed", { rules: eventFaults });
+    } catch (e) {
+      logger.error("event faults not installed", { error: (e as Error).message });
+    }
+  }
 
   const server = new Server();
   let exiting = false;
