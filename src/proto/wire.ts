@@ -381,7 +381,7 @@ export class Reader {
     return v;
   }
 
-  skip(wt: number, field = 0): void {
+  skip(wt: number, field = 0, depth = 0): void {
     switch (wt) {
       case WireType.Varint:
         this.varint64();
@@ -398,7 +398,9 @@ export class Reader {
         this.pos += 4;
         return;
       case WireType.StartGroup: {
-        // Groups are long deprecated but legal: skip to the matching end tag.
+        // Groups are long deprecated but legal: skip to the matching end tag,
+        // nesting no deeper than protobuf's own recursion limit.
+        if (depth >= 100) throw new ProtoDecodeError("groups nested too deeply");
         for (;;) {
           if (this.pos >= this.end) this.truncated();
           const tag = this.uint32();
@@ -407,9 +409,11 @@ export class Reader {
             if (tag >>> 3 !== field) throw new ProtoDecodeError("mismatched end group");
             return;
           }
-          this.skip(w, tag >>> 3);
+          this.skip(w, tag >>> 3, depth + 1);
         }
       }
+      case WireType.EndGroup:
+        throw new ProtoDecodeError(`unexpected end group at byte ${this.pos}`);
       default:
         throw new ProtoDecodeError(`invalid wire type ${wt} at byte ${this.pos}`);
     }
