@@ -1,66 +1,88 @@
-// Serving the agent API on a virtio-serial port inside a guest: one byte
-// stream, reopened whenever the host side goes away (a read then returns 0).
+// Serving the agent API on a virtio-serial port inside a guest. The port is
+// one byte stream that the host may close and reopen. While no host is
+// connected, read(2) on the port returns 0 at once instead of blocking, so a
+// connection is only known to start when bytes arrive, and to end when a read
+// returns 0 after that. Each such span is handed to the ttrpc server as its
+// own stream; replies still in flight from an ended span are dropped, never
+// written into the next host connection.
 import fs from "node:fs";
 import { Duplex } from "node:stream";
 import type { Server } from "../ttrpc/server";
 import type { Logger } from "../util/logger";
 
-/** A duplex over a character device, read and written with blocking fs calls on libuv's pool. */
-class PortStream extends Duplex {
-  private reading = false;
+/** Logged once the port is open; the host waits for this line on the guest console. */
+export const SERIAL_READY_MSG = "agent serving on virtio-serial";
+/** How often to look for a host while none is connected. */
+const IDLE_POLL_MS = 20;
 
-  constructor(private readonly fd: number) {
+class Session extends Duplex {
+  ended = false;
+
+  constructor(private readonly writeFn: (b: Buffer, cb: (e?: Error | null) => void) => void) {
     super();
   }
 
   override _read(): void {
-    if (this.reading) return;
-    this.reading = true;
-    const buf = Buffer.allocUnsafe(65536);
-    fs.read(this.fd, buf, 0, buf.length, null, (err, n) => {
-      this.reading = false;
-      if (err || n === 0) {
-        this.push(null);
-        return;
-      }
-      if (this.push(buf.subarray(0, n))) this._read();
-    });
+    // data is pushed by the port reader
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
+    if (this.ended) return cb(); // the host that asked is gone
+    this.writeFn(chunk, cb);
+  }
+
+  finish(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.push(null);
+  }
+}
+
+export function serveSerial(port: string, server: Server, log: Logger): void {
+  let fd: number;
+  for (;;) {
+    try {
+      fd = fs.openSync(port, "r+");
+      break;
+    } catch (e) {
+      log.error("cannot open virtio-serial port", { port, error: (e as Error).message });
+      setTimeout(() => serveSerial(port, server, log), 200);
+      return;
+    }
+  }
+  const write = (chunk: Buffer, cb: (e?: Error | null) => void) => {
     const writeAll = (off: number) =>
-      fs.write(this.fd, chunk, off, chunk.length - off, null, (err, n) => {
+      fs.write(fd, chunk, off, chunk.length - off, null, (err, n) => {
         if (err) return cb(err);
         if (off + n < chunk.length) writeAll(off + n);
         else cb();
       });
     writeAll(0);
-  }
-
-  override _destroy(err: Error | null, cb: (e?: Error | null) => void): void {
-    fs.close(this.fd, () => cb(err));
-  }
-}
-
-export function serveSerial(port: string, server: Server, log: Logger): void {
-  const open = () => {
-    let fd: number;
-    try {
-      fd = fs.openSync(port, "r+");
-    } catch (e) {
-      log.error("cannot open virtio-serial port", { port, error: (e as Error).message });
-      setTimeout(open, 200);
-      return;
-    }
-    const s = new PortStream(fd);
-    s.on("error", () => s.destroy());
-    s.on("end", () => {
-      s.destroy();
-      // The host disconnected: wait a moment (a closed port reads 0 at once) and serve the next connection.
-      setTimeout(open, 50);
-    });
-    server.handle(s);
-    log.info("agent serving on virtio-serial", { port });
   };
-  open();
+  let session: Session | null = null;
+  const buf = Buffer.allocUnsafe(65536);
+  const readNext = () =>
+    fs.read(fd, buf, 0, buf.length, null, (err, n) => {
+      if (err || n === 0) {
+        if (session) {
+          log.debug("host disconnected from the virtio-serial port");
+          session.finish();
+          session = null;
+        }
+        if (err && err.code !== "EAGAIN") log.warn("virtio-serial read failed", { error: err.message });
+        setTimeout(readNext, IDLE_POLL_MS);
+        return;
+      }
+      if (!session) {
+        log.debug("host connected to the virtio-serial port");
+        const s = new Session(write);
+        s.on("error", () => s.finish());
+        session = s;
+        server.handle(s);
+      }
+      session.push(Buffer.from(buf.subarray(0, n)));
+      readNext();
+    });
+  readNext();
+  log.info(SERIAL_READY_MSG, { port });
 }

@@ -1,0 +1,89 @@
+// The QEMU command line, Kata's shape: no defaults, the kernel and initramfs
+// booted directly, the agent on a virtio-serial port named agent.channel.0
+// behind a unix chardev, QMP and the guest console on unix sockets, and a 9p
+// share tagged kataShared for container root filesystems.
+import { AGENT_PORT_NAME } from "./guest-init";
+
+export type Machine = "q35" | "microvm";
+export type Accel = "kvm" | "tcg";
+
+export interface QemuSpec {
+  machine: Machine;
+  accel: Accel;
+  memoryMb: number;
+  vcpus: number;
+  kernel: string;
+  initrd: string;
+  /** Extra kernel command line words. */
+  kernelParams?: string[];
+  agentSocket: string;
+  qmpSocket: string;
+  consoleSocket: string;
+  /** Host directory shared as 9p tag kataShared. */
+  sharedDir?: string;
+  /** vhost-vsock guest CID; only where /dev/vhost-vsock exists. */
+  vsockCid?: number;
+  pidFile?: string;
+  /** The host TSC in kHz: microvm has no PIT/HPET to calibrate against and hangs without it. */
+  tscKhz?: number;
+}
+
+export const SHARE_TAG = "kataShared";
+
+/** Characters QEMU's option parser treats specially: a path with them would be split or misread. */
+function optPath(what: string, p: string): string {
+  if (!p.startsWith("/")) throw new Error(`${what} must be an absolute path: ${JSON.stringify(p)}`);
+  if (/[,\n\0]/.test(p)) throw new Error(`${what} ${JSON.stringify(p)} contains a comma or control character, which QEMU options cannot carry`);
+  return p;
+}
+
+export function kernelCommandLine(s: Pick<QemuSpec, "machine" | "kernelParams" | "tscKhz">): string {
+  const words = ["console=ttyS0", "panic=-1", "quiet", "reboot=t"];
+  if (s.machine === "microvm" && s.tscKhz) words.push(`tsc_early_khz=${Math.round(s.tscKhz)}`);
+  for (const w of s.kernelParams ?? []) {
+    if (!/^[\x21-\x7e]+$/.test(w)) throw new Error(`kernel parameter ${JSON.stringify(w)} must be one printable word`);
+    words.push(w);
+  }
+  return words.join(" ");
+}
+
+export function qemuArgs(s: QemuSpec): string[] {
+  if (s.machine !== "q35" && s.machine !== "microvm") throw new Error(`machine ${JSON.stringify(s.machine)}: want q35 or microvm`);
+  if (s.accel !== "kvm" && s.accel !== "tcg") throw new Error(`accelerator ${JSON.stringify(s.accel)}: want kvm or tcg`);
+  if (!Number.isInteger(s.memoryMb) || s.memoryMb < 128) throw new Error(`memory ${s.memoryMb} MiB: want an integer of at least 128`);
+  if (!Number.isInteger(s.vcpus) || s.vcpus < 1 || s.vcpus > 64) throw new Error(`vcpus ${s.vcpus}: want 1..64`);
+  // microvm has no PCI: its virtio devices sit on MMIO.
+  const dev = (name: string) => (s.machine === "microvm" ? `${name}-device` : `${name}-pci`);
+  const a = [
+    "-name", "shimlab",
+    "-nodefaults",
+    "-no-user-config",
+    "-display", "none",
+    "-no-reboot",
+    "-machine", s.machine === "q35" ? "q35" : "microvm",
+    "-accel", s.accel,
+    // TCG keeps QEMU's default CPU model, the one the guest was measured on.
+    ...(s.accel === "kvm" ? ["-cpu", "host"] : []),
+    "-m", String(s.memoryMb),
+    "-smp", String(s.vcpus),
+    "-kernel", optPath("kernel", s.kernel),
+    "-initrd", optPath("initrd", s.initrd),
+    "-append", kernelCommandLine(s),
+    "-qmp", `unix:${optPath("QMP socket", s.qmpSocket)},server=on,wait=off`,
+    "-chardev", `socket,id=console,path=${optPath("console socket", s.consoleSocket)},server=on,wait=off`,
+    "-serial", "chardev:console",
+    "-device", `${dev("virtio-serial")},id=serial0`,
+    "-chardev", `socket,id=charch0,path=${optPath("agent socket", s.agentSocket)},server=on,wait=off`,
+    "-device", `virtserialport,bus=serial0.0,chardev=charch0,id=channel0,name=${AGENT_PORT_NAME}`,
+  ];
+  if (s.sharedDir) {
+    a.push("-fsdev", `local,id=extra-9p-${SHARE_TAG},path=${optPath("shared directory", s.sharedDir)},security_model=none,multidevs=remap`);
+    a.push("-device", `${dev("virtio-9p")},fsdev=extra-9p-${SHARE_TAG},mount_tag=${SHARE_TAG}`);
+  }
+  if (s.vsockCid !== undefined) {
+    if (!Number.isInteger(s.vsockCid) || s.vsockCid < 3 || s.vsockCid > 0xfffffffe) throw new Error(`vsock guest CID ${s.vsockCid}: want 3..4294967294`);
+    a.push("-device", `${dev("vhost-vsock")},id=vsock-${s.vsockCid},guest-cid=${s.vsockCid}`);
+  }
+  if (s.pidFile) a.push("-pidfile", optPath("pid file", s.pidFile));
+  return a;
+}

@@ -1,0 +1,59 @@
+// The guest's PID 1: a busybox shell script that loads the virtio modules,
+// finds the virtio-serial port named agent.channel.0 and execs the mock agent
+// on it. No udev in the guest, so the port is found through sysfs
+// (/sys/class/virtio-ports/vportNpM/name), not /dev/virtio-ports/.
+//
+// Kernel command line words it reads:
+//   shimlab.runtime=<host|runc|auto>   the agent's runtime (default host)
+//   shimlab.debug                       agent debug logging
+//   shimlab.jitless                     node --jitless (steadier latency under TCG)
+
+export const AGENT_PORT_NAME = "agent.channel.0";
+/** Printed on the console by init; the host reads the guest's boot progress from these. */
+export const INIT_MARK = "shimlab-init:";
+/** Where the agent's files live in the guest (the repo's layout: dist/ and native/build/). */
+export const GUEST_APP_DIR = "/opt/shimlab";
+export const GUEST_SHARED_DIR = "/run/kata-containers/shared/containers";
+
+export function guestInit(modules: string[]): string {
+  return `#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin HOME=/root
+mkdir -p /proc /sys /dev /tmp /run /root
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev 2>/dev/null
+mkdir -p /dev/pts /dev/shm /sys/fs/cgroup
+mount -t devpts -o newinstance,ptmxmode=0666 devpts /dev/pts
+mount -t tmpfs -o mode=1777 shm /dev/shm
+mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null
+ln -sf /proc/self/fd /dev/fd
+hostname shimlab-guest
+for m in ${modules.join(" ")}; do
+  insmod /lib/modules/$m.ko || echo "${INIT_MARK} insmod $m failed"
+done
+CMD=$(cat /proc/cmdline)
+RUNTIME=host; DEBUG=; NODEOPTS=
+for w in $CMD; do
+  case "$w" in
+    shimlab.runtime=*) RUNTIME=\${w#shimlab.runtime=};;
+    shimlab.debug) DEBUG=--debug;;
+    shimlab.jitless) NODEOPTS=--jitless;;
+  esac
+done
+PORT=
+i=0
+while [ -z "$PORT" ] && [ $i -lt 1000 ]; do
+  for n in /sys/class/virtio-ports/*/name; do
+    [ -f "$n" ] && [ "$(cat $n)" = "${AGENT_PORT_NAME}" ] && { d=\${n%/name}; PORT=/dev/\${d##*/}; }
+  done
+  [ -z "$PORT" ] && { i=$((i+1)); usleep 10000; }
+done
+if [ -z "$PORT" ]; then
+  echo "${INIT_MARK} no virtio-serial port named ${AGENT_PORT_NAME}"
+  poweroff -f
+fi
+echo "${INIT_MARK} agent on $PORT"
+exec /usr/bin/node $NODEOPTS ${GUEST_APP_DIR}/dist/mock-agent/main.js --serial "$PORT" --guest --runtime "$RUNTIME" --state-dir /run/shimlab-agent $DEBUG
+`;
+}

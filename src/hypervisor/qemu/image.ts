@@ -1,0 +1,328 @@
+// The guest image: an uncompressed kernel and an initramfs holding busybox,
+// the Debian kernel's virtio/9p modules, node with its shared libraries and
+// the mock agent's compiled JavaScript (plus the native addon). Both are cached
+// under a key made of the content of every input, so a rebuild happens only
+// when something that goes into the image changed.
+import crypto from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import zlib from "node:zlib";
+import { spawn, spawnSync } from "node:child_process";
+import { addonPath } from "../../native";
+import { CpioWriter, S_IFCHR, S_IFDIR, S_IFREG, type CpioEntry } from "./cpio";
+import { extractVmlinux, findKernel, type KernelSource } from "./kernel";
+import { GUEST_APP_DIR, guestInit } from "./guest-init";
+
+/** Bumped when the layout of the image changes in a way the inputs do not show. */
+const IMAGE_FORMAT = 1;
+
+/** What the guest needs: the agent channel, the PCI/MMIO transports, and 9p for kataShared. */
+export const GUEST_MODULES = ["virtio_pci", "virtio_mmio", "virtio_console", "9pnet_virtio", "9p"];
+
+export function cacheRoot(env: NodeJS.ProcessEnv = process.env): string {
+  return env.SHIMLAB_CACHE_DIR || "/var/cache/shimlab";
+}
+
+export interface ImageOptions {
+  cacheDir?: string;
+  kernel?: KernelSource;
+  /** The node binary copied into the guest (default: the one running). */
+  node?: string;
+  busybox?: string;
+  /** Compiled JavaScript (the repo's dist/). */
+  distDir?: string;
+  nativeAddon?: string;
+  /** Also put runc (and its libraries) in the guest, for the agent's runc runtime. */
+  runc?: boolean;
+  compression?: "lz4" | "gzip" | "none";
+  onProgress?: (msg: string) => void;
+}
+
+export interface GuestImage {
+  key: string;
+  dir: string;
+  /** The ELF vmlinux (PVH boot), or the bzImage when no ELF could be extracted. */
+  kernel: string;
+  initrd: string;
+  kernelVersion: string;
+  initrdBytes: number;
+  compression: string;
+  runc: boolean;
+  /** False when it came from the cache. */
+  built: boolean;
+  buildMs: number;
+}
+
+interface FileInput {
+  /** Path in the guest, relative. */
+  dest: string;
+  src: string;
+  mode?: number;
+}
+
+function which(bin: string): string | null {
+  for (const d of ["/usr/sbin", "/usr/bin", "/sbin", "/bin", ...(process.env.PATH ?? "").split(":")]) {
+    const p = path.join(d, bin);
+    if (d && fs.existsSync(p)) return p;
+  }
+  return null;
+}
+
+/** Shared libraries a dynamic ELF needs, as ldd resolves them (empty for static binaries). */
+export function sharedLibs(bin: string): string[] {
+  const r = spawnSync("ldd", [bin], { encoding: "utf8" });
+  if (r.status !== 0) return []; // "not a dynamic executable"
+  const out = new Set<string>();
+  for (const m of r.stdout.matchAll(/(\/[^\s)]+)/g)) if (!m[1].startsWith("/proc")) out.add(m[1]);
+  return [...out];
+}
+
+/** Load order of modules and everything they depend on, from modules.dep. */
+export function moduleOrder(depText: string, wanted: string[]): { name: string; rel: string }[] {
+  const deps = new Map<string, string[]>();
+  const relOf = new Map<string, string>();
+  const nameOf = (rel: string) => path.basename(rel).replace(/\.ko(\.(xz|zst|gz))?$/, "").replace(/-/g, "_");
+  for (const line of depText.split("\n")) {
+    const i = line.indexOf(":");
+    if (i < 0) continue;
+    const rel = line.slice(0, i).trim();
+    const n = nameOf(rel);
+    relOf.set(n, rel);
+    deps.set(n, line.slice(i + 1).trim().split(/\s+/).filter(Boolean).map(nameOf));
+  }
+  const order: string[] = [];
+  const seen = new Set<string>();
+  const visit = (n: string, chain: string[]) => {
+    if (seen.has(n)) return;
+    if (!relOf.has(n)) throw new Error(`kernel module ${n} is not in modules.dep${chain.length ? ` (needed by ${chain.join(" <- ")})` : ""}`);
+    seen.add(n);
+    for (const d of deps.get(n) ?? []) visit(d, [n, ...chain]);
+    order.push(n);
+  };
+  for (const w of wanted) visit(w.replace(/-/g, "_"), []);
+  return order.map((name) => ({ name, rel: relOf.get(name)! }));
+}
+
+/** The compiled files a program needs: its relative require() closure inside dist. */
+export function requireClosure(distDir: string, entry: string): string[] {
+  const out = new Set<string>();
+  const todo = [path.resolve(distDir, entry)];
+  while (todo.length) {
+    const f = todo.pop()!;
+    if (out.has(f)) continue;
+    out.add(f);
+    const src = fs.readFileSync(f, "utf8");
+    for (const m of src.matchAll(/require\("([^"]+)"\)/g)) {
+      const spec = m[1];
+      if (!spec.startsWith(".")) {
+        if (spec.startsWith("node:") || isBuiltin(spec)) continue;
+        throw new Error(`${path.relative(distDir, f)} requires the package ${spec}: the guest image carries no node_modules`);
+      }
+      const base = path.resolve(path.dirname(f), spec);
+      const hit = [base, base + ".js", path.join(base, "index.js")].find((p) => fs.existsSync(p) && fs.statSync(p).isFile());
+      if (hit) todo.push(hit);
+      // a require the program builds at run time (the native addon) is added by the caller
+    }
+  }
+  return [...out].sort();
+}
+
+function isBuiltin(spec: string): boolean {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return (require("node:module") as typeof import("node:module")).builtinModules.includes(spec);
+}
+
+function sha256File(p: string, h: crypto.Hash): void {
+  const fd = fs.openSync(p, "r");
+  try {
+    const buf = Buffer.allocUnsafe(1 << 20);
+    for (;;) {
+      const n = fs.readSync(fd, buf, 0, buf.length, null);
+      if (n === 0) break;
+      h.update(buf.subarray(0, n));
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function defaultDist(): string {
+  return path.resolve(__dirname, "..", "..");
+}
+
+/** Every file that goes into the initramfs, with its destination. */
+function collectInputs(o: Required<Pick<ImageOptions, "node" | "busybox" | "distDir" | "nativeAddon">> & { kernel: KernelSource; runc: string | null }) {
+  const files: FileInput[] = [];
+  const libs = new Set<string>();
+  files.push({ dest: "bin/busybox", src: o.busybox, mode: 0o755 });
+  sharedLibs(o.busybox).forEach((l) => libs.add(l));
+  files.push({ dest: "usr/bin/node", src: o.node, mode: 0o755 });
+  sharedLibs(o.node).forEach((l) => libs.add(l));
+  if (o.runc) {
+    files.push({ dest: "usr/sbin/runc", src: o.runc, mode: 0o755 });
+    sharedLibs(o.runc).forEach((l) => libs.add(l));
+  }
+  for (const f of requireClosure(o.distDir, "mock-agent/main.js")) files.push({ dest: path.join(GUEST_APP_DIR.slice(1), "dist", path.relative(o.distDir, f)), src: f });
+  files.push({ dest: path.join(GUEST_APP_DIR.slice(1), "native/build/shimlab.node"), src: o.nativeAddon, mode: 0o755 });
+  sharedLibs(o.nativeAddon).forEach((l) => libs.add(l));
+  for (const l of libs) files.push({ dest: l.slice(1), src: fs.realpathSync(l), mode: 0o755 });
+  const dep = fs.readFileSync(path.join(o.kernel.modulesDir, "modules.dep"), "utf8");
+  const mods = moduleOrder(dep, GUEST_MODULES);
+  for (const m of mods) {
+    if (!m.rel.endsWith(".ko")) throw new Error(`module ${m.rel} is compressed; shimlab's image builder takes plain .ko files (Debian 12's)`);
+    files.push({ dest: `lib/modules/${m.name}.ko`, src: path.join(o.kernel.modulesDir, m.rel) });
+  }
+  return { files, modules: mods.map((m) => m.name) };
+}
+
+function dirsOf(files: string[]): string[] {
+  const dirs = new Set<string>();
+  for (const f of files) for (let d = path.dirname(f); d !== "." && d !== "/"; d = path.dirname(d)) dirs.add(d);
+  return [...dirs].sort();
+}
+
+async function writeInitramfs(out: string, entries: () => AsyncGenerator<CpioEntry>, compression: string, progress: (n: number) => void): Promise<void> {
+  const fd = fs.openSync(out, "w", 0o644);
+  let sink: NodeJS.WritableStream & import("node:stream").Writable;
+  let done: Promise<void>;
+  const file = fs.createWriteStream("", { fd });
+  const fileDone = new Promise<void>((resolve, reject) => {
+    file.on("close", resolve);
+    file.on("error", reject);
+  });
+  if (compression === "lz4") {
+    // The kernel reads only lz4's legacy frame format (-l).
+    const p = spawn("lz4", ["-l", "-c", "-1"], { stdio: ["pipe", "pipe", "pipe"] });
+    let err = "";
+    p.stderr.on("data", (d) => (err += d));
+    p.stdout.pipe(file);
+    sink = p.stdin;
+    done = new Promise<void>((resolve, reject) => {
+      p.on("error", reject);
+      p.on("close", (code) => (code === 0 ? resolve() : reject(new Error(`lz4 exited ${code}: ${err.trim()}`))));
+    }).then(() => fileDone);
+  } else if (compression === "gzip") {
+    const z = zlib.createGzip({ level: 1 });
+    z.pipe(file);
+    sink = z;
+    done = fileDone;
+  } else {
+    sink = file;
+    done = fileDone;
+  }
+  const w = new CpioWriter(sink);
+  for await (const e of entries()) {
+    await w.add(e);
+    progress(w.bytes);
+  }
+  await w.finish();
+  sink.end();
+  await done;
+}
+
+/** Returns the cached image for these inputs, building it first when there is none. */
+export async function ensureImage(o: ImageOptions = {}): Promise<GuestImage> {
+  const t0 = Date.now();
+  const say = o.onProgress ?? (() => {});
+  const kernel = o.kernel ?? findKernel();
+  if (!kernel) throw new Error("no guest kernel: install linux-image-amd64 (a /boot/vmlinuz-* with /lib/modules/<version>/modules.dep)");
+  const busybox = o.busybox ?? ["/bin/busybox", "/usr/bin/busybox"].find((p) => fs.existsSync(p));
+  if (!busybox) throw new Error("no busybox: install busybox-static");
+  if (sharedLibs(busybox).length && !o.busybox) say(`note: ${busybox} is dynamically linked; its libraries go into the image too`);
+  const node = o.node ?? process.execPath;
+  const distDir = o.distDir ?? defaultDist();
+  const nativeAddon = o.nativeAddon ?? addonPath();
+  if (!fs.existsSync(nativeAddon)) throw new Error(`native addon ${nativeAddon} is missing: run "npm run build"`);
+  const runc = o.runc ? which("runc") : null;
+  if (o.runc && !runc) throw new Error("runc was asked for in the guest but is not installed");
+  const compression = o.compression ?? (which("lz4") ? "lz4" : "gzip");
+  const cacheDir = o.cacheDir ?? cacheRoot();
+
+  const { files, modules } = collectInputs({ node, busybox, distDir, nativeAddon, kernel, runc });
+  const init = guestInit(modules);
+
+  say(`hashing ${files.length + 1} inputs`);
+  const h = crypto.createHash("sha256");
+  h.update(`format ${IMAGE_FORMAT}\ncompression ${compression}\n`);
+  h.update(init);
+  sha256File(kernel.path, h);
+  for (const f of files) {
+    h.update(`\n${f.dest} ${f.mode ?? 0o644}\n`);
+    sha256File(f.src, h);
+  }
+  const key = h.digest("hex").slice(0, 20);
+  const dir = path.join(cacheDir, "images", key);
+  const manifest = path.join(dir, "image.json");
+  if (fs.existsSync(manifest)) {
+    const img = JSON.parse(fs.readFileSync(manifest, "utf8")) as GuestImage;
+    if (fs.existsSync(img.kernel) && fs.existsSync(img.initrd)) {
+      say(`cached image ${key}`);
+      return { ...img, built: false, buildMs: Date.now() - t0 };
+    }
+  }
+
+  fs.mkdirSync(path.join(cacheDir, "images"), { recursive: true, mode: 0o755 });
+  const tmp = fs.mkdtempSync(path.join(cacheDir, "images", `.${key}-`));
+  try {
+    say(`extracting the uncompressed kernel from ${kernel.path}`);
+    const vmlinux = extractVmlinux(fs.readFileSync(kernel.path));
+    let kernelName: string;
+    if (vmlinux) {
+      kernelName = `vmlinux-${kernel.version}`;
+      fs.writeFileSync(path.join(tmp, kernelName), vmlinux, { mode: 0o644 });
+    } else {
+      say("no PVH-bootable ELF inside the bzImage: booting the bzImage (slower under TCG)");
+      kernelName = `vmlinuz-${kernel.version}`;
+      fs.copyFileSync(kernel.path, path.join(tmp, kernelName));
+    }
+
+    const total = files.reduce((n, f) => n + fs.statSync(f.src).size, 0);
+    say(`packing ${files.length} files (${(total / 1e6).toFixed(1)} MB) into the initramfs, ${compression}`);
+    let lastPct = -1;
+    const dests = files.map((f) => f.dest);
+    async function* entries(): AsyncGenerator<CpioEntry> {
+      for (const d of ["dev", "proc", "sys", "tmp", "run", "root", "etc", "usr", "usr/sbin", "sbin", ...dirsOf(dests)].filter((d, i, a) => a.indexOf(d) === i))
+        yield { name: d, mode: S_IFDIR | 0o755 };
+      yield { name: "dev/console", mode: S_IFCHR | 0o600, rdev: [5, 1] };
+      yield { name: "dev/null", mode: S_IFCHR | 0o666, rdev: [1, 3] };
+      yield { name: "init", mode: S_IFREG | 0o755, data: Buffer.from(init) };
+      yield { name: "etc/shimlab-image", mode: S_IFREG | 0o644, data: Buffer.from(`${key}\n`) };
+      for (const f of files) yield { name: f.dest, mode: S_IFREG | (f.mode ?? 0o644), data: fs.readFileSync(f.src) };
+    }
+    const initrdName = `initrd.cpio${compression === "lz4" ? ".lz4" : compression === "gzip" ? ".gz" : ""}`;
+    await writeInitramfs(path.join(tmp, initrdName), entries, compression, (n) => {
+      const pct = Math.min(100, Math.floor((n / total) * 100 / 10) * 10);
+      if (pct !== lastPct) {
+        lastPct = pct;
+        say(`  ${pct}%`);
+      }
+    });
+    const initrdBytes = fs.statSync(path.join(tmp, initrdName)).size;
+    const img: GuestImage = {
+      key,
+      dir,
+      kernel: path.join(dir, kernelName),
+      initrd: path.join(dir, initrdName),
+      kernelVersion: kernel.version,
+      initrdBytes,
+      compression,
+      runc: !!runc,
+      built: true,
+      buildMs: 0,
+    };
+    fs.writeFileSync(path.join(tmp, "image.json"), JSON.stringify(img, null, 2));
+    try {
+      fs.renameSync(tmp, dir);
+    } catch (e) {
+      // Another builder got there first with the same inputs: theirs is as good.
+      if (!fs.existsSync(manifest)) throw e;
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+    const buildMs = Date.now() - t0;
+    say(`built image ${key}: kernel ${kernel.version}, initramfs ${(initrdBytes / 1e6).toFixed(1)} MB, ${buildMs} ms`);
+    return { ...img, buildMs };
+  } catch (e) {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+}

@@ -1,0 +1,299 @@
+// One QEMU process per sandbox: launched with a boot deadline, watched
+// through QMP and its console, and torn down so that no QEMU is ever left
+// behind — quit over QMP, then SIGKILL; the pid is in vm.json for `delete`
+// after a shim crash, and the kernel kills QEMU if the shim dies first
+// (PR_SET_PDEATHSIG through setpriv, where util-linux has it).
+import fs from "node:fs";
+import net from "node:net";
+import path from "node:path";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { VirtioSerialTransport } from "../../agent/transport";
+import type { StorageInit } from "../../gen/grpc";
+import { deadlineExceeded, unavailable } from "../../ttrpc/status";
+import type { Logger } from "../../util/logger";
+import type { SandboxVm, VmExit } from "../types";
+import { processStartTime, socketIn, writeVmRecord } from "../rundir";
+import { qemuArgs, SHARE_TAG, type QemuSpec } from "./cmdline";
+import { GUEST_SHARED_DIR } from "./guest-init";
+import { QmpClient } from "./qmp";
+
+/** The mock agent logs this once it listens on the port (src/mock-agent/serial.ts says the same). */
+export const AGENT_READY_LINE = "agent serving on virtio-serial";
+const CONSOLE_LOG_MAX = 1 << 20;
+const TAIL_MAX = 4096;
+
+export interface LaunchOptions {
+  qemuPath: string;
+  /** Everything but the socket paths, which live in runDir. */
+  spec: Omit<QemuSpec, "agentSocket" | "qmpSocket" | "consoleSocket" | "sharedDir" | "pidFile">;
+  runDir: string;
+  logger: Logger;
+  bootTimeoutMs: number;
+  /** The console line that means the guest is ready (default: the agent serving). */
+  readyLine?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Share a directory as kataShared (container rootfs). */
+  share?: boolean;
+}
+
+export interface BootTimes {
+  /** Spawn to QMP answering. */
+  qmpMs: number;
+  /** Spawn to the ready line on the console. */
+  readyMs: number;
+}
+
+function run(cmd: string, args: string[]): Promise<void> {
+  return new Promise((resolve, reject) =>
+    execFile(cmd, args, (err, _o, stderr) => (err ? reject(new Error(`${cmd} ${args.join(" ")}: ${(stderr || err.message).trim()}`)) : resolve())),
+  );
+}
+
+let setprivPath: string | null | undefined;
+function setpriv(): string | null {
+  if (setprivPath === undefined) setprivPath = ["/usr/bin/setpriv", "/bin/setpriv"].find((p) => fs.existsSync(p)) ?? null;
+  return setprivPath;
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+export class QemuVm implements SandboxVm {
+  readonly kind = "qemu" as const;
+  readonly guest = true;
+  readonly exited: Promise<VmExit>;
+  readonly agentTransport: VirtioSerialTransport;
+  readonly consoleLog: string;
+  readonly args: string[];
+  times: BootTimes = { qmpMs: 0, readyMs: 0 };
+  private qmp: QmpClient | null = null;
+  private console: net.Socket | null = null;
+  private consoleFd: number | null = null;
+  private consoleBytes = 0;
+  private tail = "";
+  private stderr = "";
+  private exit: VmExit | null = null;
+  private stopping: Promise<void> | null = null;
+  private readonly shares = new Set<string>();
+  private lineWaiters: { line: string; resolve: () => void }[] = [];
+  private readonly sockets: string[];
+  private readonly sharedDir: string | null;
+
+  private constructor(
+    private readonly child: ChildProcess,
+    private readonly o: LaunchOptions,
+    args: string[],
+    sockets: { agent: string; qmp: string; console: string },
+    sharedDir: string | null,
+  ) {
+    this.args = args;
+    this.agentTransport = new VirtioSerialTransport(sockets.agent);
+    this.sockets = [sockets.agent, sockets.qmp, sockets.console];
+    this.sharedDir = sharedDir;
+    this.consoleLog = path.join(o.runDir, "console.log");
+    this.exited = new Promise((resolve) =>
+      child.once("exit", (code, signal) => {
+        this.exit = { code, signal };
+        resolve(this.exit);
+      }),
+    );
+    child.stderr?.setEncoding("utf8");
+    child.stderr?.on("data", (d: string) => (this.stderr = (this.stderr + d).slice(-TAIL_MAX)));
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  /** The last console output and QEMU's own complaints, for error messages. */
+  diagnostics(): string {
+    const parts = [];
+    if (this.stderr.trim()) parts.push(`qemu: ${this.stderr.trim()}`);
+    if (this.tail.trim()) parts.push(`console: ${this.tail.trim().split("\n").slice(-8).join(" | ")}`);
+    return parts.join("; ");
+  }
+
+  static async launch(o: LaunchOptions): Promise<QemuVm> {
+    fs.mkdirSync(o.runDir, { recursive: true, mode: 0o700 });
+    const sockets = { agent: socketIn(o.runDir, "agent.sock"), qmp: socketIn(o.runDir, "qmp.sock"), console: socketIn(o.runDir, "console.sock") };
+    for (const s of Object.values(sockets)) fs.rmSync(s, { force: true });
+    let sharedDir: string | null = null;
+    if (o.share) {
+      sharedDir = path.join(o.runDir, "shared");
+      fs.mkdirSync(sharedDir, { recursive: true, mode: 0o700 });
+    }
+    const args = qemuArgs({ ...o.spec, agentSocket: sockets.agent, qmpSocket: sockets.qmp, consoleSocket: sockets.console, sharedDir: sharedDir ?? undefined });
+    const env = { ...(o.env ?? process.env) };
+    delete env.NODE_EXTRA_CA_CERTS;
+    const sp = setpriv();
+    const [cmd, argv] = sp ? [sp, ["--pdeathsig", "SIGKILL", "--", o.qemuPath, ...args]] : [o.qemuPath, args];
+    const t0 = Date.now();
+    const child = spawn(cmd, argv, { cwd: o.runDir, stdio: ["ignore", "ignore", "pipe"], env });
+    const spawnErr = new Promise<Error>((resolve) => child.once("error", resolve));
+    if (!child.pid) throw unavailable(`cannot start ${o.qemuPath}: ${(await spawnErr).message}`);
+    const vm = new QemuVm(child, o, [o.qemuPath, ...args], sockets, sharedDir);
+    writeVmRecord(o.runDir, {
+      kind: "qemu",
+      pid: child.pid,
+      startTime: processStartTime(child.pid) ?? "",
+      agentUrl: vm.agentTransport.url,
+    });
+    o.logger.info("qemu started", { pid: child.pid, accel: o.spec.accel, machine: o.spec.machine, memoryMb: o.spec.memoryMb });
+    o.logger.debug("qemu command line", { args: vm.args.join(" ") });
+    try {
+      await vm.boot(t0, sockets);
+    } catch (e) {
+      const diag = vm.diagnostics();
+      await vm.stop();
+      const msg = `${(e as Error).message}${diag ? `; ${diag}` : ""}`;
+      throw (e as { code?: number }).code !== undefined ? Object.assign(e as Error, { message: msg }) : unavailable(msg);
+    }
+    o.logger.info("vm booted", { pid: child.pid, qmpMs: vm.times.qmpMs, readyMs: vm.times.readyMs });
+    return vm;
+  }
+
+  /** Races a step against the boot deadline and QEMU exiting. */
+  private step<T>(what: string, p: Promise<T>, deadline: number): Promise<T> {
+    let timer: NodeJS.Timeout;
+    const left = deadline - Date.now();
+    return Promise.race([
+      p,
+      this.exited.then((x) => {
+        throw unavailable(`qemu exited while ${what} (code ${x.code}, signal ${x.signal})`);
+      }),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(deadlineExceeded(`boot deadline of ${this.o.bootTimeoutMs} ms passed while ${what}`)), Math.max(0, left));
+      }),
+    ]).finally(() => clearTimeout(timer));
+  }
+
+  private async boot(t0: number, sockets: { qmp: string; console: string }): Promise<void> {
+    const deadline = t0 + this.o.bootTimeoutMs;
+    const appeared = async (p: string) => {
+      while (!fs.existsSync(p)) {
+        if (this.exit) return;
+        await delay(5);
+      }
+    };
+    await this.step("waiting for its sockets", Promise.all([appeared(sockets.qmp), appeared(sockets.console)]), deadline);
+    this.attachConsole(sockets.console);
+    const ready = this.waitLine(this.o.readyLine ?? AGENT_READY_LINE);
+    this.qmp = await this.step("connecting QMP", QmpClient.connect(sockets.qmp, Math.max(100, deadline - Date.now())), deadline);
+    const st = await this.step("querying its status", this.qmp.queryStatus(), deadline);
+    if (!st.running) throw unavailable(`qemu is not running the guest (status ${st.status})`);
+    this.times.qmpMs = Date.now() - t0;
+    await this.step("waiting for the guest agent", ready, deadline);
+    this.times.readyMs = Date.now() - t0;
+  }
+
+  private attachConsole(p: string): void {
+    try {
+      this.consoleFd = fs.openSync(this.consoleLog, "a", 0o600);
+    } catch {
+      this.consoleFd = null;
+    }
+    const s = net.createConnection({ path: p });
+    this.console = s;
+    s.setEncoding("utf8");
+    s.on("error", () => {});
+    let partial = "";
+    s.on("data", (d: string) => {
+      if (this.consoleFd !== null && this.consoleBytes < CONSOLE_LOG_MAX) {
+        this.consoleBytes += d.length;
+        try {
+          fs.writeSync(this.consoleFd, d);
+        } catch {
+          /* a full disk loses console lines, nothing else */
+        }
+      }
+      this.tail = (this.tail + d).slice(-TAIL_MAX);
+      partial += d;
+      let nl: number;
+      while ((nl = partial.indexOf("\n")) >= 0) {
+        const line = partial.slice(0, nl);
+        partial = partial.slice(nl + 1);
+        this.lineWaiters = this.lineWaiters.filter((w) => {
+          if (!line.includes(w.line)) return true;
+          w.resolve();
+          return false;
+        });
+      }
+      if (partial.length > TAIL_MAX) partial = partial.slice(-TAIL_MAX);
+    });
+  }
+
+  private waitLine(line: string): Promise<void> {
+    return new Promise((resolve) => this.lineWaiters.push({ line, resolve }));
+  }
+
+  /** QEMU's view of the guest, for diagnostics. */
+  async status(): Promise<string> {
+    if (!this.qmp || this.qmp.isClosed) throw unavailable("no QMP connection");
+    return (await this.qmp.queryStatus()).status;
+  }
+
+  async shareRootfs(containerId: string, hostPath: string): Promise<string> {
+    if (!this.sharedDir) throw unavailable("this VM has no shared filesystem");
+    if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(containerId)) throw unavailable(`container id ${JSON.stringify(containerId)} cannot name a shared directory`);
+    const target = path.join(this.sharedDir, containerId, "rootfs");
+    fs.mkdirSync(target, { recursive: true });
+    await run("mount", ["--bind", hostPath, target]);
+    this.shares.add(containerId);
+    return `${GUEST_SHARED_DIR}/${containerId}/rootfs`;
+  }
+
+  async unshareRootfs(containerId: string): Promise<void> {
+    if (!this.sharedDir || !this.shares.has(containerId)) return;
+    const dir = path.join(this.sharedDir, containerId);
+    const target = path.join(dir, "rootfs");
+    await run("umount", [target]).catch(() => run("umount", ["-l", target]));
+    this.shares.delete(containerId);
+    // rmdir, never a recursive rm: a bind that refused to go must not take the container's files with it.
+    fs.rmdirSync(target);
+    fs.rmdirSync(dir);
+  }
+
+  sandboxStorages(): StorageInit[] {
+    if (!this.sharedDir) return [];
+    return [
+      {
+        driver: "9p",
+        source: SHARE_TAG,
+        fstype: "9p",
+        options: ["trans=virtio", "version=9p2000.L", "cache=none"],
+        mountPoint: GUEST_SHARED_DIR,
+      },
+    ];
+  }
+
+  stop(): Promise<void> {
+    this.stopping ??= this.teardown();
+    return this.stopping;
+  }
+
+  private async teardown(): Promise<void> {
+    for (const w of this.lineWaiters) w.resolve();
+    this.lineWaiters = [];
+    if (!this.exit) {
+      // Ask first: QEMU flushes and exits at once on quit. Then insist.
+      if (this.qmp && !this.qmp.isClosed) await this.qmp.quit(1000).catch(() => {});
+      const gone = await Promise.race([this.exited.then(() => true), delay(2000).then(() => false)]);
+      if (!gone) {
+        this.o.logger.warn("qemu did not quit; killing it", { pid: this.pid });
+        try {
+          this.child.kill("SIGKILL");
+        } catch {
+          /* already gone */
+        }
+        await this.exited;
+      }
+    }
+    this.qmp?.close();
+    this.console?.destroy();
+    if (this.consoleFd !== null) fs.closeSync(this.consoleFd);
+    this.consoleFd = null;
+    for (const id of [...this.shares]) await this.unshareRootfs(id).catch((e) => this.o.logger.error("unshare failed", { container: id, error: (e as Error).message }));
+    for (const s of this.sockets) fs.rmSync(s, { force: true });
+  }
+}
