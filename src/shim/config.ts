@@ -8,12 +8,13 @@
 //   runtime = "auto"               # runc | host | auto (mock agent on the host)
 //   dial_timeout_ms = 45000
 //   [qemu]                         # read when hypervisor = "qemu"
-//   ...
+//   machine = "q35"                # keys: src/hypervisor/qemu/config.ts
 import fs from "node:fs";
 import { parse } from "smol-toml";
 import { invalidArgument } from "../ttrpc/status";
 import type { Hypervisor } from "../hypervisor/types";
 import { NoneHypervisor } from "../hypervisor/none";
+import { parseQemuConfig } from "../hypervisor/qemu/config";
 
 export interface ShimConfig {
   /** Where it came from: a path, or "defaults". */
@@ -42,6 +43,8 @@ function build(raw: Record<string, unknown>, source: string, env: NodeJS.Process
   if (typeof dial !== "number" || dial <= 0) throw invalidArgument(`${where("agent.dial_timeout_ms")} must be a positive number`);
   const qemu = (raw.qemu ?? {}) as Record<string, unknown>;
   const debug = raw.debug === true || env.SHIMLAB_DEBUG === "1";
+  // A bad [qemu] table is refused when the file is read, not when the first VM boots.
+  if (hv === "qemu") parseQemuConfig(qemu, source);
   const cfg: ShimConfig = {
     source,
     hypervisorKind: hv,
@@ -54,7 +57,7 @@ function build(raw: Record<string, unknown>, source: string, env: NodeJS.Process
       if (hv === "qemu") {
         // Loaded only when asked for: the default path never pays for it.
         const { QemuHypervisor } = require("../hypervisor/qemu") as typeof import("../hypervisor/qemu");
-        return new QemuHypervisor(QemuHypervisor.configFrom(qemu, source));
+        return new QemuHypervisor({ ...QemuHypervisor.configFrom(qemu, source), debug: debug || qemu.debug === true });
       }
       return new NoneHypervisor({ agentRuntime: rt, debug });
     },

@@ -146,8 +146,10 @@ function sha256File(p: string, h: crypto.Hash): void {
   }
 }
 
+/** The compiled tree: this file's own when it runs compiled, the build's dist/ when run from src (tests). */
 function defaultDist(): string {
-  return path.resolve(__dirname, "..", "..");
+  const here = path.resolve(__dirname, "..", "..");
+  return path.basename(here) === "src" ? path.join(path.dirname(here), "dist") : here;
 }
 
 /** Every file that goes into the initramfs, with its destination. */

@@ -1,0 +1,149 @@
+// hypervisor = "qemu" end to end: containerd 1.6 runs shimlab's shim, which
+// boots a real QEMU VM (TCG here: the machines' KVM is PVM), dials the mock
+// agent inside it over virtio-serial, shares the container's rootfs in over
+// 9p, and runs the container in the guest. After every test no QEMU, agent
+// socket or mount may be left.
+import { describe, it, expect, beforeAll, afterAll, afterEach } from "vitest";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { spawn } from "node:child_process";
+import { Containerd } from "../../src/harness/containerd";
+import { buildBusyboxRootfs } from "../../src/harness/rootfs";
+import { listProcesses } from "../../src/harness/leaks";
+import { ensureImage, type GuestImage } from "../../src/hypervisor/qemu/image";
+import { findKernel } from "../../src/hypervisor/qemu/kernel";
+import { missing, REQUIRE_ALL } from "../helpers/env";
+import { expectNoLeaks } from "../helpers/leaks";
+
+const RUNTIME = "io.containerd.shimlab.v2";
+let skip = missing("root", "containerd", "ctr", "busybox", "qemu-system-x86_64", "xz");
+if (!skip && !findKernel()) {
+  if (REQUIRE_ALL) throw new Error("SHIMLAB_REQUIRE_ALL=1 but no guest kernel: apt-get install linux-image-amd64");
+  skip = "needs linux-image-amd64";
+}
+
+function qemusUnder(dir: string) {
+  return listProcesses().filter((p) => p.cmdline.includes("qemu-system") && p.cmdline.includes(dir));
+}
+
+async function until<T>(what: string, f: () => Promise<T | null | undefined | false>, timeoutMs = 30_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await f();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+describe.skipIf(skip)("QEMU sandboxes through ctr (TCG)", () => {
+  let ctd: Containerd;
+  let work: string;
+  let rootfs: string;
+  let image: GuestImage;
+  let configPath: string;
+  let shortBootConfig: string;
+
+  beforeAll(async () => {
+    work = fs.mkdtempSync(path.join(os.tmpdir(), "shimlab-qemu-"));
+    const progress: string[] = [];
+    image = await ensureImage({ onProgress: (m) => progress.push(m) });
+    expect(progress.length).toBeGreaterThan(0);
+    // A rootfs of our own, with a file only the container's root has.
+    rootfs = buildBusyboxRootfs(path.join(work, "rootfs"));
+    fs.writeFileSync(path.join(rootfs, "etc", "shimlab-marker"), "from-the-host-rootfs\n");
+    configPath = path.join(work, "qemu.toml");
+    fs.writeFileSync(configPath, `hypervisor = "qemu"\n[qemu]\nmachine = "q35"\naccel = "auto"\nmemory_mb = 512\nboot_timeout_ms = 120000\nkernel = "${image.kernel}"\ninitrd = "${image.initrd}"\n`);
+    // Too short for any boot under TCG: proves the deadline and the teardown.
+    shortBootConfig = path.join(work, "short.toml");
+    fs.writeFileSync(shortBootConfig, `hypervisor = "qemu"\n[qemu]\nboot_timeout_ms = 400\nkernel = "${image.kernel}"\ninitrd = "${image.initrd}"\n`);
+    ctd = new Containerd({ env: { SHIMLAB_CONFIG: configPath } });
+    await ctd.start();
+  }, 180_000);
+
+  afterAll(async () => {
+    await ctd?.destroy();
+    if (work) {
+      fs.rmSync(work, { recursive: true, force: true });
+    }
+  });
+
+  afterEach(async () => {
+    await expectNoLeaks([ctd.dir], [ctd.dir, work]);
+    expect(qemusUnder(ctd.dir)).toEqual([]);
+  });
+
+  it("image build is cached by content: a second build finds the first", async () => {
+    const again = await ensureImage();
+    expect(again.built).toBe(false);
+    expect(again.key).toBe(image.key);
+    expect(fs.statSync(again.initrd).size).toBe(image.initrdBytes);
+  });
+
+  it("ctr run --rm boots a VM, runs echo in the guest and propagates exit codes", async () => {
+    const r = await ctd.ctr(["run", "--rm", "--runtime", RUNTIME, "--rootfs", rootfs, "q1", "/bin/sh", "-c", "echo hi; cat etc/shimlab-marker; cat /proc/version; exit 3"], { timeoutMs: 150_000 });
+    expect(r.err).toBe("");
+    const [hi, marker, version] = r.out.split("\n");
+    expect(hi).toBe("hi");
+    // The rootfs came in over 9p: the container starts in it.
+    expect(marker).toBe("from-the-host-rootfs");
+    // The guest's kernel, not the host's.
+    expect(version).toContain(image.kernelVersion);
+    expect(version).not.toBe(fs.readFileSync("/proc/version", "utf8").trim());
+    expect(r.code).toBe(3);
+  }, 180_000);
+
+  it("exec runs in the same VM; kill and delete stop it", async () => {
+    const d = await ctd.ctr(["run", "-d", "--runtime", RUNTIME, "--rootfs", rootfs, "q2", "/bin/sleep", "300"], { timeoutMs: 150_000 });
+    expect(d.code, d.err).toBe(0);
+    try {
+      const ls = await ctd.ctr(["task", "ls"]);
+      const pid = Number(/q2\s+(\d+)\s+RUNNING/.exec(ls.out)?.[1]);
+      // Like Kata, the task's pid is QEMU's.
+      expect(fs.readFileSync(`/proc/${pid}/cmdline`, "utf8")).toContain("qemu-system");
+      const h = await ctd.ctr(["task", "exec", "--exec-id", "e1", "q2", "/bin/hostname"]);
+      expect(h.code, h.err).toBe(0);
+      expect(h.out.trim()).not.toBe(os.hostname());
+      const boot1 = await ctd.ctr(["task", "exec", "--exec-id", "e2", "q2", "/bin/cat", "/proc/sys/kernel/random/boot_id"]);
+      const boot2 = await ctd.ctr(["task", "exec", "--exec-id", "e3", "q2", "/bin/cat", "/proc/sys/kernel/random/boot_id"]);
+      expect(boot1.out.trim()).toMatch(/^[0-9a-f-]{36}$/);
+      expect(boot1.out).toBe(boot2.out); // one VM
+      expect(boot1.out).not.toBe(fs.readFileSync("/proc/sys/kernel/random/boot_id", "utf8"));
+      const e = await ctd.ctr(["task", "exec", "--exec-id", "e4", "q2", "/bin/sh", "-c", "exit 5"]);
+      expect(e.code).toBe(5);
+      expect((await ctd.ctr(["task", "kill", "-s", "SIGKILL", "q2"])).code).toBe(0);
+      await until("q2 to stop", async () => /q2\s+\d+\s+STOPPED/.test((await ctd.ctr(["task", "ls"])).out));
+    } finally {
+      await ctd.ctr(["task", "delete", "-f", "q2"]);
+      await ctd.ctr(["container", "rm", "q2"]);
+    }
+  }, 180_000);
+
+  it("SIGKILL of QEMU while a task runs: the task exits and nothing is left", async () => {
+    const d = await ctd.ctr(["run", "-d", "--runtime", RUNTIME, "--rootfs", rootfs, "q3", "/bin/sleep", "300"], { timeoutMs: 150_000 });
+    expect(d.code, d.err).toBe(0);
+    const events = spawn("ctr", ["--address", ctd.address, "events"], { env: ctd.env() });
+    let evOut = "";
+    events.stdout.on("data", (x) => (evOut += x));
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      const [qemu] = qemusUnder(ctd.dir);
+      expect(qemu).toBeDefined();
+      process.kill(qemu.pid, "SIGKILL");
+      await until("/tasks/exit for q3", async () => /\/tasks\/exit .*"container_id":"q3"/.test(evOut));
+      await until("q3 to stop", async () => /q3\s+\d+\s+STOPPED/.test((await ctd.ctr(["task", "ls"])).out));
+    } finally {
+      events.kill();
+      await ctd.ctr(["task", "delete", "-f", "q3"]);
+      await ctd.ctr(["container", "rm", "q3"]);
+    }
+  }, 180_000);
+
+  it("a boot that misses its deadline fails the create and leaves no QEMU", async () => {
+    const r = await ctd.ctr(["run", "--rm", "--runtime", RUNTIME, "--runtime-config-path", shortBootConfig, "--rootfs", rootfs, "q4", "/bin/true"], { timeoutMs: 60_000 });
+    expect(r.code).not.toBe(0);
+    expect(r.err).toMatch(/boot deadline of 400 ms/);
+    await ctd.ctr(["container", "rm", "q4"]);
+  }, 90_000);
+});
