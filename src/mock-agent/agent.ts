@@ -17,6 +17,7 @@ import { OutputBuffer } from "./output";
 import { processFromGrpc, resourcesFromGrpc, specFromGrpc } from "./oci";
 import type { Runtime, RuntimeProcess } from "./runtime/types";
 import { mountStorage } from "./storage";
+import type { Reaper } from "./reaper";
 
 export const AGENT_VERSION = "shimlab-mock-agent 0.1.0";
 /** After a process exits, its output is drained for at most this long, then end of stream (as kata-agent). */
@@ -87,6 +88,8 @@ export interface MockAgentOptions {
   logger: Logger;
   /** Running as a VM's agent: CreateSandbox mounts storages and sets the hostname. */
   guest: boolean;
+  /** The subreaper, when the runtime needs one: helper programs the agent runs must be known to it. */
+  reaper?: Reaper | null;
   /** Called once DestroySandbox has answered: the agent's work is done. */
   onDestroyed: () => void;
 }
@@ -164,7 +167,7 @@ export class MockAgent {
     CreateSandbox: async (req) => {
       if (this.sandbox) throw alreadyExists(`sandbox ${this.sandbox.id} already created`);
       if (this.o.guest) {
-        for (const s of req.storages) await mountStorage(s, this.o.logger);
+        for (const s of req.storages) await mountStorage(s, this.o.logger, this.o.reaper ?? null);
         if (req.hostname) {
           try {
             fs.writeFileSync("/proc/sys/kernel/hostname", req.hostname);

@@ -107,7 +107,7 @@ function chooseRuntime(a: Args, log: Logger, reaper: () => Reaper): Runtime {
   if (want === "runc" || (want === "auto" && isRoot && runc && hasNative())) {
     if (!isRoot) throw new Error("the runc runtime needs root");
     if (!runc) throw new Error("the runc runtime needs runc on PATH");
-    return new RuncRuntime(reaper(), path.join(a.stateDir, "runc"), runc);
+    return new RuncRuntime(reaper(), path.join(a.stateDir, "runc"), runc, a.guest);
   }
   const why = !isRoot ? "not running as root" : !runc ? "runc is not installed" : !hasNative() ? "the native addon is not built" : "asked for";
   log.warn(`containers run directly on the host WITHOUT isolation (${why}): no namespaces, no rootfs, no cgroup limits`);
@@ -180,6 +180,7 @@ export function main(argv: string[]): void {
     stateDir: args.stateDir,
     logger: log,
     guest: args.guest,
+    reaper,
     onDestroyed: () => {
       if (!args.guest) setTimeout(() => void exit("sandbox destroyed"), 50);
     },

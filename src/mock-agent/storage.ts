@@ -5,10 +5,12 @@ import type { Storage } from "../gen/grpc";
 import { invalidArgument } from "../ttrpc/status";
 import type { Logger } from "../util/logger";
 import { mustRun } from "./runtime/exec";
+import type { Reaper } from "./reaper";
 
 const DRIVERS = new Set(["9p", "virtio-fs", "ephemeral", "local"]);
 
-export async function mountStorage(s: Storage, log: Logger): Promise<void> {
+/** reaper: the agent's, when it has one, so it does not take mount's exit status from libuv. */
+export async function mountStorage(s: Storage, log: Logger, reaper: Reaper | null = null): Promise<void> {
   if (!DRIVERS.has(s.driver)) throw invalidArgument(`storage driver ${JSON.stringify(s.driver)} is not supported (want ${[...DRIVERS].join(", ")})`);
   if (!s.mountPoint.startsWith("/")) throw invalidArgument(`storage mount point ${JSON.stringify(s.mountPoint)} is not absolute`);
   fs.mkdirSync(s.mountPoint, { recursive: true });
@@ -17,6 +19,6 @@ export async function mountStorage(s: Storage, log: Logger): Promise<void> {
   const args = ["-t", fstype];
   if (s.options.length) args.push("-o", s.options.join(","));
   args.push(s.source, s.mountPoint);
-  await mustRun(null, "mount", args);
+  await mustRun(reaper, "mount", args);
   log.info("storage mounted", { driver: s.driver, source: s.source, mountPoint: s.mountPoint });
 }

@@ -13,11 +13,14 @@ import { buildBusyboxRootfs } from "../../src/harness/rootfs";
 import { listProcesses } from "../../src/harness/leaks";
 import { ensureImage, type GuestImage } from "../../src/hypervisor/qemu/image";
 import { findKernel } from "../../src/hypervisor/qemu/kernel";
+import { QemuHypervisor } from "../../src/hypervisor/qemu";
+import { AgentClient } from "../../src/agent/client";
+import { FdLogger } from "../../src/util/logger";
 import { missing, REQUIRE_ALL } from "../helpers/env";
 import { expectNoLeaks } from "../helpers/leaks";
 
 const RUNTIME = "io.containerd.shimlab.v2";
-let skip = missing("root", "containerd", "ctr", "busybox", "qemu-system-x86_64", "xz");
+let skip = missing("root", "containerd", "ctr", "runc", "busybox", "qemu-system-x86_64", "xz");
 if (!skip && !findKernel()) {
   if (REQUIRE_ALL) throw new Error("SHIMLAB_REQUIRE_ALL=1 but no guest kernel: apt-get install linux-image-amd64");
   skip = "needs linux-image-amd64";
@@ -48,13 +51,14 @@ describe.skipIf(skip)("QEMU sandboxes through ctr (TCG)", () => {
   beforeAll(async () => {
     work = fs.mkdtempSync(path.join(os.tmpdir(), "shimlab-qemu-"));
     const progress: string[] = [];
-    image = await ensureImage({ onProgress: (m) => progress.push(m) });
+    // runc goes into the guest: containers there get their own namespaces and root, as in Kata's guest.
+    image = await ensureImage({ runc: true, onProgress: (m) => progress.push(m) });
     expect(progress.length).toBeGreaterThan(0);
     // A rootfs of our own, with a file only the container's root has.
     rootfs = buildBusyboxRootfs(path.join(work, "rootfs"));
     fs.writeFileSync(path.join(rootfs, "etc", "shimlab-marker"), "from-the-host-rootfs\n");
     configPath = path.join(work, "qemu.toml");
-    fs.writeFileSync(configPath, `hypervisor = "qemu"\n[qemu]\nmachine = "q35"\naccel = "auto"\nmemory_mb = 512\nboot_timeout_ms = 120000\nkernel = "${image.kernel}"\ninitrd = "${image.initrd}"\n`);
+    fs.writeFileSync(configPath, `hypervisor = "qemu"\n[qemu]\nmachine = "q35"\naccel = "auto"\nmemory_mb = 512\nboot_timeout_ms = 120000\nguest_runtime = "runc"\nkernel = "${image.kernel}"\ninitrd = "${image.initrd}"\n`);
     // Too short for any boot under TCG: proves the deadline and the teardown.
     shortBootConfig = path.join(work, "short.toml");
     fs.writeFileSync(shortBootConfig, `hypervisor = "qemu"\n[qemu]\nboot_timeout_ms = 400\nkernel = "${image.kernel}"\ninitrd = "${image.initrd}"\n`);
@@ -75,19 +79,44 @@ describe.skipIf(skip)("QEMU sandboxes through ctr (TCG)", () => {
   });
 
   it("image build is cached by content: a second build finds the first", async () => {
-    const again = await ensureImage();
+    const again = await ensureImage({ runc: true });
     expect(again.built).toBe(false);
     expect(again.key).toBe(image.key);
     expect(fs.statSync(again.initrd).size).toBe(image.initrdBytes);
   });
 
+  it("a microvm boots to the agent; the virtio-serial stream survives the host reconnecting", async () => {
+    const runDir = path.join(work, "direct");
+    const hv = new QemuHypervisor(QemuHypervisor.configFrom({ machine: "microvm", kernel: image.kernel, initrd: image.initrd, boot_timeout_ms: 120_000 }, "test"));
+    const vm = await hv.start({ sandboxId: "direct", namespace: "test", runDir, logger: new FdLogger(null) });
+    try {
+      expect(vm.kind).toBe("qemu");
+      expect(fs.readFileSync(`/proc/${vm.pid}/cmdline`, "utf8")).toContain("microvm");
+      expect(JSON.parse(fs.readFileSync(path.join(runDir, "vm.json"), "utf8"))).toMatchObject({ kind: "qemu", pid: vm.pid });
+      for (let i = 0; i < 3; i++) {
+        const c = await AgentClient.connect(vm.agentTransport, { timeoutMs: 30_000 });
+        expect((await c.health.Version({})).agentVersion).toMatch(/^shimlab-mock-agent/);
+        c.close();
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      console.log(`microvm boot to agent ready: ${(vm as unknown as { times: { readyMs: number } }).times.readyMs} ms (TCG)`);
+    } finally {
+      await vm.stop();
+    }
+    expect(await vm.exited).toMatchObject({ code: 0 });
+    expect(qemusUnder(runDir)).toEqual([]);
+    expect(fs.readdirSync(runDir).filter((f) => f.endsWith(".sock"))).toEqual([]);
+  }, 150_000);
+
   it("ctr run --rm boots a VM, runs echo in the guest and propagates exit codes", async () => {
-    const r = await ctd.ctr(["run", "--rm", "--runtime", RUNTIME, "--rootfs", rootfs, "q1", "/bin/sh", "-c", "echo hi; cat etc/shimlab-marker; cat /proc/version; exit 3"], { timeoutMs: 150_000 });
+    const r = await ctd.ctr(["run", "--rm", "--runtime", RUNTIME, "--rootfs", rootfs, "q1", "/bin/sh", "-c", "echo hi; cat /etc/shimlab-marker; cat /proc/version; echo pid=$$; ls /opt 2>&1; exit 3"], { timeoutMs: 150_000 });
     expect(r.err).toBe("");
-    const [hi, marker, version] = r.out.split("\n");
+    const [hi, marker, version, pid, opt] = r.out.split("\n");
     expect(hi).toBe("hi");
-    // The rootfs came in over 9p: the container starts in it.
+    // The rootfs came in over 9p and is the container's root (runc in the guest), not the guest's initramfs.
     expect(marker).toBe("from-the-host-rootfs");
+    expect(pid).toBe("pid=1");
+    expect(opt).toMatch(/No such file or directory/); // the guest's /opt/shimlab is not visible
     // The guest's kernel, not the host's.
     expect(version).toContain(image.kernelVersion);
     expect(version).not.toBe(fs.readFileSync("/proc/version", "utf8").trim());

@@ -10,7 +10,7 @@
 //   initrd = ""
 //   cache_dir = ""             # default SHIMLAB_CACHE_DIR or /var/cache/shimlab
 //   boot_timeout_ms = 60000    # QEMU start to the agent serving, or the VM is killed
-//   guest_runtime = "host"     # the agent's runtime in the guest (host | runc)
+//   guest_runtime = "runc"     # the agent's runtime in the guest: runc (copied into the image) or host (no isolation)
 //   kernel_params = []
 //   jitless = false            # node --jitless in the guest
 //   vsock = false              # add vhost-vsock-pci where /dev/vhost-vsock exists
@@ -41,7 +41,7 @@ export const QEMU_DEFAULTS: QemuConfig = {
   memoryMb: 512,
   vcpus: 1,
   bootTimeoutMs: 60_000,
-  guestRuntime: "host",
+  guestRuntime: "runc",
   kernelParams: [],
   jitless: false,
   vsock: false,

@@ -4,7 +4,7 @@
 // (/sys/class/virtio-ports/vportNpM/name), not /dev/virtio-ports/.
 //
 // Kernel command line words it reads:
-//   shimlab.runtime=<host|runc|auto>   the agent's runtime (default host)
+//   shimlab.runtime=<host|runc|auto>   the agent's runtime (default auto: runc when the image has it)
 //   shimlab.debug                       agent debug logging
 //   shimlab.jitless                     node --jitless (steadier latency under TCG)
 
@@ -33,7 +33,7 @@ for m in ${modules.join(" ")}; do
   insmod /lib/modules/$m.ko || echo "${INIT_MARK} insmod $m failed"
 done
 CMD=$(cat /proc/cmdline)
-RUNTIME=host; DEBUG=; NODEOPTS=
+RUNTIME=auto; DEBUG=; NODEOPTS=
 for w in $CMD; do
   case "$w" in
     shimlab.runtime=*) RUNTIME=\${w#shimlab.runtime=};;

@@ -236,7 +236,7 @@ export async function ensureImage(o: ImageOptions = {}): Promise<GuestImage> {
   const nativeAddon = o.nativeAddon ?? addonPath();
   if (!fs.existsSync(nativeAddon)) throw new Error(`native addon ${nativeAddon} is missing: run "npm run build"`);
   const runc = o.runc ? which("runc") : null;
-  if (o.runc && !runc) throw new Error("runc was asked for in the guest but is not installed");
+  if (o.runc && !runc) throw new Error('runc is not installed on the host, so it cannot go into the guest image (install runc, or use [qemu] guest_runtime = "host")');
   const compression = o.compression ?? (which("lz4") ? "lz4" : "gzip");
   const cacheDir = o.cacheDir ?? cacheRoot();
 

@@ -111,6 +111,7 @@ export class QemuVm implements SandboxVm {
     const parts = [];
     if (this.stderr.trim()) parts.push(`qemu: ${this.stderr.trim()}`);
     if (this.tail.trim()) parts.push(`console: ${this.tail.trim().split("\n").slice(-8).join(" | ")}`);
+    else if (this.console) parts.push("the guest printed nothing on its console");
     return parts.join("; ");
   }
 
@@ -153,6 +154,18 @@ export class QemuVm implements SandboxVm {
     return vm;
   }
 
+  private async connectQmp(p: string, deadline: number): Promise<QmpClient> {
+    for (;;) {
+      try {
+        return await QmpClient.connect(p, Math.max(100, deadline - Date.now()));
+      } catch (e) {
+        // Refused between QEMU's bind and listen: try again, within the deadline.
+        if (this.exit || Date.now() > deadline || !/ECONNREFUSED|ENOENT/.test((e as Error).message)) throw e;
+        await delay(10);
+      }
+    }
+  }
+
   /** Races a step against the boot deadline and QEMU exiting. */
   private step<T>(what: string, p: Promise<T>, deadline: number): Promise<T> {
     let timer: NodeJS.Timeout;
@@ -177,9 +190,9 @@ export class QemuVm implements SandboxVm {
       }
     };
     await this.step("waiting for its sockets", Promise.all([appeared(sockets.qmp), appeared(sockets.console)]), deadline);
-    this.attachConsole(sockets.console);
     const ready = this.waitLine(this.o.readyLine ?? AGENT_READY_LINE);
-    this.qmp = await this.step("connecting QMP", QmpClient.connect(sockets.qmp, Math.max(100, deadline - Date.now())), deadline);
+    this.attachConsole(await this.step("connecting its console", this.connectConsole(sockets.console, deadline), deadline));
+    this.qmp = await this.step("connecting QMP", this.connectQmp(sockets.qmp, deadline), deadline);
     const st = await this.step("querying its status", this.qmp.queryStatus(), deadline);
     if (!st.running) throw unavailable(`qemu is not running the guest (status ${st.status})`);
     this.times.qmpMs = Date.now() - t0;
@@ -187,16 +200,34 @@ export class QemuVm implements SandboxVm {
     this.times.readyMs = Date.now() - t0;
   }
 
-  private attachConsole(p: string): void {
+  /** Connects to QEMU's console socket; the file exists a moment before QEMU listens on it, so refusals are retried. */
+  private connectConsole(p: string, deadline: number): Promise<net.Socket> {
+    return new Promise((resolve, reject) => {
+      const attempt = () => {
+        const s = net.createConnection({ path: p });
+        s.once("connect", () => {
+          s.removeAllListeners("error");
+          s.on("error", () => {});
+          resolve(s);
+        });
+        s.once("error", (e) => {
+          s.destroy();
+          if (this.exit || Date.now() > deadline) reject(new Error(`console ${p}: ${e.message}`));
+          else setTimeout(attempt, 10);
+        });
+      };
+      attempt();
+    });
+  }
+
+  private attachConsole(s: net.Socket): void {
     try {
       this.consoleFd = fs.openSync(this.consoleLog, "a", 0o600);
     } catch {
       this.consoleFd = null;
     }
-    const s = net.createConnection({ path: p });
     this.console = s;
     s.setEncoding("utf8");
-    s.on("error", () => {});
     let partial = "";
     s.on("data", (d: string) => {
       if (this.consoleFd !== null && this.consoleBytes < CONSOLE_LOG_MAX) {

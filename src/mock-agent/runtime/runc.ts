@@ -26,6 +26,8 @@ export class RuncRuntime implements Runtime {
     private readonly reaper: Reaper,
     private readonly root: string,
     private readonly binary = "runc",
+    /** The root is an initramfs (a VM guest): pivot_root(2) refuses ramfs, so runc must chroot instead. */
+    private readonly noPivot = false,
   ) {
     fs.mkdirSync(root, { recursive: true, mode: 0o700 });
   }
@@ -52,7 +54,7 @@ export class RuncRuntime implements Runtime {
     fs.writeFileSync(path.join(c.dir, "config.json"), JSON.stringify(spec));
     const pidFile = path.join(c.dir, "init.pid");
     const terminal = !!spec.process?.terminal;
-    const proc = await this.launch(["create", "--bundle", c.dir, "--pid-file", pidFile], c.id, pidFile, terminal, c.dir);
+    const proc = await this.launch(["create", ...(this.noPivot ? ["--no-pivot"] : []), "--bundle", c.dir, "--pid-file", pidFile], c.id, pidFile, terminal, c.dir);
     this.containers.set(c.id, { dir: c.dir, cgroupsPath, init: proc, execSeq: 0 });
     return proc;
   }
