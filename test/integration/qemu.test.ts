@@ -169,6 +169,24 @@ describe.skipIf(skip)("QEMU sandboxes through ctr (TCG)", () => {
     }
   }, 180_000);
 
+  it("SIGKILL of the shim takes its QEMU with it; containerd's cleanup leaves nothing", async () => {
+    const d = await ctd.ctr(["run", "-d", "--runtime", RUNTIME, "--rootfs", rootfs, "q5", "/bin/sleep", "300"], { timeoutMs: 150_000 });
+    expect(d.code, d.err).toBe(0);
+    try {
+      const [qemu] = qemusUnder(ctd.dir);
+      expect(qemu).toBeDefined();
+      const shim = listProcesses().find((p) => p.pid === qemu.ppid);
+      expect(shim?.cmdline).toMatch(/shim/);
+      process.kill(shim!.pid, "SIGKILL");
+      // QEMU dies with its parent (PR_SET_PDEATHSIG), and containerd's `delete` would kill it by vm.json anyway.
+      await until("QEMU to die with its shim", async () => qemusUnder(ctd.dir).length === 0, 10_000);
+      await until("q5 to stop", async () => !/q5\s+\d+\s+RUNNING/.test((await ctd.ctr(["task", "ls"])).out));
+    } finally {
+      await ctd.ctr(["task", "delete", "-f", "q5"]);
+      await ctd.ctr(["container", "rm", "q5"]);
+    }
+  }, 180_000);
+
   it("a boot that misses its deadline fails the create and leaves no QEMU", async () => {
     const r = await ctd.ctr(["run", "--rm", "--runtime", RUNTIME, "--runtime-config-path", shortBootConfig, "--rootfs", rootfs, "q4", "/bin/true"], { timeoutMs: 60_000 });
     expect(r.code).not.toBe(0);
