@@ -14,6 +14,8 @@ import { listProcesses } from "../../src/harness/leaks";
 import { ensureImage, type GuestImage } from "../../src/hypervisor/qemu/image";
 import { findKernel } from "../../src/hypervisor/qemu/kernel";
 import { QemuHypervisor } from "../../src/hypervisor/qemu";
+import { ContainerdEmulator } from "../../src/harness/emulator";
+import { SHIM_BINARY } from "../../src/harness/containerd";
 import { AgentClient } from "../../src/agent/client";
 import { FdLogger } from "../../src/util/logger";
 import { missing, REQUIRE_ALL } from "../helpers/env";
@@ -185,6 +187,45 @@ describe.skipIf(skip)("QEMU sandboxes through ctr (TCG)", () => {
       await ctd.ctr(["task", "delete", "-f", "q5"]);
       await ctd.ctr(["container", "rm", "q5"]);
     }
+  }, 180_000);
+
+  it("a pod (sandbox + two containers) runs in one VM", async () => {
+    const emu = new ContainerdEmulator({ binary: SHIM_BINARY, namespace: "qpod", env: { SHIMLAB_CONFIG: configPath } });
+    await emu.start();
+    const ann = (type: string) => ({ "io.kubernetes.cri.container-type": type, "io.kubernetes.cri.sandbox-id": "qpod" });
+    const spec = (id: string, args: string[], type: string) => emu.spec(id, { args, rootPath: rootfs, annotations: ann(type), hostname: "qpod-host" });
+    const ids = ["qpod", "qc1", "qc2"];
+    try {
+      const pod = await emu.startShim("qpod", emu.bundle("qpod", spec("qpod", ["/bin/sleep", "300"], "sandbox")));
+      await pod.task.Create({ id: "qpod", bundle: pod.bundle });
+      await pod.task.Start({ id: "qpod" });
+      const outs: string[] = [];
+      for (const id of ["qc1", "qc2"]) {
+        const t = await emu.startShim(id, emu.bundle(id, spec(id, ["/bin/sh", "-c", "cat /proc/sys/kernel/random/boot_id; hostname"], "container")));
+        expect(t.address).toBe(pod.address); // one shim for the pod
+        const io = emu.stdio(id);
+        const c = await t.task.Create({ id, bundle: t.bundle, stdout: io.stdout, stderr: io.stderr });
+        expect(c.pid).toBe((await pod.task.State({ id: "qpod" })).pid); // the one QEMU
+        await t.task.Start({ id });
+        expect((await t.task.Wait({ id })).exitStatus).toBe(0);
+        await io.drained();
+        outs.push(io.out());
+        await t.task.Delete({ id });
+      }
+      expect(outs[0]).toBe(outs[1]); // same guest boot, same UTS namespace as the sandbox
+      expect(outs[0]).toMatch(/^[0-9a-f-]{36}\nqpod-host\n$/);
+      expect(qemusUnder(emu.dir)).toHaveLength(1);
+      await pod.task.Kill({ id: "qpod", signal: 9 });
+      await pod.task.Wait({ id: "qpod" });
+      await pod.task.Delete({ id: "qpod" });
+      await pod.task.Shutdown({ id: "qpod" }).catch(() => {});
+    } finally {
+      for (const id of ids.reverse()) await emu.runner.delete(id, path.join(emu.bundlesDir(), id)).catch(() => {});
+      await emu.close();
+    }
+    await until("the pod's QEMU to go", async () => qemusUnder(emu.dir).length === 0, 10_000);
+    await expectNoLeaks([emu.dir], [emu.dir]);
+    fs.rmSync(emu.dir, { recursive: true, force: true });
   }, 180_000);
 
   it("a boot that misses its deadline fails the create and leaves no QEMU", async () => {
