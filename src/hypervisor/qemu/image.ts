@@ -14,7 +14,7 @@ import { extractVmlinux, findKernel, type KernelSource } from "./kernel";
 import { GUEST_APP_DIR, guestInit } from "./guest-init";
 
 /** Bumped when the layout of the image changes in a way the inputs do not show. */
-const IMAGE_FORMAT = 1;
+const IMAGE_FORMAT = 2;
 
 /** What the guest needs: the agent channel, the PCI/MMIO transports, and 9p for kataShared. */
 export const GUEST_MODULES = ["virtio_pci", "virtio_mmio", "virtio_console", "9pnet_virtio", "9p"];
@@ -222,6 +222,57 @@ async function writeInitramfs(out: string, entries: () => AsyncGenerator<CpioEnt
   await done;
 }
 
+/** Images kept in the cache: each change to the agent's code makes a new one. */
+const KEEP_IMAGES = 4;
+
+/** The uncompressed kernel, extracted once per bzImage (by content) and shared by every image built on it. */
+function extractedKernel(cacheDir: string, kernel: KernelSource, say: (m: string) => void): string {
+  const h = crypto.createHash("sha256");
+  sha256File(kernel.path, h);
+  const dir = path.join(cacheDir, "kernels", h.digest("hex").slice(0, 20));
+  for (const name of [`vmlinux-${kernel.version}`, `vmlinuz-${kernel.version}`]) if (fs.existsSync(path.join(dir, name))) return path.join(dir, name);
+  fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+  say(`extracting the uncompressed kernel from ${kernel.path}`);
+  const vmlinux = extractVmlinux(fs.readFileSync(kernel.path));
+  let name: string;
+  let data: Buffer;
+  if (vmlinux) {
+    name = `vmlinux-${kernel.version}`;
+    data = vmlinux;
+  } else {
+    say("no PVH-bootable ELF inside the bzImage: booting the bzImage (slower under TCG)");
+    name = `vmlinuz-${kernel.version}`;
+    data = fs.readFileSync(kernel.path);
+  }
+  const tmp = path.join(dir, `.${name}.${process.pid}`);
+  fs.writeFileSync(tmp, data, { mode: 0o644 });
+  fs.renameSync(tmp, path.join(dir, name));
+  return path.join(dir, name);
+}
+
+/** Build directories a crashed builder left (".<key>-XXXXXX"), once they are an hour old. */
+function removeStaleBuilds(imagesDir: string): void {
+  const old = Date.now() - 3600_000;
+  for (const n of fs.readdirSync(imagesDir)) {
+    const p = path.join(imagesDir, n);
+    try {
+      if (n.startsWith(".") && fs.statSync(p).mtimeMs < old) fs.rmSync(p, { recursive: true, force: true });
+    } catch {
+      /* raced with its owner */
+    }
+  }
+}
+
+/** Keeps the newest images (and the one just made); QEMU holds what it booted from open, so removal is safe. */
+function pruneImages(imagesDir: string, keep: number, current: string): void {
+  const imgs = fs
+    .readdirSync(imagesDir)
+    .filter((n) => !n.startsWith(".") && n !== current)
+    .map((n) => ({ n, t: fs.statSync(path.join(imagesDir, n)).mtimeMs }))
+    .sort((a, b) => b.t - a.t);
+  for (const { n } of imgs.slice(Math.max(0, keep - 1))) fs.rmSync(path.join(imagesDir, n), { recursive: true, force: true });
+}
+
 /** Returns the cached image for these inputs, building it first when there is none. */
 export async function ensureImage(o: ImageOptions = {}): Promise<GuestImage> {
   const t0 = Date.now();
@@ -259,25 +310,21 @@ export async function ensureImage(o: ImageOptions = {}): Promise<GuestImage> {
     const img = JSON.parse(fs.readFileSync(manifest, "utf8")) as GuestImage;
     if (fs.existsSync(img.kernel) && fs.existsSync(img.initrd)) {
       say(`cached image ${key}`);
+      try {
+        const now = new Date();
+        fs.utimesSync(dir, now, now); // recently used: kept by pruning
+      } catch {
+        /* read-only cache: fine */
+      }
       return { ...img, built: false, buildMs: Date.now() - t0 };
     }
   }
 
   fs.mkdirSync(path.join(cacheDir, "images"), { recursive: true, mode: 0o755 });
+  removeStaleBuilds(path.join(cacheDir, "images"));
   const tmp = fs.mkdtempSync(path.join(cacheDir, "images", `.${key}-`));
   try {
-    say(`extracting the uncompressed kernel from ${kernel.path}`);
-    const vmlinux = extractVmlinux(fs.readFileSync(kernel.path));
-    let kernelName: string;
-    if (vmlinux) {
-      kernelName = `vmlinux-${kernel.version}`;
-      fs.writeFileSync(path.join(tmp, kernelName), vmlinux, { mode: 0o644 });
-    } else {
-      say("no PVH-bootable ELF inside the bzImage: booting the bzImage (slower under TCG)");
-      kernelName = `vmlinuz-${kernel.version}`;
-      fs.copyFileSync(kernel.path, path.join(tmp, kernelName));
-    }
-
+    const kernelPath = extractedKernel(cacheDir, kernel, say);
     const total = files.reduce((n, f) => n + fs.statSync(f.src).size, 0);
     say(`packing ${files.length} files (${(total / 1e6).toFixed(1)} MB) into the initramfs, ${compression}`);
     let lastPct = -1;
@@ -303,7 +350,7 @@ export async function ensureImage(o: ImageOptions = {}): Promise<GuestImage> {
     const img: GuestImage = {
       key,
       dir,
-      kernel: path.join(dir, kernelName),
+      kernel: kernelPath,
       initrd: path.join(dir, initrdName),
       kernelVersion: kernel.version,
       initrdBytes,
@@ -320,6 +367,7 @@ export async function ensureImage(o: ImageOptions = {}): Promise<GuestImage> {
       if (!fs.existsSync(manifest)) throw e;
       fs.rmSync(tmp, { recursive: true, force: true });
     }
+    pruneImages(path.join(cacheDir, "images"), KEEP_IMAGES, key);
     const buildMs = Date.now() - t0;
     say(`built image ${key}: kernel ${kernel.version}, initramfs ${(initrdBytes / 1e6).toFixed(1)} MB, ${buildMs} ms`);
     return { ...img, buildMs };
