@@ -60,7 +60,8 @@ describe.skipIf(skip)("QEMU sandboxes through ctr (TCG)", () => {
     rootfs = buildBusyboxRootfs(path.join(work, "rootfs"));
     fs.writeFileSync(path.join(rootfs, "etc", "shimlab-marker"), "from-the-host-rootfs\n");
     configPath = path.join(work, "qemu.toml");
-    fs.writeFileSync(configPath, `hypervisor = "qemu"\n[qemu]\nmachine = "q35"\naccel = "auto"\nmemory_mb = 512\nboot_timeout_ms = 120000\nguest_runtime = "runc"\nkernel = "${image.kernel}"\ninitrd = "${image.initrd}"\n`);
+    // No kernel or initrd named: the shim finds the image just built in the cache by its inputs.
+    fs.writeFileSync(configPath, `hypervisor = "qemu"\n[qemu]\nmachine = "q35"\naccel = "auto"\nmemory_mb = 512\nboot_timeout_ms = 120000\nguest_runtime = "runc"\n`);
     // Too short for any boot under TCG: proves the deadline and the teardown.
     shortBootConfig = path.join(work, "short.toml");
     fs.writeFileSync(shortBootConfig, `hypervisor = "qemu"\n[qemu]\nboot_timeout_ms = 400\nkernel = "${image.kernel}"\ninitrd = "${image.initrd}"\n`);
