@@ -38,21 +38,37 @@ class Session extends Duplex {
   }
 }
 
+/** The port's two operations, as fs offers them on its file descriptor (a seam for tests). */
+export interface PortIo {
+  read(buf: Buffer, cb: (err: NodeJS.ErrnoException | null, n: number) => void): void;
+  write(buf: Buffer, off: number, cb: (err: NodeJS.ErrnoException | null, n: number) => void): void;
+}
+
+export function fdPort(fd: number): PortIo {
+  return {
+    read: (buf, cb) => fs.read(fd, buf, 0, buf.length, null, cb),
+    write: (buf, off, cb) => fs.write(fd, buf, off, buf.length - off, null, cb),
+  };
+}
+
 export function serveSerial(port: string, server: Server, log: Logger): void {
   let fd: number;
-  for (;;) {
-    try {
-      fd = fs.openSync(port, "r+");
-      break;
-    } catch (e) {
-      log.error("cannot open virtio-serial port", { port, error: (e as Error).message });
-      setTimeout(() => serveSerial(port, server, log), 200);
-      return;
-    }
+  try {
+    fd = fs.openSync(port, "r+");
+  } catch (e) {
+    log.error("cannot open virtio-serial port", { port, error: (e as Error).message });
+    setTimeout(() => serveSerial(port, server, log), 200);
+    return;
   }
+  servePort(fdPort(fd), server, log);
+  log.info(SERIAL_READY_MSG, { port });
+}
+
+/** Serves ttrpc on an open port until the process ends. */
+export function servePort(io: PortIo, server: Server, log: Logger, idlePollMs = IDLE_POLL_MS): void {
   const write = (chunk: Buffer, cb: (e?: Error | null) => void) => {
     const writeAll = (off: number) =>
-      fs.write(fd, chunk, off, chunk.length - off, null, (err, n) => {
+      io.write(chunk, off, (err, n) => {
         if (err) return cb(err);
         if (off + n < chunk.length) writeAll(off + n);
         else cb();
@@ -62,7 +78,7 @@ export function serveSerial(port: string, server: Server, log: Logger): void {
   let session: Session | null = null;
   const buf = Buffer.allocUnsafe(65536);
   const readNext = () =>
-    fs.read(fd, buf, 0, buf.length, null, (err, n) => {
+    io.read(buf, (err, n) => {
       if (err || n === 0) {
         if (session) {
           log.debug("host disconnected from the virtio-serial port");
@@ -70,7 +86,7 @@ export function serveSerial(port: string, server: Server, log: Logger): void {
           session = null;
         }
         if (err && err.code !== "EAGAIN") log.warn("virtio-serial read failed", { error: err.message });
-        setTimeout(readNext, IDLE_POLL_MS);
+        setTimeout(readNext, idlePollMs);
         return;
       }
       if (!session) {
@@ -84,5 +100,4 @@ export function serveSerial(port: string, server: Server, log: Logger): void {
       readNext();
     });
   readNext();
-  log.info(SERIAL_READY_MSG, { port });
 }
