@@ -7,6 +7,7 @@ import type { Hypervisor, SandboxVm } from "../hypervisor/types";
 import { failedPrecondition, notFound, unavailable } from "../ttrpc/status";
 import type { Logger } from "../util/logger";
 import { Container, type ContainerHost, type CreateOptions } from "./container";
+import { mountsBelow } from "./mount";
 import type { Process } from "./process";
 
 export interface SandboxHooks {
@@ -186,6 +187,9 @@ export class Sandbox implements ContainerHost {
   private async teardown(): Promise<void> {
     this.client?.close();
     if (this.vm) await this.vm.stop().catch((e) => this.logger.error("stopping the VM failed", { error: (e as Error).message }));
-    fs.rmSync(this.o.runDir, { recursive: true, force: true });
+    // A recursive remove would walk into a rootfs still bound under a VM's shared dir and delete the container's files.
+    const left = mountsBelow(this.o.runDir);
+    if (left.length) this.logger.error("mounts left in the sandbox run dir; not removing it", { mounts: left.join(" ") });
+    else fs.rmSync(this.o.runDir, { recursive: true, force: true });
   }
 }

@@ -9,7 +9,7 @@ import path from "node:path";
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { VirtioSerialTransport } from "../../agent/transport";
 import type { StorageInit } from "../../gen/grpc";
-import { deadlineExceeded, unavailable } from "../../ttrpc/status";
+import { deadlineExceeded, RpcError, unavailable } from "../../ttrpc/status";
 import type { Logger } from "../../util/logger";
 import type { SandboxVm, VmExit } from "../types";
 import { processStartTime, socketIn, writeVmRecord } from "../rundir";
@@ -148,7 +148,7 @@ export class QemuVm implements SandboxVm {
       const diag = vm.diagnostics();
       await vm.stop();
       const msg = `${(e as Error).message}${diag ? `; ${diag}` : ""}`;
-      throw (e as { code?: number }).code !== undefined ? Object.assign(e as Error, { message: msg }) : unavailable(msg);
+      throw e instanceof RpcError ? new RpcError(e.code, msg) : unavailable(msg);
     }
     o.logger.info("vm booted", { pid: child.pid, qmpMs: vm.times.qmpMs, readyMs: vm.times.readyMs });
     return vm;
