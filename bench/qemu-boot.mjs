@@ -3,11 +3,11 @@
 // machine: a busybox-only guest that answers on the same virtio-serial port,
 // booted with the same kernel and QEMU flags in the same run.
 //
-//   npm run build && node bench/qemu-boot.mjs [--runs 3] [--machine q35|microvm] [--jitless]
+//   npm run build && node bench/qemu-boot.mjs [--runs 3] [--machine q35|microvm] [--no-jitless] [--smp N]
 //
 // Both are timed from spawning QEMU to the first answer over agent.channel.0:
 // the floor's is an echoed line, shimlab's is the mock agent's Health.Check
-// reply over ttrpc. Prints a table and a JSON line.
+// reply over ttrpc. Prints a table and a JSON line. Also: --smp N.
 import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
@@ -29,7 +29,8 @@ const argv = process.argv.slice(2);
 const opt = (k, d) => (argv.includes(k) ? argv[argv.indexOf(k) + 1] : d);
 const runs = Number(opt("--runs", "3"));
 const machine = opt("--machine", "q35");
-const jitless = argv.includes("--jitless");
+const jitless = !argv.includes("--no-jitless"); // as [qemu] jitless defaults
+const vcpus = Number(opt("--smp", "1"));
 const logger = new FdLogger(null);
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "shimlab-bench-boot-"));
 
@@ -77,7 +78,7 @@ function tscKhz() {
 
 async function once(kind, image, initrd, i) {
   const runDir = path.join(work, `${kind}-${i}`);
-  const spec = { machine, accel: "tcg", memoryMb: 512, vcpus: 1, kernel: image.kernel, initrd, tscKhz: tscKhz(), kernelParams: jitless ? ["shimlab.jitless"] : [] };
+  const spec = { machine, accel: "tcg", memoryMb: 512, vcpus, kernel: image.kernel, initrd, tscKhz: tscKhz(), kernelParams: jitless ? ["shimlab.jitless"] : [] };
   const t0 = performance.now();
   const vm = await QemuVm.launch({ qemuPath: "qemu-system-x86_64", spec, runDir, logger, bootTimeoutMs: 120_000, readyLine: kind === "floor" ? "floor: echo on" : undefined, share: kind !== "floor" });
   const consoleReady = performance.now() - t0;
@@ -113,7 +114,7 @@ try {
   const f = median(res.floor.map((r) => r.ready));
   const s = median(res.shimlab.map((r) => r.ready));
   const fmt = (xs) => xs.map((r) => Math.round(r.ready)).join(", ");
-  console.log(`machine ${machine}, TCG, ${runs} runs each, load average ${os.loadavg()[0].toFixed(1)}`);
+  console.log(`machine ${machine}, ${vcpus} vCPU${jitless ? ", jitless" : ""}, TCG, ${runs} runs each, load average ${os.loadavg()[0].toFixed(1)}`);
   console.log(`busybox floor   ${Math.round(f)} ms median  (${fmt(res.floor)}); initramfs ${(fs.statSync(floor).size / 1e6).toFixed(1)} MB`);
   console.log(`shimlab agent   ${Math.round(s)} ms median  (${fmt(res.shimlab)}); initramfs ${(image.initrdBytes / 1e6).toFixed(1)} MB`);
   console.log(`ratio           ${(s / f).toFixed(2)}x the floor`);

@@ -12,7 +12,7 @@
 //   boot_timeout_ms = 60000    # QEMU start to the agent serving, or the VM is killed
 //   guest_runtime = "runc"     # the agent's runtime in the guest: runc (copied into the image) or host (no isolation)
 //   kernel_params = []
-//   jitless = false            # node --jitless in the guest
+//   jitless = true             # node --jitless in the guest: under TCG every JIT-compiled page is translated again; boots ~0.35 s sooner
 //   vsock = false              # add vhost-vsock-pci where /dev/vhost-vsock exists
 import { invalidArgument } from "../../ttrpc/status";
 import type { Machine } from "./cmdline";
@@ -43,7 +43,7 @@ export const QEMU_DEFAULTS: QemuConfig = {
   bootTimeoutMs: 60_000,
   guestRuntime: "runc",
   kernelParams: [],
-  jitless: false,
+  jitless: true,
   vsock: false,
   debug: false,
 };

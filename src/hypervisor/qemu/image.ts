@@ -58,6 +58,21 @@ interface FileInput {
   dest: string;
   src: string;
   mode?: number;
+  /** Debug symbols out (node carries 12 MB): less initramfs for the kernel to unpack under TCG. */
+  strip?: boolean;
+}
+
+/** The file's bytes, without symbols when asked and strip(1) is there. */
+function contentOf(f: FileInput, stripBin: string | null, tmpDir: string): Buffer {
+  if (!f.strip || !stripBin) return fs.readFileSync(f.src);
+  const out = path.join(tmpDir, `.strip-${path.basename(f.src)}`);
+  const r = spawnSync(stripBin, ["--strip-all", "-o", out, f.src], { encoding: "utf8" });
+  if (r.status !== 0) return fs.readFileSync(f.src); // not an ELF strip understands: as is
+  try {
+    return fs.readFileSync(out);
+  } finally {
+    fs.rmSync(out, { force: true });
+  }
 }
 
 function which(bin: string): string | null {
@@ -158,7 +173,7 @@ function collectInputs(o: Required<Pick<ImageOptions, "node" | "busybox" | "dist
   const libs = new Set<string>();
   files.push({ dest: "bin/busybox", src: o.busybox, mode: 0o755 });
   sharedLibs(o.busybox).forEach((l) => libs.add(l));
-  files.push({ dest: "usr/bin/node", src: o.node, mode: 0o755 });
+  files.push({ dest: "usr/bin/node", src: o.node, mode: 0o755, strip: true });
   sharedLibs(o.node).forEach((l) => libs.add(l));
   if (o.runc) {
     files.push({ dest: "usr/sbin/runc", src: o.runc, mode: 0o755 });
@@ -289,6 +304,7 @@ export async function ensureImage(o: ImageOptions = {}): Promise<GuestImage> {
   const runc = o.runc ? which("runc") : null;
   if (o.runc && !runc) throw new Error('runc is not installed on the host, so it cannot go into the guest image (install runc, or use [qemu] guest_runtime = "host")');
   const compression = o.compression ?? (which("lz4") ? "lz4" : "gzip");
+  const stripBin = which("strip");
   const cacheDir = o.cacheDir ?? cacheRoot();
 
   const { files, modules } = collectInputs({ node, busybox, distDir, nativeAddon, kernel, runc });
@@ -297,7 +313,7 @@ export async function ensureImage(o: ImageOptions = {}): Promise<GuestImage> {
   // Hashing 110 MB costs a shim 0.1-0.4 s per sandbox: a fingerprint of the inputs' stat data
   // (path, size, mtime, inode, as make and ccache trust) remembers the content key it last had.
   const fp = crypto.createHash("sha256");
-  fp.update(`format ${IMAGE_FORMAT}\ncompression ${compression}\n${init}`);
+  fp.update(`format ${IMAGE_FORMAT}\ncompression ${compression}\nstrip ${!!stripBin}\n${init}`);
   for (const f of [{ dest: "kernel", src: kernel.path, mode: 0 }, ...files]) {
     const st = fs.statSync(f.src);
     fp.update(`\n${f.dest} ${f.mode ?? 0o644} ${f.src} ${st.size} ${st.mtimeMs} ${st.ino}`);
@@ -312,7 +328,7 @@ export async function ensureImage(o: ImageOptions = {}): Promise<GuestImage> {
   if (!/^[0-9a-f]{20}$/.test(key) || !fs.existsSync(path.join(cacheDir, "images", key, "image.json"))) {
     say(`hashing ${files.length + 1} inputs`);
     const h = crypto.createHash("sha256");
-    h.update(`format ${IMAGE_FORMAT}\ncompression ${compression}\n`);
+    h.update(`format ${IMAGE_FORMAT}\ncompression ${compression}\nstrip ${!!stripBin}\n`);
     h.update(init);
     sha256File(kernel.path, h);
     for (const f of files) {
@@ -363,7 +379,7 @@ export async function ensureImage(o: ImageOptions = {}): Promise<GuestImage> {
       yield { name: "dev/null", mode: S_IFCHR | 0o666, rdev: [1, 3] };
       yield { name: "init", mode: S_IFREG | 0o755, data: Buffer.from(init) };
       yield { name: "etc/shimlab-image", mode: S_IFREG | 0o644, data: Buffer.from(`${key}\n`) };
-      for (const f of files) yield { name: f.dest, mode: S_IFREG | (f.mode ?? 0o644), data: fs.readFileSync(f.src) };
+      for (const f of files) yield { name: f.dest, mode: S_IFREG | (f.mode ?? 0o644), data: contentOf(f, stripBin, tmp) };
     }
     const initrdName = `initrd.cpio${compression === "lz4" ? ".lz4" : compression === "gzip" ? ".gz" : ""}`;
     await writeInitramfs(path.join(tmp, initrdName), entries, compression, (n) => {
