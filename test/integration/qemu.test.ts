@@ -15,6 +15,7 @@ import { ensureImage, type GuestImage } from "../../src/hypervisor/qemu/image";
 import { findKernel } from "../../src/hypervisor/qemu/kernel";
 import { QemuHypervisor } from "../../src/hypervisor/qemu";
 import { ContainerdEmulator } from "../../src/harness/emulator";
+import { mountsBelow } from "../../src/pod/mount";
 import { SHIM_BINARY } from "../../src/harness/containerd";
 import { AgentClient } from "../../src/agent/client";
 import { FdLogger } from "../../src/util/logger";
@@ -188,6 +189,8 @@ describe.skipIf(skip)("QEMU sandboxes through ctr (TCG)", () => {
       await ctd.ctr(["task", "delete", "-f", "q5"]);
       await ctd.ctr(["container", "rm", "q5"]);
     }
+    // containerd cleans up after a dead shim in the background (its `delete` unmounts the shared rootfs).
+    await until("the dead shim's cleanup", async () => mountsBelow(ctd.dir).length === 0, 20_000);
   }, 180_000);
 
   it("a pod (sandbox + two containers) runs in one VM", async () => {

@@ -51,7 +51,7 @@ describe("QEMU command line", () => {
     const a = qemuArgs({ ...base, sharedDir: "/r/shared" });
     expect(values(a, "-machine")).toEqual(["q35"]);
     expect(values(a, "-accel")).toEqual(["tcg"]);
-    expect(a).not.toContain("-cpu"); // TCG keeps the default model
+    expect(values(a, "-cpu")).toEqual(["max"]);
     expect(values(a, "-kernel")).toEqual(["/c/vmlinux"]);
     expect(values(a, "-initrd")).toEqual(["/c/initrd.lz4"]);
     expect(values(a, "-m")).toEqual(["512"]);

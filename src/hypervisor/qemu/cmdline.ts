@@ -62,8 +62,9 @@ export function qemuArgs(s: QemuSpec): string[] {
     "-no-reboot",
     "-machine", s.machine === "q35" ? "q35" : "microvm",
     "-accel", s.accel,
-    // TCG keeps QEMU's default CPU model, the one the guest was measured on.
-    ...(s.accel === "kvm" ? ["-cpu", "host"] : []),
+    // Under TCG "max" boots the node agent about 1 s sooner than the default qemu64 model (9 boots
+    // each, medians 4.98 s vs 5.95 s): glibc and V8 pick instructions TCG translates into less code.
+    "-cpu", s.accel === "kvm" ? "host" : "max",
     "-m", String(s.memoryMb),
     "-smp", String(s.vcpus),
     "-kernel", optPath("kernel", s.kernel),
