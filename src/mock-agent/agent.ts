@@ -50,6 +50,12 @@ class AgentProcess {
     rp.exit.then(onExit);
   }
 
+  /** Lets go of stdin once nobody can write to it: the container's end is gone, ours must go too. */
+  closeStdin(): void {
+    const stdin = this.rp?.stdin;
+    if (stdin && !stdin.destroyed) stdin.destroy();
+  }
+
   setExited(status: number): void {
     if (this.status !== undefined) return;
     this.status = status;
@@ -277,7 +283,10 @@ export class MockAgent {
       const status = await p.exited;
       if (!p.reaped) {
         p.reaped = true;
-        if (p !== c.init) c.execs.delete(p.execId);
+        if (p !== c.init) {
+          c.execs.delete(p.execId);
+          p.closeStdin();
+        }
       }
       return { status };
     },
@@ -426,6 +435,7 @@ export class MockAgent {
     }
     await this.o.runtime.destroy(c.id);
     for (const p of [c.init, ...c.execs.values()]) {
+      p.closeStdin();
       p.stdout.abort();
       p.stderr.abort();
     }
