@@ -189,6 +189,9 @@ export function main(argv: string[]): void {
   installFailpoints(server, process.env, log);
   server.on("handlerError", (call, err) => log.error("handler failed", { method: `${call.service}/${call.method}`, error: String(err?.stack ?? err) }));
   server.on("protocolError", (_c, reason) => log.warn("dropped a connection", { reason }));
+  // Kata's shim keeps one connection per sandbox; the log lets a test (or a person) see that it did.
+  let connections = 0;
+  server.on("connection", () => log.info("agent connection opened", { connections: ++connections }));
 
   if (args.listen) {
     fs.mkdirSync(path.dirname(args.listen), { recursive: true, mode: 0o700 });

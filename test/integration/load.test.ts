@@ -1,5 +1,7 @@
 // Load on one pod's shim (ttrpc-stress in spirit): 200 execs at once across
 // the pod's two containers, every exit code right, the ordering rules intact.
+import fs from "node:fs";
+import path from "node:path";
 import { describe, it, expect, beforeAll, afterAll, afterEach } from "vitest";
 import { SHIM_BINARY } from "../../src/harness/containerd";
 import { ContainerdEmulator } from "../../src/harness/emulator";
@@ -75,6 +77,9 @@ describe.skipIf(skip)("one pod's shim under load", () => {
       }
       await new Promise((r) => setTimeout(r, 300));
       for (const id of [pod, app]) checkOrdering(emu.events.forContainer(id), id, EXECS / 2);
+      // All of it went over the sandbox's one agent connection.
+      const agentLog = fs.readFileSync(path.join(emu.dir, "run", "load", pod, "agent.log"), "utf8");
+      expect(agentLog.split("\n").filter((l) => l.includes("agent connection opened")).length).toBe(1);
       await t.task.Delete({ id: app });
       await t.task.Delete({ id: pod });
     } finally {
