@@ -311,13 +311,24 @@ function buildStates(records: TraceRecord[], calls: Map<string, TraceRecord>): P
   return [...machines.values()].map((m) => m.st);
 }
 
+/** A file created and gone within this long is an atomic write's temporary (`.address`, `vm.json.tmp`, runc's state-NNN). */
+const TRANSIENT_US = 200_000;
+
 function buildFiles(records: TraceRecord[]): FileRow[] {
   const out: FileRow[] = [];
+  const createdAt = new Map<string, number>();
+  const transient = new Set<string>();
+  for (const r of records) {
+    if (r.kind !== "file") continue;
+    const key = str(r.path);
+    if (r.op === "created") createdAt.set(key, r.t);
+    else if (r.op === "removed" && createdAt.has(key) && r.t - createdAt.get(key)! < TRANSIENT_US && r.type !== "dir") transient.add(key);
+  }
   let during = "";
   for (const r of records) {
     if ((r.kind === "rpc.call" && r.from === "containerd") || r.kind === "exec.call") during = arrowLabel(r).replace(/ ·s\d+$/, "");
     else if (r.kind === "note") during = str(r.text);
-    if (r.kind === "file" && r.op !== "existing") out.push({ t: r.t, op: str(r.op), path: str(r.path), type: str(r.type), during });
+    if (r.kind === "file" && r.op !== "existing" && !transient.has(str(r.path))) out.push({ t: r.t, op: str(r.op), path: str(r.path), type: str(r.type), during });
   }
   return out;
 }

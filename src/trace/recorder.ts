@@ -96,7 +96,9 @@ function isDir(p: string): boolean {
 
 function jsonSafe(_k: string, v: unknown): unknown {
   if (typeof v === "bigint") return v.toString();
-  if (Buffer.isBuffer(v)) return v.toString("base64");
+  // Buffers arrive here already through their toJSON: {type: "Buffer", data: [...]}.
+  const b = v as { type?: unknown; data?: unknown };
+  if (b && typeof b === "object" && b.type === "Buffer" && Array.isArray(b.data)) return Buffer.from(b.data as number[]).toString("base64");
   return v;
 }
 
