@@ -40,8 +40,8 @@ class TracedRuntime implements Runtime {
     const proc = exec ? `${container}/${exec}` : container;
     if (exec) this.execs.set(rp, proc);
     else this.inits.set(container, rp.pid);
-    this.rec.record("process.spawn", { from: "agent", to: proc, proc, container, exec, pid: rp.pid, phase, runtime: this.inner.name, argv });
-    rp.exit.then((status) => this.rec.record("process.exit", { from: proc, to: "agent", proc, container, exec, pid: rp.pid, status }));
+    this.rec.record("process.spawn", { from: "agent", to: proc, proc, container, exec, procPid: rp.pid, phase, runtime: this.inner.name, argv });
+    rp.exit.then((status) => this.rec.record("process.exit", { from: proc, to: "agent", proc, container, exec, procPid: rp.pid, status }));
     return rp;
   }
 
@@ -55,7 +55,7 @@ class TracedRuntime implements Runtime {
   async start(id: string): Promise<RuntimeProcess | null> {
     const rp = await this.inner.start(id);
     if (rp) this.watch(id, "", rp, "start", this.argv.get(id));
-    else this.rec.record("process.start", { from: "agent", to: id, proc: id, container: id, exec: "", pid: this.inits.get(id) ?? 0, runtime: this.inner.name });
+    else this.rec.record("process.start", { from: "agent", to: id, proc: id, container: id, exec: "", procPid: this.inits.get(id) ?? 0, runtime: this.inner.name });
     return rp;
   }
 
@@ -66,7 +66,7 @@ class TracedRuntime implements Runtime {
   signal(id: string, target: RuntimeProcess | "all", sig: number): Promise<void> {
     const all = target === "all";
     const proc = all ? id : (this.execs.get(target) ?? id);
-    this.rec.record("process.signal", { from: "agent", to: proc, proc, container: id, signal: sig, all, pid: all ? 0 : target.pid });
+    this.rec.record("process.signal", { from: "agent", to: proc, proc, container: id, signal: sig, all, procPid: all ? 0 : target.pid });
     return this.inner.signal(id, target, sig);
   }
 

@@ -174,10 +174,10 @@ function arrowLabel(r: TraceRecord): string {
       return `exited (code ${str(r.code)}, signal ${str(r.signal) || "none"})`;
     case "process.spawn": {
       const argv = Array.isArray(r.argv) ? (r.argv as string[]).join(" ") : "";
-      return `${str(r.phase)} pid ${str(r.pid)}${argv ? `: ${argv.length > 60 ? argv.slice(0, 60) + "…" : argv}` : ""}`;
+      return `${str(r.phase)} pid ${str(r.procPid)}${argv ? `: ${argv.length > 60 ? argv.slice(0, 60) + "…" : argv}` : ""}`;
     }
     case "process.start":
-      return `start pid ${str(r.pid)}`;
+      return `start pid ${str(r.procPid)}`;
     case "process.signal":
       return `signal ${str(r.signal)}${r.all ? " (all)" : ""}`;
     case "process.exit":

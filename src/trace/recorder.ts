@@ -59,7 +59,8 @@ export class TraceRecorder {
 
   record(kind: string, fields: Record<string, unknown> = {}): void {
     if (this.failed) return;
-    const rec: TraceRecord = { v: TRACE_VERSION, t: monotonicMicros(), wall: new Date().toISOString(), pid: process.pid, role: this.role, kind, ...fields };
+    // The header fields last: a payload can never pass for another process's line.
+    const rec: TraceRecord = { ...fields, v: TRACE_VERSION, t: monotonicMicros(), wall: new Date().toISOString(), pid: process.pid, role: this.role, kind };
     let line: string;
     try {
       line = JSON.stringify(rec, jsonSafe) + "\n";

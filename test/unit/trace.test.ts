@@ -43,7 +43,7 @@ describe("recorder", () => {
   it("writes one JSON line per record with monotonic and wall time", () => {
     const f = path.join(tmpdir(), "t.jsonl");
     const r = new TraceRecorder(f, "shim");
-    for (let i = 0; i < 50; i++) r.record("x", { n: i, big: 10n, buf: Buffer.from("hi") });
+    for (let i = 0; i < 50; i++) r.record("x", { n: i, big: 10n, buf: Buffer.from("hi"), pid: 1, role: "agent" });
     r.close();
     const got = lines(f);
     expect(got).toHaveLength(50);
@@ -212,7 +212,7 @@ function goodRun(): TraceRecord[] {
     r("vm.start", { from: "shim", to: "vm", hypervisor: "none" }),
     r("vm.started", { from: "vm", to: "shim", ok: true, vmPid: 9 }),
     r("rpc.call", { id: "a1", from: "shim", to: "agent", method: "CreateContainer", stream: 1, req: { containerId: "c1" } }),
-    r("process.spawn", { from: "agent", to: "c1", proc: "c1", pid: 10, phase: "create" }),
+    r("process.spawn", { from: "agent", to: "c1", proc: "c1", procPid: 10, phase: "create" }),
     r("rpc.reply", { id: "a1", from: "agent", to: "shim", method: "CreateContainer", stream: 1, ok: true }),
     evt("/tasks/create", { containerId: "c1" }),
     reply("1", "Create"),
@@ -223,12 +223,12 @@ function goodRun(): TraceRecord[] {
     evt("/tasks/exec-added", { containerId: "c1", execId: "e1" }),
     reply("3", "Exec"),
     call("4", "Start", { id: "c1", execId: "e1" }),
-    r("process.spawn", { from: "agent", to: "c1/e1", proc: "c1/e1", pid: 11, phase: "exec" }),
+    r("process.spawn", { from: "agent", to: "c1/e1", proc: "c1/e1", procPid: 11, phase: "exec" }),
     evt("/tasks/exec-started", { containerId: "c1", execId: "e1" }),
     reply("4", "Start"),
-    r("process.exit", { from: "c1/e1", to: "agent", proc: "c1/e1", pid: 11, status: 0 }),
+    r("process.exit", { from: "c1/e1", to: "agent", proc: "c1/e1", procPid: 11, status: 0 }),
     evt("/tasks/exit", { containerId: "c1", id: "e1" }),
-    r("process.exit", { from: "c1", to: "agent", proc: "c1", pid: 10, status: 0 }),
+    r("process.exit", { from: "c1", to: "agent", proc: "c1", procPid: 10, status: 0 }),
     evt("/tasks/oom", { containerId: "c1" }),
     evt("/tasks/exit", { containerId: "c1", id: "c1" }),
     call("5", "Delete", { id: "c1" }),
