@@ -16,9 +16,16 @@ export function esc(s: string): string {
 
 const ms = (m: Model, t: number) => ((t - m.t0) / 1000).toFixed(1);
 
+/** containerd↔shim and shim↔agent carry the longest labels: those gaps are wider. */
+const GAP_AFTER: Record<string, number> = { containerd: 330, shim: 250, vm: 230 };
+
 function laneX(m: Model): Map<string, number> {
   const x = new Map<string, number>();
-  m.lanes.forEach((l, i) => x.set(l.id, GUTTER + LANE_W / 2 + i * LANE_W));
+  let at = GUTTER + LANE_W / 2;
+  for (const l of m.lanes) {
+    x.set(l.id, at);
+    at += GAP_AFTER[l.id] ?? LANE_W;
+  }
   return x;
 }
 
@@ -35,7 +42,7 @@ function arrowSvg(a: Arrow, y: number, x: Map<string, number>, m: Model): string
   const dir = x2 >= x1 ? 1 : -1;
   const tip = x2 - dir * 3;
   const mid = (x1 + x2) / 2;
-  const span = Math.max(Math.abs(x2 - x1), LANE_W) - 10;
+  const span = Math.max(Math.abs(x2 - x1), LANE_W) - 12;
   const label = (a.violations.length ? "⚠ " : "") + a.label;
   const title = [a.label, ...a.violations.map((v) => `${v.level} violated: ${v.message}`)].join("\n");
   return (
@@ -50,13 +57,13 @@ function arrowSvg(a: Arrow, y: number, x: Map<string, number>, m: Model): string
 
 function diagram(m: Model): string {
   const x = laneX(m);
-  const width = GUTTER + m.lanes.length * LANE_W + 10;
+  const width = Math.max(...x.values()) + LANE_W / 2 + 10;
   const height = HEAD_H + (m.rows.length + 1) * ROW_H;
   const parts: string[] = [];
   parts.push(`<svg id="diagram" xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}">`);
   parts.push("<defs>");
   for (const s of ["call", "reply", "event", "process"]) {
-    parts.push(`<marker id="head-${s}" class="head ${s}" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z"/></marker>`);
+    parts.push(`<marker id="head-${s}" class="tip ${s}" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z"/></marker>`);
   }
   parts.push("</defs>");
   // Lifelines: a process lane is solid while the process lives.
@@ -75,8 +82,6 @@ function diagram(m: Model): string {
     parts.push(`<line class="lifeline" x1="${lx}" y1="${HEAD_H}" x2="${lx}" y2="${height}"/>`);
     const span = live.get(l.id);
     if (span) parts.push(`<rect class="alive" x="${lx - 3}" y="${HEAD_H + (span[0] + 0.5) * ROW_H}" width="6" height="${(span[1] - span[0]) * ROW_H + 4}"/>`);
-    parts.push(`<rect class="head-box" x="${lx - LANE_W / 2 + 8}" y="6" width="${LANE_W - 16}" height="${HEAD_H - 14}" rx="6"/>`);
-    parts.push(`<text class="lane-label" x="${lx}" y="${HEAD_H / 2 + 3}" text-anchor="middle">${esc(clip(l.label, 26))}</text>`);
     parts.push(`</g>`);
   });
   m.rows.forEach((r: Row, idx) => {
@@ -85,6 +90,14 @@ function diagram(m: Model): string {
       parts.push(`<g class="note" data-i="${r.i}"><rect x="${GUTTER}" y="${y - ROW_H + 6}" width="${width - GUTTER - 10}" height="${ROW_H - 4}" rx="4"/><text x="${GUTTER + 10}" y="${y - 3}">${esc(r.text)}</text></g>`);
     } else parts.push(arrowSvg(r, y, x, m));
   });
+  // Lane heads last, so they paint over the rows when the page's script keeps them in view.
+  parts.push(`<g id="heads"><rect class="heads-bg" x="0" y="0" width="${width}" height="${HEAD_H - 4}"/>`);
+  for (const l of m.lanes) {
+    const lx = x.get(l.id)!;
+    parts.push(`<g class="head ${l.kind}"><rect class="head-box" x="${lx - LANE_W / 2 + 8}" y="6" width="${LANE_W - 16}" height="${HEAD_H - 14}" rx="6"/>`);
+    parts.push(`<text class="lane-label" x="${lx}" y="${HEAD_H / 2 + 3}" text-anchor="middle">${esc(clip(l.label, 26))}</text></g>`);
+  }
+  parts.push("</g>");
   parts.push("</svg>");
   return parts.join("\n");
 }
@@ -139,8 +152,8 @@ main{padding:0 20px 40px} h2{margin-top:28px;border-bottom:1px solid #ccc}
 .scroll{overflow:auto;max-height:80vh;border:1px solid #ddd;background:#fff}
 svg text{font:11px ui-monospace,monospace;fill:#222}
 .lifeline{stroke:#bbb;stroke-dasharray:3 4} .alive{fill:#c9d7f0}
-.head-box{fill:#e8eef7;stroke:#7a8fb0} .lane.process .head-box{fill:#eef7e8;stroke:#7fa36b}
-.lane.vm .head-box,.lane.agent .head-box{fill:#f7f0e6;stroke:#b59a6b}
+.head-box{fill:#e8eef7;stroke:#7a8fb0} .head.process .head-box{fill:#eef7e8;stroke:#7fa36b}
+.head.vm .head-box,.head.agent .head-box{fill:#f7f0e6;stroke:#b59a6b} .heads-bg{fill:#fff;opacity:.92}
 .lane-label{font-weight:bold;font-size:12px}
 .arrow line{stroke:#345;stroke-width:1.4} .arrow.reply line{stroke-dasharray:5 3;stroke:#678}
 .arrow.event line{stroke:#c77d00;stroke-width:1.8} .arrow.event text{fill:#8a5600}
@@ -149,7 +162,7 @@ svg text{font:11px ui-monospace,monospace;fill:#222}
 .arrow.warning line{stroke:#e07000;stroke-width:2.5} .arrow.warning text{fill:#b55a00;font-weight:bold}
 .arrow .time{fill:#888} .arrow:hover line{stroke-width:3} .arrow{cursor:pointer}
 .arrow.selected text{fill:#06c;font-weight:bold}
-.head path{fill:#345} .head.event path{fill:#c77d00} .head.process path{fill:#3c7d2e} .head.reply path{fill:#678}
+.tip path{fill:#345} .tip.event path{fill:#c77d00} .tip.process path{fill:#3c7d2e} .tip.reply path{fill:#678}
 .note rect{fill:#fff6d6;stroke:#e0c060} .note text{font-weight:bold;font-family:system-ui,sans-serif;font-size:12px}
 table{border-collapse:collapse;background:#fff;font-size:12px} td,th{border:1px solid #ddd;padding:3px 6px;text-align:left;vertical-align:top}
 tr.bad td{background:#ffe5e5} .viol{color:#d00;font-weight:bold} .rules li.bad{color:#d00} .rules li.warn{color:#b55a00} .rules li.good{color:#275}
@@ -180,6 +193,8 @@ const JS = `
   });
   detail.addEventListener('click', function(){ detail.style.display='none'; });
   document.getElementById('arrow-count').textContent = document.querySelectorAll('#diagram .arrow').length;
+  var scroller = document.getElementById('scroller'), heads = document.getElementById('heads');
+  scroller.addEventListener('scroll', function(){ heads.setAttribute('transform', 'translate(0,' + scroller.scrollTop + ')'); });
 })();
 `;
 
@@ -205,7 +220,7 @@ export function renderHtml(m: Model, o: HtmlOptions = {}): string {
 <span class="${must ? "viol" : "ok"}">${must ? `⚠ ${must} MUST ordering violation${must > 1 ? "s" : ""}` : "✓ every MUST ordering held"}</span>${should ? `<span class="viol">${should} SHOULD violation${should > 1 ? "s" : ""}</span>` : ""}</p>
 <p class="legend"><span>── call</span><span>- - reply</span><span style="color:#c77d00">── event to containerd</span><span style="color:#3c7d2e">── agent ↔ process</span><span style="color:#e00">red: ordering violated or call failed</span> · click an arrow for the whole record; <code>·sN</code> is the ttrpc stream id</p>
 <h2>Sequence</h2>
-<div class="scroll">${diagram(m)}</div>
+<div class="scroll" id="scroller">${diagram(m)}</div>
 <h2>Events, in the order they left the shim</h2>
 <h3>Ordering rules</h3>
 ${rulesList(m)}

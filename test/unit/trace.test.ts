@@ -329,3 +329,30 @@ describe("model and renderers", () => {
     expect(() => readTrace(f)).toThrow(/t\.jsonl:\d+: not a trace line/);
   });
 });
+
+describe("no cost when off", () => {
+  it("the shim, the pod and the agent never import the trace modules; they load them only behind SHIMLAB_TRACE", () => {
+    const src = path.resolve(__dirname, "../../src");
+    const files = ["shim", "pod", "agent", "hypervisor", "mock-agent", "ttrpc"].flatMap((d) =>
+      fs
+        .readdirSync(path.join(src, d), { recursive: true })
+        .map(String)
+        .filter((f) => f.endsWith(".ts"))
+        .map((f) => path.join(src, d, f)),
+    );
+    const loads: string[] = [];
+    for (const f of files) {
+      const text = fs.readFileSync(f, "utf8");
+      expect(text, f).not.toMatch(/^import[^;]*from "\.\.?\/(\.\.\/)*trace\//m);
+      text.split("\n").forEach((line, n) => {
+        if (/require\("(\.\.\/)+trace\//.test(line)) {
+          loads.push(`${path.relative(src, f)}:${n + 1}`);
+          // Each load sits behind the variable, on its line or the one above.
+          const here = line + text.split("\n")[n - 1];
+          expect(here, `${f}:${n + 1}`).toMatch(/process\.env\.SHIMLAB_TRACE/);
+        }
+      });
+    }
+    expect(loads.length).toBeGreaterThanOrEqual(4);
+  });
+});
