@@ -11,7 +11,9 @@ import { SHIM_BINARY } from "../../src/harness/containerd";
 import { readTrace, buildModel, ARROW_KINDS } from "../../src/trace/model";
 import { renderHtml } from "../../src/trace/html";
 import type { TraceRecord } from "../../src/trace/recorder";
-import { ARTIFACTS, missing } from "../helpers/env";
+import { Containerd } from "../../src/harness/containerd";
+import { removeCgroupDirs } from "../../src/mock-agent/runtime/runc";
+import { ARTIFACTS, busyboxRootfs, missing } from "../helpers/env";
 import { expectNoLeaks } from "../helpers/leaks";
 
 const CHROMIUM = "/usr/bin/chromium";
@@ -219,5 +221,48 @@ describe("an ordering violation from a fault", () => {
     expect(view.violations).toHaveLength(1);
     expect(view.violations[0]).toMatch(/^⚠ \/tasks\/exit/);
     expect(view.violationStroke).toBe("rgb(238, 0, 0)");
+  }, 60_000);
+});
+
+const noContainerd = missing("root", "containerd", "ctr", "runc", "busybox");
+
+describe.skipIf(noContainerd)("a trace of ctr run under the real containerd 1.6", () => {
+  let ctd: Containerd;
+  let traceDir: string;
+
+  beforeAll(async () => {
+    traceDir = fs.mkdtempSync(path.join(os.tmpdir(), "shimlab-trace-ctd-")) + "/";
+    // containerd hands its environment to every shim it runs.
+    ctd = new Containerd({ env: { SHIMLAB_TRACE: traceDir } });
+    await ctd.start();
+  });
+
+  afterAll(async () => {
+    await ctd?.destroy();
+    if (ctd) removeCgroupDirs(ctd.cgroupParent);
+    if (traceDir) fs.rmSync(traceDir, { recursive: true, force: true });
+  });
+
+  afterEach(async () => {
+    await expectNoLeaks([ctd.address], [ctd.dir], ctd.cgroupParent);
+  });
+
+  it("shows the calls containerd really makes, in its order, and every MUST ordering kept", async () => {
+    const r = await ctd.ctr(["run", "--rm", "--runtime", "io.containerd.shimlab.v2", "--rootfs", busyboxRootfs(), "tr1", "/bin/echo", "hello"]);
+    expect(r.out).toBe("hello\n");
+    await new Promise((res) => setTimeout(res, 500)); // the daemon's and delete's last lines
+    const records = readTrace(traceDir);
+    const m = buildModel(records);
+    const execs = records.filter((x) => x.kind === "exec.call").map((x) => x.action);
+    expect(execs).toEqual(["start", "delete"]);
+    // containerd 1.6's own sequence (notes, section 3.1), as the shim received it.
+    const calls = records.filter((x) => x.kind === "rpc.call" && x.from === "containerd").map((x) => x.method);
+    expect(calls.slice(0, 3)).toEqual(["Create", "Connect", "Start"]);
+    expect(calls).toEqual(expect.arrayContaining(["Wait", "Delete", "Shutdown"]));
+    expect(calls.indexOf("Wait")).toBeLessThan(calls.indexOf("Delete"));
+    expect(m.events.map((e) => e.topic)).toEqual(["/tasks/create", "/tasks/start", "/tasks/exit", "/tasks/delete"]);
+    expect(m.violations).toEqual([]);
+    expect(m.states.map((x) => `${x.proc}: ${x.steps.map((s) => s.status).join(">")}`)).toEqual(["tr1: created>running>stopped>deleted"]);
+    expect(records.some((x) => x.kind === "process.exit" && x.proc === "tr1" && x.status === 0)).toBe(true);
   }, 60_000);
 });
