@@ -196,11 +196,11 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
 /** What the run's files are: its own directory, and its shim's socket when that lives in the shared socket directory. */
 function watchRoots(dir: string, tracePath: string, containerdAddress: string, env: NodeJS.ProcessEnv): WatchRoot[] {
   const rootfs = path.join(dir, "rootfs");
-  const roots: WatchRoot[] = [{ dir, ignore: (p) => p === tracePath || p === rootfs || p.startsWith(rootfs + "/") }];
+  const roots: WatchRoot[] = [{ dir, create: true, ignore: (p) => p === tracePath || p === rootfs || p.startsWith(rootfs + "/") }];
   const sdir = env.SHIMLAB_SOCKET_DIR ?? socketDir();
   if (!sdir.startsWith(dir + "/")) {
     const ours = socketPath(socketAddress(containerdAddress, "demo", "demo-pod", sdir));
-    roots.push({ dir: sdir, accept: (p) => p === ours });
+    roots.push({ dir: sdir, create: true, accept: (p) => p === ours });
   }
   return roots;
 }

@@ -11,6 +11,8 @@ export interface WatchRoot {
   accept?: (p: string) => boolean;
   /** Subtrees not worth listing (a rootfs). */
   ignore?: (p: string) => boolean;
+  /** Make the directory when it is missing (else a missing root is not watched). */
+  create?: boolean;
 }
 
 export type FileType = "file" | "dir" | "socket" | "fifo" | "symlink" | "other";
@@ -34,7 +36,7 @@ export class FileWatch {
     private readonly roots: WatchRoot[],
   ) {
     for (const r of roots) {
-      fs.mkdirSync(r.dir, { recursive: true });
+      if (r.create) fs.mkdirSync(r.dir, { recursive: true });
       this.watchDir(r.dir, r, false);
     }
   }
@@ -101,5 +103,15 @@ export class FileWatch {
     this.closed = true;
     for (const w of this.watchers.values()) w.close();
     this.watchers.clear();
+  }
+}
+
+/** One file as a process that just made it knows it: a record without a watch. */
+export function recordFile(rec: TraceRecorder, p: string, op: "created" | "removed" = "created"): void {
+  try {
+    const st = fs.lstatSync(p);
+    rec.record("file", { op, path: p, type: typeOf(st), mode: (st.mode & 0o7777).toString(8) });
+  } catch {
+    /* not there: nothing to tell */
   }
 }

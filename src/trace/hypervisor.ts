@@ -5,6 +5,7 @@ import type { Transport } from "../agent/transport";
 import type { StorageInit } from "../gen/grpc";
 import type { TraceRecorder } from "./recorder";
 import { TracedTransport } from "./agent-wire";
+import { FileWatch } from "./files";
 
 export class TracedHypervisor implements Hypervisor {
   constructor(
@@ -19,6 +20,8 @@ export class TracedHypervisor implements Hypervisor {
   async start(o: StartOptions): Promise<SandboxVm> {
     const id = this.rec.nextId();
     this.rec.record("vm.start", { id, from: "shim", to: "vm", hypervisor: this.inner.kind, sandbox: o.sandboxId, runDir: o.runDir });
+    // The sandbox's run directory (agent socket, VM record, agent state) as it fills; the watch never holds the shim up.
+    new FileWatch(this.rec, [{ dir: o.runDir }]);
     let vm: SandboxVm;
     try {
       vm = await this.inner.start(o);

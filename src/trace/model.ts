@@ -325,7 +325,17 @@ function buildFiles(records: TraceRecord[]): FileRow[] {
     else if (r.op === "removed" && createdAt.has(key) && r.t - createdAt.get(key)! < TRANSIENT_US && r.type !== "dir") transient.add(key);
   }
   let during = "";
+  // Several observers (containerd's watcher, the shim) may tell of one file: keep each change once.
+  const lastOp = new Map<string, string>();
+  const repeated = new Set<TraceRecord>();
   for (const r of records) {
+    if (r.kind !== "file" || r.op === "existing") continue;
+    const key = str(r.path);
+    if (lastOp.get(key) === r.op) repeated.add(r);
+    lastOp.set(key, str(r.op));
+  }
+  for (const r of records) {
+    if (repeated.has(r)) continue;
     if ((r.kind === "rpc.call" && r.from === "containerd") || r.kind === "exec.call") during = arrowLabel(r).replace(/ ·s\d+$/, "");
     else if (r.kind === "note") during = str(r.text);
     if (r.kind === "file" && r.op !== "existing" && !transient.has(str(r.path))) out.push({ t: r.t, op: str(r.op), path: str(r.path), type: str(r.type), during });

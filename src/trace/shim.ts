@@ -11,6 +11,7 @@ import { processTracer, type TraceRecorder } from "./recorder";
 import { traceInterceptor } from "./interceptor";
 import { TracedEventSink } from "./event-sink";
 import { TracedHypervisor } from "./hypervisor";
+import { recordFile } from "./files";
 
 function roleOf(flags: ShimFlags): string {
   return flags.action === "" ? "shim" : `shim-${flags.action}`;
@@ -39,7 +40,14 @@ export function traceShimProcess(flags: ShimFlags): TraceRecorder | null {
   });
   process.once("exit", (code) => {
     const extra: Record<string, unknown> = {};
-    if (flags.action === "start") extra.address = readSmall(path.join(cwd, "address"));
+    if (flags.action === "start") {
+      extra.address = readSmall(path.join(cwd, "address"));
+      // What start leaves behind for containerd, seen by the shim itself (a watcher may see them too).
+      if (code === 0 && typeof extra.address === "string") {
+        recordFile(rec, extra.address.trim().replace(/^unix:\/\//, ""));
+        recordFile(rec, path.join(cwd, "address"));
+      }
+    }
     rec.record(call ? "exec.reply" : "proc.exit", { id, from: "shim", to: "containerd", action: flags.action || "daemon", task: flags.id, code, ok: code === 0, ...extra });
   });
   return rec;

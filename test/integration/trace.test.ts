@@ -264,5 +264,11 @@ describe.skipIf(noContainerd)("a trace of ctr run under the real containerd 1.6"
     expect(m.violations).toEqual([]);
     expect(m.states.map((x) => `${x.proc}: ${x.steps.map((s) => s.status).join(">")}`)).toEqual(["tr1: created>running>stopped>deleted"]);
     expect(records.some((x) => x.kind === "process.exit" && x.proc === "tr1" && x.status === 0)).toBe(true);
+    // Without a watcher on containerd's side, the shim tells of the files it made: socket, address, the sandbox's run dir.
+    const made = m.files.filter((f) => f.op === "created");
+    const address = String(records.find((x) => x.kind === "exec.reply")!.address).replace(/^unix:\/\//, "");
+    expect(made).toEqual(expect.arrayContaining([expect.objectContaining({ path: address, type: "socket" }), expect.objectContaining({ type: "socket", path: expect.stringMatching(/\/tr1\/agent\.sock$/) })]));
+    expect(made.some((f) => f.path.endsWith("/tr1/address"))).toBe(true);
+    expect(m.files.some((f) => f.op === "removed" && f.path.endsWith("/tr1/agent.sock"))).toBe(true);
   }, 60_000);
 });
