@@ -10,6 +10,7 @@ import { TraceRecorder, processTracer, resetProcessTracer, summarize, TRACE_ENV,
 import { traceInterceptor } from "../../src/trace/interceptor";
 import { TracedTransport } from "../../src/trace/agent-wire";
 import { TracedEventSink } from "../../src/trace/event-sink";
+import { FileWatch, recordFile } from "../../src/trace/files";
 import { checkOrdering, type TracedEvent } from "../../src/trace/ordering-check";
 import { buildModel, parseTrace, readTrace, ARROW_KINDS } from "../../src/trace/model";
 import { renderHtml } from "../../src/trace/html";
@@ -190,6 +191,51 @@ describe("hooks at the interfaces", () => {
     sink.publish("/tasks/start", ev.TaskStart, { containerId: "c1", pid: 7 });
     expect(sent).toEqual(["/tasks/start"]);
     expect(lines(f)[0]).toMatchObject({ kind: "event", from: "shim", to: "containerd", topic: "/tasks/start", event: { containerId: "c1", pid: 7 } });
+  });
+});
+
+describe("files", () => {
+  const settle = () => new Promise((r) => setTimeout(r, 100));
+
+  it("sees files, fifos, sockets and nested directories come and go, and keeps out what it is told to", async () => {
+    const d = tmpdir();
+    const f = path.join(tmpdir(), "t.jsonl");
+    const rec = new TraceRecorder(f, "containerd");
+    fs.writeFileSync(path.join(d, "before"), "x");
+    const w = new FileWatch(rec, [{ dir: d, ignore: (p) => p.startsWith(path.join(d, "rootfs")) }]);
+    cleanups.push(() => w.close());
+    fs.mkdirSync(path.join(d, "b1", "deep"), { recursive: true });
+    await settle();
+    fs.writeFileSync(path.join(d, "b1", "deep", "config.json"), "{}");
+    fs.mkdirSync(path.join(d, "rootfs", "bin"), { recursive: true });
+    const srv = net.createServer().listen(path.join(d, "b1", "s.sock"));
+    await new Promise((r) => srv.once("listening", r));
+    await settle();
+    srv.close();
+    fs.rmSync(path.join(d, "b1"), { recursive: true });
+    await settle();
+    const got = lines(f).map((r) => `${r.op} ${r.type} ${path.relative(d, String(r.path))}`);
+    expect(got).toEqual(
+      expect.arrayContaining(["existing file before", "created dir b1", "created dir b1/deep", "created file b1/deep/config.json", "created socket b1/s.sock", "removed socket b1/s.sock", "removed dir b1"]),
+    );
+    expect(got.filter((l) => l.includes("rootfs"))).toEqual([]);
+    expect(got.filter((l) => l === "created dir b1")).toHaveLength(1);
+  });
+
+  it("a file told of twice (a watcher and its maker) is listed once", () => {
+    const d = tmpdir();
+    const f = path.join(tmpdir(), "t.jsonl");
+    const rec = new TraceRecorder(f, "shim");
+    fs.writeFileSync(path.join(d, "address"), "unix:///x");
+    recordFile(rec, path.join(d, "address"));
+    recordFile(rec, path.join(d, "address"));
+    recordFile(rec, path.join(d, "missing")); // nothing to tell
+    const got = lines(f);
+    // Gone a second later (sooner, it would be an atomic write's temporary and left out).
+    got.push({ ...got[0], t: got[0].t + 1_000_000, op: "removed" }, { ...got[0], t: got[0].t + 1_000_001, op: "removed" });
+    const m = buildModel(got);
+    expect(m.files.map((x) => `${x.op} ${x.type}`)).toEqual(["created file", "removed file"]);
+    expect(buildModel(got.slice(0, 2).concat({ ...got[0], t: got[0].t + 1000, op: "removed" })).files).toEqual([]);
   });
 });
 
