@@ -187,6 +187,12 @@ function arrowLabel(r: TraceRecord): string {
   }
 }
 
+function took(r: TraceRecord, opened: Map<string, number>): string {
+  if (!(r.kind.endsWith(".reply") || r.kind === "vm.started" || r.kind === "vm.stopped")) return "";
+  const t = opened.get(str(r.id));
+  return t === undefined ? "" : ` (${((r.t - t) / 1000).toFixed(1)} ms)`;
+}
+
 function arrowStyle(r: TraceRecord): ArrowStyle {
   if (r.kind === "event") return "event";
   if (r.kind.startsWith("process.")) return "process";
@@ -212,6 +218,9 @@ export function buildModel(records: TraceRecord[]): Model {
   // Events as containerd receives them, checked against the ordering rules.
   const calls = new Map<string, TraceRecord>();
   for (const r of records) if ((r.kind === "rpc.call" || r.kind === "exec.call") && typeof r.id === "string") calls.set(r.id, r);
+  // Every call-like record, to show how long each answer took.
+  const opened = new Map<string, number>();
+  for (const r of records) if ((r.kind.endsWith(".call") || r.kind === "vm.start" || r.kind === "vm.stop") && typeof r.id === "string") opened.set(r.id, r.t);
   const events: TracedEvent[] = [];
   records.forEach((r, i) => {
     if (r.kind === "event") events.push({ i, t: r.t, topic: str(r.topic), event: (r.event ?? {}) as Record<string, unknown> });
@@ -234,7 +243,7 @@ export function buildModel(records: TraceRecord[]): Model {
         t: r.t,
         from: laneOf(str(r.from)),
         to: laneOf(str(r.to)),
-        label: arrowLabel(r),
+        label: arrowLabel(r) + took(r, opened),
         style: arrowStyle(r),
         error: r.ok === false || (r.kind === "exec.reply" && r.code !== 0),
         violations: byRecord.get(i) ?? [],

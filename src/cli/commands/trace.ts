@@ -67,7 +67,9 @@ async function render(argv: string[]): Promise<number> {
     fs.writeFileSync(out, renderHtml(model, { source: path.resolve(input) }));
   } else {
     const { renderMermaid } = await import("../../trace/mermaid");
-    fs.writeFileSync(out, renderMermaid(model));
+    // A Markdown file gets the fences GitHub and most viewers render.
+    const text = renderMermaid(model);
+    fs.writeFileSync(out, out.endsWith(".md") ? "```mermaid\n" + text + "```\n" : text);
   }
   const must = model.violations.filter((v) => v.level === "MUST").length;
   process.stdout.write(`${out}: ${model.arrows.length} arrows, ${model.lanes.length} lanes, ${model.events.length} events, ${must} MUST ordering violation(s)\n`);
