@@ -320,20 +320,28 @@ function buildStates(records: TraceRecord[], calls: Map<string, TraceRecord>): P
   return [...machines.values()].map((m) => m.st);
 }
 
-/** A file created and gone within this long is an atomic write's temporary (`.address`, `vm.json.tmp`, runc's state-NNN). */
+/**
+ * An atomic write's temporary (`.address`, `vm.json.tmp`, runc's state-NNN): made,
+ * then renamed into place within this long, the new name appearing beside it at once.
+ */
 const TRANSIENT_US = 200_000;
+const RENAME_US = 5_000;
 
 function buildFiles(records: TraceRecord[]): FileRow[] {
   const out: FileRow[] = [];
+  let during = "";
   const createdAt = new Map<string, number>();
+  const fileRecs = records.filter((r) => r.kind === "file");
   const transient = new Set<string>();
-  for (const r of records) {
-    if (r.kind !== "file") continue;
+  for (const r of fileRecs) {
     const key = str(r.path);
     if (r.op === "created") createdAt.set(key, r.t);
-    else if (r.op === "removed" && createdAt.has(key) && r.t - createdAt.get(key)! < TRANSIENT_US && r.type !== "dir") transient.add(key);
+    else if (r.op === "removed" && r.type !== "dir" && createdAt.has(key) && r.t - createdAt.get(key)! < TRANSIENT_US) {
+      const dir = path.dirname(key);
+      const renamed = fileRecs.some((q) => q.op === "created" && q.path !== key && path.dirname(str(q.path)) === dir && Math.abs(q.t - r.t) < RENAME_US);
+      if (renamed) transient.add(key);
+    }
   }
-  let during = "";
   // Several observers (containerd's watcher, the shim) may tell of one file: keep each change once.
   const lastOp = new Map<string, string>();
   const repeated = new Set<TraceRecord>();

@@ -235,7 +235,12 @@ describe("files", () => {
     got.push({ ...got[0], t: got[0].t + 1_000_000, op: "removed" }, { ...got[0], t: got[0].t + 1_000_001, op: "removed" });
     const m = buildModel(got);
     expect(m.files.map((x) => `${x.op} ${x.type}`)).toEqual(["created file", "removed file"]);
-    expect(buildModel(got.slice(0, 2).concat({ ...got[0], t: got[0].t + 1000, op: "removed" })).files).toEqual([]);
+    // Renamed into place at once: the temporary is left out, its new name stays.
+    const tmp = { ...got[0], path: path.join(d, ".address") };
+    const renamed = [tmp, { ...tmp, t: tmp.t + 1000, op: "removed" }, { ...got[0], t: tmp.t + 1001 }];
+    expect(buildModel(renamed).files.map((x) => `${x.op} ${path.basename(x.path)}`)).toEqual(["created address"]);
+    // Short-lived but not renamed (a socket of a quick run): kept.
+    expect(buildModel([got[0], { ...got[0], t: got[0].t + 1000, op: "removed" }]).files).toHaveLength(2);
   });
 });
 
