@@ -88,6 +88,9 @@ function diagram(m: Model): string {
     const y = HEAD_H + (idx + 1) * ROW_H;
     if (r.type === "note") {
       parts.push(`<g class="note" data-i="${r.i}"><rect x="${GUTTER}" y="${y - ROW_H + 6}" width="${width - GUTTER - 10}" height="${ROW_H - 4}" rx="4"/><text x="${GUTTER + 10}" y="${y - 3}">${esc(r.text)}</text></g>`);
+    } else if (r.type === "mark") {
+      const lx = x.get(r.lane) ?? GUTTER;
+      parts.push(`<g class="mark" data-i="${r.i}"><circle cx="${lx}" cy="${y - 4}" r="5"/><text x="${lx + 9}" y="${y}">${esc(r.text)}</text><text class="time" x="${GUTTER - 8}" y="${y}" text-anchor="end">${ms(m, r.t)}</text></g>`);
     } else parts.push(arrowSvg(r, y, x, m));
   });
   // Lane heads last, so they paint over the rows when the page's script keeps them in view.
@@ -160,7 +163,7 @@ svg text{font:11px ui-monospace,monospace;fill:#222}
 .arrow.process line{stroke:#3c7d2e} .arrow.error line{stroke:#b00} .arrow.error text{fill:#b00}
 .arrow.violation line{stroke:#e00;stroke-width:3} .arrow.violation text{fill:#e00;font-weight:bold}
 .arrow.warning line{stroke:#e07000;stroke-width:2.5} .arrow.warning text{fill:#b55a00;font-weight:bold}
-.arrow .time{fill:#888} .arrow:hover line{stroke-width:3} .arrow{cursor:pointer}
+.arrow .time,.mark .time{fill:#888} .mark circle{fill:#7a8fb0} .mark text{font-style:italic;fill:#456} .arrow:hover line{stroke-width:3} .arrow{cursor:pointer}
 .arrow.selected text{fill:#06c;font-weight:bold}
 .tip path{fill:#345} .tip.event path{fill:#c77d00} .tip.process path{fill:#3c7d2e} .tip.reply path{fill:#678}
 .note rect{fill:#fff6d6;stroke:#e0c060} .note text{font-weight:bold;font-family:system-ui,sans-serif;font-size:12px}
@@ -184,7 +187,7 @@ const JS = `
     detail.style.display='block';
     detail.textContent = JSON.stringify(r, null, 2);
   }
-  Array.prototype.forEach.call(document.querySelectorAll('.arrow, .events tr[data-i]'), function(el){
+  Array.prototype.forEach.call(document.querySelectorAll('.arrow, .mark, .events tr[data-i]'), function(el){
     el.addEventListener('click', function(){
       if(sel) sel.classList.remove('selected');
       sel = el; el.classList.add('selected');

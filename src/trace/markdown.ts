@@ -31,6 +31,12 @@ export function renderMarkdown(m: Model, o: MarkdownOptions = {}): string {
   out.push("");
   if (o.intro) out.push(o.intro, "");
   out.push(
+    "To trace a run of your own, set `SHIMLAB_TRACE` in the environment of whatever starts the shim (containerd, or `shimlab demo`'s stand-in): " +
+      "`SHIMLAB_TRACE=/tmp/t/` gives a file per process, `SHIMLAB_TRACE=/tmp/t.jsonl` one shared file. " +
+      "Then `shimlab trace render /tmp/t -o page.html` (or `--format mermaid`).",
+  );
+  out.push("");
+  out.push(
     `This run had ${m.records.length} trace lines from ${m.roles.length} processes: ${m.arrows.length} arrows across ${m.lanes.length} lanes, ${m.events.length} events. ` +
       `Times are milliseconds since the first line; \`·sN\` is the ttrpc stream id of a call. ` +
       `\`$RUN\` is the run's directory. Run \`shimlab demo\` to get the same run as an interactive page.`,
@@ -60,6 +66,10 @@ export function renderMarkdown(m: Model, o: MarkdownOptions = {}): string {
     out.push("| ms | from | to | what |");
     out.push("|---:|---|---|---|");
     for (const r of s.rows) {
+      if (r.type === "mark") {
+        out.push(`| ${ms(m, r.t)} | ${cell(laneName(m, r.lane))} | | _${cell(r.text)}_ |`);
+        continue;
+      }
       if (r.type !== "arrow") continue;
       const mark = r.violations.length ? " ⚠ " + r.violations.map((v) => v.message).join("; ") : "";
       out.push(`| ${ms(m, r.t)} | ${cell(laneName(m, r.from))} | ${cell(laneName(m, r.to))} | ${r.style === "event" ? "event " : ""}\`${cell(r.label)}\`${cell(mark)} |`);

@@ -22,6 +22,11 @@ export function renderMermaid(m: Model, o: { maxLabel?: number } = {}): string {
       lines.push(`  Note over ${first},${last}: ${text(r.text)}`);
       continue;
     }
+    if (r.type === "mark") {
+      const at = alias.get(r.lane);
+      if (at) lines.push(`  Note right of ${at}: ${text(r.text)}`);
+      continue;
+    }
     const from = alias.get(r.from);
     const to = alias.get(r.to);
     if (!from || !to) continue;

@@ -56,7 +56,16 @@ export interface Note {
   text: string;
 }
 
-export type Row = Arrow | Note;
+/** A process of the run coming up or going away, on its lane: the shim daemon, the agent. */
+export interface Mark {
+  type: "mark";
+  i: number;
+  t: number;
+  lane: string;
+  text: string;
+}
+
+export type Row = Arrow | Note | Mark;
 
 export interface StateStep {
   status: ProcessStatus;
@@ -251,6 +260,12 @@ export function buildModel(records: TraceRecord[]): Model {
       rows.push(a);
       arrows.push(a);
     } else if (r.kind === "note") rows.push({ type: "note", i, t: r.t, text: str(r.text) });
+    else if (r.kind === "proc.start" || r.kind === "proc.exit") {
+      const agent = r.role === "agent";
+      const who = agent ? "agent process" : `shim ${str(r.action)}`;
+      const text = r.kind === "proc.start" ? `${who} pid ${r.pid} up` : `${who} pid ${r.pid} exits (code ${str(r.code)})`;
+      rows.push({ type: "mark", i, t: r.t, lane: agent ? "vm" : "shim", text });
+    }
   });
 
   return { records, t0, lanes, rows, arrows, events, violations, states: buildStates(records, calls), files: buildFiles(records), roles: rolesOf(records) };

@@ -259,6 +259,7 @@ function goodRun(): TraceRecord[] {
     r("note", { text: "1. the container" }),
     r("exec.call", { id: "s", from: "containerd", to: "shim", action: "start", task: "c1" }),
     r("exec.reply", { id: "s", from: "shim", to: "containerd", action: "start", code: 0, address: "unix:///x" }),
+    r("proc.start", { action: "daemon" }),
     call("1", "Create", { id: "c1" }),
     r("vm.start", { from: "shim", to: "vm", hypervisor: "none" }),
     r("vm.started", { from: "vm", to: "shim", ok: true, vmPid: 9 }),
@@ -341,6 +342,8 @@ describe("model and renderers", () => {
     expect(m.arrows).toHaveLength(rs.filter((x) => ARROW_KINDS.has(x.kind)).length);
     expect(m.lanes.map((l) => l.id)).toEqual(["containerd", "shim", "vm", "agent", "proc:c1", "proc:c1/e1"]);
     expect(m.rows.filter((x) => x.type === "note")).toHaveLength(1);
+    expect(m.rows.filter((x) => x.type === "mark")).toEqual([expect.objectContaining({ lane: "shim", text: "shim daemon pid 1 up" })]);
+    expect(m.arrows.find((a) => a.label.startsWith("Create ✓"))!.label).toMatch(/\(\d+\.\d ms\)$/);
     expect(m.files).toEqual([expect.objectContaining({ op: "created", path: "/b/c1/address", during: "Delete(id=c1)" })]);
     const states = Object.fromEntries(m.states.map((s) => [s.proc, s.steps.map((x) => x.status).join(">")]));
     expect(states).toEqual({ c1: "created>running>stopped>deleted", "c1/e1": "created>running>stopped" });
@@ -368,6 +371,7 @@ describe("model and renderers", () => {
     expect(mmd).toMatch(/shim-\)containerd: ⚠ \/tasks\/exit/);
     expect(mmd).toContain("Note over shim,containerd: MUST violated: TaskExit for c1 without a TaskStart before it");
     expect(mmd.split("\n").filter((l) => /->>|-->>|-\)/.test(l))).toHaveLength(m.arrows.length);
+    expect(mmd).toContain("Note right of shim: shim daemon pid 1 up");
   });
 
   it("reads back what it wrote, and refuses a line that is not a trace line", () => {
