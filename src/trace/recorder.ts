@@ -41,6 +41,8 @@ export class TraceRecorder {
   private fd: number | null = null;
   private seq = 0;
   private failed = false;
+  /** Why recording stopped, if it did. */
+  error: string | undefined;
   readonly file: string;
 
   constructor(
@@ -75,9 +77,10 @@ export class TraceRecorder {
       // Synchronous: a shim calls process.exit() and its last lines must be there.
       fs.writeSync(this.fd, line);
     } catch (e) {
-      // A trace must never break the thing traced: say it once, then stay quiet.
+      // A trace must never break the thing traced, and `start` may not even
+      // write to stderr (containerd takes it for the address): stop quietly.
       this.failed = true;
-      process.emitWarning(`shimlab trace: cannot write ${this.file}: ${(e as Error).message}`);
+      this.error = (e as Error).message;
     }
   }
 

@@ -275,3 +275,37 @@ describe.skipIf(noContainerd)("a trace of ctr run under the real containerd 1.6"
     expect(m.files.some((f) => f.op === "removed" && f.path.endsWith("/tr1/agent.sock"))).toBe(true);
   }, 60_000);
 });
+
+describe("a trace that cannot be written", () => {
+  it("changes nothing: start prints only its address and the task runs", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "shimlab-trace-bad-"));
+    fs.writeFileSync(path.join(dir, "not-a-dir"), "");
+    const emu = new ContainerdEmulator({
+      binary: SHIM_BINARY,
+      namespace: "tracebad",
+      dir: path.join(dir, "emu"),
+      env: { SHIMLAB_TRACE: path.join(dir, "not-a-dir", "t.jsonl"), SHIMLAB_AGENT_RUNTIME: "host", SHIMLAB_SOCKET_DIR: path.join(dir, "s") },
+    });
+    await emu.start();
+    try {
+      const id = "tb1";
+      const bundle = emu.bundle(id, emu.spec(id, { args: ["/bin/sh", "-c", "exit 4"], rootPath: "/" }));
+      const t = await emu.startShim(id, bundle);
+      try {
+        expect(t.startResult.combined.toString()).toBe(t.address);
+        await t.task.Create({ id, bundle });
+        await t.task.Start({ id });
+        expect((await t.task.Wait({ id })).exitStatus).toBe(4);
+        await t.task.Delete({ id });
+        await t.task.Shutdown({ id });
+      } finally {
+        t.close();
+      }
+      expect((await emu.runner.delete(id, bundle)).result.code).toBe(0);
+      await expectNoLeaks([emu.address]);
+    } finally {
+      await emu.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+});

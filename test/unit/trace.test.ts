@@ -55,6 +55,26 @@ describe("recorder", () => {
     expect(Math.abs(got[0].t - Number(process.hrtime.bigint() / 1000n))).toBeLessThan(60_000_000);
   });
 
+  it("stops quietly, without a word on stderr, when it cannot write", () => {
+    const d = tmpdir();
+    fs.writeFileSync(path.join(d, "file"), "");
+    const writes: string[] = [];
+    const orig = process.stderr.write.bind(process.stderr);
+    process.stderr.write = ((c: string) => (writes.push(String(c)), true)) as typeof process.stderr.write;
+    const warn = process.emitWarning;
+    process.emitWarning = ((w: string) => void writes.push(w)) as typeof process.emitWarning;
+    try {
+      const r = new TraceRecorder(path.join(d, "file", "t.jsonl"), "shim-start");
+      r.record("a");
+      r.record("b");
+      expect(r.error).toMatch(/ENOTDIR|EEXIST/);
+    } finally {
+      process.stderr.write = orig;
+      process.emitWarning = warn;
+    }
+    expect(writes).toEqual([]);
+  });
+
   it("writes a file per process in directory mode", () => {
     const d = tmpdir();
     const r = new TraceRecorder(d + "/", "agent");
