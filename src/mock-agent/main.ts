@@ -158,11 +158,17 @@ export function main(argv: string[]): void {
   fs.mkdirSync(args.stateDir, { recursive: true, mode: 0o700 });
 
   let reaper: Reaper | null = null;
-  const runtime = chooseRuntime(args, log, () => {
+  let runtime = chooseRuntime(args, log, () => {
     reaper = new Reaper();
     reaper.start();
     return reaper;
   });
+  // Tracing (SHIMLAB_TRACE) is loaded only when asked for: otherwise nothing is wrapped.
+  if (process.env.SHIMLAB_TRACE) {
+    const trace = require("../trace/agent") as typeof import("../trace/agent");
+    trace.traceAgentProcess();
+    runtime = trace.traceRuntime(runtime);
+  }
 
   let exiting = false;
   const server = new Server();

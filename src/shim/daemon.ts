@@ -42,6 +42,8 @@ export function runDaemon(flags: ShimFlags): DaemonHandle {
   let events: EventSink = ttrpcAddress
     ? new Publisher({ address: ttrpcAddress, namespace: flags.namespace, logger })
     : new LogOnlySink(logger);
+  // Traced innermost, so the trace shows the events as they leave, faults and all.
+  if (process.env.SHIMLAB_TRACE) ({ events, config } = require("../trace/shim").traceDaemon(events, config));
   const eventFaults = process.env[EVENT_FAULTS_ENV];
   if (eventFaults) {
     // Fault injection at the events interface, for scenarios: nothing else changes.
@@ -54,6 +56,7 @@ export function runDaemon(flags: ShimFlags): DaemonHandle {
   }
 
   const server = new Server();
+  if (process.env.SHIMLAB_TRACE) require("../trace/shim").traceServer(server);
   let exiting = false;
   const socketFile = flags.socket;
   const shutdown = async (code = 0): Promise<void> => {
