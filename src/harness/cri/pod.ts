@@ -36,6 +36,8 @@ export interface ContainerOptions {
   /** Relative to the pod's log directory. */
   logPath?: string;
   labels?: Record<string, string>;
+  /** Own pid namespace (kubelet's default), or the pod's (shareProcessNamespace). */
+  pid?: "container" | "pod";
 }
 
 export function containerConfig(o: ContainerOptions): ContainerConfigInit {
@@ -47,5 +49,7 @@ export function containerConfig(o: ContainerOptions): ContainerConfigInit {
     envs: Object.entries(o.env ?? {}).map(([key, value]) => ({ key, value })),
     logPath: o.logPath ?? "",
     labels: o.labels ?? {},
+    // Unset, the proto3 default POD (0) would put every container in the pause container's pid namespace.
+    linux: { securityContext: { namespaceOptions: { network: NamespaceMode.NODE, pid: o.pid === "pod" ? NamespaceMode.POD : NamespaceMode.CONTAINER, ipc: NamespaceMode.POD } } },
   };
 }
