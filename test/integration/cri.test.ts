@@ -7,7 +7,7 @@ import fs from "node:fs";
 import { startCriContainerd, type CriContainerd } from "../../src/harness/cri/containerd";
 import { containerConfig, hostNetworkPod } from "../../src/harness/cri/pod";
 import { ContainerState, type PodSandboxConfigInit } from "../../src/gen/runtime.v1";
-import { descendants } from "../../src/harness/leaks";
+import { descendants, listProcesses } from "../../src/harness/leaks";
 import { removeCgroupDirs } from "../../src/mock-agent/runtime/runc";
 import { CRI_NAMESPACE } from "../../src/harness/cri/images";
 import { runCommand } from "../../src/harness/shim-runner";
@@ -187,6 +187,25 @@ describe.skipIf(skip)("CRI: one shim per pod (containerd 1.6 CRI plugin)", () =>
     await Promise.all(pods.map((p) => env.cri.runtime.RemovePodSandbox({ podSandboxId: p })));
     await waitUntil("all five shims to exit", () => shimDaemons(env.ctd, "shimlab").length === 0);
   }, 90_000);
+
+  it("survives a crashed pod shim: the pod's containers go with it and report 255, the pod is removable, nothing leaks", async () => {
+    const config = pod("crash");
+    const { podSandboxId: podId } = await env.cri.runtime.RunPodSandbox({ config, runtimeHandler: "shimlab" });
+    const c1 = await createStarted(podId, config, "victim", ["sleep", "3951"]);
+    const [shim] = shimDaemons(env.ctd, "shimlab");
+    const [agent] = mockAgents(env.ctd);
+    expect(findBelow(agent.pid, "sleep 3951")).toBeDefined();
+    process.kill(shim.pid, "SIGKILL");
+    // containerd runs `delete` for each task of the dead shim; the agent watches its shim and goes too.
+    const s1 = await exited(c1);
+    expect(s1.exitCode).toBe(255);
+    await waitUntil("the agent and the pod's processes to go", () => mockAgents(env.ctd).length === 0 && !listProcesses().some((p) => p.cmdline === "sleep 3951"));
+    await env.cri.runtime.StopPodSandbox({ podSandboxId: podId });
+    await env.cri.runtime.RemovePodSandbox({ podSandboxId: podId });
+    expect((await env.cri.runtime.ListPodSandbox({})).items).toEqual([]);
+    // containerd's clean-up after a dead shim (`delete`, then the bundle) runs on its own time.
+    await waitUntil("containerd to remove the pod's bundles", () => !fs.existsSync(bundleDir(env.ctd, podId)) && !fs.existsSync(bundleDir(env.ctd, c1)));
+  });
 
   it("refuses an unknown runtime handler without starting a shim", async () => {
     const err = await env.cri.runtime.RunPodSandbox({ config: pod("nohandler"), runtimeHandler: "no-such-handler" }).then(
