@@ -74,6 +74,10 @@ describe.skipIf(skip)("CRI: one shim per pod (containerd 1.6 CRI plugin)", () =>
     const config = pod(`flow-${handler}`);
     const { podSandboxId: podId } = await env.cri.runtime.RunPodSandbox({ config, runtimeHandler: handler });
 
+    const status = await env.cri.runtime.PodSandboxStatus({ podSandboxId: podId, verbose: true });
+    expect(status.status?.runtimeHandler).toBe(handler);
+    expect(JSON.parse(status.info.info).runtimeType).toBe(handler === "shimlab" ? "io.containerd.shimlab.v2" : "io.containerd.runc.v2");
+
     // Exactly one shim for the pod, started for the sandbox's id.
     const shims = shimDaemons(ctd, handler);
     expect(shims.map((s) => argOf(s, "-id"))).toEqual([podId]);
