@@ -211,6 +211,24 @@ describe.skipIf(skip)("CRI: one shim per pod (containerd 1.6 CRI plugin)", () =>
     await waitUntil("containerd to remove the pod's bundles", () => !fs.existsSync(bundleDir(env.ctd, podId)) && !fs.existsSync(bundleDir(env.ctd, c1)));
   });
 
+  it("takes the pod down with its pause container, as Kata does: containers killed, pod not ready, shim gone", async () => {
+    const config = pod("pausedeath");
+    const { podSandboxId: podId } = await env.cri.runtime.RunPodSandbox({ config, runtimeHandler: "shimlab" });
+    const c1 = await createStarted(podId, config, "orphan", ["sleep", "3961"]);
+    const [shim] = shimDaemons(env.ctd, "shimlab");
+    const pause = findBelow(shim.pid, "/bin/sh /pause");
+    expect(pause).toBeDefined();
+    process.kill(pause!.pid, "SIGKILL");
+    expect((await exited(c1)).exitCode).toBe(137);
+    // CRI deletes the exited tasks (the sandbox's once its containers are gone) and marks the pod.
+    await waitUntil("the pod to be not ready", async () => (await env.cri.runtime.PodSandboxStatus({ podSandboxId: podId })).status?.state === 1);
+    await waitUntil("the pod's shim to exit", () => !fs.existsSync(`/proc/${shim.pid}`), 15_000);
+    const tasks = await env.ctd.ctr(["tasks", "ls", "-q"], { namespace: CRI_NAMESPACE });
+    expect(tasks.out.trim()).toBe("");
+    await env.cri.runtime.StopPodSandbox({ podSandboxId: podId });
+    await env.cri.runtime.RemovePodSandbox({ podSandboxId: podId });
+  });
+
   it("refuses an unknown runtime handler without starting a shim", async () => {
     const err = await env.cri.runtime.RunPodSandbox({ config: pod("nohandler"), runtimeHandler: "no-such-handler" }).then(
       () => null,
