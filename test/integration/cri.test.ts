@@ -92,9 +92,11 @@ describe.skipIf(skip)("CRI: one shim per pod (containerd 1.6 CRI plugin)", () =>
       expect(descendants(shim.pid).map((p) => p.pid)).toContain(agents[0].pid);
     }
 
-    // Two app containers join the pod: still the one shim, both running under it.
-    const c1 = await createStarted(podId, config, "sleeper", ["sleep", `${tag}1`]);
-    const c2 = await createStarted(podId, config, "trapper", ["sh", "-c", `trap 'exit 42' TERM; sleep ${tag}2 & wait $!`], "pod");
+    // Two app containers join the pod, created side by side: still the one shim, both running under it.
+    const [c1, c2] = await Promise.all([
+      createStarted(podId, config, "sleeper", ["sleep", `${tag}1`]),
+      createStarted(podId, config, "trapper", ["sh", "-c", `trap 'exit 42' TERM; sleep ${tag}2 & wait $!`], "pod"),
+    ]);
     expect(shimDaemons(ctd, handler).map((s) => s.pid)).toEqual([shim.pid]);
     for (const c of [c1, c2]) {
       expect(bundleAddress(ctd, c)).toBe(podAddress);
