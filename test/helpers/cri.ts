@@ -9,17 +9,22 @@ import { CRI_NAMESPACE } from "../../src/harness/cri/images";
 
 export type Handler = "shimlab" | "runc";
 
-/** Shim daemons serving this containerd (not the short-lived `start`/`delete` runs). */
+/**
+ * Shim daemons serving this containerd, known by their arguments rather than
+ * the script's path: shimlab's daemon is the node process `start` launched
+ * with `-socket`; runc's is its binary without a `start`/`delete` action.
+ */
 export function shimDaemons(ctd: Containerd, handler: Handler): ProcInfo[] {
-  return listProcesses().filter((p) =>
-    handler === "shimlab"
-      ? /dist\/shim\/main\.js/.test(p.cmdline) && p.cmdline.includes(ctd.address) && !/ (start|delete)$/.test(p.cmdline)
-      : /containerd-shim-runc-v2/.test(p.cmdline) && p.cmdline.includes(ctd.address) && !/ (start|delete)$/.test(p.cmdline),
-  );
+  return listProcesses().filter((p) => {
+    const argv = p.cmdline.split(" ");
+    if (argOf(p, "-address") !== ctd.address || /^(start|delete)$/.test(argv[argv.length - 1])) return false;
+    return handler === "shimlab" ? /\bnode\b/.test(argv[0]) && argv.includes("-socket") : /containerd-shim-runc-v2$/.test(argv[0]);
+  });
 }
 
+/** Mock agents of this containerd's pods: a node process with a listen address and a state dir in ours. */
 export function mockAgents(ctd: Containerd): ProcInfo[] {
-  return listProcesses().filter((p) => /dist\/mock-agent\/main\.js/.test(p.cmdline) && p.cmdline.includes(ctd.dir));
+  return listProcesses().filter((p) => /\bnode\b/.test(p.cmdline.split(" ")[0]) && p.cmdline.includes(" --listen ") && (argOf(p, "--state-dir") ?? "").startsWith(ctd.dir + "/"));
 }
 
 /** The value of a `-flag value` pair in a shim's command line. */

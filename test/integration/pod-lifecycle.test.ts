@@ -40,7 +40,8 @@ describe.skipIf(skip)("a pod in one shim (containerd stand-in)", () => {
     await expectNoLeaks([emu.address], [emu.dir], cgroupParent);
   });
 
-  const daemons = () => listProcesses().filter((p) => /dist\/shim\/main\.js/.test(p.cmdline) && p.cmdline.includes(emu.address) && !/ (start|delete)$/.test(p.cmdline));
+  // The shim daemon, known by its arguments (`start` launched it with -socket), not by its script's path.
+  const daemons = () => listProcesses().filter((p) => p.cmdline.includes(` -address ${emu.address} `) && p.cmdline.includes(" -socket "));
   const bundle = (id: string, args: string[], annotations: Record<string, string>) => emu.bundle(id, emu.spec(id, { args, rootPath: rootfs, annotations }));
   const failure = (p: Promise<unknown>) =>
     p.then(
