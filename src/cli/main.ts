@@ -7,6 +7,7 @@ usage: shimlab <command> [options]
 
   demo                         a pod's shim v2 lifecycle on the mock agent, told step by step
   trace render|doc             draw a lifecycle trace (SHIMLAB_TRACE) as a page or Mermaid; write docs/lifecycle.md
+  cri                          a small crictl (CRI v1 over gRPC); \`cri up\` starts a CRI containerd for shimlab
   version                      print the version
 
 Run \`shimlab <command> --help\` for a command's options.
@@ -32,6 +33,10 @@ export async function run(argv: string[]): Promise<number> {
     case "trace": {
       const { traceCommand } = await import("./commands/trace");
       return traceCommand(rest);
+    }
+    case "cri": {
+      const { criCommand } = await import("./commands/cri");
+      return criCommand(rest);
     }
     default:
       process.stderr.write(`shimlab: unknown command ${JSON.stringify(cmd)}\n\n${USAGE}`);

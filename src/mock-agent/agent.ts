@@ -207,6 +207,12 @@ export class MockAgent {
       if (!req.OCI?.Process) throw invalidArgument("the OCI spec has no process");
       if (!req.OCI.Root?.Path) throw invalidArgument("the OCI spec has no root path");
       const spec = specFromGrpc(req.OCI);
+      if (spec.linux && this.o.runtime.isolated) {
+        // kata-agent's update_container_namespaces: the pid namespace is the
+        // agent's call, not the spec's — the sandbox's when sandbox_pidns asks
+        // for it (joined below), else a new one.
+        spec.linux.namespaces = [...(spec.linux.namespaces ?? []).filter((n) => n.type !== "pid"), { type: "pid" }];
+      }
       const dir = path.join(this.o.stateDir, "containers", req.containerId);
       const init = new AgentProcess(req.containerId, "", !!req.OCI.Process.Terminal);
       const c = new AgentContainer(req.containerId, init, req.execId, dir);
