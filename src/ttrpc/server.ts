@@ -116,7 +116,7 @@ export class Server extends EventEmitter {
 
   /** Stops accepting and closes every connection. */
   async close(): Promise<void> {
-    await Promise.all(
+    const closed = Promise.all(
       this.netServers.map(
         (l) =>
           new Promise<void>((res) => {
@@ -125,7 +125,10 @@ export class Server extends EventEmitter {
           }),
       ),
     );
+    // net.Server.close waits for every connection to end: drop them first, or a
+    // client that keeps its connection (containerd between Shutdown and close) holds us up.
     for (const c of this.conns) c.destroy();
+    await closed;
   }
 }
 

@@ -98,19 +98,21 @@ export class RuncRuntime implements Runtime {
     const child = spawn(this.binary, [...head, ...args, id], { stdio: stdio as never });
     this.reaper.trackSpawned(child.pid);
     pipes?.closeChildEnds();
-    // Before runc exits nothing of the container has run, so what it writes on
-    // the stderr it shares with the container is runc's own complaint.
+    // Before `runc create` exits nothing of the container has run, so what it writes on
+    // the stderr it shares with the container is runc's own complaint. Not so for
+    // `runc exec --detach`: the process already runs and its stderr is its own
+    // (runc's complaint is in the log file then).
     let early = "";
     const errStream = terminal ? child.stderr! : pipes!.stderr;
     const onEarly = (d: Buffer) => (early += d.toString());
-    errStream.on("data", onEarly);
+    if (terminal || args[0] !== "exec") errStream.on("data", onEarly);
     const code: number = await new Promise((resolve, reject) => {
       child.on("error", reject);
       child.on("close", (c, sig) => resolve(c ?? (sig ? 128 : 1)));
     });
     this.reaper.untrackSpawned(child.pid);
     errStream.removeListener("data", onEarly);
-    if (!terminal) errStream.pause();
+    if (!terminal && args[0] !== "exec") errStream.pause();
     if (code !== 0) {
       console?.close();
       pipes?.stdin.destroy();
