@@ -24,7 +24,7 @@ export const pidsChecks: Check[] = [
   {
     name: "pids-counts-execs",
     group: "pids",
-    rule: r("§3.2 Pids: a running exec adds a process; runc tags it with ProcessDetails{exec_id} (profile pids: agent pids repeat per process)"),
+    rule: r("§3.2 Pids: a running exec adds a process; tagged with ProcessDetails{exec_id} (profile pids: with agent pids the same pid repeats per process)"),
     async run(ctx) {
       const h = await ctx.running({ args: SLEEP });
       await ctx.exec(h, "px", SLEEP);
@@ -35,15 +35,11 @@ export const pidsChecks: Check[] = [
       ctx.equal("process count", p.processes.length, 2);
       const pids = p.processes.map((x) => x.pid).sort();
       ctx.equal("pids", pids, [h.pid, s.pid].sort());
-      if (ctx.profile.pids === "host") {
-        const tagged = p.processes.find((x) => x.pid === s.pid)?.info;
-        ctx.expect(tagged?.typeUrl === "containerd.runc.v1.ProcessDetails", `the exec's entry has no ProcessDetails (info ${JSON.stringify(tagged?.typeUrl)})`);
-        ctx.equal("ProcessDetails.exec_id", ProcessDetails.decode(tagged!.value).execId, "px");
-        ctx.observe("exec entry tagged", true, undefined);
-      } else {
-        ctx.equal("agent pid for both", s.pid, h.pid);
-        ctx.observe("exec entry tagged", "n/a: agent pids", "pids");
-      }
+      const tagged = p.processes.find((x) => x.pid === s.pid && x.info)?.info;
+      ctx.expect(tagged?.typeUrl === "containerd.runc.v1.ProcessDetails", `the exec's entry has no ProcessDetails (info ${JSON.stringify(tagged?.typeUrl)})`);
+      ctx.equal("ProcessDetails.exec_id", ProcessDetails.decode(tagged!.value).execId, "px");
+      if (ctx.profile.pids === "agent") ctx.equal("agent pid for both", s.pid, h.pid);
+      ctx.observe("exec pid is the task's", s.pid === h.pid, ctx.profile.pids === "agent" ? "pids" : undefined);
     },
   },
 ];
