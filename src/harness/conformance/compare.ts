@@ -1,7 +1,7 @@
 // Two shims, the same checks: a diff of statuses and of what each shim
 // answered (call outcomes, states, event sequences). A difference is
 // "documented" when a check recorded it as depending on a profile difference.
-import { DIFFERENCES } from "./profiles";
+import { DIFFERENCES, EQUIVALENCES } from "./profiles";
 import type { SuiteReport } from "./types";
 
 export interface Difference {
@@ -34,7 +34,8 @@ export function compareReports(a: SuiteReport, b: SuiteReport): Comparison {
       const va = oa.map((o) => o.value).join(" | ") || "(none)";
       const vb = ob.map((o) => o.value).join(" | ") || "(none)";
       if (va === vb) continue;
-      const doc = [...oa, ...ob].find((o) => o.documented)?.documented ?? null;
+      const eq = EQUIVALENCES.find((e) => e.applies(key) && e.normalize(va) === e.normalize(vb));
+      const doc = [...oa, ...ob].find((o) => o.documented)?.documented ?? eq?.name ?? null;
       diffs.push({ check: ca.name, key, a: va, b: vb, documented: doc });
     }
   }

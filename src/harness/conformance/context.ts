@@ -171,10 +171,15 @@ export class CheckContext {
     return this.events(id).map((e) => e.topic + (e.event.id && e.event.id !== id ? `(${e.event.id})` : e.event.execId ? `(${e.event.execId})` : ""));
   }
 
+  /** Each task's whole event sequence (check and clean-up), recorded for --compare. */
+  recordEventSequences(): void {
+    this.handles.forEach((h, i) => this.observe(`events of task ${i}`, this.topics(h.id).join(" ") || "(none)"));
+  }
+
   /** What containerd does after a task: Kill, Wait, Delete, Shutdown, close, `delete`. */
   async cleanup(): Promise<string[]> {
     const notes: string[] = [];
-    for (const h of this.handles.reverse()) {
+    for (const h of [...this.handles].reverse()) {
       const t = h.task;
       if (!h.shim.client.isClosed) {
         await t.Kill({ id: h.id, signal: 9, all: true }, { timeoutMs: 5_000 }).catch(() => {});

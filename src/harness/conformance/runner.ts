@@ -67,6 +67,8 @@ export async function runSuite(o: SuiteOptions): Promise<SuiteReport> {
         clearTimeout(timer);
       }
       const notes = await ctx.cleanup();
+      await sleep(50);
+      ctx.recordEventSequences();
       if (notes.length) {
         // Clean-up problems are the shim's too (a shim that will not exit leaks), so they fail the check.
         if (status === "pass") status = "fail";
