@@ -4,7 +4,7 @@ import fs from "node:fs";
 import { Client } from "../../ttrpc/client";
 import { Code } from "../../ttrpc/status";
 import { CONTRACT, type Check } from "./types";
-import { alive, exited, socketPath, sleep } from "./context";
+import { STATUS_NAME, alive, exited, socketPath, sleep } from "./context";
 
 const SLEEP = ["/bin/sleep", "300"];
 const r = (s: string) => `${CONTRACT} ${s}`;
@@ -143,6 +143,41 @@ export const binaryChecks: Check[] = [
       ctx.equal("DeleteResponse.exit_status", d.response!.exitStatus, 137);
       ctx.observe("delete exit_status", d.response!.exitStatus);
       ctx.expect(await exited(h.pid, 5_000), `process ${h.pid} (the task's pid) still runs after \`delete\``);
+    },
+  },
+  {
+    name: "start-group-reuses-shim",
+    group: "binary",
+    rule: r("§1.3 (listen → EADDRINUSE → live socket) and §5 Grouping: `start` for a container of the same sandbox (io.kubernetes.cri.sandbox-id) prints the running shim's address; no new daemon"),
+    async run(ctx) {
+      const sid = ctx.newId();
+      const sandbox = await ctx.running({ id: sid, args: SLEEP, annotations: { "io.kubernetes.cri.container-type": "sandbox", "io.kubernetes.cri.sandbox-id": sid } });
+      const member = await ctx.task({ args: SLEEP, annotations: { "io.kubernetes.cri.container-type": "container", "io.kubernetes.cri.sandbox-id": sid } });
+      ctx.equal("second start's address", member.shim.address, sandbox.shim.address);
+      ctx.equal("shim pid (Connect)", member.shimPid, sandbox.shimPid);
+      ctx.equal("member's address file", fs.readFileSync(`${member.bundle}/address`, "utf8").trim(), sandbox.shim.address);
+      const st = await ctx.ok("State member", member.task.State({ id: member.id }));
+      ctx.equal("member status", STATUS_NAME[st.status], "CREATED");
+    },
+  },
+  {
+    name: "group-delete-keeps-shared-shim",
+    group: "binary",
+    rule: r("fact 4 and §1.4: `delete -id X` of one container of a shared shim cleans up X only; the shim keeps serving the others"),
+    async run(ctx) {
+      const sid = ctx.newId();
+      const sandbox = await ctx.running({ id: sid, args: SLEEP, annotations: { "io.kubernetes.cri.container-type": "sandbox", "io.kubernetes.cri.sandbox-id": sid } });
+      const member = await ctx.running({ args: ["/bin/sh", "-c", "exit 0"], annotations: { "io.kubernetes.cri.container-type": "container", "io.kubernetes.cri.sandbox-id": sid } });
+      await ctx.ok("Wait member", member.task.Wait({ id: member.id }, { timeoutMs: 15_000 }));
+      await ctx.ok("Delete member", member.task.Delete({ id: member.id }));
+      await ctx.ok("Shutdown (sandbox left)", member.task.Shutdown({ id: member.id }));
+      member.shim.close();
+      const d = await ctx.emu.runner.delete(member.id, member.bundle);
+      ctx.equal("delete exit status", d.result.code, 0);
+      await sleep(300);
+      ctx.expect(alive(sandbox.shimPid), "the shared shim exited after the member's `delete`");
+      const st = await ctx.ok("State sandbox", sandbox.task.State({ id: sandbox.id }));
+      ctx.equal("sandbox status", STATUS_NAME[st.status], "RUNNING");
     },
   },
   {

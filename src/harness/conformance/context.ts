@@ -25,6 +25,8 @@ export interface TaskOptions {
   annotations?: Record<string, string>;
   /** Start the shim only; no Create. */
   noCreate?: boolean;
+  /** A chosen container id (one from newId()), e.g. when annotations must name it. */
+  id?: string;
 }
 
 export type Outcome<T> = { ok: true; value: T } | { ok: false; code: number; message: string };
@@ -65,7 +67,7 @@ export class CheckContext {
 
   /** A bundle, a fresh shim by the binary contract, and (unless noCreate) a created task. */
   async task(o: TaskOptions): Promise<TaskHandle> {
-    const id = this.newId();
+    const id = o.id ?? this.newId();
     const spec = this.emu.spec(id, { args: o.args, rootPath: this.rootfs, terminal: o.terminal, annotations: o.annotations });
     // Under the emulator's private cgroup parent, so that nothing escapes clean-up.
     spec.linux!.cgroupsPath = `${this.emu.cgroupParent}/${id}`;
@@ -119,6 +121,12 @@ export class CheckContext {
   async ok<T>(key: string, p: Promise<T>): Promise<T> {
     const o = await this.outcome(key, p);
     if (!o.ok) throw new CheckFailure(`${key}: want OK, got ${describeOutcome(o)}`);
+    // States and exit statuses go into the record too, so --compare shows them side by side.
+    const v = o.value as { status?: unknown; bundle?: unknown; exitStatus?: unknown } | undefined;
+    if (v && typeof v === "object") {
+      if (typeof v.status === "number" && "bundle" in v) this.observe(`${key} → status`, `${STATUS_NAME[v.status] ?? v.status} exit_status ${v.exitStatus ?? 0}`);
+      else if (typeof v.exitStatus === "number") this.observe(`${key} → exit_status`, v.exitStatus);
+    }
     return o.value;
   }
 
@@ -179,8 +187,11 @@ export class CheckContext {
   /** What containerd does after a task: Kill, Wait, Delete, Shutdown, close, `delete`. */
   async cleanup(): Promise<string[]> {
     const notes: string[] = [];
-    for (const h of [...this.handles].reverse()) {
+    const order = [...this.handles].reverse();
+    for (const [i, h] of order.entries()) {
       const t = h.task;
+      // A grouped shim keeps serving the tasks still to be cleaned up.
+      const shared = order.slice(i + 1).some((o) => o.shimPid === h.shimPid);
       if (!h.shim.client.isClosed) {
         await t.Kill({ id: h.id, signal: 9, all: true }, { timeoutMs: 5_000 }).catch(() => {});
         await t.Wait({ id: h.id }, { timeoutMs: 5_000 }).catch(() => {});
@@ -190,6 +201,7 @@ export class CheckContext {
       h.shim.close();
       await this.emu.runner.delete(h.id, h.bundle).catch((e: Error) => notes.push(`delete ${h.id}: ${e.message}`));
       h.io?.close();
+      if (shared) continue;
       if (h.shimPid && !(await exited(h.shimPid, 5_000))) {
         notes.push(`shim ${h.shimPid} still running after Delete, Shutdown and \`delete\`: killed`);
         try {
