@@ -55,12 +55,14 @@ describe.skipIf(skip)("conformance suite", () => {
   it("passes 100% against containerd-shim-runc-v2 with the runc profile", async () => {
     runc = await runSuite({ shim: RUNC_SHIM, profile: PROFILES.runc, rootfs });
     expect(failed(runc)).toEqual([]);
+    expect(runc.leftovers).toEqual([]);
     expect(runc.counts.pass).toBe(ALL_CHECKS.length);
   }, 180_000);
 
   it("passes 100% against shimlab with the shimlab profile", async () => {
     shimlab = await runSuite({ shim: SHIM_BINARY, profile: PROFILES.shimlab, rootfs });
     expect(failed(shimlab)).toEqual([]);
+    expect(shimlab.leftovers).toEqual([]);
     expect(shimlab.counts.pass).toBe(ALL_CHECKS.length);
   }, 240_000);
 
@@ -92,6 +94,17 @@ describe.skipIf(skip)("conformance suite", () => {
     expect(x).toMatch(/^<\?xml/);
     expect(x.match(/<testcase /g)?.length).toBe(4);
     expect(x).toMatch(/<testsuite [^>]*tests="4" failures="0"/);
+  }, 90_000);
+
+  it("the CLI compares two shims and prints the documented differences", async () => {
+    const only = "^(delete-running-refused|events-init-order|checkpoint-by-profile)$";
+    const r = await runCommand(path.join(REPO_ROOT, "bin", "shimlab"), ["conformance", "--compare", RUNC_SHIM, SHIM_BINARY, "--only", only], { timeoutMs: 60_000 });
+    expect(r.code, r.combined.toString()).toBe(0);
+    const out = r.stdout.toString();
+    expect(out).toMatch(/profile runc\): 3 passed, 0 failed/);
+    expect(out).toMatch(/profile shimlab\): 3 passed, 0 failed/);
+    expect(out).toMatch(/checkpoint-by-profile:\n {2}Checkpoint\n {4}A: Unknown\n {4}B: Unimplemented\n {4}documented \(checkpoint\)/);
+    expect(out).toMatch(/2 differences, 2 documented, 0 undocumented/);
   }, 90_000);
 
   it("catches a shim that publishes TaskExit before TaskStart and duplicates TaskDelete (event faults)", async () => {

@@ -12,6 +12,7 @@ export function progressLine(r: CheckResult, i: number, total: number): string {
 
 export function summary(rep: SuiteReport): string {
   const lines = [`${rep.shim} (profile ${rep.profile}): ${rep.counts.pass} passed, ${rep.counts.fail} failed, ${rep.counts.skip} skipped of ${rep.checks.length} checks in ${(rep.ms / 1000).toFixed(1)} s`];
+  if (rep.leftovers.length) lines.push(`  LEAK: ${rep.leftovers.length} processes outlived the clean-up (killed): ${rep.leftovers.join("; ")}`);
   for (const r of rep.checks.filter((c) => c.status !== "pass")) lines.push(`  ${MARK[r.status]} ${r.name}: ${r.detail}\n       rule: ${r.rule}`);
   return lines.join("\n") + "\n";
 }
@@ -26,6 +27,7 @@ export function toJson(rep: SuiteReport): string {
         startedAt: rep.startedAt,
         ms: rep.ms,
         counts: rep.counts,
+        leftovers: rep.leftovers,
         checks: rep.checks.map((c) => ({ name: c.name, group: c.group, rule: c.rule, status: c.status, detail: c.detail, ms: c.ms, observations: c.observations })),
       },
       null,

@@ -41,6 +41,7 @@ export async function runSuite(o: SuiteOptions): Promise<SuiteReport> {
   await emu.start();
   const checks = selectChecks(o);
   const results: CheckResult[] = [];
+  let leftovers: string[] = [];
   const t0 = performance.now();
   const startedAt = new Date().toISOString();
   try {
@@ -79,25 +80,39 @@ export async function runSuite(o: SuiteOptions): Promise<SuiteReport> {
       o.onResult?.(r, i, checks.length);
     }
   } finally {
-    await reapLeftovers(emu);
+    leftovers = await reapLeftovers(emu);
     await emu.close();
     removeCgroupDirs(emu.cgroupParent);
     fs.rmSync(dir, { recursive: true, force: true });
   }
   const counts = { pass: 0, fail: 0, skip: 0 };
   for (const r of results) counts[r.status]++;
-  return { shim, profile: o.profile.name, contract: CONTRACT, startedAt, ms: Math.round(performance.now() - t0), checks: results, counts };
+  return { shim, profile: o.profile.name, contract: CONTRACT, startedAt, ms: Math.round(performance.now() - t0), checks: results, counts, leftovers };
 }
 
-/** Any process still naming this emulator's address (a shim daemon) is killed: a run leaves nothing behind. */
-async function reapLeftovers(emu: ContainerdEmulator): Promise<void> {
-  const left = () => listProcesses().filter((p) => p.cmdline.includes(emu.address) || p.cmdline.includes(emu.dir));
-  for (const p of left()) {
+/**
+ * Any process still naming this emulator (a shim daemon, a proxy, an agent) or
+ * living in its cgroup parent after every check's clean-up is a leak: killed,
+ * and reported.
+ */
+async function reapLeftovers(emu: ContainerdEmulator): Promise<string[]> {
+  const inCgroup = (pid: number) => {
+    try {
+      return fs.readFileSync(`/proc/${pid}/cgroup`, "utf8").includes(`:${emu.cgroupParent}/`);
+    } catch {
+      return false;
+    }
+  };
+  const left = () => listProcesses().filter((p) => p.pid !== process.pid && (p.cmdline.includes(emu.address) || p.cmdline.includes(emu.dir) || inCgroup(p.pid)));
+  await sleep(100);
+  const found = left();
+  for (const p of found) {
     try {
       process.kill(p.pid, "SIGKILL");
     } catch {
       /* gone */
     }
   }
-  await sleep(left().length ? 200 : 0);
+  if (found.length) await sleep(300);
+  return found.map((p) => `${p.pid} ${p.cmdline}`);
 }

@@ -42,6 +42,8 @@ export interface SuiteReport {
   ms: number;
   checks: CheckResult[];
   counts: Record<Status, number>;
+  /** Processes the shim left behind after every clean-up (killed by the runner). */
+  leftovers: string[];
 }
 
 /** A check failing: the message says what the shim did against what the rule wants. */
