@@ -94,6 +94,26 @@ export const execChecks: Check[] = [
       ctx.equal("exec stderr", io!.err(), "exec-err\n");
       await h.io!.drained(50);
       ctx.equal("init stdout", h.io!.out(), "");
+      const st = await ctx.ok("State exec", h.task.State({ id: h.id, execId: "o" }));
+      ctx.equal("exec State stdio", [st.stdout, st.stderr], [io!.stdout, io!.stderr]);
+    },
+  },
+  {
+    name: "exec-stdin-closeio",
+    group: "exec",
+    rule: r("§5 Stdio, §3 CloseIORequest{exec_id, stdin}: an exec's stdin reaches it, and CloseIO of the exec gives it EOF"),
+    async run(ctx) {
+      const h = await ctx.running({ args: SLEEP });
+      const io = await ctx.exec(h, "in", ["/bin/cat"], { stdio: true, stdin: true });
+      await ctx.ok("Start exec", h.task.Start({ id: h.id, execId: "in" }));
+      io!.write("to the exec\n");
+      await sleep(200);
+      io!.closeStdin();
+      await ctx.ok("CloseIO exec stdin", h.task.CloseIO({ id: h.id, execId: "in", stdin: true }));
+      const w = await ctx.ok("Wait exec", h.task.Wait({ id: h.id, execId: "in" }, W));
+      ctx.equal("cat exit_status", w.exitStatus, 0);
+      await io!.drained(100);
+      ctx.equal("exec stdout", io!.out(), "to the exec\n");
     },
   },
   {

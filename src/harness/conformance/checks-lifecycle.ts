@@ -161,13 +161,15 @@ export const lifecycleChecks: Check[] = [
   {
     name: "state-after-delete-notfound",
     group: "lifecycle",
-    rule: r("§3.2: after Delete the container is gone: State and a second Delete answer NotFound"),
+    rule: r("§3.2: after Delete the container is gone: State, a second Delete, Wait and Kill answer NotFound"),
     async run(ctx) {
       const h = await ctx.running({ args: ["/bin/true"] });
       await ctx.ok("Wait", h.task.Wait({ id: h.id }, W));
       await ctx.ok("Delete", h.task.Delete({ id: h.id }));
       await ctx.fails("State after Delete", h.task.State({ id: h.id }), Code.NotFound);
       await ctx.fails("Delete again", h.task.Delete({ id: h.id }), Code.NotFound);
+      await ctx.fails("Wait after Delete", h.task.Wait({ id: h.id }, { timeoutMs: 3_000 }), Code.NotFound);
+      await ctx.fails("Kill after Delete", h.task.Kill({ id: h.id, signal: 9 }), Code.NotFound);
     },
   },
   {
