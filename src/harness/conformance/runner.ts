@@ -46,7 +46,8 @@ export async function runSuite(o: SuiteOptions): Promise<SuiteReport> {
   const startedAt = new Date().toISOString();
   try {
     for (const [i, check] of checks.entries()) {
-      const ctx = new CheckContext(emu, o.profile, rootfs, `k${i}`);
+      // Ids unique to the run too: runc's shim keeps state by namespace and id under /run/containerd/runc.
+      const ctx = new CheckContext(emu, o.profile, rootfs, `${path.basename(dir).slice(2).toLowerCase()}-k${i}`);
       const c0 = performance.now();
       let status: CheckResult["status"] = "pass";
       let detail = "";
@@ -83,6 +84,10 @@ export async function runSuite(o: SuiteOptions): Promise<SuiteReport> {
     leftovers = await reapLeftovers(emu);
     await emu.close();
     removeCgroupDirs(emu.cgroupParent);
+    for (const h of fs.readdirSync("/sys/fs/cgroup")) {
+      const d = path.join("/sys/fs/cgroup", h, emu.cgroupParent);
+      if (fs.existsSync(d)) leftovers.push(`cgroup ${d}`);
+    }
     fs.rmSync(dir, { recursive: true, force: true });
   }
   const counts = { pass: 0, fail: 0, skip: 0 };
