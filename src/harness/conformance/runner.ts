@@ -84,8 +84,8 @@ export async function runSuite(o: SuiteOptions): Promise<SuiteReport> {
     leftovers = await reapLeftovers(emu);
     await emu.close();
     removeCgroupDirs(emu.cgroupParent);
-    for (const h of fs.readdirSync("/sys/fs/cgroup")) {
-      const d = path.join("/sys/fs/cgroup", h, emu.cgroupParent);
+    // cgroup v1 hierarchies, or the v2 unified tree
+    for (const d of [path.join("/sys/fs/cgroup", emu.cgroupParent), ...fs.readdirSync("/sys/fs/cgroup").map((h) => path.join("/sys/fs/cgroup", h, emu.cgroupParent))]) {
       if (fs.existsSync(d)) leftovers.push(`cgroup ${d}`);
     }
     fs.rmSync(dir, { recursive: true, force: true });
