@@ -8,6 +8,7 @@ usage: shimlab <command> [options]
   demo                         a pod's shim v2 lifecycle on the mock agent, told step by step
   trace render|doc             draw a lifecycle trace (SHIMLAB_TRACE) as a page or Mermaid; write docs/lifecycle.md
   cri                          a small crictl (CRI v1 over gRPC); \`cri up\` starts a CRI containerd for shimlab
+  conformance --shim PATH      run the conformance checks against any shim v2 binary (--compare A B)
   version                      print the version
 
 Run \`shimlab <command> --help\` for a command's options.
@@ -37,6 +38,10 @@ export async function run(argv: string[]): Promise<number> {
     case "cri": {
       const { criCommand } = await import("./commands/cri");
       return criCommand(rest);
+    }
+    case "conformance": {
+      const { conformanceCommand } = await import("./commands/conformance");
+      return conformanceCommand(rest);
     }
     default:
       process.stderr.write(`shimlab: unknown command ${JSON.stringify(cmd)}\n\n${USAGE}`);

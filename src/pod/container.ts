@@ -136,9 +136,17 @@ export class Container {
 
   async kill(execId: string, signal: number, all: boolean): Promise<void> {
     const p = this.process(execId);
+    if (p.isInit && p.status === "created") {
+      // Never started: only the runtime's waiting init exists. SIGKILL ends the task as
+      // runc's shim does (STOPPED, 128+9, Wait returns); other signals change nothing.
+      if (signal === os.constants.signals.SIGKILL) {
+        await this.host.agent.SignalProcess({ containerId: this.id, execId: "", signal }).catch(() => {});
+        p.setExited(128 + signal);
+      }
+      return;
+    }
     if (p.isInit && all) {
       // ctr task kill -a: every process of the container, whatever the signal.
-      if (p.status === "created" && !p.pid) return;
       if (signal === os.constants.signals.SIGKILL) {
         await this.host.agent.SignalProcess({ containerId: this.id, execId: "", signal });
         return;
