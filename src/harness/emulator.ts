@@ -4,7 +4,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { EventsServer } from "./events-server";
-import { ShimRunner, type ShimTask, type ShimBinaryOptions } from "./shim-runner";
+import { ShimRunner, type ShimTask, type ShimBinaryOptions, type Containerd2Options } from "./shim-runner";
 import { createBundle, defaultSpec, type SpecOptions } from "./bundle";
 import { clientStdio, type ClientStdio } from "./fifo";
 import type { OciSpec } from "../oci/spec";
@@ -17,6 +17,8 @@ export interface EmulatorOptions {
   env?: NodeJS.ProcessEnv;
   debug?: boolean;
   stdin?: Buffer;
+  /** Play containerd 2.x (bootstrap params on stdin, task v3, gRPC or ttrpc). */
+  containerd2?: Containerd2Options;
 }
 
 export class ContainerdEmulator {
@@ -45,6 +47,7 @@ export class ContainerdEmulator {
       debug: o.debug,
       env,
       stdin: o.stdin,
+      containerd2: o.containerd2,
     };
     this.runner = new ShimRunner(ro);
   }

@@ -15,10 +15,29 @@ import { placement } from "../pod/container-type";
 import { readBundleSpec } from "./bundle";
 import { native } from "../native";
 
+/** What containerd 2.x settles at start; absent for 1.6-style runs. */
+export interface StartOptions {
+  /** Where the socket goes (BootstrapParams.socket_dir). */
+  socketDir?: string;
+  /** Environment for the daemon on top of ours (its protocol, containerd's addresses). */
+  daemonEnv?: NodeJS.ProcessEnv;
+}
+
 export function start(flags: ShimFlags): void {
-  startShim(flags).then(
+  let answer: (address: string) => Buffer | string = (a) => a;
+  let opts: StartOptions = {};
+  try {
+    const input = readStdin();
+    // containerd 2.x only: 1.6 sends nothing (or an options Any) and no protocol is asked.
+    if (input.length || process.env.SHIMLAB_SHIM_PROTOCOL) ({ answer, opts } = (require("./start-v2") as typeof import("./start-v2")).bootstrap(flags, input));
+  } catch (err) {
+    process.stderr.write(`shimlab start: ${(err as Error).message}\n`);
+    process.exitCode = 1;
+    return;
+  }
+  startShim(flags, process.cwd(), opts).then(
     (address) => {
-      process.stdout.write(address);
+      process.stdout.write(answer(address));
       process.exitCode = 0;
     },
     (err: Error) => {
@@ -28,13 +47,13 @@ export function start(flags: ShimFlags): void {
   );
 }
 
-export async function startShim(flags: ShimFlags, bundle = process.cwd()): Promise<string> {
+export async function startShim(flags: ShimFlags, bundle = process.cwd(), opts: StartOptions = {}): Promise<string> {
   validateId("namespace", flags.namespace);
   validateId("id", flags.id);
   const spec = readBundleSpec(bundle);
   const where = placement(flags.id, spec.annotations);
   validateId("sandbox id", where.sandboxId);
-  const address = socketAddress(flags.address, flags.namespace, where.sandboxId);
+  const address = socketAddress(flags.address, flags.namespace, where.sandboxId, opts.socketDir);
 
   if (where.type === "pod_container") {
     // Join the pod: its shim already listens on the sandbox's socket.
@@ -45,7 +64,7 @@ export async function startShim(flags: ShimFlags, bundle = process.cwd()): Promi
     return address;
   }
 
-  const dir = socketDir();
+  const dir = opts.socketDir ?? socketDir();
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const sockPath = socketPath(address);
   let fd: number;
@@ -70,8 +89,10 @@ export async function startShim(flags: ShimFlags, bundle = process.cwd()): Promi
   } catch {
     logFd = "ignore";
   }
-  const env = { ...process.env };
+  const env = { ...process.env, ...opts.daemonEnv };
   delete env.NODE_EXTRA_CA_CERTS;
+  // The daemon serves ttrpc unless containerd 2.x's bootstrap chose otherwise above.
+  if (!opts.daemonEnv) delete env.SHIMLAB_DAEMON_PROTOCOL;
   const child = spawn(process.execPath, [...process.execArgv, require.resolve("./main"), ...daemonArgs({ ...flags, socket: sockPath })], {
     cwd: bundle,
     detached: true,
@@ -86,6 +107,42 @@ export async function startShim(flags: ShimFlags, bundle = process.cwd()): Promi
   // The daemon has its own copy of the listening socket now.
   fs.closeSync(fd);
   return address;
+}
+
+/** containerd's shim library reads at most this much. */
+const STDIN_MAX = 10 << 20;
+
+/** containerd's stdin for `start`: a pipe or file when it has something to say, /dev/null otherwise. */
+function readStdin(): Buffer {
+  let st: fs.Stats;
+  try {
+    st = fs.fstatSync(0);
+  } catch {
+    return Buffer.alloc(0);
+  }
+  if (!st.isFIFO() && !st.isFile() && !st.isSocket()) return Buffer.alloc(0);
+  const chunks: Buffer[] = [];
+  let total = 0;
+  const buf = Buffer.allocUnsafe(64 << 10);
+  for (;;) {
+    let n: number;
+    try {
+      n = fs.readSync(0, buf, 0, buf.length, null);
+    } catch (e) {
+      // A non-blocking pipe: wait for the writer, as a blocking read would.
+      if ((e as NodeJS.ErrnoException).code === "EAGAIN") {
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2);
+        continue;
+      }
+      if ((e as NodeJS.ErrnoException).code === "EOF") break;
+      throw e;
+    }
+    if (n === 0) break;
+    chunks.push(Buffer.from(buf.subarray(0, n)));
+    total += n;
+    if (total > STDIN_MAX) throw new Error(`stdin holds more than ${STDIN_MAX} bytes`);
+  }
+  return Buffer.concat(chunks);
 }
 
 /** Binds outside libuv: a libuv pipe handle unlinks its path when it closes, i.e. when we exit. */
