@@ -7,6 +7,7 @@ usage: shimlab <command> [options]
 
   demo                         a pod's shim v2 lifecycle on the mock agent, told step by step
   version                      print the version
+  install | uninstall          put the shim on this node and in containerd's config, or take it out
 
 Run \`shimlab <command> --help\` for a command's options.
 `;
@@ -27,6 +28,11 @@ export async function run(argv: string[]): Promise<number> {
     case "demo": {
       const { demoCommand } = await import("./commands/demo");
       return demoCommand(rest);
+    }
+    case "install":
+    case "uninstall": {
+      const { installCommand } = await import("./commands/install");
+      return installCommand(rest, cmd);
     }
     default:
       process.stderr.write(`shimlab: unknown command ${JSON.stringify(cmd)}\n\n${USAGE}`);
