@@ -77,14 +77,31 @@ function header(keys: string[]): string {
 const str = (s: string) => JSON.stringify(s);
 
 /** The tables shimlab adds, as TOML text inside the markers. */
-export function runtimeBlock(version: number, e: RuntimeEntry): string {
+export function runtimeBlock(version: number, e: RuntimeEntry, restoreRunc = false): string {
   const keys = runtimeKeyPath(version, e.name);
-  const lines = [BEGIN, `[${header(keys)}]`, `  runtime_type = ${str(e.runtimeType)}`];
+  const lines = [BEGIN];
+  if (restoreRunc) {
+    // containerd 1.6 replaces its built-in runtimes (runc) once the config names any runtime,
+    // and CRI then fails: "no corresponding runtime configured ... default_runtime_name = runc".
+    lines.push("# containerd's default handler, which naming any runtime here would otherwise drop", `[${header([...keys.slice(0, -1), "runc"])}]`, `  runtime_type = ${str(RUNC_TYPE)}`);
+  }
+  lines.push(`[${header(keys)}]`, `  runtime_type = ${str(e.runtimeType)}`);
   if (e.runtimePath) lines.push(`  runtime_path = ${str(e.runtimePath)}`);
   if (e.podAnnotations?.length) lines.push(`  pod_annotations = [${e.podAnnotations.map(str).join(", ")}]`);
   // CRI decodes `options` of a non-runc runtime into runtimeoptions.v1.Options.
   lines.push(`  [${header([...keys, "options"])}]`, `    ConfigPath = ${str(e.configPath)}`, END);
   return lines.join("\n") + "\n";
+}
+
+const RUNC_TYPE = "io.containerd.runc.v2";
+
+/** Config version 2 with no runtimes at all, and runc as the default: 1.6 would lose runc when we add ours. */
+function needsRunc(doc: Table, version: number, keys: string[]): boolean {
+  if (version !== 2) return false;
+  const containerd = getPath(doc, keys.slice(0, -2)) as Table | undefined;
+  const def = (containerd?.default_runtime_name as string | undefined) ?? "runc";
+  const runtimes = containerd?.runtimes as Table | undefined;
+  return def === "runc" && !(runtimes && Object.keys(runtimes).length);
 }
 
 /** What the runtime's table must parse to. */
@@ -167,18 +184,19 @@ export function addRuntime(text: string, e: RuntimeEntry, emptyVersion = 2): Edi
     throw new ConfigEditError(`containerd's config already defines a runtime ${JSON.stringify(e.name)} outside shimlab's block; remove it, or install under another --runtime-name`);
   }
   let out: string;
-  const add = runtimeBlock(version, e);
+  const restoreRunc = needsRunc(before, version, keys);
+  const add = runtimeBlock(version, e, restoreRunc);
   if (block) {
     // Replace in place: the rest of the file keeps its order.
     out = base.slice(0, block.start) + "\n" + add + base.slice(block.end);
   } else {
     out = without + (without.endsWith("\n") || without === "" ? "" : "\n") + "\n" + add;
   }
-  verify(before, out, keys, e);
+  verify(before, out, keys, e, restoreRunc);
   return { text: out, changed: out !== text, version };
 }
 
-function verify(before: Table, out: string, keys: string[], e: RuntimeEntry): void {
+function verify(before: Table, out: string, keys: string[], e: RuntimeEntry, restoreRunc: boolean): void {
   let after: Table;
   try {
     after = parseToml(out, "the edited config");
@@ -188,7 +206,10 @@ function verify(before: Table, out: string, keys: string[], e: RuntimeEntry): vo
     );
   }
   if (!isDeepStrictEqual(getPath(after, keys), expectedTable(e))) throw new ConfigEditError("the edited config does not hold shimlab's runtime as intended; file left unchanged");
-  if (!isDeepStrictEqual(withoutPath(after, keys), withoutPath(before, keys))) throw new ConfigEditError("the edit would change keys other than shimlab's runtime; file left unchanged");
+  const runcKeys = [...keys.slice(0, -1), "runc"];
+  if (restoreRunc && !isDeepStrictEqual(getPath(after, runcKeys), { runtime_type: RUNC_TYPE })) throw new ConfigEditError("the edited config does not hold the runc runtime as intended; file left unchanged");
+  const strip = (d: Table) => (restoreRunc ? withoutPath(withoutPath(d, keys), runcKeys) : withoutPath(d, keys));
+  if (!isDeepStrictEqual(strip(after), strip(before))) throw new ConfigEditError("the edit would change keys other than shimlab's runtime; file left unchanged");
 }
 
 /** Removes shimlab's block; a file without one is returned unchanged. */
@@ -200,16 +221,15 @@ export function removeRuntime(text: string): EditResult {
   const out = text.slice(0, block.start) + text.slice(block.end);
   const after = parseToml(out, "the config without shimlab's block");
   // Whatever the block declared is gone; everything else stays.
-  const name = blockRuntimeName(text.slice(block.start, block.end));
-  if (name && CRI_PLUGIN[version]) {
-    const keys = runtimeKeyPath(version, name);
-    if (!isDeepStrictEqual(withoutPath(after, keys), withoutPath(doc, keys))) throw new ConfigEditError("removing shimlab's block would change other keys; file left unchanged");
+  if (CRI_PLUGIN[version]) {
+    const strip = (d: Table) => blockRuntimeNames(text.slice(block.start, block.end)).reduce((acc, n) => withoutPath(acc, runtimeKeyPath(version, n)), d);
+    if (!isDeepStrictEqual(strip(after), strip(doc))) throw new ConfigEditError("removing shimlab's block would change other keys; file left unchanged");
   }
   return { text: out, changed: true, version };
 }
 
-function blockRuntimeName(block: string): string | null {
-  const m = /\.runtimes\.("(?:[^"\\]|\\.)*"|[A-Za-z0-9_-]+)\]/.exec(block);
-  if (!m) return null;
-  return m[1].startsWith('"') ? (JSON.parse(m[1]) as string) : m[1];
+function blockRuntimeNames(block: string): string[] {
+  const names = new Set<string>();
+  for (const m of block.matchAll(/\.runtimes\.("(?:[^"\\]|\\.)*"|[A-Za-z0-9_-]+)\]/g)) names.add(m[1].startsWith('"') ? (JSON.parse(m[1]) as string) : m[1]);
+  return [...names];
 }
