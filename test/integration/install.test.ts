@@ -31,7 +31,8 @@ describe.skipIf(skip)("shimlab install on containerd 1.6", () => {
       shimBinDir: path.join(prefix, "bin"),
       prepareConfig: (cfg) => {
         configBefore = fs.readFileSync(cfg, "utf8");
-        install({ prefix, containerdConfig: cfg, repoRoot: REPO_ROOT });
+        // As the DaemonSet installs: Node and the build copied under the prefix, nothing run from the checkout.
+        install({ prefix, containerdConfig: cfg, repoRoot: REPO_ROOT, copy: true });
       },
     });
     await ctd.start();
@@ -75,8 +76,13 @@ describe.skipIf(skip)("shimlab install on containerd 1.6", () => {
     try {
       const r = await ctd.ctr(["run", "-d", "--runtime", RUNTIME, "--rootfs", rootfs, id, "/bin/sleep", "300"]);
       expect(r.code).toBe(0);
-      const binPath = fs.readFileSync(path.join(ctd.state, "io.containerd.runtime.v2.task", "default", id, "shim-binary-path"), "utf8");
+      const bundle = path.join(ctd.state, "io.containerd.runtime.v2.task", "default", id);
+      const binPath = fs.readFileSync(path.join(bundle, "shim-binary-path"), "utf8");
       expect(binPath).toBe(path.join(prefix, "bin", "containerd-shim-shimlab-v2"));
+      // The shim daemon runs the copied Node on the copied build.
+      const pid = Number(fs.readFileSync(path.join(bundle, "shim.pid"), "utf8"));
+      expect(fs.readlinkSync(`/proc/${pid}/exe`)).toBe(path.join(prefix, "lib", "shimlab", "node"));
+      expect(fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")[1]).toBe(path.join(prefix, "lib", "shimlab", "dist", "shim", "main.js"));
     } finally {
       await forceRemove(ctd, id);
     }
@@ -88,5 +94,6 @@ describe.skipIf(skip)("shimlab install on containerd 1.6", () => {
     const dump = await runCommand("containerd", ["--config", ctd.configPath, "config", "dump"]);
     expect(dump.code).toBe(0);
     expect(dump.stdout.toString()).not.toContain("shimlab");
+    expect(fs.readdirSync(path.join(prefix, "lib"))).toEqual([]);
   });
 });

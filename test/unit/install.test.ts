@@ -114,6 +114,25 @@ describe("shimlab install into a temporary prefix", () => {
     }
   });
 
+  it("installs under a mounted host root (the DaemonSet's --root) with the host's paths in the configs", () => {
+    const root = path.join(dir, "host");
+    fs.mkdirSync(path.join(root, "etc", "containerd"), { recursive: true });
+    const original = fs.readFileSync(path.join(FIXTURES, "config-v3.toml"), "utf8");
+    fs.writeFileSync(path.join(root, "etc", "containerd", "config.toml"), original);
+    install({ prefix: "/opt/shimlab", containerdConfig: "/etc/containerd/config.toml", repoRoot: REPO, root });
+    const doc = parse(fs.readFileSync(path.join(root, "etc", "containerd", "config.toml"), "utf8")) as T;
+    const rt = get(doc, CASES[1].keys);
+    expect(rt.runtime_path).toBe("/opt/shimlab/bin/containerd-shim-shimlab-v2");
+    expect(rt.options.ConfigPath).toBe("/opt/shimlab/share/shimlab/config.toml");
+    expect(fs.existsSync(path.join(root, "opt", "shimlab", "bin", "containerd-shim-shimlab-v2"))).toBe(true);
+    expect(fs.existsSync(path.join(root, "opt", "shimlab", "share", "shimlab", "config.toml"))).toBe(true);
+    expect(readManifest("/opt/shimlab", root)?.backup).toBe("/etc/containerd/config.toml.shimlab-backup");
+    uninstall({ prefix: "/opt/shimlab", root });
+    expect(fs.readFileSync(path.join(root, "etc", "containerd", "config.toml"), "utf8")).toBe(original);
+    expect(fs.existsSync(path.join(root, "opt", "shimlab", "bin", "containerd-shim-shimlab-v2"))).toBe(false);
+    expect(fs.existsSync("/opt/shimlab/share/shimlab/install.json")).toBe(false);
+  });
+
   it("writes a minimal config of the asked version when containerd has none", () => {
     const cfg = path.join(dir, "etc", "containerd", "config.toml");
     install({ prefix: path.join(dir, "p"), containerdConfig: cfg, repoRoot: REPO, emptyConfigVersion: 3 });

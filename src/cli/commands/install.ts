@@ -7,7 +7,7 @@ import { ConfigEditError } from "../../install/containerd-config";
 const REPO_ROOT = path.resolve(__dirname, "..", "..", "..");
 
 const HELP = `usage: shimlab install [options]
-       shimlab uninstall [--prefix DIR] [--containerd-config FILE] [--restart]
+       shimlab uninstall [--prefix DIR] [--containerd-config FILE] [--root DIR] [--restart]
 
 Installs containerd-shim-shimlab-v2 (a launcher running this checkout's build)
 in <prefix>/bin, shimlab's config in <prefix>/share/shimlab, and a runtime in
@@ -20,7 +20,9 @@ a backup of the config. Running it again changes nothing; uninstall undoes it.
   --shim-config FILE         shimlab's TOML config to use instead of the default one
   --config-version 2|3       version for a new containerd config (default: from containerd --version)
   --pod-annotation GLOB      pass pod annotations matching GLOB to the shim (repeatable)
-  --restart                  systemctl restart containerd afterwards
+  --copy                     copy Node and the build to <prefix>/lib/shimlab (the node needs no checkout)
+  --root DIR                 the host's / mounted at DIR (a DaemonSet); config paths stay the host's
+  --restart                  systemctl restart containerd afterwards (through nsenter with --root)
 `;
 
 export async function installCommand(argv: string[], action: "install" | "uninstall"): Promise<number> {
@@ -31,6 +33,8 @@ export async function installCommand(argv: string[], action: "install" | "uninst
   let version: number | undefined;
   const annotations: string[] = [];
   let restart = false;
+  let copy = false;
+  let root: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -41,6 +45,8 @@ export async function installCommand(argv: string[], action: "install" | "uninst
     if (a === "--prefix") prefix = value();
     else if (a === "--containerd-config") containerdConfig = value();
     else if (a === "--restart") restart = true;
+    else if (a === "--root") root = value();
+    else if (action === "install" && a === "--copy") copy = true;
     else if (action === "install" && a === "--runtime-name") runtimeName = value();
     else if (action === "install" && a === "--shim-config") shimConfig = value();
     else if (action === "install" && a === "--pod-annotation") annotations.push(value());
@@ -59,8 +65,8 @@ export async function installCommand(argv: string[], action: "install" | "uninst
   try {
     steps =
       action === "install"
-        ? install({ prefix, containerdConfig: containerdConfig ?? "/etc/containerd/config.toml", runtimeName, shimConfig, repoRoot: REPO_ROOT, emptyConfigVersion: version, podAnnotations: annotations }).steps
-        : uninstall({ prefix, containerdConfig });
+        ? install({ prefix, containerdConfig: containerdConfig ?? "/etc/containerd/config.toml", runtimeName, shimConfig, repoRoot: REPO_ROOT, emptyConfigVersion: version, podAnnotations: annotations, copy, root }).steps
+        : uninstall({ prefix, containerdConfig, root });
   } catch (e) {
     const msg = e instanceof ConfigEditError ? `containerd config: ${e.message}` : (e as Error).message;
     process.stderr.write(`shimlab ${action}: ${msg}\n`);
@@ -70,7 +76,7 @@ export async function installCommand(argv: string[], action: "install" | "uninst
   if (restart) {
     if (!steps.some((s) => s.changed)) process.stdout.write("nothing changed: containerd not restarted\n");
     else {
-      restartContainerd();
+      restartContainerd(root);
       process.stdout.write("restarted containerd\n");
     }
   }
