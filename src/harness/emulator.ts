@@ -21,6 +21,19 @@ export interface EmulatorOptions {
   containerd2?: Containerd2Options;
 }
 
+/**
+ * SHIMLAB_EMULATE=2.x-ttrpc | 2.x-grpc plays containerd 2.3 in every emulator
+ * that does not choose, so that a whole suite (e.g. the Task API tests) runs
+ * against shimlab in 2.x mode unchanged.
+ */
+export function containerd2FromEnv(env = process.env): Containerd2Options | undefined {
+  const v = env.SHIMLAB_EMULATE;
+  if (!v || v === "1.6") return undefined;
+  const m = /^2\.x-(ttrpc|grpc)$/.exec(v);
+  if (!m) throw new Error(`SHIMLAB_EMULATE=${JSON.stringify(v)}: want 1.6, 2.x-ttrpc or 2.x-grpc`);
+  return { params: "binary", protocol: m[1] as "ttrpc" | "grpc" };
+}
+
 export class ContainerdEmulator {
   readonly dir: string;
   readonly namespace: string;
@@ -47,7 +60,7 @@ export class ContainerdEmulator {
       debug: o.debug,
       env,
       stdin: o.stdin,
-      containerd2: o.containerd2,
+      containerd2: o.containerd2 ?? containerd2FromEnv(),
     };
     this.runner = new ShimRunner(ro);
   }
