@@ -162,6 +162,34 @@ describe.skipIf(skip)("containerd 2.x bootstrap edge cases", () => {
     expect(fs.existsSync(path.join(b2, "address"))).toBe(false);
   });
 
+  it("puts the socket in BootstrapParams.socket_dir, and delete finds the live shim there", async () => {
+    const dir = path.join(emu.dir, "s");
+    const e2 = new ContainerdEmulator({ binary: SHIM_BINARY, namespace: "c2sock", dir: path.join(emu.dir, "e2"), containerd2: { params: "binary", protocol: "grpc", socketDir: dir } });
+    await e2.start();
+    const id = "sockdir";
+    const b = e2.bundle(id, e2.spec(id, { args: ["/bin/sleep", "300"], rootPath: rootfs }));
+    const t = await e2.startShim(id, b);
+    try {
+      expect(path.dirname(t.address.replace("unix://", ""))).toBe(dir);
+      expect(fs.readlinkSync(path.join(b, "s"))).toBe(dir);
+      await t.task.Create({ id, bundle: b });
+      await t.task.Start({ id });
+      // `delete` while the shim lives must see it (in socket_dir) and leave its container alone.
+      const d = await e2.runner.delete(id, b);
+      expect(d.result.code).toBe(0);
+      expect((await t.task.State({ id })).status).toBe(2);
+    } finally {
+      await t.task.Kill({ id, signal: 9 }).catch(() => {});
+      await t.task.Wait({ id }, { timeoutMs: 10_000 }).catch(() => {});
+      await t.task.Delete({ id }).catch(() => {});
+      await t.task.Shutdown({ id }).catch(() => {});
+      t.close();
+      await e2.runner.delete(id, b);
+      await e2.close();
+      removeCgroupDirs(e2.cgroupParent);
+    }
+  });
+
   it("reads a legacy options Any on stdin as 1.6 sends it, and still prints a plain address", async () => {
     const { runCommand } = await import("../../src/harness/shim-runner");
     const { Any } = await import("../../src/gen/google.protobuf");
