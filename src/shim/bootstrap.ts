@@ -134,11 +134,13 @@ export interface StartAnswer {
 /**
  * How to answer: 2.3+ (params on stdin) gets a v3 result in the encoding it
  * used; an explicit protocol without params means a 2.0-2.2 caller, which
- * reads JSON; otherwise the plain address every containerd reads.
+ * reads JSON; otherwise the plain address every containerd reads. containerd
+ * 1.6 (the one that sets no MAX_SHIM_VERSION) reads nothing but a plain
+ * address and speaks only ttrpc, so that is what it gets whatever was asked.
  */
-export function answerFor(input: StartInput, asked: ShimProtocol | null): StartAnswer {
+export function answerFor(input: StartInput, asked: ShimProtocol | null, env: NodeJS.ProcessEnv = {}): StartAnswer {
   if (input.encoding) return { encoding: input.encoding, protocol: asked ?? "ttrpc" };
-  if (asked) return { encoding: "json", protocol: asked };
+  if (asked && env.MAX_SHIM_VERSION) return { encoding: "json", protocol: asked };
   return { encoding: "plain", protocol: "ttrpc" };
 }
 

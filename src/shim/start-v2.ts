@@ -16,7 +16,7 @@ export function bootstrap(flags: ShimFlags, input: Buffer, bundle = process.cwd(
   validateId("namespace", flags.namespace);
   validateId("id", flags.id);
   const parsed = parseStartInput(input, flags.id, flags.namespace);
-  const a = answerFor(parsed, protocolFrom(env));
+  const a = answerFor(parsed, protocolFrom(env), env);
   const opts: StartOptions = { daemonEnv: {} };
   const daemonEnv = opts.daemonEnv!;
   // Only the daemon `start` launches should read this; never pass ours on.

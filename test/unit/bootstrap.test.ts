@@ -48,7 +48,10 @@ describe("start's answer", () => {
   it("is the plain address for 1.6-style callers, and v3 results for 2.x in the encoding they used", () => {
     const none = { params: null, encoding: null };
     expect(formatResult(ADDR, answerFor(none, null)).toString()).toBe(ADDR);
-    expect(JSON.parse(formatResult(ADDR, answerFor(none, "grpc")).toString())).toEqual({ version: 3, address: ADDR, protocol: "grpc" });
+    const c2 = { MAX_SHIM_VERSION: "2" }; // what 1.7 and 2.x put in a shim's environment
+    expect(JSON.parse(formatResult(ADDR, answerFor(none, "grpc", c2)).toString())).toEqual({ version: 3, address: ADDR, protocol: "grpc" });
+    // containerd 1.6 (no MAX_SHIM_VERSION) can only read a plain address and speak ttrpc.
+    expect(answerFor(none, "grpc", {})).toEqual({ encoding: "plain", protocol: "ttrpc" });
     const bin = formatResult(ADDR, answerFor({ params: BootstrapParams.create(), encoding: "binary" }, null));
     expect(BootstrapResult.decode(bin)).toMatchObject({ version: 3, address: ADDR, protocol: "ttrpc" });
   });
