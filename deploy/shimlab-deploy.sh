@@ -4,12 +4,13 @@
 # then waits; `cleanup` (preStop) undoes all of it.
 set -eu
 
-ROOT=/host
+# Where the pod sees the host's files, the CLI and the service account (the defaults are the DaemonSet's).
+ROOT=${SHIMLAB_HOST_ROOT:-/host}
 PREFIX=${SHIMLAB_PREFIX:-/opt/shimlab}
 CONFIG=${CONTAINERD_CONFIG:-/etc/containerd/config.toml}
 LABEL=shimlab.io/runtime
-SHIMLAB="node /opt/shimlab-src/dist/cli/main.js"
-SA=/var/run/secrets/kubernetes.io/serviceaccount
+SHIMLAB=${SHIMLAB_CLI:-"node /opt/shimlab-src/bin/shimlab"}
+SA=${SHIMLAB_SERVICEACCOUNT_DIR:-/var/run/secrets/kubernetes.io/serviceaccount}
 
 # PATCH the node's labels through the API server with the pod's service account.
 label() {
@@ -27,8 +28,12 @@ install)
 	label '"true"'
 	echo "shimlab installed on ${NODE_NAME}; node labelled ${LABEL}=true"
 	# Stay up: the pod's lifetime is the installation's (preStop removes it).
-	trap 'exit 0' TERM INT
-	while :; do sleep 3600 & wait $!; done
+	trap 'kill "$sleeper" 2>/dev/null || true; exit 0' TERM INT
+	while :; do
+		sleep 3600 &
+		sleeper=$!
+		wait "$sleeper"
+	done
 	;;
 cleanup)
 	: "${NODE_NAME:?NODE_NAME must be set}"

@@ -89,7 +89,8 @@ describe("deploy/ manifests", () => {
     expect(script).toContain("${NODE_NAME}");
     // Every mount names a volume; the script's --root holds each mount.
     const volumes = new Map(pod.volumes.map((v: Obj) => [v.name, v]));
-    const root = /^ROOT=(\S+)$/m.exec(script)?.[1];
+    const root = /^ROOT=\$\{SHIMLAB_HOST_ROOT:-(\S+)\}$/m.exec(script)?.[1];
+    expect(root).toBe("/host");
     for (const m of c.volumeMounts) {
       const v = volumes.get(m.name) as Obj | undefined;
       expect(v, `volume ${m.name}`).toBeDefined();
