@@ -76,7 +76,7 @@ describe.skipIf(skip)("deploy/shimlab-deploy.sh", () => {
     child.stderr.on("data", (d) => (out += d));
     const exited = new Promise<number | null>((r) => child.on("exit", (c) => r(c)));
     try {
-      for (let i = 0; i < 300 && !patches.length; i++) await new Promise((r) => setTimeout(r, 100));
+      for (let i = 0; i < 300 && !out.includes("shimlab installed"); i++) await new Promise((r) => setTimeout(r, 100));
       expect(patches, out).toHaveLength(1);
       expect(patches[0]).toEqual({ node: "node-a", auth: "Bearer tok-123", type: "application/merge-patch+json", body: { metadata: { labels: { "shimlab.io/runtime": "true" } } } });
       const host = env.SHIMLAB_HOST_ROOT!;
