@@ -28,7 +28,7 @@ install)
 	label '"true"'
 	echo "shimlab installed on ${NODE_NAME}; node labelled ${LABEL}=true"
 	# Stay up: the pod's lifetime is the installation's (preStop removes it).
-	trap 'kill "$sleeper" 2>/dev/null || true; exit 0' TERM INT
+	trap 'kill "$sleeper" 2>/dev/null || true; wait "$sleeper" 2>/dev/null || true; exit 0' TERM INT
 	while :; do
 		sleep 3600 &
 		sleeper=$!
