@@ -106,6 +106,33 @@ describe.skipIf(skip).each(MODES)("shimlab under containerd 2.x: $name", ({ name
     }
   });
 
+  it("serves a pod: the container joins the sandbox's shim, each task on its own connection", async () => {
+    const cri = (type: string) => ({ "io.kubernetes.cri.container-type": type, "io.kubernetes.cri.sandbox-id": "pod" });
+    const pb = emu.bundle("pod", emu.spec("pod", { args: ["/bin/sleep", "300"], rootPath: rootfs, annotations: cri("sandbox") }));
+    const pod = await emu.startShim("pod", pb);
+    let app: ShimTask | undefined;
+    try {
+      await pod.task.Create({ id: "pod", bundle: pb });
+      await pod.task.Start({ id: "pod" });
+      const ab = emu.bundle("app", emu.spec("app", { args: ["/bin/sh", "-c", "exit 5"], rootPath: rootfs, annotations: cri("container") }));
+      app = await emu.startShim("app", ab);
+      // Same shim, same answer to start (protocol included), a second connection.
+      expect(app.address).toBe(pod.address);
+      expect(app.bootstrap).toEqual(pod.bootstrap);
+      await app.task.Create({ id: "app", bundle: ab });
+      await app.task.Start({ id: "app" });
+      expect((await app.task.Wait({ id: "app" })).exitStatus).toBe(5);
+      await app.task.Delete({ id: "app" });
+      await app.task.Shutdown({ id: "app" }); // the sandbox is still there: the shim stays
+      app.close();
+      await emu.runner.delete("app", ab);
+      expect((await pod.task.State({ id: "pod" })).status).toBe(2);
+    } finally {
+      app?.close();
+      await finish(pod);
+    }
+  });
+
   it("applies Task failpoints (bundle annotations) on this transport too", async () => {
     const id = "fp";
     const b = emu.bundle(id, emu.spec(id, { args: ["/bin/sleep", "300"], rootPath: rootfs, annotations: { "io.containerd.runtime.v2.shim.failpoint.State": "1*error(injected by test)" } }));
