@@ -6,7 +6,7 @@ import { describe, it, expect, beforeEach, afterEach } from "vitest";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { parse } from "smol-toml";
 import { install, uninstall, readManifest, DEFAULT_SHIM_CONFIG } from "../../src/install/install";
 import { addRuntime, removeRuntime, ConfigEditError, BEGIN } from "../../src/install/containerd-config";
@@ -175,6 +175,26 @@ describe("shimlab install into a temporary prefix", () => {
     uninstall({ prefix });
     expect(fs.readFileSync(manifest.shimConfig, "utf8")).toBe(DEFAULT_SHIM_CONFIG + "debug = true\n");
     expect(fs.readFileSync(cfg, "utf8")).toBe("version = 2\n");
+  });
+
+  it("works from the command line: `shimlab install`, a second run reporting ok, bad arguments, `shimlab uninstall`", () => {
+    const cli = (args: string[]) => spawnSync(path.join(REPO, "bin", "shimlab"), args, { encoding: "utf8" });
+    const cfg = path.join(dir, "config.toml");
+    const original = fs.readFileSync(path.join(FIXTURES, "config-v3.toml"), "utf8");
+    fs.writeFileSync(cfg, original);
+    const prefix = path.join(dir, "p");
+    const first = cli(["install", "--prefix", prefix, "--containerd-config", cfg, "--runtime-name", "shimlab-test", "--pod-annotation", "io.shimlab.*"]);
+    expect(first.status, first.stderr).toBe(0);
+    expect(first.stdout).toMatch(/^wrote {3}runtime shimlab-test in .* \(config version 3\)$/m);
+    const rt = get(parse(fs.readFileSync(cfg, "utf8")) as T, ["plugins", "io.containerd.cri.v1.runtime", "containerd", "runtimes", "shimlab-test"]);
+    expect(rt.pod_annotations).toEqual(["io.shimlab.*"]);
+    const again = cli(["install", "--prefix", prefix, "--containerd-config", cfg, "--runtime-name", "shimlab-test", "--pod-annotation", "io.shimlab.*", "--restart"]);
+    expect(again.status).toBe(0);
+    expect(again.stdout.split("\n").filter((l) => l && !l.startsWith("ok "))).toEqual(["nothing changed: containerd not restarted"]);
+    expect(cli(["install", "--bogus"]).status).toBe(2);
+    expect(cli(["install", "--config-version", "5"]).stderr).toMatch(/--config-version wants 2 or 3/);
+    expect(cli(["uninstall", "--prefix", prefix]).status).toBe(0);
+    expect(fs.readFileSync(cfg, "utf8")).toBe(original);
   });
 
   it("says what is wrong in ConfigEditError terms for a block without its end marker", () => {
