@@ -14,6 +14,7 @@ import { validateId } from "./identifiers";
 import { placement } from "../pod/container-type";
 import { readBundleSpec } from "./bundle";
 import { native } from "../native";
+import { readStdin } from "./stdin";
 
 /** What containerd 2.x settles at start; absent for 1.6-style runs. */
 export interface StartOptions {
@@ -107,42 +108,6 @@ export async function startShim(flags: ShimFlags, bundle = process.cwd(), opts: 
   // The daemon has its own copy of the listening socket now.
   fs.closeSync(fd);
   return address;
-}
-
-/** containerd's shim library reads at most this much. */
-const STDIN_MAX = 10 << 20;
-
-/** containerd's stdin for `start`: a pipe or file when it has something to say, /dev/null otherwise. */
-function readStdin(): Buffer {
-  let st: fs.Stats;
-  try {
-    st = fs.fstatSync(0);
-  } catch {
-    return Buffer.alloc(0);
-  }
-  if (!st.isFIFO() && !st.isFile() && !st.isSocket()) return Buffer.alloc(0);
-  const chunks: Buffer[] = [];
-  let total = 0;
-  const buf = Buffer.allocUnsafe(64 << 10);
-  for (;;) {
-    let n: number;
-    try {
-      n = fs.readSync(0, buf, 0, buf.length, null);
-    } catch (e) {
-      // A non-blocking pipe: wait for the writer, as a blocking read would.
-      if ((e as NodeJS.ErrnoException).code === "EAGAIN") {
-        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2);
-        continue;
-      }
-      if ((e as NodeJS.ErrnoException).code === "EOF") break;
-      throw e;
-    }
-    if (n === 0) break;
-    chunks.push(Buffer.from(buf.subarray(0, n)));
-    total += n;
-    if (total > STDIN_MAX) throw new Error(`stdin holds more than ${STDIN_MAX} bytes`);
-  }
-  return Buffer.concat(chunks);
 }
 
 /** Binds outside libuv: a libuv pipe handle unlinks its path when it closes, i.e. when we exit. */
