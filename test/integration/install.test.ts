@@ -12,6 +12,10 @@ import { removeCgroupDirs } from "../../src/mock-agent/runtime/runc";
 import { busyboxRootfs, missing } from "../helpers/env";
 import { expectNoLeaks } from "../helpers/leaks";
 import { forceRemove } from "../helpers/ctr";
+import { CriClient } from "../helpers/cri";
+import { buildOciArchive } from "../../src/harness/oci-image";
+
+const SANDBOX_IMAGE = "docker.io/library/shimlab-pause:1";
 
 const skip = missing("root", "containerd", "ctr", "runc", "busybox");
 const RUNTIME = "io.containerd.shimlab.v2";
@@ -28,6 +32,8 @@ describe.skipIf(skip)("shimlab install on containerd 1.6", () => {
     ctd = new Containerd({
       // CRI on, so that containerd loads the runtimes table we add.
       cri: true,
+      // CRI's pause image, built locally (no registry here) and imported below.
+      extraConfig: `[plugins."io.containerd.grpc.v1.cri"]\n  sandbox_image = "${SANDBOX_IMAGE}"\n`,
       shimBinDir: path.join(prefix, "bin"),
       prepareConfig: (cfg) => {
         configBefore = fs.readFileSync(cfg, "utf8");
@@ -88,12 +94,46 @@ describe.skipIf(skip)("shimlab install on containerd 1.6", () => {
     }
   });
 
+  it("runs a pod sandbox through CRI with runtime handler shimlab, which hands the shim the installed ConfigPath", async () => {
+    const archive = path.join(ctd.dir, "pause.tar");
+    buildOciArchive(rootfs, archive, { name: SANDBOX_IMAGE, entrypoint: ["/bin/sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"] });
+    const imp = await ctd.ctr(["images", "import", archive], { namespace: "k8s.io" });
+    expect(imp.code, imp.err).toBe(0);
+    const cri = new CriClient(ctd.address);
+    const cfgPath = path.join(prefix, "share", "shimlab", "config.toml");
+    const good = fs.readFileSync(cfgPath, "utf8");
+    try {
+      // CRI's pod sandbox spec fails under runc on these machines (runc's own shim fails alike:
+      // "can't get final child's PID from pipe"), so the installed config has the agent run it as a host process.
+      expect(good).toContain('runtime = "auto"');
+      fs.writeFileSync(cfgPath, good.replace('runtime = "auto"', 'runtime = "host"'));
+      // As the kubelet does for a pod with runtimeClassName: shimlab.
+      const id = await cri.runPodSandbox("pod-a", "shimlab");
+      const bundle = path.join(ctd.state, "io.containerd.runtime.v2.task", "k8s.io", id);
+      expect(fs.readFileSync(path.join(bundle, "shim-binary-path"), "utf8")).toBe(path.join(prefix, "bin", "containerd-shim-shimlab-v2"));
+      await cri.removePodSandbox(id);
+      // The shim reads the config CRI passes (options.ConfigPath): break it, and the next pod says so.
+      fs.writeFileSync(cfgPath, 'hypervisor = "warp-drive"\n');
+      const err = await cri.runPodSandbox("pod-b", "shimlab").then(
+        (pid) => (cri.removePodSandbox(pid), "started"),
+        (e: Error) => e.message,
+      );
+      expect(err).toContain(`${cfgPath}: hypervisor = "warp-drive"`);
+      // An unknown handler is CRI's own refusal, for contrast.
+      await expect(cri.runPodSandbox("pod-c", "nope")).rejects.toThrow(/no runtime for "nope" is configured/);
+    } finally {
+      fs.writeFileSync(cfgPath, good);
+      cri.close();
+    }
+  });
+
   it("uninstall gives containerd its config back, and containerd still starts on it", async () => {
     uninstall({ prefix });
     expect(fs.readFileSync(ctd.configPath, "utf8")).toBe(configBefore);
     const dump = await runCommand("containerd", ["--config", ctd.configPath, "config", "dump"]);
     expect(dump.code).toBe(0);
-    expect(dump.stdout.toString()).not.toContain("shimlab");
+    expect(dump.stdout.toString()).not.toContain("runtimes.shimlab");
+    expect(dump.stdout.toString()).not.toContain("io.containerd.shimlab.v2");
     expect(fs.readdirSync(path.join(prefix, "lib"))).toEqual([]);
   });
 });
