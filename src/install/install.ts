@@ -91,6 +91,11 @@ function writeIfDifferent(file: string, text: string, mode: number): boolean {
     /* absent */
   }
   fs.mkdirSync(path.dirname(file), { recursive: true });
+  if (fs.lstatSync(file, { throwIfNoEntry: false })?.isSymbolicLink()) {
+    // A config managed elsewhere and linked here: write through the link, never replace it.
+    fs.writeFileSync(file, text);
+    return true;
+  }
   const tmp = `${file}.shimlab-tmp`;
   fs.writeFileSync(tmp, text, { mode });
   fs.renameSync(tmp, file);
@@ -226,7 +231,7 @@ export function uninstall(o: { prefix: string; containerdConfig?: string; root?:
   const cfgPath = path.resolve(o.containerdConfig ?? m?.containerdConfig ?? "/etc/containerd/config.toml");
   if (fs.existsSync(at(cfgPath))) {
     const edit = removeRuntime(fs.readFileSync(at(cfgPath), "utf8"));
-    if (edit.changed) fs.writeFileSync(at(cfgPath), edit.text);
+    if (edit.changed) writeIfDifferent(at(cfgPath), edit.text, fs.statSync(at(cfgPath)).mode & 0o777);
     steps.push({ what: `runtime block in ${cfgPath}`, changed: edit.changed });
   }
   // The backup stays until the config is back to what it held: then it is redundant.

@@ -197,6 +197,23 @@ describe("shimlab install into a temporary prefix", () => {
     expect(fs.readFileSync(cfg, "utf8")).toBe(original);
   });
 
+  it("writes through a symlinked config instead of replacing the link, and handles runtimes given as dotted keys", () => {
+    const real = path.join(dir, "managed", "config.toml");
+    fs.mkdirSync(path.dirname(real));
+    const original = 'version = 2\n[plugins."io.containerd.grpc.v1.cri".containerd]\n  runtimes.runc.runtime_type = "io.containerd.runc.v2" # dotted keys\n';
+    fs.writeFileSync(real, original);
+    const link = path.join(dir, "config.toml");
+    fs.symlinkSync(real, link);
+    install({ prefix: path.join(dir, "p"), containerdConfig: link, repoRoot: REPO });
+    expect(fs.lstatSync(link).isSymbolicLink()).toBe(true);
+    const doc = parse(fs.readFileSync(real, "utf8")) as T;
+    expect(get(doc, CASES[0].keys).runtime_type).toBe("io.containerd.shimlab.v2");
+    expect(get(doc, [...CASES[0].keys.slice(0, -1), "runc"])).toEqual({ runtime_type: "io.containerd.runc.v2" });
+    uninstall({ prefix: path.join(dir, "p") });
+    expect(fs.lstatSync(link).isSymbolicLink()).toBe(true);
+    expect(fs.readFileSync(real, "utf8")).toBe(original);
+  });
+
   it("says what is wrong in ConfigEditError terms for a block without its end marker", () => {
     expect(() => addRuntime(`version = 2\n${BEGIN}\n[x]\n`, { name: "shimlab", runtimeType: "t", configPath: "/c" })).toThrow(ConfigEditError);
   });
