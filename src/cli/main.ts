@@ -10,6 +10,7 @@ usage: shimlab <command> [options]
   cri                          a small crictl (CRI v1 over gRPC); \`cri up\` starts a CRI containerd for shimlab
   conformance --shim PATH      run the conformance checks against any shim v2 binary (--compare A B)
   version                      print the version
+  install | uninstall          put the shim on this node and in containerd's config, or take it out
 
 Run \`shimlab <command> --help\` for a command's options.
 `;
@@ -42,6 +43,11 @@ export async function run(argv: string[]): Promise<number> {
     case "conformance": {
       const { conformanceCommand } = await import("./commands/conformance");
       return conformanceCommand(rest);
+    }
+    case "install":
+    case "uninstall": {
+      const { installCommand } = await import("./commands/install");
+      return installCommand(rest, cmd);
     }
     default:
       process.stderr.write(`shimlab: unknown command ${JSON.stringify(cmd)}\n\n${USAGE}`);
