@@ -4,6 +4,7 @@
 import * as grpc from "@grpc/grpc-js";
 import type { CallOptions, ServiceClient, ServiceDef } from "../ttrpc/service";
 import { Code, RpcError } from "../ttrpc/status";
+import { Writer } from "../proto/wire";
 
 export class GrpcShimClient {
   private readonly client: grpc.Client;
@@ -53,6 +54,26 @@ export class GrpcShimClient {
       };
     }
     return out as ServiceClient<S>;
+  }
+
+  /** A call whose request payload the caller writes itself (as the ttrpc Client's callRaw). */
+  callRaw(service: string, method: string, writePayload: (w: Writer) => void, opts: CallOptions = {}): Promise<Buffer> {
+    const w = new Writer(64);
+    writePayload(w);
+    const payload = w.finish();
+    const callOpts: grpc.CallOptions = {};
+    if (opts.timeoutMs !== undefined) callOpts.deadline = Date.now() + opts.timeoutMs;
+    return new Promise((resolve, reject) => {
+      this.client.makeUnaryRequest(
+        `/${service}/${method}`,
+        (b: Buffer) => b,
+        (b: Buffer) => b,
+        payload,
+        new grpc.Metadata(),
+        callOpts,
+        (err, value) => (err ? reject(new RpcError(err.code, err.details)) : resolve(value!)),
+      );
+    });
   }
 
   close(): void {

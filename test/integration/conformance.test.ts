@@ -66,6 +66,15 @@ describe.skipIf(skip)("conformance suite", () => {
     expect(shimlab.counts.pass).toBe(ALL_CHECKS.length);
   }, 240_000);
 
+  for (const protocol of ["grpc", "ttrpc"] as const) {
+    it(`passes 100% against shimlab driven as containerd 2.3 drives it, over ${protocol}`, async () => {
+      const rep = await runSuite({ shim: SHIM_BINARY, profile: PROFILES.shimlab, rootfs, containerd2: { params: "binary", protocol } });
+      expect(failed(rep)).toEqual([]);
+      expect(rep.leftovers).toEqual([]);
+      expect(rep.counts.pass).toBe(ALL_CHECKS.length);
+    }, 240_000);
+  }
+
   it("compares runc's shim and shimlab: only documented differences", () => {
     expect(runc && shimlab).toBeTruthy();
     const c = compareReports(runc, shimlab);

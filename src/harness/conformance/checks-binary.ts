@@ -1,7 +1,6 @@
 // The shim binary contract: `start`, the daemon it leaves, the socket, the
 // bundle files, Shutdown and `delete` (contract §1).
 import fs from "node:fs";
-import { Client } from "../../ttrpc/client";
 import { Code } from "../../ttrpc/status";
 import { CONTRACT, type Check } from "./types";
 import { STATUS_NAME, alive, exited, socketPath, sleep } from "./context";
@@ -13,13 +12,19 @@ export const binaryChecks: Check[] = [
   {
     name: "start-prints-unix-address",
     group: "binary",
-    rule: r("§1.3.2 and facts 1, 3: `start` exits 0 and prints only unix://<absolute path> (stdout and stderr are read together)"),
+    rule: r("§1.3.2 and facts 1, 3: `start` exits 0 and prints only unix://<absolute path> (stdout and stderr are read together); to containerd 2.3 a BootstrapResult with that address"),
     async run(ctx) {
       const h = await ctx.task({ args: SLEEP, noCreate: true });
       const res = h.shim.startResult;
       ctx.equal("start exit status", res.code, 0);
       const out = res.combined.toString().trim();
-      ctx.expect(/^unix:\/\/\/\S+$/.test(out), `start output is not a single unix:// address: ${JSON.stringify(out.slice(0, 200))}`);
+      if (ctx.emu.runner.o.containerd2) {
+        // containerd 2.3 sent BootstrapParams: the answer is a BootstrapResult, parsed as 2.3 parses it.
+        const boot = h.shim.bootstrap;
+        ctx.expect(boot.version === 3, `start answered bootstrap version ${boot.version}, want 3`);
+        ctx.expect(/^unix:\/\/\/\S+$/.test(boot.address), `bootstrap address is not unix://<absolute path>: ${JSON.stringify(boot.address)}`);
+        ctx.equal("bootstrap protocol", boot.protocol, ctx.emu.runner.o.containerd2.protocol);
+      } else ctx.expect(/^unix:\/\/\/\S+$/.test(out), `start output is not a single unix:// address: ${JSON.stringify(out.slice(0, 200))}`);
       ctx.expect(res.stderr.length === 0, `start wrote to stderr (containerd would glue it into the address): ${JSON.stringify(res.stderr.toString().slice(0, 200))}`);
       return out;
     },
@@ -186,7 +191,7 @@ export const binaryChecks: Check[] = [
     rule: r("§2.2: an unknown method or service answers Unimplemented (12)"),
     async run(ctx) {
       const h = await ctx.task({ args: SLEEP, noCreate: true });
-      const c: Client = h.shim.client;
+      const c = h.shim.client;
       await ctx.fails("Task/NoSuchMethod", c.callRaw("containerd.task.v2.Task", "NoSuchMethod", () => {}, { timeoutMs: 5_000 }), Code.Unimplemented);
       await ctx.fails("NoSuchService/State", c.callRaw("containerd.task.v2.NoSuchService", "State", () => {}, { timeoutMs: 5_000 }), Code.Unimplemented);
     },

@@ -11,6 +11,7 @@ import { CheckContext, sleep } from "./context";
 import { ALL_CHECKS } from "./checks";
 import { CONTRACT, CheckFailure, CheckSkipped, type Check, type CheckResult, type SuiteReport } from "./types";
 import type { Profile } from "./profiles";
+import type { Containerd2Options } from "../shim-runner";
 
 export interface SuiteOptions {
   shim: string;
@@ -21,6 +22,8 @@ export interface SuiteOptions {
   rootfs?: string;
   /** Extra environment for the shim (e.g. fault injection). */
   env?: NodeJS.ProcessEnv;
+  /** Play containerd 2.x (bootstrap on stdin; gRPC or ttrpc) instead of 1.6. */
+  containerd2?: Containerd2Options;
   checkTimeoutMs?: number;
   onResult?: (r: CheckResult, index: number, total: number) => void;
   checks?: Check[];
@@ -37,7 +40,7 @@ export async function runSuite(o: SuiteOptions): Promise<SuiteReport> {
   fs.mkdirSync(path.join(os.tmpdir(), "shimlab-conf"), { recursive: true });
   // Short: fifo and socket paths are made under it.
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "shimlab-conf", "c-"));
-  const emu = new ContainerdEmulator({ binary: shim, namespace: "conformance", dir, env: o.env });
+  const emu = new ContainerdEmulator({ binary: shim, namespace: "conformance", dir, env: o.env, containerd2: o.containerd2 });
   await emu.start();
   const checks = selectChecks(o);
   const results: CheckResult[] = [];
