@@ -34,6 +34,8 @@ export interface StartOptions {
   logger: Logger;
   /** Environment for the agent or VM process. */
   env?: NodeJS.ProcessEnv;
+  /** The sandbox's OCI annotations: a hypervisor may take allow-listed settings from them. */
+  annotations?: Record<string, string>;
 }
 
 export interface Hypervisor {

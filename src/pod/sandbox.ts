@@ -28,6 +28,8 @@ export interface SandboxOptions {
   hostname?: string;
   /** Environment for the agent or VM process. */
   env?: NodeJS.ProcessEnv;
+  /** The sandbox container's annotations, for the hypervisor. */
+  annotations?: Record<string, string>;
 }
 
 export type SandboxState = "new" | "starting" | "ready" | "lost" | "stopping" | "stopped";
@@ -92,6 +94,7 @@ export class Sandbox implements ContainerHost {
         runDir: this.o.runDir,
         logger: this.logger,
         env: this.o.env,
+        annotations: this.o.annotations,
       });
       const vm = this.vm;
       // If the VM dies while we dial, stop dialling.

@@ -347,6 +347,7 @@ export class TaskService {
         hypervisor: config.hypervisor(),
         logger: this.log,
         hostname: spec.hostname,
+        annotations: spec.annotations,
         dial: { timeoutMs: config.dialTimeoutMs },
         hooks: {
           onExit: (c, p) => {

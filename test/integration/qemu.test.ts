@@ -194,9 +194,16 @@ describe.skipIf(skip)("QEMU sandboxes through ctr (TCG)", () => {
   }, 180_000);
 
   it("a pod (sandbox + two containers) runs in one VM", async () => {
-    const emu = new ContainerdEmulator({ binary: SHIM_BINARY, namespace: "qpod", env: { SHIMLAB_CONFIG: configPath } });
+    // The pod asks for more guest memory through an annotation its configuration allows.
+    const podConfig = path.join(work, "pod.toml");
+    fs.writeFileSync(podConfig, fs.readFileSync(configPath, "utf8") + `enable_annotations = ["default_memory"]\n`);
+    const emu = new ContainerdEmulator({ binary: SHIM_BINARY, namespace: "qpod", env: { SHIMLAB_CONFIG: podConfig } });
     await emu.start();
-    const ann = (type: string) => ({ "io.kubernetes.cri.container-type": type, "io.kubernetes.cri.sandbox-id": "qpod" });
+    const ann = (type: string) => ({
+      "io.kubernetes.cri.container-type": type,
+      "io.kubernetes.cri.sandbox-id": "qpod",
+      ...(type === "sandbox" ? { "io.katacontainers.config.hypervisor.default_memory": "640" } : {}),
+    });
     const spec = (id: string, args: string[], type: string) => emu.spec(id, { args, rootPath: rootfs, annotations: ann(type), hostname: "qpod-host" });
     const ids = ["qpod", "qc1", "qc2"];
     try {
@@ -218,7 +225,9 @@ describe.skipIf(skip)("QEMU sandboxes through ctr (TCG)", () => {
       }
       expect(outs[0]).toBe(outs[1]); // same guest boot, same UTS namespace as the sandbox
       expect(outs[0]).toMatch(/^[0-9a-f-]{36}\nqpod-host\n$/);
-      expect(qemusUnder(emu.dir)).toHaveLength(1);
+      const vms = qemusUnder(emu.dir);
+      expect(vms).toHaveLength(1);
+      expect(vms[0].cmdline).toMatch(/(^|\s)-m 640(\s|$)/);
       await pod.task.Kill({ id: "qpod", signal: 9 });
       await pod.task.Wait({ id: "qpod" });
       await pod.task.Delete({ id: "qpod" });

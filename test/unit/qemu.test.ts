@@ -17,7 +17,7 @@ import { hasPvhNote } from "../../src/hypervisor/qemu/kernel";
 import { guestInit, AGENT_PORT_NAME } from "../../src/hypervisor/qemu/guest-init";
 import { AGENT_READY_LINE } from "../../src/hypervisor/qemu/vm";
 import { SERIAL_READY_MSG } from "../../src/mock-agent/serial";
-import { vsockCid } from "../../src/hypervisor/qemu";
+import { vsockCid, sandboxSettings } from "../../src/hypervisor/qemu";
 import { loadConfig } from "../../src/shim/config";
 
 const cleanups: (() => unknown)[] = [];
@@ -226,7 +226,7 @@ describe("QMP client", () => {
 
 describe("[qemu] configuration", () => {
   it("defaults, and every key checked", () => {
-    expect(parseQemuConfig({}, "t")).toEqual({ ...QEMU_DEFAULTS, kernelParams: [], kernel: undefined, initrd: undefined, cacheDir: undefined });
+    expect(parseQemuConfig({}, "t")).toEqual({ ...QEMU_DEFAULTS, kernel: undefined, initrd: undefined, cacheDir: undefined });
     const c = parseQemuConfig({ machine: "microvm", accel: "tcg", memory_mb: 768, vcpus: 2, kernel: "/k", initrd: "/i", boot_timeout_ms: 5000, kernel_params: ["a=b"], jitless: true }, "t");
     expect(c).toMatchObject({ machine: "microvm", accel: "tcg", memoryMb: 768, vcpus: 2, kernel: "/k", initrd: "/i", bootTimeoutMs: 5000, kernelParams: ["a=b"], jitless: true });
     const bad: [Record<string, unknown>, RegExp][] = [
@@ -254,6 +254,30 @@ describe("[qemu] configuration", () => {
     const cfg = loadConfig(f, {});
     expect(cfg.hypervisorKind).toBe("qemu");
     expect(cfg.qemu).toEqual({ machine: "microvm" });
+  });
+});
+
+describe("per-sandbox settings from annotations", () => {
+  const A = (k: string) => `io.katacontainers.config.hypervisor.${k}`;
+  const cfg = parseQemuConfig({ enable_annotations: ["default_memory", "default_vcpus", "kernel_params", "machine_type", "kernel"], valid_kernel_paths: ["/opt/kernels/*"], kernel_params: ["base=1"] }, "t");
+
+  it("applies only what enable_annotations allows", () => {
+    expect(sandboxSettings(cfg, undefined)).toEqual(cfg);
+    expect(sandboxSettings(cfg, { "io.kubernetes.cri.container-type": "sandbox" })).toEqual(cfg);
+    const s = sandboxSettings(cfg, { [A("default_memory")]: "768", [A("default_vcpus")]: "2", [A("machine_type")]: "microvm", [A("kernel_params")]: "  a=b   c " });
+    expect(s).toMatchObject({ memoryMb: 768, vcpus: 2, machine: "microvm", kernelParams: ["base=1", "a=b", "c"] });
+    expect(() => sandboxSettings(QEMU_DEFAULTS, { [A("default_memory")]: "768" })).toThrow(/not enabled/);
+    expect(() => sandboxSettings(cfg, { [A("path")]: "/usr/bin/qemu-system-x86_64" })).toThrow(/not enabled/);
+  });
+
+  it("refuses host paths outside valid_*_paths and values a guest cannot boot with", () => {
+    expect(sandboxSettings(cfg, { [A("kernel")]: "/opt/kernels/vmlinux-6.1" }).kernel).toBe("/opt/kernels/vmlinux-6.1");
+    expect(() => sandboxSettings(cfg, { [A("kernel")]: "/etc/shadow" })).toThrow(/valid_kernel_paths/);
+    expect(() => sandboxSettings(cfg, { [A("default_memory")]: "64" })).toThrow(/at least 128/);
+    expect(() => sandboxSettings(cfg, { [A("default_vcpus")]: "200" })).toThrow(/at most 64/);
+    expect(() => sandboxSettings(cfg, { [A("machine_type")]: "pc" })).toThrow(/q35/);
+    expect(() => parseQemuConfig({ enable_annotations: ["("] }, "t")).toThrow(/not a regular expression/);
+    expect(() => parseQemuConfig({ valid_kernel_paths: "/x" }, "t")).toThrow(/list of non-empty strings/);
   });
 });
 

@@ -14,6 +14,10 @@
 //   kernel_params = []
 //   jitless = true             # node --jitless in the guest: under TCG every JIT-compiled page is translated again; boots ~0.35 s sooner
 //   vsock = false              # add vhost-vsock-pci where /dev/vhost-vsock exists
+//   enable_annotations = []    # io.katacontainers.config.hypervisor.<key> a pod may set (anchored regexps,
+//                              #   src/hypervisor/annotations.ts): default_memory, default_vcpus, kernel_params,
+//                              #   machine_type, path, kernel, initrd
+//   valid_hypervisor_paths = [] valid_kernel_paths = [] valid_initrd_paths = []   # globs the path ones must match
 import { invalidArgument } from "../../ttrpc/status";
 import type { Machine } from "./cmdline";
 
@@ -32,6 +36,10 @@ export interface QemuConfig {
   jitless: boolean;
   vsock: boolean;
   debug: boolean;
+  enableAnnotations: string[];
+  validHypervisorPaths: string[];
+  validKernelPaths: string[];
+  validInitrdPaths: string[];
 }
 
 export const QEMU_DEFAULTS: QemuConfig = {
@@ -46,15 +54,19 @@ export const QEMU_DEFAULTS: QemuConfig = {
   jitless: true,
   vsock: false,
   debug: false,
+  enableAnnotations: [],
+  validHypervisorPaths: [],
+  validKernelPaths: [],
+  validInitrdPaths: [],
 };
 
-const KEYS = new Set(["path", "machine", "accel", "memory_mb", "vcpus", "kernel", "initrd", "cache_dir", "boot_timeout_ms", "guest_runtime", "kernel_params", "jitless", "vsock", "debug"]);
+const KEYS = new Set(["path", "machine", "accel", "memory_mb", "vcpus", "kernel", "initrd", "cache_dir", "boot_timeout_ms", "guest_runtime", "kernel_params", "jitless", "vsock", "debug", "enable_annotations", "valid_hypervisor_paths", "valid_kernel_paths", "valid_initrd_paths"]);
 
 export function parseQemuConfig(raw: Record<string, unknown>, source: string): QemuConfig {
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw invalidArgument(`${source}: [qemu] must be a table`);
   const bad = (k: string, want: string) => invalidArgument(`${source}: qemu.${k} = ${JSON.stringify(raw[k])}: want ${want}`);
   for (const k of Object.keys(raw)) if (!KEYS.has(k)) throw invalidArgument(`${source}: unknown key qemu.${k}`);
-  const c: QemuConfig = { ...QEMU_DEFAULTS, kernelParams: [] };
+  const c: QemuConfig = { ...QEMU_DEFAULTS, kernelParams: [], enableAnnotations: [], validHypervisorPaths: [], validKernelPaths: [], validInitrdPaths: [] };
   const str = (k: string) => {
     const v = raw[k];
     if (v === undefined) return undefined;
@@ -102,6 +114,23 @@ export function parseQemuConfig(raw: Record<string, unknown>, source: string): Q
     if (!Array.isArray(kp) || kp.some((w) => typeof w !== "string" || !/^[\x21-\x7e]+$/.test(w))) throw bad("kernel_params", "a list of single printable words");
     c.kernelParams = kp as string[];
   }
+  const strings = (k: string) => {
+    const v = raw[k];
+    if (v === undefined) return [];
+    if (!Array.isArray(v) || v.some((x) => typeof x !== "string" || !x)) throw bad(k, "a list of non-empty strings");
+    return v as string[];
+  };
+  c.enableAnnotations = strings("enable_annotations");
+  for (const r of c.enableAnnotations) {
+    try {
+      new RegExp(`^(?:${r})$`);
+    } catch (e) {
+      throw invalidArgument(`${source}: qemu.enable_annotations entry ${JSON.stringify(r)} is not a regular expression: ${(e as Error).message}`);
+    }
+  }
+  c.validHypervisorPaths = strings("valid_hypervisor_paths");
+  c.validKernelPaths = strings("valid_kernel_paths");
+  c.validInitrdPaths = strings("valid_initrd_paths");
   c.jitless = bool("jitless") ?? c.jitless;
   c.vsock = bool("vsock") ?? c.vsock;
   c.debug = bool("debug") ?? c.debug;

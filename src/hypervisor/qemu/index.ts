@@ -4,7 +4,8 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { unavailable } from "../../ttrpc/status";
+import { invalidArgument, unavailable } from "../../ttrpc/status";
+import { hypervisorOverrides } from "../annotations";
 import type { Hypervisor, SandboxVm, StartOptions } from "../types";
 import { chooseAccel } from "./accel";
 import { parseQemuConfig, type QemuConfig } from "./config";
@@ -32,27 +33,27 @@ export class QemuHypervisor implements Hypervisor {
 
   constructor(readonly config: QemuConfig) {}
 
-  private async image(o: StartOptions): Promise<{ kernel: string; initrd: string; key: string }> {
-    const c = this.config;
-    if (c.kernel && c.initrd) {
-      for (const f of [c.kernel, c.initrd]) if (!fs.existsSync(f)) throw unavailable(`guest image file ${f} does not exist`);
-      return { kernel: c.kernel, initrd: c.initrd, key: path.basename(c.initrd) };
+  private async image(o: StartOptions, c: QemuConfig): Promise<{ kernel: string; initrd: string; key: string }> {
+    if (c.kernel || c.initrd) {
+      for (const f of [c.kernel, c.initrd]) if (f && !fs.existsSync(f)) throw unavailable(`guest image file ${f} does not exist`);
     }
+    if (c.kernel && c.initrd) return { kernel: c.kernel, initrd: c.initrd, key: path.basename(c.initrd) };
     try {
       const img = await ensureImage({
         cacheDir: c.cacheDir ?? cacheRoot(o.env),
         runc: c.guestRuntime === "runc",
         onProgress: (m) => o.logger.info(`guest image: ${m}`),
       });
-      return { kernel: img.kernel, initrd: img.initrd, key: img.key };
+      // An annotation may replace one of the two (from its valid_*_paths).
+      return { kernel: c.kernel ?? img.kernel, initrd: c.initrd ?? img.initrd, key: img.key };
     } catch (e) {
       throw unavailable(`no guest image: ${(e as Error).message}`);
     }
   }
 
   async start(o: StartOptions): Promise<SandboxVm> {
-    const c = this.config;
-    const img = await this.image(o);
+    const c = sandboxSettings(this.config, o.annotations);
+    const img = await this.image(o, c);
     const cacheDir = c.cacheDir ?? cacheRoot(o.env);
     const kernelParams = [`shimlab.runtime=${c.guestRuntime}`, ...c.kernelParams];
     if (c.jitless) kernelParams.push("shimlab.jitless");
@@ -96,6 +97,39 @@ export class QemuHypervisor implements Hypervisor {
       share: true,
     });
   }
+}
+
+/**
+ * This sandbox's settings: the configuration, with what its annotations may
+ * override through enable_annotations (InvalidArgument for anything else).
+ */
+export function sandboxSettings(c: QemuConfig, annotations: Record<string, string> | undefined): QemuConfig {
+  const ov = hypervisorOverrides(annotations, {
+    enable: c.enableAnnotations,
+    validHypervisorPaths: c.validHypervisorPaths,
+    validKernelPaths: c.validKernelPaths,
+    validInitrdPaths: c.validInitrdPaths,
+  });
+  const out: QemuConfig = { ...c };
+  if (ov.memoryMb !== undefined) {
+    if (ov.memoryMb < 128) throw invalidArgument(`annotation default_memory=${ov.memoryMb}: a shimlab guest needs at least 128 MiB`);
+    out.memoryMb = ov.memoryMb;
+  }
+  if (ov.vcpus !== undefined) {
+    if (ov.vcpus > 64) throw invalidArgument(`annotation default_vcpus=${ov.vcpus}: at most 64`);
+    out.vcpus = ov.vcpus;
+  }
+  if (ov.machineType) out.machine = ov.machineType;
+  if (ov.path) out.path = ov.path;
+  if (ov.kernel) out.kernel = ov.kernel;
+  if (ov.initrd) out.initrd = ov.initrd;
+  if (ov.kernelParams !== undefined) {
+    const words = ov.kernelParams.split(/\s+/).filter(Boolean);
+    const bad = words.find((w) => !/^[\x21-\x7e]+$/.test(w));
+    if (bad !== undefined) throw invalidArgument(`annotation kernel_params: ${JSON.stringify(bad)} is not a printable word`);
+    out.kernelParams = [...c.kernelParams, ...words];
+  }
+  return out;
 }
 
 /** A guest CID from the sandbox id: 3 and up, below the reserved 2^32-1. */
