@@ -6,6 +6,7 @@ const USAGE = `shimlab ${VERSION} — test, teach and break containerd shims
 usage: shimlab <command> [options]
 
   demo                         a pod's shim v2 lifecycle on the mock agent, told step by step
+  scenario run|validate|list   YAML fault scenarios: run them, with verdicts and JSON/JUnit reports
   version                      print the version
 
 Run \`shimlab <command> --help\` for a command's options.
@@ -27,6 +28,10 @@ export async function run(argv: string[]): Promise<number> {
     case "demo": {
       const { demoCommand } = await import("./commands/demo");
       return demoCommand(rest);
+    }
+    case "scenario": {
+      const { scenarioCommand } = await import("./commands/scenario");
+      return scenarioCommand(rest);
     }
     default:
       process.stderr.write(`shimlab: unknown command ${JSON.stringify(cmd)}\n\n${USAGE}`);

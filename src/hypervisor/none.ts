@@ -7,6 +7,8 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { HybridVsockTransport } from "../agent/transport";
 import type { Hypervisor, SandboxVm, StartOptions, VmExit } from "./types";
 import { processStartTime, socketIn, writeVmRecord } from "./rundir";
+import { interposeAgentLink } from "../faults/agent-link";
+import type { FaultProxy } from "../faults/proxy";
 
 export const AGENT_PORT = 1024;
 
@@ -31,6 +33,7 @@ class HostAgent implements SandboxVm {
   constructor(
     private readonly child: ChildProcess,
     readonly agentTransport: HybridVsockTransport,
+    private readonly link: FaultProxy | null = null,
   ) {
     this.exited = new Promise((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
   }
@@ -52,6 +55,7 @@ class HostAgent implements SandboxVm {
   async stop(): Promise<void> {
     if (this.stopped) return this.exited.then(() => {});
     this.stopped = true;
+    await this.link?.stop().catch(() => {});
     if (this.child.exitCode !== null || this.child.signalCode !== null) return;
     this.child.kill("SIGTERM"); // the agent kills its containers on SIGTERM
     const t = setTimeout(() => this.child.kill("SIGKILL"), 3000);
@@ -100,6 +104,15 @@ export class NoneHypervisor implements Hypervisor {
       runcRoot: path.join(s.runDir, "agent", "runc"),
     });
     s.logger.info("mock agent started", { pid: child.pid, socket: sock, runtime: this.o.agentRuntime });
-    return new HostAgent(child, new HybridVsockTransport(sock, AGENT_PORT));
+    // Wire faults between shim and agent, when configured: the shim dials a proxy instead.
+    let link: FaultProxy | null = null;
+    try {
+      link = await interposeAgentLink(env, sock, socketIn(s.runDir, "agent-link.sock"));
+    } catch (e) {
+      child.kill("SIGKILL");
+      throw e;
+    }
+    if (link) s.logger.warn("agent link faults installed", { proxy: link.o.listen });
+    return new HostAgent(child, new HybridVsockTransport(link ? link.o.listen : sock, AGENT_PORT), link);
   }
 }
