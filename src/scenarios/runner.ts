@@ -465,7 +465,7 @@ class Run {
 
 function usesFault(st: Step, name: string): boolean {
   if (st.kind === "parallel") return st.branches.some((b) => b.some((x) => usesFault(x, name)));
-  return (st.do === "inject" || st.do === "heal") && st.fault === name;
+  return st.do === "inject" && st.fault === name;
 }
 
 export function signalName(s: string | number): NodeJS.Signals {
