@@ -9,6 +9,7 @@ import type { Hypervisor, SandboxVm, StartOptions, VmExit } from "./types";
 import { processStartTime, socketIn, writeVmRecord } from "./rundir";
 import { interposeAgentLink } from "../faults/agent-link";
 import type { FaultProxy } from "../faults/proxy";
+import { reapRuncOrphans } from "./orphans";
 
 export const AGENT_PORT = 1024;
 
@@ -34,6 +35,7 @@ class HostAgent implements SandboxVm {
     private readonly child: ChildProcess,
     readonly agentTransport: HybridVsockTransport,
     private readonly link: FaultProxy | null = null,
+    private readonly runcRoot?: string,
   ) {
     this.exited = new Promise((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
   }
@@ -56,11 +58,14 @@ class HostAgent implements SandboxVm {
     if (this.stopped) return this.exited.then(() => {});
     this.stopped = true;
     await this.link?.stop().catch(() => {});
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    this.child.kill("SIGTERM"); // the agent kills its containers on SIGTERM
-    const t = setTimeout(() => this.child.kill("SIGKILL"), 3000);
-    await this.exited;
-    clearTimeout(t);
+    if (this.child.exitCode === null && this.child.signalCode === null) {
+      this.child.kill("SIGTERM"); // the agent kills its containers on SIGTERM
+      const t = setTimeout(() => this.child.kill("SIGKILL"), 3000);
+      await this.exited;
+      clearTimeout(t);
+    }
+    // An agent that died (SIGKILL, crash) could not: do what a VM's death would.
+    reapRuncOrphans(this.runcRoot);
   }
 }
 
@@ -113,6 +118,6 @@ export class NoneHypervisor implements Hypervisor {
       throw e;
     }
     if (link) s.logger.warn("agent link faults installed", { proxy: link.o.listen });
-    return new HostAgent(child, new HybridVsockTransport(link ? link.o.listen : sock, AGENT_PORT), link);
+    return new HostAgent(child, new HybridVsockTransport(link ? link.o.listen : sock, AGENT_PORT), link, path.join(s.runDir, "agent", "runc"));
   }
 }

@@ -207,12 +207,13 @@ class Run {
   /** Does the completion meet the step's expectation? The mismatch, or null. */
   private expectation(st: OpStep, inv: HistoryOp, done: HistoryOp): string | null {
     const x = st.expect ?? {};
-    const want = x.outcome ?? (x.error ? "fail" : "ok");
+    const want = x.outcome ?? (x.error ? "error" : "ok");
     const nemesis = done.process === "nemesis";
     const got = nemesis && done.type === "info" ? "ok" : done.type;
     const err = done.error ? `${done.error.code}: ${done.error.message}` : "";
     if (want === "answered" && got === "info") return `expected an answer (ok or an error), but the client gave up: ${err}`;
-    if (want !== "any" && want !== "answered" && got !== want) return `expected ${want}${x.error ? ` (${[x.error].flat().join("|")})` : ""}, got ${got}${err ? ` (${err})` : ` ${JSON.stringify(done.value)}`}`;
+    if (want === "error" && got === "ok") return `expected an error${x.error ? ` (${[x.error].flat().join("|")})` : ""}, got ok ${JSON.stringify(done.value)}`;
+    if (want !== "any" && want !== "answered" && want !== "error" && got !== want) return `expected ${want}${x.error ? ` (${[x.error].flat().join("|")})` : ""}, got ${got}${err ? ` (${err})` : ` ${JSON.stringify(done.value)}`}`;
     if (x.error && done.error && ![x.error].flat().includes(done.error.code)) return `expected error ${[x.error].flat().join("|")}, got ${err}`;
     if (x.message && !(done.error?.message ?? "").includes(x.message)) return `expected an error message containing ${JSON.stringify(x.message)}, got ${JSON.stringify(done.error?.message ?? "")}`;
     const ms = done.time - inv.time;
@@ -488,12 +489,18 @@ export async function runScenario(s: Scenario, o: RunOptions = {}): Promise<Scen
   try {
     await w.start();
     run.scheduleFaults();
-    await run.steps(s.steps, "c0");
+    // The timer also keeps the event loop alive: a step stuck on a promise nothing can settle becomes a timeout, not a silent exit.
+    let timer: NodeJS.Timeout | undefined;
+    const overtime = new Promise<void>((r) => (timer = setTimeout(r, s.timeout_ms + 5_000)));
+    await Promise.race([run.steps(s.steps, "c0"), overtime.then(() => run.abort(`scenario timeout (${s.timeout_ms} ms) passed with steps still running`))]);
+    clearTimeout(timer);
   } catch (e) {
     crash = `the runner failed: ${(e as Error).stack ?? e}`;
   }
   try {
-    await run.teardown();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([run.teardown(), new Promise<void>((_, rej) => (timer = setTimeout(() => rej(new Error("teardown took over 60 s")), 60_000)))]);
+    clearTimeout(timer);
     leaks = await run.leaks();
   } catch (e) {
     crash ??= `teardown failed: ${(e as Error).message}`;

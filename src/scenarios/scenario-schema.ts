@@ -18,7 +18,7 @@ export const CODE_NAMES = ["OK", "Canceled", "Unknown", "InvalidArgument", "Dead
 const expect: Schema = {
   type: "object",
   properties: {
-    outcome: { type: "string", enum: ["ok", "fail", "info", "any", "answered"] },
+    outcome: { type: "string", enum: ["ok", "fail", "info", "error", "any", "answered"] },
     error: { type: "oneOf", alternatives: [{ type: "string", enum: CODE_NAMES }, { type: "array", items: { type: "string", enum: CODE_NAMES }, minItems: 1 }], text: "an error code name (NotFound, Unavailable…) or a list of them" },
     message: str,
     within_ms: posInt,

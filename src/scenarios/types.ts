@@ -51,7 +51,8 @@ export interface FaultDef {
 }
 
 export interface StepExpect {
-  outcome?: Outcome | "any" | "answered";
+  /** ok, fail (the peer said no), info (the client gave up), error (fail or info), answered (ok or fail), any. */
+  outcome?: Outcome | "error" | "any" | "answered";
   /** An error code name (NotFound…), or a list of acceptable ones. */
   error?: string | string[];
   message?: string;

@@ -116,7 +116,9 @@ export class Server extends EventEmitter {
 
   /** Stops accepting and closes every connection. */
   async close(): Promise<void> {
-    await Promise.all(
+    // net.Server#close calls back only once every connection has ended, so
+    // stop accepting first, then end the connections, then wait.
+    const closed = Promise.all(
       this.netServers.map(
         (l) =>
           new Promise<void>((res) => {
@@ -126,6 +128,7 @@ export class Server extends EventEmitter {
       ),
     );
     for (const c of this.conns) c.destroy();
+    await closed;
   }
 }
 
