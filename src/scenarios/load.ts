@@ -53,7 +53,7 @@ export function parseScenario(text: string, file: string): Scenario {
     throw new ScenarioError(
       file,
       doc.errors.map((e) => {
-        const pos = e.linePos?.[0];
+        const pos = e.linePos?.[0] ?? (e.pos ? lc.linePos(e.pos[0]) : undefined);
         return `${pos ? `${file}:${pos.line}:${pos.col}` : file}: not valid YAML: ${e.message.split("\n")[0]}`;
       }),
     );
