@@ -183,7 +183,7 @@ class Run {
   async op(st0: OpStep, proc: string, i: number): Promise<void> {
     const sub = (x?: string) => x?.replaceAll("{i}", String(i));
     const st: OpStep = { ...st0, exec_id: sub(st0.exec_id), data: sub(st0.data) };
-    const nemesis = ["kill-process", "pause-process", "resume-process", "containerd-down", "containerd-up", "inject", "heal"].includes(st.do);
+    const nemesis = ["kill-process", "pause-process", "resume-process", "containerd-down", "containerd-up", "reconnect", "inject", "heal"].includes(st.do);
     const inv = this.history.invoke(nemesis ? "nemesis" : proc, st.do, { container: st.container, exec_id: st.exec_id, step: st.id ?? st.where });
     const timeoutMs = Math.min(st.timeout_ms ?? (st.do === "wait" ? this.left() : DEFAULT_CALL_MS), this.left());
     let done: HistoryOp;
@@ -354,6 +354,9 @@ class Run {
       case "containerd-up":
         await w.containerdUp();
         return { up: true };
+      case "reconnect":
+        await w.reconnect();
+        return {};
       case "inject":
       case "heal": {
         const f = this.s.faults.find((x) => x.name === st.fault)!;

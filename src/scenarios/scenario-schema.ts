@@ -72,6 +72,7 @@ export const OPS: Record<string, { keys: Record<string, Schema>; required?: stri
   "resume-process": { keys: { target }, required: ["target"], doc: "SIGCONT a process" },
   "containerd-down": { keys: {}, doc: "containerd goes away: its events socket and its connections to shims" },
   "containerd-up": { keys: {}, doc: "containerd comes back and reconnects to the shims" },
+  reconnect: { keys: {}, doc: "containerd closes its connections to the shims and dials them again" },
   inject: { keys: { fault: id }, required: ["fault"], doc: "activate a named fault" },
   heal: { keys: { fault: id }, required: ["fault"], doc: "deactivate a named fault" },
 };

@@ -238,6 +238,15 @@ export class World {
     }
   }
 
+  /** containerd drops its connections to the shims and dials them again (as after a broken link). */
+  async reconnect(): Promise<void> {
+    for (const c of this.containers.values()) {
+      if (!c.address) continue;
+      c.client?.close();
+      await this.connect(c, c.address);
+    }
+  }
+
   // ---- shims ----
 
   /** `start` for this container's bundle (the pod's shim answers for every container). */
