@@ -9,6 +9,7 @@ import { validateToxic, type Toxic, type ToxicSpec } from "../faults/toxics";
 import { pathText, validate, type SchemaError } from "./schema";
 import { FAULT_SCOPES, SCENARIO_SCHEMA } from "./scenario-schema";
 import type { FaultDef, Scenario, Step } from "./types";
+import { CTR_OPS } from "./ctr-driver";
 
 export class ScenarioError extends Error {
   constructor(
@@ -80,6 +81,7 @@ export function parseScenario(text: string, file: string): Scenario {
       }
       const where = at(p);
       if ("parallel" in s) return { kind: "parallel", id: s.id, abort_on_fail: s.abort_on_fail, where, branches: s.parallel.map((b: any[], j: number) => steps(b, [...p, "parallel", j])) };
+      if (r.driver === "containerd" && !CTR_OPS.has(s.do)) bad([...p, "do"], `${s.do} needs the emulator driver; with driver containerd (where start is ctr run -d) the steps are ${[...CTR_OPS].join(", ")}`);
       if (s.container && !containers.includes(s.container)) bad([...p, "container"], `no container ${JSON.stringify(s.container)} (containers: ${containers.join(", ")})`);
       if (typeof s.target === "string" && s.target.startsWith("init:") && !containers.includes(s.target.slice(5))) bad([...p, "target"], `no container ${JSON.stringify(s.target.slice(5))}`);
       if (s.repeat && s.repeat > 1 && s.exec_id && !s.exec_id.includes("{i}") && s.do === "exec") bad([...p, "exec_id"], "a repeated exec needs {i} in its exec_id so that each gets its own");
@@ -108,6 +110,7 @@ export function parseScenario(text: string, file: string): Scenario {
     if (f.scope === "events" && f.action === "reorder" && !f.window_size) bad(p, "an events reorder needs window_size (>= 2)");
     if (f.scope === "forward" && f.action === "delay" && !f.ms) bad(p, "a forward delay needs ms");
     if (f.scope === "process" && f.target?.startsWith("init:") && !containers.includes(f.target.slice(5))) bad([...p, "target"], `no container ${JSON.stringify(f.target.slice(5))}`);
+    if (r.driver === "containerd" && (f.scope === "forward" || f.scope === "containerd-link")) bad([...p, "scope"], `scope ${f.scope} needs the emulator driver (a real containerd's side cannot be faulted here)`);
     if (f.window && !FAULT_SCOPES[f.scope].timed) bad([...p, "window"], `scope ${f.scope} is fixed when the shim starts; time it with counts instead`);
   });
 

@@ -13,6 +13,7 @@ import { History, outcomeOf } from "./history";
 import { World, type ContainerHandle, type WorldOptions } from "./world";
 import { toToxic } from "./load";
 import { runChecks } from "./checks";
+import { CtrDriver } from "./ctr-driver";
 import type { FaultDef, HistoryOp, OpStep, Scenario, ScenarioResult, Step } from "./types";
 
 export interface RunOptions extends WorldOptions {
@@ -53,6 +54,7 @@ class Run {
   readonly problems: string[] = [];
   readonly faultLog: { time: number; fault: string; what: string }[] = [];
   aborted: string | null = null;
+  ctr: CtrDriver | null = null;
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly deadline: number;
 
@@ -231,6 +233,10 @@ class Run {
   private async perform(st: OpStep, timeoutMs: number): Promise<unknown> {
     const w = this.w;
     const call = { timeoutMs };
+    if (this.ctr) {
+      const v = await this.ctr.perform(st, timeoutMs);
+      if (v !== undefined) return v;
+    }
     switch (st.do) {
       case "create": {
         const c = this.container(st);
@@ -372,6 +378,7 @@ class Run {
   async teardown(): Promise<void> {
     this.clearTimers();
     await this.w.healAll();
+    if (this.ctr) return this.ctr.teardown();
     const quiet = async (p: Promise<unknown> | undefined) => {
       try {
         await p;
@@ -482,7 +489,8 @@ export async function runScenario(s: Scenario, o: RunOptions = {}): Promise<Scen
   const t0 = performance.now();
   const progress = o.onProgress ?? (() => {});
   const base = { name: s.name, file: s.file, regression: s.regression, mutants: o.mutantNames };
-  const skip = missingPrerequisites();
+  let skip = missingPrerequisites();
+  if (!skip && s.driver === "containerd" && !process.env.PATH?.split(":").some((d) => fs.existsSync(path.join(d, "containerd")))) skip = "needs containerd";
   if (skip) return { ...base, verdict: "skip", reason: skip, ms: 0, checks: [], history: [], events: [], faults: [] };
   const w = new World(s, o, t0);
   w.rootfs = o.rootfs ?? defaultRootfs();
@@ -490,7 +498,10 @@ export async function runScenario(s: Scenario, o: RunOptions = {}): Promise<Scen
   let leaks: string[] = [];
   let crash: string | null = null;
   try {
-    await w.start();
+    if (s.driver === "containerd") {
+      run.ctr = new CtrDriver(s, w, w.shimEnv());
+      await run.ctr.start();
+    } else await w.start();
     run.scheduleFaults();
     // The timer also keeps the event loop alive: a step stuck on a promise nothing can settle becomes a timeout, not a silent exit.
     let timer: NodeJS.Timeout | undefined;
@@ -509,6 +520,7 @@ export async function runScenario(s: Scenario, o: RunOptions = {}): Promise<Scen
     crash ??= `teardown failed: ${(e as Error).message}`;
   } finally {
     run.forceClean();
+    await run.ctr?.destroy();
     await w.close().catch(() => {});
     run.removeCgroups();
   }

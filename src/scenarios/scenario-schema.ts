@@ -177,7 +177,7 @@ export const SCENARIO_SCHEMA: Schema = {
     description: str,
     regression: { type: "object", properties: { issue: { type: "string", pattern: /^[\w.-]+\/[\w.-]+#\d+$/, patternText: "owner/repo#number" }, title: str, url: str }, required: ["issue", "title"] },
     tags: strList,
-    driver: { type: "string", enum: ["emulator"] },
+    driver: { type: "string", enum: ["emulator", "containerd"] },
     timeout_ms: posInt,
     shim_config: { type: "object", properties: { dial_timeout_ms: posInt } },
     containers: { type: "map", values: containerDef, keyPattern: ID, keyText: "a container id (letters, digits, '.', '_', '-')" },

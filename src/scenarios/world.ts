@@ -87,6 +87,8 @@ export class World {
   forwardFault: { action: "unavailable" | "delay"; ms: number } | null = null;
   private forwardHeld: (() => void)[] = [];
   down = false;
+  /** With a real containerd (the containerd driver), going down and up is its business. */
+  hooks: { down(): Promise<void>; up(): Promise<void> } | null = null;
   readonly stopped = new Set<number>();
   readonly useProxy: boolean;
 
@@ -122,7 +124,7 @@ export class World {
   }
 
   /** The shim's environment: where it may put things, and the faults fixed at its start. */
-  private shimEnv(): NodeJS.ProcessEnv {
+  shimEnv(): NodeJS.ProcessEnv {
     const s = this.scenario;
     const env: NodeJS.ProcessEnv = { SHIMLAB_CGROUP_PARENT: this.cgroupParent, SHIMLAB_RUN_DIR: path.join(this.dir, "run") };
     const agentFp: Record<string, string> = {};
@@ -213,6 +215,7 @@ export class World {
   async containerdDown(): Promise<void> {
     if (this.down) return;
     this.down = true;
+    if (this.hooks) return this.hooks.down();
     const s = this.server;
     this.server = null;
     await s?.close();
@@ -226,6 +229,11 @@ export class World {
   /** containerd is back: events served again, shims reconnected by their address files' addresses. */
   async containerdUp(): Promise<void> {
     if (!this.down) return;
+    if (this.hooks) {
+      await this.hooks.up();
+      this.down = false;
+      return;
+    }
     await this.eventsUp();
     this.down = false;
     for (const c of this.containers.values()) {

@@ -15,7 +15,7 @@ import { formatHistory } from "../../src/scenarios/history";
 import { busyboxRootfs, missing } from "../helpers/env";
 import { expectNoLeaks } from "../helpers/leaks";
 
-const skip = missing("root", "runc", "busybox");
+const skip = missing("root", "runc", "busybox", "containerd", "ctr");
 const DIR = path.join(REPO_ROOT, "scenarios");
 const files = scenarioFiles([DIR]);
 
@@ -52,6 +52,7 @@ const MUTANT_CASES: [string, string, string][] = [
   ["lifecycle-basic", "wait-exit-zero", "exit-consistent"],
   ["pod-two-containers", "duplicate-exit", "exit-once"],
   ["containerd-down-exit", "lose-exit", "expectations"],
+  ["containerd-exec-exits", "late-exec-exit", "event-order"],
 ];
 
 describe.skipIf(skip)("mutants: the scenarios fail when shimlab has the bug", () => {

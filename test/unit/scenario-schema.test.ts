@@ -118,6 +118,12 @@ describe("malformed scenario files", () => {
     expect(p.join("\n")).toMatch(/^s\.yaml:11:\d+: steps\[1\]\.parallel\[1\]\[0\]\.contianer: unknown key/m);
   });
 
+  it("allows only what ctr can do with the containerd driver", () => {
+    const p = problems(MINIMAL.replace("containers:", "driver: containerd\ncontainers:") + "faults:\n  - { name: f, scope: forward, action: unavailable }\n", "s.yaml");
+    expect(p[0]).toMatch(/^s\.yaml:8:5: steps\[0\]\.do: create needs the emulator driver; with driver containerd \(where start is ctr run -d\) the steps are start, exec/);
+    expect(p[1]).toMatch(/^s\.yaml:11:\d+: faults\[0\]\.scope: scope forward needs the emulator driver/);
+  });
+
   it("lists every problem at once", () => {
     const p = problems(MINIMAL.replace("do: create", "do: create\n    signal: nine\n    bogus: 1"), "s.yaml");
     expect(p.length).toBe(2);
