@@ -89,8 +89,9 @@ function eventOrder(events: Ev[]): string[] {
       if (exit) before(started, exit, `/tasks/exec-started before the /tasks/exit of ${x}`);
       if (exit && initExit && exit.seq > initExit.seq) out.push(`${cid}: exec ${x}'s /tasks/exit #${exit.seq} after the init's /tasks/exit #${initExit.seq} (containerd#9719: the init exit must wait for every exec exit)`);
       if (started && initExit && started.seq > initExit.seq) out.push(`${cid}: exec ${x} started (#${started.seq}) after the init exited (#${initExit.seq})`);
+      // containerd needs every started exec's exit: one that never comes leaves `exec` clients hanging.
+      if (started && initExit && !exit) out.push(`${cid}: exec ${x} started (#${started.seq}) but its /tasks/exit never reached containerd, though the init's did (#${initExit.seq})`);
     }
-    // execs whose exit never came are found by exit-once
   }
   return out;
 }

@@ -120,7 +120,7 @@ describe("malformed scenario files", () => {
 
   it("allows only what ctr can do with the containerd driver", () => {
     const p = problems(MINIMAL.replace("containers:", "driver: containerd\ncontainers:") + "faults:\n  - { name: f, scope: forward, action: unavailable }\n", "s.yaml");
-    expect(p.join("\n")).toMatch(/^s\.yaml:8:5: steps\[0\]\.do: create needs the emulator driver; with driver containerd \(where start is ctr run -d\) the steps are start, exec/m);
+    expect(p.join("\n")).toMatch(/^s\.yaml:8:9: steps\[0\]\.do: create needs the emulator driver; with driver containerd \(where start is ctr run -d\) the steps are start, exec/m);
     expect(p.join("\n")).toMatch(/^s\.yaml:11:\d+: faults\[0\]\.scope: scope forward needs the emulator driver/m);
   });
 
@@ -173,6 +173,18 @@ describe("the checker", () => {
     expect(f["exit-consistent"][0]).toMatch(/^c: exit status disagrees: Wait #1=0, \/tasks\/exit #4=137/);
     expect(f["wait-then-stopped"]).toEqual(["c: State #3 says RUNNING after Wait #1 had returned"]);
     expect(f.answered).toEqual(["#4 kill c (invoked at 4 ms) never completed"]);
+  });
+
+  it("catches a started exec whose exit never came", () => {
+    const events = [
+      ev(0, "/tasks/create", { containerId: "c" }),
+      ev(1, "/tasks/start", { containerId: "c" }),
+      ev(2, "/tasks/exec-added", { containerId: "c", execId: "e" }),
+      ev(3, "/tasks/exec-started", { containerId: "c", execId: "e" }),
+      ev(4, "/tasks/exit", { containerId: "c", id: "c", exitStatus: 137 }),
+    ];
+    const f = failing(runChecks({ ...base, scenario: scenario(), history: new History(() => 0), events }));
+    expect(f["event-order"]).toEqual(["c: exec e started (#3) but its /tasks/exit never reached containerd, though the init's did (#4)"]);
   });
 
   it("honours skipped checks and reports leaks", () => {
