@@ -4,6 +4,7 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { execFileSync } from "node:child_process";
 import { buildBusyboxRootfs, findBusybox } from "../harness/rootfs";
 import { listProcesses, mountsUnder, shimlabProcesses } from "../harness/leaks";
 import { clientStdio, type ClientStdio } from "../harness/fifo";
@@ -459,7 +460,7 @@ class Run {
     if (sock) fs.rmSync(sock, { force: true });
     for (const m of mountsUnder(this.w.dir).reverse()) {
       try {
-        require("node:child_process").execFileSync("umount", ["-l", m], { stdio: "ignore" });
+        execFileSync("umount", ["-l", m], { stdio: "ignore" });
       } catch {
         /* best effort */
       }

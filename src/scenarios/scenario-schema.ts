@@ -150,7 +150,8 @@ const fault: Schema = {
     if (!isObject(v)) return "expected a fault: a mapping with name and scope";
     const sc = FAULT_SCOPES[String(v.scope)];
     if (!sc) return `scope: expected one of ${Object.keys(FAULT_SCOPES).join(", ")}, got ${JSON.stringify(v.scope)}`;
-    return { type: "object", properties: { name: id, scope: str, ...sc.keys }, required: ["name", "scope", ...sc.required] };
+    // window is accepted everywhere so that the loader can say why it does not apply to a scope fixed at shim start.
+    return { type: "object", properties: { name: id, scope: str, window, ...sc.keys }, required: ["name", "scope", ...sc.required] };
   },
 };
 
