@@ -70,14 +70,31 @@ export function resourcesToGrpc(r: OciLinuxResources): g.LinuxResourcesInit {
   };
 }
 
+/**
+ * Kata's handlePidNamespace: the agent, not the spec, decides the pid
+ * namespace. A pid namespace with a path (CRI's pid mode POD: join the pause
+ * container's) becomes sandbox_pidns=true; the entry itself is removed, and
+ * the agent adds its own (the sandbox's, or a new one).
+ */
+export function takePidNamespace(spec: g.SpecInit): boolean {
+  const nss = spec.Linux?.Namespaces;
+  if (!nss) return false;
+  const i = nss.findIndex((ns) => ns.Type === "pid");
+  if (i < 0) return false;
+  const shared = !!nss[i].Path;
+  nss.splice(i, 1);
+  return shared;
+}
+
 export function specToGrpc(spec: OciSpec, o: ConstrainOptions): g.SpecInit {
   const linux = spec.linux ?? {};
   let namespaces = (linux.namespaces ?? []).map((ns) => ({ Type: ns.type, Path: ns.path ?? "" }));
   if (o.guest) {
-    namespaces = namespaces.filter((ns) => !["network", "cgroup", "time"].includes(ns.Type)).map((ns) => ({ Type: ns.Type, Path: "" }));
+    namespaces = namespaces.filter((ns) => !["network", "cgroup", "time"].includes(ns.Type)).map((ns) => ({ Type: ns.Type, Path: ns.Type === "pid" ? ns.Path : "" }));
   } else {
-    namespaces = namespaces.map((ns) => ({ Type: ns.Type, Path: ns.Type === "network" ? ns.Path : "" }));
+    namespaces = namespaces.map((ns) => ({ Type: ns.Type, Path: ns.Type === "network" || ns.Type === "pid" ? ns.Path : "" }));
   }
+  // A pid path is kept only for takePidNamespace, which turns it into sandbox_pidns.
   const resources = linux.resources ? resourcesToGrpc(linux.resources) : undefined;
   if (resources && o.guest) {
     // Devices, pids, block IO and network limits are the host's business (Kata clears them);

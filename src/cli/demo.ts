@@ -11,6 +11,9 @@ import type { ShimTask } from "../harness/shim-runner";
 import type { RecordedEvent } from "../harness/events-server";
 import { Narrator, color } from "./narrator";
 import { RpcError } from "../ttrpc/status";
+import { TraceRecorder } from "../trace/recorder";
+import { FileWatch, type WatchRoot } from "../trace/files";
+import { socketAddress, socketDir, socketPath } from "../shim/address";
 
 export interface DemoOptions {
   /** Directory for the run's files (kept afterwards when given). */
@@ -19,6 +22,8 @@ export interface DemoOptions {
   /** Where to write the trace page; defaults to <dir>/lifecycle.html. */
   html?: string;
   quiet?: boolean;
+  /** Skip the HTML page (the trace is still written). */
+  noHtml?: boolean;
 }
 
 export interface DemoResult {
@@ -34,9 +39,13 @@ const ANN_TYPE = "io.kubernetes.cri.container-type";
 const ANN_SANDBOX = "io.kubernetes.cri.sandbox-id";
 
 export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
-  const n = new Narrator(o.quiet ? () => {} : o.out);
   const dir = o.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), "shimlab-demo-"));
   fs.mkdirSync(dir, { recursive: true });
+  // Every process of the run appends to one trace; this process is containerd's side of it.
+  const tracePath = path.join(dir, "trace.jsonl");
+  fs.rmSync(tracePath, { force: true });
+  const rec = new TraceRecorder(tracePath, "containerd");
+  const n = new Narrator(o.quiet ? () => {} : o.out, (title) => rec.record("note", { text: title }));
   const isRoot = process.getuid?.() === 0;
   const busybox = findBusybox();
   const env: NodeJS.ProcessEnv = {};
@@ -46,9 +55,9 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
     env.SHIMLAB_RUN_DIR = path.join(dir, "run");
   }
   if (!busybox) env.SHIMLAB_AGENT_RUNTIME = "host";
-  const tracePath = path.join(dir, "trace.jsonl");
   env.SHIMLAB_TRACE = tracePath;
   const emu = new ContainerdEmulator({ binary: SHIM_BINARY, namespace: "demo", dir: path.join(dir, "containerd"), env });
+  const files = new FileWatch(rec, watchRoots(dir, tracePath, emu.address, env));
   await emu.start();
   const result: DemoResult = { events: emu.events.events, dir, isolated: false, exitCodes: {}, tracePath };
 
@@ -159,11 +168,39 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
   } finally {
     for (const t of tasks) t.close();
     await emu.close();
+    await new Promise((r) => setTimeout(r, 50)); // the last inotify events
+    files.close();
+    rec.close();
   }
 
   n.section("What happened", "events as containerd received them:");
   for (const e of result.events) n.raw(`  ${String(e.seq).padStart(2)} ${e.topic.padEnd(20)} ${JSON.stringify(e.event)}`);
   n.raw("");
   n.raw(result.isolated ? color.green("containers ran isolated under runc (own pid, uts and mount namespaces)") : color.yellow("containers ran without isolation (not root, or runc/busybox missing)"));
+  n.raw("");
+  n.raw(`trace of every hop (JSON lines): ${tracePath}`);
+  if (!o.noHtml) {
+    const { buildModel, readTrace } = await import("../trace/model");
+    const { renderHtml } = await import("../trace/html");
+    const model = buildModel(readTrace(tracePath));
+    const html = o.html ? path.resolve(o.html) : path.join(dir, "lifecycle.html");
+    fs.writeFileSync(html, renderHtml(model, { title: "shimlab demo — a pod's shim v2 lifecycle", source: tracePath }));
+    result.htmlPath = html;
+    const must = model.violations.filter((v) => v.level === "MUST").length;
+    n.raw(`sequence diagram, event ordering, state machines and files: ${color.bold(html)}`);
+    n.raw(color.dim(`  ${model.arrows.length} arrows across ${model.lanes.length} lanes; ${must ? color.red(`${must} ordering violations`) : "every MUST ordering held"}. Open it in a browser (no network needed).`));
+  }
   return result;
+}
+
+/** What the run's files are: its own directory, and its shim's socket when that lives in the shared socket directory. */
+function watchRoots(dir: string, tracePath: string, containerdAddress: string, env: NodeJS.ProcessEnv): WatchRoot[] {
+  const rootfs = path.join(dir, "rootfs");
+  const roots: WatchRoot[] = [{ dir, create: true, ignore: (p) => p === tracePath || p === rootfs || p.startsWith(rootfs + "/") }];
+  const sdir = env.SHIMLAB_SOCKET_DIR ?? socketDir();
+  if (!sdir.startsWith(dir + "/")) {
+    const ours = socketPath(socketAddress(containerdAddress, "demo", "demo-pod", sdir));
+    roots.push({ dir: sdir, create: true, accept: (p) => p === ours });
+  }
+  return roots;
 }

@@ -6,8 +6,12 @@ const USAGE = `shimlab ${VERSION} — test, teach and break containerd shims
 usage: shimlab <command> [options]
 
   demo                         a pod's shim v2 lifecycle on the mock agent, told step by step
+  trace render|doc             draw a lifecycle trace (SHIMLAB_TRACE) as a page or Mermaid; write docs/lifecycle.md
+  cri                          a small crictl (CRI v1 over gRPC); \`cri up\` starts a CRI containerd for shimlab
+  conformance --shim PATH      run the conformance checks against any shim v2 binary (--compare A B)
   scenario run|validate|list   YAML fault scenarios: run them, with verdicts and JSON/JUnit reports
   version                      print the version
+  install | uninstall          put the shim on this node and in containerd's config, or take it out
 
 Run \`shimlab <command> --help\` for a command's options.
 `;
@@ -28,6 +32,23 @@ export async function run(argv: string[]): Promise<number> {
     case "demo": {
       const { demoCommand } = await import("./commands/demo");
       return demoCommand(rest);
+    }
+    case "trace": {
+      const { traceCommand } = await import("./commands/trace");
+      return traceCommand(rest);
+    }
+    case "cri": {
+      const { criCommand } = await import("./commands/cri");
+      return criCommand(rest);
+    }
+    case "conformance": {
+      const { conformanceCommand } = await import("./commands/conformance");
+      return conformanceCommand(rest);
+    }
+    case "install":
+    case "uninstall": {
+      const { installCommand } = await import("./commands/install");
+      return installCommand(rest, cmd);
     }
     case "scenario": {
       const { scenarioCommand } = await import("./commands/scenario");

@@ -16,7 +16,11 @@ export class Narrator {
   private step = 0;
   private readonly t0 = performance.now();
 
-  constructor(private readonly out: (s: string) => void = (s) => process.stdout.write(s + "\n")) {}
+  constructor(
+    private readonly out: (s: string) => void = (s) => process.stdout.write(s + "\n"),
+    /** Each section as it begins (the trace marks the diagram with it). */
+    private readonly onSection?: (title: string) => void,
+  ) {}
 
   private at(): string {
     return color.dim(`${((performance.now() - this.t0) / 1000).toFixed(3).padStart(7)}s`);
@@ -24,6 +28,7 @@ export class Narrator {
 
   section(title: string, why?: string): void {
     this.step++;
+    this.onSection?.(`${this.step}. ${title}`);
     this.out("");
     this.out(color.bold(`${this.step}. ${title}`));
     if (why) this.out(color.dim(`   ${why}`));

@@ -2,7 +2,7 @@
 // time budget per input and the heap watched, until a count is reached.
 import { mutate } from "./mutate";
 import { Rng } from "./random";
-import { frameTarget, messageTargets, type Target } from "./targets";
+import { frameTarget, messageTargets, startStdinTarget, type Target } from "./targets";
 
 export interface FuzzOptions {
   iterations: number;
@@ -33,7 +33,7 @@ export interface FuzzReport {
 }
 
 export function allTargets(): Target[] {
-  return [frameTarget(), ...messageTargets()];
+  return [frameTarget(), startStdinTarget(), ...messageTargets()];
 }
 
 export function fuzz(o: FuzzOptions): FuzzReport {

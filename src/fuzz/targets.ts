@@ -11,6 +11,9 @@ import * as events from "../gen/containerd.events";
 import * as evsvc from "../gen/containerd.services.events.ttrpc.v1";
 import * as grpc from "../gen/grpc";
 import * as cg from "../gen/io.containerd.cgroups.v1";
+import * as boot from "../gen/containerd.runtime.bootstrap.v1";
+import { parseStartInput } from "../shim/bootstrap";
+import { RpcError } from "../ttrpc/status";
 import type { ServiceDef } from "../ttrpc/service";
 import { randomMessage } from "./generate";
 import type { Rng } from "./random";
@@ -38,6 +41,8 @@ export function messageTargets(): Target[] {
     ttrpc.Request,
     ttrpc.Response,
     cg.Metrics,
+    boot.BootstrapParams,
+    boot.BootstrapResult,
     ...(Object.values(events) as unknown[]).filter((v): v is MessageCodec<unknown, unknown> => typeof v === "object" && v !== null && "typeName" in v),
   ];
   const seen = new Set<string>();
@@ -84,6 +89,25 @@ export function frameTarget(): Target {
             }
           }
         });
+      }
+    },
+  };
+}
+
+/** What containerd 2.x may write on `start`'s stdin: protobuf or JSON params, or an options Any. */
+export function startStdinTarget(): Target {
+  return {
+    name: "shim start stdin",
+    seed: (r: Rng) => {
+      const p = { ...randomMessage(boot.BootstrapParams, r), instanceId: "c1", namespace: "ns" } as boot.BootstrapParamsInit;
+      return r.pick([0, 1]) === 0 ? boot.BootstrapParams.encode(p) : Buffer.from(JSON.stringify(p));
+    },
+    run: (input: Buffer) => {
+      try {
+        parseStartInput(input, "c1", "ns");
+      } catch (e) {
+        // A clear refusal is the contract; anything else is a crash.
+        if (!(e instanceof RpcError) && !(e instanceof ProtoDecodeError)) throw e;
       }
     },
   };

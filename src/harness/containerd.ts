@@ -19,6 +19,10 @@ export interface ContainerdOptions {
   logLevel?: "info" | "debug";
   /** Use this directory instead of a fresh temporary one. */
   dir?: string;
+  /** Put this directory first on containerd's PATH instead of the checkout's bin/ (an installed shim). */
+  shimBinDir?: string;
+  /** Runs on the written config before containerd starts (e.g. `shimlab install` editing it). */
+  prepareConfig?: (configPath: string) => void | Promise<void>;
 }
 
 export class Containerd {
@@ -67,13 +71,14 @@ export class Containerd {
 
   env(): NodeJS.ProcessEnv {
     const env: NodeJS.ProcessEnv = { SHIMLAB_CGROUP_PARENT: this.cgroupParent, SHIMLAB_RUN_DIR: path.join(this.dir, "run"), ...process.env, ...this.o.env };
-    env.PATH = `${path.join(REPO_ROOT, "bin")}:${env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin"}`;
+    env.PATH = `${this.o.shimBinDir ?? path.join(REPO_ROOT, "bin")}:${env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin"}`;
     return env;
   }
 
   async start(): Promise<void> {
     fs.mkdirSync(this.dir, { recursive: true });
     fs.writeFileSync(this.configPath, this.config());
+    await this.o.prepareConfig?.(this.configPath);
     const log = fs.openSync(this.logPath, "a");
     this.proc = spawn("containerd", ["--config", this.configPath], { env: this.env(), stdio: ["ignore", log, log], detached: true });
     fs.closeSync(log);

@@ -4,7 +4,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { EventsServer } from "./events-server";
-import { ShimRunner, type ShimTask, type ShimBinaryOptions } from "./shim-runner";
+import { ShimRunner, type ShimTask, type ShimBinaryOptions, type Containerd2Options } from "./shim-runner";
 import { createBundle, defaultSpec, type SpecOptions } from "./bundle";
 import { clientStdio, type ClientStdio } from "./fifo";
 import type { OciSpec } from "../oci/spec";
@@ -17,6 +17,21 @@ export interface EmulatorOptions {
   env?: NodeJS.ProcessEnv;
   debug?: boolean;
   stdin?: Buffer;
+  /** Play containerd 2.x (bootstrap params on stdin, task v3, gRPC or ttrpc). */
+  containerd2?: Containerd2Options;
+}
+
+/**
+ * SHIMLAB_EMULATE=2.x-ttrpc | 2.x-grpc plays containerd 2.3 in every emulator
+ * that does not choose, so that a whole suite (e.g. the Task API tests) runs
+ * against shimlab in 2.x mode unchanged.
+ */
+export function containerd2FromEnv(env = process.env): Containerd2Options | undefined {
+  const v = env.SHIMLAB_EMULATE;
+  if (!v || v === "1.6") return undefined;
+  const m = /^2\.x-(ttrpc|grpc)$/.exec(v);
+  if (!m) throw new Error(`SHIMLAB_EMULATE=${JSON.stringify(v)}: want 1.6, 2.x-ttrpc or 2.x-grpc`);
+  return { params: "binary", protocol: m[1] as "ttrpc" | "grpc" };
 }
 
 export class ContainerdEmulator {
@@ -45,6 +60,7 @@ export class ContainerdEmulator {
       debug: o.debug,
       env,
       stdin: o.stdin,
+      containerd2: o.containerd2 ?? containerd2FromEnv(),
     };
     this.runner = new ShimRunner(ro);
   }

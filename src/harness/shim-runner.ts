@@ -1,6 +1,8 @@
 // Running a shim binary the way containerd 1.6 does: `start` with its flags,
 // cwd and environment, the address read from its combined output, a ttrpc
-// connection per task, and `delete` afterwards.
+// connection per task, and `delete` afterwards. With `containerd2`, the way
+// containerd 2.x does: its environment, 2.3's BootstrapParams on stdin, the
+// bootstrap result parsed as 2.3 parses it, task v3 and gRPC when it says so.
 import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
@@ -8,8 +10,25 @@ import { spawn } from "node:child_process";
 import { Client } from "../ttrpc/client";
 import type { CallOptions, ServiceClient } from "../ttrpc/service";
 import { Task } from "../gen/containerd.task.v2";
+import { Task as TaskV3 } from "../gen/containerd.task.v3";
 import { DeleteResponse } from "../gen/containerd.task.v2";
+import { BootstrapParams } from "../gen/containerd.runtime.bootstrap.v1";
+import { Any } from "../gen/google.protobuf";
+import { parseStartResponse, type ParsedResult } from "../shim/bootstrap";
+import { GrpcShimClient } from "./grpc-client";
 import { mkfifo } from "./fifo";
+
+/** How a containerd 2.x plays the binary contract. */
+export interface Containerd2Options {
+  /** 2.3+ writes BootstrapParams on stdin (protobuf; JSON as the proto documents); 2.0-2.2 write none. */
+  params?: "binary" | "json" | "none";
+  /** Asks shimlab for this protocol through containerd's environment (SHIMLAB_SHIM_PROTOCOL). */
+  protocol?: "ttrpc" | "grpc";
+  /** BootstrapParams.socket_dir. */
+  socketDir?: string;
+  /** The version containerd says it is. */
+  version?: string;
+}
 
 export interface ShimBinaryOptions {
   /** The shim executable. */
@@ -25,6 +44,8 @@ export interface ShimBinaryOptions {
   /** A google.protobuf.Any on stdin, as containerd sends runtime options. */
   stdin?: Buffer;
   timeoutMs?: number;
+  /** Play containerd 2.x instead of 1.6. */
+  containerd2?: Containerd2Options;
 }
 
 export interface CommandResult {
@@ -73,19 +94,23 @@ export class ShimStartError extends Error {
   }
 }
 
-/** One task's view of a shim: the bundle, the address, and its own ttrpc connection. */
+/** One task's view of a shim: the bundle, the address, and its own connection (ttrpc, or gRPC for 2.x). */
 export class ShimTask {
+  /** Task v2's stub; on a v3 shim the same calls go to containerd.task.v3.Task (same messages). */
   readonly task: ServiceClient<typeof Task>;
 
   constructor(
     readonly id: string,
     readonly bundle: string,
     readonly address: string,
-    readonly client: Client,
+    readonly client: Client | GrpcShimClient,
     readonly startResult: CommandResult,
     defaults: CallOptions = {},
+    /** What `start` answered, as containerd 2.3 reads it. */
+    readonly bootstrap: ParsedResult = { version: 2, address, protocol: "ttrpc" },
   ) {
-    this.task = client.service(Task, defaults);
+    const def = bootstrap.version >= 3 ? TaskV3 : Task;
+    this.task = (client as Client).service(def as typeof Task, defaults);
   }
 
   close(): void {
@@ -97,7 +122,35 @@ export class ShimRunner {
   constructor(readonly o: ShimBinaryOptions) {}
 
   private env(): NodeJS.ProcessEnv {
-    return { ...process.env, ...this.o.env, TTRPC_ADDRESS: this.o.ttrpcAddress, GOMAXPROCS: "2" };
+    const env: NodeJS.ProcessEnv = { ...process.env, ...this.o.env, TTRPC_ADDRESS: this.o.ttrpcAddress, GOMAXPROCS: "2" };
+    const c2 = this.o.containerd2;
+    if (c2) {
+      // 1.7 and 2.x add these (2.x still says MAX_SHIM_VERSION=2).
+      Object.assign(env, { MAX_SHIM_VERSION: "2", GRPC_ADDRESS: this.o.address, NAMESPACE: this.o.namespace });
+      if (c2.protocol) env.SHIMLAB_SHIM_PROTOCOL = c2.protocol;
+    }
+    return env;
+  }
+
+  /** containerd 2.3's stdin for `start`: BootstrapParams, runtime options as an extension. */
+  bootstrapParams(id: string): Buffer | undefined {
+    const c2 = this.o.containerd2;
+    if (!c2) return this.o.stdin;
+    const mode = c2.params ?? "binary";
+    if (mode === "none") return this.o.stdin;
+    const p = {
+      instanceId: id,
+      namespace: this.o.namespace,
+      logLevel: this.o.debug ? -4 : 0,
+      containerdVersion: c2.version ?? "v2.3.0",
+      containerdTtrpcAddress: this.o.ttrpcAddress,
+      containerdGrpcAddress: this.o.address,
+      containerdBinary: this.o.publishBinary ?? "/usr/bin/containerd",
+      socketDir: c2.socketDir,
+    };
+    if (mode === "json") return Buffer.from(JSON.stringify(p));
+    const options = this.o.stdin ? Any.decode(this.o.stdin) : undefined;
+    return BootstrapParams.encode({ ...p, extensions: options ? [{ value: options }] : [] });
   }
 
   private args(id: string, extra: string[]): string[] {
@@ -121,12 +174,31 @@ export class ShimRunner {
   /** `start` in the bundle, then a connection to the printed address. */
   async start(id: string, bundle: string, callDefaults: CallOptions = {}): Promise<ShimTask> {
     this.logFifo(bundle);
-    const r = await runCommand(this.o.binary, this.args(id, ["start"]), { cwd: bundle, env: this.env(), stdin: this.o.stdin, timeoutMs: this.o.timeoutMs });
-    const address = r.combined.toString().trim();
-    if (r.code !== 0) throw new ShimStartError(`failed to start shim: start failed: ${address}: exit status ${r.code}`, r);
-    if (!address.startsWith("unix://") && !address.startsWith("/")) throw new ShimStartError(`shim start printed ${JSON.stringify(address.slice(0, 200))}, not an address`, r);
-    const client = await Client.dial(address, { connectTimeoutMs: 10_000 });
-    return new ShimTask(id, bundle, address, client, r, callDefaults);
+    const r = await runCommand(this.o.binary, this.args(id, ["start"]), { cwd: bundle, env: this.env(), stdin: this.bootstrapParams(id), timeoutMs: this.o.timeoutMs });
+    if (r.code !== 0) throw new ShimStartError(`failed to start shim: start failed: ${r.combined.toString().trim()}: exit status ${r.code}`, r);
+    if (!this.o.containerd2) {
+      const address = r.combined.toString().trim();
+      if (!address.startsWith("unix://") && !address.startsWith("/")) throw new ShimStartError(`shim start printed ${JSON.stringify(address.slice(0, 200))}, not an address`, r);
+      const client = await Client.dial(address, { connectTimeoutMs: 10_000 });
+      return new ShimTask(id, bundle, address, client, r, callDefaults);
+    }
+    let boot: ParsedResult;
+    try {
+      boot = parseStartResponse(r.combined);
+    } catch (e) {
+      throw new ShimStartError(`failed to start shim: ${(e as Error).message}`, r);
+    }
+    if (boot.protocol === "grpc" && boot.version < 3) throw new ShimStartError(`shim asks for gRPC with task API version ${boot.version}; gRPC needs version 3`, r);
+    // containerd 2.x keeps the result for reconnecting after a restart.
+    fs.writeFileSync(path.join(bundle, "bootstrap.json"), JSON.stringify(boot));
+    const client =
+      boot.protocol === "grpc"
+        ? await GrpcShimClient.dial(boot.address, { connectTimeoutMs: 10_000 })
+        : boot.protocol === "ttrpc"
+          ? await Client.dial(boot.address, { connectTimeoutMs: 10_000 })
+          : null;
+    if (!client) throw new ShimStartError(`unexpected protocol: ${JSON.stringify(boot.protocol)}`, r);
+    return new ShimTask(id, bundle, boot.address, client, r, callDefaults, boot);
   }
 
   /** `delete`, as containerd runs it after the task is deleted or the shim died. */

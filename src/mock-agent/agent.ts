@@ -50,6 +50,12 @@ class AgentProcess {
     rp.exit.then(onExit);
   }
 
+  /** Lets go of stdin once nobody can write to it: the container's end is gone, ours must go too. */
+  closeStdin(): void {
+    const stdin = this.rp?.stdin;
+    if (stdin && !stdin.destroyed) stdin.destroy();
+  }
+
   setExited(status: number): void {
     if (this.status !== undefined) return;
     this.status = status;
@@ -201,6 +207,12 @@ export class MockAgent {
       if (!req.OCI?.Process) throw invalidArgument("the OCI spec has no process");
       if (!req.OCI.Root?.Path) throw invalidArgument("the OCI spec has no root path");
       const spec = specFromGrpc(req.OCI);
+      if (spec.linux && this.o.runtime.isolated) {
+        // kata-agent's update_container_namespaces: the pid namespace is the
+        // agent's call, not the spec's — the sandbox's when sandbox_pidns asks
+        // for it (joined below), else a new one.
+        spec.linux.namespaces = [...(spec.linux.namespaces ?? []).filter((n) => n.type !== "pid"), { type: "pid" }];
+      }
       const dir = path.join(this.o.stateDir, "containers", req.containerId);
       const init = new AgentProcess(req.containerId, "", !!req.OCI.Process.Terminal);
       const c = new AgentContainer(req.containerId, init, req.execId, dir);
@@ -277,7 +289,10 @@ export class MockAgent {
       const status = await p.exited;
       if (!p.reaped) {
         p.reaped = true;
-        if (p !== c.init) c.execs.delete(p.execId);
+        if (p !== c.init) {
+          c.execs.delete(p.execId);
+          p.closeStdin();
+        }
       }
       return { status };
     },
@@ -426,6 +441,7 @@ export class MockAgent {
     }
     await this.o.runtime.destroy(c.id);
     for (const p of [c.init, ...c.execs.values()]) {
+      p.closeStdin();
       p.stdout.abort();
       p.stderr.abort();
     }

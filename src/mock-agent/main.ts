@@ -158,11 +158,17 @@ export function main(argv: string[]): void {
   fs.mkdirSync(args.stateDir, { recursive: true, mode: 0o700 });
 
   let reaper: Reaper | null = null;
-  const runtime = chooseRuntime(args, log, () => {
+  let runtime = chooseRuntime(args, log, () => {
     reaper = new Reaper();
     reaper.start();
     return reaper;
   });
+  // Tracing (SHIMLAB_TRACE) is loaded only when asked for: otherwise nothing is wrapped.
+  if (process.env.SHIMLAB_TRACE) {
+    const trace = require("../trace/agent") as typeof import("../trace/agent");
+    trace.traceAgentProcess();
+    runtime = trace.traceRuntime(runtime);
+  }
 
   let exiting = false;
   const server = new Server();
@@ -189,6 +195,9 @@ export function main(argv: string[]): void {
   installFailpoints(server, process.env, log);
   server.on("handlerError", (call, err) => log.error("handler failed", { method: `${call.service}/${call.method}`, error: String(err?.stack ?? err) }));
   server.on("protocolError", (_c, reason) => log.warn("dropped a connection", { reason }));
+  // Kata's shim keeps one connection per sandbox; the log lets a test (or a person) see that it did.
+  let connections = 0;
+  server.on("connection", () => log.info("agent connection opened", { connections: ++connections }));
 
   if (args.listen) {
     fs.mkdirSync(path.dirname(args.listen), { recursive: true, mode: 0o700 });

@@ -17,6 +17,14 @@ export class OutputBuffer {
   }
 
   attach(stream: Readable): void {
+    // A process that is over before we attach (a quick exec, done before `runc
+    // exec` returned) may have had its end of stream already: Node emits 'end'
+    // on an empty stream at EOF even with no reader, so no listener would hear
+    // it and only the drain timeout would end the output.
+    if (stream.readableEnded) {
+      this.end();
+      return;
+    }
     this.source = stream;
     stream.on("data", (c: Buffer) => this.push(c));
     stream.on("end", () => this.end());

@@ -2,7 +2,7 @@
 import os from "node:os";
 import path from "node:path";
 import type { AgentApi } from "../agent/client";
-import { processToGrpc, resourcesToGrpc, specToGrpc } from "../agent/spec";
+import { processToGrpc, resourcesToGrpc, specToGrpc, takePidNamespace } from "../agent/spec";
 import type { StatsContainerResponse } from "../gen/grpc";
 import type { OciLinuxResources, OciProcess, OciSpec } from "../oci/spec";
 import { alreadyExists, failedPrecondition, notFound, Code, RpcError } from "../ttrpc/status";
@@ -78,7 +78,8 @@ export class Container {
     try {
       const rootPath = await host.shareRootfs(o.id, hostRoot);
       const spec = specToGrpc(o.spec, { guest: host.guest, rootPath });
-      await host.agent.CreateContainer({ containerId: o.id, execId: o.id, OCI: spec, sandboxPidns: false });
+      const sandboxPidns = takePidNamespace(spec);
+      await host.agent.CreateContainer({ containerId: o.id, execId: o.id, OCI: spec, sandboxPidns });
     } catch (e) {
       await host.unshareRootfs(o.id).catch(() => {});
       if (c.mounted) await unmountAll(hostRoot).catch(() => {});
@@ -135,9 +136,17 @@ export class Container {
 
   async kill(execId: string, signal: number, all: boolean): Promise<void> {
     const p = this.process(execId);
+    if (p.isInit && p.status === "created") {
+      // Never started: only the runtime's waiting init exists. SIGKILL ends the task as
+      // runc's shim does (STOPPED, 128+9, Wait returns); other signals change nothing.
+      if (signal === os.constants.signals.SIGKILL) {
+        await this.host.agent.SignalProcess({ containerId: this.id, execId: "", signal }).catch(() => {});
+        p.setExited(128 + signal);
+      }
+      return;
+    }
     if (p.isInit && all) {
       // ctr task kill -a: every process of the container, whatever the signal.
-      if (p.status === "created" && !p.pid) return;
       if (signal === os.constants.signals.SIGKILL) {
         await this.host.agent.SignalProcess({ containerId: this.id, execId: "", signal });
         return;

@@ -43,6 +43,8 @@ export function runDaemon(flags: ShimFlags): DaemonHandle {
   let events: EventSink = ttrpcAddress
     ? new Publisher({ address: ttrpcAddress, namespace: flags.namespace, logger })
     : new LogOnlySink(logger);
+  // Traced innermost, so the trace shows the events as they leave, faults and all.
+  if (process.env.SHIMLAB_TRACE) ({ events, config } = require("../trace/shim").traceDaemon(events, config));
   const eventFaults = process.env[EVENT_FAULTS_ENV];
   if (eventFaults) {
     // Fault injection at the events interface, for scenarios: nothing else changes.
@@ -55,6 +57,8 @@ export function runDaemon(flags: ShimFlags): DaemonHandle {
   }
 
   const server = new Server();
+  if (process.env.SHIMLAB_TRACE) require("../trace/shim").traceServer(server);
+  let grpcTransport: import("./grpc-server").GrpcTransport | undefined;
   let exiting = false;
   const socketFile = flags.socket;
   const shutdown = async (code = 0): Promise<void> => {
@@ -62,6 +66,7 @@ export function runDaemon(flags: ShimFlags): DaemonHandle {
     exiting = true;
     logger.info("shim exiting", { tasks: service.taskCount });
     await server.close().catch(() => {});
+    await grpcTransport?.close().catch(() => {});
     if (socketFile) fs.rmSync(socketFile, { force: true });
     await events.flush(2_000);
     events.close();
@@ -107,11 +112,16 @@ export function runDaemon(flags: ShimFlags): DaemonHandle {
   server.on("protocolError", (_c, reason) => logger.warn("dropped a connection", { reason }));
 
   const listener = net.createServer();
-  server.serve(listener);
+  // containerd 2.x may have been told (by `start`'s bootstrap result) to speak gRPC to us.
+  const protocol = process.env.SHIMLAB_DAEMON_PROTOCOL || "ttrpc";
+  if (protocol === "grpc") {
+    const { serveGrpc } = require("./grpc-server") as typeof import("./grpc-server");
+    grpcTransport = serveGrpc(server, listener, [TaskV3, TaskV2]);
+  } else server.serve(listener);
   if (hasFd3()) listener.listen({ fd: 3 });
   else if (socketFile) listener.listen(socketFile, () => fs.chmodSync(socketFile, 0o600));
   else throw new Error("the shim daemon needs a socket: fd 3 from start, or -socket");
-  logger.info("shim serving", { socket: socketFile, config: config.source, hypervisor: config.hypervisorKind });
+  logger.info("shim serving", { socket: socketFile, protocol, config: config.source, hypervisor: config.hypervisorKind });
 
   const crash = async (why: string) => {
     logger.error("shim terminating", { reason: why });

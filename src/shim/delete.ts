@@ -7,6 +7,7 @@ import { execFileSync } from "node:child_process";
 import type { ShimFlags } from "./flags";
 import { socketAddress, socketPath } from "./address";
 import { isServing } from "./start";
+import { recordedSocketDir } from "./start-v2";
 import { placement, type PodPlacement } from "../pod/container-type";
 import { readBundleSpec } from "./bundle";
 import { validateId } from "./identifiers";
@@ -65,7 +66,7 @@ async function cleanup(flags: ShimFlags): Promise<number> {
   validateId("sandbox id", where.sandboxId);
   const runDir = sandboxRunDir(flags.namespace, where.sandboxId);
   const rec = readVmRecord(runDir);
-  const sock = socketPath(socketAddress(flags.address, flags.namespace, where.sandboxId));
+  const sock = socketPath(socketAddress(flags.address, flags.namespace, where.sandboxId, recordedSocketDir(bundle)));
   const shimAlive = await isServing(sock);
   const warn = (m: string) => process.stderr.write(m + "\n");
 

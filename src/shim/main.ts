@@ -21,6 +21,8 @@ export function main(argv: string[]): void {
     process.stdout.write(`containerd-shim-shimlab-v2:\n  Runtime: ${RUNTIME_TYPE}\n  Version: ${VERSION}\n  Node: ${process.version}\n`);
     return;
   }
+  // Tracing (SHIMLAB_TRACE) is loaded only when asked for: otherwise nothing is wrapped.
+  if (process.env.SHIMLAB_TRACE) require("../trace/shim").traceShimProcess(flags);
   switch (flags.action) {
     case "start":
       require("./start").start(flags);

@@ -14,11 +14,31 @@ import { validateId } from "./identifiers";
 import { placement } from "../pod/container-type";
 import { readBundleSpec } from "./bundle";
 import { native } from "../native";
+import { readStdin } from "./stdin";
+
+/** What containerd 2.x settles at start; absent for 1.6-style runs. */
+export interface StartOptions {
+  /** Where the socket goes (BootstrapParams.socket_dir). */
+  socketDir?: string;
+  /** Environment for the daemon on top of ours (its protocol, containerd's addresses). */
+  daemonEnv?: NodeJS.ProcessEnv;
+}
 
 export function start(flags: ShimFlags): void {
-  startShim(flags).then(
+  let answer: (address: string) => Buffer | string = (a) => a;
+  let opts: StartOptions = {};
+  try {
+    const input = readStdin();
+    // containerd 2.x only: 1.6 sends nothing (or an options Any) and no protocol is asked.
+    if (input.length || process.env.SHIMLAB_SHIM_PROTOCOL) ({ answer, opts } = (require("./start-v2") as typeof import("./start-v2")).bootstrap(flags, input));
+  } catch (err) {
+    process.stderr.write(`shimlab start: ${(err as Error).message}\n`);
+    process.exitCode = 1;
+    return;
+  }
+  startShim(flags, process.cwd(), opts).then(
     (address) => {
-      process.stdout.write(address);
+      process.stdout.write(answer(address));
       process.exitCode = 0;
     },
     (err: Error) => {
@@ -28,13 +48,13 @@ export function start(flags: ShimFlags): void {
   );
 }
 
-export async function startShim(flags: ShimFlags, bundle = process.cwd()): Promise<string> {
+export async function startShim(flags: ShimFlags, bundle = process.cwd(), opts: StartOptions = {}): Promise<string> {
   validateId("namespace", flags.namespace);
   validateId("id", flags.id);
   const spec = readBundleSpec(bundle);
   const where = placement(flags.id, spec.annotations);
   validateId("sandbox id", where.sandboxId);
-  const address = socketAddress(flags.address, flags.namespace, where.sandboxId);
+  const address = socketAddress(flags.address, flags.namespace, where.sandboxId, opts.socketDir);
 
   if (where.type === "pod_container") {
     // Join the pod: its shim already listens on the sandbox's socket.
@@ -45,7 +65,7 @@ export async function startShim(flags: ShimFlags, bundle = process.cwd()): Promi
     return address;
   }
 
-  const dir = socketDir();
+  const dir = opts.socketDir ?? socketDir();
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const sockPath = socketPath(address);
   let fd: number;
@@ -70,8 +90,10 @@ export async function startShim(flags: ShimFlags, bundle = process.cwd()): Promi
   } catch {
     logFd = "ignore";
   }
-  const env = { ...process.env };
+  const env = { ...process.env, ...opts.daemonEnv };
   delete env.NODE_EXTRA_CA_CERTS;
+  // The daemon serves ttrpc unless containerd 2.x's bootstrap chose otherwise above.
+  if (!opts.daemonEnv) delete env.SHIMLAB_DAEMON_PROTOCOL;
   const child = spawn(process.execPath, [...process.execArgv, require.resolve("./main"), ...daemonArgs({ ...flags, socket: sockPath })], {
     cwd: bundle,
     detached: true,

@@ -306,6 +306,20 @@ export class TaskService {
     },
   };
 
+  /**
+   * The pause container is gone: as Kata stops the whole sandbox (VM and all)
+   * when it exits, the pod's containers are killed too. Then containerd sees
+   * them exit and deletes them, and the sandbox task, which cannot be deleted
+   * before them, can go.
+   */
+  private sandboxExited(sandboxId: string): void {
+    for (const c of this.containers.values()) {
+      if (c.id === sandboxId || (c.init.status !== "running" && c.init.status !== "paused")) continue;
+      this.log.warn("the pod's sandbox exited: killing its container", { container: c.id });
+      c.kill("", os.constants.signals.SIGKILL, true).catch((e) => this.log.warn("killing a container of an exited sandbox failed", { container: c.id, error: (e as Error).message }));
+    }
+  }
+
   private sandboxOf(): Sandbox {
     if (!this.sandbox) throw failedPrecondition("no sandbox");
     return this.sandbox;
@@ -335,7 +349,10 @@ export class TaskService {
         hostname: spec.hostname,
         dial: { timeoutMs: config.dialTimeoutMs },
         hooks: {
-          onExit: (c, p) => this.ordering.exited(c.id, p.execId),
+          onExit: (c, p) => {
+            this.ordering.exited(c.id, p.execId);
+            if (p.isInit && where.type === "pod_sandbox" && c.id === where.sandboxId) this.sandboxExited(c.id);
+          },
           onOom: (cid) => {
             if (this.containers.has(cid)) this.o.events.publish("/tasks/oom", ev.TaskOOM, { containerId: cid });
           },

@@ -114,11 +114,14 @@ export class Server extends EventEmitter {
     return run(0);
   }
 
-  /** Stops accepting and closes every connection. */
-  async close(): Promise<void> {
-    // net.Server#close calls back only once every connection has ended, so
-    // stop accepting first, then end the connections, then wait.
-    const closed = Promise.all(
+  /**
+   * Stops accepting and closes every connection. A listener's close waits for
+   * its connections to end, and a client may keep its connection open (one per
+   * task of a pod): so connections are ended here — a last response written
+   * still goes out — and cut after graceMs if the peer does not hang up.
+   */
+  async close(graceMs = 300): Promise<void> {
+    const listenersClosed = Promise.all(
       this.netServers.map(
         (l) =>
           new Promise<void>((res) => {
@@ -127,8 +130,12 @@ export class Server extends EventEmitter {
           }),
       ),
     );
+    for (const c of this.conns) c.stream.end();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([listenersClosed, new Promise<void>((r) => (timer = setTimeout(r, graceMs)))]);
+    clearTimeout(timer);
     for (const c of this.conns) c.destroy();
-    await closed;
+    await listenersClosed;
   }
 }
 

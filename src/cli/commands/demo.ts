@@ -9,7 +9,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
     if (a === "--dir") dir = argv[++i];
     else if (a === "-o" || a === "--html") html = argv[++i];
     else if (a === "-h" || a === "--help") {
-      process.stdout.write("usage: shimlab demo [--dir DIR] [-o lifecycle.html]\n\nRuns a pod (sandbox + two containers), an exec, a kill and the teardown through\nshimlab's shim binary with a containerd stand-in, printing each step.\n");
+      process.stdout.write("usage: shimlab demo [--dir DIR] [-o lifecycle.html]\n\nRuns a pod (sandbox + two containers), an exec, a kill and the teardown through\nshimlab's shim binary with a containerd stand-in, printing each step. Every process\ntraces every hop into DIR/trace.jsonl, and the page (sequence diagram, event\nordering, state machines, files) goes to DIR/lifecycle.html or -o.\n");
       return 0;
     } else {
       process.stderr.write(`shimlab demo: unknown argument ${a}\n`);

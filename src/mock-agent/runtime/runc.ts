@@ -1,7 +1,7 @@
 // Containers for real: runc create/start/exec with the agent as subreaper.
 import fs from "node:fs";
 import path from "node:path";
-import type { Readable, Writable } from "node:stream";
+import { PassThrough, type Readable, type Writable } from "node:stream";
 import { spawn } from "node:child_process";
 import type { CgroupStatsInit } from "../../gen/grpc";
 import type { OciLinuxResources, OciProcess, OciSpec } from "../../oci/spec";
@@ -98,25 +98,42 @@ export class RuncRuntime implements Runtime {
     const child = spawn(this.binary, [...head, ...args, id], { stdio: stdio as never });
     this.reaper.trackSpawned(child.pid);
     pipes?.closeChildEnds();
-    // Before runc exits nothing of the container has run, so what it writes on
-    // the stderr it shares with the container is runc's own complaint.
-    let early = "";
+    // What arrives on the stderr runc shares with the process before runc exits
+    // is runc's complaint if it fails. If it succeeds it may be the process's
+    // own output — `runc exec --detach` returns after the process has started
+    // and maybe written — and it goes back to the stream for the shim to read.
+    const early: Buffer[] = [];
     const errStream = terminal ? child.stderr! : pipes!.stderr;
-    const onEarly = (d: Buffer) => (early += d.toString());
+    const onEarly = (d: Buffer) => early.push(d);
+    let errEnded = false;
+    const onEnd = () => (errEnded = true);
     errStream.on("data", onEarly);
+    errStream.once("end", onEnd);
     const code: number = await new Promise((resolve, reject) => {
       child.on("error", reject);
       child.on("close", (c, sig) => resolve(c ?? (sig ? 128 : 1)));
     });
     this.reaper.untrackSpawned(child.pid);
     errStream.removeListener("data", onEarly);
-    if (!terminal) errStream.pause();
+    errStream.removeListener("end", onEnd);
+    let processErr: Readable | null = pipes?.stderr ?? null;
+    if (!terminal) {
+      errStream.pause();
+      if (code === 0 && (early.length || errEnded)) {
+        // The process's stderr, starting with what we read meanwhile.
+        const rest = new PassThrough();
+        for (const b of early) rest.write(b);
+        if (errEnded) rest.end();
+        else errStream.pipe(rest);
+        processErr = rest;
+      }
+    }
     if (code !== 0) {
       console?.close();
       pipes?.stdin.destroy();
       pipes?.stdout.destroy();
       pipes?.stderr.destroy();
-      throw new Error(`runc ${args[0]} ${id} failed (exit ${code}): ${(early.trim() || lastRuncError(logFile)).slice(0, 2000)}`);
+      throw new Error(`runc ${args[0]} ${id} failed (exit ${code}): ${(Buffer.concat(early).toString().trim() || lastRuncError(logFile)).slice(0, 2000)}`);
     }
     const pid = Number(fs.readFileSync(pidFile, "utf8").trim());
     if (terminal) {
@@ -128,7 +145,7 @@ export class RuncRuntime implements Runtime {
     } else {
       stdin = pipes!.stdin;
       stdout = pipes!.stdout;
-      stderr = pipes!.stderr;
+      stderr = processErr;
     }
     const exit = new Promise<number>((resolve) => this.reaper.watch(pid, resolve));
     return {

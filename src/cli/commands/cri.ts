@@ -1,0 +1,252 @@
+// shimlab cri: a small crictl over shimlab's CRI client, and `up`, which
+// starts a private containerd with the CRI plugin set up for shimlab.
+import { CriClient } from "../../harness/cri/client";
+import { containerConfig, hostNetworkPod } from "../../harness/cri/pod";
+import { ContainerState_names, ContainerStatusResponse, PodSandboxState_names, PodSandboxStatusResponse, type PodSandboxConfigInit } from "../../gen/runtime.v1";
+import { toPlain } from "../../proto/message";
+
+const USAGE = `usage: shimlab cri [--address SOCK] [--timeout SEC] <command> [args]
+
+Talks CRI v1 (runtime.v1) to containerd's CRI plugin, as the kubelet does.
+--address defaults to $CONTAINER_RUNTIME_ENDPOINT, else /run/containerd/containerd.sock.
+
+  up [--dir DIR]                     start a private containerd 1.6 with CRI, handlers shimlab and
+                                     runc and local pause/busybox images; print its address; run
+                                     until interrupted, then remove its pods and stop it
+  version                            runtime name and versions
+  info                               runtime conditions (RuntimeReady, NetworkReady)
+  images                             images CRI knows
+  runp [--handler H] [--name N] [--namespace NS]
+                                     run a host-network pod (handler: shimlab); print its id
+  pods                               list pods
+  inspectp POD                       a pod's status, as JSON
+  create POD NAME IMAGE [--pid-pod] -- CMD...
+                                     create a container in the pod; print its id
+  run POD NAME IMAGE [--pid-pod] -- CMD...
+                                     create and start a container; print its id
+  start CTR                          start a created container
+  ps [--pod POD] [-a]                list running (or all) containers
+  inspect CTR                        a container's status, as JSON
+  exec CTR [--timeout SEC] -- CMD... run CMD in the container (ExecSync): its output, then its exit code
+  stop CTR [--timeout SEC]           stop a container (SIGTERM, SIGKILL after SEC; default 10)
+  rm CTR                             remove a container
+  stopp POD                          stop a pod and its containers
+  rmp POD                            remove a pod and its containers
+`;
+
+class UsageError extends Error {}
+
+function take(args: string[], flag: string): string | undefined {
+  const i = args.indexOf(flag);
+  if (i < 0) return undefined;
+  const v = args[i + 1];
+  if (v === undefined) throw new UsageError(`${flag} needs a value`);
+  args.splice(i, 2);
+  return v;
+}
+
+function takeBool(args: string[], flag: string): boolean {
+  const i = args.indexOf(flag);
+  if (i >= 0) args.splice(i, 1);
+  return i >= 0;
+}
+
+/** Words after `--`, which belong to the container's command. */
+function command(args: string[]): string[] {
+  const i = args.indexOf("--");
+  if (i < 0) return [];
+  return args.splice(i).slice(1);
+}
+
+function positional(args: string[], n: number, names: string): string[] {
+  if (args.length !== n) throw new UsageError(`want ${names}, got ${args.length ? args.join(" ") : "nothing"}`);
+  return args;
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] + 3))).join("")).join("\n") + "\n";
+}
+
+const short = (id: string) => id.slice(0, 13);
+const ago = (ns: number) => {
+  const s = Math.max(0, Math.round((Date.now() - ns / 1e6) / 1000));
+  return s < 120 ? `${s}s ago` : s < 7200 ? `${Math.round(s / 60)}m ago` : `${Math.round(s / 3600)}h ago`;
+};
+
+export async function criCommand(argv: string[]): Promise<number> {
+  const args = [...argv];
+  if (!args.length || args.includes("-h") || args.includes("--help")) {
+    process.stdout.write(USAGE);
+    return args.length ? 0 : 2;
+  }
+  try {
+    const address = take(args, "--address") ?? process.env.CONTAINER_RUNTIME_ENDPOINT ?? "/run/containerd/containerd.sock";
+    const timeout = Number(take(args, "--timeout") ?? NaN);
+    const [sub, ...rest] = args;
+    if (sub === "up") return await up(rest);
+    const cri = new CriClient(address, { defaultTimeoutMs: 120_000 });
+    try {
+      return await runSub(cri, sub, rest, timeout);
+    } finally {
+      cri.close();
+    }
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`shimlab cri: ${e.message}\n\n${USAGE}`);
+      return 2;
+    }
+    process.stderr.write(`shimlab cri: ${(e as Error).message}\n`);
+    return 1;
+  }
+}
+
+async function runSub(cri: CriClient, sub: string | undefined, args: string[], timeout: number): Promise<number> {
+  const rt = cri.runtime;
+  const out = (s: string) => process.stdout.write(s);
+  switch (sub) {
+    case "version": {
+      const v = await rt.Version({ version: "v1" });
+      out(`RuntimeName:  ${v.runtimeName}\nRuntimeVersion:  ${v.runtimeVersion}\nRuntimeApiVersion:  ${v.runtimeApiVersion}\n`);
+      return 0;
+    }
+    case "info": {
+      const s = await rt.Status({ verbose: false });
+      out(table([["CONDITION", "STATUS", "REASON", "MESSAGE"], ...(s.status?.conditions ?? []).map((c) => [c.type, String(c.status), c.reason, c.message])]));
+      return 0;
+    }
+    case "images": {
+      const r = await cri.image.ListImages({});
+      out(table([["IMAGE", "IMAGE ID", "SIZE"], ...r.images.map((i) => [i.repoTags.join(",") || "<none>", short(i.id.replace(/^sha256:/, "")), `${(i.size / 1e6).toFixed(1)}MB`])]));
+      return 0;
+    }
+    case "runp": {
+      const handler = take(args, "--handler") ?? "shimlab";
+      const name = take(args, "--name") ?? `pod-${process.pid}-${Date.now() % 100000}`;
+      const namespace = take(args, "--namespace") ?? "default";
+      positional(args, 0, "no positional arguments");
+      const r = await rt.RunPodSandbox({ config: hostNetworkPod({ name, namespace }), runtimeHandler: handler });
+      out(r.podSandboxId + "\n");
+      return 0;
+    }
+    case "pods": {
+      const r = await rt.ListPodSandbox({});
+      out(
+        table([
+          ["POD ID", "CREATED", "STATE", "NAME", "NAMESPACE", "RUNTIME"],
+          ...r.items.map((p) => [short(p.id), ago(p.createdAt), PodSandboxState_names[p.state] ?? String(p.state), p.metadata?.name ?? "", p.metadata?.namespace ?? "", p.runtimeHandler]),
+        ]),
+      );
+      return 0;
+    }
+    case "inspectp": {
+      const [pod] = positional(args, 1, "POD");
+      out(JSON.stringify(toPlain(PodSandboxStatusResponse, await rt.PodSandboxStatus({ podSandboxId: pod, verbose: true })), null, 2) + "\n");
+      return 0;
+    }
+    case "create":
+    case "run": {
+      const cmd = command(args);
+      const pid = takeBool(args, "--pid-pod") ? "pod" : "container";
+      const [pod, name, image] = positional(args, 3, "POD NAME IMAGE [-- CMD...]");
+      const sandboxConfig = await sandboxConfigOf(cri, pod);
+      const r = await rt.CreateContainer({ podSandboxId: pod, sandboxConfig, config: containerConfig({ name, image, command: cmd, pid }) });
+      if (sub === "run") await rt.StartContainer({ containerId: r.containerId });
+      out(r.containerId + "\n");
+      return 0;
+    }
+    case "start": {
+      const [c] = positional(args, 1, "CTR");
+      await rt.StartContainer({ containerId: c });
+      out(c + "\n");
+      return 0;
+    }
+    case "ps": {
+      const pod = take(args, "--pod");
+      const all = takeBool(args, "-a");
+      positional(args, 0, "no positional arguments");
+      const r = await rt.ListContainers({ filter: { podSandboxId: pod ?? "", state: all ? undefined : { state: 1 /* RUNNING */ } } });
+      out(
+        table([
+          ["CONTAINER", "IMAGE", "CREATED", "STATE", "NAME", "POD ID"],
+          ...r.containers.map((c) => [short(c.id), c.image?.image ?? "", ago(c.createdAt), ContainerState_names[c.state] ?? String(c.state), c.metadata?.name ?? "", short(c.podSandboxId)]),
+        ]),
+      );
+      return 0;
+    }
+    case "inspect": {
+      const [c] = positional(args, 1, "CTR");
+      out(JSON.stringify(toPlain(ContainerStatusResponse, await rt.ContainerStatus({ containerId: c, verbose: true })), null, 2) + "\n");
+      return 0;
+    }
+    case "exec": {
+      const cmd = command(args);
+      const t = take(args, "--timeout");
+      const [c] = positional(args, 1, "CTR -- CMD...");
+      if (!cmd.length) throw new UsageError("exec needs a command after --");
+      const r = await rt.ExecSync({ containerId: c, cmd, timeout: t ? Number(t) : Number.isFinite(timeout) ? timeout : 0 });
+      process.stdout.write(r.stdout);
+      process.stderr.write(r.stderr);
+      return r.exitCode;
+    }
+    case "stop": {
+      const t = take(args, "--timeout");
+      const [c] = positional(args, 1, "CTR");
+      await rt.StopContainer({ containerId: c, timeout: t ? Number(t) : 10 });
+      out(c + "\n");
+      return 0;
+    }
+    case "rm": {
+      const [c] = positional(args, 1, "CTR");
+      await rt.RemoveContainer({ containerId: c });
+      out(c + "\n");
+      return 0;
+    }
+    case "stopp":
+    case "rmp": {
+      const [pod] = positional(args, 1, "POD");
+      if (sub === "stopp") await rt.StopPodSandbox({ podSandboxId: pod });
+      else await rt.RemovePodSandbox({ podSandboxId: pod });
+      out(pod + "\n");
+      return 0;
+    }
+    default:
+      throw new UsageError(`unknown command ${JSON.stringify(sub)}`);
+  }
+}
+
+/** CreateContainer carries the pod's config; rebuild what containerd uses of it from the pod's status. */
+async function sandboxConfigOf(cri: CriClient, pod: string): Promise<PodSandboxConfigInit> {
+  const s = (await cri.runtime.PodSandboxStatus({ podSandboxId: pod })).status;
+  if (!s) throw new Error(`pod ${pod} has no status`);
+  const m = s.metadata;
+  return { ...hostNetworkPod({ name: m?.name ?? "", namespace: m?.namespace, uid: m?.uid, labels: s.labels, annotations: s.annotations }), metadata: m };
+}
+
+async function up(args: string[]): Promise<number> {
+  const dir = take(args, "--dir");
+  positional(args, 0, "only --dir DIR");
+  const { startCriContainerd } = await import("../../harness/cri/containerd");
+  const { removeCgroupDirs } = await import("../../mock-agent/runtime/runc");
+  const env = await startCriContainerd({ dir });
+  process.stdout.write(
+    `containerd ${env.ctd.pid} serves CRI at ${env.ctd.address}\n` +
+      `  images: ${env.images.pause}, ${env.images.busybox}; handlers: shimlab, runc\n` +
+      `  try: shimlab cri --address ${env.ctd.address} runp --name demo\n` +
+      `Ctrl-C removes its pods and stops it.\n`,
+  );
+  await new Promise<void>((resolve) => {
+    process.once("SIGINT", resolve);
+    process.once("SIGTERM", resolve);
+  });
+  const pods = await env.cri.runtime.ListPodSandbox({}).catch(() => ({ items: [] }));
+  for (const p of pods.items) {
+    await env.cri.runtime.StopPodSandbox({ podSandboxId: p.id }).catch(() => undefined);
+    await env.cri.runtime.RemovePodSandbox({ podSandboxId: p.id }).catch(() => undefined);
+  }
+  const cg = env.ctd.cgroupParent;
+  await env.destroy();
+  removeCgroupDirs(cg);
+  process.stdout.write("stopped\n");
+  return 0;
+}

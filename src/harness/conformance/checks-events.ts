@@ -1,0 +1,155 @@
+// The runtime-v2 event rules: which events, in what order, with what fields
+// (contract §4.2, §4.3 MUST table).
+import { TOPIC_OF_TYPE } from "../event-types";
+import { CONTRACT, type Check } from "./types";
+import type { CheckContext } from "./context";
+
+const SLEEP = ["/bin/sleep", "300"];
+const r = (s: string) => `${CONTRACT} ${s}`;
+const W = { timeoutMs: 15_000 };
+
+/** Fails unless each topic appears exactly once and in this order. */
+function expectOrder(ctx: CheckContext, id: string, want: string[]): void {
+  const got = ctx.topics(id);
+  ctx.observe(`topics`, got.join(" "));
+  for (const t of want) {
+    const n = got.filter((g) => g === t).length;
+    ctx.expect(n === 1, `${t} published ${n} times (events: ${got.join(", ") || "none"})`);
+  }
+  const idx = want.map((t) => got.indexOf(t));
+  for (let i = 1; i < want.length; i++) ctx.expect(idx[i] > idx[i - 1], `${want[i]} came before ${want[i - 1]} (events: ${got.join(", ")})`);
+}
+
+export const eventChecks: Check[] = [
+  {
+    name: "events-init-order",
+    group: "events",
+    rule: r("§4.3 MUST: TaskCreate, then TaskStart, then TaskExit, then TaskDelete, once each"),
+    async run(ctx) {
+      const h = await ctx.running({ args: ["/bin/sh", "-c", "sleep 0.2"] });
+      await ctx.ok("Wait", h.task.Wait({ id: h.id }, W));
+      await ctx.ok("Delete", h.task.Delete({ id: h.id }));
+      await ctx.waitEvent(h.id, "/tasks/delete");
+      await ctx.settleEvents();
+      expectOrder(ctx, h.id, ["/tasks/create", "/tasks/start", "/tasks/exit", "/tasks/delete"]);
+    },
+  },
+  {
+    name: "events-start-before-exit-fast",
+    group: "events",
+    rule: r("§4.3 MUST: TaskExit follows TaskStart even for a process that exits at once (Start must publish first)"),
+    async run(ctx) {
+      const h = await ctx.running({ args: ["/bin/true"] });
+      await ctx.ok("Wait", h.task.Wait({ id: h.id }, W));
+      await ctx.waitEvent(h.id, "/tasks/exit");
+      await ctx.settleEvents();
+      expectOrder(ctx, h.id, ["/tasks/create", "/tasks/start", "/tasks/exit"]);
+    },
+  },
+  {
+    name: "events-delete-follows-create-when-never-started",
+    group: "events",
+    rule: r("§4.3 MUST: TaskDelete follows TaskCreate if the task never started: no TaskStart (a TaskExit for the killed init may come between, as runc's shim sends)"),
+    async run(ctx) {
+      const h = await ctx.task({ args: SLEEP });
+      await ctx.ok("Delete", h.task.Delete({ id: h.id }));
+      await ctx.waitEvent(h.id, "/tasks/delete");
+      await ctx.settleEvents();
+      const got = ctx.topics(h.id);
+      // Whether the never-started init's exit is published is not a rule; only its place is.
+      ctx.equal("topics (exit aside)", got.filter((t) => t !== "/tasks/exit"), ["/tasks/create", "/tasks/delete"]);
+      ctx.expect(got.filter((t) => t === "/tasks/exit").length <= 1 && got.at(-1) === "/tasks/delete", `TaskDelete is not last: ${got.join(", ")}`);
+      return got.join(" → ");
+    },
+  },
+  {
+    name: "events-exec-order",
+    group: "events",
+    rule: r("§4.3 MUST: TaskExecAdded follows TaskCreate, TaskExecStarted follows TaskExecAdded, the exec's TaskExit follows TaskExecStarted"),
+    async run(ctx) {
+      const h = await ctx.running({ args: SLEEP });
+      await ctx.exec(h, "ev", ["/bin/true"]);
+      await ctx.ok("Start exec", h.task.Start({ id: h.id, execId: "ev" }));
+      await ctx.ok("Wait exec", h.task.Wait({ id: h.id, execId: "ev" }, W));
+      await ctx.waitEvent(h.id, "/tasks/exit", (e) => e.event.id === "ev");
+      await ctx.settleEvents();
+      expectOrder(ctx, h.id, ["/tasks/create", "/tasks/exec-added(ev)", "/tasks/exec-started(ev)", "/tasks/exit(ev)"]);
+    },
+  },
+  {
+    name: "events-create-fields",
+    group: "events",
+    rule: r("§3.2, §4.2: TaskCreate carries container_id, bundle, io (the stdio paths) and the pid Create returned"),
+    async run(ctx) {
+      const h = await ctx.task({ args: SLEEP });
+      const e = (await ctx.waitEvent(h.id, "/tasks/create")).event;
+      ctx.equal("TaskCreate", { bundle: e.bundle, stdout: e.io?.stdout, stderr: e.io?.stderr, pid: e.pid }, { bundle: h.bundle, stdout: h.io!.stdout, stderr: h.io!.stderr, pid: h.pid });
+    },
+  },
+  {
+    name: "events-exit-matches-wait",
+    group: "events",
+    rule: r("§4.2: TaskExit {container_id, id = container id for the init, pid, exit_status, exited_at} agrees with Wait"),
+    async run(ctx) {
+      const h = await ctx.running({ args: ["/bin/sh", "-c", "exit 6"] });
+      const w = await ctx.ok("Wait", h.task.Wait({ id: h.id }, W));
+      const e = (await ctx.waitEvent(h.id, "/tasks/exit")).event;
+      ctx.equal("TaskExit", { id: e.id, pid: e.pid, exitStatus: e.exitStatus, exitedAt: e.exitedAt }, { id: h.id, pid: h.pid, exitStatus: 6, exitedAt: w.exitedAt });
+    },
+  },
+  {
+    name: "events-exec-fields",
+    group: "events",
+    rule: r("§4.2: TaskExecStarted carries the exec's pid; its TaskExit has id = exec id and the exec's status"),
+    async run(ctx) {
+      const h = await ctx.running({ args: SLEEP });
+      await ctx.exec(h, "xf", ["/bin/sh", "-c", "exit 8"]);
+      const s = await ctx.ok("Start exec", h.task.Start({ id: h.id, execId: "xf" }));
+      await ctx.ok("Wait exec", h.task.Wait({ id: h.id, execId: "xf" }, W));
+      const started = (await ctx.waitEvent(h.id, "/tasks/exec-started")).event;
+      const exit = (await ctx.waitEvent(h.id, "/tasks/exit", (e) => e.event.id === "xf")).event;
+      ctx.equal("TaskExecStarted", { execId: started.execId, pid: started.pid }, { execId: "xf", pid: s.pid });
+      ctx.equal("exec TaskExit", { pid: exit.pid, exitStatus: exit.exitStatus }, { pid: s.pid, exitStatus: 8 });
+    },
+  },
+  {
+    name: "events-delete-fields",
+    group: "events",
+    rule: r("§4.2: TaskDelete {container_id, pid, exit_status, exited_at} agrees with Delete's response"),
+    async run(ctx) {
+      const h = await ctx.running({ args: ["/bin/sh", "-c", "exit 1"] });
+      await ctx.ok("Wait", h.task.Wait({ id: h.id }, W));
+      const d = await ctx.ok("Delete", h.task.Delete({ id: h.id }));
+      const e = (await ctx.waitEvent(h.id, "/tasks/delete")).event;
+      ctx.equal("TaskDelete", { pid: e.pid ?? 0, exitStatus: e.exitStatus ?? 0, exitedAt: e.exitedAt }, { pid: d.pid, exitStatus: d.exitStatus, exitedAt: d.exitedAt });
+    },
+  },
+  {
+    name: "events-envelope",
+    group: "events",
+    rule: r("§4.1 and fact 6: envelopes carry the -namespace namespace, a timestamp, and bare containerd.events.* type URLs matching the topic"),
+    async run(ctx) {
+      const h = await ctx.running({ args: ["/bin/true"] });
+      await ctx.ok("Wait", h.task.Wait({ id: h.id }, W));
+      await ctx.waitEvent(h.id, "/tasks/exit");
+      const evs = ctx.events(h.id);
+      ctx.expect(evs.length >= 3, `only ${evs.length} events`);
+      for (const e of evs) {
+        ctx.equal(`${e.topic} namespace`, e.namespace, ctx.emu.namespace);
+        ctx.equal(`${e.topic} type URL`, TOPIC_OF_TYPE[e.typeUrl], e.topic);
+        ctx.expect(Math.abs(e.timestamp - Date.now()) < 120_000, `${e.topic} timestamp ${new Date(e.timestamp).toISOString()} is not about now`);
+      }
+    },
+  },
+  {
+    name: "events-exit-after-kill-137",
+    group: "events",
+    rule: r("§4.2 observed sequence: a SIGKILLed init publishes TaskExit with exit_status 137"),
+    async run(ctx) {
+      const h = await ctx.running({ args: SLEEP });
+      await ctx.ok("Kill", h.task.Kill({ id: h.id, signal: 9 }));
+      const e = (await ctx.waitEvent(h.id, "/tasks/exit")).event;
+      ctx.equal("TaskExit.exit_status", e.exitStatus, 137);
+    },
+  },
+];

@@ -1,0 +1,100 @@
+// Stdio through client fifos and ptys (contract §5 "Stdio").
+import { CONTRACT, type Check } from "./types";
+import { STATUS_NAME, sleep } from "./context";
+
+const r = (s: string) => `${CONTRACT} ${s}`;
+const W = { timeoutMs: 15_000 };
+
+export const stdioChecks: Check[] = [
+  {
+    name: "stdout-to-fifo",
+    group: "stdio",
+    rule: r("§5 Stdio: the shim copies the process's stdout into the client's stdout fifo"),
+    async run(ctx) {
+      const h = await ctx.running({ args: ["/bin/sh", "-c", "echo one; echo two"] });
+      await ctx.ok("Wait", h.task.Wait({ id: h.id }, W));
+      await h.io!.drained(100);
+      ctx.equal("stdout", h.io!.out(), "one\ntwo\n");
+    },
+  },
+  {
+    name: "stderr-separate-fifo",
+    group: "stdio",
+    rule: r("§5 Stdio: stderr goes to its own fifo, apart from stdout"),
+    async run(ctx) {
+      const h = await ctx.running({ args: ["/bin/sh", "-c", "echo out; echo err >&2"] });
+      await ctx.ok("Wait", h.task.Wait({ id: h.id }, W));
+      await h.io!.drained(100);
+      ctx.equal("[stdout, stderr]", [h.io!.out(), h.io!.err()], ["out\n", "err\n"]);
+    },
+  },
+  {
+    name: "stdin-closeio-eof",
+    group: "stdio",
+    rule: r("§5 Stdio: stdin is copied into the process; CloseIO{stdin} lets EOF reach it once the client closes"),
+    async run(ctx) {
+      const h = await ctx.running({ args: ["/bin/cat"], stdin: true });
+      h.io!.write("hello stdin\n");
+      await sleep(200);
+      h.io!.closeStdin();
+      await ctx.ok("CloseIO stdin", h.task.CloseIO({ id: h.id, stdin: true }));
+      const w = await ctx.ok("Wait", h.task.Wait({ id: h.id }, W));
+      ctx.equal("cat exit_status", w.exitStatus, 0);
+      await h.io!.drained(100);
+      ctx.equal("stdout", h.io!.out(), "hello stdin\n");
+    },
+  },
+  {
+    name: "null-io-runs",
+    group: "stdio",
+    rule: r("§5 Stdio: empty stdio paths mean null IO (CRI's sandbox task); the task still runs and exits"),
+    async run(ctx) {
+      const h = await ctx.running({ args: ["/bin/sh", "-c", "echo nowhere; exit 2"], nullIo: true });
+      const w = await ctx.ok("Wait", h.task.Wait({ id: h.id }, W));
+      ctx.equal("exit_status", w.exitStatus, 2);
+      const st = await ctx.ok("State", h.task.State({ id: h.id }));
+      ctx.equal("[status, stdin, stdout, stderr]", [STATUS_NAME[st.status], st.stdin, st.stdout, st.stderr], ["STOPPED", "", "", ""]);
+    },
+  },
+  {
+    name: "tty-output",
+    group: "tty",
+    rule: r("§5 Stdio terminal=true: the process runs on a pty whose output reaches the stdout fifo; State.terminal is true"),
+    async run(ctx) {
+      const h = await ctx.running({ args: ["/bin/sh", "-c", "tty; exit 0"], terminal: true });
+      const w = await ctx.ok("Wait", h.task.Wait({ id: h.id }, W));
+      ctx.equal("exit_status", w.exitStatus, 0);
+      await h.io!.drained(100);
+      ctx.expect(/\/dev\/pts\/\d+/.test(h.io!.out()), `tty printed ${JSON.stringify(h.io!.out())}, not a pty`);
+      const st = await ctx.ok("State", h.task.State({ id: h.id }));
+      ctx.equal("terminal", st.terminal, true);
+    },
+  },
+  {
+    name: "tty-resize",
+    group: "tty",
+    rule: r("§5 Stdio: ResizePty sets the pty's window size"),
+    async run(ctx) {
+      const h = await ctx.running({ args: ["/bin/sh", "-c", "read line; stty size"], terminal: true });
+      await sleep(200);
+      await ctx.ok("ResizePty", h.task.ResizePty({ id: h.id, width: 101, height: 37 }));
+      h.io!.write("go\r");
+      await ctx.ok("Wait", h.task.Wait({ id: h.id }, W));
+      await h.io!.drained(100);
+      ctx.expect(/37 101/.test(h.io!.out()), `stty size printed ${JSON.stringify(h.io!.out())}, want "37 101"`);
+    },
+  },
+  {
+    name: "tty-exec",
+    group: "tty",
+    rule: r("§5 Stdio: ExecProcessRequest.terminal gives the exec its own pty"),
+    async run(ctx) {
+      const h = await ctx.running({ args: ["/bin/sleep", "300"] });
+      const io = await ctx.exec(h, "tt", ["/bin/sh", "-c", "tty"], { stdio: true, terminal: true });
+      await ctx.ok("Start exec", h.task.Start({ id: h.id, execId: "tt" }));
+      await ctx.ok("Wait exec", h.task.Wait({ id: h.id, execId: "tt" }, W));
+      await io!.drained(100);
+      ctx.expect(/\/dev\/pts\/\d+/.test(io!.out()), `exec tty printed ${JSON.stringify(io!.out())}`);
+    },
+  },
+];

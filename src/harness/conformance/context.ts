@@ -1,0 +1,249 @@
+// What a check gets: tasks on fresh shims started by the containerd emulator,
+// expectations that record what the shim answered (for --compare), and the
+// clean-up containerd would do afterwards.
+import fs from "node:fs";
+import type { ContainerdEmulator } from "../emulator";
+import type { ShimTask } from "../shim-runner";
+import type { ClientStdio } from "../fifo";
+import type { RecordedEvent } from "../events-server";
+import { RpcError, codeName } from "../../ttrpc/status";
+import { CheckFailure, CheckSkipped, type Observation } from "./types";
+import { DIFFERENCES, type Profile } from "./profiles";
+
+export const PROCESS_URL = "types.containerd.io/opencontainers/runtime-spec/1/Process";
+/** Go's zero time, which runc's shim sends for "not exited" (contract fact 12). */
+export const GO_ZERO_SECONDS = -62135596800;
+export const STATUS = { UNKNOWN: 0, CREATED: 1, RUNNING: 2, STOPPED: 3, PAUSED: 4, PAUSING: 5 } as const;
+export const STATUS_NAME = ["UNKNOWN", "CREATED", "RUNNING", "STOPPED", "PAUSED", "PAUSING"];
+
+export interface TaskOptions {
+  args: string[];
+  stdin?: boolean;
+  terminal?: boolean;
+  /** No stdio at all (CRI's sandbox task). */
+  nullIo?: boolean;
+  annotations?: Record<string, string>;
+  /** Start the shim only; no Create. */
+  noCreate?: boolean;
+  /** A chosen container id (one from newId()), e.g. when annotations must name it. */
+  id?: string;
+}
+
+export type Outcome<T> = { ok: true; value: T } | { ok: false; code: number; message: string };
+
+export function describeOutcome(o: Outcome<unknown>): string {
+  return o.ok ? "OK" : `${codeName[o.code] ?? o.code}: ${o.message}`;
+}
+
+export interface TaskHandle {
+  id: string;
+  bundle: string;
+  shim: ShimTask;
+  task: ShimTask["task"];
+  io: ClientStdio | null;
+  /** Create's pid (0 with noCreate). */
+  pid: number;
+  /** The shim daemon's pid, from Connect. */
+  shimPid: number;
+}
+
+export class CheckContext {
+  readonly observations: Observation[] = [];
+  private readonly handles: TaskHandle[] = [];
+  private n = 0;
+
+  constructor(
+    readonly emu: ContainerdEmulator,
+    readonly profile: Profile,
+    readonly rootfs: string,
+    /** Short, unique per check: container ids are made from it. */
+    readonly prefix: string,
+  ) {}
+
+  /** A container id unique to this check. */
+  newId(): string {
+    return `${this.prefix}-${this.n++}`;
+  }
+
+  /** A bundle, a fresh shim by the binary contract, and (unless noCreate) a created task. */
+  async task(o: TaskOptions): Promise<TaskHandle> {
+    const id = o.id ?? this.newId();
+    const spec = this.emu.spec(id, { args: o.args, rootPath: this.rootfs, terminal: o.terminal, annotations: o.annotations });
+    // Under the emulator's private cgroup parent, so that nothing escapes clean-up.
+    spec.linux!.cgroupsPath = `${this.emu.cgroupParent}/${id}`;
+    const bundle = this.emu.bundle(id, spec);
+    const shim = await this.emu.runner.start(id, bundle, { timeoutMs: 20_000 });
+    const io = o.nullIo ? null : this.emu.stdio(id, { stdin: o.stdin || o.terminal, terminal: o.terminal });
+    const h: TaskHandle = { id, bundle, shim, task: shim.task, io, pid: 0, shimPid: 0 };
+    this.handles.push(h);
+    const c = await shim.task.Connect({ id }).catch(() => null);
+    h.shimPid = c?.shimPid ?? 0;
+    if (!o.noCreate) {
+      const r = await shim.task.Create({ id, bundle, terminal: !!o.terminal, stdin: io?.stdin ?? "", stdout: io?.stdout ?? "", stderr: io?.stderr ?? "" });
+      h.pid = r.pid;
+    }
+    return h;
+  }
+
+  /** A created and started task. */
+  async running(o: TaskOptions): Promise<TaskHandle> {
+    const h = await this.task(o);
+    await h.task.Start({ id: h.id });
+    return h;
+  }
+
+  async exec(h: TaskHandle, execId: string, args: string[], o: { stdio?: boolean; terminal?: boolean; stdin?: boolean } = {}): Promise<ClientStdio | null> {
+    const io = o.stdio ? this.emu.stdio(`${h.id}-${execId}`, { stdin: o.stdin || o.terminal, terminal: o.terminal }) : null;
+    const spec = { args, cwd: "/", user: { uid: 0, gid: 0 }, terminal: !!o.terminal, env: ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"] };
+    await h.task.Exec({
+      id: h.id,
+      execId,
+      terminal: !!o.terminal,
+      stdin: io?.stdin ?? "",
+      stdout: io?.stdout ?? "",
+      stderr: io?.stderr ?? "",
+      spec: { typeUrl: PROCESS_URL, value: Buffer.from(JSON.stringify(spec)) },
+    });
+    return io;
+  }
+
+  /** Settles p into an outcome and records it under key. */
+  async outcome<T>(key: string, p: Promise<T>, documented?: string): Promise<Outcome<T>> {
+    const o: Outcome<T> = await p.then(
+      (value) => ({ ok: true as const, value }),
+      (e: unknown) => (e instanceof RpcError ? { ok: false as const, code: e.code, message: e.message } : { ok: false as const, code: -1, message: String((e as Error)?.message ?? e) }),
+    );
+    this.observe(key, o.ok ? "OK" : (codeName[o.code] ?? `code ${o.code}`), documented);
+    return o;
+  }
+
+  /** Expects the call to succeed; returns its answer. */
+  async ok<T>(key: string, p: Promise<T>): Promise<T> {
+    const o = await this.outcome(key, p);
+    if (!o.ok) throw new CheckFailure(`${key}: want OK, got ${describeOutcome(o)}`);
+    // States and exit statuses go into the record too, so --compare shows them side by side.
+    const v = o.value as { status?: unknown; bundle?: unknown; exitStatus?: unknown } | undefined;
+    if (v && typeof v === "object") {
+      if (typeof v.status === "number" && "bundle" in v) this.observe(`${key} → status`, `${STATUS_NAME[v.status] ?? v.status} exit_status ${v.exitStatus ?? 0}`);
+      else if (typeof v.exitStatus === "number") this.observe(`${key} → exit_status`, v.exitStatus);
+    }
+    return o.value;
+  }
+
+  /** Expects the call to fail with code (and, when given, a message matching). */
+  async fails(key: string, p: Promise<unknown>, code: number, documented?: string, message?: RegExp): Promise<string> {
+    const o = await this.outcome(key, p, documented);
+    if (o.ok || o.code !== code) throw new CheckFailure(`${key}: want ${codeName[code]}, got ${describeOutcome(o)}`);
+    if (message && !message.test(o.message)) throw new CheckFailure(`${key}: want a message matching ${message}, got ${JSON.stringify(o.message)}`);
+    return `${key} → ${describeOutcome(o)}`;
+  }
+
+  /** An illegal state move, answered with the profile's code. */
+  illegal(key: string, p: Promise<unknown>): Promise<string> {
+    return this.fails(key, p, this.profile.illegalStateCode, this.profile.illegalStateCode === 2 ? undefined : "illegal-state-code");
+  }
+
+  observe(key: string, value: unknown, documented?: string): void {
+    if (documented && !DIFFERENCES[documented]) throw new Error(`undocumented difference name ${documented}`);
+    this.observations.push({ key, value: typeof value === "string" ? value : JSON.stringify(value), documented });
+  }
+
+  expect(cond: unknown, message: string): void {
+    if (!cond) throw new CheckFailure(message);
+  }
+
+  equal<T>(what: string, got: T, want: T): void {
+    if (JSON.stringify(got) !== JSON.stringify(want)) throw new CheckFailure(`${what}: want ${JSON.stringify(want)}, got ${JSON.stringify(got)}`);
+  }
+
+  skip(reason: string): never {
+    throw new CheckSkipped(reason);
+  }
+
+  /** Events for one container, in arrival order. */
+  events(id: string): RecordedEvent[] {
+    return this.emu.events.forContainer(id);
+  }
+
+  waitEvent(id: string, topic: string, pred: (e: RecordedEvent) => boolean = () => true, timeoutMs = 5_000): Promise<RecordedEvent> {
+    return this.emu.events.waitFor((e) => e.event.containerId === id && e.topic === topic && pred(e), timeoutMs, `${topic} for ${id}`);
+  }
+
+  /** Lets events already sent arrive (the shim publishes asynchronously, in order). */
+  async settleEvents(ms = 300): Promise<void> {
+    await sleep(ms);
+  }
+
+  /** Topics for a container, with the container id (and exec ids) written generically. */
+  topics(id: string): string[] {
+    return this.events(id).map((e) => e.topic + (e.event.id && e.event.id !== id ? `(${e.event.id})` : e.event.execId ? `(${e.event.execId})` : ""));
+  }
+
+  /** Each task's whole event sequence (check and clean-up), recorded for --compare. */
+  recordEventSequences(): void {
+    this.handles.forEach((h, i) => this.observe(`events of task ${i}`, this.topics(h.id).join(" ") || "(none)"));
+  }
+
+  /** What containerd does after a task: Kill, Wait, Delete, Shutdown, close, `delete`. */
+  async cleanup(): Promise<string[]> {
+    const notes: string[] = [];
+    const order = [...this.handles].reverse();
+    for (const [i, h] of order.entries()) {
+      const t = h.task;
+      // A grouped shim keeps serving the tasks still to be cleaned up.
+      const shared = order.slice(i + 1).some((o) => o.shimPid === h.shimPid);
+      if (!h.shim.client.isClosed) {
+        await t.Kill({ id: h.id, signal: 9, all: true }, { timeoutMs: 5_000 }).catch(() => {});
+        await t.Wait({ id: h.id }, { timeoutMs: 5_000 }).catch(() => {});
+        await t.Delete({ id: h.id }, { timeoutMs: 5_000 }).catch(() => {});
+        await t.Shutdown({ id: h.id }, { timeoutMs: 5_000 }).catch(() => {});
+      }
+      h.shim.close();
+      await this.emu.runner.delete(h.id, h.bundle).catch((e: Error) => notes.push(`delete ${h.id}: ${e.message}`));
+      h.io?.close();
+      if (shared) continue;
+      if (h.shimPid && !(await exited(h.shimPid, 5_000))) {
+        notes.push(`shim ${h.shimPid} still running after Delete, Shutdown and \`delete\`: killed`);
+        try {
+          process.kill(h.shimPid, "SIGKILL");
+        } catch {
+          /* gone */
+        }
+      }
+      // A socket left by a killed shim is stale; containerd's next `start` would remove it.
+      const sock = socketPath(h.shim.address);
+      if (sock && h.shimPid && !alive(h.shimPid)) fs.rmSync(sock, { force: true });
+    }
+    return notes;
+  }
+}
+
+export function socketPath(address: string): string | null {
+  return address.startsWith("unix://") ? address.slice(7) : address.startsWith("/") ? address : null;
+}
+
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  // a zombie is not alive
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
+  } catch {
+    return false;
+  }
+}
+
+export async function exited(pid: number, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (alive(pid)) {
+    if (Date.now() > deadline) return false;
+    await sleep(50);
+  }
+  return true;
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

@@ -1,0 +1,56 @@
+// The suite's outputs: a line per check while it runs, a summary, JUnit XML
+// for CI, and JSON { shim, checks: [{ name, rule, status, detail }] }.
+import type { CheckResult, SuiteReport } from "./types";
+
+const MARK = { pass: "ok  ", fail: "FAIL", skip: "skip" } as const;
+
+export function progressLine(r: CheckResult, i: number, total: number): string {
+  const n = String(i + 1).padStart(String(total).length);
+  const d = r.status === "pass" ? "" : `\n        ${r.detail}`;
+  return `[${n}/${total}] ${MARK[r.status]} ${r.group}/${r.name} (${r.ms} ms)${d}\n`;
+}
+
+export function summary(rep: SuiteReport): string {
+  const lines = [`${rep.shim} (profile ${rep.profile}): ${rep.counts.pass} passed, ${rep.counts.fail} failed, ${rep.counts.skip} skipped of ${rep.checks.length} checks in ${(rep.ms / 1000).toFixed(1)} s`];
+  if (rep.leftovers.length) lines.push(`  LEAK: ${rep.leftovers.length} processes outlived the clean-up (killed): ${rep.leftovers.join("; ")}`);
+  for (const r of rep.checks.filter((c) => c.status !== "pass")) lines.push(`  ${MARK[r.status]} ${r.name}: ${r.detail}\n       rule: ${r.rule}`);
+  return lines.join("\n") + "\n";
+}
+
+export function toJson(rep: SuiteReport): string {
+  return (
+    JSON.stringify(
+      {
+        shim: rep.shim,
+        profile: rep.profile,
+        contract: rep.contract,
+        startedAt: rep.startedAt,
+        ms: rep.ms,
+        counts: rep.counts,
+        leftovers: rep.leftovers,
+        checks: rep.checks.map((c) => ({ name: c.name, group: c.group, rule: c.rule, status: c.status, detail: c.detail, ms: c.ms, observations: c.observations })),
+      },
+      null,
+      2,
+    ) + "\n"
+  );
+}
+
+const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
+
+export function toJunit(rep: SuiteReport): string {
+  const suite = `shimlab conformance: ${rep.shim} (${rep.profile})`;
+  const out = [
+    `<?xml version="1.0" encoding="UTF-8"?>`,
+    `<testsuites name="${esc(suite)}" tests="${rep.checks.length}" failures="${rep.counts.fail}" skipped="${rep.counts.skip}" time="${(rep.ms / 1000).toFixed(3)}">`,
+    `  <testsuite name="${esc(suite)}" tests="${rep.checks.length}" failures="${rep.counts.fail}" skipped="${rep.counts.skip}" time="${(rep.ms / 1000).toFixed(3)}" timestamp="${rep.startedAt}">`,
+  ];
+  for (const c of rep.checks) {
+    const open = `    <testcase classname="conformance.${esc(c.group)}" name="${esc(c.name)}" time="${(c.ms / 1000).toFixed(3)}">`;
+    const props = `      <properties><property name="rule" value="${esc(c.rule)}"/></properties>`;
+    const body = c.status === "fail" ? `      <failure message="${esc(c.detail)}">${esc(c.rule)}</failure>` : c.status === "skip" ? `      <skipped message="${esc(c.detail)}"/>` : c.detail ? `      <system-out>${esc(c.detail)}</system-out>` : "";
+    out.push(open, props, ...(body ? [body] : []), `    </testcase>`);
+  }
+  out.push(`  </testsuite>`, `</testsuites>`);
+  return out.join("\n") + "\n";
+}

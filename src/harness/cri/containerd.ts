@@ -1,0 +1,65 @@
+// A private containerd 1.6 with its CRI plugin on, the shimlab handler
+// configured and the local images imported: what a kubelet would talk to.
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { Containerd } from "../containerd";
+import { CriClient } from "./client";
+import { criConfig, type CriConfigOptions } from "./config";
+import { buildCriImages, importCriImages, type LocalImages } from "./images";
+
+export interface CriContainerdOptions extends Omit<CriConfigOptions, "dir"> {
+  /** A busybox rootfs to build the busybox image from (else one is built). */
+  busyboxRootfs?: string;
+  env?: NodeJS.ProcessEnv;
+  logLevel?: "info" | "debug";
+  dir?: string;
+}
+
+export interface CriContainerd {
+  ctd: Containerd;
+  cri: CriClient;
+  images: LocalImages;
+  /** Closes the client, stops containerd and removes its directory. */
+  destroy(): Promise<void>;
+}
+
+export async function startCriContainerd(o: CriContainerdOptions = {}): Promise<CriContainerd> {
+  const dir = o.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), "ctd-"));
+  const ctd = new Containerd({ dir, cri: true, env: o.env, logLevel: o.logLevel, extraConfig: criConfig({ ...o, dir }) });
+  let cri: CriClient | null = null;
+  try {
+    await ctd.start();
+    cri = new CriClient(ctd.address);
+    await cri.waitForReady();
+    const images = await importCriImages(ctd, buildCriImages(path.join(dir, "images"), o.busyboxRootfs));
+    // CRI learns of imported images from containerd's image events: wait until it has.
+    await waitForImages(cri, [images.pause, images.busybox]);
+    const client = cri;
+    return {
+      ctd,
+      cri,
+      images,
+      destroy: async () => {
+        client.close();
+        await ctd.destroy();
+      },
+    };
+  } catch (e) {
+    cri?.close();
+    await ctd.destroy();
+    throw e;
+  }
+}
+
+export async function waitForImages(cri: CriClient, refs: string[], timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (const ref of refs) {
+    for (;;) {
+      const s = await cri.image.ImageStatus({ image: { image: ref } });
+      if (s.image) break;
+      if (Date.now() > deadline) throw new Error(`CRI does not see image ${ref} after ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}

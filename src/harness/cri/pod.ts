@@ -1,0 +1,55 @@
+// Pod and container configs as the kubelet would send them, kept small: a
+// host-network pod (no CNI) and a container running a command from an image.
+import type { ContainerConfigInit, PodSandboxConfigInit } from "../../gen/runtime.v1";
+import { NamespaceMode } from "../../gen/runtime.v1";
+
+export interface PodOptions {
+  name: string;
+  namespace?: string;
+  uid?: string;
+  /** cgroup parent for the pod (runc puts its containers there; shimlab's agent uses its own). */
+  cgroupParent?: string;
+  logDirectory?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+}
+
+export function hostNetworkPod(o: PodOptions): PodSandboxConfigInit {
+  return {
+    metadata: { name: o.name, namespace: o.namespace ?? "default", uid: o.uid ?? `uid-${o.name}`, attempt: 0 },
+    logDirectory: o.logDirectory ?? "",
+    labels: o.labels ?? {},
+    annotations: o.annotations ?? {},
+    linux: {
+      cgroupParent: o.cgroupParent ?? "",
+      securityContext: { namespaceOptions: { network: NamespaceMode.NODE, pid: NamespaceMode.CONTAINER, ipc: NamespaceMode.POD } },
+    },
+  };
+}
+
+export interface ContainerOptions {
+  name: string;
+  image: string;
+  command?: string[];
+  args?: string[];
+  env?: Record<string, string>;
+  /** Relative to the pod's log directory. */
+  logPath?: string;
+  labels?: Record<string, string>;
+  /** Own pid namespace (kubelet's default), or the pod's (shareProcessNamespace). */
+  pid?: "container" | "pod";
+}
+
+export function containerConfig(o: ContainerOptions): ContainerConfigInit {
+  return {
+    metadata: { name: o.name, attempt: 0 },
+    image: { image: o.image },
+    command: o.command ?? [],
+    args: o.args ?? [],
+    envs: Object.entries(o.env ?? {}).map(([key, value]) => ({ key, value })),
+    logPath: o.logPath ?? "",
+    labels: o.labels ?? {},
+    // Unset, the proto3 default POD (0) would put every container in the pause container's pid namespace.
+    linux: { securityContext: { namespaceOptions: { network: NamespaceMode.NODE, pid: o.pid === "pod" ? NamespaceMode.POD : NamespaceMode.CONTAINER, ipc: NamespaceMode.POD } } },
+  };
+}

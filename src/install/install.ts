@@ -1,0 +1,281 @@
+// `shimlab install`: put the shim on a node the way kata-deploy does. A
+// launcher named containerd-shim-shimlab-v2 goes in <prefix>/bin (containerd
+// finds it on PATH for `ctr --runtime io.containerd.shimlab.v2`, CRI through
+// runtime_path), shimlab's config in <prefix>/share/shimlab, and a runtime
+// `shimlab` in containerd's config.toml. A manifest records what was done so
+// that `shimlab uninstall` undoes exactly that. Both are idempotent.
+//
+// By default the launcher runs this checkout's build with this Node. With
+// `copy`, Node and the build are copied to <prefix>/lib/shimlab first, so the
+// node needs nothing else (the DaemonSet's way). With `root`, every file goes
+// under that directory (the host's / mounted in a container) while the paths
+// written into configs stay the host's.
+import fs from "node:fs";
+import path from "node:path";
+import { execFileSync } from "node:child_process";
+import { addRuntime, removeRuntime, type RuntimeEntry } from "./containerd-config";
+
+export const RUNTIME_TYPE = "io.containerd.shimlab.v2";
+export const SHIM_NAME = "containerd-shim-shimlab-v2";
+const LAUNCHER_MARK = "# shimlab launcher: installed by `shimlab install`";
+const DEFAULT_CONFIG_MARK = "# shimlab configuration: written by `shimlab install`";
+
+export interface InstallOptions {
+  prefix: string;
+  /** containerd's config.toml; created if missing. */
+  containerdConfig: string;
+  runtimeName?: string;
+  /** shimlab's own TOML; a default one is written under the prefix if not given. */
+  shimConfig?: string;
+  /** The checkout whose dist/ the launcher runs. */
+  repoRoot: string;
+  /** Node to run it with. */
+  node?: string;
+  /** Config version for a missing/empty containerd config: 2 (1.6/1.7) or 3 (2.x); default from `containerd --version`. */
+  emptyConfigVersion?: number;
+  podAnnotations?: string[];
+  /** Copy Node and the build under <prefix>/lib/shimlab instead of pointing at the checkout. */
+  copy?: boolean;
+  /** The host's root as mounted here; paths in configs are written as seen from the host. Default "/". */
+  root?: string;
+}
+
+export interface Manifest {
+  version: 1;
+  launcher: string;
+  /** The copied runtime (Node and the build), when installed with copy. */
+  lib?: string;
+  containerdConfig: string;
+  backup: string | null;
+  runtimeName: string;
+  shimConfig: string;
+  /** Whether install wrote shimConfig (and so uninstall may remove it). */
+  shimConfigWritten: boolean;
+}
+
+export interface Step {
+  what: string;
+  changed: boolean;
+}
+
+export function manifestPath(prefix: string): string {
+  return path.join(prefix, "share", "shimlab", "install.json");
+}
+
+export function launcherText(node: string, repoRoot: string): string {
+  const main = path.join(repoRoot, "dist", "shim", "main.js");
+  // env -u: a CA bundle in containerd's environment would cost every start ~40 ms.
+  return [
+    `#!/usr/bin/env -S -u NODE_EXTRA_CA_CERTS ${node}`,
+    `${LAUNCHER_MARK.replace("#", "//")} from ${repoRoot}`,
+    `require(${JSON.stringify(main)}).main(process.argv.slice(2));`,
+    "",
+  ].join("\n");
+}
+
+export const DEFAULT_SHIM_CONFIG = `${DEFAULT_CONFIG_MARK}
+# The agent runs containers with runc when it can, else as host processes.
+hypervisor = "none"
+
+[agent]
+runtime = "auto"
+`;
+
+function writeIfDifferent(file: string, text: string, mode: number): boolean {
+  try {
+    if (fs.readFileSync(file, "utf8") === text) {
+      fs.chmodSync(file, mode);
+      return false;
+    }
+  } catch {
+    /* absent */
+  }
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  if (fs.lstatSync(file, { throwIfNoEntry: false })?.isSymbolicLink()) {
+    // A config managed elsewhere and linked here: write through the link, never replace it.
+    fs.writeFileSync(file, text);
+    return true;
+  }
+  const tmp = `${file}.shimlab-tmp`;
+  fs.writeFileSync(tmp, text, { mode });
+  fs.renameSync(tmp, file);
+  return true;
+}
+
+/** The config version containerd on this machine expects: 3 for 2.x, else 2. */
+export function detectConfigVersion(): number {
+  try {
+    const out = execFileSync("containerd", ["--version"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"], timeout: 5_000 });
+    const m = /\s v?(\d+)\.(\d+)/.exec(out);
+    if (m && Number(m[1]) >= 2) return 3;
+  } catch {
+    /* no containerd here: the common case for 1.6/1.7 nodes' configs */
+  }
+  return 2;
+}
+
+/** Maps a host path to where it is reachable from here. */
+export function underRoot(root: string | undefined): (p: string) => string {
+  const r = path.resolve(root ?? "/");
+  return (p) => (r === "/" ? p : path.join(r, p));
+}
+
+export function install(o: InstallOptions): { steps: Step[]; manifest: Manifest } {
+  const at = underRoot(o.root);
+  const prefix = path.resolve(o.prefix);
+  const mainJs = path.join(o.repoRoot, "dist", "shim", "main.js");
+  if (!fs.existsSync(mainJs)) throw new Error(`${mainJs} is missing: run \`npm run build\` in ${o.repoRoot} first`);
+  const steps: Step[] = [];
+  const launcher = path.join(prefix, "bin", SHIM_NAME);
+  if (fs.existsSync(at(launcher)) && !fs.readFileSync(at(launcher), "utf8").includes(LAUNCHER_MARK.slice(2))) {
+    throw new Error(`${at(launcher)} exists and is not a shimlab launcher; not overwriting it`);
+  }
+  const shimConfig = o.shimConfig ? path.resolve(o.shimConfig) : path.join(prefix, "share", "shimlab", "config.toml");
+  if (o.shimConfig && !fs.existsSync(at(shimConfig))) throw new Error(`shimlab config ${at(shimConfig)} does not exist`);
+
+  // The containerd edit is worked out (and checked) before anything is written.
+  const cfgPath = path.resolve(o.containerdConfig);
+  const old = fs.existsSync(at(cfgPath)) ? fs.readFileSync(at(cfgPath), "utf8") : "";
+  const entry: RuntimeEntry = {
+    name: o.runtimeName ?? "shimlab",
+    runtimeType: RUNTIME_TYPE,
+    runtimePath: launcher,
+    configPath: shimConfig,
+    podAnnotations: o.podAnnotations,
+  };
+  const edit = addRuntime(old, entry, o.emptyConfigVersion ?? (old.trim() ? 2 : detectConfigVersion()));
+
+  let node = o.node ?? process.execPath;
+  let repo = o.repoRoot;
+  let lib: string | undefined;
+  if (o.copy) {
+    lib = path.join(prefix, "lib", "shimlab");
+    steps.push({ what: `Node and shimlab's build in ${lib}`, changed: copyRuntime(o.repoRoot, o.node ?? process.execPath, at(lib)) });
+    node = path.join(lib, "node");
+    repo = lib;
+  }
+  steps.push({ what: `launcher ${launcher}`, changed: writeIfDifferent(at(launcher), launcherText(node, repo), 0o755) });
+  let shimConfigWritten = false;
+  if (!o.shimConfig) {
+    const existing = fs.existsSync(at(shimConfig)) ? fs.readFileSync(at(shimConfig), "utf8") : null;
+    if (existing === null || existing === DEFAULT_SHIM_CONFIG) {
+      steps.push({ what: `shimlab config ${shimConfig}`, changed: writeIfDifferent(at(shimConfig), DEFAULT_SHIM_CONFIG, 0o644) });
+      shimConfigWritten = true;
+    } else steps.push({ what: `shimlab config ${shimConfig} (kept: edited by hand)`, changed: false });
+  }
+  const prior = readManifest(prefix, o.root);
+  let backup: string | null = prior?.containerdConfig === cfgPath ? prior.backup : null;
+  if (edit.changed) {
+    if (fs.existsSync(at(cfgPath))) {
+      backup = `${cfgPath}.shimlab-backup`;
+      // The first backup is the one worth keeping: the config before shimlab.
+      if (!fs.existsSync(at(backup))) fs.copyFileSync(at(cfgPath), at(backup));
+    }
+    const mode = fs.existsSync(at(cfgPath)) ? fs.statSync(at(cfgPath)).mode & 0o777 : 0o644;
+    writeIfDifferent(at(cfgPath), edit.text, mode);
+  }
+  steps.push({ what: `runtime ${entry.name} in ${cfgPath} (config version ${edit.version})`, changed: edit.changed });
+
+  const manifest: Manifest = {
+    version: 1,
+    launcher,
+    ...(lib ? { lib } : {}),
+    containerdConfig: cfgPath,
+    backup,
+    runtimeName: entry.name,
+    shimConfig,
+    shimConfigWritten: shimConfigWritten || (prior?.shimConfigWritten === true && prior.shimConfig === shimConfig),
+  };
+  steps.push({ what: `manifest ${manifestPath(prefix)}`, changed: writeIfDifferent(at(manifestPath(prefix)), JSON.stringify(manifest, null, 2) + "\n", 0o644) });
+  return { steps, manifest };
+}
+
+/** What a copied install needs at run time: the build, the addon, production node_modules, and Node itself. */
+const COPIED = ["package.json", "dist", path.join("native", "build"), "node_modules"];
+
+function copyRuntime(repoRoot: string, node: string, dest: string): boolean {
+  const stamp = path.join(dest, ".stamp");
+  // One line that changes whenever anything copied would: skip the copy when it matches.
+  const want = COPIED.map((p) => {
+    const src = path.join(repoRoot, p);
+    return `${p}:${fs.existsSync(src) ? fs.statSync(src).mtimeMs : "absent"}`;
+  })
+    .concat(`node:${fs.statSync(node).mtimeMs}:${fs.statSync(node).size}`)
+    .join(" ");
+  if (fs.existsSync(stamp) && fs.readFileSync(stamp, "utf8") === want) return false;
+  fs.rmSync(dest, { recursive: true, force: true });
+  fs.mkdirSync(dest, { recursive: true });
+  for (const p of COPIED) {
+    const src = path.join(repoRoot, p);
+    if (fs.existsSync(src)) fs.cpSync(src, path.join(dest, p), { recursive: true, dereference: true });
+  }
+  fs.copyFileSync(node, path.join(dest, "node"));
+  fs.chmodSync(path.join(dest, "node"), 0o755);
+  fs.writeFileSync(stamp, want);
+  return true;
+}
+
+export function readManifest(prefix: string, root?: string): Manifest | null {
+  try {
+    return JSON.parse(fs.readFileSync(underRoot(root)(manifestPath(path.resolve(prefix))), "utf8")) as Manifest;
+  } catch {
+    return null;
+  }
+}
+
+export function uninstall(o: { prefix: string; containerdConfig?: string; root?: string }): Step[] {
+  const at = underRoot(o.root);
+  const prefix = path.resolve(o.prefix);
+  const m = readManifest(prefix, o.root);
+  const steps: Step[] = [];
+  const cfgPath = path.resolve(o.containerdConfig ?? m?.containerdConfig ?? "/etc/containerd/config.toml");
+  if (fs.existsSync(at(cfgPath))) {
+    const edit = removeRuntime(fs.readFileSync(at(cfgPath), "utf8"));
+    if (edit.changed) writeIfDifferent(at(cfgPath), edit.text, fs.statSync(at(cfgPath)).mode & 0o777);
+    steps.push({ what: `runtime block in ${cfgPath}`, changed: edit.changed });
+  }
+  // The backup stays until the config is back to what it held: then it is redundant.
+  const backup = m?.backup;
+  if (backup && fs.existsSync(at(backup)) && fs.existsSync(at(cfgPath)) && fs.readFileSync(at(backup), "utf8") === fs.readFileSync(at(cfgPath), "utf8")) {
+    fs.rmSync(at(backup));
+    steps.push({ what: `backup ${backup} (identical to the restored config)`, changed: true });
+  }
+  const launcher = m?.launcher ?? path.join(prefix, "bin", SHIM_NAME);
+  if (fs.existsSync(at(launcher))) {
+    if (!fs.readFileSync(at(launcher), "utf8").includes(LAUNCHER_MARK.slice(2))) throw new Error(`${at(launcher)} is not a shimlab launcher; not removing it`);
+    fs.rmSync(at(launcher));
+    steps.push({ what: `launcher ${launcher}`, changed: true });
+  }
+  if (m?.lib && fs.existsSync(at(path.join(m.lib, ".stamp")))) {
+    fs.rmSync(at(m.lib), { recursive: true, force: true });
+    steps.push({ what: `Node and shimlab's build in ${m.lib}`, changed: true });
+  }
+  if (m?.shimConfigWritten && fs.existsSync(at(m.shimConfig))) {
+    if (fs.readFileSync(at(m.shimConfig), "utf8") === DEFAULT_SHIM_CONFIG) {
+      fs.rmSync(at(m.shimConfig));
+      steps.push({ what: `shimlab config ${m.shimConfig}`, changed: true });
+    } else steps.push({ what: `shimlab config ${m.shimConfig} (kept: edited by hand)`, changed: false });
+  }
+  if (m) {
+    fs.rmSync(at(manifestPath(prefix)), { force: true });
+    steps.push({ what: `manifest ${manifestPath(prefix)}`, changed: true });
+    const dir = at(path.dirname(manifestPath(prefix)));
+    if (fs.existsSync(dir) && !fs.readdirSync(dir).length) fs.rmdirSync(dir);
+  }
+  return steps;
+}
+
+/**
+ * `systemctl restart containerd`, for --restart. From a container whose
+ * `root` is the host's (hostPID), systemctl runs in the host's namespaces.
+ */
+export function restartContainerd(root?: string): void {
+  const onHost = path.resolve(root ?? "/") !== "/";
+  const [cmd, args] = onHost ? ["nsenter", ["--target", "1", "--mount", "--uts", "--ipc", "--net", "--pid", "--", "systemctl", "restart", "containerd"]] : ["systemctl", ["restart", "containerd"]];
+  try {
+    execFileSync(cmd, args as string[], { stdio: ["ignore", "pipe", "pipe"], timeout: 60_000 });
+  } catch (e) {
+    const err = e as { stderr?: Buffer; message: string };
+    throw new Error(`systemctl restart containerd failed: ${err.stderr?.toString().trim() || err.message}`);
+  }
+}

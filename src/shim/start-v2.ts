@@ -1,0 +1,52 @@
+// `start` for containerd 2.x: read the bootstrap parameters, choose how the
+// daemon serves (ttrpc, or gRPC when asked), and answer with a bootstrap
+// result containerd 2.x reads. Loaded only when stdin holds something or a
+// protocol is asked for, so 1.6's `start` never pays for it.
+import fs from "node:fs";
+import path from "node:path";
+import type { ShimFlags } from "./flags";
+import type { StartOptions } from "./start";
+import { DAEMON_PROTOCOL_ENV, answerFor, formatResult, parseStartInput, protocolFrom, wantsDebug } from "./bootstrap";
+import { validateId } from "./identifiers";
+
+/** Where `delete` finds a socket dir other than the default, as containerd's shim library keeps it. */
+export const SOCKET_DIR_LINK = "s";
+
+export function bootstrap(flags: ShimFlags, input: Buffer, bundle = process.cwd(), env = process.env): { answer: (address: string) => Buffer; opts: StartOptions } {
+  validateId("namespace", flags.namespace);
+  validateId("id", flags.id);
+  const parsed = parseStartInput(input, flags.id, flags.namespace);
+  const a = answerFor(parsed, protocolFrom(env), env);
+  const opts: StartOptions = { daemonEnv: {} };
+  const daemonEnv = opts.daemonEnv!;
+  // Only the daemon `start` launches should read this; never pass ours on.
+  daemonEnv[DAEMON_PROTOCOL_ENV] = a.protocol;
+  const p = parsed.params;
+  if (p) {
+    if (p.socketDir) {
+      if (!path.isAbsolute(p.socketDir)) throw new Error(`bootstrap socket_dir ${JSON.stringify(p.socketDir)} is not an absolute path`);
+      opts.socketDir = p.socketDir;
+      linkSocketDir(bundle, p.socketDir);
+    }
+    // containerd 2.3 still sets these in the environment; the params win when both are there.
+    if (p.containerdTtrpcAddress) daemonEnv.TTRPC_ADDRESS = p.containerdTtrpcAddress.replace(/^unix:\/\//, "");
+    if (p.containerdGrpcAddress && !flags.address) flags.address = p.containerdGrpcAddress.replace(/^unix:\/\//, "");
+    if (wantsDebug(p)) flags.debug = true;
+  }
+  return { answer: (address) => formatResult(address, a), opts };
+}
+
+function linkSocketDir(bundle: string, dir: string): void {
+  const link = path.join(bundle, SOCKET_DIR_LINK);
+  fs.rmSync(link, { force: true });
+  fs.symlinkSync(dir, link);
+}
+
+/** The socket dir `start` recorded in the bundle, if any. */
+export function recordedSocketDir(bundle: string): string | undefined {
+  try {
+    return fs.readlinkSync(path.join(bundle, SOCKET_DIR_LINK));
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,133 @@
+// A shim that dies (Kata's TestKilledVmmCleanup, containerd's dead-shim
+// cleanup): containerd's `delete` path must remove the agent, the container,
+// mounts and sockets; and an agent whose shim is gone must not outlive it.
+import fs from "node:fs";
+import path from "node:path";
+import { describe, it, expect, beforeAll, afterAll, afterEach } from "vitest";
+import { Containerd, SHIM_BINARY } from "../../src/harness/containerd";
+import { ContainerdEmulator } from "../../src/harness/emulator";
+import { descendants, listProcesses, settle, shimlabProcesses } from "../../src/harness/leaks";
+import { removeCgroupDirs } from "../../src/mock-agent/runtime/runc";
+import { busyboxRootfs, missing } from "../helpers/env";
+import { containerProcesses, expectNoLeaks } from "../helpers/leaks";
+import { EventWatch, forceRemove, normalise } from "../helpers/ctr";
+
+const skip = missing("root", "containerd", "ctr", "runc", "busybox");
+const RUNTIMES = { runc: "io.containerd.runc.v2", shimlab: "io.containerd.shimlab.v2" } as const;
+const SHIM_CMD = { runc: "containerd-shim-runc-v2", shimlab: "dist/shim/main.js" } as const;
+
+describe.skipIf(skip)("a SIGKILLed shim, under containerd", () => {
+  let ctd: Containerd;
+  let rootfs: string;
+  const seen: Record<string, string[]> = {};
+
+  beforeAll(async () => {
+    rootfs = busyboxRootfs();
+    ctd = new Containerd();
+    await ctd.start();
+  });
+
+  afterAll(async () => {
+    await ctd?.destroy();
+    removeCgroupDirs(ctd.cgroupParent);
+  });
+
+  afterEach(async () => {
+    await expectNoLeaks([ctd.address], [ctd.dir], ctd.cgroupParent);
+  });
+
+  for (const rt of ["runc", "shimlab"] as const) {
+    it(`is cleaned up by containerd's delete path (${rt})`, async () => {
+      const id = `crash-${rt}`;
+      const watch = new EventWatch(ctd);
+      await watch.ready();
+      try {
+        const run = await ctd.ctr(["run", "-d", "--runtime", RUNTIMES[rt], "--rootfs", rootfs, id, "/bin/sh", "-c", "sleep 300"]);
+        expect(run.code, run.err).toBe(0);
+        const addr = fs.readFileSync(path.join(ctd.state, "io.containerd.runtime.v2.task", "default", id, "address"), "utf8").trim();
+        const socket = addr.replace(/^unix:\/\//, "");
+        expect(fs.existsSync(socket)).toBe(true);
+        const shim = listProcesses().filter((p) => p.cmdline.includes(SHIM_CMD[rt]) && p.cmdline.includes(ctd.address) && p.cmdline.includes(`-id ${id}`));
+        expect(shim).toHaveLength(1);
+        expect(containerProcesses(ctd.cgroupParent).length + (rt === "runc" ? 1 : 0)).toBeGreaterThan(0);
+
+        process.kill(shim[0].pid, "SIGKILL");
+        await watch.waitFor((e) => e.topic === "/tasks/exit" && e.payload.container_id === id);
+
+        // containerd ran the shim binary's delete: the task is gone, so is everything it held.
+        const ls = await ctd.ctr(["task", "ls"]);
+        expect(ls.out).not.toMatch(new RegExp(`^${id}\\s`, "m"));
+        if (rt === "shimlab") {
+          expect(await settle(() => (fs.existsSync(socket) ? [socket] : []), 5_000)).toEqual([]);
+          expect(fs.existsSync(path.join(ctd.dir, "run", "default", id)), "the sandbox's run dir").toBe(false);
+        }
+        // runc's shim (containerd 1.6) leaves its socket file behind after SIGKILL; shimlab's delete removes it.
+        else fs.rmSync(socket, { force: true });
+        expect(await settle(() => shimlabProcesses([ctd.address]), 5_000)).toEqual([]);
+        expect(await settle(() => listProcesses().filter((p) => p.cmdline === "sleep 300" || p.cmdline === "/bin/sh -c sleep 300"), 5_000)).toEqual([]);
+        expect((await ctd.ctr(["container", "rm", id])).code).toBe(0);
+        seen[rt] = watch.forContainer(id).map((e) => normalise(e, id));
+      } finally {
+        watch.stop();
+        await forceRemove(ctd, id);
+      }
+    }, 60_000);
+  }
+
+  it("publishes the same events for both runtimes (exit 137 from the dead-shim path)", () => {
+    expect(seen.runc, "the runc case ran").toBeDefined();
+    expect(seen.shimlab).toEqual(seen.runc);
+    expect(seen.shimlab.join("\n")).toContain('"exit_status":137');
+  });
+});
+
+describe.skipIf(skip)("a SIGKILLed shim, with nobody to clean up", () => {
+  let emu: ContainerdEmulator;
+  let rootfs: string;
+
+  beforeAll(async () => {
+    rootfs = busyboxRootfs();
+    emu = new ContainerdEmulator({ binary: SHIM_BINARY, namespace: "crash" });
+    await emu.start();
+  });
+
+  afterAll(async () => {
+    await emu?.close();
+    removeCgroupDirs(emu.cgroupParent);
+  });
+
+  afterEach(async () => {
+    await expectNoLeaks([emu.address], [emu.dir], emu.cgroupParent);
+  });
+
+  it("takes its agent and containers with it; a later delete still answers", async () => {
+    const id = "orphan";
+    const b = emu.bundle(id, emu.spec(id, { args: ["/bin/sleep", "300"], rootPath: rootfs }));
+    const t = await emu.startShim(id, b);
+    try {
+      await t.task.Create({ id, bundle: b });
+      await t.task.Start({ id });
+      await t.task.Exec({ id, execId: "e", spec: { typeUrl: "types.containerd.io/opencontainers/runtime-spec/1/Process", value: Buffer.from(JSON.stringify({ args: ["/bin/sleep", "300"], cwd: "/" })) } });
+      await t.task.Start({ id, execId: "e" });
+      const { shimPid } = await t.task.Connect({ id });
+      const agents = descendants(shimPid).filter((p) => p.cmdline.includes("mock-agent"));
+      expect(agents).toHaveLength(1);
+      const alive = () => [...shimlabProcesses([emu.address]), ...listProcesses().filter((p) => p.pid === agents[0].pid)];
+      expect(containerProcesses(emu.cgroupParent).length).toBeGreaterThanOrEqual(2);
+
+      process.kill(shimPid, "SIGKILL");
+      // No delete yet: the agent sees its lifeline close and tears down on its own.
+      expect(await settle(alive, 8_000)).toEqual([]);
+      expect(await settle(() => containerProcesses(emu.cgroupParent), 5_000)).toEqual([]);
+
+      // containerd's cleanup comes later and must still work, idempotently.
+      const d1 = await emu.runner.delete(id, b);
+      expect(d1.result.code, d1.result.stderr.toString()).toBe(0);
+      expect(d1.response?.exitStatus).toBe(137);
+      const d2 = await emu.runner.delete(id, b);
+      expect(d2.result.code, d2.result.stderr.toString()).toBe(0);
+    } finally {
+      t.close();
+    }
+  }, 60_000);
+});

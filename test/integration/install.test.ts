@@ -1,0 +1,150 @@
+// `shimlab install` on the tests' own containerd 1.6: its config edited by
+// install before it starts, its PATH holding only the installed launcher (not
+// the checkout's bin/), then `ctr run` through shimlab and `uninstall`.
+import { describe, it, expect, beforeAll, afterAll, afterEach } from "vitest";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { Containerd, REPO_ROOT } from "../../src/harness/containerd";
+import { runCommand } from "../../src/harness/shim-runner";
+import { install, uninstall } from "../../src/install/install";
+import { removeCgroupDirs } from "../../src/mock-agent/runtime/runc";
+import { busyboxRootfs, missing } from "../helpers/env";
+import { expectNoLeaks } from "../helpers/leaks";
+import { forceRemove } from "../helpers/ctr";
+import { CriClient } from "../../src/harness/cri/client";
+import { hostNetworkPod } from "../../src/harness/cri/pod";
+import { buildOciArchive } from "../../src/harness/oci-image";
+
+const SANDBOX_IMAGE = "docker.io/library/shimlab-pause:1";
+
+const skip = missing("root", "containerd", "ctr", "runc", "busybox");
+const RUNTIME = "io.containerd.shimlab.v2";
+
+describe.skipIf(skip)("shimlab install on containerd 1.6", () => {
+  let ctd: Containerd;
+  let rootfs: string;
+  let prefix: string;
+  let configBefore = "";
+
+  beforeAll(async () => {
+    rootfs = busyboxRootfs();
+    prefix = fs.mkdtempSync(path.join(os.tmpdir(), "shimlab-prefix-"));
+    ctd = new Containerd({
+      // CRI on, so that containerd loads the runtimes table we add.
+      cri: true,
+      // CRI's pause image, built locally (no registry here) and imported below.
+      extraConfig: `[plugins."io.containerd.grpc.v1.cri"]\n  sandbox_image = "${SANDBOX_IMAGE}"\n`,
+      shimBinDir: path.join(prefix, "bin"),
+      prepareConfig: (cfg) => {
+        configBefore = fs.readFileSync(cfg, "utf8");
+        // As the DaemonSet installs: Node and the build copied under the prefix, nothing run from the checkout.
+        install({ prefix, containerdConfig: cfg, repoRoot: REPO_ROOT, copy: true });
+      },
+    });
+    await ctd.start();
+  });
+
+  afterAll(async () => {
+    await ctd?.destroy();
+    removeCgroupDirs(ctd.cgroupParent);
+    fs.rmSync(prefix, { recursive: true, force: true });
+  });
+
+  afterEach(async () => {
+    await expectNoLeaks([ctd.address], [ctd.dir], ctd.cgroupParent);
+  });
+
+  it("containerd reads the installed runtime where CRI looks for it", async () => {
+    const dump = await runCommand("containerd", ["--config", ctd.configPath, "config", "dump"]);
+    expect(dump.code).toBe(0);
+    const text = dump.stdout.toString();
+    const table = text.slice(text.indexOf('[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.shimlab]'));
+    expect(table).toMatch(/runtime_type = "io\.containerd\.shimlab\.v2"/);
+    expect(table).toContain(`runtime_path = "${path.join(prefix, "bin", "containerd-shim-shimlab-v2")}"`);
+    expect(table).toContain(`ConfigPath = "${path.join(prefix, "share", "shimlab", "config.toml")}"`);
+    // The CRI plugin loaded with it.
+    const plugins = await ctd.ctr(["plugins", "ls"]);
+    expect(plugins.out).toMatch(/io\.containerd\.grpc\.v1\s+cri\s+\S+\s+ok/);
+  });
+
+  it("runs ctr run through the installed launcher, with the installed shimlab config", async () => {
+    // containerd's PATH has the prefix, not the checkout's bin/.
+    expect(ctd.env().PATH!.split(":")).not.toContain(path.join(REPO_ROOT, "bin"));
+    const cfg = path.join(prefix, "share", "shimlab", "config.toml");
+    const r = await ctd.ctr(["run", "--rm", "--runtime", RUNTIME, "--runtime-config-path", cfg, "--rootfs", rootfs, "inst1", "/bin/echo", "hello from the installed shim"]);
+    expect(r.err).toBe("");
+    expect(r.out).toBe("hello from the installed shim\n");
+    expect(r.code).toBe(0);
+  });
+
+  it("records the installed launcher as the task's shim binary", async () => {
+    const id = "inst2";
+    try {
+      const r = await ctd.ctr(["run", "-d", "--runtime", RUNTIME, "--rootfs", rootfs, id, "/bin/sleep", "300"]);
+      expect(r.code).toBe(0);
+      const bundle = path.join(ctd.state, "io.containerd.runtime.v2.task", "default", id);
+      const binPath = fs.readFileSync(path.join(bundle, "shim-binary-path"), "utf8");
+      expect(binPath).toBe(path.join(prefix, "bin", "containerd-shim-shimlab-v2"));
+      // The shim daemon runs the copied Node on the copied build.
+      const pid = Number(fs.readFileSync(path.join(bundle, "shim.pid"), "utf8"));
+      expect(fs.readlinkSync(`/proc/${pid}/exe`)).toBe(path.join(prefix, "lib", "shimlab", "node"));
+      expect(fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")[1]).toBe(path.join(prefix, "lib", "shimlab", "dist", "shim", "main.js"));
+    } finally {
+      await forceRemove(ctd, id);
+    }
+  });
+
+  it("runs a pod sandbox through CRI with runtime handler shimlab, which hands the shim the installed ConfigPath", async () => {
+    const archive = path.join(ctd.dir, "pause.tar");
+    buildOciArchive(rootfs, archive, { name: SANDBOX_IMAGE, entrypoint: ["/bin/sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"] });
+    const imp = await ctd.ctr(["images", "import", archive], { namespace: "k8s.io" });
+    expect(imp.code, imp.err).toBe(0);
+    const criClient = new CriClient(ctd.address);
+    // As the kubelet does for a pod with runtimeClassName: <handler>.
+    const cri = {
+      runPodSandbox: async (name: string, handler: string) =>
+        (await criClient.runtime.RunPodSandbox({ config: hostNetworkPod({ name }), runtimeHandler: handler })).podSandboxId,
+      removePodSandbox: async (id: string) => {
+        await criClient.runtime.StopPodSandbox({ podSandboxId: id });
+        await criClient.runtime.RemovePodSandbox({ podSandboxId: id });
+      },
+      close: () => criClient.close(),
+    };
+    const cfgPath = path.join(prefix, "share", "shimlab", "config.toml");
+    const good = fs.readFileSync(cfgPath, "utf8");
+    try {
+      // CRI's pod sandbox spec fails under runc on these machines (runc's own shim fails alike:
+      // "can't get final child's PID from pipe"), so the installed config has the agent run it as a host process.
+      expect(good).toContain('runtime = "auto"');
+      fs.writeFileSync(cfgPath, good.replace('runtime = "auto"', 'runtime = "host"'));
+      // As the kubelet does for a pod with runtimeClassName: shimlab.
+      const id = await cri.runPodSandbox("pod-a", "shimlab");
+      const bundle = path.join(ctd.state, "io.containerd.runtime.v2.task", "k8s.io", id);
+      expect(fs.readFileSync(path.join(bundle, "shim-binary-path"), "utf8")).toBe(path.join(prefix, "bin", "containerd-shim-shimlab-v2"));
+      await cri.removePodSandbox(id);
+      // The shim reads the config CRI passes (options.ConfigPath): break it, and the next pod says so.
+      fs.writeFileSync(cfgPath, 'hypervisor = "warp-drive"\n');
+      const err = await cri.runPodSandbox("pod-b", "shimlab").then(
+        (pid) => (cri.removePodSandbox(pid), "started"),
+        (e: Error) => e.message,
+      );
+      expect(err).toContain(`${cfgPath}: hypervisor = "warp-drive"`);
+      // An unknown handler is CRI's own refusal, for contrast.
+      await expect(cri.runPodSandbox("pod-c", "nope")).rejects.toThrow(/no runtime for "nope" is configured/);
+    } finally {
+      fs.writeFileSync(cfgPath, good);
+      cri.close();
+    }
+  });
+
+  it("uninstall gives containerd its config back, and containerd still starts on it", async () => {
+    uninstall({ prefix });
+    expect(fs.readFileSync(ctd.configPath, "utf8")).toBe(configBefore);
+    const dump = await runCommand("containerd", ["--config", ctd.configPath, "config", "dump"]);
+    expect(dump.code).toBe(0);
+    expect(dump.stdout.toString()).not.toContain("runtimes.shimlab");
+    expect(dump.stdout.toString()).not.toContain("io.containerd.shimlab.v2");
+    expect(fs.readdirSync(path.join(prefix, "lib"))).toEqual([]);
+  });
+});

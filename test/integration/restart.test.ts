@@ -1,0 +1,105 @@
+// containerd restarts while shims run (containerd's TestDaemonRestartWithRunningShim):
+// containerd is SIGKILLed, a task exits while it is down, containerd comes
+// back, reconnects to the shim and still gets the exit code; a long-lived task
+// survives every restart. Run with runc's shim too, as the reference.
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { describe, it, expect, beforeAll, afterAll, afterEach } from "vitest";
+import { Containerd } from "../../src/harness/containerd";
+import { removeCgroupDirs } from "../../src/mock-agent/runtime/runc";
+import { busyboxRootfs, missing } from "../helpers/env";
+import { expectNoLeaks } from "../helpers/leaks";
+import { forceRemove } from "../helpers/ctr";
+
+const skip = missing("root", "containerd", "ctr", "runc", "busybox");
+const RUNTIMES = { runc: "io.containerd.runc.v2", shimlab: "io.containerd.shimlab.v2" } as const;
+const CYCLES = { runc: 3, shimlab: 20 } as const;
+
+describe.skipIf(skip)("containerd restarts with running shims", () => {
+  let ctd: Containerd;
+  let rootfs: string;
+  let sig: string;
+
+  beforeAll(async () => {
+    rootfs = busyboxRootfs();
+    sig = fs.mkdtempSync(path.join(os.tmpdir(), "restart-sig-"));
+    ctd = new Containerd();
+    await ctd.start();
+  });
+
+  afterAll(async () => {
+    await ctd?.destroy();
+    removeCgroupDirs(ctd.cgroupParent);
+    fs.rmSync(sig, { recursive: true, force: true });
+  });
+
+  afterEach(async () => {
+    await expectNoLeaks([ctd.address], [ctd.dir], ctd.cgroupParent);
+  });
+
+  const taskStatus = async (id: string) => {
+    const ls = await ctd.ctr(["task", "ls"]);
+    const m = new RegExp(`^${id}\\s+\\d+\\s+(\\w+)`, "m").exec(ls.out);
+    return m ? m[1] : "ABSENT";
+  };
+  const waitStatus = async (id: string, want: string, ms = 10_000) => {
+    const deadline = Date.now() + ms;
+    let s = await taskStatus(id);
+    while (s !== want && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+      s = await taskStatus(id);
+    }
+    return s;
+  };
+  // A task that waits for its go file in a shared bind mount, then exits with code.
+  const waiter = (id: string, runtime: string, code: number) =>
+    ctd.ctr([
+      "run", "-d", "--runtime", runtime,
+      "--mount", `type=bind,src=${sig},dst=/sig,options=rbind:rw`,
+      "--rootfs", rootfs, id, "/bin/sh", "-c", `while [ ! -e /sig/${id} ]; do sleep 0.05; done; exit ${code}`,
+    ]);
+
+  for (const rt of ["runc", "shimlab"] as const) {
+    it(`keeps exit codes and running tasks across ${CYCLES[rt]} SIGKILLs of containerd (${rt})`, async () => {
+      const runtime = RUNTIMES[rt];
+      const keep = `keep-${rt}`;
+      const ids: string[] = [keep];
+      try {
+        expect((await waiter(keep, runtime, 0)).code).toBe(0);
+        for (let i = 0; i < CYCLES[rt]; i++) {
+          const id = `x-${rt}-${i}`;
+          const code = 10 + i;
+          ids.push(id);
+          const run = await waiter(id, runtime, code);
+          expect(run.code, run.err).toBe(0);
+          expect(await waitStatus(id, "RUNNING")).toBe("RUNNING");
+
+          await ctd.kill();
+          // The task exits while containerd is down; its shim must keep the exit.
+          fs.writeFileSync(path.join(sig, id), "");
+          await new Promise((r) => setTimeout(r, 400));
+          await ctd.start();
+
+          expect(await waitStatus(id, "STOPPED"), `cycle ${i}`).toBe("STOPPED");
+          expect(await taskStatus(keep), `cycle ${i}`).toBe("RUNNING");
+          // ctr 1.6's task delete reports a non-zero exit status as a warning.
+          const del = await ctd.ctr(["task", "delete", id]);
+          expect(del.code, `cycle ${i}: ${del.err}`).toBe(0);
+          expect(del.err, `cycle ${i}`).toContain(`exit with non-zero exit code ${code}`);
+          expect((await ctd.ctr(["container", "rm", id])).code).toBe(0);
+        }
+        // The survivor still answers after all the restarts.
+        const ex = await ctd.ctr(["task", "exec", "--exec-id", "after", keep, "/bin/sh", "-c", "echo alive; exit 4"]);
+        expect(ex.out.trim()).toBe("alive");
+        expect(ex.code).toBe(4);
+        fs.writeFileSync(path.join(sig, keep), "");
+        expect(await waitStatus(keep, "STOPPED")).toBe("STOPPED");
+        expect((await ctd.ctr(["task", "delete", keep])).code).toBe(0);
+        expect((await ctd.ctr(["container", "rm", keep])).code).toBe(0);
+      } finally {
+        for (const id of ids) await forceRemove(ctd, id);
+      }
+    }, 240_000);
+  }
+});
