@@ -44,7 +44,8 @@ export interface ContainerHandle {
   /** The shim socket's address, once its shim is started. */
   address?: string;
   task?: ServiceClient<typeof Task>;
-  client?: Client;
+  /** Only closed by the runner: ttrpc here, or gRPC when the harness plays containerd 2.x. */
+  client?: { close(): void };
   execStdio: Map<string, ClientStdio>;
 }
 
