@@ -9,6 +9,7 @@ usage: shimlab <command> [options]
   trace render|doc             draw a lifecycle trace (SHIMLAB_TRACE) as a page or Mermaid; write docs/lifecycle.md
   cri                          a small crictl (CRI v1 over gRPC); \`cri up\` starts a CRI containerd for shimlab
   conformance --shim PATH      run the conformance checks against any shim v2 binary (--compare A B)
+  scenario run|validate|list   YAML fault scenarios: run them, with verdicts and JSON/JUnit reports
   image build                  build (or find cached) the QEMU guest image: kernel + initramfs with the mock agent
   version                      print the version
   install | uninstall          put the shim on this node and in containerd's config, or take it out
@@ -49,6 +50,10 @@ export async function run(argv: string[]): Promise<number> {
     case "uninstall": {
       const { installCommand } = await import("./commands/install");
       return installCommand(rest, cmd);
+    }
+    case "scenario": {
+      const { scenarioCommand } = await import("./commands/scenario");
+      return scenarioCommand(rest);
     }
     case "image": {
       const { run: imageCommand } = await import("./commands/image");

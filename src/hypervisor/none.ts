@@ -7,6 +7,9 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { HybridVsockTransport } from "../agent/transport";
 import type { Hypervisor, SandboxVm, StartOptions, VmExit } from "./types";
 import { processStartTime, socketIn, writeVmRecord } from "./rundir";
+import { interposeAgentLink } from "../faults/agent-link";
+import type { FaultProxy } from "../faults/proxy";
+import { reapRuncOrphans } from "./orphans";
 
 export const AGENT_PORT = 1024;
 
@@ -31,6 +34,8 @@ class HostAgent implements SandboxVm {
   constructor(
     private readonly child: ChildProcess,
     readonly agentTransport: HybridVsockTransport,
+    private readonly link: FaultProxy | null = null,
+    private readonly runcRoot?: string,
   ) {
     this.exited = new Promise((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
   }
@@ -52,11 +57,15 @@ class HostAgent implements SandboxVm {
   async stop(): Promise<void> {
     if (this.stopped) return this.exited.then(() => {});
     this.stopped = true;
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    this.child.kill("SIGTERM"); // the agent kills its containers on SIGTERM
-    const t = setTimeout(() => this.child.kill("SIGKILL"), 3000);
-    await this.exited;
-    clearTimeout(t);
+    await this.link?.stop().catch(() => {});
+    if (this.child.exitCode === null && this.child.signalCode === null) {
+      this.child.kill("SIGTERM"); // the agent kills its containers on SIGTERM
+      const t = setTimeout(() => this.child.kill("SIGKILL"), 3000);
+      await this.exited;
+      clearTimeout(t);
+    }
+    // An agent that died (SIGKILL, crash) could not: do what a VM's death would.
+    reapRuncOrphans(this.runcRoot);
   }
 }
 
@@ -100,6 +109,15 @@ export class NoneHypervisor implements Hypervisor {
       runcRoot: path.join(s.runDir, "agent", "runc"),
     });
     s.logger.info("mock agent started", { pid: child.pid, socket: sock, runtime: this.o.agentRuntime });
-    return new HostAgent(child, new HybridVsockTransport(sock, AGENT_PORT));
+    // Wire faults between shim and agent, when configured: the shim dials a proxy instead.
+    let link: FaultProxy | null = null;
+    try {
+      link = await interposeAgentLink(env, sock, socketIn(s.runDir, "agent-link.sock"));
+    } catch (e) {
+      child.kill("SIGKILL");
+      throw e;
+    }
+    if (link) s.logger.warn("agent link faults installed", { proxy: link.o.listen });
+    return new HostAgent(child, new HybridVsockTransport(link ? link.o.listen : sock, AGENT_PORT), link, path.join(s.runDir, "agent", "runc"));
   }
 }

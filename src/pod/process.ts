@@ -30,6 +30,11 @@ export interface ExitInfo {
 
 /** Read size per ReadStdout/ReadStderr, as Kata's shim uses. */
 const READ_LEN = 32 << 10;
+/**
+ * How long output may wait for a client that does not read before the exit
+ * is waited for anyway: a fifo nobody opens must not hide an exit forever.
+ */
+export const CLIENT_STALL_MS = 3_000;
 /** Exit status when the agent cannot tell (it died, or WaitProcess failed), as Kata reports since #4419. */
 export const UNKNOWN_EXIT = 255;
 
@@ -86,10 +91,14 @@ export class Process {
     if (this.ioStarted) return;
     this.ioStarted = true;
     const ids = { containerId: this.containerId, execId: agentExecId };
-    const pumps = [this.pumpOut(agent, "ReadStdout", ids, this.io.stdout)];
-    if (!this.stdio.terminal) pumps.push(this.pumpOut(agent, "ReadStderr", ids, this.io.stderr));
+    let stalled!: () => void;
+    const clientStalled = new Promise<void>((r) => (stalled = r));
+    const pumps = [this.pumpOut(agent, "ReadStdout", ids, this.io.stdout, stalled)];
+    if (!this.stdio.terminal) pumps.push(this.pumpOut(agent, "ReadStderr", ids, this.io.stderr, stalled));
     if (this.io.stdin) this.stdinDone = this.pumpIn(agent, ids, this.io.stdin);
-    Promise.all(pumps)
+    // Output first; but a client that stopped reading only delays the wait, it
+    // cannot stop it (the pumps go on, and end when the exit closes our ends).
+    Promise.race([Promise.all(pumps), clientStalled])
       .then(() => agent.WaitProcess(ids))
       .then(
         (r) => this.setExited(r.status),
@@ -105,6 +114,7 @@ export class Process {
     method: "ReadStdout" | "ReadStderr",
     ids: { containerId: string; execId: string },
     out: Writable | null,
+    onStall: () => void,
   ): Promise<void> {
     for (;;) {
       let data: Buffer;
@@ -117,7 +127,9 @@ export class Process {
       if (data.length === 0) return; // end of stream
       if (out && !out.destroyed && !out.writableEnded) {
         if (!out.write(data)) await new Promise<void>((r) => {
+          const stall = setTimeout(onStall, CLIENT_STALL_MS);
           const done = () => {
+            clearTimeout(stall);
             out.removeListener("drain", done);
             out.removeListener("close", done);
             out.removeListener("error", done);

@@ -14,6 +14,7 @@ import { loadConfig, type ShimConfig } from "./config";
 import { FailpointTable, SHIM_FAILPOINT_ANNOTATION, failpointInterceptor } from "../faults/failpoint";
 import { readBundleSpec } from "./bundle";
 import { EVENT_FAULTS_ENV, FaultyEventSink, parseEventFaults } from "../faults/event-faults";
+import { MUTANTS_ENV, parseMutants } from "../faults/mutants";
 
 export interface DaemonHandle {
   server: Server;
@@ -91,6 +92,17 @@ export function runDaemon(flags: ShimFlags): DaemonHandle {
     }
   } catch (e) {
     logger.warn("failpoint annotations not read", { error: (e as Error).message });
+  }
+
+  // Deliberately broken behaviours, so that scenarios can show they catch them.
+  const mutants = process.env[MUTANTS_ENV];
+  if (mutants) {
+    try {
+      for (const m of parseMutants(mutants)) server.use(m.interceptor);
+      logger.warn("MUTANTS installed: this shim is broken on purpose", { mutants });
+    } catch (e) {
+      logger.error("mutants not installed", { error: (e as Error).message });
+    }
   }
 
   server.register(TaskV2, service.impl);
