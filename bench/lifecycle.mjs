@@ -1,0 +1,48 @@
+// Lifecycle latency: `ctr run --rm --rootfs <busybox> <id> /bin/busybox true`
+// through each runtime on one private containerd, interleaved run by run so
+// that the machine's noise falls on both alike; then a traced pass that cuts
+// each lifecycle into phases.
+import { RUNTIMES, timed } from "./lib/env.mjs";
+import { summary } from "./lib/stats.mjs";
+import { ExecTrace, perfAvailable, processTree, lifecycles, PHASES } from "./lib/trace.mjs";
+
+let seq = 0;
+const runArgs = (ctd, rootfs, runtime) => ["--address", ctd.address, "--namespace", "default", "run", "--rm", "--runtime", runtime, "--rootfs", rootfs, `bench-${process.pid}-${seq++}`, "/bin/busybox", "true"];
+
+async function once(ctd, rootfs, runtime) {
+  const r = await timed("ctr", runArgs(ctd, rootfs, runtime), { env: ctd.env() });
+  if (r.code !== 0) throw new Error(`ctr run on ${runtime} failed (${r.code}): ${r.err}`);
+  return r.ms;
+}
+
+export async function lifecycleBench(ctd, rootfs, { runs = 20, warmup = 2, log = () => {} } = {}) {
+  const samples = { shimlab: [], runc: [] };
+  for (let i = 0; i < warmup; i++) for (const rt of Object.keys(RUNTIMES)) await once(ctd, rootfs, RUNTIMES[rt]);
+  for (let i = 0; i < runs; i++) {
+    // alternate which goes first, so neither always follows the other's teardown
+    const order = i % 2 ? ["runc", "shimlab"] : ["shimlab", "runc"];
+    for (const rt of order) samples[rt].push(await once(ctd, rootfs, RUNTIMES[rt]));
+  }
+  const wall = { shimlab: summary(samples.shimlab), runc: summary(samples.runc) };
+  log(`lifecycle wall: shimlab ${wall.shimlab.median.toFixed(1)} ms, runc ${wall.runc.median.toFixed(1)} ms (median of ${runs})`);
+
+  let phases = null;
+  if (perfAvailable()) {
+    phases = {};
+    for (const rt of Object.keys(RUNTIMES)) {
+      const tr = new ExecTrace();
+      await tr.start();
+      for (let i = 0; i < Math.max(5, Math.floor(runs / 2)); i++) await once(ctd, rootfs, RUNTIMES[rt]);
+      const events = await tr.stop();
+      const lcs = lifecycles(processTree(events, [process.pid, ctd.pid]), process.pid, ctd.pid);
+      const ok = lcs.filter(Boolean);
+      const med = {};
+      for (const k of [...PHASES, "container", "total", "daemon_lifetime", "delete_subcommand", "runc_calls"]) med[k] = ok.length ? summary(ok.map((p) => p[k])).median : null;
+      phases[rt] = { traced: lcs.length, complete: ok.length, median: med };
+      log(`lifecycle phases ${rt}: ${ok.length}/${lcs.length} traced, total ${med.total?.toFixed(1)} ms`);
+    }
+  } else {
+    log("perf not available (or not root): no phase split");
+  }
+  return { wall, phases };
+}
