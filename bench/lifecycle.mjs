@@ -3,6 +3,7 @@
 // that the machine's noise falls on both alike; then a traced pass that cuts
 // each lifecycle into phases.
 import { RUNTIMES, timed } from "./lib/env.mjs";
+import { runtimeOf } from "./lib/variants.mjs";
 import { summary } from "./lib/stats.mjs";
 import { ExecTrace, perfAvailable, processTree, lifecycles, PHASES } from "./lib/trace.mjs";
 
@@ -15,16 +16,18 @@ async function once(ctd, rootfs, runtime) {
   return r.ms;
 }
 
-export async function lifecycleBench(ctd, rootfs, { runs = 20, warmup = 2, log = () => {} } = {}) {
-  const samples = { shimlab: [], runc: [] };
-  for (let i = 0; i < warmup; i++) for (const rt of Object.keys(RUNTIMES)) await once(ctd, rootfs, RUNTIMES[rt]);
+export async function lifecycleBench(ctd, rootfs, { runs = 20, warmup = 2, variants = [], log = () => {} } = {}) {
+  const all = { ...RUNTIMES, ...Object.fromEntries(variants.map((v) => [v, runtimeOf(v)])) };
+  const names = Object.keys(all);
+  const samples = Object.fromEntries(names.map((n) => [n, []]));
+  for (let i = 0; i < warmup; i++) for (const rt of names) await once(ctd, rootfs, all[rt]);
   for (let i = 0; i < runs; i++) {
-    // alternate which goes first, so neither always follows the other's teardown
-    const order = i % 2 ? ["runc", "shimlab"] : ["shimlab", "runc"];
-    for (const rt of order) samples[rt].push(await once(ctd, rootfs, RUNTIMES[rt]));
+    // rotate which goes first, so none always follows another's teardown
+    const order = names.map((_, k) => names[(k + i) % names.length]);
+    for (const rt of order) samples[rt].push(await once(ctd, rootfs, all[rt]));
   }
-  const wall = { shimlab: summary(samples.shimlab), runc: summary(samples.runc) };
-  log(`lifecycle wall: shimlab ${wall.shimlab.median.toFixed(1)} ms, runc ${wall.runc.median.toFixed(1)} ms (median of ${runs})`);
+  const wall = Object.fromEntries(names.map((n) => [n, summary(samples[n])]));
+  log(`lifecycle wall (median of ${runs}): ${names.map((n) => `${n} ${wall[n].median.toFixed(1)} ms`).join(", ")}`);
 
   let phases = null;
   if (perfAvailable()) {

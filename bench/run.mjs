@@ -7,11 +7,13 @@
 // VMs, so only figures taken in the same mode compare.
 //
 //   node bench/run.mjs [--free] [--only lifecycle,memory,state,echo] [--runs N] [--out file]
+//                      [--variants shimlab-tree,shimlab-nocache]   (lifecycle only; see lib/variants.mjs)
 import fs from "node:fs";
 import path from "node:path";
 import { spawnSync } from "node:child_process";
 import { ROOT, dist, placement, loadavg } from "./lib/env.mjs";
 import { round } from "./lib/stats.mjs";
+import { variantBinDir } from "./lib/variants.mjs";
 
 const argv = process.argv.slice(2);
 const flag = (n) => argv.includes(n);
@@ -45,18 +47,21 @@ const where = placement();
 log(`placement ${where.mode} (cpus ${where.cpus} of ${where.ncpu}), load ${loadavg().join(" ")}`);
 
 const rootfs = buildBusyboxRootfs(path.join(fs.mkdtempSync("/tmp/shimlab-bench-rootfs-"), "rootfs"));
-const ctd = new Containerd();
+const variants = opt("--variants", "").split(",").filter(Boolean);
+const variantDir = variants.length ? variantBinDir(variants) : null;
+const ctd = new Containerd(variantDir ? { env: { PATH: `${variantDir}:${process.env.PATH}` } } : {});
 const details = {};
 try {
   await ctd.start();
   log(`containerd ${ctd.pid} at ${ctd.dir}`);
   if (only.has("lifecycle")) {
     const { lifecycleBench } = await import("./lifecycle.mjs");
-    const r = await lifecycleBench(ctd, rootfs, { runs, log });
+    const r = await lifecycleBench(ctd, rootfs, { runs, variants, log });
     details.lifecycle = r;
     add("lifecycle_median_ms", "ms", r.wall.shimlab.median, r.wall.runc.median);
     add("lifecycle_min_ms", "ms", r.wall.shimlab.min, r.wall.runc.min);
     add("lifecycle_max_ms", "ms", r.wall.shimlab.max, r.wall.runc.max);
+    for (const v of variants) add(`lifecycle_median_ms_${v.replace(/^shimlab-/, "")}`, "ms", r.wall[v].median, r.wall.runc.median, `variant ${v}`);
     if (r.phases) {
       const s = r.phases.shimlab.median;
       const c = r.phases.runc.median;
@@ -92,6 +97,7 @@ try {
   await ctd.destroy().catch((e) => log(`containerd teardown: ${e.message}`));
   removeCgroupDirs(ctd.cgroupParent);
   fs.rmSync(path.dirname(rootfs), { recursive: true, force: true });
+  if (variantDir) fs.rmSync(variantDir, { recursive: true, force: true });
 }
 if (only.has("echo")) {
   const { echoBench } = await import("./echo.mjs");

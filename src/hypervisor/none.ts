@@ -4,9 +4,11 @@
 import fs from "node:fs";
 import path from "node:path";
 import { spawn, type ChildProcess } from "node:child_process";
+import type { Readable } from "node:stream";
 import { HybridVsockTransport } from "../agent/transport";
 import type { Hypervisor, SandboxVm, StartOptions, VmExit } from "./types";
 import { processStartTime, socketIn, writeVmRecord } from "./rundir";
+import { inBundle } from "../util/entry";
 
 export const AGENT_PORT = 1024;
 
@@ -19,7 +21,38 @@ export interface NoneOptions {
 }
 
 export function mockAgentEntry(): string {
-  return path.resolve(__dirname, "..", "mock-agent", "main.js");
+  return inBundle ? path.join(__dirname, "mock-agent-main.js") : path.resolve(__dirname, "..", "mock-agent", "main.js");
+}
+
+/** How long to wait for the agent's READY before dialling anyway (dialling then retries within its own budget). */
+const READY_TIMEOUT_MS = 10_000;
+
+/**
+ * Resolves once the agent says READY on fd 3 (true), or exits or stays silent
+ * past the timeout (false): the dial that follows reports the real problem.
+ * Waiting for the word saves polling the socket with backoff, which cost up to
+ * half the agent's start-up time in idle retries.
+ */
+function agentReady(child: ChildProcess, timeoutMs: number): Promise<boolean> {
+  const line = child.stdio[3] as Readable | null;
+  if (!line) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    let seen = "";
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      line.removeListener("data", onData);
+      child.removeListener("exit", onExit);
+      resolve(ok);
+    };
+    const onData = (d: Buffer) => {
+      seen += d.toString("latin1");
+      if (seen.includes("READY\n")) done(true);
+    };
+    const onExit = () => done(false);
+    const timer = setTimeout(() => done(false), timeoutMs);
+    line.on("data", onData);
+    child.once("exit", onExit);
+  });
 }
 
 class HostAgent implements SandboxVm {
@@ -32,7 +65,11 @@ class HostAgent implements SandboxVm {
     private readonly child: ChildProcess,
     readonly agentTransport: HybridVsockTransport,
   ) {
-    this.exited = new Promise((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
+    // it may have died already, while we waited for its READY
+    this.exited =
+      child.exitCode !== null || child.signalCode !== null
+        ? Promise.resolve({ code: child.exitCode, signal: child.signalCode })
+        : new Promise((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
   }
 
   get pid(): number {
@@ -79,6 +116,8 @@ export class NoneHypervisor implements Hypervisor {
       this.o.agentRuntime,
       "--watch-fd",
       "3",
+      "--ready-fd",
+      "3",
       "--log",
       path.join(s.runDir, "agent.log"),
     ];
@@ -99,7 +138,8 @@ export class NoneHypervisor implements Hypervisor {
       agentUrl: `hvsock://${sock}:${AGENT_PORT}`,
       runcRoot: path.join(s.runDir, "agent", "runc"),
     });
-    s.logger.info("mock agent started", { pid: child.pid, socket: sock, runtime: this.o.agentRuntime });
+    const ready = await agentReady(child, READY_TIMEOUT_MS);
+    s.logger.info("mock agent started", { pid: child.pid, socket: sock, runtime: this.o.agentRuntime, ready });
     return new HostAgent(child, new HybridVsockTransport(sock, AGENT_PORT));
   }
 }

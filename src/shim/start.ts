@@ -14,6 +14,7 @@ import { validateId } from "./identifiers";
 import { placement } from "../pod/container-type";
 import { readBundleSpec } from "./bundle";
 import { native } from "../native";
+import { inBundle } from "../util/entry";
 
 export function start(flags: ShimFlags): void {
   startShim(flags).then(
@@ -72,7 +73,7 @@ export async function startShim(flags: ShimFlags, bundle = process.cwd()): Promi
   }
   const env = { ...process.env };
   delete env.NODE_EXTRA_CA_CERTS;
-  const child = spawn(process.execPath, [...process.execArgv, require.resolve("./main"), ...daemonArgs({ ...flags, socket: sockPath })], {
+  const child = spawn(process.execPath, [...process.execArgv, inBundle ? path.join(__dirname, "shim-main.js") : require.resolve("./main"), ...daemonArgs({ ...flags, socket: sockPath })], {
     cwd: bundle,
     detached: true,
     stdio: ["ignore", "ignore", logFd, fd],
