@@ -76,6 +76,10 @@ class HostAgent implements SandboxVm {
     return this.child.pid!;
   }
 
+  get alive(): boolean {
+    return !this.stopped && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
   async shareRootfs(_id: string, hostPath: string): Promise<string> {
     return hostPath; // same host, same paths
   }
@@ -100,9 +104,48 @@ class HostAgent implements SandboxVm {
 export class NoneHypervisor implements Hypervisor {
   readonly kind = "none" as const;
 
+  /** An agent booted ahead of Create for this run dir, not yet handed out. */
+  private warm: { runDir: string; vm: Promise<HostAgent> } | null = null;
+
   constructor(private readonly o: NoneOptions) {}
 
+  /**
+   * Boots the agent for runDir now, so that Create finds it up (Kata's VM
+   * factory does the same for VMs): the daemon calls this as it starts, and
+   * the agent's own start-up then overlaps containerd's way to Create.
+   */
+  prestart(s: StartOptions): void {
+    if (this.warm) return;
+    const vm = this.boot(s);
+    vm.catch(() => {});
+    this.warm = { runDir: s.runDir, vm };
+  }
+
+  /** Stops an agent booted ahead that no Create took (the shim is going away). */
+  async discardWarm(): Promise<void> {
+    const w = this.warm;
+    this.warm = null;
+    if (!w) return;
+    const vm = await w.vm.catch(() => null);
+    await vm?.stop();
+    fs.rmSync(w.runDir, { recursive: true, force: true });
+  }
+
   async start(s: StartOptions): Promise<SandboxVm> {
+    const w = this.warm;
+    this.warm = null;
+    if (w) {
+      const vm = await w.vm.catch(() => null);
+      if (vm && vm.alive && w.runDir === s.runDir && !s.env) {
+        s.logger.info("mock agent adopted", { pid: vm.pid });
+        return vm;
+      }
+      await vm?.stop();
+    }
+    return this.boot(s);
+  }
+
+  private async boot(s: StartOptions): Promise<HostAgent> {
     fs.mkdirSync(s.runDir, { recursive: true, mode: 0o700 });
     const sock = socketIn(s.runDir, "agent.sock");
     const args = [

@@ -42,6 +42,7 @@ function build(raw: Record<string, unknown>, source: string, env: NodeJS.Process
   if (typeof dial !== "number" || dial <= 0) throw invalidArgument(`${where("agent.dial_timeout_ms")} must be a positive number`);
   const qemu = (raw.qemu ?? {}) as Record<string, unknown>;
   const debug = raw.debug === true || env.SHIMLAB_DEBUG === "1";
+  let none: NoneHypervisor | null = null;
   const cfg: ShimConfig = {
     source,
     hypervisorKind: hv,
@@ -56,7 +57,8 @@ function build(raw: Record<string, unknown>, source: string, env: NodeJS.Process
         const { QemuHypervisor } = require("../hypervisor/qemu") as typeof import("../hypervisor/qemu");
         return new QemuHypervisor(QemuHypervisor.configFrom(qemu, source));
       }
-      return new NoneHypervisor({ agentRuntime: rt, debug });
+      // one per configuration, so that an agent booted ahead (prestart) is the one Create finds
+      return (none ??= new NoneHypervisor({ agentRuntime: rt, debug }));
     },
   };
   return cfg;

@@ -14,6 +14,10 @@ import { loadConfig, type ShimConfig } from "./config";
 import { FailpointTable, SHIM_FAILPOINT_ANNOTATION, failpointInterceptor } from "../faults/failpoint";
 import { readBundleSpec } from "./bundle";
 import { EVENT_FAULTS_ENV, FaultyEventSink, parseEventFaults } from "../faults/event-faults";
+import type { NoneHypervisor } from "../hypervisor/none";
+import { sandboxRunDir } from "../hypervisor/rundir";
+import { placement } from "../pod/container-type";
+import { validateId } from "./identifiers";
 
 export interface DaemonHandle {
   server: Server;
@@ -62,6 +66,7 @@ export function runDaemon(flags: ShimFlags): DaemonHandle {
     logger.info("shim exiting", { tasks: service.taskCount });
     await server.close().catch(() => {});
     if (socketFile) fs.rmSync(socketFile, { force: true });
+    if (config.hypervisorKind === "none") await (config.hypervisor() as NoneHypervisor).discardWarm().catch(() => {});
     await events.flush(2_000);
     events.close();
     process.exit(code);
@@ -78,6 +83,7 @@ export function runDaemon(flags: ShimFlags): DaemonHandle {
   // containerd's failpoint shim reads per-method failpoints from the bundle's annotations.
   try {
     const spec = readBundleSpec(bundle);
+    prestartAgent(config, flags, spec.annotations, logger);
     const table = new FailpointTable();
     table.loadPrefixed(spec.annotations, SHIM_FAILPOINT_ANNOTATION);
     if (table.size) {
@@ -111,6 +117,23 @@ export function runDaemon(flags: ShimFlags): DaemonHandle {
   process.on("uncaughtException", (e) => logger.error("uncaught exception", { error: String(e.stack ?? e) }));
   process.on("unhandledRejection", (e) => logger.error("unhandled rejection", { error: String((e as Error)?.stack ?? e) }));
   return { server, service, events, logger, shutdown };
+}
+
+/**
+ * With the host agent, boot it now for the sandbox this shim will serve: it
+ * comes up while containerd connects and sends Create, instead of after.
+ * A pod's later containers join an existing sandbox and boot nothing.
+ */
+function prestartAgent(config: ShimConfig, flags: ShimFlags, annotations: Record<string, string> | undefined, logger: Logger): void {
+  if (config.hypervisorKind !== "none") return;
+  const where = placement(flags.id, annotations);
+  if (where.type === "pod_container") return;
+  try {
+    validateId("sandbox id", where.sandboxId);
+  } catch {
+    return; // Create will refuse it with the reason
+  }
+  (config.hypervisor() as NoneHypervisor).prestart({ sandboxId: where.sandboxId, namespace: flags.namespace, runDir: sandboxRunDir(flags.namespace, where.sandboxId), logger });
 }
 
 function hasFd3(): boolean {
