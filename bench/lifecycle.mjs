@@ -10,24 +10,32 @@ import { ExecTrace, perfAvailable, processTree, lifecycles, PHASES } from "./lib
 let seq = 0;
 const runArgs = (ctd, rootfs, runtime) => ["--address", ctd.address, "--namespace", "default", "run", "--rm", "--runtime", runtime, "--rootfs", rootfs, `bench-${process.pid}-${seq++}`, "/bin/busybox", "true"];
 
-async function once(ctd, rootfs, runtime) {
+async function once(ctd, rootfs, runtime, cpu) {
+  const c0 = cpu?.usageMs();
   const r = await timed("ctr", runArgs(ctd, rootfs, runtime), { env: ctd.env() });
   if (r.code !== 0) throw new Error(`ctr run on ${runtime} failed (${r.code}): ${r.err}`);
-  return r.ms;
+  return { ms: r.ms, cpu: cpu ? cpu.usageMs() - c0 : NaN };
 }
 
-export async function lifecycleBench(ctd, rootfs, { runs = 20, warmup = 2, variants = [], log = () => {} } = {}) {
+export async function lifecycleBench(ctd, rootfs, { runs = 20, warmup = 2, variants = [], cpu = null, log = () => {} } = {}) {
   const all = { ...RUNTIMES, ...Object.fromEntries(variants.map((v) => [v, runtimeOf(v)])) };
   const names = Object.keys(all);
   const samples = Object.fromEntries(names.map((n) => [n, []]));
+  const cpuSamples = Object.fromEntries(names.map((n) => [n, []]));
   for (let i = 0; i < warmup; i++) for (const rt of names) await once(ctd, rootfs, all[rt]);
   for (let i = 0; i < runs; i++) {
     // rotate which goes first, so none always follows another's teardown
     const order = names.map((_, k) => names[(k + i) % names.length]);
-    for (const rt of order) samples[rt].push(await once(ctd, rootfs, all[rt]));
+    for (const rt of order) {
+      const r = await once(ctd, rootfs, all[rt], cpu);
+      samples[rt].push(r.ms);
+      cpuSamples[rt].push(r.cpu);
+    }
   }
   const wall = Object.fromEntries(names.map((n) => [n, summary(samples[n])]));
+  const cpuMs = cpu ? Object.fromEntries(names.map((n) => [n, summary(cpuSamples[n])])) : null;
   log(`lifecycle wall (median of ${runs}): ${names.map((n) => `${n} ${wall[n].median.toFixed(1)} ms`).join(", ")}`);
+  if (cpuMs) log(`lifecycle CPU of containerd+shims+agent+runc (median): ${names.map((n) => `${n} ${cpuMs[n].median.toFixed(1)} ms`).join(", ")}`);
 
   let phases = null;
   if (perfAvailable()) {
@@ -47,5 +55,5 @@ export async function lifecycleBench(ctd, rootfs, { runs = 20, warmup = 2, varia
   } else {
     log("perf not available (or not root): no phase split");
   }
-  return { wall, phases };
+  return { wall, cpu: cpuMs, phases };
 }

@@ -14,6 +14,7 @@ import { spawnSync } from "node:child_process";
 import { ROOT, dist, placement, loadavg } from "./lib/env.mjs";
 import { round } from "./lib/stats.mjs";
 import { variantBinDir } from "./lib/variants.mjs";
+import { CpuAccount } from "./lib/cpuacct.mjs";
 
 const argv = process.argv.slice(2);
 const flag = (n) => argv.includes(n);
@@ -51,16 +52,28 @@ const variants = opt("--variants", "").split(",").filter(Boolean);
 const variantDir = variants.length ? variantBinDir(variants) : null;
 const ctd = new Containerd(variantDir ? { env: { PATH: `${variantDir}:${process.env.PATH}` } } : {});
 const details = {};
+let cpu = null;
 try {
   await ctd.start();
   log(`containerd ${ctd.pid} at ${ctd.dir}`);
+  try {
+    cpu = new CpuAccount(`shimlab-bench-${process.pid}`);
+    cpu.add(ctd.pid);
+  } catch (e) {
+    log(`no CPU accounting (${e.message})`);
+    cpu = null;
+  }
   if (only.has("lifecycle")) {
     const { lifecycleBench } = await import("./lifecycle.mjs");
-    const r = await lifecycleBench(ctd, rootfs, { runs, variants, log });
+    const r = await lifecycleBench(ctd, rootfs, { runs, variants, cpu, log });
     details.lifecycle = r;
     add("lifecycle_median_ms", "ms", r.wall.shimlab.median, r.wall.runc.median);
     add("lifecycle_min_ms", "ms", r.wall.shimlab.min, r.wall.runc.min);
     add("lifecycle_max_ms", "ms", r.wall.shimlab.max, r.wall.runc.max);
+    if (r.cpu) {
+      add("lifecycle_cpu_ms", "ms", r.cpu.shimlab.median, r.cpu.runc.median, "CPU time of containerd + shim + agent + runc per lifecycle (median)");
+      for (const v of variants) add(`lifecycle_cpu_ms_${v.replace(/^shimlab-/, "")}`, "ms", r.cpu[v].median, r.cpu.runc.median, `variant ${v}`);
+    }
     for (const v of variants) add(`lifecycle_median_ms_${v.replace(/^shimlab-/, "")}`, "ms", r.wall[v].median, r.wall.runc.median, `variant ${v}`);
     if (r.phases) {
       const s = r.phases.shimlab.median;
@@ -95,6 +108,7 @@ try {
   }
 } finally {
   await ctd.destroy().catch((e) => log(`containerd teardown: ${e.message}`));
+  cpu?.remove();
   removeCgroupDirs(ctd.cgroupParent);
   fs.rmSync(path.dirname(rootfs), { recursive: true, force: true });
   if (variantDir) fs.rmSync(variantDir, { recursive: true, force: true });
