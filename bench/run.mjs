@@ -92,7 +92,9 @@ try {
       add(`shim_pss_mb_${n}`, "MB", r.shimlab[n].shim.pss, r.runc[n].shim.pss);
       add(`shim_rss_mb_${n}`, "MB", r.shimlab[n].shim.rss, r.runc[n].shim.rss);
       add(`pod_uss_mb_${n}`, "MB", r.shimlab[n].shim.uss + r.shimlab[n].agent.uss, r.runc[n].shim.uss, "shimlab: shim + mock agent; runc: shim");
+      add(`pod_pss_mb_${n}`, "MB", r.shimlab[n].shim.pss + r.shimlab[n].agent.pss, r.runc[n].shim.pss, "shimlab: shim + mock agent; runc: shim");
       add(`agent_uss_mb_${n}`, "MB", r.shimlab[n].agent.uss, NaN, "shimlab's mock agent (runc's shim has none)");
+      add(`shim_uss_mb_${n}_at_2s`, "MB", r.shimlab[n].early.shim.uss, r.runc[n].early.shim.uss, "2 s after the last start, before V8's memory reducer");
     }
   }
   if (only.has("state")) {
