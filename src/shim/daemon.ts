@@ -2,22 +2,18 @@
 // publishes events to containerd, and exits once Shutdown finds no task left.
 import fs from "node:fs";
 import net from "node:net";
-import path from "node:path";
 import type { ShimFlags } from "./flags";
 import { Server } from "../ttrpc/server";
 import { Task as TaskV2 } from "../gen/containerd.task.v2";
 import { Task as TaskV3 } from "../gen/containerd.task.v3";
-import { FdLogger, openLogFd, type Logger } from "../util/logger";
+import type { Logger } from "../util/logger";
 import { TaskService } from "./task-service";
 import { LogOnlySink, Publisher, type EventSink } from "./publisher";
-import { loadConfig, type ShimConfig } from "./config";
+import { bootDaemon, type DaemonBoot } from "./prestart";
 import { FailpointTable, SHIM_FAILPOINT_ANNOTATION, failpointInterceptor } from "../faults/failpoint";
 import { readBundleSpec } from "./bundle";
 import { EVENT_FAULTS_ENV, FaultyEventSink, parseEventFaults } from "../faults/event-faults";
 import type { NoneHypervisor } from "../hypervisor/none";
-import { sandboxRunDir } from "../hypervisor/rundir";
-import { placement } from "../pod/container-type";
-import { validateId } from "./identifiers";
 
 export interface DaemonHandle {
   server: Server;
@@ -27,21 +23,9 @@ export interface DaemonHandle {
   shutdown(code?: number): Promise<void>;
 }
 
-export function runDaemon(flags: ShimFlags): DaemonHandle {
+export function runDaemon(flags: ShimFlags, boot: DaemonBoot = bootDaemon(flags)): DaemonHandle {
   const bundle = process.cwd();
-  const logger: Logger = new FdLogger(openLogFd(path.join(bundle, "log")), flags.debug ? "debug" : "info", {
-    runtime: "io.containerd.shimlab.v2",
-    namespace: flags.namespace,
-    id: flags.id,
-    pid: process.pid,
-  });
-  let config: ShimConfig;
-  try {
-    config = loadConfig(undefined, process.env);
-  } catch (e) {
-    logger.error("bad configuration; using defaults", { error: (e as Error).message });
-    config = loadConfig("", { ...process.env, SHIMLAB_CONFIG: "" });
-  }
+  const { logger, config } = boot;
   const ttrpcAddress = process.env.TTRPC_ADDRESS;
   let events: EventSink = ttrpcAddress
     ? new Publisher({ address: ttrpcAddress, namespace: flags.namespace, logger })
@@ -83,7 +67,6 @@ export function runDaemon(flags: ShimFlags): DaemonHandle {
   // containerd's failpoint shim reads per-method failpoints from the bundle's annotations.
   try {
     const spec = readBundleSpec(bundle);
-    prestartAgent(config, flags, spec.annotations, logger);
     const table = new FailpointTable();
     table.loadPrefixed(spec.annotations, SHIM_FAILPOINT_ANNOTATION);
     if (table.size) {
@@ -117,23 +100,6 @@ export function runDaemon(flags: ShimFlags): DaemonHandle {
   process.on("uncaughtException", (e) => logger.error("uncaught exception", { error: String(e.stack ?? e) }));
   process.on("unhandledRejection", (e) => logger.error("unhandled rejection", { error: String((e as Error)?.stack ?? e) }));
   return { server, service, events, logger, shutdown };
-}
-
-/**
- * With the host agent, boot it now for the sandbox this shim will serve: it
- * comes up while containerd connects and sends Create, instead of after.
- * A pod's later containers join an existing sandbox and boot nothing.
- */
-function prestartAgent(config: ShimConfig, flags: ShimFlags, annotations: Record<string, string> | undefined, logger: Logger): void {
-  if (config.hypervisorKind !== "none") return;
-  const where = placement(flags.id, annotations);
-  if (where.type === "pod_container") return;
-  try {
-    validateId("sandbox id", where.sandboxId);
-  } catch {
-    return; // Create will refuse it with the reason
-  }
-  (config.hypervisor() as NoneHypervisor).prestart({ sandboxId: where.sandboxId, namespace: flags.namespace, runDir: sandboxRunDir(flags.namespace, where.sandboxId), logger });
 }
 
 function hasFd3(): boolean {
