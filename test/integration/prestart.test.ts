@@ -67,7 +67,8 @@ describe.skipIf(skip)("agent booted as the daemon starts", () => {
     try {
       const daemon = Number(fs.readFileSync(path.join(b, "shim.pid"), "utf8"));
       const [agent] = await until(() => agentsOf(daemon).length > 0 && agentsOf(daemon), "the agent to boot");
-      expect(fs.existsSync(path.join(runDir("p1"), "vm.json"))).toBe(true);
+      // recorded for `delete` right after the spawn, so it may trail the process by a moment
+      await until(() => fs.existsSync(path.join(runDir("p1"), "vm.json")), "the agent's record");
       await t.task.Create({ id: "p1", bundle: b });
       expect(agentsOf(daemon)).toEqual([agent]);
       await t.task.Start({ id: "p1" });
@@ -77,6 +78,11 @@ describe.skipIf(skip)("agent booted as the daemon starts", () => {
       await t.task.Shutdown({ id: "p1" });
       await until(() => !alive(agent), "the agent to exit");
     } finally {
+      // after a failure above: take the task and the shim down as containerd would
+      await t.task.Kill({ id: "p1", signal: 9, all: true }).catch(() => {});
+      await t.task.Wait({ id: "p1" }, { timeoutMs: 10_000 }).catch(() => {});
+      await t.task.Delete({ id: "p1" }).catch(() => {});
+      await t.task.Shutdown({ id: "p1" }).catch(() => {});
       t.close();
       await emu.runner.delete("p1", b);
     }
