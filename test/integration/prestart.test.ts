@@ -7,6 +7,7 @@ import path from "node:path";
 import { ContainerdEmulator } from "../../src/harness/emulator";
 import { SHIM_BINARY } from "../../src/harness/containerd";
 import { removeCgroupDirs } from "../../src/mock-agent/runtime/runc";
+import { Options as RuntimeOptions } from "../../src/gen/runtimeoptions.v1";
 import { busyboxRootfs, missing } from "../helpers/env";
 import { expectNoLeaks } from "../helpers/leaks";
 
@@ -85,6 +86,35 @@ describe.skipIf(skip)("agent booted as the daemon starts", () => {
       await t.task.Shutdown({ id: "p1" }).catch(() => {});
       t.close();
       await emu.runner.delete("p1", b);
+    }
+  });
+
+  it("gives way to a fresh agent when Create brings its own configuration (runtime options ConfigPath)", async () => {
+    const cfg = path.join(emu.dir, "own.toml");
+    fs.writeFileSync(cfg, 'hypervisor = "none"\n[agent]\nruntime = "auto"\n');
+    const b = emu.bundle("p4", emu.spec("p4", { args: ["/bin/true"], rootPath: rootfs }));
+    const t = await emu.startShim("p4", b);
+    try {
+      const daemon = Number(fs.readFileSync(path.join(b, "shim.pid"), "utf8"));
+      const [early] = await until(() => agentsOf(daemon).length > 0 && agentsOf(daemon), "the agent to boot");
+      await until(() => fs.existsSync(path.join(runDir("p4"), "vm.json")), "the agent's record");
+      const options = { typeUrl: RuntimeOptions.typeName, value: RuntimeOptions.encode({ configPath: cfg }) };
+      await t.task.Create({ id: "p4", bundle: b, options });
+      expect(alive(early)).toBe(false);
+      const now = agentsOf(daemon);
+      expect(now).toHaveLength(1);
+      expect(now[0]).not.toBe(early);
+      await t.task.Start({ id: "p4" });
+      expect((await t.task.Wait({ id: "p4" }, { timeoutMs: 10_000 })).exitStatus).toBe(0);
+      await t.task.Delete({ id: "p4" });
+      await t.task.Shutdown({ id: "p4" });
+    } finally {
+      await t.task.Kill({ id: "p4", signal: 9, all: true }).catch(() => {});
+      await t.task.Wait({ id: "p4" }, { timeoutMs: 10_000 }).catch(() => {});
+      await t.task.Delete({ id: "p4" }).catch(() => {});
+      await t.task.Shutdown({ id: "p4" }).catch(() => {});
+      t.close();
+      await emu.runner.delete("p4", b);
     }
   });
 
