@@ -4,12 +4,14 @@
 import fs from "node:fs";
 import path from "node:path";
 import { spawn, type ChildProcess } from "node:child_process";
+import type { Readable } from "node:stream";
 import { HybridVsockTransport } from "../agent/transport";
 import type { Hypervisor, SandboxVm, StartOptions, VmExit } from "./types";
 import { processStartTime, socketIn, writeVmRecord } from "./rundir";
 import { interposeAgentLink } from "../faults/agent-link";
 import type { FaultProxy } from "../faults/proxy";
 import { reapRuncOrphans } from "./orphans";
+import { inBundle } from "../util/entry";
 
 export const AGENT_PORT = 1024;
 
@@ -22,7 +24,38 @@ export interface NoneOptions {
 }
 
 export function mockAgentEntry(): string {
-  return path.resolve(__dirname, "..", "mock-agent", "main.js");
+  return inBundle ? path.join(__dirname, "mock-agent-main.js") : path.resolve(__dirname, "..", "mock-agent", "main.js");
+}
+
+/** How long to wait for the agent's READY before dialling anyway (dialling then retries within its own budget). */
+const READY_TIMEOUT_MS = 10_000;
+
+/**
+ * Resolves once the agent says READY on fd 3 (true), or exits or stays silent
+ * past the timeout (false): the dial that follows reports the real problem.
+ * Waiting for the word saves polling the socket with backoff, which cost up to
+ * half the agent's start-up time in idle retries.
+ */
+function agentReady(child: ChildProcess, timeoutMs: number): Promise<boolean> {
+  const line = child.stdio[3] as Readable | null;
+  if (!line) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    let seen = "";
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      line.removeListener("data", onData);
+      child.removeListener("exit", onExit);
+      resolve(ok);
+    };
+    const onData = (d: Buffer) => {
+      seen += d.toString("latin1");
+      if (seen.includes("READY\n")) done(true);
+    };
+    const onExit = () => done(false);
+    const timer = setTimeout(() => done(false), timeoutMs);
+    line.on("data", onData);
+    child.once("exit", onExit);
+  });
 }
 
 class HostAgent implements SandboxVm {
@@ -37,11 +70,19 @@ class HostAgent implements SandboxVm {
     private readonly link: FaultProxy | null = null,
     private readonly runcRoot?: string,
   ) {
-    this.exited = new Promise((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
+    // it may have died already, while we waited for its READY
+    this.exited =
+      child.exitCode !== null || child.signalCode !== null
+        ? Promise.resolve({ code: child.exitCode, signal: child.signalCode })
+        : new Promise((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
   }
 
   get pid(): number {
     return this.child.pid!;
+  }
+
+  get alive(): boolean {
+    return !this.stopped && this.child.exitCode === null && this.child.signalCode === null;
   }
 
   async shareRootfs(_id: string, hostPath: string): Promise<string> {
@@ -72,9 +113,48 @@ class HostAgent implements SandboxVm {
 export class NoneHypervisor implements Hypervisor {
   readonly kind = "none" as const;
 
+  /** An agent booted ahead of Create for this run dir, not yet handed out. */
+  private warm: { runDir: string; vm: Promise<HostAgent> } | null = null;
+
   constructor(private readonly o: NoneOptions) {}
 
+  /**
+   * Boots the agent for runDir now, so that Create finds it up (Kata's VM
+   * factory does the same for VMs): the daemon calls this as it starts, and
+   * the agent's own start-up then overlaps containerd's way to Create.
+   */
+  prestart(s: StartOptions): void {
+    if (this.warm) return;
+    const vm = this.boot(s);
+    vm.catch(() => {});
+    this.warm = { runDir: s.runDir, vm };
+  }
+
+  /** Stops an agent booted ahead that no Create took (the shim is going away). */
+  async discardWarm(): Promise<void> {
+    const w = this.warm;
+    this.warm = null;
+    if (!w) return;
+    const vm = await w.vm.catch(() => null);
+    await vm?.stop();
+    fs.rmSync(w.runDir, { recursive: true, force: true });
+  }
+
   async start(s: StartOptions): Promise<SandboxVm> {
+    const w = this.warm;
+    this.warm = null;
+    if (w) {
+      const vm = await w.vm.catch(() => null);
+      if (vm && vm.alive && w.runDir === s.runDir && !s.env) {
+        s.logger.info("mock agent adopted", { pid: vm.pid });
+        return vm;
+      }
+      await vm?.stop();
+    }
+    return this.boot(s);
+  }
+
+  private async boot(s: StartOptions): Promise<HostAgent> {
     fs.mkdirSync(s.runDir, { recursive: true, mode: 0o700 });
     const sock = socketIn(s.runDir, "agent.sock");
     const args = [
@@ -87,6 +167,8 @@ export class NoneHypervisor implements Hypervisor {
       "--runtime",
       this.o.agentRuntime,
       "--watch-fd",
+      "3",
+      "--ready-fd",
       "3",
       "--log",
       path.join(s.runDir, "agent.log"),
@@ -108,7 +190,8 @@ export class NoneHypervisor implements Hypervisor {
       agentUrl: `hvsock://${sock}:${AGENT_PORT}`,
       runcRoot: path.join(s.runDir, "agent", "runc"),
     });
-    s.logger.info("mock agent started", { pid: child.pid, socket: sock, runtime: this.o.agentRuntime });
+    const ready = await agentReady(child, READY_TIMEOUT_MS);
+    s.logger.info("mock agent started", { pid: child.pid, socket: sock, runtime: this.o.agentRuntime, ready });
     // Wire faults between shim and agent, when configured: the shim dials a proxy instead.
     let link: FaultProxy | null = null;
     try {

@@ -1,5 +1,5 @@
 // Per-sandbox run directories, and the record `delete` reads after a crash.
-import crypto from "node:crypto";
+import { sha256Hex } from "../util/sha256";
 import fs from "node:fs";
 import path from "node:path";
 import type { VmRecord } from "./types";
@@ -17,7 +17,7 @@ export function sandboxRunDir(namespace: string, sandboxId: string, root = runRo
 export function socketIn(dir: string, name: string, root = runRoot()): string {
   const p = path.join(dir, name);
   if (p.length <= 100) return p;
-  const h = crypto.createHash("sha256").update(p).digest("hex").slice(0, 24);
+  const h = sha256Hex(p).slice(0, 24);
   const d = path.join(root, "sock");
   fs.mkdirSync(d, { recursive: true, mode: 0o700 });
   return path.join(d, `${h}-${name}`.slice(0, 40));

@@ -9,6 +9,7 @@
 //   --runtime R        runc | host | auto (runc when root and runc exist)
 //   --guest            this agent is a VM's: mount storages, set the hostname
 //   --watch-fd N       exit (killing its containers) when fd N reaches EOF
+//   --ready-fd N       write "READY\n" to fd N once the socket accepts connections
 //   --log FILE         log destination (default stderr)
 import fs from "node:fs";
 import net from "node:net";
@@ -35,6 +36,7 @@ interface Args {
   runtime: "runc" | "host" | "auto";
   guest: boolean;
   watchFd?: number;
+  readyFd?: number;
   log?: string;
   debug: boolean;
 }
@@ -72,6 +74,9 @@ function parseArgs(argv: string[]): Args {
         break;
       case "--watch-fd":
         a.watchFd = Number(v());
+        break;
+      case "--ready-fd":
+        a.readyFd = Number(v());
         break;
       case "--log":
         a.log = v();
@@ -210,6 +215,14 @@ export function main(argv: string[]): void {
     l.listen(args.listen, () => {
       fs.chmodSync(args.listen!, 0o600);
       log.info("agent serving", { listen: args.listen, hvsock: args.hvsock, runtime: runtime.name });
+      // The host side waits for this instead of polling the socket, like a VM's boot-complete signal.
+      if (args.readyFd !== undefined) {
+        try {
+          fs.writeSync(args.readyFd, "READY\n");
+        } catch (e) {
+          log.warn("could not signal readiness", { error: (e as Error).message });
+        }
+      }
     });
     l.on("error", (e) => {
       log.error("listen failed", { error: e.message });

@@ -1,7 +1,6 @@
 // Mounting what containerd's snapshotter describes onto <bundle>/rootfs, as
 // runc's shim does, and taking it down again.
 import fs from "node:fs";
-import { execFile } from "node:child_process";
 import { invalidArgument } from "../ttrpc/status";
 
 export interface MountSpec {
@@ -12,6 +11,8 @@ export interface MountSpec {
 }
 
 function run(cmd: string, args: string[]): Promise<void> {
+  // loaded here: the shim's `delete` imports this file and mostly finds nothing mounted
+  const { execFile } = require("node:child_process") as typeof import("node:child_process");
   return new Promise((resolve, reject) =>
     execFile(cmd, args, (err, _out, stderr) => (err ? reject(new Error(`${cmd} ${args.join(" ")}: ${(stderr || err.message).trim()}`)) : resolve())),
   );

@@ -45,6 +45,7 @@ function build(raw: Record<string, unknown>, source: string, env: NodeJS.Process
   const debug = raw.debug === true || env.SHIMLAB_DEBUG === "1";
   // A bad [qemu] table is refused when the file is read, not when the first VM boots.
   if (hv === "qemu") parseQemuConfig(qemu, source);
+  let none: NoneHypervisor | null = null;
   const cfg: ShimConfig = {
     source,
     hypervisorKind: hv,
@@ -59,7 +60,8 @@ function build(raw: Record<string, unknown>, source: string, env: NodeJS.Process
         const { QemuHypervisor } = require("../hypervisor/qemu") as typeof import("../hypervisor/qemu");
         return new QemuHypervisor({ ...QemuHypervisor.configFrom(qemu, source), debug: debug || qemu.debug === true });
       }
-      return new NoneHypervisor({ agentRuntime: rt, debug });
+      // one per configuration, so that an agent booted ahead (prestart) is the one Create finds
+      return (none ??= new NoneHypervisor({ agentRuntime: rt, debug }));
     },
   };
   return cfg;

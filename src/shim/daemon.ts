@@ -2,19 +2,19 @@
 // publishes events to containerd, and exits once Shutdown finds no task left.
 import fs from "node:fs";
 import net from "node:net";
-import path from "node:path";
 import type { ShimFlags } from "./flags";
 import { Server } from "../ttrpc/server";
 import { Task as TaskV2 } from "../gen/containerd.task.v2";
 import { Task as TaskV3 } from "../gen/containerd.task.v3";
-import { FdLogger, openLogFd, type Logger } from "../util/logger";
+import type { Logger } from "../util/logger";
 import { TaskService } from "./task-service";
 import { LogOnlySink, Publisher, type EventSink } from "./publisher";
-import { loadConfig, type ShimConfig } from "./config";
+import { bootDaemon, type DaemonBoot } from "./prestart";
 import { FailpointTable, SHIM_FAILPOINT_ANNOTATION, failpointInterceptor } from "../faults/failpoint";
 import { readBundleSpec } from "./bundle";
 import { EVENT_FAULTS_ENV, FaultyEventSink, parseEventFaults } from "../faults/event-faults";
 import { MUTANTS_ENV, parseMutants } from "../faults/mutants";
+import type { NoneHypervisor } from "../hypervisor/none";
 
 export interface DaemonHandle {
   server: Server;
@@ -24,21 +24,10 @@ export interface DaemonHandle {
   shutdown(code?: number): Promise<void>;
 }
 
-export function runDaemon(flags: ShimFlags): DaemonHandle {
+export function runDaemon(flags: ShimFlags, boot: DaemonBoot = bootDaemon(flags)): DaemonHandle {
   const bundle = process.cwd();
-  const logger: Logger = new FdLogger(openLogFd(path.join(bundle, "log")), flags.debug ? "debug" : "info", {
-    runtime: "io.containerd.shimlab.v2",
-    namespace: flags.namespace,
-    id: flags.id,
-    pid: process.pid,
-  });
-  let config: ShimConfig;
-  try {
-    config = loadConfig(undefined, process.env);
-  } catch (e) {
-    logger.error("bad configuration; using defaults", { error: (e as Error).message });
-    config = loadConfig("", { ...process.env, SHIMLAB_CONFIG: "" });
-  }
+  const { logger } = boot;
+  let config = boot.config;
   const ttrpcAddress = process.env.TTRPC_ADDRESS;
   let events: EventSink = ttrpcAddress
     ? new Publisher({ address: ttrpcAddress, namespace: flags.namespace, logger })
@@ -68,6 +57,8 @@ export function runDaemon(flags: ShimFlags): DaemonHandle {
     await server.close().catch(() => {});
     await grpcTransport?.close().catch(() => {});
     if (socketFile) fs.rmSync(socketFile, { force: true });
+    // The untraced hypervisor: it alone knows the agent booted ahead.
+    if (boot.config.hypervisorKind === "none") await (boot.config.hypervisor() as NoneHypervisor).discardWarm().catch(() => {});
     await events.flush(2_000);
     events.close();
     process.exit(code);

@@ -3,7 +3,7 @@
 // prints a DeleteResponse. A missing file is never an error here.
 import fs from "node:fs";
 import path from "node:path";
-import { execFileSync } from "node:child_process";
+import type { execFileSync as ExecFileSync } from "node:child_process";
 import type { ShimFlags } from "./flags";
 import { socketAddress, socketPath } from "./address";
 import { isServing } from "./start";
@@ -16,6 +16,9 @@ import { Writer } from "../proto/wire";
 import { unmountAll } from "../pod/mount";
 
 const SIGKILL_STATUS = 137;
+
+/** child_process costs a few ms to load and a clean delete never runs anything. */
+const execFileSync = ((...a: Parameters<typeof ExecFileSync>) => (require("node:child_process") as typeof import("node:child_process")).execFileSync(...a)) as typeof ExecFileSync;
 
 export function deleteAction(flags: ShimFlags): void {
   cleanup(flags).then(

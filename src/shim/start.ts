@@ -4,9 +4,7 @@
 // the address, and waits for EOF on that pipe: so nothing but the address is
 // printed, and the daemon never inherits our stdout or stderr.
 import fs from "node:fs";
-import net from "node:net";
 import path from "node:path";
-import { spawn } from "node:child_process";
 import type { ShimFlags } from "./flags";
 import { daemonArgs } from "./flags";
 import { socketAddress, socketPath, socketDir } from "./address";
@@ -23,6 +21,7 @@ export interface StartOptions {
   /** Environment for the daemon on top of ours (its protocol, containerd's addresses). */
   daemonEnv?: NodeJS.ProcessEnv;
 }
+import { inBundle } from "../util/entry";
 
 export function start(flags: ShimFlags): void {
   let answer: (address: string) => Buffer | string = (a) => a;
@@ -94,7 +93,9 @@ export async function startShim(flags: ShimFlags, bundle = process.cwd(), opts: 
   delete env.NODE_EXTRA_CA_CERTS;
   // The daemon serves ttrpc unless containerd 2.x's bootstrap chose otherwise above.
   if (!opts.daemonEnv) delete env.SHIMLAB_DAEMON_PROTOCOL;
-  const child = spawn(process.execPath, [...process.execArgv, require.resolve("./main"), ...daemonArgs({ ...flags, socket: sockPath })], {
+  // loaded here: `delete` imports this file for isServing and never spawns
+  const { spawn } = require("node:child_process") as typeof import("node:child_process");
+  const child = spawn(process.execPath, [...process.execArgv, inBundle ? path.join(__dirname, "shim-main.js") : require.resolve("./main"), ...daemonArgs({ ...flags, socket: sockPath })], {
     cwd: bundle,
     detached: true,
     stdio: ["ignore", "ignore", logFd, fd],
@@ -117,6 +118,9 @@ function listen(p: string): number {
 
 /** Whether something accepts connections on the socket within 100 ms, as containerd's shim library checks. */
 export function isServing(p: string, timeoutMs = 100): Promise<boolean> {
+  // no socket file, no server: spares loading net on the usual `delete`
+  if (!fs.existsSync(p)) return Promise.resolve(false);
+  const net = require("node:net") as typeof import("node:net");
   return new Promise((resolve) => {
     const c = net.createConnection({ path: p });
     const t = setTimeout(() => {

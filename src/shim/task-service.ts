@@ -27,6 +27,7 @@ import type { EventSink } from "./publisher";
 import { statsToMetrics } from "./metrics";
 import { sandboxRunDir } from "../hypervisor/rundir";
 import type { ShimConfig } from "./config";
+import type { NoneHypervisor } from "../hypervisor/none";
 import { loadConfig } from "./config";
 
 export const STATUS = { UNKNOWN: 0, CREATED: 1, RUNNING: 2, STOPPED: 3, PAUSED: 4, PAUSING: 5 } as const;
@@ -340,6 +341,10 @@ export class TaskService {
       if (this.sandbox) throw failedPrecondition(`cannot create another sandbox in sandbox: ${this.sandbox.id}`);
       validateId("sandbox id", where.sandboxId);
       const config = this.configFor(req);
+      if (config !== this.o.config && this.o.config.hypervisorKind === "none") {
+        // An agent booted ahead (prestart.ts) was made for the daemon's own configuration, not this one.
+        await (this.o.config.hypervisor() as NoneHypervisor).discardWarm();
+      }
       this.sandbox = new Sandbox({
         id: where.sandboxId,
         namespace: this.o.namespace,

@@ -139,9 +139,55 @@ export class Server extends EventEmitter {
   }
 }
 
+/**
+ * A call's cancellation, with its AbortController made only when a handler
+ * asks for ctx.signal. Node 20's AbortSignal is weakly tracked, and one per
+ * call made every young-generation GC slower as calls went by (scavenges grew
+ * from 0.2 to 5 ms over 20 000 calls); most handlers never look at it.
+ */
+class Cancel {
+  private ac: AbortController | null = null;
+  private reason: unknown = undefined;
+  private aborted = false;
+
+  get signal(): AbortSignal {
+    if (!this.ac) {
+      if (this.aborted) return AbortSignal.abort(this.reason);
+      this.ac = new AbortController();
+    }
+    return this.ac.signal;
+  }
+
+  abort(reason: unknown): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason;
+    this.ac?.abort(reason);
+  }
+}
+
+/**
+ * The handler's CallContext. A class, so that `signal` is one getter on the
+ * prototype: an object literal with a getter per call bred hidden classes and
+ * slowed every scavenge as much as the AbortControllers did.
+ */
+class ServerCallContext implements CallContext {
+  constructor(
+    readonly metadata: ReadonlyMap<string, string[]>,
+    private readonly cancel: Cancel,
+    readonly deadline: number | undefined,
+    readonly method: string,
+    readonly streamId: number,
+  ) {}
+
+  get signal(): AbortSignal {
+    return this.cancel.signal;
+  }
+}
+
 export class ServerConnection {
   private readonly reader = new FrameReader();
-  private readonly active = new Map<number, AbortController>();
+  private readonly active = new Map<number, Cancel>();
   private closed = false;
 
   constructor(
@@ -168,7 +214,7 @@ export class ServerConnection {
   }
 
   abortAll(): void {
-    for (const ac of this.active.values()) ac.abort(new RpcError(Code.Canceled, "ttrpc: connection closed"));
+    for (const c of this.active.values()) c.abort(new RpcError(Code.Canceled, "ttrpc: connection closed"));
     this.active.clear();
   }
 
@@ -219,8 +265,8 @@ export class ServerConnection {
       this.sendStatus(streamId, new RpcError(Code.InvalidArgument, `unmarshal request error: ${(err as Error).message}`));
       return;
     }
-    const ac = new AbortController();
-    this.active.set(streamId, ac);
+    const cancel = new Cancel();
+    this.active.set(streamId, cancel);
     const metadata = new Map<string, string[]>();
     for (const kv of req.metadata) {
       const k = kv.key.toLowerCase();
@@ -244,17 +290,11 @@ export class ServerConnection {
       deadline = Date.now() + ms;
       timer = setTimeout(() => {
         const err = new RpcError(Code.DeadlineExceeded, "context deadline exceeded");
-        ac.abort(err);
+        cancel.abort(err);
         finish({ ok: false, error: err });
       }, Math.max(0, Math.ceil(ms)));
     }
-    const ctx: CallContext = {
-      metadata,
-      signal: ac.signal,
-      deadline,
-      method: `${req.service}/${req.method}`,
-      streamId,
-    };
+    const ctx: CallContext = new ServerCallContext(metadata, cancel, deadline, `${req.service}/${req.method}`, streamId);
     const call: ServerCall = {
       service: req.service,
       method: req.method,

@@ -1,0 +1,27 @@
+// shimlab built differently, side by side in one run: containerd finds the
+// binary for runtime io.containerd.<name>.v2 as containerd-shim-<name>-v2 on
+// its PATH, so each variant is a two-line sh wrapper that sets its environment
+// and execs the real binary (one extra exec of sh, ~1 ms, against it).
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { ROOT } from "./env.mjs";
+
+export const VARIANTS = {
+  // the module tree as tsc emits it, without the bundle or code cache
+  "shimlab-tree": { SHIMLAB_NO_BUNDLE: "1" },
+  // the bundle with no code cache
+  "shimlab-nocache": { SHIMLAB_NO_CODE_CACHE: "1" },
+};
+
+export function variantBinDir(names) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "shimlab-bench-bin-"));
+  for (const n of names) {
+    const env = Object.entries(VARIANTS[n]).map(([k, v]) => `${k}=${v}`).join(" ");
+    const f = path.join(dir, `containerd-shim-${n}-v2`);
+    fs.writeFileSync(f, `#!/bin/sh\n${env} exec ${path.join(ROOT, "bin", "containerd-shim-shimlab-v2")} "$@"\n`, { mode: 0o755 });
+  }
+  return dir;
+}
+
+export const runtimeOf = (name) => `io.containerd.${name}.v2`;

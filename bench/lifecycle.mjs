@@ -1,0 +1,59 @@
+// Lifecycle latency: `ctr run --rm --rootfs <busybox> <id> /bin/busybox true`
+// through each runtime on one private containerd, interleaved run by run so
+// that the machine's noise falls on both alike; then a traced pass that cuts
+// each lifecycle into phases.
+import { RUNTIMES, timed } from "./lib/env.mjs";
+import { runtimeOf } from "./lib/variants.mjs";
+import { summary } from "./lib/stats.mjs";
+import { ExecTrace, perfAvailable, processTree, lifecycles, PHASES } from "./lib/trace.mjs";
+
+let seq = 0;
+const runArgs = (ctd, rootfs, runtime) => ["--address", ctd.address, "--namespace", "default", "run", "--rm", "--runtime", runtime, "--rootfs", rootfs, `bench-${process.pid}-${seq++}`, "/bin/busybox", "true"];
+
+async function once(ctd, rootfs, runtime, cpu) {
+  const c0 = cpu?.usageMs();
+  const r = await timed("ctr", runArgs(ctd, rootfs, runtime), { env: ctd.env() });
+  if (r.code !== 0) throw new Error(`ctr run on ${runtime} failed (${r.code}): ${r.err}`);
+  return { ms: r.ms, cpu: cpu ? cpu.usageMs() - c0 : NaN };
+}
+
+export async function lifecycleBench(ctd, rootfs, { runs = 20, warmup = 2, variants = [], cpu = null, log = () => {} } = {}) {
+  const all = { ...RUNTIMES, ...Object.fromEntries(variants.map((v) => [v, runtimeOf(v)])) };
+  const names = Object.keys(all);
+  const samples = Object.fromEntries(names.map((n) => [n, []]));
+  const cpuSamples = Object.fromEntries(names.map((n) => [n, []]));
+  for (let i = 0; i < warmup; i++) for (const rt of names) await once(ctd, rootfs, all[rt]);
+  for (let i = 0; i < runs; i++) {
+    // rotate which goes first, so none always follows another's teardown
+    const order = names.map((_, k) => names[(k + i) % names.length]);
+    for (const rt of order) {
+      const r = await once(ctd, rootfs, all[rt], cpu);
+      samples[rt].push(r.ms);
+      cpuSamples[rt].push(r.cpu);
+    }
+  }
+  const wall = Object.fromEntries(names.map((n) => [n, summary(samples[n])]));
+  const cpuMs = cpu ? Object.fromEntries(names.map((n) => [n, summary(cpuSamples[n])])) : null;
+  log(`lifecycle wall (median of ${runs}): ${names.map((n) => `${n} ${wall[n].median.toFixed(1)} ms`).join(", ")}`);
+  if (cpuMs) log(`lifecycle CPU of containerd+shims+agent+runc (median): ${names.map((n) => `${n} ${cpuMs[n].median.toFixed(1)} ms`).join(", ")}`);
+
+  let phases = null;
+  if (perfAvailable()) {
+    phases = {};
+    for (const rt of Object.keys(RUNTIMES)) {
+      const tr = new ExecTrace();
+      await tr.start();
+      for (let i = 0; i < Math.max(5, Math.floor(runs / 2)); i++) await once(ctd, rootfs, RUNTIMES[rt]);
+      const events = await tr.stop();
+      const lcs = lifecycles(processTree(events, [process.pid, ctd.pid]), process.pid, ctd.pid);
+      const ok = lcs.filter(Boolean);
+      const med = {};
+      for (const k of [...PHASES, "container", "total", "daemon_lifetime", "delete_subcommand", "runc_calls"]) med[k] = ok.length ? summary(ok.map((p) => p[k])).median : null;
+      phases[rt] = { traced: lcs.length, complete: ok.length, median: med };
+      log(`lifecycle phases ${rt}: ${ok.length}/${lcs.length} traced, total ${med.total?.toFixed(1)} ms`);
+    }
+  } else {
+    log("perf not available (or not root): no phase split");
+  }
+  return { wall, cpu: cpuMs, phases };
+}

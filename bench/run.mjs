@@ -1,0 +1,134 @@
+#!/usr/bin/env node
+// npm run bench: shimlab against runc's shim (containerd-shim-runc-v2), both
+// driven by one private containerd in the same run. Prints a table and writes
+// bench/results.json as [{name, unit, shimlab, runc, ratio}] (ratio =
+// shimlab / runc). Pinned to CPU 0 by default (`--free` to let the scheduler
+// place things): cross-CPU wake-ups roughly double small latencies on these
+// VMs, so only figures taken in the same mode compare.
+//
+//   node bench/run.mjs [--free] [--only lifecycle,memory,state,echo] [--runs N] [--out file]
+//                      [--variants shimlab-tree,shimlab-nocache]   (lifecycle only; see lib/variants.mjs)
+import fs from "node:fs";
+import path from "node:path";
+import { spawnSync } from "node:child_process";
+import { ROOT, dist, placement, loadavg } from "./lib/env.mjs";
+import { round } from "./lib/stats.mjs";
+import { variantBinDir } from "./lib/variants.mjs";
+import { CpuAccount } from "./lib/cpuacct.mjs";
+
+const argv = process.argv.slice(2);
+const flag = (n) => argv.includes(n);
+const opt = (n, d) => {
+  const i = argv.indexOf(n);
+  return i >= 0 ? argv[i + 1] : d;
+};
+
+if (!flag("--free") && !process.env.SHIMLAB_BENCH_PINNED) {
+  // re-run ourselves on CPU 0: every process we start inherits the mask
+  const r = spawnSync("taskset", ["-c", "0", process.execPath, ...process.execArgv, new URL(import.meta.url).pathname, ...argv], {
+    stdio: "inherit",
+    env: { ...process.env, SHIMLAB_BENCH_PINNED: "1" },
+  });
+  process.exit(r.status ?? 1);
+}
+delete process.env.NODE_EXTRA_CA_CERTS; // containerd (and so every shim) inherits our environment
+
+const only = new Set((opt("--only", "lifecycle,memory,state,echo")).split(","));
+const runs = Number(opt("--runs", "20"));
+const outFile = path.resolve(opt("--out", path.join(ROOT, "bench", "results.json")));
+const log = (m) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${m}\n`);
+
+const { Containerd } = dist("harness/containerd.js");
+const { buildBusyboxRootfs } = dist("harness/rootfs.js");
+const { removeCgroupDirs } = dist("mock-agent/runtime/runc.js");
+
+const rows = [];
+const add = (name, unit, shimlab, runc, note) => rows.push({ name, unit, shimlab: round(shimlab), runc: round(runc), ratio: round(shimlab / runc, 3), ...(note ? { note } : {}) });
+const where = placement();
+log(`placement ${where.mode} (cpus ${where.cpus} of ${where.ncpu}), load ${loadavg().join(" ")}`);
+
+const rootfs = buildBusyboxRootfs(path.join(fs.mkdtempSync("/tmp/shimlab-bench-rootfs-"), "rootfs"));
+const variants = opt("--variants", "").split(",").filter(Boolean);
+const variantDir = variants.length ? variantBinDir(variants) : null;
+const ctd = new Containerd(variantDir ? { env: { PATH: `${variantDir}:${process.env.PATH}` } } : {});
+const details = {};
+let cpu = null;
+try {
+  await ctd.start();
+  log(`containerd ${ctd.pid} at ${ctd.dir}`);
+  try {
+    cpu = new CpuAccount(`shimlab-bench-${process.pid}`);
+    cpu.add(ctd.pid);
+  } catch (e) {
+    log(`no CPU accounting (${e.message})`);
+    cpu = null;
+  }
+  if (only.has("lifecycle")) {
+    const { lifecycleBench } = await import("./lifecycle.mjs");
+    const r = await lifecycleBench(ctd, rootfs, { runs, variants, cpu, log });
+    details.lifecycle = r;
+    add("lifecycle_median_ms", "ms", r.wall.shimlab.median, r.wall.runc.median);
+    add("lifecycle_min_ms", "ms", r.wall.shimlab.min, r.wall.runc.min);
+    add("lifecycle_max_ms", "ms", r.wall.shimlab.max, r.wall.runc.max);
+    if (r.cpu) {
+      add("lifecycle_cpu_ms", "ms", r.cpu.shimlab.median, r.cpu.runc.median, "CPU time of containerd + shim + agent + runc per lifecycle (median)");
+      for (const v of variants) add(`lifecycle_cpu_ms_${v.replace(/^shimlab-/, "")}`, "ms", r.cpu[v].median, r.cpu.runc.median, `variant ${v}`);
+    }
+    for (const v of variants) add(`lifecycle_median_ms_${v.replace(/^shimlab-/, "")}`, "ms", r.wall[v].median, r.wall.runc.median, `variant ${v}`);
+    if (r.phases) {
+      const s = r.phases.shimlab.median;
+      const c = r.phases.runc.median;
+      add("start_subcommand_ms", "ms", s.start, c.start, "traced: exec → exit of `<shim> start`");
+      add("delete_subcommand_ms", "ms", s.delete_subcommand, c.delete_subcommand, "traced: exec → exit of `<shim> delete`");
+      for (const k of ["ctr_to_start", "create", "start_task", "exit", "delete_task", "delete", "tail", "daemon_lifetime"]) add(`phase_${k}_ms`, "ms", s[k], c[k]);
+    }
+  }
+  if (only.has("memory")) {
+    const { memoryBench } = await import("./memory.mjs");
+    const r = await memoryBench(ctd, rootfs, { log });
+    details.memory = r;
+    for (const n of Object.keys(r.shimlab)) {
+      add(`shim_uss_mb_${n}`, "MB", r.shimlab[n].shim.uss, r.runc[n].shim.uss);
+      add(`shim_pss_mb_${n}`, "MB", r.shimlab[n].shim.pss, r.runc[n].shim.pss);
+      add(`shim_rss_mb_${n}`, "MB", r.shimlab[n].shim.rss, r.runc[n].shim.rss);
+      add(`pod_uss_mb_${n}`, "MB", r.shimlab[n].shim.uss + r.shimlab[n].agent.uss, r.runc[n].shim.uss, "shimlab: shim + mock agent; runc: shim");
+      add(`pod_pss_mb_${n}`, "MB", r.shimlab[n].shim.pss + r.shimlab[n].agent.pss, r.runc[n].shim.pss, "shimlab: shim + mock agent; runc: shim");
+      add(`agent_uss_mb_${n}`, "MB", r.shimlab[n].agent.uss, NaN, "shimlab's mock agent (runc's shim has none)");
+      add(`shim_uss_mb_${n}_at_2s`, "MB", r.shimlab[n].early.shim.uss, r.runc[n].early.shim.uss, "2 s after the last start, before V8's memory reducer");
+    }
+  }
+  if (only.has("state")) {
+    const { stateBench } = await import("./state-rpc.mjs");
+    const r = await stateBench(ctd, rootfs, { log });
+    details.state = r;
+    add("state_seq_calls_per_s", "calls/s", r.shimlab.seq.rate, r.runc.seq.rate, "higher is better");
+    add("state_seq_p50_us", "µs", r.shimlab.seq.p50, r.runc.seq.p50);
+    add("state_seq_p99_us", "µs", r.shimlab.seq.p99, r.runc.seq.p99);
+    add("state_16_calls_per_s", "calls/s", r.shimlab.c16.rate, r.runc.c16.rate, "higher is better");
+    add("state_16_p50_us", "µs", r.shimlab.c16.p50, r.runc.c16.p50);
+    add("state_16_p99_us", "µs", r.shimlab.c16.p99, r.runc.c16.p99);
+  }
+} finally {
+  await ctd.destroy().catch((e) => log(`containerd teardown: ${e.message}`));
+  cpu?.remove();
+  removeCgroupDirs(ctd.cgroupParent);
+  fs.rmSync(path.dirname(rootfs), { recursive: true, force: true });
+  if (variantDir) fs.rmSync(variantDir, { recursive: true, force: true });
+}
+if (only.has("echo")) {
+  const { echoBench } = await import("./echo.mjs");
+  const r = await echoBench({ log });
+  details.echo = r;
+  add("ttrpc_echo_seq_calls_per_s", "calls/s", r.seq.rate, NaN, "shimlab's ttrpc client+server alone (server in a child process)");
+  add("ttrpc_echo_seq_p50_us", "µs", r.seq.p50, NaN);
+  add("ttrpc_echo_16_calls_per_s", "calls/s", r.c16.rate, NaN);
+}
+
+const pad = (s, n) => String(s).padEnd(n);
+const lpad = (s, n) => String(s).padStart(n);
+console.log(`\nshimlab vs containerd-shim-runc-v2 — ${where.mode} (taskset cpus ${where.cpus}), node ${process.version}, load ${loadavg().join(" ")}`);
+console.log(`${pad("name", 30)} ${pad("unit", 8)} ${lpad("shimlab", 10)} ${lpad("runc", 10)} ${lpad("ratio", 7)}`);
+for (const r of rows) console.log(`${pad(r.name, 30)} ${pad(r.unit, 8)} ${lpad(r.shimlab ?? "-", 10)} ${lpad(r.runc ?? "-", 10)} ${lpad(r.ratio ?? "-", 7)}`);
+fs.writeFileSync(outFile, JSON.stringify(rows, null, 2) + "\n");
+fs.writeFileSync(outFile.replace(/\.json$/, ".details.json"), JSON.stringify({ placement: where, node: process.version, date: new Date().toISOString(), details }, null, 2) + "\n");
+log(`wrote ${outFile}`);

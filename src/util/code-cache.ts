@@ -1,0 +1,73 @@
+// Loads a one-file program (dist/bundle/, scripts/bundle.mjs) through V8's
+// code cache: vm.Script with cachedData skips parsing and compiling whatever
+// the cache holds, which is most of what a short-lived Node process spends
+// beyond its own bootstrap.
+//
+// Two caches per program:
+//  - <bundle>.cache, written at build time: the top-level code only (V8
+//    compiles functions lazily, on first call, and caches what it compiled);
+//  - <bundle>.<hash>.<role>.cache, written once by the program itself as it
+//    exits, when it ran without one: everything that run compiled, i.e. the
+//    whole path of a `start`, a daemon's lifecycle, a `delete`. Later runs in
+//    that role load it and compile next to nothing.
+// <hash> is the bundle's content hash (fixed at build time): V8 itself only
+// checks a cache against the source's length, its own version and its flags,
+// so a cache must never outlive its bundle; the build removes old ones too.
+// A missing, unwritable or rejected cache costs only the ordinary compile.
+// The caches live beside the bundle, writable only by whoever owns the code.
+import fs from "node:fs";
+import path from "node:path";
+import vm from "node:vm";
+import Module from "node:module";
+
+type Wrapper = (exports: unknown, require: NodeRequire, module: Module, filename: string, dirname: string) => void;
+
+export const buildCacheFile = (bundle: string): string => bundle + ".cache";
+export const roleCacheFile = (bundle: string, hash: string, role: string): string => `${bundle}.${hash}.${role}.cache`;
+
+function read(file: string): Buffer | undefined {
+  try {
+    return fs.readFileSync(file);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Runs bundle as a CommonJS module (its own require, module, __filename, __dirname); role "" uses the build-time cache only. */
+export function runWithCodeCache(bundle: string, hash: string, role: string): void {
+  const source = fs.readFileSync(bundle, "utf8");
+  const roleFile = role ? roleCacheFile(bundle, hash, role) : "";
+  let cachedData = roleFile ? read(roleFile) : undefined;
+  const warm = cachedData !== undefined;
+  if (!warm) cachedData = read(buildCacheFile(bundle));
+  const script = new vm.Script(Module.wrap(source), { filename: bundle, cachedData });
+  if (roleFile && (!warm || script.cachedDataRejected)) {
+    // Written at exit, when this run has compiled all it needed.
+    process.once("exit", () => saveCache(script, roleFile));
+  }
+  const m = new Module(bundle, undefined);
+  m.filename = bundle;
+  m.paths = (Module as unknown as { _nodeModulePaths(d: string): string[] })._nodeModulePaths(path.dirname(bundle));
+  const req = ((id: string) => m.require(id)) as NodeRequire;
+  req.resolve = ((id: string) => (Module as unknown as { _resolveFilename(r: string, p: Module): string })._resolveFilename(id, m)) as NodeRequire["resolve"];
+  req.main = require.main;
+  req.cache = require.cache;
+  const fn = script.runInThisContext() as Wrapper;
+  fn.call(m.exports, m.exports, req, m, bundle, path.dirname(bundle));
+  m.loaded = true;
+}
+
+function saveCache(script: vm.Script, file: string): void {
+  const tmp = `${file}.${process.pid}.tmp`;
+  try {
+    fs.writeFileSync(tmp, script.createCachedData(), { mode: 0o644 });
+    fs.renameSync(tmp, file);
+  } catch {
+    fs.rmSync(tmp, { force: true });
+  }
+}
+
+/** The build-time cache: top-level code of the bundle, compiled exactly as runWithCodeCache compiles it. */
+export function buildCodeCache(bundle: string): Buffer {
+  return new vm.Script(Module.wrap(fs.readFileSync(bundle, "utf8")), { filename: bundle }).createCachedData();
+}

@@ -1,0 +1,146 @@
+// The daemon boots the host agent as it starts (src/shim/prestart.ts): Create
+// takes that agent rather than booting a second, and a shim that goes away
+// without a Create takes its agent and run dir with it.
+import { describe, it, expect, beforeAll, afterAll, afterEach } from "vitest";
+import fs from "node:fs";
+import path from "node:path";
+import { ContainerdEmulator } from "../../src/harness/emulator";
+import { SHIM_BINARY } from "../../src/harness/containerd";
+import { removeCgroupDirs } from "../../src/mock-agent/runtime/runc";
+import { Options as RuntimeOptions } from "../../src/gen/runtimeoptions.v1";
+import { busyboxRootfs, missing } from "../helpers/env";
+import { expectNoLeaks } from "../helpers/leaks";
+
+const skip = missing("root", "runc", "busybox");
+
+/** Node processes whose parent is pid: the daemon's mock agent. */
+function agentsOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const d of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${d}/stat`, "utf8");
+      const after = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (Number(after[1]) === pid && fs.readFileSync(`/proc/${d}/cmdline`, "utf8").includes("mock-agent")) out.push(Number(d));
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
+async function until<T>(f: () => T | null | undefined | false, what: string, ms = 10_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = f();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+const alive = (pid: number) => fs.existsSync(`/proc/${pid}`) && !/\) Z /.test(fs.readFileSync(`/proc/${pid}/stat`, "utf8"));
+
+describe.skipIf(skip)("agent booted as the daemon starts", () => {
+  let emu: ContainerdEmulator;
+  let rootfs: string;
+
+  beforeAll(async () => {
+    rootfs = busyboxRootfs();
+    emu = new ContainerdEmulator({ binary: SHIM_BINARY, namespace: "pre" });
+    await emu.start();
+  });
+
+  afterAll(async () => {
+    await emu?.close();
+    removeCgroupDirs(emu.cgroupParent);
+  });
+
+  afterEach(async () => {
+    await expectNoLeaks([emu.address], [emu.dir], emu.cgroupParent);
+  });
+
+  const runDir = (id: string) => path.join(emu.dir, "run", "pre", id);
+
+  it("is up before Create, and Create takes it instead of booting another", async () => {
+    const b = emu.bundle("p1", emu.spec("p1", { args: ["/bin/true"], rootPath: rootfs }));
+    const t = await emu.startShim("p1", b);
+    try {
+      const daemon = Number(fs.readFileSync(path.join(b, "shim.pid"), "utf8"));
+      const [agent] = await until(() => agentsOf(daemon).length > 0 && agentsOf(daemon), "the agent to boot");
+      // recorded for `delete` right after the spawn, so it may trail the process by a moment
+      await until(() => fs.existsSync(path.join(runDir("p1"), "vm.json")), "the agent's record");
+      await t.task.Create({ id: "p1", bundle: b });
+      expect(agentsOf(daemon)).toEqual([agent]);
+      await t.task.Start({ id: "p1" });
+      const w = await t.task.Wait({ id: "p1" }, { timeoutMs: 10_000 });
+      expect(w.exitStatus).toBe(0);
+      await t.task.Delete({ id: "p1" });
+      await t.task.Shutdown({ id: "p1" });
+      await until(() => !alive(agent), "the agent to exit");
+    } finally {
+      // after a failure above: take the task and the shim down as containerd would
+      await t.task.Kill({ id: "p1", signal: 9, all: true }).catch(() => {});
+      await t.task.Wait({ id: "p1" }, { timeoutMs: 10_000 }).catch(() => {});
+      await t.task.Delete({ id: "p1" }).catch(() => {});
+      await t.task.Shutdown({ id: "p1" }).catch(() => {});
+      t.close();
+      await emu.runner.delete("p1", b);
+    }
+  });
+
+  it("gives way to a fresh agent when Create brings its own configuration (runtime options ConfigPath)", async () => {
+    const cfg = path.join(emu.dir, "own.toml");
+    fs.writeFileSync(cfg, 'hypervisor = "none"\n[agent]\nruntime = "auto"\n');
+    const b = emu.bundle("p4", emu.spec("p4", { args: ["/bin/true"], rootPath: rootfs }));
+    const t = await emu.startShim("p4", b);
+    try {
+      const daemon = Number(fs.readFileSync(path.join(b, "shim.pid"), "utf8"));
+      const [early] = await until(() => agentsOf(daemon).length > 0 && agentsOf(daemon), "the agent to boot");
+      await until(() => fs.existsSync(path.join(runDir("p4"), "vm.json")), "the agent's record");
+      const options = { typeUrl: RuntimeOptions.typeName, value: RuntimeOptions.encode({ configPath: cfg }) };
+      await t.task.Create({ id: "p4", bundle: b, options });
+      expect(alive(early)).toBe(false);
+      const now = agentsOf(daemon);
+      expect(now).toHaveLength(1);
+      expect(now[0]).not.toBe(early);
+      await t.task.Start({ id: "p4" });
+      expect((await t.task.Wait({ id: "p4" }, { timeoutMs: 10_000 })).exitStatus).toBe(0);
+      await t.task.Delete({ id: "p4" });
+      await t.task.Shutdown({ id: "p4" });
+    } finally {
+      await t.task.Kill({ id: "p4", signal: 9, all: true }).catch(() => {});
+      await t.task.Wait({ id: "p4" }, { timeoutMs: 10_000 }).catch(() => {});
+      await t.task.Delete({ id: "p4" }).catch(() => {});
+      await t.task.Shutdown({ id: "p4" }).catch(() => {});
+      t.close();
+      await emu.runner.delete("p4", b);
+    }
+  });
+
+  it("goes away with a shim that never got a Create, run dir and all", async () => {
+    const b = emu.bundle("p2", emu.spec("p2", { args: ["/bin/true"], rootPath: rootfs }));
+    const t = await emu.startShim("p2", b);
+    try {
+      const daemon = Number(fs.readFileSync(path.join(b, "shim.pid"), "utf8"));
+      const [agent] = await until(() => agentsOf(daemon).length > 0 && agentsOf(daemon), "the agent to boot");
+      await t.task.Shutdown({ id: "p2" });
+      t.close(); // as containerd does after Shutdown; the shim finishes its calls, then exits
+      await until(() => !alive(daemon), "the shim to exit");
+      await until(() => !alive(agent), "the agent to exit");
+      expect(fs.existsSync(runDir("p2"))).toBe(false);
+    } finally {
+      t.close();
+      await emu.runner.delete("p2", b);
+    }
+  });
+
+  it("boots nothing for a pod's second container", async () => {
+    const annotations = { "io.kubernetes.cri.container-type": "container", "io.kubernetes.cri.sandbox-id": "p1" };
+    const b = emu.bundle("p3", emu.spec("p3", { args: ["/bin/true"], rootPath: rootfs, annotations }));
+    // no sandbox p1 runs now: start refuses, and nothing was booted for it
+    await expect(emu.startShim("p3", b)).rejects.toThrow(/no shim serves sandbox p1/);
+    expect(fs.existsSync(runDir("p1"))).toBe(false);
+    await emu.runner.delete("p3", b);
+  });
+});
