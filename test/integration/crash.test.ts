@@ -6,7 +6,7 @@ import path from "node:path";
 import { describe, it, expect, beforeAll, afterAll, afterEach } from "vitest";
 import { Containerd, SHIM_BINARY } from "../../src/harness/containerd";
 import { ContainerdEmulator } from "../../src/harness/emulator";
-import { descendants, listProcesses, settle, shimlabProcesses } from "../../src/harness/leaks";
+import { SHIM_DAEMON_SCRIPT, descendants, listProcesses, settle, shimlabProcesses } from "../../src/harness/leaks";
 import { removeCgroupDirs } from "../../src/mock-agent/runtime/runc";
 import { busyboxRootfs, missing } from "../helpers/env";
 import { containerProcesses, expectNoLeaks } from "../helpers/leaks";
@@ -14,7 +14,7 @@ import { EventWatch, forceRemove, normalise } from "../helpers/ctr";
 
 const skip = missing("root", "containerd", "ctr", "runc", "busybox");
 const RUNTIMES = { runc: "io.containerd.runc.v2", shimlab: "io.containerd.shimlab.v2" } as const;
-const SHIM_CMD = { runc: "containerd-shim-runc-v2", shimlab: "dist/shim/main.js" } as const;
+const SHIM_CMD = { runc: /containerd-shim-runc-v2/, shimlab: SHIM_DAEMON_SCRIPT } as const;
 
 describe.skipIf(skip)("a SIGKILLed shim, under containerd", () => {
   let ctd: Containerd;
@@ -47,7 +47,7 @@ describe.skipIf(skip)("a SIGKILLed shim, under containerd", () => {
         const addr = fs.readFileSync(path.join(ctd.state, "io.containerd.runtime.v2.task", "default", id, "address"), "utf8").trim();
         const socket = addr.replace(/^unix:\/\//, "");
         expect(fs.existsSync(socket)).toBe(true);
-        const shim = listProcesses().filter((p) => p.cmdline.includes(SHIM_CMD[rt]) && p.cmdline.includes(ctd.address) && p.cmdline.includes(`-id ${id}`));
+        const shim = listProcesses().filter((p) => SHIM_CMD[rt].test(p.cmdline) && p.cmdline.includes(ctd.address) && p.cmdline.includes(`-id ${id}`));
         expect(shim).toHaveLength(1);
         expect(containerProcesses(ctd.cgroupParent).length + (rt === "runc" ? 1 : 0)).toBeGreaterThan(0);
 
