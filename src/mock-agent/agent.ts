@@ -6,6 +6,7 @@
 // process; WaitProcess reaps; an empty ReadStdout means end of stream, which
 // comes at most 500 ms after the process exits; SIGKILL with exec_id "" kills
 // every process of the container.
+import { cgroupParent } from "../util/cgroup";
 import os from "node:os";
 import path from "node:path";
 import fs from "node:fs";
@@ -83,10 +84,7 @@ class AgentContainer {
 }
 
 /** Parent of every cgroup the agent makes: <parent>/<sandbox>/<container>. */
-export function cgroupParent(env: NodeJS.ProcessEnv = process.env): string {
-  const p = env.SHIMLAB_CGROUP_PARENT || "/shimlab";
-  return "/" + p.replace(/^\/+|\/+$/g, "");
-}
+export { cgroupParent };
 
 export interface MockAgentOptions {
   runtime: Runtime;

@@ -11,6 +11,7 @@ import { Mutex } from "../util/mutex";
 import type { ContainerType } from "./container-type";
 import { mountAll, unmountAll, type MountSpec } from "./mount";
 import { Process, type ProcessIO, type StdioPaths } from "./process";
+import { guestMounts } from "./guest-mounts";
 
 export interface ContainerHost {
   readonly agent: AgentApi;
@@ -38,6 +39,8 @@ export class Container {
   readonly execs = new Map<string, Process>();
   readonly lock = new Mutex();
   private mounted = false;
+  /** Host paths shared into the guest for this container's bind mounts (VM sandboxes). */
+  private readonly shares: string[] = [];
   private paused = false;
 
   private constructor(
@@ -77,10 +80,17 @@ export class Container {
     }
     try {
       const rootPath = await host.shareRootfs(o.id, hostRoot);
-      const spec = specToGrpc(o.spec, { guest: host.guest, rootPath });
+      let oci = o.spec;
+      if (host.guest) {
+        const g = await guestMounts(o.id, o.spec, host);
+        c.shares.push(...g.shares);
+        oci = g.spec;
+      }
+      const spec = specToGrpc(oci, { guest: host.guest, rootPath });
       const sandboxPidns = takePidNamespace(spec);
       await host.agent.CreateContainer({ containerId: o.id, execId: o.id, OCI: spec, sandboxPidns });
     } catch (e) {
+      for (const k of c.shares) await host.unshareRootfs(k).catch(() => {});
       await host.unshareRootfs(o.id).catch(() => {});
       if (c.mounted) await unmountAll(hostRoot).catch(() => {});
       c.init.closeIo();
@@ -208,6 +218,7 @@ export class Container {
       // The agent forgot it (or is gone): there is nothing left to remove there.
       if (!(e instanceof RpcError) || (e.code !== Code.NotFound && e.code !== Code.Unavailable)) throw e;
     }
+    for (const k of this.shares.splice(0)) await this.host.unshareRootfs(k).catch(() => {});
     await this.host.unshareRootfs(this.id).catch(() => {});
     if (this.mounted) {
       await unmountAll(path.join(this.bundle, "rootfs"));

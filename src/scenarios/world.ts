@@ -9,7 +9,7 @@ import { EventsServer, type RecordedEvent } from "../harness/events-server";
 import { ShimRunner } from "../harness/shim-runner";
 import { createBundle, defaultSpec } from "../harness/bundle";
 import { clientStdio, mkfifo, type ClientStdio } from "../harness/fifo";
-import { MOCK_AGENT_SCRIPT, listProcesses, shimlabProcesses } from "../harness/leaks";
+import { MOCK_AGENT_SCRIPT, SHIM_DAEMON_SCRIPT, listProcesses, shimlabProcesses } from "../harness/leaks";
 import { SHIM_BINARY } from "../harness/containerd";
 import { Client } from "../ttrpc/client";
 import { Task } from "../gen/containerd.task.v2";
@@ -304,7 +304,7 @@ export class World {
 
   pidsOf(target: string): number[] {
     const mine = shimlabProcesses([this.dir]);
-    if (target === "shim") return mine.filter((p) => /shim\/main\.js/.test(p.cmdline)).map((p) => p.pid);
+    if (target === "shim") return mine.filter((p) => SHIM_DAEMON_SCRIPT.test(p.cmdline)).map((p) => p.pid);
     if (target === "agent") return mine.filter((p) => MOCK_AGENT_SCRIPT.test(p.cmdline)).map((p) => p.pid);
     if (target.startsWith("init:")) {
       const suffix = `:${this.cgroupParent}/${this.sandboxId}/${target.slice(5)}`;

@@ -12,6 +12,7 @@ import { placement, type PodPlacement } from "../pod/container-type";
 import { readBundleSpec } from "./bundle";
 import { validateId } from "./identifiers";
 import { sandboxRunDir, readVmRecord, killRecorded } from "../hypervisor/rundir";
+import { cgroupParent, removeCgroupTree } from "../util/cgroup";
 import { Writer } from "../proto/wire";
 import { unmountAll } from "../pod/mount";
 
@@ -83,6 +84,7 @@ async function cleanup(flags: ShimFlags): Promise<number> {
         } catch (e) {
           warn(`runc delete ${id}: ${(e as Error).message.split("\n")[0]}`);
         }
+        if (where.type === "pod_container") removeCgroupTree(`${cgroupParent()}/${where.sandboxId}/${id}`);
       }
     }
     if (where.type !== "pod_container") {
@@ -92,6 +94,8 @@ async function cleanup(flags: ShimFlags): Promise<number> {
       }
       unmountUnder(runDir, warn);
       fs.rmSync(runDir, { recursive: true, force: true });
+      // A host agent killed before its own teardown leaves its sandbox's cgroups.
+      if (rec?.runcRoot) removeCgroupTree(`${cgroupParent()}/${where.sandboxId}`);
       fs.rmSync(sock, { force: true });
     }
   }

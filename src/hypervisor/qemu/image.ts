@@ -161,8 +161,9 @@ function sha256File(p: string, h: crypto.Hash): void {
   }
 }
 
-/** The compiled tree: this file's own when it runs compiled, the build's dist/ when run from src (tests). */
+/** The compiled tree: this file's own when it runs compiled (bundled: dist/bundle), the build's dist/ when run from src (tests). */
 function defaultDist(): string {
+  if (path.basename(__dirname) === "bundle") return path.dirname(__dirname);
   const here = path.resolve(__dirname, "..", "..");
   return path.basename(here) === "src" ? path.join(path.dirname(here), "dist") : here;
 }

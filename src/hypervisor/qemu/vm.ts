@@ -268,7 +268,12 @@ export class QemuVm implements SandboxVm {
     if (!this.sharedDir) throw unavailable("this VM has no shared filesystem");
     if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(containerId)) throw unavailable(`container id ${JSON.stringify(containerId)} cannot name a shared directory`);
     const target = path.join(this.sharedDir, containerId, "rootfs");
-    fs.mkdirSync(target, { recursive: true });
+    // A file (a bind-mounted /etc/hosts, say) needs a file to be bound onto.
+    if (fs.statSync(hostPath).isDirectory()) fs.mkdirSync(target, { recursive: true });
+    else {
+      fs.mkdirSync(path.dirname(target), { recursive: true });
+      fs.writeFileSync(target, "", { flag: "a" });
+    }
     await run("mount", ["--bind", hostPath, target]);
     this.shares.add(containerId);
     return `${GUEST_SHARED_DIR}/${containerId}/rootfs`;
@@ -280,8 +285,9 @@ export class QemuVm implements SandboxVm {
     const target = path.join(dir, "rootfs");
     await run("umount", [target]).catch(() => run("umount", ["-l", target]));
     this.shares.delete(containerId);
-    // rmdir, never a recursive rm: a bind that refused to go must not take the container's files with it.
-    fs.rmdirSync(target);
+    // rmdir or unlink, never a recursive rm: a bind that refused to go must not take the container's files with it.
+    if (fs.lstatSync(target).isDirectory()) fs.rmdirSync(target);
+    else fs.unlinkSync(target);
     fs.rmdirSync(dir);
   }
 

@@ -1,5 +1,7 @@
 // Containers for real: runc create/start/exec with the agent as subreaper.
 import fs from "node:fs";
+import { removeCgroupDirs } from "../../util/cgroup";
+export { removeCgroupDirs };
 import path from "node:path";
 import { PassThrough, type Readable, type Writable } from "node:stream";
 import { spawn } from "node:child_process";
@@ -240,24 +242,6 @@ export class RuncRuntime implements Runtime {
 }
 
 /** rmdir of a cgroup in every hierarchy (v1 controllers, or the v2 unified tree); empty ones only. */
-export function removeCgroupDirs(cgroupPath: string): void {
-  const rel = cgroupPath.replace(/^\/+/, "");
-  if (!rel || rel.includes("..")) return;
-  let roots: string[];
-  try {
-    roots = fs.existsSync("/sys/fs/cgroup/cgroup.controllers") ? ["/sys/fs/cgroup"] : fs.readdirSync("/sys/fs/cgroup").map((d) => path.join("/sys/fs/cgroup", d));
-  } catch {
-    return;
-  }
-  for (const r of roots) {
-    try {
-      fs.rmdirSync(path.join(r, rel));
-    } catch {
-      /* absent, or still in use */
-    }
-  }
-}
-
 function lastRuncError(logFile: string): string {
   try {
     const lines = fs.readFileSync(logFile, "utf8").trim().split("\n").reverse();
