@@ -29,7 +29,7 @@ const expect: Schema = {
   },
 };
 
-const target: Schema = { type: "string", pattern: /^(shim|agent|containerd|init:[A-Za-z0-9._-]+)$/, patternText: "shim, agent, containerd or init:<container>" };
+const target: Schema = { type: "string", pattern: /^(shim|agent|vm|containerd|init:[A-Za-z0-9._-]+)$/, patternText: "shim, agent, vm, containerd or init:<container>" };
 
 /** Keys every step may have. */
 const common: Record<string, Schema> = {
@@ -180,7 +180,7 @@ export const SCENARIO_SCHEMA: Schema = {
     tags: strList,
     driver: { type: "string", enum: ["emulator", "containerd"] },
     timeout_ms: posInt,
-    shim_config: { type: "object", properties: { dial_timeout_ms: posInt } },
+    shim_config: { type: "object", properties: { dial_timeout_ms: posInt, hypervisor: { type: "string", enum: ["none", "qemu"] } } },
     containers: { type: "map", values: containerDef, keyPattern: ID, keyText: "a container id (letters, digits, '.', '_', '-')" },
     faults: { type: "array", items: fault },
     steps,

@@ -44,7 +44,7 @@ export interface FaultDef {
   window_size?: number;
   /** containerd-link / agent-link: a toxiproxy toxic. */
   toxic?: { type: string; stream?: "upstream" | "downstream"; toxicity?: number; [k: string]: unknown };
-  /** process: shim | agent | containerd | init:<container> */
+  /** process: shim | agent | vm (QEMU) | containerd | init:<container> */
   target?: string;
   signal?: string | number;
   window?: Window;
@@ -120,7 +120,7 @@ export interface Scenario {
   tags: string[];
   driver: "emulator" | "containerd";
   timeout_ms: number;
-  shim_config?: { dial_timeout_ms?: number };
+  shim_config?: { dial_timeout_ms?: number; hypervisor?: "none" | "qemu" };
   containers: Record<string, ContainerDef>;
   faults: FaultDef[];
   steps: Step[];

@@ -147,15 +147,24 @@ export class World {
     if (agentLink.length) env[AGENT_LINK_FAULTS_ENV] = JSON.stringify(agentLink);
     if (this.o.mutants?.length) env[MUTANTS_ENV] = this.o.mutants.join(",");
     const cfg = { ...s.shim_config, ...this.o.config };
-    if (cfg.dial_timeout_ms) {
+    const qemu = this.scenario.shim_config?.hypervisor === "qemu";
+    if (cfg.dial_timeout_ms || qemu) {
       const f = path.join(this.dir, "shimlab.toml");
-      fs.writeFileSync(f, `hypervisor = "none"\n[agent]\ndial_timeout_ms = ${cfg.dial_timeout_ms}\n`);
+      const lines = [`hypervisor = "${qemu ? "qemu" : "none"}"`];
+      if (cfg.dial_timeout_ms) lines.push("[agent]", `dial_timeout_ms = ${cfg.dial_timeout_ms}`);
+      // The guest image is found in the cache by its inputs (built by start() below).
+      if (qemu) lines.push("[qemu]", 'machine = "q35"', 'accel = "auto"', "memory_mb = 512", "boot_timeout_ms = 120000", 'guest_runtime = "runc"');
+      fs.writeFileSync(f, lines.join("\n") + "\n");
       env.SHIMLAB_CONFIG = f;
     }
     return env;
   }
 
   async start(): Promise<void> {
+    if (this.scenario.shim_config?.hypervisor === "qemu") {
+      const { ensureImage } = await import("../hypervisor/qemu/image");
+      await ensureImage({ runc: true });
+    }
     await this.eventsUp();
     const ids = Object.keys(this.scenario.containers);
     for (const id of ids) {
@@ -306,6 +315,7 @@ export class World {
     const mine = shimlabProcesses([this.dir]);
     if (target === "shim") return mine.filter((p) => SHIM_DAEMON_SCRIPT.test(p.cmdline)).map((p) => p.pid);
     if (target === "agent") return mine.filter((p) => MOCK_AGENT_SCRIPT.test(p.cmdline)).map((p) => p.pid);
+    if (target === "vm") return listProcesses().filter((p) => p.cmdline.includes("qemu-system") && p.cmdline.includes(this.dir)).map((p) => p.pid);
     if (target.startsWith("init:")) {
       const suffix = `:${this.cgroupParent}/${this.sandboxId}/${target.slice(5)}`;
       return listProcesses()
