@@ -144,11 +144,16 @@ export class MockAgent {
 
   private checkOom(c: AgentContainer): void {
     const n = this.o.runtime.oomKills(c.id);
-    // one event per kill, as the cgroup notifies them
-    for (; c.oomSeen < n; c.oomSeen++) this.pushOom(c.id);
+    // One event for the kills since the last look: a second one could only reach the shim (one
+    // GetOOMEvent at a time) after the exit it must precede.
+    if (c.oomSeen < n) {
+      c.oomSeen = n;
+      this.pushOom(c.id);
+    }
   }
 
   private pushOom(containerId: string): void {
+    if (this.oomEvents.includes(containerId)) return; // still unread: the same news
     const w = this.oomWaiters.shift();
     if (w) w.resolve(containerId);
     else this.oomEvents.push(containerId);

@@ -193,16 +193,16 @@ export class CheckContext {
       // A grouped shim keeps serving the tasks still to be cleaned up.
       const shared = order.slice(i + 1).some((o) => o.shimPid === h.shimPid);
       if (!h.shim.client.isClosed) {
-        await t.Kill({ id: h.id, signal: 9, all: true }, { timeoutMs: 5_000 }).catch(() => {});
-        await t.Wait({ id: h.id }, { timeoutMs: 5_000 }).catch(() => {});
-        await t.Delete({ id: h.id }, { timeoutMs: 5_000 }).catch(() => {});
-        await t.Shutdown({ id: h.id }, { timeoutMs: 5_000 }).catch(() => {});
+        await t.Kill({ id: h.id, signal: 9, all: true }, { timeoutMs: 15_000 }).catch(() => {});
+        await t.Wait({ id: h.id }, { timeoutMs: 15_000 }).catch(() => {});
+        await t.Delete({ id: h.id }, { timeoutMs: 15_000 }).catch(() => {});
+        await t.Shutdown({ id: h.id }, { timeoutMs: 15_000 }).catch(() => {});
       }
       h.shim.close();
       await this.emu.runner.delete(h.id, h.bundle).catch((e: Error) => notes.push(`delete ${h.id}: ${e.message}`));
       h.io?.close();
       if (shared) continue;
-      if (h.shimPid && !(await exited(h.shimPid, 5_000))) {
+      if (h.shimPid && !(await exited(h.shimPid, 10_000))) {
         notes.push(`shim ${h.shimPid} still running after Delete, Shutdown and \`delete\`: killed`);
         try {
           process.kill(h.shimPid, "SIGKILL");
