@@ -78,7 +78,7 @@ function tscKhz() {
 
 async function once(kind, image, initrd, i) {
   const runDir = path.join(work, `${kind}-${i}`);
-  const spec = { machine, accel: "tcg", memoryMb: 512, vcpus, kernel: image.kernel, initrd, tscKhz: tscKhz(), kernelParams: jitless ? ["shimlab.jitless"] : [] };
+  const spec = { machine, accel: "tcg", memoryMb: 512, vcpus, kernel: image.kernel, initrd, tscKhz: tscKhz(), kernelParams: jitless ? ["shimlab.jitless", ...(kind === "floor" ? [] : ["shimlab.snapshot"])] : [] };
   const t0 = performance.now();
   const vm = await QemuVm.launch({ qemuPath: "qemu-system-x86_64", spec, runDir, logger, bootTimeoutMs: 120_000, readyLine: kind === "floor" ? "floor: echo on" : undefined, share: kind !== "floor" });
   const consoleReady = performance.now() - t0;

@@ -31,7 +31,10 @@ export function native(): NativeAddon {
   if (cached) return cached;
   if (loadError) throw loadError;
   try {
-    cached = require(addonPath()) as NativeAddon;
+    // process.dlopen, not require: inside a startup snapshot (the guest's agent) require knows only built-ins.
+    const m = { exports: {} as NativeAddon };
+    process.dlopen(m, addonPath());
+    cached = m.exports;
     return cached;
   } catch (e) {
     loadError = new Error(`shimlab native addon unavailable (${addonPath()}): ${(e as Error).message}; run "npm run build:native"`);

@@ -7,7 +7,7 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { spawnSync } from "node:child_process";
-import { kernelCommandLine, qemuArgs, type QemuSpec } from "../../src/hypervisor/qemu/cmdline";
+import { BOOT_SPEED_PARAMS, kernelCommandLine, qemuArgs, type QemuSpec } from "../../src/hypervisor/qemu/cmdline";
 import { QmpClient, QmpError } from "../../src/hypervisor/qemu/qmp";
 import { parseQemuConfig, QEMU_DEFAULTS } from "../../src/hypervisor/qemu/config";
 import { chooseAccel, kvmRuledOut } from "../../src/hypervisor/qemu/accel";
@@ -91,7 +91,7 @@ describe("QEMU command line", () => {
 
   it("kernel parameters are single printable words, after shimlab's fixed ones", () => {
     const line = kernelCommandLine({ machine: "q35", kernelParams: ["shimlab.runtime=host", "shimlab.debug"] });
-    expect(line).toBe("console=ttyS0 panic=-1 quiet reboot=t shimlab.runtime=host shimlab.debug");
+    expect(line).toBe(`console=ttyS0 panic=-1 quiet reboot=t ${BOOT_SPEED_PARAMS.join(" ")} shimlab.runtime=host shimlab.debug`);
     expect(() => kernelCommandLine({ machine: "q35", kernelParams: ["a b"] })).toThrow(/one printable word/);
     expect(() => kernelCommandLine({ machine: "q35", kernelParams: ["x\ny"] })).toThrow();
   });

@@ -7,12 +7,24 @@
 //   shimlab.runtime=<host|runc|auto>   the agent's runtime (default auto: runc when the image has it)
 //   shimlab.debug                       agent debug logging
 //   shimlab.jitless                     node --jitless (steadier latency under TCG)
+//   shimlab.snapshot                    start the agent from its V8 startup snapshot (made under TCG)
+//   shimlab.build-snapshot              make that snapshot into the 9p share and power off (image build)
 
 export const AGENT_PORT_NAME = "agent.channel.0";
 /** Printed on the console by init; the host reads the guest's boot progress from these. */
 export const INIT_MARK = "shimlab-init:";
 /** Where the agent's files live in the guest (the repo's layout: dist/ and native/build/). */
 export const GUEST_APP_DIR = "/opt/shimlab";
+/** The agent, bundled into one file, and its V8 startup snapshot (made with --jitless, used only with it). */
+export const GUEST_AGENT_BUNDLE = `${GUEST_APP_DIR}/dist/bundle/mock-agent.js`;
+export const GUEST_AGENT_SNAPSHOT = `${GUEST_APP_DIR}/agent.blob`;
+export const GUEST_SNAPSHOT_ENTRY = `${GUEST_APP_DIR}/dist/bundle/mock-agent-snapshot.js`;
+/** Boots the image to make the snapshot (image.ts), into the 9p share, then powers off. */
+export const SNAPSHOT_BUILD_PARAM = "shimlab.build-snapshot";
+/** The host asks for the snapshot where the guest's CPU is the one it was made on (TCG's). */
+export const SNAPSHOT_PARAM = "shimlab.snapshot";
+/** The snapshot loads only under the V8 flags it was made with: the guest's default, --jitless. */
+export const SNAPSHOT_NODE_FLAGS = ["--jitless"];
 export const GUEST_SHARED_DIR = "/run/kata-containers/shared/containers";
 
 export function guestInit(modules: string[]): string {
@@ -33,14 +45,22 @@ for m in ${modules.join(" ")}; do
   insmod /lib/modules/$m.ko || echo "${INIT_MARK} insmod $m failed"
 done
 CMD=$(cat /proc/cmdline)
-RUNTIME=auto; DEBUG=; NODEOPTS=
+RUNTIME=auto; DEBUG=; NODEOPTS=; SNAPSHOT=; BUILD_SNAPSHOT=
 for w in $CMD; do
   case "$w" in
     shimlab.runtime=*) RUNTIME=\${w#shimlab.runtime=};;
     shimlab.debug) DEBUG=--debug;;
     shimlab.jitless) NODEOPTS=--jitless;;
+    ${SNAPSHOT_PARAM}) SNAPSHOT=1;;
+    ${SNAPSHOT_BUILD_PARAM}) BUILD_SNAPSHOT=1;;
   esac
 done
+if [ -n "$BUILD_SNAPSHOT" ]; then
+  mkdir -p /mnt && mount -t 9p -o trans=virtio,version=9p2000.L kataShared /mnt &&
+    (cd /tmp && /usr/bin/node ${SNAPSHOT_NODE_FLAGS.join(" ")} --snapshot-blob /mnt/agent.blob --build-snapshot ${GUEST_SNAPSHOT_ENTRY}) ||
+    echo "${INIT_MARK} snapshot build failed"
+  sync; umount /mnt; poweroff -f
+fi
 PORT=
 i=0
 while [ -z "$PORT" ] && [ $i -lt 1000 ]; do
@@ -54,6 +74,9 @@ if [ -z "$PORT" ]; then
   poweroff -f
 fi
 echo "${INIT_MARK} agent on $PORT"
-exec /usr/bin/node $NODEOPTS ${GUEST_APP_DIR}/dist/mock-agent/main.js --serial "$PORT" --guest --runtime "$RUNTIME" --state-dir /run/shimlab-agent $DEBUG
+export SHIMLAB_NATIVE=${GUEST_APP_DIR}/native/build/shimlab.node
+AGENT=${GUEST_AGENT_BUNDLE}
+[ -n "$SNAPSHOT" ] && [ "$NODEOPTS" = --jitless ] && [ -f ${GUEST_AGENT_SNAPSHOT} ] && AGENT="--snapshot-blob ${GUEST_AGENT_SNAPSHOT} mock-agent"
+exec /usr/bin/node $NODEOPTS $AGENT --serial "$PORT" --guest --runtime "$RUNTIME" --state-dir /run/shimlab-agent $DEBUG
 `;
 }

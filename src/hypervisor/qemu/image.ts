@@ -11,10 +11,11 @@ import { spawn, spawnSync } from "node:child_process";
 import { addonPath } from "../../native";
 import { CpioWriter, S_IFCHR, S_IFDIR, S_IFREG, type CpioEntry } from "./cpio";
 import { extractVmlinux, findKernel, type KernelSource } from "./kernel";
-import { GUEST_APP_DIR, guestInit } from "./guest-init";
+import { SNAPSHOT_BUILD_PARAM, GUEST_AGENT_BUNDLE, GUEST_AGENT_SNAPSHOT, GUEST_APP_DIR, GUEST_SNAPSHOT_ENTRY, guestInit } from "./guest-init";
+import { qemuArgs } from "./cmdline";
 
 /** Bumped when the layout of the image changes in a way the inputs do not show. */
-const IMAGE_FORMAT = 2;
+const IMAGE_FORMAT = 3;
 
 /** What the guest needs: the agent channel, the PCI/MMIO transports, and 9p for kataShared. */
 export const GUEST_MODULES = ["virtio_pci", "virtio_mmio", "virtio_console", "9pnet_virtio", "9p"];
@@ -35,6 +36,8 @@ export interface ImageOptions {
   /** Also put runc (and its libraries) in the guest, for the agent's runc runtime. */
   runc?: boolean;
   compression?: "lz4" | "gzip" | "none";
+  /** QEMU, to build the agent's startup snapshot in a VM; null: no snapshot (default: found on PATH). */
+  qemuPath?: string | null;
   onProgress?: (msg: string) => void;
 }
 
@@ -180,7 +183,14 @@ function collectInputs(o: Required<Pick<ImageOptions, "node" | "busybox" | "dist
     files.push({ dest: "usr/sbin/runc", src: o.runc, mode: 0o755 });
     sharedLibs(o.runc).forEach((l) => libs.add(l));
   }
-  for (const f of requireClosure(o.distDir, "mock-agent/main.js")) files.push({ dest: path.join(GUEST_APP_DIR.slice(1), "dist", path.relative(o.distDir, f)), src: f });
+  // One bundled file (no module resolution in the guest) and its startup snapshot.
+  for (const name of ["mock-agent.js", "mock-agent-snapshot.js"]) {
+    const src = path.join(o.distDir, "bundle", name);
+    if (!fs.existsSync(src)) throw new Error(`${src} is missing: run "npm run build"`);
+    requireClosure(o.distDir, path.join("bundle", name)); // it must need no package the guest lacks
+  }
+  files.push({ dest: GUEST_AGENT_BUNDLE.slice(1), src: path.join(o.distDir, "bundle", "mock-agent.js") });
+  files.push({ dest: GUEST_SNAPSHOT_ENTRY.slice(1), src: path.join(o.distDir, "bundle", "mock-agent-snapshot.js") });
   files.push({ dest: path.join(GUEST_APP_DIR.slice(1), "native/build/shimlab.node"), src: o.nativeAddon, mode: 0o755 });
   sharedLibs(o.nativeAddon).forEach((l) => libs.add(l));
   for (const l of libs) files.push({ dest: l.slice(1), src: fs.realpathSync(l), mode: 0o755 });
@@ -237,6 +247,95 @@ async function writeInitramfs(out: string, entries: () => AsyncGenerator<CpioEnt
   sink.end();
   await done;
 }
+
+/** Later archives in one initramfs add files to earlier ones: the snapshot, made after the rest. */
+function cpioOf(entries: CpioEntry[]): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  const sink = new (require("node:stream") as typeof import("node:stream")).Writable({
+    write(c: Buffer, _e, cb) {
+      chunks.push(c);
+      cb();
+    },
+  });
+  return (async () => {
+    const w = new CpioWriter(sink);
+    for (const e of entries) await w.add(e);
+    await w.finish();
+    return Buffer.concat(chunks);
+  })();
+}
+
+/** Concatenates files into one compressed stream (the kernel's lz4 reads only one legacy-format stream). */
+async function compressFiles(parts: string[], out: string, compression: string): Promise<void> {
+  const file = fs.createWriteStream(out, { mode: 0o644 });
+  const fileDone = new Promise<void>((resolve, reject) => {
+    file.on("close", resolve);
+    file.on("error", reject);
+  });
+  let sink: import("node:stream").Writable;
+  let done: Promise<void> = fileDone;
+  if (compression === "lz4") {
+    const p = spawn("lz4", ["-l", "-c", "-1"], { stdio: ["pipe", "pipe", "pipe"] });
+    let err = "";
+    p.stderr.on("data", (d) => (err += d));
+    p.stdout.pipe(file);
+    sink = p.stdin;
+    done = new Promise<void>((resolve, reject) => {
+      p.on("error", reject);
+      p.on("close", (code) => (code === 0 ? resolve() : reject(new Error(`lz4 exited ${code}: ${err.trim()}`))));
+    }).then(() => fileDone);
+  } else if (compression === "gzip") {
+    const z = zlib.createGzip({ level: 1 });
+    z.pipe(file);
+    sink = z;
+  } else sink = file;
+  for (const p of parts) {
+    for await (const chunk of fs.createReadStream(p)) {
+      if (!sink.write(chunk)) await new Promise((r) => sink.once("drain", r));
+    }
+  }
+  sink.end();
+  await done;
+}
+
+/**
+ * The agent's V8 startup snapshot, made by the guest's own node inside a TCG VM: a snapshot loads
+ * only where V8 sees the CPU features and flags it was made with, and TCG's CPU is not the host's.
+ * The guest shares a directory over 9p, writes the snapshot there and powers off. Null when it fails.
+ */
+async function snapshotInVm(qemu: string, kernel: string, initrd: string, tmp: string): Promise<Buffer | null> {
+  const dir = fs.mkdtempSync(path.join(tmp, ".snapvm-"));
+  const share = path.join(dir, "share");
+  fs.mkdirSync(share);
+  const args = qemuArgs({
+    machine: "q35",
+    accel: "tcg",
+    memoryMb: 512,
+    vcpus: 1,
+    kernel,
+    initrd,
+    kernelParams: [SNAPSHOT_BUILD_PARAM],
+    agentSocket: path.join(dir, "a.sock"),
+    qmpSocket: path.join(dir, "q.sock"),
+    consoleSocket: path.join(dir, "c.sock"),
+    sharedDir: share,
+  });
+  const p = spawn(qemu, args, { stdio: "ignore", cwd: dir });
+  const timer = setTimeout(() => p.kill("SIGKILL"), SNAPSHOT_VM_TIMEOUT_MS);
+  try {
+    await new Promise<void>((resolve) => {
+      p.once("exit", () => resolve());
+      p.once("error", () => resolve());
+    });
+    const blob = path.join(share, "agent.blob");
+    return fs.existsSync(blob) && fs.statSync(blob).size > 0 ? fs.readFileSync(blob) : null;
+  } finally {
+    clearTimeout(timer);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const SNAPSHOT_VM_TIMEOUT_MS = 180_000;
 
 /** Images kept in the cache: each change to the agent's code makes a new one. */
 const KEEP_IMAGES = 4;
@@ -306,6 +405,7 @@ export async function ensureImage(o: ImageOptions = {}): Promise<GuestImage> {
   if (o.runc && !runc) throw new Error('runc is not installed on the host, so it cannot go into the guest image (install runc, or use [qemu] guest_runtime = "host")');
   const compression = o.compression ?? (which("lz4") ? "lz4" : "gzip");
   const stripBin = which("strip");
+  const qemu = o.qemuPath === undefined ? which("qemu-system-x86_64") : o.qemuPath;
   const cacheDir = o.cacheDir ?? cacheRoot();
 
   const { files, modules } = collectInputs({ node, busybox, distDir, nativeAddon, kernel, runc });
@@ -314,7 +414,7 @@ export async function ensureImage(o: ImageOptions = {}): Promise<GuestImage> {
   // Hashing 110 MB costs a shim 0.1-0.4 s per sandbox: a fingerprint of the inputs' stat data
   // (path, size, mtime, inode, as make and ccache trust) remembers the content key it last had.
   const fp = crypto.createHash("sha256");
-  fp.update(`format ${IMAGE_FORMAT}\ncompression ${compression}\nstrip ${!!stripBin}\n${init}`);
+  fp.update(`format ${IMAGE_FORMAT}\ncompression ${compression}\nstrip ${!!stripBin}\nsnapshot ${!!qemu}\n${init}`);
   for (const f of [{ dest: "kernel", src: kernel.path, mode: 0 }, ...files]) {
     const st = fs.statSync(f.src);
     fp.update(`\n${f.dest} ${f.mode ?? 0o644} ${f.src} ${st.size} ${st.mtimeMs} ${st.ino}`);
@@ -329,7 +429,7 @@ export async function ensureImage(o: ImageOptions = {}): Promise<GuestImage> {
   if (!/^[0-9a-f]{20}$/.test(key) || !fs.existsSync(path.join(cacheDir, "images", key, "image.json"))) {
     say(`hashing ${files.length + 1} inputs`);
     const h = crypto.createHash("sha256");
-    h.update(`format ${IMAGE_FORMAT}\ncompression ${compression}\nstrip ${!!stripBin}\n`);
+    h.update(`format ${IMAGE_FORMAT}\ncompression ${compression}\nstrip ${!!stripBin}\nsnapshot ${!!qemu}\n`);
     h.update(init);
     sha256File(kernel.path, h);
     for (const f of files) {
@@ -383,13 +483,25 @@ export async function ensureImage(o: ImageOptions = {}): Promise<GuestImage> {
       for (const f of files) yield { name: f.dest, mode: S_IFREG | (f.mode ?? 0o644), data: contentOf(f, stripBin, tmp) };
     }
     const initrdName = `initrd.cpio${compression === "lz4" ? ".lz4" : compression === "gzip" ? ".gz" : ""}`;
-    await writeInitramfs(path.join(tmp, initrdName), entries, compression, (n) => {
+    const raw = path.join(tmp, ".initrd.cpio");
+    await writeInitramfs(raw, entries, "none", (n) => {
       const pct = Math.min(100, Math.floor((n / total) * 100 / 10) * 10);
       if (pct !== lastPct) {
         lastPct = pct;
         say(`  ${pct}%`);
       }
     });
+    const parts = [raw];
+    if (qemu) {
+      say("building the agent's startup snapshot in a VM (once per image)");
+      const blob = await snapshotInVm(qemu, kernelPath, raw, tmp);
+      if (blob) {
+        fs.writeFileSync(path.join(tmp, ".snapshot.cpio"), await cpioOf([{ name: GUEST_AGENT_SNAPSHOT.slice(1), mode: S_IFREG | 0o644, data: blob }]));
+        parts.push(path.join(tmp, ".snapshot.cpio"));
+      } else say("no startup snapshot (the build VM did not make one): the guest's agent starts from its bundle");
+    }
+    await compressFiles(parts, path.join(tmp, initrdName), compression);
+    for (const p of parts) fs.rmSync(p, { force: true });
     const initrdBytes = fs.statSync(path.join(tmp, initrdName)).size;
     const img: GuestImage = {
       key,

@@ -11,6 +11,7 @@ import { chooseAccel } from "./accel";
 import { parseQemuConfig, type QemuConfig } from "./config";
 import { cacheRoot, ensureImage } from "./image";
 import { QemuVm } from "./vm";
+import { SNAPSHOT_PARAM } from "./guest-init";
 
 export { parseQemuConfig, type QemuConfig } from "./config";
 export { QemuVm } from "./vm";
@@ -42,6 +43,7 @@ export class QemuHypervisor implements Hypervisor {
       const img = await ensureImage({
         cacheDir: c.cacheDir ?? cacheRoot(o.env),
         runc: c.guestRuntime === "runc",
+        qemuPath: c.path,
         onProgress: (m) => o.logger.info(`guest image: ${m}`),
       });
       // An annotation may replace one of the two (from its valid_*_paths).
@@ -65,7 +67,8 @@ export class QemuHypervisor implements Hypervisor {
       vcpus: c.vcpus,
       kernel: img.kernel,
       initrd: img.initrd,
-      kernelParams,
+      // The agent's startup snapshot was made under TCG's CPU; V8 refuses it on another.
+      kernelParams: accel === "tcg" ? [...kernelParams, SNAPSHOT_PARAM] : kernelParams,
       tscKhz: hostTscKhz(),
       vsockCid: c.vsock && fs.existsSync("/dev/vhost-vsock") ? vsockCid(o.sandboxId) : undefined,
     });
