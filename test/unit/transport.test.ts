@@ -87,11 +87,11 @@ describe.skipIf(!hasNative())("AF_VSOCK error paths (no vsock peer exists here)"
   it("dialling vsock retries until the deadline, then says ETIMEDOUT with the last error", async () => {
     const t0 = Date.now();
     let attempts = 0;
-    const e = await dialWithRetry(new VsockTransport(0xfffffff0, 1024, 200), { timeoutMs: 900, onAttempt: () => attempts++ }).catch((x) => x);
+    const e = await dialWithRetry(new VsockTransport(0xfffffff0, 1024, 200), { timeoutMs: 2000, onAttempt: () => attempts++ }).catch((x) => x);
     expect(e.code).toBe("ETIMEDOUT");
-    expect(e.message).toMatch(/no agent within 900 ms: dial vsock:\/\/4294967280:1024/);
+    expect(e.message).toMatch(/no agent within 2000 ms: dial vsock:\/\/4294967280:1024/);
     expect(attempts).toBeGreaterThanOrEqual(2);
-    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(Date.now() - t0).toBeLessThan(8000);
   });
 
   it("an aborted vsock dial rejects at once with EABORTED", async () => {
