@@ -6,7 +6,7 @@ import path from "node:path";
 import type { execFileSync as ExecFileSync } from "node:child_process";
 import type { ShimFlags } from "./flags";
 import { socketAddress, socketPath } from "./address";
-import { isServing } from "./start";
+import { isServing, writeAll } from "./start";
 import { recordedSocketDir } from "./start-v2";
 import { placement, type PodPlacement } from "../pod/container-type";
 import { readBundleSpec } from "./bundle";
@@ -24,7 +24,9 @@ const execFileSync = ((...a: Parameters<typeof ExecFileSync>) => (require("node:
 export function deleteAction(flags: ShimFlags): void {
   cleanup(flags).then(
     (pid) => {
-      process.stdout.write(deleteResponse(pid, SIGKILL_STATUS, new Date()));
+      // As start does: fd 1 without process.stdout's streams, then no teardown.
+      writeAll(1, deleteResponse(pid, SIGKILL_STATUS, new Date()));
+      process.exit(0);
     },
     (e: Error) => {
       process.stderr.write(`shimlab delete: ${e.message}\n`);
