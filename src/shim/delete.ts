@@ -95,15 +95,20 @@ async function cleanup(flags: ShimFlags): Promise<number> {
         for (const x of rec.extraPids ?? []) killRecorded(x.pid, x.startTime);
       }
       unmountUnder(runDir, warn);
-      fs.rmSync(runDir, { recursive: true, force: true });
+      rmIfPresent(runDir);
       // A host agent killed before its own teardown leaves its sandbox's cgroups.
       if (rec?.runcRoot) removeCgroupTree(`${cgroupParent()}/${where.sandboxId}`);
-      fs.rmSync(sock, { force: true });
+      rmIfPresent(sock);
     }
   }
   // containerd removes the bundle after us: nothing may stay mounted in it.
   await unmountAll(path.join(bundle, "rootfs")).catch((e) => warn(`unmount rootfs: ${(e as Error).message}`));
   return rec?.pid ?? 0;
+}
+
+/** rmSync's force still throws and catches ENOENT inside (a stack captured each time); the usual delete finds nothing. */
+function rmIfPresent(p: string): void {
+  if (fs.lstatSync(p, { throwIfNoEntry: false })) fs.rmSync(p, { recursive: true, force: true });
 }
 
 function listRunc(root: string): string[] {
