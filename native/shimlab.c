@@ -5,7 +5,10 @@
 //  - a console socket: runc hands the pty master over SCM_RIGHTS;
 //  - ioctl(TIOCSWINSZ) and openpty for terminals;
 //  - AF_VSOCK connect, bridged to an AF_UNIX socketpair because libuv cannot
-//    wrap a vsock fd as a stream.
+//    wrap a vsock fd as a stream;
+//  - posix_spawn of a detached process: libuv fork()s, which copies the page
+//    tables of a ~40 MB Node process; glibc's posix_spawn uses CLONE_VFORK and
+//    shares them until exec (the shim's `start` launching its daemon).
 //
 // Plain Node-API (C), no dependencies; built by scripts/build-native.mjs.
 #define _GNU_SOURCE
@@ -16,6 +19,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -624,6 +628,110 @@ static napi_value CloseFd(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// ---- spawnDetached -----------------------------------------------------------
+
+static char* dup_string(napi_env env, napi_value v) {
+  size_t len = 0;
+  if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) return NULL;
+  char* s = malloc(len + 1);
+  if (!s) return NULL;
+  if (napi_get_value_string_utf8(env, v, s, len + 1, &len) != napi_ok) {
+    free(s);
+    return NULL;
+  }
+  return s;
+}
+
+static void free_strings(char** v) {
+  if (!v) return;
+  for (char** p = v; *p; p++) free(*p);
+  free(v);
+}
+
+// A NULL-terminated copy of a JS array of strings; NULL on a bad argument.
+static char** string_array(napi_env env, napi_value arr) {
+  uint32_t n = 0;
+  if (napi_get_array_length(env, arr, &n) != napi_ok) return NULL;
+  char** v = calloc(n + 1, sizeof *v);
+  if (!v) return NULL;
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value e;
+    if (napi_get_element(env, arr, i, &e) != napi_ok || !(v[i] = dup_string(env, e))) {
+      free_strings(v);
+      return NULL;
+    }
+  }
+  return v;
+}
+
+// spawnDetached(file, argv, env, cwd, fds) → pid. The child starts a new
+// session (as libuv's detached), with default signal dispositions and an
+// empty mask (Node ignores SIGPIPE, and posix_spawn keeps ignored signals
+// ignored otherwise). fds[i] becomes the child's fd i; -1 means /dev/null.
+// Every other fd of ours is close-on-exec, so the child gets only these.
+static napi_value SpawnDetached(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  uint32_t nfds = 0;
+  if (argc < 5 || napi_get_array_length(env, argv[4], &nfds) != napi_ok || nfds > 64) {
+    napi_throw_type_error(env, NULL, "spawnDetached(file, argv, env, cwd, fds)");
+    return NULL;
+  }
+  char* file = dup_string(env, argv[0]);
+  char* cwd = dup_string(env, argv[3]);
+  char** args = string_array(env, argv[1]);
+  char** envp = string_array(env, argv[2]);
+  int32_t fds[64];
+  int ok = file && cwd && args && envp && args[0];
+  for (uint32_t i = 0; ok && i < nfds; i++) {
+    napi_value e;
+    ok = napi_get_element(env, argv[4], i, &e) == napi_ok && get_i32(env, e, &fds[i]);
+  }
+  napi_value result = NULL;
+  if (!ok) {
+    napi_throw_type_error(env, NULL, "spawnDetached(file, argv, env, cwd, fds): bad argument");
+    goto out;
+  }
+  posix_spawn_file_actions_t fa;
+  posix_spawnattr_t attr;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawnattr_init(&attr);
+  // Sources first moved above every target, so that one target never
+  // overwrites a source still to be placed.
+  const int high = 100;
+  for (uint32_t i = 0; i < nfds; i++) {
+    if (fds[i] < 0) posix_spawn_file_actions_addopen(&fa, high + i, "/dev/null", O_RDWR, 0);
+    else posix_spawn_file_actions_adddup2(&fa, fds[i], high + i);
+  }
+  for (uint32_t i = 0; i < nfds; i++) {
+    posix_spawn_file_actions_adddup2(&fa, high + i, i);
+    posix_spawn_file_actions_addclose(&fa, high + i);
+  }
+  posix_spawn_file_actions_addchdir_np(&fa, cwd);
+  sigset_t all, none;
+  sigfillset(&all);
+  sigemptyset(&none);
+  posix_spawnattr_setsigdefault(&attr, &all);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+  pid_t pid;
+  int err = posix_spawn(&pid, file, &fa, &attr, args, envp);
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&attr);
+  if (err != 0) {
+    throw_errno(env, "posix_spawn", err);
+    goto out;
+  }
+  napi_create_int32(env, pid, &result);
+out:
+  free(file);
+  free(cwd);
+  free_strings(args);
+  free_strings(envp);
+  return result;
+}
+
 static napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"setChildSubreaper", 0, SetChildSubreaper, 0, 0, 0, napi_default, 0},
@@ -638,6 +746,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"closeFd", 0, CloseFd, 0, 0, 0, napi_default, 0},
       {"pipe", 0, Pipe, 0, 0, 0, napi_default, 0},
       {"listenUnix", 0, ListenUnix, 0, 0, 0, napi_default, 0},
+      {"spawnDetached", 0, SpawnDetached, 0, 0, 0, napi_default, 0},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -37,6 +37,10 @@ const programs = [
     noCodeCache: true,
   },
 ];
+// The loader is inlined into each launcher rather than required: a require
+// costs a path resolution, realpath and package.json lookups, ~1 ms of every
+// start, daemon, agent and delete.
+const LOADER = `const { runWithCodeCache } = (function (exports) {\n${fs.readFileSync(path.join(dist, "util", "code-cache.js"), "utf8").replace(/\/\/# sourceMappingURL=.*$/m, "")}\nreturn exports;\n}).call({}, {});\n`;
 const launchers = [
   {
     name: "shim-main",
@@ -44,25 +48,32 @@ const launchers = [
       `const action = ${ACTION};\n` +
       `const [bundle, role] = action ? ["shim-cli", action] : ["shim", process.argv.includes("-socket") ? "daemon" : ""];\n` +
       `if (process.env.SHIMLAB_NO_CODE_CACHE) require(\`./\${bundle}.js\`);\n` +
-      `else require("../util/code-cache.js").runWithCodeCache(\`\${__dirname}/\${bundle}.js\`, ${JSON.stringify(h)}[bundle], role);\n`,
+      `else {\n${LOADER}runWithCodeCache(\`\${__dirname}/\${bundle}.js\`, ${JSON.stringify(h)}[bundle], role);\n}\n`,
   },
   {
     name: "mock-agent-main",
     code: (h) =>
       `if (process.env.SHIMLAB_NO_CODE_CACHE) require("./mock-agent.js");\n` +
-      `else require("../util/code-cache.js").runWithCodeCache(__dirname + "/mock-agent.js", ${JSON.stringify(h["mock-agent"])}, "agent");\n`,
+      `else {\n${LOADER}runWithCodeCache(__dirname + "/mock-agent.js", ${JSON.stringify(h["mock-agent"])}, "agent");\n}\n`,
   },
 ];
 
-// In shim-cli.js the daemon module is this: it runs the full bundle instead.
+// In shim-cli.js, what main.ts loads for the daemon and for tracing is
+// replaced: the daemon module runs the full bundle instead, the daemon's
+// prestart is done there, and tracing (SHIMLAB_TRACE only) loads tsc's module
+// tree. Otherwise their imports (the agent's gRPC codecs, the QEMU
+// hypervisor, the TOML parser) would make the small bundle ten times larger,
+// and every start and delete would read it.
+const CLI_STUBS = {
+  "./daemon": `exports.runDaemon = () => require(__dirname + "/shim.js");`,
+  "./prestart": `exports.bootDaemon = () => undefined;`,
+  "../trace/shim": `module.exports = require(__dirname + "/../trace/shim.js");`,
+};
 const daemonStub = {
   name: "daemon-stub",
   setup(b) {
-    b.onResolve({ filter: /^\.\/daemon$/ }, (a) => (a.importer.endsWith(path.join("shim", "main.js")) ? { path: "daemon-stub", namespace: "stub" } : undefined));
-    b.onLoad({ filter: /.*/, namespace: "stub" }, () => ({
-      contents: `exports.runDaemon = () => require(__dirname + "/shim.js");`,
-      loader: "js",
-    }));
+    b.onResolve({ filter: /^(\.\/daemon|\.\/prestart|\.\.\/trace\/shim)$/ }, (a) => (a.importer.endsWith(path.join("shim", "main.js")) ? { path: a.path, namespace: "stub" } : undefined));
+    b.onLoad({ filter: /.*/, namespace: "stub" }, (a) => ({ contents: CLI_STUBS[a.path], loader: "js" }));
   },
 };
 

@@ -12,14 +12,20 @@ export const VARIANTS = {
   "shimlab-tree": { SHIMLAB_NO_BUNDLE: "1" },
   // the bundle with no code cache
   "shimlab-nocache": { SHIMLAB_NO_CODE_CACHE: "1" },
+  // another build of shimlab (SHIMLAB_BENCH_BASE=<its bin/containerd-shim-shimlab-v2>),
+  // e.g. main before a change, for before/after figures from one run
+  "shimlab-base": {},
 };
+
+const binOf = (n) => (n === "shimlab-base" ? process.env.SHIMLAB_BENCH_BASE : path.join(ROOT, "bin", "containerd-shim-shimlab-v2"));
 
 export function variantBinDir(names) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "shimlab-bench-bin-"));
   for (const n of names) {
+    if (!VARIANTS[n] || !binOf(n)) throw new Error(`variant ${n}: unknown, or SHIMLAB_BENCH_BASE unset`);
     const env = Object.entries(VARIANTS[n]).map(([k, v]) => `${k}=${v}`).join(" ");
     const f = path.join(dir, `containerd-shim-${n}-v2`);
-    fs.writeFileSync(f, `#!/bin/sh\n${env} exec ${path.join(ROOT, "bin", "containerd-shim-shimlab-v2")} "$@"\n`, { mode: 0o755 });
+    fs.writeFileSync(f, `#!/bin/sh\n${env} exec ${binOf(n)} "$@"\n`, { mode: 0o755 });
   }
   return dir;
 }

@@ -6,6 +6,14 @@ import { execFileSync } from "node:child_process";
 
 export function reapRuncOrphans(runcRoot: string | undefined, warn: (m: string) => void = () => {}): string[] {
   if (!runcRoot || !fs.existsSync(runcRoot)) return [];
+  // runc keeps one directory per container in its root, and removes it on
+  // delete: an empty root (the usual case, after an agent that cleaned up)
+  // spares running runc, ~10 ms with the daemon blocked, on every stop.
+  try {
+    if (fs.readdirSync(runcRoot).length === 0) return [];
+  } catch {
+    return [];
+  }
   let ids: string[] = [];
   try {
     ids = execFileSync("runc", ["--root", runcRoot, "list", "-q"], { stdio: ["ignore", "pipe", "ignore"] }).toString().split("\n").filter(Boolean);

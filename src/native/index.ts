@@ -18,6 +18,8 @@ export interface NativeAddon {
   closeFd(fd: number): void;
   /** A real pipe(2), close-on-exec at both ends. */
   pipe(): { read: number; write: number };
+  /** posix_spawn in a new session; fds[i] becomes the child's fd i (-1: /dev/null). Returns the pid. */
+  spawnDetached(file: string, argv: string[], env: string[], cwd: string, fds: number[]): number;
 }
 
 let cached: NativeAddon | null = null;

@@ -44,8 +44,11 @@ function linkSocketDir(bundle: string, dir: string): void {
 
 /** The socket dir `start` recorded in the bundle, if any. */
 export function recordedSocketDir(bundle: string): string | undefined {
+  const link = path.join(bundle, SOCKET_DIR_LINK);
+  // absent for containerd 1.6: ask without an ENOENT thrown (and its stack captured) on every delete
+  if (!fs.lstatSync(link, { throwIfNoEntry: false })) return undefined;
   try {
-    return fs.readlinkSync(path.join(bundle, SOCKET_DIR_LINK));
+    return fs.readlinkSync(link);
   } catch {
     return undefined;
   }

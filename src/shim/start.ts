@@ -37,8 +37,13 @@ export function start(flags: ShimFlags): void {
   }
   startShim(flags, process.cwd(), opts).then(
     (address) => {
-      process.stdout.write(answer(address));
-      process.exitCode = 0;
+      // fd 1 directly: process.stdout on containerd's pipe would load net and
+      // the stream machinery just to write one line. Then out at once: the
+      // daemon we just launched shares the CPU with us and waits on nothing
+      // of ours (the socket already listens), so Node's teardown only delays
+      // containerd. "exit" handlers still run.
+      writeAll(1, answer(address));
+      process.exit(0);
     },
     (err: Error) => {
       process.stderr.write(`shimlab start: ${err.message}\n`);
@@ -82,30 +87,35 @@ export async function startShim(flags: ShimFlags, bundle = process.cwd(), opts: 
   }
   fs.chmodSync(sockPath, 0o600);
 
-  let logFd: number | "ignore" = "ignore";
+  let logFd = -1;
   try {
     // containerd opened this fifo O_RDWR before running us, so this open cannot block.
     logFd = fs.openSync(path.join(bundle, "log"), fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
   } catch {
-    logFd = "ignore";
+    logFd = -1;
   }
+  // Before the launch, not after: from then on the daemon competes for the CPU.
+  writeAddress(bundle, address);
   const env = { ...process.env, ...opts.daemonEnv };
   delete env.NODE_EXTRA_CA_CERTS;
   // The daemon serves ttrpc unless containerd 2.x's bootstrap chose otherwise above.
   if (!opts.daemonEnv) delete env.SHIMLAB_DAEMON_PROTOCOL;
-  // loaded here: `delete` imports this file for isServing and never spawns
-  const { spawn } = require("node:child_process") as typeof import("node:child_process");
-  const child = spawn(process.execPath, [...process.execArgv, inBundle ? path.join(__dirname, "shim-main.js") : require.resolve("./main"), ...daemonArgs({ ...flags, socket: sockPath })], {
-    cwd: bundle,
-    detached: true,
-    stdio: ["ignore", "ignore", logFd, fd],
-    env,
-  });
-  child.unref();
-  if (typeof logFd === "number") fs.closeSync(logFd);
-  if (!child.pid) throw new Error("could not launch the shim daemon");
-  writeAtomic(path.join(bundle, "shim.pid"), String(child.pid));
-  writeAddress(bundle, address);
+  const args = [process.execPath, ...process.execArgv, inBundle ? path.join(__dirname, "shim-main.js") : require.resolve("./main"), ...daemonArgs({ ...flags, socket: sockPath })];
+  const envList: string[] = [];
+  for (const [k, v] of Object.entries(env)) if (v !== undefined) envList.push(`${k}=${v}`);
+  // posix_spawn (vfork) rather than child_process: no fork of our page tables,
+  // and child_process and its stream machinery are never loaded. A new
+  // session, stdin and stdout /dev/null, stderr the log fifo, fd 3 the socket.
+  let pid: number;
+  try {
+    pid = native().spawnDetached(process.execPath, args, envList, bundle, [-1, -1, logFd, fd]);
+  } catch (e) {
+    fs.rmSync(path.join(bundle, "address"), { force: true });
+    throw e;
+  } finally {
+    if (logFd >= 0) fs.closeSync(logFd);
+  }
+  writeAtomic(path.join(bundle, "shim.pid"), String(pid));
   // The daemon has its own copy of the listening socket now.
   fs.closeSync(fd);
   return address;
@@ -137,6 +147,18 @@ export function isServing(p: string, timeoutMs = 100): Promise<boolean> {
       resolve(false);
     });
   });
+}
+
+/** Writes all of data to fd synchronously (a pipe may take it in pieces). */
+export function writeAll(fd: number, data: Buffer | string): void {
+  const buf = typeof data === "string" ? Buffer.from(data) : data;
+  for (let off = 0; off < buf.length; ) {
+    try {
+      off += fs.writeSync(fd, buf, off);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EAGAIN") throw e;
+    }
+  }
 }
 
 export function writeAddress(bundle: string, address: string): void {
