@@ -206,8 +206,9 @@ describe.skipIf(skip)("QEMU sandboxes through ctr (TCG)", () => {
     });
     const spec = (id: string, args: string[], type: string) => emu.spec(id, { args, rootPath: rootfs, annotations: ann(type), hostname: "qpod-host" });
     const ids = ["qpod", "qc1", "qc2"];
+    let pod: Awaited<ReturnType<typeof emu.startShim>> | undefined;
     try {
-      const pod = await emu.startShim("qpod", emu.bundle("qpod", spec("qpod", ["/bin/sleep", "300"], "sandbox")));
+      pod = await emu.startShim("qpod", emu.bundle("qpod", spec("qpod", ["/bin/sleep", "300"], "sandbox")));
       await pod.task.Create({ id: "qpod", bundle: pod.bundle });
       await pod.task.Start({ id: "qpod" });
       const outs: string[] = [];
@@ -233,6 +234,8 @@ describe.skipIf(skip)("QEMU sandboxes through ctr (TCG)", () => {
       await pod.task.Delete({ id: "qpod" });
       await pod.task.Shutdown({ id: "qpod" }).catch(() => {});
     } finally {
+      // As containerd does after a failed create too: Shutdown, or the shim (with no task) stays.
+      await pod?.task.Shutdown({ id: "qpod" }).catch(() => {});
       for (const id of ids.reverse()) await emu.runner.delete(id, path.join(emu.bundlesDir(), id)).catch(() => {});
       await emu.close();
     }
