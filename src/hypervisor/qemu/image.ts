@@ -209,11 +209,8 @@ function dirsOf(files: string[]): string[] {
   return [...dirs].sort();
 }
 
-async function writeInitramfs(out: string, entries: () => AsyncGenerator<CpioEntry>, compression: string, progress: (n: number) => void): Promise<void> {
-  const fd = fs.openSync(out, "w", 0o644);
-  let sink: NodeJS.WritableStream & import("node:stream").Writable;
-  let done: Promise<void>;
-  const file = fs.createWriteStream("", { fd });
+/** A file behind the image's compression; `done` settles once everything written is on disk. */
+function compressedFile(file: fs.WriteStream, compression: string): { sink: import("node:stream").Writable; done: Promise<void> } {
   const fileDone = new Promise<void>((resolve, reject) => {
     file.on("close", resolve);
     file.on("error", reject);
@@ -224,20 +221,22 @@ async function writeInitramfs(out: string, entries: () => AsyncGenerator<CpioEnt
     let err = "";
     p.stderr.on("data", (d) => (err += d));
     p.stdout.pipe(file);
-    sink = p.stdin;
-    done = new Promise<void>((resolve, reject) => {
+    const done = new Promise<void>((resolve, reject) => {
       p.on("error", reject);
       p.on("close", (code) => (code === 0 ? resolve() : reject(new Error(`lz4 exited ${code}: ${err.trim()}`))));
     }).then(() => fileDone);
-  } else if (compression === "gzip") {
+    return { sink: p.stdin, done };
+  }
+  if (compression === "gzip") {
     const z = zlib.createGzip({ level: 1 });
     z.pipe(file);
-    sink = z;
-    done = fileDone;
-  } else {
-    sink = file;
-    done = fileDone;
+    return { sink: z, done: fileDone };
   }
+  return { sink: file, done: fileDone };
+}
+
+async function writeInitramfs(out: string, entries: () => AsyncGenerator<CpioEntry>, compression: string, progress: (n: number) => void): Promise<void> {
+  const { sink, done } = compressedFile(fs.createWriteStream("", { fd: fs.openSync(out, "w", 0o644) }), compression);
   const w = new CpioWriter(sink);
   for await (const e of entries()) {
     await w.add(e);
@@ -267,28 +266,7 @@ function cpioOf(entries: CpioEntry[]): Promise<Buffer> {
 
 /** Concatenates files into one compressed stream (the kernel's lz4 reads only one legacy-format stream). */
 async function compressFiles(parts: string[], out: string, compression: string): Promise<void> {
-  const file = fs.createWriteStream(out, { mode: 0o644 });
-  const fileDone = new Promise<void>((resolve, reject) => {
-    file.on("close", resolve);
-    file.on("error", reject);
-  });
-  let sink: import("node:stream").Writable;
-  let done: Promise<void> = fileDone;
-  if (compression === "lz4") {
-    const p = spawn("lz4", ["-l", "-c", "-1"], { stdio: ["pipe", "pipe", "pipe"] });
-    let err = "";
-    p.stderr.on("data", (d) => (err += d));
-    p.stdout.pipe(file);
-    sink = p.stdin;
-    done = new Promise<void>((resolve, reject) => {
-      p.on("error", reject);
-      p.on("close", (code) => (code === 0 ? resolve() : reject(new Error(`lz4 exited ${code}: ${err.trim()}`))));
-    }).then(() => fileDone);
-  } else if (compression === "gzip") {
-    const z = zlib.createGzip({ level: 1 });
-    z.pipe(file);
-    sink = z;
-  } else sink = file;
+  const { sink, done } = compressedFile(fs.createWriteStream(out, { mode: 0o644 }), compression);
   for (const p of parts) {
     for await (const chunk of fs.createReadStream(p)) {
       if (!sink.write(chunk)) await new Promise((r) => sink.once("drain", r));
