@@ -12,6 +12,7 @@ import { BootstrapResult } from "../../src/gen/containerd.runtime.bootstrap.v1";
 import type { RpcError } from "../../src/ttrpc/status";
 import { removeCgroupDirs } from "../../src/mock-agent/runtime/runc";
 import { busyboxRootfs, missing } from "../helpers/env";
+import { useEmulator } from "../helpers/emulator";
 import { expectNoLeaks } from "../helpers/leaks";
 
 const skip = missing("root", "runc", "busybox");
@@ -164,35 +165,19 @@ describe.skipIf(skip).each(MODES)("shimlab under containerd 2.x: $name", ({ name
 });
 
 describe.skipIf(skip)("containerd 2.x bootstrap edge cases", () => {
-  let emu: ContainerdEmulator;
-  let rootfs: string;
-
-  beforeAll(async () => {
-    rootfs = busyboxRootfs();
-    emu = new ContainerdEmulator({ binary: SHIM_BINARY, namespace: "c2edge" });
-    await emu.start();
-  });
-
-  afterAll(async () => {
-    await emu?.close();
-    removeCgroupDirs(emu.cgroupParent);
-  });
-
-  afterEach(async () => {
-    await expectNoLeaks([emu.address], [emu.dir], emu.cgroupParent);
-  });
+  const fx = useEmulator({ namespace: "c2edge" });
 
   it("refuses JSON params for another id, and an unknown protocol, with a clear error and no daemon", async () => {
-    const b = emu.bundle("edge1", emu.spec("edge1", { args: ["/bin/true"], rootPath: rootfs }));
-    const r = await emu.runner.start("edge1", b).catch((e) => e as Error);
+    const b = fx.emu.bundle("edge1", fx.emu.spec("edge1", { args: ["/bin/true"], rootPath: fx.rootfs }));
+    const r = await fx.emu.runner.start("edge1", b).catch((e) => e as Error);
     expect(r).not.toBeInstanceOf(Error); // plain 1.6 start still works in this emulator
     await (r as ShimTask).task.Shutdown({ id: "edge1" });
     (r as ShimTask).close();
-    await emu.runner.delete("edge1", b);
+    await fx.emu.runner.delete("edge1", b);
     // Drive the binary directly for the bad cases.
     const { runCommand } = await import("../../src/harness/shim-runner");
-    const args = ["-namespace", "c2edge", "-address", emu.address, "-id", "edge2", "start"];
-    const b2 = emu.bundle("edge2", emu.spec("edge2", { args: ["/bin/true"], rootPath: rootfs }));
+    const args = ["-namespace", "c2edge", "-address", fx.emu.address, "-id", "edge2", "start"];
+    const b2 = fx.emu.bundle("edge2", fx.emu.spec("edge2", { args: ["/bin/true"], rootPath: fx.rootfs }));
     const bad = await runCommand(SHIM_BINARY, args, { cwd: b2, stdin: Buffer.from(JSON.stringify({ instance_id: "other", namespace: "c2edge" })) });
     expect(bad.code).toBe(1);
     expect(bad.combined.toString()).toMatch(/do not match the command line/);
@@ -203,11 +188,11 @@ describe.skipIf(skip)("containerd 2.x bootstrap edge cases", () => {
   });
 
   it("puts the socket in BootstrapParams.socket_dir, and delete finds the live shim there", async () => {
-    const dir = path.join(emu.dir, "s");
-    const e2 = new ContainerdEmulator({ binary: SHIM_BINARY, namespace: "c2sock", dir: path.join(emu.dir, "e2"), containerd2: { params: "binary", protocol: "grpc", socketDir: dir } });
+    const dir = path.join(fx.emu.dir, "s");
+    const e2 = new ContainerdEmulator({ binary: SHIM_BINARY, namespace: "c2sock", dir: path.join(fx.emu.dir, "e2"), containerd2: { params: "binary", protocol: "grpc", socketDir: dir } });
     await e2.start();
     const id = "sockdir";
-    const b = e2.bundle(id, e2.spec(id, { args: ["/bin/sleep", "300"], rootPath: rootfs }));
+    const b = e2.bundle(id, e2.spec(id, { args: ["/bin/sleep", "300"], rootPath: fx.rootfs }));
     const t = await e2.startShim(id, b);
     try {
       expect(path.dirname(t.address.replace("unix://", ""))).toBe(dir);
@@ -234,9 +219,9 @@ describe.skipIf(skip)("containerd 2.x bootstrap edge cases", () => {
     const { runCommand } = await import("../../src/harness/shim-runner");
     const { Any } = await import("../../src/gen/google.protobuf");
     const { Options } = await import("../../src/gen/runtimeoptions.v1");
-    const b = emu.bundle("legacy", emu.spec("legacy", { args: ["/bin/true"], rootPath: rootfs }));
+    const b = fx.emu.bundle("legacy", fx.emu.spec("legacy", { args: ["/bin/true"], rootPath: fx.rootfs }));
     const stdin = Any.encode({ typeUrl: "runtimeoptions.v1.Options", value: Options.encode({ configPath: "/nonexistent.toml" }) });
-    const r = await runCommand(SHIM_BINARY, ["-namespace", "c2edge", "-address", emu.address, "-id", "legacy", "start"], { cwd: b, stdin, env: { ...process.env, TTRPC_ADDRESS: emu.events.socketPath } });
+    const r = await runCommand(SHIM_BINARY, ["-namespace", "c2edge", "-address", fx.emu.address, "-id", "legacy", "start"], { cwd: b, stdin, env: { ...process.env, TTRPC_ADDRESS: fx.emu.events.socketPath } });
     try {
       expect(r.code).toBe(0);
       expect(r.combined.toString()).toMatch(/^unix:\/\/\/\S+$/);
@@ -247,7 +232,7 @@ describe.skipIf(skip)("containerd 2.x bootstrap edge cases", () => {
       const c = await Client.dial(r.combined.toString());
       await c.service(Task).Shutdown({ id: "legacy" }).catch(() => {});
       c.close();
-      await emu.runner.delete("legacy", b);
+      await fx.emu.runner.delete("legacy", b);
     }
   });
 });

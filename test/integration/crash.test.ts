@@ -4,11 +4,11 @@
 import fs from "node:fs";
 import path from "node:path";
 import { describe, it, expect, beforeAll, afterAll, afterEach } from "vitest";
-import { Containerd, SHIM_BINARY } from "../../src/harness/containerd";
-import { ContainerdEmulator } from "../../src/harness/emulator";
+import { Containerd } from "../../src/harness/containerd";
 import { SHIM_DAEMON_SCRIPT, descendants, listProcesses, settle, shimlabProcesses } from "../../src/harness/leaks";
 import { removeCgroupDirs } from "../../src/mock-agent/runtime/runc";
 import { busyboxRootfs, missing } from "../helpers/env";
+import { useEmulator } from "../helpers/emulator";
 import { containerProcesses, expectNoLeaks } from "../helpers/leaks";
 import { EventWatch, forceRemove, normalise } from "../helpers/ctr";
 
@@ -82,28 +82,12 @@ describe.skipIf(skip)("a SIGKILLed shim, under containerd", () => {
 });
 
 describe.skipIf(skip)("a SIGKILLed shim, with nobody to clean up", () => {
-  let emu: ContainerdEmulator;
-  let rootfs: string;
-
-  beforeAll(async () => {
-    rootfs = busyboxRootfs();
-    emu = new ContainerdEmulator({ binary: SHIM_BINARY, namespace: "crash" });
-    await emu.start();
-  });
-
-  afterAll(async () => {
-    await emu?.close();
-    removeCgroupDirs(emu.cgroupParent);
-  });
-
-  afterEach(async () => {
-    await expectNoLeaks([emu.address], [emu.dir], emu.cgroupParent);
-  });
+  const fx = useEmulator({ namespace: "crash" });
 
   it("takes its agent and containers with it; a later delete still answers", async () => {
     const id = "orphan";
-    const b = emu.bundle(id, emu.spec(id, { args: ["/bin/sleep", "300"], rootPath: rootfs }));
-    const t = await emu.startShim(id, b);
+    const b = fx.emu.bundle(id, fx.emu.spec(id, { args: ["/bin/sleep", "300"], rootPath: fx.rootfs }));
+    const t = await fx.emu.startShim(id, b);
     try {
       await t.task.Create({ id, bundle: b });
       await t.task.Start({ id });
@@ -112,19 +96,19 @@ describe.skipIf(skip)("a SIGKILLed shim, with nobody to clean up", () => {
       const { shimPid } = await t.task.Connect({ id });
       const agents = descendants(shimPid).filter((p) => p.cmdline.includes("mock-agent"));
       expect(agents).toHaveLength(1);
-      const alive = () => [...shimlabProcesses([emu.address]), ...listProcesses().filter((p) => p.pid === agents[0].pid)];
-      expect(containerProcesses(emu.cgroupParent).length).toBeGreaterThanOrEqual(2);
+      const alive = () => [...shimlabProcesses([fx.emu.address]), ...listProcesses().filter((p) => p.pid === agents[0].pid)];
+      expect(containerProcesses(fx.emu.cgroupParent).length).toBeGreaterThanOrEqual(2);
 
       process.kill(shimPid, "SIGKILL");
       // No delete yet: the agent sees its lifeline close and tears down on its own.
       expect(await settle(alive, 8_000)).toEqual([]);
-      expect(await settle(() => containerProcesses(emu.cgroupParent), 5_000)).toEqual([]);
+      expect(await settle(() => containerProcesses(fx.emu.cgroupParent), 5_000)).toEqual([]);
 
       // containerd's cleanup comes later and must still work, idempotently.
-      const d1 = await emu.runner.delete(id, b);
+      const d1 = await fx.emu.runner.delete(id, b);
       expect(d1.result.code, d1.result.stderr.toString()).toBe(0);
       expect(d1.response?.exitStatus).toBe(137);
-      const d2 = await emu.runner.delete(id, b);
+      const d2 = await fx.emu.runner.delete(id, b);
       expect(d2.result.code, d2.result.stderr.toString()).toBe(0);
     } finally {
       t.close();

@@ -2,47 +2,28 @@
 // the pod's two containers, every exit code right, the ordering rules intact.
 import fs from "node:fs";
 import path from "node:path";
-import { describe, it, expect, beforeAll, afterAll, afterEach } from "vitest";
-import { SHIM_BINARY } from "../../src/harness/containerd";
-import { ContainerdEmulator } from "../../src/harness/emulator";
+import { describe, it, expect } from "vitest";
 import type { RecordedEvent } from "../../src/harness/events-server";
 import type { ShimTask } from "../../src/harness/shim-runner";
-import { removeCgroupDirs } from "../../src/mock-agent/runtime/runc";
-import { busyboxRootfs, missing } from "../helpers/env";
-import { expectNoLeaks } from "../helpers/leaks";
+import { missing } from "../helpers/env";
+import { useEmulator } from "../helpers/emulator";
 
 const skip = missing("root", "runc", "busybox");
 const PROCESS_URL = "types.containerd.io/opencontainers/runtime-spec/1/Process";
 const EXECS = 200;
 
 describe.skipIf(skip)("one pod's shim under load", () => {
-  let emu: ContainerdEmulator;
-  let rootfs: string;
-
-  beforeAll(async () => {
-    rootfs = busyboxRootfs();
-    emu = new ContainerdEmulator({ binary: SHIM_BINARY, namespace: "load" });
-    await emu.start();
-  });
-
-  afterAll(async () => {
-    await emu?.close();
-    removeCgroupDirs(emu.cgroupParent);
-  });
-
-  afterEach(async () => {
-    await expectNoLeaks([emu.address], [emu.dir], emu.cgroupParent);
-  });
+  const fx = useEmulator({ namespace: "load" });
 
   it(`keeps every exit code and the ordering rules with ${EXECS} concurrent execs in one pod`, async () => {
     const pod = "pod";
     const app = "app";
-    const podSpec = emu.spec(pod, { args: ["/bin/sleep", "300"], rootPath: rootfs, annotations: { "io.kubernetes.cri.container-type": "sandbox", "io.kubernetes.cri.sandbox-id": pod } });
-    const appSpec = emu.spec(app, { args: ["/bin/sleep", "300"], rootPath: rootfs, annotations: { "io.kubernetes.cri.container-type": "container", "io.kubernetes.cri.sandbox-id": pod } });
-    const pb = emu.bundle(pod, podSpec);
-    const ab = emu.bundle(app, appSpec);
-    const t: ShimTask = await emu.startShim(pod, pb);
-    const joined = await emu.runner.start(app, ab);
+    const podSpec = fx.emu.spec(pod, { args: ["/bin/sleep", "300"], rootPath: fx.rootfs, annotations: { "io.kubernetes.cri.container-type": "sandbox", "io.kubernetes.cri.sandbox-id": pod } });
+    const appSpec = fx.emu.spec(app, { args: ["/bin/sleep", "300"], rootPath: fx.rootfs, annotations: { "io.kubernetes.cri.container-type": "container", "io.kubernetes.cri.sandbox-id": pod } });
+    const pb = fx.emu.bundle(pod, podSpec);
+    const ab = fx.emu.bundle(app, appSpec);
+    const t: ShimTask = await fx.emu.startShim(pod, pb);
+    const joined = await fx.emu.runner.start(app, ab);
     joined.close();
     expect(joined.address, "the container joins its pod's shim").toBe(t.address);
     try {
@@ -76,9 +57,9 @@ describe.skipIf(skip)("one pod's shim under load", () => {
         expect((await t.task.Wait({ id }, { timeoutMs: 30_000 })).exitStatus).toBe(137);
       }
       await new Promise((r) => setTimeout(r, 300));
-      for (const id of [pod, app]) checkOrdering(emu.events.forContainer(id), id, EXECS / 2);
+      for (const id of [pod, app]) checkOrdering(fx.emu.events.forContainer(id), id, EXECS / 2);
       // All of it went over the sandbox's one agent connection.
-      const agentLog = fs.readFileSync(path.join(emu.dir, "run", "load", pod, "agent.log"), "utf8");
+      const agentLog = fs.readFileSync(path.join(fx.emu.dir, "run", "load", pod, "agent.log"), "utf8");
       expect(agentLog.split("\n").filter((l) => l.includes("agent connection opened")).length).toBe(1);
       await t.task.Delete({ id: app });
       await t.task.Delete({ id: pod });
@@ -89,8 +70,8 @@ describe.skipIf(skip)("one pod's shim under load", () => {
       await t.task.Delete({ id: pod }).catch(() => {});
       await t.task.Shutdown({ id: pod }).catch(() => {});
       t.close();
-      await emu.runner.delete(app, ab);
-      await emu.runner.delete(pod, pb);
+      await fx.emu.runner.delete(app, ab);
+      await fx.emu.runner.delete(pod, pb);
     }
   }, 300_000);
 });

@@ -1,15 +1,12 @@
 // The daemon boots the host agent as it starts (src/shim/prestart.ts): Create
 // takes that agent rather than booting a second, and a shim that goes away
 // without a Create takes its agent and run dir with it.
-import { describe, it, expect, beforeAll, afterAll, afterEach } from "vitest";
+import { describe, it, expect } from "vitest";
 import fs from "node:fs";
 import path from "node:path";
-import { ContainerdEmulator } from "../../src/harness/emulator";
-import { SHIM_BINARY } from "../../src/harness/containerd";
-import { removeCgroupDirs } from "../../src/mock-agent/runtime/runc";
 import { Options as RuntimeOptions } from "../../src/gen/runtimeoptions.v1";
-import { busyboxRootfs, missing } from "../helpers/env";
-import { expectNoLeaks } from "../helpers/leaks";
+import { missing } from "../helpers/env";
+import { useEmulator } from "../helpers/emulator";
 
 const skip = missing("root", "runc", "busybox");
 
@@ -42,29 +39,13 @@ async function until<T>(f: () => T | null | undefined | false, what: string, ms 
 const alive = (pid: number) => fs.existsSync(`/proc/${pid}`) && !/\) Z /.test(fs.readFileSync(`/proc/${pid}/stat`, "utf8"));
 
 describe.skipIf(skip)("agent booted as the daemon starts", () => {
-  let emu: ContainerdEmulator;
-  let rootfs: string;
+  const fx = useEmulator({ namespace: "pre" });
 
-  beforeAll(async () => {
-    rootfs = busyboxRootfs();
-    emu = new ContainerdEmulator({ binary: SHIM_BINARY, namespace: "pre" });
-    await emu.start();
-  });
-
-  afterAll(async () => {
-    await emu?.close();
-    removeCgroupDirs(emu.cgroupParent);
-  });
-
-  afterEach(async () => {
-    await expectNoLeaks([emu.address], [emu.dir], emu.cgroupParent);
-  });
-
-  const runDir = (id: string) => path.join(emu.dir, "run", "pre", id);
+  const runDir = (id: string) => path.join(fx.emu.dir, "run", "pre", id);
 
   it("is up before Create, and Create takes it instead of booting another", async () => {
-    const b = emu.bundle("p1", emu.spec("p1", { args: ["/bin/true"], rootPath: rootfs }));
-    const t = await emu.startShim("p1", b);
+    const b = fx.emu.bundle("p1", fx.emu.spec("p1", { args: ["/bin/true"], rootPath: fx.rootfs }));
+    const t = await fx.emu.startShim("p1", b);
     try {
       const daemon = Number(fs.readFileSync(path.join(b, "shim.pid"), "utf8"));
       const [agent] = await until(() => agentsOf(daemon).length > 0 && agentsOf(daemon), "the agent to boot");
@@ -85,15 +66,15 @@ describe.skipIf(skip)("agent booted as the daemon starts", () => {
       await t.task.Delete({ id: "p1" }).catch(() => {});
       await t.task.Shutdown({ id: "p1" }).catch(() => {});
       t.close();
-      await emu.runner.delete("p1", b);
+      await fx.emu.runner.delete("p1", b);
     }
   });
 
   it("gives way to a fresh agent when Create brings its own configuration (runtime options ConfigPath)", async () => {
-    const cfg = path.join(emu.dir, "own.toml");
+    const cfg = path.join(fx.emu.dir, "own.toml");
     fs.writeFileSync(cfg, 'hypervisor = "none"\n[agent]\nruntime = "auto"\n');
-    const b = emu.bundle("p4", emu.spec("p4", { args: ["/bin/true"], rootPath: rootfs }));
-    const t = await emu.startShim("p4", b);
+    const b = fx.emu.bundle("p4", fx.emu.spec("p4", { args: ["/bin/true"], rootPath: fx.rootfs }));
+    const t = await fx.emu.startShim("p4", b);
     try {
       const daemon = Number(fs.readFileSync(path.join(b, "shim.pid"), "utf8"));
       const [early] = await until(() => agentsOf(daemon).length > 0 && agentsOf(daemon), "the agent to boot");
@@ -114,13 +95,13 @@ describe.skipIf(skip)("agent booted as the daemon starts", () => {
       await t.task.Delete({ id: "p4" }).catch(() => {});
       await t.task.Shutdown({ id: "p4" }).catch(() => {});
       t.close();
-      await emu.runner.delete("p4", b);
+      await fx.emu.runner.delete("p4", b);
     }
   });
 
   it("goes away with a shim that never got a Create, run dir and all", async () => {
-    const b = emu.bundle("p2", emu.spec("p2", { args: ["/bin/true"], rootPath: rootfs }));
-    const t = await emu.startShim("p2", b);
+    const b = fx.emu.bundle("p2", fx.emu.spec("p2", { args: ["/bin/true"], rootPath: fx.rootfs }));
+    const t = await fx.emu.startShim("p2", b);
     try {
       const daemon = Number(fs.readFileSync(path.join(b, "shim.pid"), "utf8"));
       const [agent] = await until(() => agentsOf(daemon).length > 0 && agentsOf(daemon), "the agent to boot");
@@ -131,16 +112,16 @@ describe.skipIf(skip)("agent booted as the daemon starts", () => {
       expect(fs.existsSync(runDir("p2"))).toBe(false);
     } finally {
       t.close();
-      await emu.runner.delete("p2", b);
+      await fx.emu.runner.delete("p2", b);
     }
   });
 
   it("boots nothing for a pod's second container", async () => {
     const annotations = { "io.kubernetes.cri.container-type": "container", "io.kubernetes.cri.sandbox-id": "p1" };
-    const b = emu.bundle("p3", emu.spec("p3", { args: ["/bin/true"], rootPath: rootfs, annotations }));
+    const b = fx.emu.bundle("p3", fx.emu.spec("p3", { args: ["/bin/true"], rootPath: fx.rootfs, annotations }));
     // no sandbox p1 runs now: start refuses, and nothing was booted for it
-    await expect(emu.startShim("p3", b)).rejects.toThrow(/no shim serves sandbox p1/);
+    await expect(fx.emu.startShim("p3", b)).rejects.toThrow(/no shim serves sandbox p1/);
     expect(fs.existsSync(runDir("p1"))).toBe(false);
-    await emu.runner.delete("p3", b);
+    await fx.emu.runner.delete("p3", b);
   });
 });
