@@ -10,7 +10,7 @@ usage: shimlab <command> [options]
   cri                          a small crictl (CRI v1 over gRPC); \`cri up\` starts a CRI containerd for shimlab
   conformance --shim PATH      run the conformance checks against any shim v2 binary (--compare A B)
   scenario run|validate|list   YAML fault scenarios: run them, with verdicts and JSON/JUnit reports
-  image build                  build (or find cached) the QEMU guest image: kernel + initramfs with the mock agent
+  image build [--kernel]       build (or find cached) the QEMU guest image; --kernel first builds shimlab's guest kernel
   version                      print the version
   install | uninstall          put the shim on this node and in containerd's config, or take it out
 

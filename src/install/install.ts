@@ -191,7 +191,7 @@ export function install(o: InstallOptions): { steps: Step[]; manifest: Manifest 
 }
 
 /** What a copied install needs at run time: the build, the addon, production node_modules, and Node itself. */
-const COPIED = ["package.json", "dist", path.join("native", "build"), "node_modules"];
+const COPIED = ["package.json", "dist", path.join("native", "build"), "node_modules", "kernel"];
 
 function copyRuntime(repoRoot: string, node: string, dest: string): boolean {
   const stamp = path.join(dest, ".stamp");

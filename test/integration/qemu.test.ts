@@ -11,8 +11,9 @@ import { spawn } from "node:child_process";
 import { Containerd } from "../../src/harness/containerd";
 import { buildBusyboxRootfs } from "../../src/harness/rootfs";
 import { listProcesses } from "../../src/harness/leaks";
-import { ensureImage, type GuestImage } from "../../src/hypervisor/qemu/image";
+import { cacheRoot, ensureImage, type GuestImage } from "../../src/hypervisor/qemu/image";
 import { findKernel } from "../../src/hypervisor/qemu/kernel";
+import { findGuestKernel } from "../../src/hypervisor/qemu/guest-kernel";
 import { QemuHypervisor } from "../../src/hypervisor/qemu";
 import { ContainerdEmulator } from "../../src/harness/emulator";
 import { mountsBelow } from "../../src/pod/mount";
@@ -28,6 +29,8 @@ if (!skip && !findKernel()) {
   if (REQUIRE_ALL) throw new Error("SHIMLAB_REQUIRE_ALL=1 but no guest kernel: apt-get install linux-image-amd64");
   skip = "needs linux-image-amd64";
 }
+// CI builds shimlab's guest kernel first (.ci/run): the sandboxes below boot it, one boots Debian's.
+if (!skip && REQUIRE_ALL && !findGuestKernel(cacheRoot())) throw new Error("SHIMLAB_REQUIRE_ALL=1 but shimlab's guest kernel is not built: ./bin/shimlab image build --kernel");
 
 function qemusUnder(dir: string) {
   return listProcesses().filter((p) => p.cmdline.includes("qemu-system") && p.cmdline.includes(dir));
@@ -89,13 +92,25 @@ describe.skipIf(skip)("QEMU sandboxes through ctr (TCG)", () => {
     expect(fs.statSync(again.initrd).size).toBe(image.initrdBytes);
   });
 
-  it("a microvm boots to the agent; the virtio-serial stream survives the host reconnecting", async () => {
+  it("image: shimlab's guest kernel when built, /usr on a read-only share holding node, runc and the agent", () => {
+    expect(image.layout).toBe("share");
+    for (const f of ["bin/node", "sbin/runc", "lib/shimlab/agent.blob", "lib/shimlab/dist/bundle/mock-agent.js"]) expect(fs.existsSync(path.join(image.usrDir!, f)), f).toBe(true);
+    // what the kernel unpacks before /init: busybox, libraries, init; not node's 86 MB
+    expect(image.initrdBytes).toBeLessThan(16e6);
+    if (findGuestKernel(cacheRoot())) expect(image.kernelVersion).toMatch(/-shimlab$/);
+  });
+
+  it("Debian's kernel with /usr in the initramfs, on a microvm; the virtio-serial stream survives the host reconnecting", async () => {
     const runDir = path.join(work, "direct");
-    const hv = new QemuHypervisor(QemuHypervisor.configFrom({ machine: "microvm", kernel: image.kernel, initrd: image.initrd, boot_timeout_ms: 120_000 }, "test"));
+    // The other kernel and layout: Debian's, its virtio modules loaded by init, everything unpacked from the initramfs.
+    const hv = new QemuHypervisor(QemuHypervisor.configFrom({ machine: "microvm", guest_kernel: "debian", guest_usr: "initramfs", guest_runtime: "host", boot_timeout_ms: 120_000 }, "test"));
     const vm = await hv.start({ sandboxId: "direct", namespace: "test", runDir, logger: new FdLogger(null) });
     try {
       expect(vm.kind).toBe("qemu");
-      expect(fs.readFileSync(`/proc/${vm.pid}/cmdline`, "utf8")).toContain("microvm");
+      const cmdline = fs.readFileSync(`/proc/${vm.pid}/cmdline`, "utf8");
+      expect(cmdline).toContain("microvm");
+      expect(cmdline).toContain(`vmlinux-${findKernel()!.version}`);
+      expect(cmdline).not.toContain("shimlabUsr");
       expect(JSON.parse(fs.readFileSync(path.join(runDir, "vm.json"), "utf8"))).toMatchObject({ kind: "qemu", pid: vm.pid });
       for (let i = 0; i < 3; i++) {
         const c = await AgentClient.connect(vm.agentTransport, { timeoutMs: 30_000 });
@@ -110,7 +125,7 @@ describe.skipIf(skip)("QEMU sandboxes through ctr (TCG)", () => {
     expect(await vm.exited).toMatchObject({ code: 0 });
     expect(qemusUnder(runDir)).toEqual([]);
     expect(fs.readdirSync(runDir).filter((f) => f.endsWith(".sock"))).toEqual([]);
-  }, 150_000);
+  }, 300_000);
 
   it("ctr run --rm boots a VM, runs echo in the guest and propagates exit codes", async () => {
     const r = await ctd.ctr(["run", "--rm", "--runtime", RUNTIME, "--rootfs", rootfs, "q1", "/bin/sh", "-c", "echo hi; cat /etc/shimlab-marker; cat /proc/version; echo pid=$$; ls /opt 2>&1; exit 3"], { timeoutMs: 150_000 });

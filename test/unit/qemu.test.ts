@@ -13,11 +13,12 @@ import { parseQemuConfig, QEMU_DEFAULTS } from "../../src/hypervisor/qemu/config
 import { chooseAccel, kvmRuledOut } from "../../src/hypervisor/qemu/accel";
 import { moduleOrder, requireClosure } from "../../src/hypervisor/qemu/image";
 import { CpioWriter, S_IFDIR, S_IFREG } from "../../src/hypervisor/qemu/cpio";
-import { hasPvhNote } from "../../src/hypervisor/qemu/kernel";
-import { guestInit, AGENT_PORT_NAME } from "../../src/hypervisor/qemu/guest-init";
+import { findKernel, hasPvhNote } from "../../src/hypervisor/qemu/kernel";
+import { guestInit, AGENT_PORT_NAME, USR_SHARE_TAG } from "../../src/hypervisor/qemu/guest-init";
+import { findGuestKernel, findKernelSources, GUEST_KERNEL_PREFIX, guestConfigPath, kernelDirPrefix, parseFragment, unmetSettings } from "../../src/hypervisor/qemu/guest-kernel";
 import { AGENT_READY_LINE } from "../../src/hypervisor/qemu/vm";
 import { SERIAL_READY_MSG } from "../../src/mock-agent/serial";
-import { vsockCid, sandboxSettings } from "../../src/hypervisor/qemu";
+import { vsockCid, sandboxSettings, guestKernel } from "../../src/hypervisor/qemu";
 import { loadConfig } from "../../src/shim/config";
 
 const cleanups: (() => unknown)[] = [];
@@ -113,6 +114,29 @@ describe("QEMU command line", () => {
     expect(AGENT_READY_LINE).toBe(SERIAL_READY_MSG);
     const r = spawnSync("sh", ["-n"], { input: init });
     expect(r.status, r.stderr?.toString()).toBe(0);
+    expect(init).not.toContain(USR_SHARE_TAG);
+  });
+
+  it("with /usr on a share, init mounts it read-only after the modules and before anything runs from it", () => {
+    const init = guestInit([], { usrShare: true });
+    const mount = init.indexOf(`mount -t 9p -o trans=virtio,version=9p2000.L,ro,`);
+    expect(mount).toBeGreaterThan(init.indexOf("for m in ; do"));
+    expect(init.slice(mount)).toMatch(new RegExp(`^mount -t 9p -o \\S+ ${USR_SHARE_TAG} /usr \\|\\| \\{ echo .*; poweroff -f; \\}\n`));
+    expect(mount).toBeLessThan(init.indexOf("/usr/bin/node"));
+    expect(spawnSync("sh", ["-n"], { input: init }).status).toBe(0);
+    // an empty module list is still a loop sh accepts (shimlab's kernel has everything built in)
+    const r = spawnSync("sh", ["-c", "for m in ; do echo x; done; echo ok"], { encoding: "utf8" });
+    expect(r.stdout).toBe("ok\n");
+  });
+
+  it("shares the image's /usr read-only under its own tag, on PCI or MMIO", () => {
+    for (const [machine, dev] of [["q35", "virtio-9p-pci"], ["microvm", "virtio-9p-device"]] as const) {
+      const a = qemuArgs({ ...base, machine, usrDir: "/c/img/usr" });
+      expect(values(a, "-fsdev")).toContain("local,id=usr,path=/c/img/usr,security_model=none,readonly=on");
+      expect(values(a, "-device")).toContain(`${dev},fsdev=usr,mount_tag=${USR_SHARE_TAG}`);
+    }
+    expect(values(qemuArgs(base), "-fsdev")).toEqual([]);
+    expect(() => qemuArgs({ ...base, usrDir: "/c/a,b" })).toThrow(/comma/);
   });
 });
 
@@ -229,6 +253,8 @@ describe("[qemu] configuration", () => {
     expect(parseQemuConfig({}, "t")).toEqual({ ...QEMU_DEFAULTS, kernel: undefined, initrd: undefined, cacheDir: undefined });
     const c = parseQemuConfig({ machine: "microvm", accel: "tcg", memory_mb: 768, vcpus: 2, kernel: "/k", initrd: "/i", boot_timeout_ms: 5000, kernel_params: ["a=b"], jitless: true }, "t");
     expect(c).toMatchObject({ machine: "microvm", accel: "tcg", memoryMb: 768, vcpus: 2, kernel: "/k", initrd: "/i", bootTimeoutMs: 5000, kernelParams: ["a=b"], jitless: true });
+    expect(QEMU_DEFAULTS).toMatchObject({ guestKernel: "auto", guestUsr: "share" });
+    expect(parseQemuConfig({ guest_kernel: "debian", guest_usr: "initramfs" }, "t")).toMatchObject({ guestKernel: "debian", guestUsr: "initramfs" });
     const bad: [Record<string, unknown>, RegExp][] = [
       [{ machine: "pc" }, /qemu.machine = "pc": want "q35" or "microvm"/],
       [{ accel: "hvf" }, /qemu.accel/],
@@ -238,6 +264,8 @@ describe("[qemu] configuration", () => {
       [{ kernel: "k", initrd: "i" }, /absolute path/],
       [{ boot_timeout_ms: "fast" }, /qemu.boot_timeout_ms/],
       [{ guest_runtime: "crun" }, /qemu.guest_runtime/],
+      [{ guest_kernel: "custom" }, /qemu.guest_kernel = "custom": want "auto", "shimlab" or "debian"/],
+      [{ guest_usr: "disk" }, /qemu.guest_usr = "disk": want "share" or "initramfs"/],
       [{ kernel_params: ["two words"] }, /single printable words/],
       [{ jitless: "yes" }, /true or false/],
       [{ memroy_mb: 512 }, /unknown key qemu.memroy_mb/],
@@ -369,5 +397,56 @@ describe("guest image pieces", () => {
     expect(hasPvhNote(Buffer.concat([Buffer.alloc(64), note]))).toBe(true);
     note.writeUInt32LE(17, 8);
     expect(hasPvhNote(Buffer.concat([Buffer.alloc(64), note]))).toBe(false);
+  });
+});
+
+describe("shimlab's guest kernel", () => {
+  it("kernel/guest.config parses: every line a setting, nothing as a module, no duplicates", () => {
+    const text = fs.readFileSync(guestConfigPath(), "utf8");
+    const f = parseFragment(text);
+    const lines = text.split("\n").filter((l) => /^CONFIG_/.test(l));
+    expect(f.size).toBe(lines.length);
+    // what the guest cannot boot or run containers without
+    for (const k of ["CONFIG_PVH", "CONFIG_VIRTIO_PCI", "CONFIG_VIRTIO_MMIO", "CONFIG_VIRTIO_CONSOLE", "CONFIG_9P_FS", "CONFIG_NET_9P_VIRTIO", "CONFIG_RD_LZ4", "CONFIG_DEVTMPFS", "CONFIG_BINFMT_SCRIPT", "CONFIG_MEMCG", "CONFIG_PID_NS", "CONFIG_SECCOMP_FILTER", "CONFIG_CGROUP_BPF"])
+      expect(f.get(k), k).toBe("y");
+    expect(f.get("CONFIG_MODULES")).toBeUndefined();
+  });
+
+  it("a fragment's bad line is reported with its line number; modules are refused", () => {
+    expect(() => parseFragment("CONFIG_A=y\nCONFIG_B y\n")).toThrow(/guest.config:2: "CONFIG_B y"/);
+    expect(() => parseFragment("CONFIG_VIRTIO_PCI=m\n")).toThrow(/no modules/);
+    expect(parseFragment('# c\n# CONFIG_X is not set\nCONFIG_S="-a"\nCONFIG_N=64\n')).toEqual(new Map([["CONFIG_X", "n"], ["CONFIG_S", '"-a"'], ["CONFIG_N", "64"]]));
+  });
+
+  it("names the settings Kconfig dropped, so a missing dependency fails the build instead of the boot", () => {
+    const frag = parseFragment("CONFIG_A=y\nCONFIG_B=y\n# CONFIG_C is not set\nCONFIG_D=\"x\"\n");
+    expect(unmetSettings(frag, "CONFIG_A=y\n# CONFIG_B is not set\nCONFIG_D=\"x\"\n")).toEqual(["CONFIG_B=y (got not set)"]);
+    expect(unmetSettings(frag, "CONFIG_A=y\nCONFIG_B=y\nCONFIG_C=y\nCONFIG_D=\"y\"\n")).toEqual(["CONFIG_C=n (got y)", 'CONFIG_D="x" (got "y")']);
+  });
+
+  it("is found in the cache by the fragment it was built from; a sandbox falls back to Debian's only on auto", () => {
+    const cache = tmpdir();
+    const cfg = path.join(cache, "guest.config");
+    fs.writeFileSync(cfg, "CONFIG_PVH=y\n");
+    expect(findGuestKernel(cache, cfg)).toBeNull();
+    // a build for another fragment does not count
+    const other = path.join(cache, "kernels", `${GUEST_KERNEL_PREFIX}000000000000-00000000`);
+    fs.mkdirSync(other, { recursive: true });
+    fs.writeFileSync(path.join(other, "vmlinux"), "");
+    fs.writeFileSync(path.join(other, "kernel.json"), JSON.stringify({ version: "old", source: "s", buildMs: 1 }));
+    expect(findGuestKernel(cache, cfg)).toBeNull();
+    const mine = path.join(cache, "kernels", `${kernelDirPrefix(cfg)}12345678`);
+    fs.mkdirSync(mine, { recursive: true });
+    fs.writeFileSync(path.join(mine, "kernel.json"), JSON.stringify({ version: "6.1.192-shimlab", source: "s", buildMs: 1 }));
+    expect(findGuestKernel(cache, cfg)).toBeNull(); // no vmlinux: a build that did not finish
+    fs.writeFileSync(path.join(mine, "vmlinux"), "");
+    expect(findGuestKernel(cache, cfg)).toEqual({ path: path.join(mine, "vmlinux"), version: "6.1.192-shimlab", modulesDir: null, elf: true });
+    expect(() => guestKernel("shimlab", path.join(cache, "empty"))).toThrow(/shimlab image build --kernel/);
+    if (findKernel()) expect(guestKernel("auto", path.join(cache, "empty")).modulesDir).not.toBeNull(); // Debian's, with its modules
+    expect(findKernelSources(path.join(cache, "none"))).toEqual([]);
+    fs.writeFileSync(path.join(cache, "linux-source-6.1.tar.xz"), "");
+    fs.writeFileSync(path.join(cache, "linux-source-6.10.tar.xz"), "");
+    fs.writeFileSync(path.join(cache, "linux-source-6.1.tar.xz.sig"), "");
+    expect(findKernelSources(cache).map((p) => path.basename(p))).toEqual(["linux-source-6.1.tar.xz", "linux-source-6.10.tar.xz"]);
   });
 });

@@ -2,7 +2,7 @@
 // booted directly, the agent on a virtio-serial port named agent.channel.0
 // behind a unix chardev, QMP and the guest console on unix sockets, and a 9p
 // share tagged kataShared for container root filesystems.
-import { AGENT_PORT_NAME } from "./guest-init";
+import { AGENT_PORT_NAME, USR_SHARE_TAG } from "./guest-init";
 
 export type Machine = "q35" | "microvm";
 export type Accel = "kvm" | "tcg";
@@ -21,6 +21,8 @@ export interface QemuSpec {
   consoleSocket: string;
   /** Host directory shared as 9p tag kataShared. */
   sharedDir?: string;
+  /** The image's /usr, shared read-only as 9p tag shimlabUsr. */
+  usrDir?: string;
   /** vhost-vsock guest CID; only where /dev/vhost-vsock exists. */
   vsockCid?: number;
   pidFile?: string;
@@ -102,6 +104,10 @@ export function qemuArgs(s: QemuSpec): string[] {
   if (s.sharedDir) {
     a.push("-fsdev", `local,id=extra-9p-${SHARE_TAG},path=${optPath("shared directory", s.sharedDir)},security_model=none,multidevs=remap`);
     a.push("-device", `${dev("virtio-9p")},fsdev=extra-9p-${SHARE_TAG},mount_tag=${SHARE_TAG}`);
+  }
+  if (s.usrDir) {
+    a.push("-fsdev", `local,id=usr,path=${optPath("image /usr directory", s.usrDir)},security_model=none,readonly=on`);
+    a.push("-device", `${dev("virtio-9p")},fsdev=usr,mount_tag=${USR_SHARE_TAG}`);
   }
   if (s.vsockCid !== undefined) {
     if (!Number.isInteger(s.vsockCid) || s.vsockCid < 3 || s.vsockCid > 0xfffffffe) throw new Error(`vsock guest CID ${s.vsockCid}: want 3..4294967294`);

@@ -11,6 +11,9 @@
 //   cache_dir = ""             # default SHIMLAB_CACHE_DIR or /var/cache/shimlab
 //   boot_timeout_ms = 60000    # QEMU start to the agent serving, or the VM is killed
 //   guest_runtime = "runc"     # the agent's runtime in the guest: runc (copied into the image) or host (no isolation)
+//   guest_kernel = "auto"      # auto: shimlab's VM kernel once `shimlab image build --kernel` built it, else Debian's |
+//                              #   shimlab (fail without it) | debian
+//   guest_usr = "share"        # the image's /usr (node, runc, the agent) on a read-only 9p share | "initramfs"
 //   kernel_params = []
 //   jitless = true             # node --jitless in the guest: under TCG every JIT-compiled page is translated again; boots ~0.35 s sooner
 //   vsock = false              # add vhost-vsock-pci where /dev/vhost-vsock exists
@@ -32,6 +35,8 @@ export interface QemuConfig {
   cacheDir?: string;
   bootTimeoutMs: number;
   guestRuntime: "host" | "runc";
+  guestKernel: "auto" | "shimlab" | "debian";
+  guestUsr: "share" | "initramfs";
   kernelParams: string[];
   jitless: boolean;
   vsock: boolean;
@@ -50,6 +55,8 @@ export const QEMU_DEFAULTS: QemuConfig = {
   vcpus: 1,
   bootTimeoutMs: 60_000,
   guestRuntime: "runc",
+  guestKernel: "auto",
+  guestUsr: "share",
   kernelParams: [],
   jitless: true,
   vsock: false,
@@ -60,7 +67,7 @@ export const QEMU_DEFAULTS: QemuConfig = {
   validInitrdPaths: [],
 };
 
-const KEYS = new Set(["path", "machine", "accel", "memory_mb", "vcpus", "kernel", "initrd", "cache_dir", "boot_timeout_ms", "guest_runtime", "kernel_params", "jitless", "vsock", "debug", "enable_annotations", "valid_hypervisor_paths", "valid_kernel_paths", "valid_initrd_paths"]);
+const KEYS = new Set(["path", "machine", "accel", "memory_mb", "vcpus", "kernel", "initrd", "cache_dir", "boot_timeout_ms", "guest_runtime", "guest_kernel", "guest_usr", "kernel_params", "jitless", "vsock", "debug", "enable_annotations", "valid_hypervisor_paths", "valid_kernel_paths", "valid_initrd_paths"]);
 
 export function parseQemuConfig(raw: Record<string, unknown>, source: string): QemuConfig {
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw invalidArgument(`${source}: [qemu] must be a table`);
@@ -108,6 +115,16 @@ export function parseQemuConfig(raw: Record<string, unknown>, source: string): Q
   if (r !== undefined) {
     if (r !== "host" && r !== "runc") throw bad("guest_runtime", `"host" or "runc"`);
     c.guestRuntime = r;
+  }
+  const gk = str("guest_kernel");
+  if (gk !== undefined) {
+    if (gk !== "auto" && gk !== "shimlab" && gk !== "debian") throw bad("guest_kernel", `"auto", "shimlab" or "debian"`);
+    c.guestKernel = gk;
+  }
+  const gu = str("guest_usr");
+  if (gu !== undefined) {
+    if (gu !== "share" && gu !== "initramfs") throw bad("guest_usr", `"share" or "initramfs"`);
+    c.guestUsr = gu;
   }
   const kp = raw.kernel_params;
   if (kp !== undefined) {

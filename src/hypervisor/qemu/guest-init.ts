@@ -3,6 +3,10 @@
 // on it. No udev in the guest, so the port is found through sysfs
 // (/sys/class/virtio-ports/vportNpM/name), not /dev/virtio-ports/.
 //
+// With the image's /usr on a read-only 9p share (tag shimlabUsr: node, runc and
+// the agent's files), init mounts it before anything runs from there; the
+// initramfs then holds only busybox, the shared libraries and the modules.
+//
 // Kernel command line words it reads:
 //   shimlab.runtime=<host|runc|auto>   the agent's runtime (default auto: runc when the image has it)
 //   shimlab.debug                       agent debug logging
@@ -14,7 +18,14 @@ export const AGENT_PORT_NAME = "agent.channel.0";
 /** Printed on the console by init; the host reads the guest's boot progress from these. */
 export const INIT_MARK = "shimlab-init:";
 /** Where the agent's files live in the guest (the repo's layout: dist/ and native/build/). */
-export const GUEST_APP_DIR = "/opt/shimlab";
+export const GUEST_APP_DIR = "/usr/lib/shimlab";
+/** The 9p tag of the image's read-only /usr. */
+export const USR_SHARE_TAG = "shimlabUsr";
+/**
+ * Immutable while any VM uses it, so the guest may cache it without revalidation; 256 KiB
+ * messages page node in with few round trips.
+ */
+export const USR_MOUNT_OPTIONS = "trans=virtio,version=9p2000.L,ro,cache=loose,msize=262144";
 /** The agent, bundled into one file, and its V8 startup snapshot (made with --jitless, used only with it). */
 export const GUEST_AGENT_BUNDLE = `${GUEST_APP_DIR}/dist/bundle/mock-agent.js`;
 export const GUEST_AGENT_SNAPSHOT = `${GUEST_APP_DIR}/agent.blob`;
@@ -27,7 +38,15 @@ export const SNAPSHOT_PARAM = "shimlab.snapshot";
 export const SNAPSHOT_NODE_FLAGS = ["--jitless"];
 export const GUEST_SHARED_DIR = "/run/kata-containers/shared/containers";
 
-export function guestInit(modules: string[]): string {
+export interface GuestInitOptions {
+  /** /usr comes from the read-only share USR_SHARE_TAG instead of the initramfs. */
+  usrShare?: boolean;
+}
+
+export function guestInit(modules: string[], o: GuestInitOptions = {}): string {
+  const mountUsr = o.usrShare
+    ? `mount -t 9p -o ${USR_MOUNT_OPTIONS} ${USR_SHARE_TAG} /usr || { echo "${INIT_MARK} cannot mount /usr from the 9p share ${USR_SHARE_TAG}"; poweroff -f; }\n`
+    : "";
   return `#!/bin/busybox sh
 /bin/busybox --install -s /bin
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin HOME=/root
@@ -44,7 +63,7 @@ hostname shimlab-guest
 for m in ${modules.join(" ")}; do
   insmod /lib/modules/$m.ko || echo "${INIT_MARK} insmod $m failed"
 done
-CMD=$(cat /proc/cmdline)
+${mountUsr}CMD=$(cat /proc/cmdline)
 RUNTIME=auto; DEBUG=; NODEOPTS=; SNAPSHOT=; BUILD_SNAPSHOT=
 for w in $CMD; do
   case "$w" in
@@ -73,7 +92,7 @@ if [ -z "$PORT" ]; then
   echo "${INIT_MARK} no virtio-serial port named ${AGENT_PORT_NAME}"
   poweroff -f
 fi
-echo "${INIT_MARK} agent on $PORT"
+echo "${INIT_MARK} agent on $PORT at $(cut -d' ' -f1 /proc/uptime) s"
 export SHIMLAB_NATIVE=${GUEST_APP_DIR}/native/build/shimlab.node
 AGENT=${GUEST_AGENT_BUNDLE}
 [ -n "$SNAPSHOT" ] && [ "$NODEOPTS" = --jitless ] && [ -f ${GUEST_AGENT_SNAPSHOT} ] && AGENT="--snapshot-blob ${GUEST_AGENT_SNAPSHOT} mock-agent"

@@ -1,6 +1,10 @@
-// The guest image: an uncompressed kernel and an initramfs holding busybox,
-// the Debian kernel's virtio/9p modules, node with its shared libraries and
-// the mock agent's compiled JavaScript (plus the native addon). Both are cached
+// The guest image: an uncompressed kernel, an initramfs holding busybox, the
+// shared libraries and (for Debian's kernel) the virtio/9p modules, and a /usr
+// tree with node, runc and the mock agent's bundle, its startup snapshot and
+// the native addon. /usr is shared read-only into the guest over 9p (layout
+// "share"): under TCG the kernel unpacks every initramfs byte before /init,
+// while a share pages in only what node touches. Layout "initramfs" puts /usr
+// in the initramfs too, for a guest without the share. Everything is cached
 // under a key made of the content of every input, so a rebuild happens only
 // when something that goes into the image changed.
 import crypto from "node:crypto";
@@ -11,11 +15,14 @@ import { spawn, spawnSync } from "node:child_process";
 import { addonPath } from "../../native";
 import { CpioWriter, S_IFCHR, S_IFDIR, S_IFREG, type CpioEntry } from "./cpio";
 import { extractVmlinux, findKernel, type KernelSource } from "./kernel";
+import { findGuestKernel } from "./guest-kernel";
 import { SNAPSHOT_BUILD_PARAM, GUEST_AGENT_BUNDLE, GUEST_AGENT_SNAPSHOT, GUEST_APP_DIR, GUEST_SNAPSHOT_ENTRY, guestInit } from "./guest-init";
 import { qemuArgs } from "./cmdline";
 
 /** Bumped when the layout of the image changes in a way the inputs do not show. */
-const IMAGE_FORMAT = 3;
+const IMAGE_FORMAT = 4;
+
+export type ImageLayout = "share" | "initramfs";
 
 /** What the guest needs: the agent channel, the PCI/MMIO transports, and 9p for kataShared. */
 export const GUEST_MODULES = ["virtio_pci", "virtio_mmio", "virtio_console", "9pnet_virtio", "9p"];
@@ -36,6 +43,8 @@ export interface ImageOptions {
   /** Also put runc (and its libraries) in the guest, for the agent's runc runtime. */
   runc?: boolean;
   compression?: "lz4" | "gzip" | "none";
+  /** Where /usr goes (default "share"). */
+  layout?: ImageLayout;
   /** QEMU, to build the agent's startup snapshot in a VM; null: no snapshot (default: found on PATH). */
   qemuPath?: string | null;
   onProgress?: (msg: string) => void;
@@ -47,6 +56,9 @@ export interface GuestImage {
   /** The ELF vmlinux (PVH boot), or the bzImage when no ELF could be extracted. */
   kernel: string;
   initrd: string;
+  /** The /usr tree QEMU shares read-only (layout "share"); null when /usr is in the initramfs. */
+  usrDir: string | null;
+  layout: ImageLayout;
   kernelVersion: string;
   initrdBytes: number;
   compression: string;
@@ -194,11 +206,12 @@ function collectInputs(o: Required<Pick<ImageOptions, "node" | "busybox" | "dist
   files.push({ dest: path.join(GUEST_APP_DIR.slice(1), "native/build/shimlab.node"), src: o.nativeAddon, mode: 0o755 });
   sharedLibs(o.nativeAddon).forEach((l) => libs.add(l));
   for (const l of libs) files.push({ dest: l.slice(1), src: fs.realpathSync(l), mode: 0o755 });
-  const dep = fs.readFileSync(path.join(o.kernel.modulesDir, "modules.dep"), "utf8");
-  const mods = moduleOrder(dep, GUEST_MODULES);
+  const modulesDir = o.kernel.modulesDir;
+  if (!modulesDir) return { files, modules: [] }; // everything built in
+  const mods = moduleOrder(fs.readFileSync(path.join(modulesDir, "modules.dep"), "utf8"), GUEST_MODULES);
   for (const m of mods) {
     if (!m.rel.endsWith(".ko")) throw new Error(`module ${m.rel} is compressed; shimlab's image builder takes plain .ko files (Debian 12's)`);
-    files.push({ dest: `lib/modules/${m.name}.ko`, src: path.join(o.kernel.modulesDir, m.rel) });
+    files.push({ dest: `lib/modules/${m.name}.ko`, src: path.join(modulesDir, m.rel) });
   }
   return { files, modules: mods.map((m) => m.name) };
 }
@@ -281,7 +294,7 @@ async function compressFiles(parts: string[], out: string, compression: string):
  * only where V8 sees the CPU features and flags it was made with, and TCG's CPU is not the host's.
  * The guest shares a directory over 9p, writes the snapshot there and powers off. Null when it fails.
  */
-async function snapshotInVm(qemu: string, kernel: string, initrd: string, tmp: string): Promise<Buffer | null> {
+async function snapshotInVm(qemu: string, kernel: string, initrd: string, usrDir: string | null, tmp: string): Promise<Buffer | null> {
   const dir = fs.mkdtempSync(path.join(tmp, ".snapvm-"));
   const share = path.join(dir, "share");
   fs.mkdirSync(share);
@@ -297,6 +310,7 @@ async function snapshotInVm(qemu: string, kernel: string, initrd: string, tmp: s
     qmpSocket: path.join(dir, "q.sock"),
     consoleSocket: path.join(dir, "c.sock"),
     sharedDir: share,
+    usrDir: usrDir ?? undefined,
   });
   const p = spawn(qemu, args, { stdio: "ignore", cwd: dir });
   const timer = setTimeout(() => p.kill("SIGKILL"), SNAPSHOT_VM_TIMEOUT_MS);
@@ -316,10 +330,11 @@ async function snapshotInVm(qemu: string, kernel: string, initrd: string, tmp: s
 const SNAPSHOT_VM_TIMEOUT_MS = 180_000;
 
 /** Images kept in the cache: each change to the agent's code makes a new one. */
-const KEEP_IMAGES = 4;
+const KEEP_IMAGES = 6;
 
 /** The uncompressed kernel, extracted once per bzImage (by content) and shared by every image built on it. */
 function extractedKernel(cacheDir: string, kernel: KernelSource, say: (m: string) => void): string {
+  if (kernel.elf) return kernel.path;
   const h = crypto.createHash("sha256");
   sha256File(kernel.path, h);
   const dir = path.join(cacheDir, "kernels", h.digest("hex").slice(0, 20));
@@ -356,11 +371,37 @@ function removeStaleBuilds(imagesDir: string): void {
   }
 }
 
-/** Keeps the newest images (and the one just made); QEMU holds what it booted from open, so removal is safe. */
+/** Image directories a running QEMU shares /usr from (its command line names them). */
+function imagesInUse(imagesDir: string): Set<string> {
+  const used = new Set<string>();
+  let pids: string[] = [];
+  try {
+    pids = fs.readdirSync("/proc").filter((n) => /^\d+$/.test(n));
+  } catch {
+    return used;
+  }
+  const marker = `path=${imagesDir}/`;
+  for (const pid of pids) {
+    let cmd: string;
+    try {
+      cmd = fs.readFileSync(`/proc/${pid}/cmdline`, "latin1");
+    } catch {
+      continue; // gone
+    }
+    for (let i = cmd.indexOf(marker); i >= 0; i = cmd.indexOf(marker, i + 1)) used.add(cmd.slice(i + marker.length).split(/[/,\0]/)[0]);
+  }
+  return used;
+}
+
+/**
+ * Keeps the newest images (and the one just made). QEMU holds the kernel and initramfs it booted
+ * in memory, but reads /usr from the image as the guest runs: an image a QEMU shares is kept.
+ */
 function pruneImages(imagesDir: string, keep: number, current: string): void {
+  const inUse = imagesInUse(imagesDir);
   const imgs = fs
     .readdirSync(imagesDir)
-    .filter((n) => !n.startsWith(".") && n !== current)
+    .filter((n) => !n.startsWith(".") && n !== current && !inUse.has(n))
     .map((n) => ({ n, t: fs.statSync(path.join(imagesDir, n)).mtimeMs }))
     .sort((a, b) => b.t - a.t);
   for (const { n } of imgs.slice(Math.max(0, keep - 1))) fs.rmSync(path.join(imagesDir, n), { recursive: true, force: true });
@@ -370,8 +411,9 @@ function pruneImages(imagesDir: string, keep: number, current: string): void {
 export async function ensureImage(o: ImageOptions = {}): Promise<GuestImage> {
   const t0 = Date.now();
   const say = o.onProgress ?? (() => {});
-  const kernel = o.kernel ?? findKernel();
-  if (!kernel) throw new Error("no guest kernel: install linux-image-amd64 (a /boot/vmlinuz-* with /lib/modules/<version>/modules.dep)");
+  // As a sandbox with guest_kernel = "auto" chooses: shimlab's guest kernel once built, else Debian's.
+  const kernel = o.kernel ?? findGuestKernel(o.cacheDir ?? cacheRoot()) ?? findKernel();
+  if (!kernel) throw new Error("no guest kernel: install linux-image-amd64 (a /boot/vmlinuz-* with /lib/modules/<version>/modules.dep), or build shimlab's with `shimlab image build --kernel`");
   const busybox = o.busybox ?? ["/bin/busybox", "/usr/bin/busybox"].find((p) => fs.existsSync(p));
   if (!busybox) throw new Error("no busybox: install busybox-static");
   if (sharedLibs(busybox).length && !o.busybox) say(`note: ${busybox} is dynamically linked; its libraries go into the image too`);
@@ -385,14 +427,15 @@ export async function ensureImage(o: ImageOptions = {}): Promise<GuestImage> {
   const stripBin = which("strip");
   const qemu = o.qemuPath === undefined ? which("qemu-system-x86_64") : o.qemuPath;
   const cacheDir = o.cacheDir ?? cacheRoot();
+  const layout = o.layout ?? "share";
 
   const { files, modules } = collectInputs({ node, busybox, distDir, nativeAddon, kernel, runc });
-  const init = guestInit(modules);
+  const init = guestInit(modules, { usrShare: layout === "share" });
 
   // Hashing 110 MB costs a shim 0.1-0.4 s per sandbox: a fingerprint of the inputs' stat data
   // (path, size, mtime, inode, as make and ccache trust) remembers the content key it last had.
   const fp = crypto.createHash("sha256");
-  fp.update(`format ${IMAGE_FORMAT}\ncompression ${compression}\nstrip ${!!stripBin}\nsnapshot ${!!qemu}\n${init}`);
+  fp.update(`format ${IMAGE_FORMAT}\nlayout ${layout}\ncompression ${compression}\nstrip ${!!stripBin}\nsnapshot ${!!qemu}\n${init}`);
   for (const f of [{ dest: "kernel", src: kernel.path, mode: 0 }, ...files]) {
     const st = fs.statSync(f.src);
     fp.update(`\n${f.dest} ${f.mode ?? 0o644} ${f.src} ${st.size} ${st.mtimeMs} ${st.ino}`);
@@ -407,7 +450,7 @@ export async function ensureImage(o: ImageOptions = {}): Promise<GuestImage> {
   if (!/^[0-9a-f]{20}$/.test(key) || !fs.existsSync(path.join(cacheDir, "images", key, "image.json"))) {
     say(`hashing ${files.length + 1} inputs`);
     const h = crypto.createHash("sha256");
-    h.update(`format ${IMAGE_FORMAT}\ncompression ${compression}\nstrip ${!!stripBin}\nsnapshot ${!!qemu}\n`);
+    h.update(`format ${IMAGE_FORMAT}\nlayout ${layout}\ncompression ${compression}\nstrip ${!!stripBin}\nsnapshot ${!!qemu}\n`);
     h.update(init);
     sha256File(kernel.path, h);
     for (const f of files) {
@@ -429,7 +472,7 @@ export async function ensureImage(o: ImageOptions = {}): Promise<GuestImage> {
   const manifest = path.join(dir, "image.json");
   if (fs.existsSync(manifest)) {
     const img = JSON.parse(fs.readFileSync(manifest, "utf8")) as GuestImage;
-    if (fs.existsSync(img.kernel) && fs.existsSync(img.initrd)) {
+    if (fs.existsSync(img.kernel) && fs.existsSync(img.initrd) && (!img.usrDir || fs.existsSync(img.usrDir))) {
       say(`cached image ${key}`);
       rememberKey();
       try {
@@ -447,10 +490,23 @@ export async function ensureImage(o: ImageOptions = {}): Promise<GuestImage> {
   const tmp = fs.mkdtempSync(path.join(cacheDir, "images", `.${key}-`));
   try {
     const kernelPath = extractedKernel(cacheDir, kernel, say);
-    const total = files.reduce((n, f) => n + fs.statSync(f.src).size, 0);
-    say(`packing ${files.length} files (${(total / 1e6).toFixed(1)} MB) into the initramfs, ${compression}`);
+    const onShare = (f: FileInput) => layout === "share" && f.dest.startsWith("usr/");
+    const usrFiles = files.filter(onShare);
+    const initFiles = files.filter((f) => !onShare(f));
+    const usrTmp = path.join(tmp, "usr");
+    if (usrFiles.length) {
+      const bytes = usrFiles.reduce((n, f) => n + fs.statSync(f.src).size, 0);
+      say(`copying ${usrFiles.length} files (${(bytes / 1e6).toFixed(1)} MB) into /usr, shared read-only into the guest`);
+      for (const f of usrFiles) {
+        const out = path.join(tmp, f.dest);
+        fs.mkdirSync(path.dirname(out), { recursive: true, mode: 0o755 });
+        fs.writeFileSync(out, contentOf(f, stripBin, tmp), { mode: f.mode ?? 0o644 });
+      }
+    }
+    const total = initFiles.reduce((n, f) => n + fs.statSync(f.src).size, 0);
+    say(`packing ${initFiles.length} files (${(total / 1e6).toFixed(1)} MB) into the initramfs, ${compression}`);
     let lastPct = -1;
-    const dests = files.map((f) => f.dest);
+    const dests = initFiles.map((f) => f.dest);
     async function* entries(): AsyncGenerator<CpioEntry> {
       for (const d of ["dev", "proc", "sys", "tmp", "run", "root", "etc", "usr", "usr/sbin", "sbin", ...dirsOf(dests)].filter((d, i, a) => a.indexOf(d) === i))
         yield { name: d, mode: S_IFDIR | 0o755 };
@@ -458,7 +514,7 @@ export async function ensureImage(o: ImageOptions = {}): Promise<GuestImage> {
       yield { name: "dev/null", mode: S_IFCHR | 0o666, rdev: [1, 3] };
       yield { name: "init", mode: S_IFREG | 0o755, data: Buffer.from(init) };
       yield { name: "etc/shimlab-image", mode: S_IFREG | 0o644, data: Buffer.from(`${key}\n`) };
-      for (const f of files) yield { name: f.dest, mode: S_IFREG | (f.mode ?? 0o644), data: contentOf(f, stripBin, tmp) };
+      for (const f of initFiles) yield { name: f.dest, mode: S_IFREG | (f.mode ?? 0o644), data: contentOf(f, stripBin, tmp) };
     }
     const initrdName = `initrd.cpio${compression === "lz4" ? ".lz4" : compression === "gzip" ? ".gz" : ""}`;
     const raw = path.join(tmp, ".initrd.cpio");
@@ -472,8 +528,9 @@ export async function ensureImage(o: ImageOptions = {}): Promise<GuestImage> {
     const parts = [raw];
     if (qemu) {
       say("building the agent's startup snapshot in a VM (once per image)");
-      const blob = await snapshotInVm(qemu, kernelPath, raw, tmp);
-      if (blob) {
+      const blob = await snapshotInVm(qemu, kernelPath, raw, usrFiles.length ? usrTmp : null, tmp);
+      if (blob && usrFiles.length) fs.writeFileSync(path.join(tmp, GUEST_AGENT_SNAPSHOT.slice(1)), blob, { mode: 0o644 });
+      else if (blob) {
         fs.writeFileSync(path.join(tmp, ".snapshot.cpio"), await cpioOf([{ name: GUEST_AGENT_SNAPSHOT.slice(1), mode: S_IFREG | 0o644, data: blob }]));
         parts.push(path.join(tmp, ".snapshot.cpio"));
       } else say("no startup snapshot (the build VM did not make one): the guest's agent starts from its bundle");
@@ -486,6 +543,8 @@ export async function ensureImage(o: ImageOptions = {}): Promise<GuestImage> {
       dir,
       kernel: kernelPath,
       initrd: path.join(dir, initrdName),
+      usrDir: usrFiles.length ? path.join(dir, "usr") : null,
+      layout,
       kernelVersion: kernel.version,
       initrdBytes,
       compression,
@@ -504,7 +563,7 @@ export async function ensureImage(o: ImageOptions = {}): Promise<GuestImage> {
     pruneImages(path.join(cacheDir, "images"), KEEP_IMAGES, key);
     rememberKey();
     const buildMs = Date.now() - t0;
-    say(`built image ${key}: kernel ${kernel.version}, initramfs ${(initrdBytes / 1e6).toFixed(1)} MB, ${buildMs} ms`);
+    say(`built image ${key}: kernel ${kernel.version}, initramfs ${(initrdBytes / 1e6).toFixed(1)} MB${img.usrDir ? `, /usr ${img.usrDir}` : ""}, ${buildMs} ms`);
     return { ...img, buildMs };
   } catch (e) {
     fs.rmSync(tmp, { recursive: true, force: true });

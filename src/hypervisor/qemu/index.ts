@@ -10,6 +10,8 @@ import type { Hypervisor, SandboxVm, StartOptions } from "../types";
 import { chooseAccel } from "./accel";
 import { parseQemuConfig, type QemuConfig } from "./config";
 import { cacheRoot, ensureImage } from "./image";
+import { findKernel, type KernelSource } from "./kernel";
+import { findGuestKernel } from "./guest-kernel";
 import { QemuVm } from "./vm";
 import { SNAPSHOT_PARAM } from "./guest-init";
 
@@ -34,20 +36,25 @@ export class QemuHypervisor implements Hypervisor {
 
   constructor(readonly config: QemuConfig) {}
 
-  private async image(o: StartOptions, c: QemuConfig): Promise<{ kernel: string; initrd: string; key: string }> {
+  private async image(o: StartOptions, c: QemuConfig): Promise<{ kernel: string; initrd: string; usrDir?: string; key: string }> {
     if (c.kernel || c.initrd) {
       for (const f of [c.kernel, c.initrd]) if (f && !fs.existsSync(f)) throw unavailable(`guest image file ${f} does not exist`);
     }
     if (c.kernel && c.initrd) return { kernel: c.kernel, initrd: c.initrd, key: path.basename(c.initrd) };
+    const cacheDir = c.cacheDir ?? cacheRoot(o.env);
+    const kernel = guestKernel(c.guestKernel, cacheDir);
+    o.logger.info("guest kernel chosen", { kernel: kernel.path, version: kernel.version, setting: c.guestKernel });
     try {
       const img = await ensureImage({
-        cacheDir: c.cacheDir ?? cacheRoot(o.env),
+        cacheDir,
+        kernel,
+        layout: c.guestUsr,
         runc: c.guestRuntime === "runc",
         qemuPath: c.path,
         onProgress: (m) => o.logger.info(`guest image: ${m}`),
       });
       // An annotation may replace one of the two (from its valid_*_paths).
-      return { kernel: c.kernel ?? img.kernel, initrd: c.initrd ?? img.initrd, key: img.key };
+      return { kernel: c.kernel ?? img.kernel, initrd: c.initrd ?? img.initrd, usrDir: img.usrDir ?? undefined, key: img.key };
     } catch (e) {
       throw unavailable(`no guest image: ${(e as Error).message}`);
     }
@@ -67,6 +74,7 @@ export class QemuHypervisor implements Hypervisor {
       vcpus: c.vcpus,
       kernel: img.kernel,
       initrd: img.initrd,
+      usrDir: img.usrDir,
       // The agent's startup snapshot was made under TCG's CPU; V8 refuses it on another.
       kernelParams: accel === "tcg" ? [...kernelParams, SNAPSHOT_PARAM] : kernelParams,
       tscKhz: hostTscKhz(),
@@ -100,6 +108,22 @@ export class QemuHypervisor implements Hypervisor {
       share: true,
     });
   }
+}
+
+/**
+ * The kernel a sandbox boots: shimlab's own guest kernel when it was built (`shimlab image build
+ * --kernel`), else Debian's; "shimlab" and "debian" insist on one. A sandbox never builds a kernel:
+ * that takes minutes.
+ */
+export function guestKernel(setting: QemuConfig["guestKernel"], cacheDir: string): KernelSource {
+  if (setting !== "debian") {
+    const built = findGuestKernel(cacheDir);
+    if (built) return built;
+    if (setting === "shimlab") throw unavailable(`guest_kernel = "shimlab", but no shimlab guest kernel is built in ${cacheDir}/kernels: run \`shimlab image build --kernel\` (needs linux-source-6.1)`);
+  }
+  const debian = findKernel();
+  if (!debian) throw unavailable("no guest kernel: install linux-image-amd64, or build shimlab's with `shimlab image build --kernel`");
+  return debian;
 }
 
 /**

@@ -9,11 +9,12 @@ const XZ_MAGIC = Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]);
 const ELF_MAGIC = Buffer.from([0x7f, 0x45, 0x4c, 0x46]);
 
 export interface KernelSource {
-  /** The bzImage (/boot/vmlinuz-<version>). */
+  /** The bzImage (/boot/vmlinuz-<version>), or with `elf` a vmlinux QEMU boots as it is. */
   path: string;
   version: string;
-  /** /lib/modules/<version>. */
-  modulesDir: string;
+  /** /lib/modules/<version>; null for a kernel with everything built in (shimlab's guest kernel). */
+  modulesDir: string | null;
+  elf?: boolean;
 }
 
 /** The newest Debian kernel installed, with its modules; null when there is none. */
