@@ -34,6 +34,8 @@ export interface SpecOptions {
   /** Namespaces to create; containerd's default is pid, ipc, uts, mount, network. */
   namespaces?: string[];
   memoryLimit?: number;
+  /** Memory plus swap (OCI's memory.swap); equal to memoryLimit means no swap at all. */
+  memorySwap?: number;
 }
 
 export function defaultSpec(id: string, o: SpecOptions): OciSpec {
@@ -64,7 +66,7 @@ export function defaultSpec(id: string, o: SpecOptions): OciSpec {
     linux: {
       resources: {
         devices: [{ allow: false, access: "rwm" }],
-        ...(o.memoryLimit ? { memory: { limit: o.memoryLimit } } : {}),
+        ...(o.memoryLimit ? { memory: { limit: o.memoryLimit, ...(o.memorySwap ? { swap: o.memorySwap } : {}) } } : {}),
       },
       cgroupsPath: `/${o.namespace ?? "default"}/${id}`,
       namespaces: (o.namespaces ?? ["pid", "ipc", "uts", "mount", "network"]).map((type) => ({ type })),

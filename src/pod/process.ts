@@ -10,6 +10,8 @@ export interface ProcessIO {
   stdin: Readable | null;
   stdout: Writable | null;
   stderr: Writable | null;
+  /** Settles when the streams can take output (a binary:// logger said it is ready); absent: at once. */
+  ready?: Promise<void>;
   /** Releases the shim's handles on the client's streams. */
   close(): void;
 }

@@ -4,6 +4,7 @@
 // early, as runc's shim does.
 import fs from "node:fs";
 import net from "node:net";
+import path from "node:path";
 import { spawn } from "node:child_process";
 import { Readable, Writable } from "node:stream";
 import { invalidArgument } from "../ttrpc/status";
@@ -30,6 +31,8 @@ function openOutput(uri: string, closers: (() => void)[]): Writable | null {
   if (!uri) return null;
   const u = parseUri(uri);
   if (u.scheme === "file") {
+    // As runc's shim: the log's directory is made if need be.
+    fs.mkdirSync(path.dirname(u.path), { recursive: true, mode: 0o755 });
     const fd = fs.openSync(u.path, O_WRONLY | O_APPEND | O_CREAT, 0o644);
     const s = fs.createWriteStream("", { fd, autoClose: true });
     closers.push(() => s.end());
@@ -60,14 +63,28 @@ export function parseUri(uri: string): Uri {
   const q = rest.indexOf("?");
   const p = decodeURIComponent(q >= 0 ? rest.slice(0, q) : rest);
   if (!p.startsWith("/")) throw invalidArgument(`stdio ${JSON.stringify(uri)}: path is not absolute`);
+  // Each query key, then its first value, as separate arguments (containerd's NewBinaryCmd).
   const args: string[] = [];
-  if (q >= 0) for (const [k, v] of new URLSearchParams(rest.slice(q + 1))) args.push(v === "" ? k : `${k}=${v}`);
+  if (q >= 0) {
+    const seen = new Set<string>();
+    for (const [k, v] of new URLSearchParams(rest.slice(q + 1))) {
+      if (seen.has(k)) continue;
+      seen.add(k);
+      args.push(k, v);
+    }
+  }
   if (scheme !== "fifo" && scheme !== "file" && scheme !== "binary") throw invalidArgument(`stdio scheme ${scheme}:// is not supported (want fifo, file or binary)`);
   return { scheme, path: p, args };
 }
 
-/** Opens the client's streams for one process. */
-export function openIO(paths: StdioPaths): ProcessIO {
+/** Whose stdio it is: a binary:// logger is told (the container's id for its init, the exec's for an exec). */
+export interface IoOwner {
+  id: string;
+  namespace: string;
+}
+
+/** Opens the client's streams for one process; with a binary:// logger, `ready` settles once it says so. */
+export function openIO(paths: StdioPaths, owner: IoOwner = { id: "", namespace: "" }): ProcessIO {
   const closers: (() => void)[] = [];
   try {
     let stdin: Readable | null = null;
@@ -94,9 +111,10 @@ export function openIO(paths: StdioPaths): ProcessIO {
     }
     let stdout: Writable | null;
     let stderr: Writable | null;
+    let ready: Promise<void> | undefined;
     const out = paths.stdout ? parseUri(paths.stdout) : null;
     if (out?.scheme === "binary") {
-      [stdout, stderr] = spawnLogger(out, closers);
+      [stdout, stderr, ready] = spawnLogger(out, owner, closers);
     } else {
       stdout = openOutput(paths.stdout, closers);
       stderr = paths.terminal ? null : openOutput(paths.stderr, closers);
@@ -105,6 +123,7 @@ export function openIO(paths: StdioPaths): ProcessIO {
       stdin,
       stdout,
       stderr,
+      ready,
       close() {
         for (const c of closers.splice(0)) {
           try {
@@ -127,25 +146,56 @@ export function openIO(paths: StdioPaths): ProcessIO {
   }
 }
 
+const LOGGER_TERM_TIMEOUT_MS = 12_000;
+const LOGGER_DRAIN_MS = 1_000;
+
 /**
- * binary://path?args: containerd's logging-binary protocol: the program gets
- * the process's stdout as fd 3, stderr as fd 4, and a pipe on fd 5 that it
- * closes once ready.
+ * binary://path?args: containerd's logging-binary protocol (pkg/process
+ * NewBinaryIO): the program gets the process's stdout as fd 3, stderr as fd 4,
+ * CONTAINER_ID and CONTAINER_NAMESPACE in its environment, and fd 5, which it
+ * writes to or closes once it is ready. As runc's shim does, the process is not
+ * started before that, so no early output is lost.
  */
-function spawnLogger(u: Uri, closers: (() => void)[]): [Writable, Writable] {
+function spawnLogger(u: Uri, owner: IoOwner, closers: (() => void)[]): [Writable, Writable, Promise<void>] {
   const child = spawn(u.path, u.args, {
     stdio: ["ignore", "ignore", "ignore", "pipe", "pipe", "pipe"],
-    env: { ...process.env, CONTAINER_ID: "", CONTAINER_NAMESPACE: "" },
+    // Nothing of the shim's own environment, as in runc's shim.
+    env: { CONTAINER_ID: owner.id, CONTAINER_NAMESPACE: owner.namespace },
     detached: true,
   });
   const out = child.stdio[3] as Writable;
   const err = child.stdio[4] as Writable;
+  const signal = (child.stdio as unknown as Readable[])[5];
   out.on("error", () => {});
   err.on("error", () => {});
+  const ready = new Promise<void>((resolve, reject) => {
+    const done = () => {
+      signal.destroy();
+      resolve();
+    };
+    signal.once("data", done);
+    signal.once("end", done);
+    signal.once("error", done);
+    child.once("error", (e) => reject(invalidArgument(`stdout ${u.path}: cannot start the logging binary: ${e.message}`)));
+  });
   closers.push(() => {
     out.end();
     err.end();
+    signal.destroy();
+    // Closing fds 3 and 4 gives the logger EOF, and most exit on it. runc's shim, which holds
+    // them until Delete, sends SIGTERM then and SIGKILL 12 s later; this shim closes them at the
+    // exit, so it lets the logger drain first.
+    const alive = () => child.exitCode === null && child.signalCode === null;
+    const term = setTimeout(() => {
+      if (!alive()) return;
+      child.kill("SIGTERM");
+      const kill = setTimeout(() => alive() && child.kill("SIGKILL"), LOGGER_TERM_TIMEOUT_MS);
+      kill.unref();
+      child.once("exit", () => clearTimeout(kill));
+    }, LOGGER_DRAIN_MS);
+    term.unref();
+    child.once("exit", () => clearTimeout(term));
   });
   child.unref();
-  return [out, err];
+  return [out, err, ready];
 }

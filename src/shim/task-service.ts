@@ -21,7 +21,7 @@ import { NULL_IO } from "../pod/process";
 import { placement } from "../pod/container-type";
 import { readBundleSpec } from "./bundle";
 import { validateExecId, validateId } from "./identifiers";
-import { openIO } from "./io";
+import { openIO, type IoOwner } from "./io";
 import { EventOrdering } from "./ordering";
 import type { EventSink } from "./publisher";
 import { statsToMetrics } from "./metrics";
@@ -44,7 +44,7 @@ export interface TaskServiceOptions {
   /** Asked to exit: no task is left and containerd called Shutdown. */
   onShutdown: () => void;
   /** Opens client stdio; tests and fault injection can swap it. */
-  openIO?: (paths: StdioPaths) => ProcessIO;
+  openIO?: (paths: StdioPaths, owner: IoOwner) => ProcessIO;
 }
 
 function statusOf(p: Process, c: Container): number {
@@ -103,9 +103,17 @@ export class TaskService {
     return c;
   }
 
-  private io(paths: StdioPaths): ProcessIO {
+  /** The client's streams, once they can take output. */
+  private async io(paths: StdioPaths, ownerId: string): Promise<ProcessIO> {
     if (!paths.stdin && !paths.stdout && !paths.stderr) return NULL_IO;
-    return (this.o.openIO ?? openIO)(paths);
+    const io = (this.o.openIO ?? openIO)(paths, { id: ownerId, namespace: this.o.namespace });
+    try {
+      await io.ready;
+    } catch (e) {
+      io.close();
+      throw e;
+    }
+    return io;
   }
 
   private exitedAt(p: Process) {
@@ -237,7 +245,7 @@ export class TaskService {
       if (!Array.isArray(spec.args) || !spec.args.length) throw invalidArgument("exec process has no args");
       spec.terminal = req.terminal;
       const stdio = { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal };
-      const io = this.io(stdio);
+      const io = await this.io(stdio, req.execId);
       try {
         c.addExec(req.execId, spec, stdio, io);
       } catch (e) {
@@ -373,7 +381,7 @@ export class TaskService {
       }
     }
     const stdio = { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal };
-    const io = this.io(stdio);
+    const io = await this.io(stdio, req.id);
     let c: Container;
     try {
       c = await this.sandbox.createContainer({

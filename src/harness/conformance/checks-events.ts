@@ -22,6 +22,21 @@ function expectOrder(ctx: CheckContext, id: string, want: string[]): void {
 
 export const eventChecks: Check[] = [
   {
+    name: "events-oom",
+    group: "events",
+    rule: r("§4.3 TaskOOM (/tasks/oom, container_id) when the kernel OOM-kills in the task's memory cgroup; the task then exits 137 (SIGKILL)"),
+    async run(ctx) {
+      // 32 MiB and no swap; the shell doubles a string until the kernel kills it.
+      const h = await ctx.running({ args: ["/bin/sh", "-c", "x=0123456789abcdef; while :; do x=$x$x; done"], memoryLimit: 32 << 20 });
+      const w = await ctx.ok("Wait", h.task.Wait({ id: h.id }, { timeoutMs: 30_000 }));
+      ctx.equal("exit_status", w.exitStatus, 137);
+      const oom = await ctx.waitEvent(h.id, "/tasks/oom", () => true, 10_000);
+      ctx.equal("TaskOOM.container_id", oom.event.containerId, h.id);
+      await ctx.settleEvents();
+      ctx.equal("TaskOOM events", ctx.topics(h.id).filter((t) => t === "/tasks/oom").length, 1);
+    },
+  },
+  {
     name: "events-init-order",
     group: "events",
     rule: r("§4.3 MUST: TaskCreate, then TaskStart, then TaskExit, then TaskDelete, once each"),

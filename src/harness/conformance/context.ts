@@ -2,6 +2,7 @@
 // expectations that record what the shim answered (for --compare), and the
 // clean-up containerd would do afterwards.
 import fs from "node:fs";
+import path from "node:path";
 import type { ContainerdEmulator } from "../emulator";
 import type { ShimTask } from "../shim-runner";
 import type { ClientStdio } from "../fifo";
@@ -27,6 +28,11 @@ export interface TaskOptions {
   noCreate?: boolean;
   /** A chosen container id (one from newId()), e.g. when annotations must name it. */
   id?: string;
+  /** stdout/stderr URIs of the check's own (file://, binary://) instead of the client's fifos. */
+  stdout?: string;
+  stderr?: string;
+  /** A memory limit without swap, in bytes. */
+  memoryLimit?: number;
 }
 
 export type Outcome<T> = { ok: true; value: T } | { ok: false; code: number; message: string };
@@ -60,6 +66,24 @@ export class CheckContext {
     readonly prefix: string,
   ) {}
 
+  /** A host directory of this check's own, for files it hands the shim (gone with the emulator). */
+  scratch(): string {
+    const d = path.join(this.emu.dir, "scratch", this.prefix);
+    fs.mkdirSync(d, { recursive: true });
+    return d;
+  }
+
+  /** Polls until f gives a truthy value; CheckFailure naming what after timeoutMs. */
+  async until<T>(what: string, f: () => T | null | undefined | false, timeoutMs = 10_000): Promise<T> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const v = f();
+      if (v) return v;
+      if (Date.now() > end) throw new CheckFailure(`timed out after ${timeoutMs} ms waiting for ${what}`);
+      await sleep(50);
+    }
+  }
+
   /** A container id unique to this check. */
   newId(): string {
     return `${this.prefix}-${this.n++}`;
@@ -68,18 +92,18 @@ export class CheckContext {
   /** A bundle, a fresh shim by the binary contract, and (unless noCreate) a created task. */
   async task(o: TaskOptions): Promise<TaskHandle> {
     const id = o.id ?? this.newId();
-    const spec = this.emu.spec(id, { args: o.args, rootPath: this.rootfs, terminal: o.terminal, annotations: o.annotations });
+    const spec = this.emu.spec(id, { args: o.args, rootPath: this.rootfs, terminal: o.terminal, annotations: o.annotations, memoryLimit: o.memoryLimit, memorySwap: o.memoryLimit });
     // Under the emulator's private cgroup parent, so that nothing escapes clean-up.
     spec.linux!.cgroupsPath = `${this.emu.cgroupParent}/${id}`;
     const bundle = this.emu.bundle(id, spec);
     const shim = await this.emu.runner.start(id, bundle, { timeoutMs: 20_000 });
-    const io = o.nullIo ? null : this.emu.stdio(id, { stdin: o.stdin || o.terminal, terminal: o.terminal });
+    const io = o.nullIo || o.stdout !== undefined ? null : this.emu.stdio(id, { stdin: o.stdin || o.terminal, terminal: o.terminal });
     const h: TaskHandle = { id, bundle, shim, task: shim.task, io, pid: 0, shimPid: 0 };
     this.handles.push(h);
     const c = await shim.task.Connect({ id }).catch(() => null);
     h.shimPid = c?.shimPid ?? 0;
     if (!o.noCreate) {
-      const r = await shim.task.Create({ id, bundle, terminal: !!o.terminal, stdin: io?.stdin ?? "", stdout: io?.stdout ?? "", stderr: io?.stderr ?? "" });
+      const r = await shim.task.Create({ id, bundle, terminal: !!o.terminal, stdin: io?.stdin ?? "", stdout: o.stdout ?? io?.stdout ?? "", stderr: o.stderr ?? io?.stderr ?? "" });
       h.pid = r.pid;
     }
     return h;
