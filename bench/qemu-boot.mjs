@@ -3,7 +3,11 @@
 // machine: a busybox-only guest that answers on the same virtio-serial port,
 // booted with the same kernel and QEMU flags in the same run.
 //
-//   npm run build && node bench/qemu-boot.mjs [--runs 3] [--machine q35|microvm] [--no-jitless] [--smp N]
+//   npm run build && node bench/qemu-boot.mjs [--runs 3] [--machine q35|microvm] [--kernel shimlab|debian]
+//                                            [--layout share|initramfs] [--no-jitless] [--smp N]
+//
+// --kernel: shimlab's guest kernel (the default once `shimlab image build --kernel` built it) or
+// Debian's; the floor boots the same kernel. --layout: the image's /usr on a 9p share or in the initramfs.
 //
 // Both are timed from spawning QEMU to the first answer over agent.channel.0:
 // the floor's is an echoed line, shimlab's is the mock agent's Health.Check
@@ -20,6 +24,7 @@ const dist = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..",
 const { ensureImage, moduleOrder, GUEST_MODULES } = require(`${dist}/hypervisor/qemu/image.js`);
 const { CpioWriter, S_IFDIR, S_IFREG, S_IFCHR } = require(`${dist}/hypervisor/qemu/cpio.js`);
 const { findKernel } = require(`${dist}/hypervisor/qemu/kernel.js`);
+const { guestKernel } = require(`${dist}/hypervisor/qemu/index.js`);
 const { QemuVm } = require(`${dist}/hypervisor/qemu/vm.js`);
 const { AgentClient } = require(`${dist}/agent/client.js`);
 const { FdLogger } = require(`${dist}/util/logger.js`);
@@ -31,6 +36,11 @@ const runs = Number(opt("--runs", "3"));
 const machine = opt("--machine", "q35");
 const jitless = !argv.includes("--no-jitless"); // as [qemu] jitless defaults
 const vcpus = Number(opt("--smp", "1"));
+const layout = opt("--layout", "share");
+const kernelWanted = opt("--kernel", null);
+if (kernelWanted && !["shimlab", "debian"].includes(kernelWanted)) throw new Error(`--kernel ${kernelWanted}: want shimlab or debian`);
+const cacheDir = process.env.SHIMLAB_CACHE_DIR || "/var/cache/shimlab";
+const kernel = kernelWanted ? guestKernel(kernelWanted, cacheDir) : guestKernel("auto", cacheDir);
 const logger = new FdLogger(null);
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "shimlab-bench-boot-"));
 
@@ -52,9 +62,8 @@ done
 `;
 
 /** The floor image: busybox, the virtio modules and an echo loop, nothing else (gzip, like a tiny initramfs is). */
-async function floorInitrd() {
-  const k = findKernel();
-  const mods = moduleOrder(fs.readFileSync(path.join(k.modulesDir, "modules.dep"), "utf8"), GUEST_MODULES.filter((m) => !m.startsWith("9p")));
+async function floorInitrd(k) {
+  const mods = k.modulesDir ? moduleOrder(fs.readFileSync(path.join(k.modulesDir, "modules.dep"), "utf8"), GUEST_MODULES.filter((m) => !m.startsWith("9p"))) : [];
   const out = path.join(work, "floor.cpio.gz");
   const z = zlib.createGzip({ level: 1 });
   const f = fs.createWriteStream(out);
@@ -78,7 +87,7 @@ function tscKhz() {
 
 async function once(kind, image, initrd, i) {
   const runDir = path.join(work, `${kind}-${i}`);
-  const spec = { machine, accel: "tcg", memoryMb: 512, vcpus, kernel: image.kernel, initrd, tscKhz: tscKhz(), kernelParams: jitless ? ["shimlab.jitless", ...(kind === "floor" ? [] : ["shimlab.snapshot"])] : [] };
+  const spec = { machine, accel: "tcg", memoryMb: 512, vcpus, kernel: image.kernel, initrd, usrDir: kind === "floor" ? undefined : image.usrDir ?? undefined, tscKhz: tscKhz(), kernelParams: jitless ? ["shimlab.jitless", ...(kind === "floor" ? [] : ["shimlab.snapshot"])] : [] };
   const t0 = performance.now();
   const vm = await QemuVm.launch({ qemuPath: "qemu-system-x86_64", spec, runDir, logger, bootTimeoutMs: 120_000, readyLine: kind === "floor" ? "floor: echo on" : undefined, share: kind !== "floor" });
   const consoleReady = performance.now() - t0;
@@ -93,7 +102,10 @@ async function once(kind, image, initrd, i) {
       const c = await AgentClient.connect(vm.agentTransport, { timeoutMs: 60_000 });
       c.close();
     }
-    return { ready: performance.now() - t0, consoleReady, qmp: vm.times.qmpMs };
+    const ready = performance.now() - t0;
+    // init prints the guest's uptime as it execs node: the kernel's and init's share of the boot.
+    const exec = /agent on \S+ at ([\d.]+) s/.exec(fs.readFileSync(vm.consoleLog, "utf8"));
+    return { ready, consoleReady, qmp: vm.times.qmpMs, agentExecGuestMs: exec ? Math.round(Number(exec[1]) * 1000) : undefined };
   } finally {
     await vm.stop();
     fs.rmSync(runDir, { recursive: true, force: true });
@@ -103,8 +115,8 @@ async function once(kind, image, initrd, i) {
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 try {
-  const image = await ensureImage({ runc: true });
-  const floor = await floorInitrd();
+  const image = await ensureImage({ runc: true, kernel, layout });
+  const floor = await floorInitrd(kernel);
   const res = { floor: [], shimlab: [] };
   // Interleaved, so both see the same machine load.
   for (let i = 0; i < runs; i++) {
@@ -114,11 +126,13 @@ try {
   const f = median(res.floor.map((r) => r.ready));
   const s = median(res.shimlab.map((r) => r.ready));
   const fmt = (xs) => xs.map((r) => Math.round(r.ready)).join(", ");
-  console.log(`machine ${machine}, ${vcpus} vCPU${jitless ? ", jitless" : ""}, TCG, ${runs} runs each, load average ${os.loadavg()[0].toFixed(1)}`);
+  console.log(`machine ${machine}, kernel ${kernel.version}${kernel.modulesDir ? " (Debian's)" : " (shimlab's guest kernel)"}, /usr ${image.usrDir ? "on a 9p share" : "in the initramfs"}, ${vcpus} vCPU${jitless ? ", jitless" : ""}, TCG, ${runs} runs each, load average ${os.loadavg()[0].toFixed(1)}`);
   console.log(`busybox floor   ${Math.round(f)} ms median  (${fmt(res.floor)}); initramfs ${(fs.statSync(floor).size / 1e6).toFixed(1)} MB`);
   console.log(`shimlab agent   ${Math.round(s)} ms median  (${fmt(res.shimlab)}); initramfs ${(image.initrdBytes / 1e6).toFixed(1)} MB`);
   console.log(`ratio           ${(s / f).toFixed(2)}x the floor`);
-  console.log(JSON.stringify({ bench: "qemu-boot", machine, runs, floorMs: Math.round(f), shimlabMs: Math.round(s), ratio: +(s / f).toFixed(2), raw: res }));
+  const execAt = median(res.shimlab.map((r) => r.agentExecGuestMs ?? NaN));
+  if (Number.isFinite(execAt)) console.log(`node exec'd at  ${execAt} ms of guest uptime (median): the kernel and init before it, node and the agent after`);
+  console.log(JSON.stringify({ bench: "qemu-boot", machine, kernel: kernel.version, layout: image.layout, runs, floorMs: Math.round(f), shimlabMs: Math.round(s), ratio: +(s / f).toFixed(2), raw: res }));
 } finally {
   fs.rmSync(work, { recursive: true, force: true });
 }

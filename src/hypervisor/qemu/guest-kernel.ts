@@ -145,6 +145,32 @@ export interface BuildOptions {
   onProgress?: (msg: string) => void;
 }
 
+/** Kernels kept: the newest builds (another checkout's fragment may be using one of them). */
+const KEEP_KERNELS = 3;
+
+/** A QEMU reads its kernel once at start, so removing an older build never disturbs a running VM. */
+function pruneKernels(root: string, keep: number): void {
+  const built = fs
+    .readdirSync(root)
+    .filter((n) => n.startsWith(GUEST_KERNEL_PREFIX))
+    .map((n) => ({ n, t: fs.statSync(path.join(root, n)).mtimeMs }))
+    .sort((a, b) => b.t - a.t);
+  for (const { n } of built.slice(keep)) fs.rmSync(path.join(root, n), { recursive: true, force: true });
+}
+
+/** Build trees (~1 GB) a killed build left behind, once they are an hour old. */
+function removeStale(root: string): void {
+  const old = Date.now() - 3600_000;
+  for (const n of fs.readdirSync(root)) {
+    if (!n.startsWith(".build-") && !/\.\d+$/.test(n)) continue;
+    try {
+      if (fs.statSync(path.join(root, n)).mtimeMs < old) fs.rmSync(path.join(root, n), { recursive: true, force: true });
+    } catch {
+      /* raced with its owner */
+    }
+  }
+}
+
 /** Runs a build step; its output is kept only for the error message, and lines are counted for progress. */
 function run(cmd: string, args: string[], cwd: string, onLine?: (line: string) => void): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -184,6 +210,7 @@ export async function buildGuestKernel(o: BuildOptions): Promise<GuestKernelBuil
 
   const t0 = Date.now();
   fs.mkdirSync(root, { recursive: true, mode: 0o755 });
+  removeStale(root);
   const tmp = fs.mkdtempSync(path.join(root, ".build-"));
   try {
     say(`unpacking ${source}`);
@@ -219,6 +246,7 @@ export async function buildGuestKernel(o: BuildOptions): Promise<GuestKernelBuil
     fs.writeFileSync(path.join(stage, "kernel.json"), JSON.stringify({ version, source, buildMs } satisfies BuiltInfo, null, 2) + "\n");
     fs.rmSync(dir, { recursive: true, force: true });
     fs.renameSync(stage, dir);
+    pruneKernels(root, KEEP_KERNELS);
     say(`built guest kernel ${version} in ${Math.round(buildMs / 1000)} s (${objects} objects): ${dir}/vmlinux`);
     return { kernel: sourceOf(dir)!, built: true, buildMs };
   } finally {
