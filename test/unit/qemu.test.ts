@@ -15,7 +15,7 @@ import { moduleOrder, requireClosure } from "../../src/hypervisor/qemu/image";
 import { CpioWriter, S_IFDIR, S_IFREG } from "../../src/hypervisor/qemu/cpio";
 import { findKernel, hasPvhNote } from "../../src/hypervisor/qemu/kernel";
 import { guestInit, AGENT_PORT_NAME, USR_SHARE_TAG } from "../../src/hypervisor/qemu/guest-init";
-import { findGuestKernel, findKernelSources, GUEST_KERNEL_PREFIX, guestConfigPath, kernelDirPrefix, parseFragment, unmetSettings } from "../../src/hypervisor/qemu/guest-kernel";
+import { buildGuestKernel, findGuestKernel, findKernelSources, GUEST_KERNEL_PREFIX, guestConfigPath, kernelDirPrefix, missingBuildTools, parseFragment, unmetSettings } from "../../src/hypervisor/qemu/guest-kernel";
 import { AGENT_READY_LINE } from "../../src/hypervisor/qemu/vm";
 import { SERIAL_READY_MSG } from "../../src/mock-agent/serial";
 import { vsockCid, sandboxSettings, guestKernel } from "../../src/hypervisor/qemu";
@@ -416,6 +416,24 @@ describe("shimlab's guest kernel", () => {
     expect(() => parseFragment("CONFIG_A=y\nCONFIG_B y\n")).toThrow(/guest.config:2: "CONFIG_B y"/);
     expect(() => parseFragment("CONFIG_VIRTIO_PCI=m\n")).toThrow(/no modules/);
     expect(parseFragment('# c\n# CONFIG_X is not set\nCONFIG_S="-a"\nCONFIG_N=64\n')).toEqual(new Map([["CONFIG_X", "n"], ["CONFIG_S", '"-a"'], ["CONFIG_N", "64"]]));
+  });
+
+  it("names the packages a build needs before it starts, not a failed make minutes in", async () => {
+    const d = tmpdir();
+    expect(missingBuildTools(d, d)).toEqual(["make", "gcc", "bc", "bison", "flex", "tar", "xz", "libelf's headers (gelf.h)"]);
+    for (const b of ["make", "gcc", "bc", "bison", "flex", "tar", "xz"]) fs.writeFileSync(path.join(d, b), "");
+    fs.writeFileSync(path.join(d, "gelf.h"), "");
+    expect(missingBuildTools(d, d)).toEqual([]);
+    await expect(buildGuestKernel({ cacheDir: d, source: path.join(d, "missing.tar.xz") })).rejects.toThrow();
+    const src = path.join(d, "linux-source-6.1.tar.xz");
+    fs.writeFileSync(src, "");
+    const saved = process.env.PATH;
+    process.env.PATH = path.join(d, "empty");
+    try {
+      await expect(buildGuestKernel({ cacheDir: d, source: src })).rejects.toThrow(/cannot build the guest kernel without make, gcc.*apt-get install linux-source-6.1 gcc make/);
+    } finally {
+      process.env.PATH = saved;
+    }
   });
 
   it("names the settings Kconfig dropped, so a missing dependency fails the build instead of the boot", () => {

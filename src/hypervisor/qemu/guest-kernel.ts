@@ -145,6 +145,17 @@ export interface BuildOptions {
   onProgress?: (msg: string) => void;
 }
 
+/** What building the kernel takes on Debian 12, the source included. */
+export const BUILD_PACKAGES = ["linux-source-6.1", "gcc", "make", "libc6-dev", "bc", "bison", "flex", "libelf-dev"];
+
+/** The build's tools (and objtool's libelf header) this machine lacks. */
+export function missingBuildTools(pathEnv = process.env.PATH ?? "/usr/bin:/bin", includeDir = "/usr/include"): string[] {
+  const onPath = (b: string) => pathEnv.split(":").some((d) => d && fs.existsSync(path.join(d, b)));
+  const lacking = ["make", "gcc", "bc", "bison", "flex", "tar", "xz"].filter((b) => !onPath(b));
+  if (!fs.existsSync(path.join(includeDir, "gelf.h"))) lacking.push("libelf's headers (gelf.h)");
+  return lacking;
+}
+
 /** Kernels kept: the newest builds (another checkout's fragment may be using one of them). */
 const KEEP_KERNELS = 3;
 
@@ -202,12 +213,14 @@ export async function buildGuestKernel(o: BuildOptions): Promise<GuestKernelBuil
   const fragmentText = fs.readFileSync(configPath, "utf8");
   const fragment = parseFragment(fragmentText);
   const source = o.source ?? findKernelSources().at(-1);
-  if (!source) throw new Error("no kernel source: install linux-source-6.1 (Debian's kernel source, /usr/src/linux-source-6.1.tar.xz)");
+  if (!source) throw new Error(`no kernel source: apt-get install ${BUILD_PACKAGES.join(" ")} (Debian's kernel source is /usr/src/linux-source-6.1.tar.xz)`);
   const root = path.join(o.cacheDir, "kernels");
   const dir = path.join(root, buildKey(fragmentText, source));
   const cached = sourceOf(dir);
   if (cached) return { kernel: cached, built: false, buildMs: 0 };
 
+  const lacking = missingBuildTools();
+  if (lacking.length) throw new Error(`cannot build the guest kernel without ${lacking.join(", ")}: apt-get install ${BUILD_PACKAGES.join(" ")}`);
   const t0 = Date.now();
   fs.mkdirSync(root, { recursive: true, mode: 0o755 });
   removeStale(root);
