@@ -4,6 +4,7 @@ import { CriClient } from "../../harness/cri/client";
 import { containerConfig, hostNetworkPod } from "../../harness/cri/pod";
 import { ContainerState_names, ContainerStatusResponse, PodSandboxState_names, PodSandboxStatusResponse, type PodSandboxConfigInit } from "../../gen/runtime.v1";
 import { toPlain } from "../../proto/message";
+import { CriStream } from "../../harness/cri/stream";
 
 const USAGE = `usage: shimlab cri [--address SOCK] [--timeout SEC] <command> [args]
 
@@ -20,14 +21,20 @@ Talks CRI v1 (runtime.v1) to containerd's CRI plugin, as the kubelet does.
                                      run a host-network pod (handler: shimlab); print its id
   pods                               list pods
   inspectp POD                       a pod's status, as JSON
-  create POD NAME IMAGE [--pid-pod] -- CMD...
-                                     create a container in the pod; print its id
-  run POD NAME IMAGE [--pid-pod] -- CMD...
+  create POD NAME IMAGE [--pid-pod] [-i] [-t] -- CMD...
+                                     create a container in the pod (-i: keep its stdin open for
+                                     attach, -t: on a terminal); print its id
+  run POD NAME IMAGE [--pid-pod] [-i] [-t] -- CMD...
                                      create and start a container; print its id
   start CTR                          start a created container
   ps [--pod POD] [-a]                list running (or all) containers
   inspect CTR                        a container's status, as JSON
   exec CTR [--timeout SEC] -- CMD... run CMD in the container (ExecSync): its output, then its exit code
+  exec -i|-t CTR -- CMD...           the same through CRI streaming (Exec and containerd's streaming
+                                     server, as kubectl exec): -i sends this stdin, -t runs on a
+                                     terminal. v4 has no half-close: a command that waits for
+                                     stdin's end does not get it (Ctrl-C ends the stream)
+  attach [-i] [-t] CTR               attach to a running container's stdio (its -i/-t must match)
   stop CTR [--timeout SEC]           stop a container (SIGTERM, SIGKILL after SEC; default 10)
   rm CTR                             remove a container
   stopp POD                          stop a pod and its containers
@@ -148,9 +155,11 @@ async function runSub(cri: CriClient, sub: string | undefined, args: string[], t
     case "run": {
       const cmd = command(args);
       const pid = takeBool(args, "--pid-pod") ? "pod" : "container";
+      const stdin = takeBool(args, "-i");
+      const tty = takeBool(args, "-t");
       const [pod, name, image] = positional(args, 3, "POD NAME IMAGE [-- CMD...]");
       const sandboxConfig = await sandboxConfigOf(cri, pod);
-      const r = await rt.CreateContainer({ podSandboxId: pod, sandboxConfig, config: containerConfig({ name, image, command: cmd, pid }) });
+      const r = await rt.CreateContainer({ podSandboxId: pod, sandboxConfig, config: containerConfig({ name, image, command: cmd, pid, stdin, tty }) });
       if (sub === "run") await rt.StartContainer({ containerId: r.containerId });
       out(r.containerId + "\n");
       return 0;
@@ -179,11 +188,24 @@ async function runSub(cri: CriClient, sub: string | undefined, args: string[], t
       out(JSON.stringify(toPlain(ContainerStatusResponse, await rt.ContainerStatus({ containerId: c, verbose: true })), null, 2) + "\n");
       return 0;
     }
+    case "attach": {
+      const stdin = takeBool(args, "-i");
+      const tty = takeBool(args, "-t");
+      const [c] = positional(args, 1, "CTR");
+      const { url } = await rt.Attach({ containerId: c, stdin, tty, stdout: true, stderr: !tty });
+      return (await streamTo(url, { stdin, tty })) ?? 0;
+    }
     case "exec": {
       const cmd = command(args);
       const t = take(args, "--timeout");
+      const stdin = takeBool(args, "-i");
+      const tty = takeBool(args, "-t");
       const [c] = positional(args, 1, "CTR -- CMD...");
       if (!cmd.length) throw new UsageError("exec needs a command after --");
+      if (stdin || tty) {
+        const { url } = await rt.Exec({ containerId: c, cmd, stdin, tty, stdout: true, stderr: !tty });
+        return (await streamTo(url, { stdin, tty })) ?? 1;
+      }
       const r = await rt.ExecSync({ containerId: c, cmd, timeout: t ? Number(t) : Number.isFinite(timeout) ? timeout : 0 });
       process.stdout.write(r.stdout);
       process.stderr.write(r.stderr);
@@ -249,4 +271,36 @@ async function up(args: string[]): Promise<number> {
   removeCgroupDirs(cg);
   process.stdout.write("stopped\n");
   return 0;
+}
+
+/**
+ * Joins this terminal to a CRI stream: output to stdout/stderr, stdin to the process (raw when
+ * it is a terminal and -t), window size on resize. The exit code, or null when the server
+ * reported no exit (attach, or an error it printed).
+ */
+async function streamTo(url: string, o: { stdin: boolean; tty: boolean }): Promise<number | null> {
+  const st = await CriStream.open(url);
+  st.on("stdout", (d) => process.stdout.write(d));
+  st.on("stderr", (d) => process.stderr.write(d));
+  const raw = o.tty && o.stdin && process.stdin.isTTY;
+  const onResize = () => st.resize(process.stdout.columns, process.stdout.rows);
+  if (o.stdin) {
+    if (raw) process.stdin.setRawMode(true);
+    // v4 cannot close stdin alone, and closing the stream would lose the output still to come:
+    // at stdin's end nothing is sent (a command waiting for EOF is ended with Ctrl-C).
+    process.stdin.on("data", (d: Buffer) => st.write(d));
+  }
+  if (o.tty && process.stdout.isTTY) {
+    onResize();
+    process.stdout.on("resize", onResize);
+  }
+  try {
+    const r = await st.done;
+    if (r.exitCode === null && r.status && r.status.status !== "Success") process.stderr.write(`shimlab cri: ${r.status.message ?? JSON.stringify(r.status)}\n`);
+    return r.exitCode;
+  } finally {
+    if (raw) process.stdin.setRawMode(false);
+    process.stdin.pause();
+    process.stdout.off("resize", onResize);
+  }
 }

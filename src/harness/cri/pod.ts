@@ -38,6 +38,10 @@ export interface ContainerOptions {
   labels?: Record<string, string>;
   /** Own pid namespace (kubelet's default), or the pod's (shareProcessNamespace). */
   pid?: "container" | "pod";
+  /** Keep stdin open for Attach (kubectl run -i); stdinOnce closes it after the first attach ends. */
+  stdin?: boolean;
+  stdinOnce?: boolean;
+  tty?: boolean;
 }
 
 export function containerConfig(o: ContainerOptions): ContainerConfigInit {
@@ -49,6 +53,9 @@ export function containerConfig(o: ContainerOptions): ContainerConfigInit {
     envs: Object.entries(o.env ?? {}).map(([key, value]) => ({ key, value })),
     logPath: o.logPath ?? "",
     labels: o.labels ?? {},
+    stdin: !!o.stdin,
+    stdinOnce: !!o.stdinOnce,
+    tty: !!o.tty,
     // Unset, the proto3 default POD (0) would put every container in the pause container's pid namespace.
     linux: { securityContext: { namespaceOptions: { network: NamespaceMode.NODE, pid: o.pid === "pod" ? NamespaceMode.POD : NamespaceMode.CONTAINER, ipc: NamespaceMode.POD } } },
   };
