@@ -61,6 +61,8 @@ function agentReady(child: ChildProcess, timeoutMs: number): Promise<boolean> {
 class HostAgent implements SandboxVm {
   readonly kind = "none" as const;
   readonly guest = false;
+  /** Containers join the pod's namespace through their specs: nothing for the agent to set up. */
+  readonly network = null;
   readonly exited: Promise<VmExit>;
   private stopped = false;
 

@@ -1,6 +1,7 @@
 // Where a sandbox's agent lives: a VM (QEMU) or a plain host process.
 import type { Transport } from "../agent/transport";
 import type { StorageInit } from "../gen/grpc";
+import type { InterfaceInit, RouteInit } from "../gen/types";
 import type { Logger } from "../util/logger";
 
 export interface VmExit {
@@ -22,8 +23,18 @@ export interface SandboxVm {
   unshareRootfs(containerId: string): Promise<void>;
   /** CreateSandbox storages: the shared filesystem as the guest mounts it. */
   sandboxStorages(): StorageInit[];
+  /**
+   * The pod's network as the agent must set it up in the guest (UpdateInterface, UpdateRoutes),
+   * or null where the agent shares the pod's namespace already or there is none.
+   */
+  readonly network: GuestNetwork | null;
   /** Stops the VM or agent process, never leaving it behind. */
   stop(): Promise<void>;
+}
+
+export interface GuestNetwork {
+  interfaces: InterfaceInit[];
+  routes: RouteInit[];
 }
 
 export interface StartOptions {
@@ -36,6 +47,8 @@ export interface StartOptions {
   env?: NodeJS.ProcessEnv;
   /** The sandbox's OCI annotations: a hypervisor may take allow-listed settings from them. */
   annotations?: Record<string, string>;
+  /** The pod's network namespace (CNI's), from the sandbox's OCI spec; none for host networking. */
+  netns?: string;
 }
 
 export interface Hypervisor {
@@ -52,4 +65,7 @@ export interface VmRecord {
   agentUrl: string;
   runcRoot?: string;
   extraPids?: { pid: number; startTime: string }[];
+  /** Taps made in the pod's network namespace, for `delete` to remove after a crash. */
+  netns?: string;
+  nics?: { hostIf: string; tap: string }[];
 }

@@ -19,6 +19,7 @@ import { processFromGrpc, resourcesFromGrpc, specFromGrpc } from "./oci";
 import type { Runtime, RuntimeProcess } from "./runtime/types";
 import { mountStorage } from "./storage";
 import type { Reaper } from "./reaper";
+import type { GuestNetwork } from "./network";
 
 export const AGENT_VERSION = "shimlab-mock-agent 0.1.0";
 /** After a process exits, its output is drained for at most this long, then end of stream (as kata-agent). */
@@ -94,6 +95,8 @@ export interface MockAgentOptions {
   guest: boolean;
   /** The subreaper, when the runtime needs one: helper programs the agent runs must be known to it. */
   reaper?: Reaper | null;
+  /** The guest's network (UpdateInterface etc.); null on the host, whose network is not the agent's to change. */
+  network?: GuestNetwork | null;
   /** Called once DestroySandbox has answered: the agent's work is done. */
   onDestroyed: () => void;
 }
@@ -223,11 +226,15 @@ export class MockAgent {
       const init = new AgentProcess(req.containerId, "", !!req.OCI.Process.Terminal);
       const c = new AgentContainer(req.containerId, init, req.execId, dir);
       // Containers of a pod share the sandbox container's IPC and UTS namespaces, as kata-agent arranges.
-      const join: { ipc?: string; uts?: string; pid?: string } = {};
+      const join: { ipc?: string; uts?: string; pid?: string; network?: string } = {};
       const sbx = this.containers.get(this.sandbox.id);
       if (sbx && sbx !== c && sbx.init.rp && sbx.init.status === undefined && this.o.runtime.isolated) {
         join.ipc = `/proc/${sbx.init.rp.pid}/ns/ipc`;
         join.uts = `/proc/${sbx.init.rp.pid}/ns/uts`;
+        // And its network namespace, where the spec has one: containerd names it /proc/<sandbox task
+        // pid>/ns/net, and the pid the shim reports is the agent's (or QEMU's), not the pause
+        // container's. A host-network pod's specs have no network entry, and keep the host's.
+        if (spec.linux?.namespaces?.some((n) => n.type === "network")) join.network = `/proc/${sbx.init.rp.pid}/ns/net`;
         if (req.sandboxPidns || this.sandbox.pidns) join.pid = `/proc/${sbx.init.rp.pid}/ns/pid`;
       }
       this.containers.set(c.id, c);
@@ -405,12 +412,13 @@ export class MockAgent {
       };
     },
 
-    // Network, memory, device and guest-management calls: a mock agent has
-    // nothing truthful to do for these, so it says so.
-    UpdateInterface: () => this.unsupported("UpdateInterface"),
-    UpdateRoutes: () => this.unsupported("UpdateRoutes"),
-    ListInterfaces: () => this.unsupported("ListInterfaces"),
-    ListRoutes: () => this.unsupported("ListRoutes"),
+    // The network calls work in a guest (network.ts). Memory, device and
+    // guest-management calls: a mock agent has nothing truthful to do for
+    // these, so it says so.
+    UpdateInterface: async (req) => this.net("UpdateInterface").updateInterface(req.interface),
+    UpdateRoutes: async (req) => ({ Routes: await this.net("UpdateRoutes").updateRoutes(req.routes?.Routes ?? []) }),
+    ListInterfaces: async () => ({ Interfaces: await this.net("ListInterfaces").listInterfaces() }),
+    ListRoutes: async () => ({ Routes: await this.net("ListRoutes").listRoutes() }),
     AddARPNeighbors: () => this.unsupported("AddARPNeighbors"),
     GetIPTables: () => this.unsupported("GetIPTables"),
     SetIPTables: () => this.unsupported("SetIPTables"),
@@ -430,6 +438,11 @@ export class MockAgent {
     RemoveStaleVirtiofsShareMounts: () => this.unsupported("RemoveStaleVirtiofsShareMounts"),
     GetDiagnosticData: () => this.unsupported("GetDiagnosticData"),
   };
+
+  private net(method: string): GuestNetwork {
+    if (!this.o.network) throw unimplemented(`${method}: this agent runs on the host and shares its network, which is not its to change (a guest agent serves it)`);
+    return this.o.network;
+  }
 
   private unsupported(method: string): never {
     throw unimplemented(`${method} is not supported by the shimlab mock agent`);

@@ -25,6 +25,7 @@ import type { Runtime } from "./runtime/types";
 import { hasNative } from "../native";
 import { serveSerial } from "./serial";
 import { installFailpoints } from "./failpoints";
+import { GuestNetwork } from "./network";
 
 export const AGENT_PORT = 1024;
 
@@ -191,6 +192,7 @@ export function main(argv: string[]): void {
     stateDir: args.stateDir,
     logger: log,
     guest: args.guest,
+    network: args.guest ? new GuestNetwork() : null,
     reaper,
     onDestroyed: () => {
       if (!args.guest) setTimeout(() => void exit("sandbox destroyed"), 50);

@@ -3,7 +3,7 @@
 import fs from "node:fs";
 import { AgentClient, type AgentApi } from "../agent/client";
 import type { DialOptions } from "../agent/dial";
-import type { Hypervisor, SandboxVm } from "../hypervisor/types";
+import type { GuestNetwork, Hypervisor, SandboxVm } from "../hypervisor/types";
 import { failedPrecondition, notFound, unavailable } from "../ttrpc/status";
 import type { Logger } from "../util/logger";
 import { Container, type ContainerHost, type CreateOptions } from "./container";
@@ -30,6 +30,8 @@ export interface SandboxOptions {
   env?: NodeJS.ProcessEnv;
   /** The sandbox container's annotations, for the hypervisor. */
   annotations?: Record<string, string>;
+  /** The pod's network namespace, from the sandbox's spec. */
+  netns?: string;
 }
 
 export type SandboxState = "new" | "starting" | "ready" | "lost" | "stopping" | "stopped";
@@ -95,12 +97,15 @@ export class Sandbox implements ContainerHost {
         logger: this.logger,
         env: this.o.env,
         annotations: this.o.annotations,
+        netns: this.o.netns,
       });
       const vm = this.vm;
       // If the VM dies while we dial, stop dialling.
       const ac = new AbortController();
       vm.exited.then(() => ac.abort());
       this.client = await AgentClient.connect(vm.agentTransport, { ...this.o.dial, signal: ac.signal });
+      // Kata's order: the guest's network first, so that the sandbox and its containers start with it.
+      if (vm.network) await this.setupNetwork(vm.network);
       await this.client.agent.CreateSandbox({
         hostname: this.o.hostname ?? "",
         sandboxId: this.id,
@@ -118,6 +123,13 @@ export class Sandbox implements ContainerHost {
     this.client.on("close", () => this.lost("agent connection closed"));
     void this.oomLoop();
     this.logger.info("sandbox ready", { pid: this.pid, agent: this.vm.agentTransport.url });
+  }
+
+  private async setupNetwork(n: GuestNetwork): Promise<void> {
+    const agent = this.client!.agent;
+    for (const i of n.interfaces) await agent.UpdateInterface({ interface: i });
+    if (n.routes.length) await agent.UpdateRoutes({ routes: { Routes: n.routes } });
+    this.logger.info("guest network set up", { interfaces: n.interfaces.map((i) => `${i.name} ${i.IPAddresses?.map((a) => `${a.address}/${a.mask}`).join(",")}`).join("; "), routes: n.routes.length });
   }
 
   private lost(reason: string): void {

@@ -93,6 +93,7 @@ async function cleanup(flags: ShimFlags): Promise<number> {
       if (rec) {
         killRecorded(rec.pid, rec.startTime);
         for (const x of rec.extraPids ?? []) killRecorded(x.pid, x.startTime);
+        if (rec.netns && fs.existsSync(rec.netns)) removeTaps(rec.netns, rec.nics ?? [], warn);
       }
       unmountUnder(runDir, warn);
       rmIfPresent(runDir);
@@ -104,6 +105,19 @@ async function cleanup(flags: ShimFlags): Promise<number> {
   // containerd removes the bundle after us: nothing may stay mounted in it.
   await unmountAll(path.join(bundle, "rootfs")).catch((e) => warn(`unmount rootfs: ${(e as Error).message}`));
   return rec?.pid ?? 0;
+}
+
+/** The taps a VM's pod network had (qemu/network.ts), and the mirrors on the pod's veths. */
+function removeTaps(netns: string, nics: { hostIf: string; tap: string }[], warn: (m: string) => void): void {
+  for (const n of nics) {
+    for (const args of [["ip", "link", "del", n.tap], ["tc", "qdisc", "del", "dev", n.hostIf, "ingress"]]) {
+      try {
+        execFileSync("nsenter", [`--net=${netns}`, "--", ...args], { stdio: ["ignore", "ignore", "pipe"] });
+      } catch (e) {
+        warn(`${args.join(" ")} in ${netns}: ${(e as Error).message.split("\n")[0]}`);
+      }
+    }
+  }
 }
 
 /** rmSync's force still throws and catches ENOENT inside (a stack captured each time); the usual delete finds nothing. */

@@ -361,6 +361,7 @@ export class TaskService {
         logger: this.log,
         hostname: spec.hostname,
         annotations: spec.annotations,
+        netns: spec.linux?.namespaces?.find((n) => n.type === "network")?.path || undefined,
         dial: { timeoutMs: config.dialTimeoutMs },
         hooks: {
           onExit: (c, p) => {

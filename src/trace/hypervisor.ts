@@ -1,6 +1,6 @@
 // The VM (or host agent process) starting and stopping, and the agent's
 // transport handed out tapped: a wrapper around the Hypervisor interface.
-import type { Hypervisor, SandboxVm, StartOptions, VmExit } from "../hypervisor/types";
+import type { GuestNetwork, Hypervisor, SandboxVm, StartOptions, VmExit } from "../hypervisor/types";
 import type { Transport } from "../agent/transport";
 import type { StorageInit } from "../gen/grpc";
 import type { TraceRecorder } from "./recorder";
@@ -57,6 +57,9 @@ class TracedVm implements SandboxVm {
   }
   get guest(): boolean {
     return this.vm.guest;
+  }
+  get network(): GuestNetwork | null {
+    return this.vm.network;
   }
   shareRootfs(containerId: string, hostPath: string): Promise<string> {
     return this.vm.shareRootfs(containerId, hostPath);

@@ -1,8 +1,11 @@
 // shimlab cri: a small crictl over shimlab's CRI client, and `up`, which
 // starts a private containerd with the CRI plugin set up for shimlab.
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { CriClient } from "../../harness/cri/client";
-import { containerConfig, hostNetworkPod } from "../../harness/cri/pod";
-import { ContainerState_names, ContainerStatusResponse, PodSandboxState_names, PodSandboxStatusResponse, type PodSandboxConfigInit } from "../../gen/runtime.v1";
+import { containerConfig, podConfig } from "../../harness/cri/pod";
+import { NamespaceMode, ContainerState_names, ContainerStatusResponse, PodSandboxState_names, PodSandboxStatusResponse, type PodSandboxConfigInit } from "../../gen/runtime.v1";
 import { toPlain } from "../../proto/message";
 import { CriStream } from "../../harness/cri/stream";
 
@@ -11,14 +14,17 @@ const USAGE = `usage: shimlab cri [--address SOCK] [--timeout SEC] <command> [ar
 Talks CRI v1 (runtime.v1) to containerd's CRI plugin, as the kubelet does.
 --address defaults to $CONTAINER_RUNTIME_ENDPOINT, else /run/containerd/containerd.sock.
 
-  up [--dir DIR]                     start a private containerd 1.6 with CRI, handlers shimlab and
-                                     runc and local pause/busybox images; print its address; run
-                                     until interrupted, then remove its pods and stop it
+  up [--dir DIR] [--qemu]            start a private containerd 1.6 with CRI, handlers shimlab and
+                                     runc (--qemu: and shimlab-qemu, pods in VMs), local pause and
+                                     busybox images and, where Debian's CNI plugins are installed,
+                                     a pod network (a bridge); print its address; run until
+                                     interrupted, then remove its pods and stop it
   version                            runtime name and versions
   info                               runtime conditions (RuntimeReady, NetworkReady)
   images                             images CRI knows
-  runp [--handler H] [--name N] [--namespace NS]
-                                     run a host-network pod (handler: shimlab); print its id
+  runp [--handler H] [--name N] [--namespace NS] [--pod-network]
+                                     run a pod (handler: shimlab) on the host's network, or on
+                                     one of its own from CNI; print its id
   pods                               list pods
   inspectp POD                       a pod's status, as JSON
   create POD NAME IMAGE [--pid-pod] [-i] [-t] -- CMD...
@@ -131,8 +137,9 @@ async function runSub(cri: CriClient, sub: string | undefined, args: string[], t
       const handler = take(args, "--handler") ?? "shimlab";
       const name = take(args, "--name") ?? `pod-${process.pid}-${Date.now() % 100000}`;
       const namespace = take(args, "--namespace") ?? "default";
+      const network = takeBool(args, "--pod-network") ? "pod" : "node";
       positional(args, 0, "no positional arguments");
-      const r = await rt.RunPodSandbox({ config: hostNetworkPod({ name, namespace }), runtimeHandler: handler });
+      const r = await rt.RunPodSandbox({ config: podConfig({ name, namespace, network }), runtimeHandler: handler });
       out(r.podSandboxId + "\n");
       return 0;
     }
@@ -159,7 +166,8 @@ async function runSub(cri: CriClient, sub: string | undefined, args: string[], t
       const tty = takeBool(args, "-t");
       const [pod, name, image] = positional(args, 3, "POD NAME IMAGE [-- CMD...]");
       const sandboxConfig = await sandboxConfigOf(cri, pod);
-      const r = await rt.CreateContainer({ podSandboxId: pod, sandboxConfig, config: containerConfig({ name, image, command: cmd, pid, stdin, tty }) });
+      const network = sandboxConfig.linux?.securityContext?.namespaceOptions?.network === NamespaceMode.POD ? "pod" : "node";
+      const r = await rt.CreateContainer({ podSandboxId: pod, sandboxConfig, config: containerConfig({ name, image, command: cmd, pid, stdin, tty, network }) });
       if (sub === "run") await rt.StartContainer({ containerId: r.containerId });
       out(r.containerId + "\n");
       return 0;
@@ -242,19 +250,30 @@ async function sandboxConfigOf(cri: CriClient, pod: string): Promise<PodSandboxC
   const s = (await cri.runtime.PodSandboxStatus({ podSandboxId: pod })).status;
   if (!s) throw new Error(`pod ${pod} has no status`);
   const m = s.metadata;
-  return { ...hostNetworkPod({ name: m?.name ?? "", namespace: m?.namespace, uid: m?.uid, labels: s.labels, annotations: s.annotations }), metadata: m };
+  const network = s.linux?.namespaces?.options?.network === NamespaceMode.POD ? "pod" : "node";
+  return { ...podConfig({ name: m?.name ?? "", namespace: m?.namespace, uid: m?.uid, labels: s.labels, annotations: s.annotations, network }), metadata: m };
 }
 
 async function up(args: string[]): Promise<number> {
   const dir = take(args, "--dir");
-  positional(args, 0, "only --dir DIR");
+  const qemu = takeBool(args, "--qemu");
+  positional(args, 0, "only --dir DIR and --qemu");
   const { startCriContainerd } = await import("../../harness/cri/containerd");
   const { removeCgroupDirs } = await import("../../mock-agent/runtime/runc");
-  const env = await startCriContainerd({ dir });
+  const { cniMissing, cniNetworkFor } = await import("../../harness/cri/cni");
+  const noCni = cniMissing();
+  const cni = noCni ? undefined : cniNetworkFor(process.pid);
+  let qemuConfig: string | undefined;
+  if (qemu) {
+    qemuConfig = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "shimlab-cri-up-")), "qemu.toml");
+    fs.writeFileSync(qemuConfig, `hypervisor = "qemu"\n[qemu]\naccel = "auto"\nmemory_mb = 512\nguest_runtime = "runc"\n`);
+  }
+  const env = await startCriContainerd({ dir, cni, shimlabHandlers: qemuConfig ? { "shimlab-qemu": qemuConfig } : undefined });
   process.stdout.write(
     `containerd ${env.ctd.pid} serves CRI at ${env.ctd.address}\n` +
-      `  images: ${env.images.pause}, ${env.images.busybox}; handlers: shimlab, runc\n` +
-      `  try: shimlab cri --address ${env.ctd.address} runp --name demo\n` +
+      `  images: ${env.images.pause}, ${env.images.busybox}; handlers: shimlab, runc${qemu ? ", shimlab-qemu" : ""}\n` +
+      (cni ? `  pod network: bridge ${cni.bridge}, ${cni.subnet} (runp --pod-network)\n` : `  no pod network: ${noCni}\n`) +
+      `  try: shimlab cri --address ${env.ctd.address} runp --name demo${cni ? " --pod-network" : ""}${qemu ? " --handler shimlab-qemu" : ""}\n` +
       `Ctrl-C removes its pods and stops it.\n`,
   );
   await new Promise<void>((resolve) => {
@@ -269,6 +288,7 @@ async function up(args: string[]): Promise<number> {
   const cg = env.ctd.cgroupParent;
   await env.destroy();
   removeCgroupDirs(cg);
+  if (qemuConfig) fs.rmSync(path.dirname(qemuConfig), { recursive: true, force: true });
   process.stdout.write("stopped\n");
   return 0;
 }

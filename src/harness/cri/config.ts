@@ -1,10 +1,12 @@
 // containerd 1.6's CRI plugin configured for shimlab: a runtime handler
 // `shimlab` → io.containerd.shimlab.v2 beside `runc`, the local pause image as
-// sandbox_image, and an empty CNI config dir (host-network pods need no CNI;
-// the plugin starts without it and reports NetworkReady=false).
+// sandbox_image, and a CNI config dir: empty (host-network pods need no CNI;
+// the plugin starts without it and reports NetworkReady=false), or a bridge
+// network from Debian's CNI plugins (cni.ts).
 import fs from "node:fs";
 import path from "node:path";
 import { PAUSE_IMAGE } from "./images";
+import { CNI_PLUGIN_DIR, cniConflist, type CniNetwork } from "./cni";
 
 export const CRI_PLUGIN = "io.containerd.grpc.v1.cri";
 export const SHIMLAB_HANDLER = "shimlab";
@@ -18,14 +20,19 @@ export interface CriConfigOptions {
   shimlabConfigPath?: string;
   /** Extra per-handler TOML lines for the shimlab runtime (pod_annotations etc.). */
   shimlabExtra?: string[];
+  /** More handlers for io.containerd.shimlab.v2, each with its own config file (as kata-qemu and kata-clh are Kata's). */
+  shimlabHandlers?: Record<string, string>;
+  /** Pods get their own network: a CNI bridge with host-local addresses (podNetwork in cni.ts). */
+  cni?: CniNetwork;
 }
 
 /** TOML to append to a `version = 2` containerd config. */
 export function criConfig(o: CriConfigOptions): string {
-  const cniBin = path.join(o.dir, "cni", "bin");
+  const cniBin = o.cni ? CNI_PLUGIN_DIR : path.join(o.dir, "cni", "bin");
   const cniConf = path.join(o.dir, "cni", "net.d");
-  fs.mkdirSync(cniBin, { recursive: true });
+  if (!o.cni) fs.mkdirSync(cniBin, { recursive: true });
   fs.mkdirSync(cniConf, { recursive: true });
+  if (o.cni) fs.writeFileSync(path.join(cniConf, "10-shimlab.conflist"), JSON.stringify(cniConflist(o.cni, path.join(o.dir, "cni", "ipam")), null, 2) + "\n");
   const p = `plugins."${CRI_PLUGIN}"`;
   const lines = [
     `[${p}]`,
@@ -51,6 +58,15 @@ export function criConfig(o: CriConfigOptions): string {
   ];
   if (o.shimlabConfigPath) {
     lines.push(`      [${p}.containerd.runtimes.${SHIMLAB_HANDLER}.options]`, `        ConfigPath = "${o.shimlabConfigPath}"`);
+  }
+  for (const [name, configPath] of Object.entries(o.shimlabHandlers ?? {})) {
+    if (!/^[a-z0-9-]+$/.test(name) || name === SHIMLAB_HANDLER || name === "runc") throw new Error(`handler name ${JSON.stringify(name)}: want [a-z0-9-]+, not shimlab or runc`);
+    lines.push(
+      `    [${p}.containerd.runtimes.${name}]`,
+      `      runtime_type = "${SHIMLAB_RUNTIME}"`,
+      `      [${p}.containerd.runtimes.${name}.options]`,
+      `        ConfigPath = "${configPath}"`,
+    );
   }
   lines.push(`  [${p}.cni]`, `    bin_dir = "${cniBin}"`, `    conf_dir = "${cniConf}"`);
   return lines.join("\n") + "\n";

@@ -6,6 +6,7 @@ import path from "node:path";
 import { Containerd } from "../containerd";
 import { CriClient } from "./client";
 import { criConfig, type CriConfigOptions } from "./config";
+import { removeCniBridge } from "./cni";
 import { buildCriImages, importCriImages, type LocalImages } from "./images";
 
 export interface CriContainerdOptions extends Omit<CriConfigOptions, "dir"> {
@@ -43,11 +44,13 @@ export async function startCriContainerd(o: CriContainerdOptions = {}): Promise<
       destroy: async () => {
         client.close();
         await ctd.destroy();
+        if (o.cni) removeCniBridge(o.cni);
       },
     };
   } catch (e) {
     cri?.close();
     await ctd.destroy();
+    if (o.cni) removeCniBridge(o.cni);
     throw e;
   }
 }

@@ -1,5 +1,6 @@
-// Pod and container configs as the kubelet would send them, kept small: a
-// host-network pod (no CNI) and a container running a command from an image.
+// Pod and container configs as the kubelet would send them, kept small: a pod
+// on the host's network (no CNI) or its own (CNI's, cni.ts), and a container
+// running a command from an image.
 import type { ContainerConfigInit, PodSandboxConfigInit } from "../../gen/runtime.v1";
 import { NamespaceMode } from "../../gen/runtime.v1";
 
@@ -12,9 +13,15 @@ export interface PodOptions {
   logDirectory?: string;
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
+  /** The host's network (hostNetwork: true), or a namespace of the pod's own that CNI sets up. */
+  network?: "node" | "pod";
 }
 
 export function hostNetworkPod(o: PodOptions): PodSandboxConfigInit {
+  return podConfig({ ...o, network: "node" });
+}
+
+export function podConfig(o: PodOptions): PodSandboxConfigInit {
   return {
     metadata: { name: o.name, namespace: o.namespace ?? "default", uid: o.uid ?? `uid-${o.name}`, attempt: 0 },
     logDirectory: o.logDirectory ?? "",
@@ -22,7 +29,7 @@ export function hostNetworkPod(o: PodOptions): PodSandboxConfigInit {
     annotations: o.annotations ?? {},
     linux: {
       cgroupParent: o.cgroupParent ?? "",
-      securityContext: { namespaceOptions: { network: NamespaceMode.NODE, pid: NamespaceMode.CONTAINER, ipc: NamespaceMode.POD } },
+      securityContext: { namespaceOptions: { network: o.network === "pod" ? NamespaceMode.POD : NamespaceMode.NODE, pid: NamespaceMode.CONTAINER, ipc: NamespaceMode.POD } },
     },
   };
 }
@@ -36,6 +43,8 @@ export interface ContainerOptions {
   /** Relative to the pod's log directory. */
   logPath?: string;
   labels?: Record<string, string>;
+  /** The pod's network, as its config says (default: the host's). */
+  network?: "node" | "pod";
   /** Own pid namespace (kubelet's default), or the pod's (shareProcessNamespace). */
   pid?: "container" | "pod";
   /** Keep stdin open for Attach (kubectl run -i); stdinOnce closes it after the first attach ends. */
@@ -57,6 +66,6 @@ export function containerConfig(o: ContainerOptions): ContainerConfigInit {
     stdinOnce: !!o.stdinOnce,
     tty: !!o.tty,
     // Unset, the proto3 default POD (0) would put every container in the pause container's pid namespace.
-    linux: { securityContext: { namespaceOptions: { network: NamespaceMode.NODE, pid: o.pid === "pod" ? NamespaceMode.POD : NamespaceMode.CONTAINER, ipc: NamespaceMode.POD } } },
+    linux: { securityContext: { namespaceOptions: { network: o.network === "pod" ? NamespaceMode.POD : NamespaceMode.NODE, pid: o.pid === "pod" ? NamespaceMode.POD : NamespaceMode.CONTAINER, ipc: NamespaceMode.POD } } },
   };
 }

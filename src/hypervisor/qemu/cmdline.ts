@@ -23,6 +23,8 @@ export interface QemuSpec {
   sharedDir?: string;
   /** The image's /usr, shared read-only as 9p tag shimlabUsr. */
   usrDir?: string;
+  /** virtio-net NICs on taps (the pod's network, network.ts); QEMU must run in the taps' namespace. */
+  nics?: { tap: string; mac: string }[];
   /** vhost-vsock guest CID; only where /dev/vhost-vsock exists. */
   vsockCid?: number;
   pidFile?: string;
@@ -108,6 +110,13 @@ export function qemuArgs(s: QemuSpec): string[] {
   if (s.usrDir) {
     a.push("-fsdev", `local,id=usr,path=${optPath("image /usr directory", s.usrDir)},security_model=none,readonly=on`);
     a.push("-device", `${dev("virtio-9p")},fsdev=usr,mount_tag=${USR_SHARE_TAG}`);
+  }
+  for (const [i, n] of (s.nics ?? []).entries()) {
+    if (!/^[A-Za-z0-9_.-]{1,15}$/.test(n.tap)) throw new Error(`tap name ${JSON.stringify(n.tap)}: want 1-15 of [A-Za-z0-9_.-]`);
+    if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i.test(n.mac)) throw new Error(`MAC address ${JSON.stringify(n.mac)}: want six hex octets`);
+    a.push("-netdev", `tap,id=network-${i},ifname=${n.tap},script=no,downscript=no`);
+    // romfile= : no iPXE option ROM (the kernel boots directly; Debian's qemu does not require ipxe-qemu).
+    a.push("-device", `${dev("virtio-net")},netdev=network-${i},mac=${n.mac}${s.machine === "microvm" ? "" : ",romfile="}`);
   }
   if (s.vsockCid !== undefined) {
     if (!Number.isInteger(s.vsockCid) || s.vsockCid < 3 || s.vsockCid > 0xfffffffe) throw new Error(`vsock guest CID ${s.vsockCid}: want 3..4294967294`);

@@ -25,7 +25,7 @@ const IMAGE_FORMAT = 4;
 export type ImageLayout = "share" | "initramfs";
 
 /** What the guest needs: the agent channel, the PCI/MMIO transports, and 9p for kataShared. */
-export const GUEST_MODULES = ["virtio_pci", "virtio_mmio", "virtio_console", "9pnet_virtio", "9p"];
+export const GUEST_MODULES = ["virtio_pci", "virtio_mmio", "virtio_console", "9pnet_virtio", "9p", "virtio_net"];
 
 export function cacheRoot(env: NodeJS.ProcessEnv = process.env): string {
   return env.SHIMLAB_CACHE_DIR || "/var/cache/shimlab";

@@ -14,6 +14,7 @@ import { findKernel, type KernelSource } from "./kernel";
 import { findGuestKernel } from "./guest-kernel";
 import { QemuVm } from "./vm";
 import { SNAPSHOT_PARAM } from "./guest-init";
+import { attachPodNetwork, detachPodNetwork, scanPodNetwork, type PodNetworkPlan } from "./network";
 
 export { parseQemuConfig, type QemuConfig } from "./config";
 export { QemuVm } from "./vm";
@@ -98,16 +99,40 @@ export class QemuHypervisor implements Hypervisor {
       },
     });
     o.logger.info("accelerator chosen", { accel: accel.accel, why: accel.why });
-    return QemuVm.launch({
-      qemuPath: c.path,
-      spec: spec(accel.accel),
-      runDir: o.runDir,
-      logger: o.logger,
-      bootTimeoutMs: c.bootTimeoutMs,
-      env: o.env,
-      share: true,
-    });
+    const network = o.netns ? await podNetwork(o.netns, o) : undefined;
+    try {
+      return await QemuVm.launch({
+        qemuPath: c.path,
+        spec: spec(accel.accel),
+        runDir: o.runDir,
+        logger: o.logger,
+        bootTimeoutMs: c.bootTimeoutMs,
+        env: o.env,
+        share: true,
+        network,
+      });
+    } catch (e) {
+      if (network) await detachPodNetwork(network, o.logger);
+      throw e;
+    }
   }
+}
+
+/** The pod's interfaces, mirrored onto taps for the VM's NICs; undefined when CNI gave it none. */
+async function podNetwork(netns: string, o: StartOptions): Promise<PodNetworkPlan | undefined> {
+  if (!fs.existsSync(netns)) throw unavailable(`the pod's network namespace ${netns} does not exist`);
+  let plan: PodNetworkPlan;
+  try {
+    plan = await scanPodNetwork(netns);
+  } catch (e) {
+    throw unavailable(`reading the pod's network namespace: ${(e as Error).message}`);
+  }
+  if (!plan.nics.length) {
+    o.logger.info("the pod's network namespace has no addressed interface: the VM gets no NIC", { netns });
+    return undefined;
+  }
+  await attachPodNetwork(plan, o.logger);
+  return plan;
 }
 
 /**

@@ -11,11 +11,12 @@ import { VirtioSerialTransport } from "../../agent/transport";
 import type { StorageInit } from "../../gen/grpc";
 import { deadlineExceeded, RpcError, unavailable } from "../../ttrpc/status";
 import type { Logger } from "../../util/logger";
-import type { SandboxVm, VmExit } from "../types";
+import type { GuestNetwork, SandboxVm, VmExit } from "../types";
 import { processStartTime, socketIn, writeVmRecord } from "../rundir";
 import { qemuArgs, SHARE_TAG, type QemuSpec } from "./cmdline";
 import { GUEST_SHARED_DIR } from "./guest-init";
 import { QmpClient } from "./qmp";
+import { detachPodNetwork, type PodNetworkPlan } from "./network";
 
 /** The mock agent logs this once it listens on the port (src/mock-agent/serial.ts says the same). */
 export const AGENT_READY_LINE = "agent serving on virtio-serial";
@@ -34,6 +35,8 @@ export interface LaunchOptions {
   env?: NodeJS.ProcessEnv;
   /** Share a directory as kataShared (container rootfs). */
   share?: boolean;
+  /** The pod's network, its taps made (network.ts): QEMU runs in that namespace, and the taps go at teardown. */
+  network?: PodNetworkPlan;
 }
 
 export interface BootTimes {
@@ -106,6 +109,11 @@ export class QemuVm implements SandboxVm {
     return this.child.pid!;
   }
 
+  get network(): GuestNetwork | null {
+    const n = this.o.network;
+    return n?.nics.length ? { interfaces: n.interfaces, routes: n.routes } : null;
+  }
+
   /** The last console output and QEMU's own complaints, for error messages. */
   diagnostics(): string {
     const parts = [];
@@ -124,11 +132,15 @@ export class QemuVm implements SandboxVm {
       sharedDir = path.join(o.runDir, "shared");
       fs.mkdirSync(sharedDir, { recursive: true, mode: 0o700 });
     }
-    const args = qemuArgs({ ...o.spec, agentSocket: sockets.agent, qmpSocket: sockets.qmp, consoleSocket: sockets.console, sharedDir: sharedDir ?? undefined });
+    const nics = o.network?.nics.map((n) => ({ tap: n.tap, mac: n.mac }));
+    const args = qemuArgs({ ...o.spec, agentSocket: sockets.agent, qmpSocket: sockets.qmp, consoleSocket: sockets.console, sharedDir: sharedDir ?? undefined, nics });
     const env = { ...(o.env ?? process.env) };
     delete env.NODE_EXTRA_CA_CERTS;
     const sp = setpriv();
-    const [cmd, argv] = sp ? [sp, ["--pdeathsig", "SIGKILL", "--", o.qemuPath, ...args]] : [o.qemuPath, args];
+    // Kata starts the VMM inside the pod's namespace too: QEMU opens its taps by name there.
+    // nsenter and setpriv both exec, so the pid spawned is QEMU's.
+    const qemu = nics?.length ? ["nsenter", `--net=${o.network!.netns}`, "--", o.qemuPath, ...args] : [o.qemuPath, ...args];
+    const [cmd, argv] = sp ? [sp, ["--pdeathsig", "SIGKILL", "--", ...qemu]] : [qemu[0], qemu.slice(1)];
     const t0 = Date.now();
     const child = spawn(cmd, argv, { cwd: o.runDir, stdio: ["ignore", "ignore", "pipe"], env });
     const spawnErr = new Promise<Error>((resolve) => child.once("error", resolve));
@@ -139,6 +151,7 @@ export class QemuVm implements SandboxVm {
       pid: child.pid,
       startTime: processStartTime(child.pid) ?? "",
       agentUrl: vm.agentTransport.url,
+      ...(nics?.length ? { netns: o.network!.netns, nics: o.network!.nics.map((n) => ({ hostIf: n.hostIf, tap: n.tap })) } : {}),
     });
     o.logger.info("qemu started", { pid: child.pid, accel: o.spec.accel, machine: o.spec.machine, memoryMb: o.spec.memoryMb });
     o.logger.debug("qemu command line", { args: vm.args.join(" ") });
@@ -332,5 +345,6 @@ export class QemuVm implements SandboxVm {
     this.consoleFd = null;
     for (const id of [...this.shares]) await this.unshareRootfs(id).catch((e) => this.o.logger.error("unshare failed", { container: id, error: (e as Error).message }));
     for (const s of this.sockets) fs.rmSync(s, { force: true });
+    if (this.o.network) await detachPodNetwork(this.o.network, this.o.logger);
   }
 }

@@ -22,7 +22,7 @@ export interface ContainerConfig {
   dir: string;
   spec: OciSpec;
   /** Namespaces to join: the sandbox container's, for containers of a pod. */
-  join?: { ipc?: string; uts?: string; pid?: string };
+  join?: { ipc?: string; uts?: string; pid?: string; network?: string };
   cgroupsPath?: string;
 }
 

@@ -1,0 +1,194 @@
+// The guest's network, set the way kata-agent sets it: UpdateInterface finds
+// the NIC by its MAC (the host gave it the pod veth's), renames it, sets its
+// MTU and addresses and brings it up; UpdateRoutes replaces the routes of the
+// devices it names. Done with the guest's `ip` (busybox), so the agent needs
+// no netlink code of its own; ListInterfaces/ListRoutes read it back.
+import fs from "node:fs";
+import path from "node:path";
+import { execFile } from "node:child_process";
+import type { Interface, InterfaceInit, Route, RouteInit } from "../gen/types";
+import { failedPrecondition, invalidArgument, notFound, RpcError, Code } from "../ttrpc/status";
+
+/** Runs `ip` with these arguments; its stdout. Swapped for a fake in tests. */
+export type IpRunner = (args: string[]) => Promise<string>;
+
+export const runIp: IpRunner = (args) =>
+  new Promise((resolve, reject) =>
+    execFile("ip", args, (err, stdout, stderr) => (err ? reject(new Error(`ip ${args.join(" ")}: ${(stderr || err.message).trim()}`)) : resolve(stdout))),
+  );
+
+const SCOPE_NAMES: Record<number, string> = { 0: "global", 200: "site", 253: "link", 254: "host", 255: "nowhere" };
+const SCOPE_NUMBERS: Record<string, number> = { global: 0, universe: 0, site: 200, link: 253, host: 254, nowhere: 255 };
+
+const IFNAME_RE = /^[A-Za-z0-9_.@-]{1,15}$/;
+const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
+const IPV4_RE = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
+const IPV6_RE = /^[0-9a-f:.]*:[0-9a-f:.]*$/i;
+
+function checkIp(what: string, ip: string, family: number): void {
+  if (!(family === 0 ? IPV4_RE : IPV6_RE).test(ip)) throw invalidArgument(`${what} ${JSON.stringify(ip)} is not an IPv${family === 0 ? 4 : 6} address`);
+}
+
+function checkCidr(what: string, cidr: string, family: number): void {
+  const [ip, len, extra] = cidr.split("/");
+  const max = family === 0 ? 32 : 128;
+  if (extra !== undefined || (len !== undefined && !(/^\d+$/.test(len) && Number(len) <= max))) throw invalidArgument(`${what} ${JSON.stringify(cidr)}: want an address with an optional /0..${max}`);
+  checkIp(what, ip, family);
+}
+
+export interface GuestNetworkOptions {
+  ip?: IpRunner;
+  /** /sys/class/net: where NICs are found by MAC. */
+  sysNet?: string;
+  /** How long a NIC may take to appear (coldplugged ones are there at once). */
+  waitMs?: number;
+}
+
+export class GuestNetwork {
+  private readonly ip: IpRunner;
+  private readonly sysNet: string;
+  private readonly waitMs: number;
+
+  constructor(o: GuestNetworkOptions = {}) {
+    this.ip = o.ip ?? runIp;
+    this.sysNet = o.sysNet ?? "/sys/class/net";
+    this.waitMs = o.waitMs ?? 2000;
+  }
+
+  private readSys(dev: string, file: string): string {
+    try {
+      return fs.readFileSync(path.join(this.sysNet, dev, file), "utf8").trim();
+    } catch {
+      return "";
+    }
+  }
+
+  private async linkByMac(mac: string): Promise<string> {
+    const until = Date.now() + this.waitMs;
+    for (;;) {
+      const devs = fs.existsSync(this.sysNet) ? fs.readdirSync(this.sysNet) : [];
+      const hit = devs.find((d) => this.readSys(d, "address").toLowerCase() === mac.toLowerCase());
+      if (hit) return hit;
+      if (Date.now() >= until) throw notFound(`no network interface with MAC ${mac} in the guest (have: ${devs.join(", ") || "none"})`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  private ipv6(): boolean {
+    return fs.existsSync("/proc/sys/net/ipv6");
+  }
+
+  async updateInterface(i: InterfaceInit | undefined): Promise<Interface> {
+    if (!i) throw invalidArgument("UpdateInterface needs an interface");
+    const name = i.name ?? "";
+    const mac = i.hwAddr ?? "";
+    if (!IFNAME_RE.test(name)) throw invalidArgument(`interface name ${JSON.stringify(name)}: want 1-15 of [A-Za-z0-9_.@-]`);
+    if (!MAC_RE.test(mac)) throw invalidArgument(`interface ${name}: hwAddr ${JSON.stringify(mac)} is not a MAC address`);
+    const mtu = Number(i.mtu ?? 0);
+    if (mtu && (mtu < 68 || mtu > 65535)) throw invalidArgument(`interface ${name}: MTU ${mtu} is out of range 68..65535`);
+    const addrs = i.IPAddresses ?? [];
+    for (const a of addrs) {
+      const family = a.family ?? 0;
+      if (family !== 0 && family !== 1) throw invalidArgument(`interface ${name}: address family ${family}`);
+      checkIp(`interface ${name}: address`, a.address ?? "", family);
+      const max = family === 0 ? 32 : 128;
+      if (!/^\d+$/.test(a.mask ?? "") || Number(a.mask) > max) throw invalidArgument(`interface ${name}: mask ${JSON.stringify(a.mask)} of ${a.address}: want a prefix length 0..${max}`);
+      if (family === 1 && !this.ipv6()) throw failedPrecondition(`interface ${name}: ${a.address} is IPv6, and the guest kernel has no IPv6`);
+    }
+    const dev = await this.linkByMac(mac);
+    await this.ip(["link", "set", "dev", dev, "down"]);
+    if (dev !== name) await this.ip(["link", "set", "dev", dev, "name", name]);
+    if (mtu) await this.ip(["link", "set", "dev", name, "mtu", String(mtu)]);
+    await this.ip(["addr", "flush", "dev", name]);
+    for (const a of addrs) await this.ip([a.family === 1 ? "-6" : "-4", "addr", "add", `${a.address}/${a.mask}`, "dev", name]);
+    await this.ip(["link", "set", "dev", name, "up"]);
+    await this.ip(["link", "set", "dev", "lo", "up"]);
+    const now = (await this.listInterfaces()).find((x) => x.name === name);
+    if (!now) throw new RpcError(Code.Internal, `interface ${name} vanished after it was set up`);
+    return now;
+  }
+
+  /** Replaces the routes of the devices named with these; direct routes go first, for the gateways to be reachable. */
+  async updateRoutes(routes: RouteInit[]): Promise<Route[]> {
+    for (const r of routes) {
+      const family = r.family ?? 0;
+      if (family !== 0 && family !== 1) throw invalidArgument(`route ${r.dest}: address family ${family}`);
+      if (!IFNAME_RE.test(r.device ?? "")) throw invalidArgument(`route ${JSON.stringify(r.dest || "default")}: device ${JSON.stringify(r.device)} is not an interface name`);
+      if (r.dest) checkCidr("route destination", r.dest, family);
+      if (r.gateway) checkIp("route gateway", r.gateway, family);
+      if (r.source) checkIp("route source", r.source, family);
+      if (SCOPE_NAMES[r.scope ?? 0] === undefined) throw invalidArgument(`route ${r.dest || "default"}: scope ${r.scope}`);
+      if (family === 1 && !this.ipv6()) throw failedPrecondition(`route ${r.dest || "default"} is IPv6, and the guest kernel has no IPv6`);
+      if (!fs.existsSync(path.join(this.sysNet, r.device!))) throw notFound(`route ${r.dest || "default"}: no device ${r.device} in the guest`);
+    }
+    for (const dev of new Set(routes.map((r) => r.device!))) {
+      await this.ip(["-4", "route", "flush", "dev", dev]);
+      if (this.ipv6()) await this.ip(["-6", "route", "flush", "dev", dev]).catch(() => {});
+    }
+    const ordered = [...routes.filter((r) => !r.gateway), ...routes.filter((r) => r.gateway)];
+    for (const r of ordered) {
+      const args = [r.family === 1 ? "-6" : "-4", "route", "replace", r.dest || "default"];
+      if (r.gateway) args.push("via", r.gateway);
+      args.push("dev", r.device!);
+      if (r.source) args.push("src", r.source);
+      if (r.scope) args.push("scope", SCOPE_NAMES[r.scope]);
+      await this.ip(args);
+    }
+    return this.listRoutes();
+  }
+
+  async listInterfaces(): Promise<Interface[]> {
+    const addrs = parseIpAddrOneline(await this.ip(["-o", "addr", "show"]));
+    const devs = fs.existsSync(this.sysNet) ? fs.readdirSync(this.sysNet).sort() : [];
+    return devs.map((d) => ({
+      device: d,
+      name: d,
+      IPAddresses: addrs.filter((a) => a.dev === d).map((a) => ({ family: a.family, address: a.address, mask: a.mask })),
+      mtu: Number(this.readSys(d, "mtu")) || 0,
+      hwAddr: this.readSys(d, "address"),
+      devicePath: "",
+      type: "",
+      rawFlags: Number(this.readSys(d, "flags")) || 0,
+    }));
+  }
+
+  async listRoutes(): Promise<Route[]> {
+    const out = parseIpRoutes(await this.ip(["-4", "route", "show"]), 0);
+    if (this.ipv6()) out.push(...parseIpRoutes(await this.ip(["-6", "route", "show"]).catch(() => ""), 1));
+    return out;
+  }
+}
+
+/** `ip -o addr show` lines: "4: eth0    inet 192.0.2.2/24 brd ... scope global eth0\ ...". */
+export function parseIpAddrOneline(text: string): { dev: string; family: number; address: string; mask: string }[] {
+  const out = [];
+  for (const line of text.split("\n")) {
+    const m = /^\d+:\s+(\S+)\s+(inet6?)\s+([^/\s]+)\/(\d+)/.exec(line);
+    if (m) out.push({ dev: m[1].replace(/@.*$/, ""), family: m[2] === "inet" ? 0 : 1, address: m[3], mask: m[4] });
+  }
+  return out;
+}
+
+/** `ip route show` lines: "default via 192.0.2.1 dev eth0", "192.0.2.0/24 dev eth0 scope link  src 192.0.2.2". */
+export function parseIpRoutes(text: string, family: number): Route[] {
+  const out: Route[] = [];
+  for (const line of text.split("\n")) {
+    const w = line.trim().split(/\s+/).filter(Boolean);
+    if (!w.length) continue;
+    // Typed routes (local, broadcast, unreachable...) are not the kind UpdateRoutes sets.
+    if (/^(local|broadcast|unreachable|prohibit|blackhole|multicast|anycast|throw)$/.test(w[0])) continue;
+    const r: Route = { dest: w[0] === "default" ? "" : w[0], gateway: "", device: "", source: "", scope: 0, family, flags: 0, mtu: 0 };
+    for (let k = 1; k < w.length - 1; k++) {
+      const v = w[k + 1];
+      if (w[k] === "via") r.gateway = v;
+      else if (w[k] === "dev") r.device = v;
+      else if (w[k] === "src") r.source = v;
+      else if (w[k] === "scope") r.scope = SCOPE_NUMBERS[v] ?? (Number(v) || 0);
+      else if (w[k] === "mtu") r.mtu = Number(v) || 0;
+      else continue;
+      k++;
+    }
+    out.push(r);
+  }
+  return out;
+}

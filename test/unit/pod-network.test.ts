@@ -1,0 +1,161 @@
+// The pod network carried into a VM: what the host side plans from iproute2's
+// JSON (interfaces, routes, taps, tc mirrors, QEMU NICs) and what the guest
+// agent does with it through `ip`, against a fake `ip` and a fake sysfs.
+import { describe, it, expect, afterEach } from "vitest";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { mirrorLines, planInterfaces, planRoutes, tapLines } from "../../src/hypervisor/qemu/network";
+import { qemuArgs, type QemuSpec } from "../../src/hypervisor/qemu/cmdline";
+import { GuestNetwork, parseIpAddrOneline, parseIpRoutes } from "../../src/mock-agent/network";
+import { Code, RpcError } from "../../src/ttrpc/status";
+
+// `ip -j addr show` in a pod namespace after CNI's bridge plugin (trimmed from a real one).
+const LINKS = [
+  { ifindex: 1, ifname: "lo", link_type: "loopback", address: "00:00:00:00:00:00", mtu: 65536, addr_info: [{ family: "inet", local: "127.0.0.1", prefixlen: 8, scope: "host" }] },
+  {
+    ifindex: 3,
+    ifname: "eth0",
+    link_type: "ether",
+    address: "6a:1c:2e:00:11:22",
+    mtu: 1500,
+    addr_info: [
+      { family: "inet", local: "10.200.7.5", prefixlen: 24, scope: "global" },
+      { family: "inet6", local: "fe80::681c:2eff:fe00:1122", prefixlen: 64, scope: "link" },
+    ],
+  },
+  { ifindex: 4, ifname: "tap0_kata", link_type: "ether", address: "aa:aa:aa:aa:aa:aa", mtu: 1500, addr_info: [{ family: "inet", local: "10.9.9.9", prefixlen: 32, scope: "global" }] },
+  { ifindex: 5, ifname: "dummy0", link_type: "ether", address: "02:00:00:00:00:01", mtu: 1500, addr_info: [] },
+];
+const ROUTES = [
+  { dst: "default", gateway: "10.200.7.1", dev: "eth0", flags: [] },
+  { dst: "10.200.7.0/24", dev: "eth0", protocol: "kernel", scope: "link", prefsrc: "10.200.7.5", flags: [] },
+  { dst: "10.50.0.0/16", dev: "dummy0", flags: [] },
+];
+
+describe("host side: planning the VM's network from the pod namespace", () => {
+  it("carries addressed Ethernet links, not loopback, our own taps, unaddressed links or link-local addresses", () => {
+    const { nics, interfaces } = planInterfaces(LINKS);
+    expect(nics).toEqual([{ hostIf: "eth0", tap: "tap0_kata", mac: "6a:1c:2e:00:11:22", mtu: 1500 }]);
+    expect(interfaces).toEqual([{ device: "eth0", name: "eth0", mtu: 1500, hwAddr: "6a:1c:2e:00:11:22", IPAddresses: [{ family: 0, address: "10.200.7.5", mask: "24" }] }]);
+  });
+
+  it("routes through carried devices only, with netlink scopes and an empty dest for default", () => {
+    expect(planRoutes(ROUTES, 0, new Set(["eth0"]))).toEqual([
+      { dest: "", gateway: "10.200.7.1", device: "eth0", source: "", scope: 0, family: 0 },
+      { dest: "10.200.7.0/24", gateway: "", device: "eth0", source: "10.200.7.5", scope: 253, family: 0 },
+    ]);
+    expect(planRoutes([{ dst: "fe80::/64", dev: "eth0" }, { dst: "fd00::/64", dev: "eth0" }], 1, new Set(["eth0"]))).toEqual([
+      { dest: "fd00::/64", gateway: "", device: "eth0", source: "", scope: 0, family: 1 },
+    ]);
+  });
+
+  it("makes persistent taps and mirrors each veth and tap both ways", () => {
+    const nics = [{ hostIf: "eth0", tap: "tap0_kata", mac: "6a:1c:2e:00:11:22", mtu: 1450 }];
+    expect(tapLines(nics)).toEqual(["tuntap add dev tap0_kata mode tap", "link set dev tap0_kata mtu 1450 up"]);
+    expect(mirrorLines(nics)).toEqual([
+      "qdisc add dev eth0 ingress",
+      "filter add dev eth0 parent ffff: protocol all u32 match u8 0 0 action mirred egress redirect dev tap0_kata",
+      "qdisc add dev tap0_kata ingress",
+      "filter add dev tap0_kata parent ffff: protocol all u32 match u8 0 0 action mirred egress redirect dev eth0",
+    ]);
+  });
+
+  const spec: QemuSpec = { machine: "q35", accel: "tcg", memoryMb: 256, vcpus: 1, kernel: "/k", initrd: "/i", agentSocket: "/r/a", qmpSocket: "/r/q", consoleSocket: "/r/c" };
+
+  it("gives QEMU a virtio-net NIC per tap with the veth's MAC (no option ROM on PCI)", () => {
+    const a = qemuArgs({ ...spec, nics: [{ tap: "tap0_kata", mac: "6a:1c:2e:00:11:22" }] }).join(" ");
+    expect(a).toContain("-netdev tap,id=network-0,ifname=tap0_kata,script=no,downscript=no");
+    expect(a).toContain("-device virtio-net-pci,netdev=network-0,mac=6a:1c:2e:00:11:22,romfile=");
+    const m = qemuArgs({ ...spec, machine: "microvm", nics: [{ tap: "tap0_kata", mac: "6a:1c:2e:00:11:22" }] });
+    expect(m).toContain("virtio-net-device,netdev=network-0,mac=6a:1c:2e:00:11:22");
+  });
+
+  it("refuses a tap name or MAC that would break QEMU's option syntax", () => {
+    expect(() => qemuArgs({ ...spec, nics: [{ tap: "tap0,x=y", mac: "6a:1c:2e:00:11:22" }] })).toThrow(/tap name/);
+    expect(() => qemuArgs({ ...spec, nics: [{ tap: "tap0_kata", mac: "6a:1c:2e:00:11" }] })).toThrow(/MAC address/);
+  });
+});
+
+describe("guest side: the agent's UpdateInterface and UpdateRoutes", () => {
+  let dir: string;
+  afterEach(() => dir && fs.rmSync(dir, { recursive: true, force: true }));
+
+  /** A sysfs with these NICs, and an `ip` that records its calls and renames in the fake sysfs. */
+  function fake(nics: Record<string, string>) {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "shimlab-net-"));
+    for (const [n, mac] of Object.entries(nics)) {
+      fs.mkdirSync(path.join(dir, n));
+      fs.writeFileSync(path.join(dir, n, "address"), mac + "\n");
+      fs.writeFileSync(path.join(dir, n, "mtu"), "1500\n");
+    }
+    const calls: string[] = [];
+    const addrs: string[] = [];
+    const ip = async (args: string[]) => {
+      calls.push(args.join(" "));
+      const i = args.indexOf("name");
+      if (args[0] === "link" && i > 0) fs.renameSync(path.join(dir, args[3]), path.join(dir, args[i + 1]));
+      if (args[1] === "addr" && args[2] === "add") addrs.push(`${args[5]} inet ${args[3]}`);
+      if (args.join(" ") === "-o addr show") return addrs.map((a, k) => `${k + 2}: ${a.split(" ")[0]}    inet ${a.split(" ")[2]} scope global\\`).join("\n");
+      return "";
+    };
+    return { net: new GuestNetwork({ ip, sysNet: dir, waitMs: 0 }), calls };
+  }
+
+  it("finds the NIC by MAC, renames it, sets MTU and addresses, brings it and lo up", async () => {
+    const { net, calls } = fake({ lo: "00:00:00:00:00:00", enp0s3: "6a:1c:2e:00:11:22" });
+    const got = await net.updateInterface({ name: "eth0", hwAddr: "6A:1C:2E:00:11:22", mtu: 1450, IPAddresses: [{ family: 0, address: "10.200.7.5", mask: "24" }] });
+    expect(calls).toEqual([
+      "link set dev enp0s3 down",
+      "link set dev enp0s3 name eth0",
+      "link set dev eth0 mtu 1450",
+      "addr flush dev eth0",
+      "-4 addr add 10.200.7.5/24 dev eth0",
+      "link set dev eth0 up",
+      "link set dev lo up",
+      "-o addr show",
+    ]);
+    expect(got.name).toBe("eth0");
+    expect(got.IPAddresses).toEqual([{ family: 0, address: "10.200.7.5", mask: "24" }]);
+  });
+
+  it("answers NotFound for a MAC no NIC has, InvalidArgument for bad input, and runs nothing then", async () => {
+    const { net, calls } = fake({ eth0: "02:00:00:00:00:01" });
+    const code = (p: Promise<unknown>) => p.then(() => "ok", (e) => (e instanceof RpcError ? e.code : String(e)));
+    expect(await code(net.updateInterface({ name: "eth0", hwAddr: "02:00:00:00:00:99", IPAddresses: [] }))).toBe(Code.NotFound);
+    expect(await code(net.updateInterface({ name: "eth0; rm -rf /", hwAddr: "02:00:00:00:00:01" }))).toBe(Code.InvalidArgument);
+    expect(await code(net.updateInterface({ name: "eth0", hwAddr: "02:00:00:00:00:01", IPAddresses: [{ family: 0, address: "10.0.0.300", mask: "24" }] }))).toBe(Code.InvalidArgument);
+    expect(await code(net.updateInterface({ name: "eth0", hwAddr: "02:00:00:00:00:01", IPAddresses: [{ family: 0, address: "10.0.0.3", mask: "33" }] }))).toBe(Code.InvalidArgument);
+    expect(await code(net.updateInterface(undefined))).toBe(Code.InvalidArgument);
+    expect(await code(net.updateRoutes([{ dest: "10.0.0.0/8", device: "eth9" }]))).toBe(Code.NotFound);
+    expect(await code(net.updateRoutes([{ dest: "10.0.0.0/40", device: "eth0" }]))).toBe(Code.InvalidArgument);
+    expect(await code(net.updateRoutes([{ dest: "", gateway: "nope", device: "eth0" }]))).toBe(Code.InvalidArgument);
+    expect(calls).toEqual([]);
+  });
+
+  it("replaces the named devices' routes, direct routes before gateway routes", async () => {
+    const { net, calls } = fake({ eth0: "02:00:00:00:00:01" });
+    await net.updateRoutes([
+      { dest: "", gateway: "10.200.7.1", device: "eth0", family: 0 },
+      { dest: "10.200.7.0/24", device: "eth0", source: "10.200.7.5", scope: 253, family: 0 },
+    ]);
+    const v4 = calls.filter((c) => !c.startsWith("-6"));
+    expect(v4).toEqual([
+      "-4 route flush dev eth0",
+      "-4 route replace 10.200.7.0/24 dev eth0 src 10.200.7.5 scope link",
+      "-4 route replace default via 10.200.7.1 dev eth0",
+      "-4 route show",
+    ]);
+  });
+
+  it("reads busybox ip's output back", () => {
+    expect(parseIpAddrOneline("1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever\n4: eth0    inet 10.200.7.5/24 brd 10.200.7.255 scope global eth0\\")).toEqual([
+      { dev: "lo", family: 0, address: "127.0.0.1", mask: "8" },
+      { dev: "eth0", family: 0, address: "10.200.7.5", mask: "24" },
+    ]);
+    expect(parseIpRoutes("default via 10.200.7.1 dev eth0 \n10.200.7.0/24 dev eth0 scope link  src 10.200.7.5 \nlocal 10.200.7.5 dev eth0\n", 0)).toEqual([
+      { dest: "", gateway: "10.200.7.1", device: "eth0", source: "", scope: 0, family: 0, flags: 0, mtu: 0 },
+      { dest: "10.200.7.0/24", gateway: "", device: "eth0", source: "10.200.7.5", scope: 253, family: 0, flags: 0, mtu: 0 },
+    ]);
+  });
+});
