@@ -13,17 +13,15 @@ import type { AddressInfo } from "node:net";
 import { execFileSync } from "node:child_process";
 import { attachPodNetwork, detachPodNetwork, scanPodNetwork } from "../../src/hypervisor/qemu/network";
 import { nullLogger } from "../../src/util/logger";
-import { startCriContainerd, type CriContainerd } from "../../src/harness/cri/containerd";
 import { cniMissing, cniNetworkFor } from "../../src/harness/cri/cni";
 import { containerConfig, podConfig } from "../../src/harness/cri/pod";
 import { ContainerState } from "../../src/gen/runtime.v1";
 import { listProcesses } from "../../src/harness/leaks";
-import { removeCgroupDirs } from "../../src/mock-agent/runtime/runc";
 import { ensureImage } from "../../src/hypervisor/qemu/image";
 import { findKernel } from "../../src/hypervisor/qemu/kernel";
-import { busyboxRootfs, missing, REQUIRE_ALL } from "../helpers/env";
-import { expectNoLeaks } from "../helpers/leaks";
-import { removeAllPods, waitUntil } from "../helpers/cri";
+import { missing, REQUIRE_ALL } from "../helpers/env";
+import { useCriContainerd } from "../helpers/cri-fixture";
+import { waitUntil } from "../helpers/cri";
 
 let skip = missing("root", "containerd", "ctr", "runc", "busybox", "qemu-system-x86_64", "xz");
 if (!skip) {
@@ -61,18 +59,23 @@ function get(url: string, timeoutMs: number): Promise<string> {
 }
 
 describe.skipIf(skip)("CRI pods on a CNI network (bridge + host-local), on runc, shimlab and shimlab in QEMU", () => {
-  let env: CriContainerd;
   let work: string;
   let hostServer: http.Server;
   let hostPort = 0;
   const seen: Partial<Record<Handler, Seen>> = {};
+  const fx = useCriContainerd({
+    startTimeoutMs: 180_000,
+    options: async () => {
+      work = fs.mkdtempSync(path.join(os.tmpdir(), "shimlab-cri-net-"));
+      await ensureImage({ runc: true });
+      const qemuCfg = path.join(work, "qemu.toml");
+      fs.writeFileSync(qemuCfg, `hypervisor = "qemu"\n[qemu]\nmachine = "q35"\naccel = "auto"\nmemory_mb = 512\nboot_timeout_ms = 120000\nguest_runtime = "runc"\n`);
+      return { cni: net, shimlabHandlers: { "shimlab-qemu": qemuCfg } };
+    },
+    dirs: () => [work],
+  });
 
   beforeAll(async () => {
-    work = fs.mkdtempSync(path.join(os.tmpdir(), "shimlab-cri-net-"));
-    await ensureImage({ runc: true });
-    const qemuCfg = path.join(work, "qemu.toml");
-    fs.writeFileSync(qemuCfg, `hypervisor = "qemu"\n[qemu]\nmachine = "q35"\naccel = "auto"\nmemory_mb = 512\nboot_timeout_ms = 120000\nguest_runtime = "runc"\n`);
-    env = await startCriContainerd({ busyboxRootfs: busyboxRootfs(), cni: net, shimlabHandlers: { "shimlab-qemu": qemuCfg } });
     // Something on the host, on the pods' gateway, for them to reach.
     hostServer = http.createServer((_req, res) => res.end("host says hi\n"));
     await new Promise<void>((resolve, reject) => {
@@ -81,44 +84,34 @@ describe.skipIf(skip)("CRI pods on a CNI network (bridge + host-local), on runc,
       hostServer.listen(0, "0.0.0.0", () => resolve());
     });
     hostPort = (hostServer.address() as AddressInfo).port;
-  }, 180_000);
-
-  afterAll(async () => {
-    hostServer?.close();
-    if (env) {
-      await removeAllPods(env.cri);
-      const cg = env.ctd.cgroupParent;
-      await env.destroy();
-      removeCgroupDirs(cg);
-    }
-    if (work) fs.rmSync(work, { recursive: true, force: true });
-    const left = fs.existsSync(`/sys/class/net/${net.bridge}`);
-    expect(left, `bridge ${net.bridge} left behind`).toBe(false);
   });
 
-  afterEach(async () => {
-    await removeAllPods(env.cri);
-    await expectNoLeaks([env.ctd.dir], [env.ctd.dir, work], env.ctd.cgroupParent);
-    expect(qemusUnder(env.ctd.dir)).toEqual([]);
+  afterAll(() => {
+    hostServer?.close();
+    if (work) fs.rmSync(work, { recursive: true, force: true });
+  });
+
+  afterEach(() => {
+    expect(qemusUnder(fx.env.ctd.dir)).toEqual([]);
   });
 
   async function flow(handler: Handler): Promise<Seen> {
-    const config = podConfig({ name: `net-${handler}`, uid: `uid-net-${handler}-${process.pid}`, cgroupParent: env.ctd.cgroupParent, network: "pod" });
-    const { podSandboxId } = await env.cri.runtime.RunPodSandbox({ config, runtimeHandler: handler });
-    const ip = (await env.cri.runtime.PodSandboxStatus({ podSandboxId })).status?.network?.ip ?? "";
-    const { containerId } = await env.cri.runtime.CreateContainer({
+    const config = podConfig({ name: `net-${handler}`, uid: `uid-net-${handler}-${process.pid}`, cgroupParent: fx.env.ctd.cgroupParent, network: "pod" });
+    const { podSandboxId } = await fx.env.cri.runtime.RunPodSandbox({ config, runtimeHandler: handler });
+    const ip = (await fx.env.cri.runtime.PodSandboxStatus({ podSandboxId })).status?.network?.ip ?? "";
+    const { containerId } = await fx.env.cri.runtime.CreateContainer({
       podSandboxId,
       sandboxConfig: config,
       config: containerConfig({
         name: "web",
-        image: env.images.busybox,
+        image: fx.env.images.busybox,
         network: "pod",
         command: ["sh", "-c", "mkdir -p /tmp/www && echo served-by-the-pod > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www"],
       }),
     });
-    await env.cri.runtime.StartContainer({ containerId });
+    await fx.env.cri.runtime.StartContainer({ containerId });
     const exec = async (cmd: string) => {
-      const r = await env.cri.runtime.ExecSync({ containerId, cmd: ["sh", "-c", cmd], timeout: 60 });
+      const r = await fx.env.cri.runtime.ExecSync({ containerId, cmd: ["sh", "-c", cmd], timeout: 60 });
       return { code: r.exitCode, out: r.stdout.toString(), err: r.stderr.toString() };
     };
     const addr = await exec("ip -o -4 addr show eth0");
@@ -130,13 +123,13 @@ describe.skipIf(skip)("CRI pods on a CNI network (bridge + host-local), on runc,
     const boot = await exec("cat /proc/sys/kernel/random/boot_id");
     const hostBoot = fs.readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim();
 
-    await env.cri.runtime.StopPodSandbox({ podSandboxId });
+    await fx.env.cri.runtime.StopPodSandbox({ podSandboxId });
     const st = await waitUntil("the web container to exit", async () => {
-      const s = (await env.cri.runtime.ContainerStatus({ containerId })).status;
+      const s = (await fx.env.cri.runtime.ContainerStatus({ containerId })).status;
       return s?.state === ContainerState.CONTAINER_EXITED ? s : null;
     }, 60_000);
     expect(st.exitCode).toBe(137);
-    await env.cri.runtime.RemovePodSandbox({ podSandboxId });
+    await fx.env.cri.runtime.RemovePodSandbox({ podSandboxId });
     return {
       ipInSubnet: inSubnet(ip),
       eth0HasPodIp: addr.code === 0 && addr.out.includes(` ${ip}/`),
@@ -170,6 +163,11 @@ describe.skipIf(skip)("CRI pods on a CNI network (bridge + host-local), on runc,
     seen["shimlab-qemu"] = await flow("shimlab-qemu");
     expect(seen["shimlab-qemu"]).toEqual(expected(true));
   }, 240_000);
+});
+
+afterAll(() => {
+  // The containerd that made the bridge is gone (the fixture's afterAll ran first): so must the bridge be.
+  if (!skip) expect(fs.existsSync(`/sys/class/net/${net.bridge}`), `bridge ${net.bridge} left behind`).toBe(false);
 });
 
 describe.skipIf(skip)("the taps and mirrors in a pod namespace, made and removed", () => {

@@ -3,17 +3,15 @@
 // WebSocket client speaks k8s remotecommand (v4.channel.k8s.io) to it. The
 // stdio then travels containerd → shim (Exec with fifos, a pty, ResizePty) →
 // agent. The same flows on handler runc must look the same.
-import { describe, it, expect, beforeAll, afterAll, afterEach } from "vitest";
-import { startCriContainerd, type CriContainerd } from "../../src/harness/cri/containerd";
+import { describe, it, expect } from "vitest";
 import { containerConfig, hostNetworkPod } from "../../src/harness/cri/pod";
 import { ContainerState } from "../../src/gen/runtime.v1";
 import { CriStream } from "../../src/harness/cri/stream";
-import { removeCgroupDirs } from "../../src/mock-agent/runtime/runc";
 import { runCommand } from "../../src/harness/shim-runner";
 import { REPO_ROOT } from "../../src/harness/containerd";
-import { busyboxRootfs, missing } from "../helpers/env";
-import { expectNoLeaks } from "../helpers/leaks";
-import { removeAllPods, waitUntil, type Handler } from "../helpers/cri";
+import { missing } from "../helpers/env";
+import { useCriContainerd } from "../helpers/cri-fixture";
+import { waitUntil, type Handler } from "../helpers/cri";
 
 const skip = missing("root", "containerd", "ctr", "runc", "busybox");
 
@@ -47,38 +45,21 @@ function collect(st: CriStream) {
 }
 
 describe.skipIf(skip)("CRI streaming Exec and Attach (containerd 1.6's streaming server)", () => {
-  let env: CriContainerd;
+  const fx = useCriContainerd();
   const seen: Partial<Record<Handler, Seen>> = {};
 
-  beforeAll(async () => {
-    env = await startCriContainerd({ busyboxRootfs: busyboxRootfs() });
-  }, 60_000);
-
-  afterAll(async () => {
-    if (!env) return;
-    await removeAllPods(env.cri);
-    const cg = env.ctd.cgroupParent;
-    await env.destroy();
-    removeCgroupDirs(cg);
-  });
-
-  afterEach(async () => {
-    await removeAllPods(env.cri);
-    await expectNoLeaks([env.ctd.dir], [env.ctd.dir], env.ctd.cgroupParent);
-  });
-
   async function flow(handler: Handler): Promise<Seen> {
-    const config = hostNetworkPod({ name: `stream-${handler}`, uid: `uid-stream-${handler}-${process.pid}`, cgroupParent: env.ctd.cgroupParent });
-    const { podSandboxId } = await env.cri.runtime.RunPodSandbox({ config, runtimeHandler: handler });
+    const config = hostNetworkPod({ name: `stream-${handler}`, uid: `uid-stream-${handler}-${process.pid}`, cgroupParent: fx.env.ctd.cgroupParent });
+    const { podSandboxId } = await fx.env.cri.runtime.RunPodSandbox({ config, runtimeHandler: handler });
     const start = async (name: string, command: string[], o: { stdin?: boolean; tty?: boolean } = {}) => {
-      const { containerId } = await env.cri.runtime.CreateContainer({ podSandboxId, sandboxConfig: config, config: containerConfig({ name, image: env.images.busybox, command, ...o }) });
-      await env.cri.runtime.StartContainer({ containerId });
+      const { containerId } = await fx.env.cri.runtime.CreateContainer({ podSandboxId, sandboxConfig: config, config: containerConfig({ name, image: fx.env.images.busybox, command, ...o }) });
+      await fx.env.cri.runtime.StartContainer({ containerId });
       return containerId;
     };
     const sleeper = await start("sleeper", ["sleep", "300"]);
 
     // Exec with stdin, stdout and stderr apart, and a non-zero exit.
-    const ex = await env.cri.runtime.Exec({ containerId: sleeper, cmd: ["/bin/sh", "-c", "read x; echo out:$x; echo err:$x >&2; exit 7"], stdin: true, stdout: true, stderr: true, tty: false });
+    const ex = await fx.env.cri.runtime.Exec({ containerId: sleeper, cmd: ["/bin/sh", "-c", "read x; echo out:$x; echo err:$x >&2; exit 7"], stdin: true, stdout: true, stderr: true, tty: false });
     expect(ex.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/exec\/[\w-]+$/);
     const s1 = await CriStream.open(ex.url);
     const c1 = collect(s1);
@@ -88,7 +69,7 @@ describe.skipIf(skip)("CRI streaming Exec and Attach (containerd 1.6's streaming
     expect(exec).toEqual({ out: "out:hello\n", err: "err:hello\n", exitCode: 7 });
 
     // Exec on a terminal: the window size set over the stream reaches the pty (ResizePty).
-    const tt = await env.cri.runtime.Exec({ containerId: sleeper, cmd: ["/bin/sh"], stdin: true, stdout: true, stderr: false, tty: true });
+    const tt = await fx.env.cri.runtime.Exec({ containerId: sleeper, cmd: ["/bin/sh"], stdin: true, stdout: true, stderr: false, tty: true });
     const s2 = await CriStream.open(tt.url);
     const c2 = collect(s2);
     s2.resize(101, 37);
@@ -100,7 +81,7 @@ describe.skipIf(skip)("CRI streaming Exec and Attach (containerd 1.6's streaming
 
     // Attach to a container made with stdin and a tty: type into its shell, then end it.
     const shell = await start("shell", ["/bin/sh"], { stdin: true, tty: true });
-    const at = await env.cri.runtime.Attach({ containerId: shell, stdin: true, tty: true, stdout: true, stderr: false });
+    const at = await fx.env.cri.runtime.Attach({ containerId: shell, stdin: true, tty: true, stdout: true, stderr: false });
     expect(at.url).toMatch(/\/attach\//);
     const s3 = await CriStream.open(at.url);
     const c3 = collect(s3);
@@ -109,14 +90,14 @@ describe.skipIf(skip)("CRI streaming Exec and Attach (containerd 1.6's streaming
     s3.write("exit 9\r");
     await s3.done;
     const status = await waitUntil("the attached shell to exit", async () => {
-      const s = (await env.cri.runtime.ContainerStatus({ containerId: shell })).status;
+      const s = (await fx.env.cri.runtime.ContainerStatus({ containerId: shell })).status;
       return s?.state === ContainerState.CONTAINER_EXITED ? s : null;
     });
     const attach = { echoed: true, exitCode: status.exitCode };
     expect(attach.exitCode).toBe(9);
 
-    await env.cri.runtime.StopPodSandbox({ podSandboxId });
-    await env.cri.runtime.RemovePodSandbox({ podSandboxId });
+    await fx.env.cri.runtime.StopPodSandbox({ podSandboxId });
+    await fx.env.cri.runtime.RemovePodSandbox({ podSandboxId });
     return { exec, tty, attach };
   }
 
@@ -130,18 +111,18 @@ describe.skipIf(skip)("CRI streaming Exec and Attach (containerd 1.6's streaming
   }, 90_000);
 
   it("shimlab cri exec -i streams this process's stdin and returns the exit code", async () => {
-    const config = hostNetworkPod({ name: "stream-cli", uid: `uid-stream-cli-${process.pid}`, cgroupParent: env.ctd.cgroupParent });
-    const { podSandboxId } = await env.cri.runtime.RunPodSandbox({ config, runtimeHandler: "shimlab" });
-    const { containerId } = await env.cri.runtime.CreateContainer({ podSandboxId, sandboxConfig: config, config: containerConfig({ name: "c", image: env.images.busybox, command: ["sleep", "300"] }) });
-    await env.cri.runtime.StartContainer({ containerId });
-    const cli = (args: string[], input?: string) => runCommand(`${REPO_ROOT}/bin/shimlab`, ["cri", "--address", env.ctd.address, ...args], { timeoutMs: 30_000, stdin: input === undefined ? undefined : Buffer.from(input) });
+    const config = hostNetworkPod({ name: "stream-cli", uid: `uid-stream-cli-${process.pid}`, cgroupParent: fx.env.ctd.cgroupParent });
+    const { podSandboxId } = await fx.env.cri.runtime.RunPodSandbox({ config, runtimeHandler: "shimlab" });
+    const { containerId } = await fx.env.cri.runtime.CreateContainer({ podSandboxId, sandboxConfig: config, config: containerConfig({ name: "c", image: fx.env.images.busybox, command: ["sleep", "300"] }) });
+    await fx.env.cri.runtime.StartContainer({ containerId });
+    const cli = (args: string[], input?: string) => runCommand(`${REPO_ROOT}/bin/shimlab`, ["cri", "--address", fx.env.ctd.address, ...args], { timeoutMs: 30_000, stdin: input === undefined ? undefined : Buffer.from(input) });
     // v4 has no half-close: the stream stays open past stdin's end, until the process exits.
     const r = await cli(["exec", "-i", containerId, "--", "/bin/sh", "-c", "read x; echo got:$x; echo to-err >&2; exit 5"], "line\n");
     expect({ code: r.code, out: r.stdout.toString(), err: r.stderr.toString() }).toEqual({ code: 5, out: "got:line\n", err: "to-err\n" });
     const bad = await cli(["attach", "-i", "no-such-container"]);
     expect(bad.code).toBe(1);
     expect(bad.stderr.toString()).toMatch(/not found/i);
-    await env.cri.runtime.StopPodSandbox({ podSandboxId });
-    await env.cri.runtime.RemovePodSandbox({ podSandboxId });
+    await fx.env.cri.runtime.StopPodSandbox({ podSandboxId });
+    await fx.env.cri.runtime.RemovePodSandbox({ podSandboxId });
   }, 60_000);
 });

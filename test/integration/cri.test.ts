@@ -2,19 +2,17 @@
 // runtime handler `shimlab` (io.containerd.shimlab.v2) from a TypeScript CRI
 // client, checked through /proc and the bundles' `address` files, and the same
 // pod flow with the `runc` handler for comparison.
-import { describe, it, expect, beforeAll, afterAll, afterEach } from "vitest";
+import { describe, it, expect, afterEach } from "vitest";
 import fs from "node:fs";
-import { startCriContainerd, type CriContainerd } from "../../src/harness/cri/containerd";
 import { containerConfig, hostNetworkPod } from "../../src/harness/cri/pod";
 import { ContainerState, type PodSandboxConfigInit } from "../../src/gen/runtime.v1";
 import { descendants, listProcesses } from "../../src/harness/leaks";
-import { removeCgroupDirs } from "../../src/mock-agent/runtime/runc";
 import { CRI_NAMESPACE } from "../../src/harness/cri/images";
 import { runCommand } from "../../src/harness/shim-runner";
 import { REPO_ROOT } from "../../src/harness/containerd";
-import { busyboxRootfs, missing } from "../helpers/env";
-import { expectNoLeaks } from "../helpers/leaks";
-import { argOf, bundleAddress, bundleDir, findBelow, mockAgents, removeAllPods, shimDaemons, unixSocketsOf, waitUntil, type Handler } from "../helpers/cri";
+import { missing } from "../helpers/env";
+import { useCriContainerd } from "../helpers/cri-fixture";
+import { argOf, bundleAddress, bundleDir, findBelow, mockAgents, shimDaemons, unixSocketsOf, waitUntil, type Handler } from "../helpers/cri";
 
 const skip = missing("root", "containerd", "ctr", "runc", "busybox");
 
@@ -26,55 +24,40 @@ interface PodObservation {
 }
 
 describe.skipIf(skip)("CRI: one shim per pod (containerd 1.6 CRI plugin)", () => {
-  let env: CriContainerd;
+  const fx = useCriContainerd();
   const observed: Partial<Record<Handler, PodObservation>> = {};
 
-  beforeAll(async () => {
-    env = await startCriContainerd({ busyboxRootfs: busyboxRootfs() });
-  }, 60_000);
-
-  afterAll(async () => {
-    if (!env) return;
-    await removeAllPods(env.cri);
-    const cg = env.ctd.cgroupParent;
-    await env.destroy();
-    removeCgroupDirs(cg);
-  });
-
   afterEach(async () => {
-    // Every test removes its pods; a failed one must not leave them to the next.
-    await removeAllPods(env.cri);
-    await expectNoLeaks([env.ctd.dir], [env.ctd.dir], env.ctd.cgroupParent);
-    const runcShims = shimDaemons(env.ctd, "runc");
+    const runcShims = shimDaemons(fx.env.ctd, "runc");
     expect(runcShims.map((p) => p.cmdline)).toEqual([]);
   });
 
-  const pod = (name: string): PodSandboxConfigInit => hostNetworkPod({ name, uid: `uid-${name}-${process.pid}`, cgroupParent: env.ctd.cgroupParent });
+  const pod = (name: string): PodSandboxConfigInit => hostNetworkPod({ name, uid: `uid-${name}-${process.pid}`, cgroupParent: fx.env.ctd.cgroupParent });
 
   async function createStarted(podId: string, config: PodSandboxConfigInit, name: string, command: string[], pid: "pod" | "container" = "container"): Promise<string> {
-    const { containerId } = await env.cri.runtime.CreateContainer({
+    const { containerId } = await fx.env.cri.runtime.CreateContainer({
       podSandboxId: podId,
       sandboxConfig: config,
-      config: containerConfig({ name, image: env.images.busybox, command, pid }),
+      config: containerConfig({ name, image: fx.env.images.busybox, command, pid }),
     });
-    await env.cri.runtime.StartContainer({ containerId });
+    await fx.env.cri.runtime.StartContainer({ containerId });
     return containerId;
   }
 
   async function exited(containerId: string) {
     return waitUntil(`container ${containerId} to exit`, async () => {
-      const s = (await env.cri.runtime.ContainerStatus({ containerId })).status;
+      const s = (await fx.env.cri.runtime.ContainerStatus({ containerId })).status;
       return s?.state === ContainerState.CONTAINER_EXITED ? s : null;
     });
   }
 
   /** The pod flow the issue asks for, on either handler; returns what it saw for comparison. */
   async function podFlow(handler: Handler, tag: string): Promise<PodObservation> {
-    const ctd = env.ctd;
+    const ctd = fx.env.ctd;
     const config = pod(`flow-${handler}`);
-    const { podSandboxId: podId } = await env.cri.runtime.RunPodSandbox({ config, runtimeHandler: handler });
+    const { podSandboxId: podId } = await fx.env.cri.runtime.RunPodSandbox({ config, runtimeHandler: handler });
 
-    const status = await env.cri.runtime.PodSandboxStatus({ podSandboxId: podId, verbose: true });
+    const status = await fx.env.cri.runtime.PodSandboxStatus({ podSandboxId: podId, verbose: true });
     expect(status.status?.runtimeHandler).toBe(handler);
     expect(JSON.parse(status.info.info).runtimeType).toBe(handler === "shimlab" ? "io.containerd.shimlab.v2" : "io.containerd.runc.v2");
 
@@ -100,7 +83,7 @@ describe.skipIf(skip)("CRI: one shim per pod (containerd 1.6 CRI plugin)", () =>
     expect(shimDaemons(ctd, handler).map((s) => s.pid)).toEqual([shim.pid]);
     for (const c of [c1, c2]) {
       expect(bundleAddress(ctd, c)).toBe(podAddress);
-      expect((await env.cri.runtime.ContainerStatus({ containerId: c })).status?.state).toBe(ContainerState.CONTAINER_RUNNING);
+      expect((await fx.env.cri.runtime.ContainerStatus({ containerId: c })).status?.state).toBe(ContainerState.CONTAINER_RUNNING);
     }
     expect(findBelow(shim.pid, `sleep ${tag}1`), "c1's sleep runs under the pod's shim").toBeDefined();
     await waitUntil("c2's sleep", () => findBelow(shim.pid, `sleep ${tag}2`));
@@ -112,12 +95,12 @@ describe.skipIf(skip)("CRI: one shim per pod (containerd 1.6 CRI plugin)", () =>
     }
 
     // ExecSync: stdout, stderr and the exit code come back.
-    const ex = await env.cri.runtime.ExecSync({ containerId: c1, cmd: ["sh", "-c", "echo out; echo err >&2; exit 3"], timeout: 30 });
+    const ex = await fx.env.cri.runtime.ExecSync({ containerId: c1, cmd: ["sh", "-c", "echo out; echo err >&2; exit 3"], timeout: 30 });
     const exec = { stdout: ex.stdout.toString(), stderr: ex.stderr.toString(), exitCode: ex.exitCode };
     expect(exec).toEqual({ stdout: "out\n", stderr: "err\n", exitCode: 3 });
     // An exec joins its container's pid namespace: c1's own (its sleep is pid 1),
     // c2's is the pod's (shared with the pause container, Kata's sandbox_pidns).
-    const init = async (c: string) => (await env.cri.runtime.ExecSync({ containerId: c, cmd: ["sh", "-c", "tr '\\0' ' ' < /proc/1/cmdline"], timeout: 30 })).stdout.toString().trim();
+    const init = async (c: string) => (await fx.env.cri.runtime.ExecSync({ containerId: c, cmd: ["sh", "-c", "tr '\\0' ' ' < /proc/1/cmdline"], timeout: 30 })).stdout.toString().trim();
     expect(await init(c1)).toBe(`sleep ${tag}1`);
     expect(await init(c2)).toBe("/bin/sh /pause");
 
@@ -126,8 +109,8 @@ describe.skipIf(skip)("CRI: one shim per pod (containerd 1.6 CRI plugin)", () =>
     const s3 = await exited(c3);
 
     // StopContainer: SIGTERM (trapped → 42), and timeout 0 → SIGKILL (137).
-    await env.cri.runtime.StopContainer({ containerId: c2, timeout: 10 });
-    await env.cri.runtime.StopContainer({ containerId: c1, timeout: 0 });
+    await fx.env.cri.runtime.StopContainer({ containerId: c2, timeout: 10 });
+    await fx.env.cri.runtime.StopContainer({ containerId: c1, timeout: 0 });
     const s1 = await exited(c1);
     const s2 = await exited(c2);
     const exitCodes = { sleeper: s1.exitCode, trapper: s2.exitCode, quitter: s3.exitCode };
@@ -140,9 +123,9 @@ describe.skipIf(skip)("CRI: one shim per pod (containerd 1.6 CRI plugin)", () =>
     // The shim outlives its exited containers while the pod is there.
     expect(shimDaemons(ctd, handler).map((s) => s.pid)).toEqual([shim.pid]);
 
-    await env.cri.runtime.StopPodSandbox({ podSandboxId: podId });
-    expect((await env.cri.runtime.PodSandboxStatus({ podSandboxId: podId })).status?.state).toBe(1 /* SANDBOX_NOTREADY */);
-    await env.cri.runtime.RemovePodSandbox({ podSandboxId: podId });
+    await fx.env.cri.runtime.StopPodSandbox({ podSandboxId: podId });
+    expect((await fx.env.cri.runtime.PodSandboxStatus({ podSandboxId: podId })).status?.state).toBe(1 /* SANDBOX_NOTREADY */);
+    await fx.env.cri.runtime.RemovePodSandbox({ podSandboxId: podId });
 
     // The pod's shim (and agent) are gone, with their socket and bundles.
     await waitUntil("the pod's shim to exit", () => !fs.existsSync(`/proc/${shim.pid}`));
@@ -152,7 +135,7 @@ describe.skipIf(skip)("CRI: one shim per pod (containerd 1.6 CRI plugin)", () =>
     for (const id of [podId, c1, c2, c3]) expect(fs.existsSync(bundleDir(ctd, id))).toBe(false);
     const tasks = await ctd.ctr(["tasks", "ls", "-q"], { namespace: CRI_NAMESPACE });
     expect(tasks.out.trim()).toBe("");
-    const containers = await env.cri.runtime.ListContainers({});
+    const containers = await fx.env.cri.runtime.ListContainers({});
     expect(containers.containers).toEqual([]);
     return { shimsForPod: shims.length, exec, exitCodes, reasons };
   }
@@ -169,18 +152,18 @@ describe.skipIf(skip)("CRI: one shim per pod (containerd 1.6 CRI plugin)", () =>
   it("gives five pods five shims, each pod's containers in its own shim", async () => {
     const names = [0, 1, 2, 3, 4].map((i) => `five-${i}`);
     const configs = names.map((n) => pod(n));
-    const pods = await Promise.all(configs.map((config) => env.cri.runtime.RunPodSandbox({ config, runtimeHandler: "shimlab" }).then((r) => r.podSandboxId)));
+    const pods = await Promise.all(configs.map((config) => fx.env.cri.runtime.RunPodSandbox({ config, runtimeHandler: "shimlab" }).then((r) => r.podSandboxId)));
     const ctrs = await Promise.all(pods.map((p, i) => createStarted(p, configs[i], "app", ["sleep", `380${i}`])));
 
-    const shims = shimDaemons(env.ctd, "shimlab");
+    const shims = shimDaemons(fx.env.ctd, "shimlab");
     expect(shims).toHaveLength(5);
-    expect(mockAgents(env.ctd)).toHaveLength(5);
+    expect(mockAgents(fx.env.ctd)).toHaveLength(5);
     const addresses = new Set<string>();
     for (let i = 0; i < 5; i++) {
       const shim = shims.find((s) => argOf(s, "-id") === pods[i]);
       expect(shim, `a shim started for pod ${i}`).toBeDefined();
-      const address = bundleAddress(env.ctd, pods[i]);
-      expect(bundleAddress(env.ctd, ctrs[i])).toBe(address);
+      const address = bundleAddress(fx.env.ctd, pods[i]);
+      expect(bundleAddress(fx.env.ctd, ctrs[i])).toBe(address);
       expect(unixSocketsOf(shim!.pid)).toEqual([address.slice("unix://".length)]);
       addresses.add(address);
       // This pod's container is below this pod's shim, and no other pod's is.
@@ -189,75 +172,75 @@ describe.skipIf(skip)("CRI: one shim per pod (containerd 1.6 CRI plugin)", () =>
     }
     expect(addresses.size).toBe(5);
 
-    await Promise.all(pods.map((p) => env.cri.runtime.StopPodSandbox({ podSandboxId: p })));
-    await Promise.all(pods.map((p) => env.cri.runtime.RemovePodSandbox({ podSandboxId: p })));
-    await waitUntil("all five shims to exit", () => shimDaemons(env.ctd, "shimlab").length === 0);
+    await Promise.all(pods.map((p) => fx.env.cri.runtime.StopPodSandbox({ podSandboxId: p })));
+    await Promise.all(pods.map((p) => fx.env.cri.runtime.RemovePodSandbox({ podSandboxId: p })));
+    await waitUntil("all five shims to exit", () => shimDaemons(fx.env.ctd, "shimlab").length === 0);
   }, 90_000);
 
   it("survives a crashed pod shim: the pod's containers go with it and report 255, the pod is removable, nothing leaks", async () => {
     const config = pod("crash");
-    const { podSandboxId: podId } = await env.cri.runtime.RunPodSandbox({ config, runtimeHandler: "shimlab" });
+    const { podSandboxId: podId } = await fx.env.cri.runtime.RunPodSandbox({ config, runtimeHandler: "shimlab" });
     const c1 = await createStarted(podId, config, "victim", ["sleep", "3951"]);
-    const [shim] = shimDaemons(env.ctd, "shimlab");
-    const [agent] = mockAgents(env.ctd);
+    const [shim] = shimDaemons(fx.env.ctd, "shimlab");
+    const [agent] = mockAgents(fx.env.ctd);
     expect(findBelow(agent.pid, "sleep 3951")).toBeDefined();
     process.kill(shim.pid, "SIGKILL");
     // containerd runs `delete` for each task of the dead shim; the agent watches its shim and goes too.
     const s1 = await exited(c1);
     expect(s1.exitCode).toBe(255);
-    await waitUntil("the agent and the pod's processes to go", () => mockAgents(env.ctd).length === 0 && !listProcesses().some((p) => p.cmdline === "sleep 3951"));
-    await env.cri.runtime.StopPodSandbox({ podSandboxId: podId });
-    await env.cri.runtime.RemovePodSandbox({ podSandboxId: podId });
-    expect((await env.cri.runtime.ListPodSandbox({})).items).toEqual([]);
+    await waitUntil("the agent and the pod's processes to go", () => mockAgents(fx.env.ctd).length === 0 && !listProcesses().some((p) => p.cmdline === "sleep 3951"));
+    await fx.env.cri.runtime.StopPodSandbox({ podSandboxId: podId });
+    await fx.env.cri.runtime.RemovePodSandbox({ podSandboxId: podId });
+    expect((await fx.env.cri.runtime.ListPodSandbox({})).items).toEqual([]);
     // containerd's clean-up after a dead shim (`delete`, then the bundle) runs on its own time.
-    await waitUntil("containerd to remove the pod's bundles", () => !fs.existsSync(bundleDir(env.ctd, podId)) && !fs.existsSync(bundleDir(env.ctd, c1)));
+    await waitUntil("containerd to remove the pod's bundles", () => !fs.existsSync(bundleDir(fx.env.ctd, podId)) && !fs.existsSync(bundleDir(fx.env.ctd, c1)));
   });
 
   it("takes the pod down with its pause container, as Kata does: containers killed, pod not ready, shim gone", async () => {
     const config = pod("pausedeath");
-    const { podSandboxId: podId } = await env.cri.runtime.RunPodSandbox({ config, runtimeHandler: "shimlab" });
+    const { podSandboxId: podId } = await fx.env.cri.runtime.RunPodSandbox({ config, runtimeHandler: "shimlab" });
     const c1 = await createStarted(podId, config, "orphan", ["sleep", "3961"]);
-    const [shim] = shimDaemons(env.ctd, "shimlab");
+    const [shim] = shimDaemons(fx.env.ctd, "shimlab");
     const pause = findBelow(shim.pid, "/bin/sh /pause");
     expect(pause).toBeDefined();
     process.kill(pause!.pid, "SIGKILL");
     expect((await exited(c1)).exitCode).toBe(137);
     // CRI deletes the exited tasks (the sandbox's once its containers are gone) and marks the pod.
-    await waitUntil("the pod to be not ready", async () => (await env.cri.runtime.PodSandboxStatus({ podSandboxId: podId })).status?.state === 1);
+    await waitUntil("the pod to be not ready", async () => (await fx.env.cri.runtime.PodSandboxStatus({ podSandboxId: podId })).status?.state === 1);
     await waitUntil("the pod's shim to exit", () => !fs.existsSync(`/proc/${shim.pid}`), 15_000);
-    const tasks = await env.ctd.ctr(["tasks", "ls", "-q"], { namespace: CRI_NAMESPACE });
+    const tasks = await fx.env.ctd.ctr(["tasks", "ls", "-q"], { namespace: CRI_NAMESPACE });
     expect(tasks.out.trim()).toBe("");
-    await env.cri.runtime.StopPodSandbox({ podSandboxId: podId });
-    await env.cri.runtime.RemovePodSandbox({ podSandboxId: podId });
+    await fx.env.cri.runtime.StopPodSandbox({ podSandboxId: podId });
+    await fx.env.cri.runtime.RemovePodSandbox({ podSandboxId: podId });
   });
 
   it("refuses an unknown runtime handler without starting a shim", async () => {
-    const err = await env.cri.runtime.RunPodSandbox({ config: pod("nohandler"), runtimeHandler: "no-such-handler" }).then(
+    const err = await fx.env.cri.runtime.RunPodSandbox({ config: pod("nohandler"), runtimeHandler: "no-such-handler" }).then(
       () => null,
       (e: Error) => e,
     );
     expect(err?.message).toContain('no runtime for "no-such-handler" is configured');
-    expect(shimDaemons(env.ctd, "shimlab")).toEqual([]);
-    expect((await env.cri.runtime.ListPodSandbox({})).items).toEqual([]);
+    expect(shimDaemons(fx.env.ctd, "shimlab")).toEqual([]);
+    expect((await fx.env.cri.runtime.ListPodSandbox({})).items).toEqual([]);
   });
 
   it("drives a pod from the command line: shimlab cri runp, run, exec, ps, stopp, rmp", async () => {
     const cli = async (...args: string[]) => {
-      const r = await runCommand(`${REPO_ROOT}/bin/shimlab`, ["cri", "--address", env.ctd.address, ...args], { timeoutMs: 60_000 });
+      const r = await runCommand(`${REPO_ROOT}/bin/shimlab`, ["cri", "--address", fx.env.ctd.address, ...args], { timeoutMs: 60_000 });
       return { code: r.code, out: r.stdout.toString(), err: r.stderr.toString() };
     };
     const runp = await cli("runp", "--name", "cli-pod");
     expect(runp.code, runp.err).toBe(0);
     const podId = runp.out.trim();
     expect(podId).toMatch(/^[0-9a-f]{64}$/);
-    const run = await cli("run", podId, "app", env.images.busybox, "--", "sleep", "3901");
+    const run = await cli("run", podId, "app", fx.env.images.busybox, "--", "sleep", "3901");
     expect(run.code, run.err).toBe(0);
     const ctrId = run.out.trim();
     const ex = await cli("exec", ctrId, "--", "sh", "-c", "echo to-out; echo to-err >&2; exit 6");
     expect(ex).toEqual({ code: 6, out: "to-out\n", err: "to-err\n" });
     const ps = await cli("ps", "--pod", podId);
-    expect(ps.out).toMatch(new RegExp(`${ctrId.slice(0, 13)}\\s+${env.images.busybox.replace(/\./g, "\\.")}\\s+.*CONTAINER_RUNNING\\s+app`));
-    expect(shimDaemons(env.ctd, "shimlab").map((s) => argOf(s, "-id"))).toEqual([podId]);
+    expect(ps.out).toMatch(new RegExp(`${ctrId.slice(0, 13)}\\s+${fx.env.images.busybox.replace(/\./g, "\\.")}\\s+.*CONTAINER_RUNNING\\s+app`));
+    expect(shimDaemons(fx.env.ctd, "shimlab").map((s) => argOf(s, "-id"))).toEqual([podId]);
     expect((await cli("stopp", podId)).code).toBe(0);
     expect((await cli("rmp", podId)).code).toBe(0);
     expect((await cli("pods")).out.trim().split("\n")).toHaveLength(1); // the header only
@@ -265,6 +248,6 @@ describe.skipIf(skip)("CRI: one shim per pod (containerd 1.6 CRI plugin)", () =>
     expect(bad.code).toBe(1);
     expect(bad.err).toContain("RuntimeService/ExecSync");
     expect((await cli("frobnicate")).code).toBe(2);
-    await waitUntil("the pod's shim to exit", () => shimDaemons(env.ctd, "shimlab").length === 0);
+    await waitUntil("the pod's shim to exit", () => shimDaemons(fx.env.ctd, "shimlab").length === 0);
   });
 });
