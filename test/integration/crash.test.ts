@@ -42,7 +42,7 @@ describe.skipIf(skip)("a SIGKILLed shim, under containerd", () => {
       const watch = new EventWatch(ctd);
       await watch.ready();
       try {
-        const run = await ctd.ctr(["run", "-d", "--runtime", RUNTIMES[rt], "--rootfs", rootfs, id, "/bin/sh", "-c", "sleep 300"]);
+        const run = await ctd.ctr(["run", "-d", "--runtime", RUNTIMES[rt], "--rootfs", rootfs, id, "/bin/sh", "-c", "sleep 3071"]);
         expect(run.code, run.err).toBe(0);
         const addr = fs.readFileSync(path.join(ctd.state, "io.containerd.runtime.v2.task", "default", id, "address"), "utf8").trim();
         const socket = addr.replace(/^unix:\/\//, "");
@@ -64,7 +64,7 @@ describe.skipIf(skip)("a SIGKILLed shim, under containerd", () => {
         // runc's shim (containerd 1.6) leaves its socket file behind after SIGKILL; shimlab's delete removes it.
         else fs.rmSync(socket, { force: true });
         expect(await settle(() => shimlabProcesses([ctd.address]), 5_000)).toEqual([]);
-        expect(await settle(() => listProcesses().filter((p) => p.cmdline === "sleep 300" || p.cmdline === "/bin/sh -c sleep 300"), 5_000)).toEqual([]);
+        expect(await settle(() => listProcesses().filter((p) => p.cmdline === "sleep 3071" || p.cmdline === "/bin/sh -c sleep 3071"), 5_000)).toEqual([]);
         expect((await ctd.ctr(["container", "rm", id])).code).toBe(0);
         seen[rt] = watch.forContainer(id).map((e) => normalise(e, id));
       } finally {

@@ -21,7 +21,7 @@ import { ensureImage } from "../../src/hypervisor/qemu/image";
 import { findKernel } from "../../src/hypervisor/qemu/kernel";
 import { missing, REQUIRE_ALL } from "../helpers/env";
 import { useCriContainerd } from "../helpers/cri-fixture";
-import { waitUntil } from "../helpers/cri";
+import { shimDaemons, waitUntil } from "../helpers/cri";
 
 let skip = missing("root", "containerd", "ctr", "runc", "busybox", "qemu-system-x86_64", "xz");
 if (!skip) {
@@ -162,6 +162,25 @@ describe.skipIf(skip)("CRI pods on a CNI network (bridge + host-local), on runc,
   it("handler shimlab-qemu: the same from inside the VM, over tc-mirrored taps", async () => {
     seen["shimlab-qemu"] = await flow("shimlab-qemu");
     expect(seen["shimlab-qemu"]).toEqual(expected(true));
+  }, 240_000);
+
+  it("shimlab-qemu, shim SIGKILLed: QEMU dies with it and containerd's `delete` removes the tap and the mirror from the pod's namespace", async () => {
+    const config = podConfig({ name: "net-crash", uid: `uid-net-crash-${process.pid}`, cgroupParent: fx.env.ctd.cgroupParent, network: "pod" });
+    const { podSandboxId } = await fx.env.cri.runtime.RunPodSandbox({ config, runtimeHandler: "shimlab-qemu" });
+    const info = JSON.parse((await fx.env.cri.runtime.PodSandboxStatus({ podSandboxId, verbose: true })).info.info ?? "{}");
+    const netns: string = info.runtimeSpec.linux.namespaces.find((n: { type: string }) => n.type === "network").path;
+    const inNs = (...a: string[]) => execFileSync("nsenter", [`--net=${netns}`, "--", ...a]).toString();
+    expect(inNs("ip", "-o", "link")).toContain("tap0_kata");
+    expect(inNs("tc", "qdisc", "show", "dev", "eth0")).toContain("ingress");
+    const [shim] = shimDaemons(fx.env.ctd, "shimlab");
+    process.kill(shim.pid, "SIGKILL");
+    await waitUntil("QEMU to die with its shim", () => qemusUnder(fx.env.ctd.dir).length === 0, 30_000);
+    // The namespace is containerd's and still there (the pod is not stopped): only `delete` can have cleaned it.
+    await waitUntil("the tap to go", () => !inNs("ip", "-o", "link").includes("tap0_kata"), 30_000);
+    expect(inNs("tc", "qdisc", "show", "dev", "eth0")).not.toContain("ingress");
+    expect(inNs("ip", "-o", "-4", "addr", "show", "eth0")).toMatch(/inet 10\./); // CNI's own setup untouched
+    await fx.env.cri.runtime.StopPodSandbox({ podSandboxId });
+    await fx.env.cri.runtime.RemovePodSandbox({ podSandboxId });
   }, 240_000);
 });
 

@@ -56,7 +56,7 @@ describe.skipIf(skip)("CRI streaming Exec and Attach (containerd 1.6's streaming
       await fx.env.cri.runtime.StartContainer({ containerId });
       return containerId;
     };
-    const sleeper = await start("sleeper", ["sleep", "300"]);
+    const sleeper = await start("sleeper", ["sleep", "3301"]);
 
     // Exec with stdin, stdout and stderr apart, and a non-zero exit.
     const ex = await fx.env.cri.runtime.Exec({ containerId: sleeper, cmd: ["/bin/sh", "-c", "read x; echo out:$x; echo err:$x >&2; exit 7"], stdin: true, stdout: true, stderr: true, tty: false });
@@ -113,7 +113,7 @@ describe.skipIf(skip)("CRI streaming Exec and Attach (containerd 1.6's streaming
   it("shimlab cri exec -i streams this process's stdin and returns the exit code", async () => {
     const config = hostNetworkPod({ name: "stream-cli", uid: `uid-stream-cli-${process.pid}`, cgroupParent: fx.env.ctd.cgroupParent });
     const { podSandboxId } = await fx.env.cri.runtime.RunPodSandbox({ config, runtimeHandler: "shimlab" });
-    const { containerId } = await fx.env.cri.runtime.CreateContainer({ podSandboxId, sandboxConfig: config, config: containerConfig({ name: "c", image: fx.env.images.busybox, command: ["sleep", "300"] }) });
+    const { containerId } = await fx.env.cri.runtime.CreateContainer({ podSandboxId, sandboxConfig: config, config: containerConfig({ name: "c", image: fx.env.images.busybox, command: ["sleep", "3302"] }) });
     await fx.env.cri.runtime.StartContainer({ containerId });
     const cli = (args: string[], input?: string) => runCommand(`${REPO_ROOT}/bin/shimlab`, ["cri", "--address", fx.env.ctd.address, ...args], { timeoutMs: 30_000, stdin: input === undefined ? undefined : Buffer.from(input) });
     // v4 has no half-close: the stream stays open past stdin's end, until the process exits.

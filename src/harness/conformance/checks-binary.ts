@@ -139,6 +139,8 @@ export const binaryChecks: Check[] = [
     async run(ctx) {
       const h = await ctx.running({ args: SLEEP });
       ctx.expect(h.shimPid > 0, "no shim pid");
+      // runc's shim publishes /tasks/start after Start has answered: killed before that, it never does.
+      await ctx.waitEvent(h.id, "/tasks/start");
       process.kill(h.shimPid, "SIGKILL");
       ctx.expect(await exited(h.shimPid, 5_000), "the shim survived SIGKILL");
       h.shim.close();
