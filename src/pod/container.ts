@@ -211,7 +211,7 @@ export class Container {
    */
   async delete(): Promise<Process> {
     this.init.state.check("delete");
-    for (const e of this.execs.values()) if (e.status === "running" || e.status === "paused") throw failedPrecondition(`exec ${e.execId} of ${this.id} is still ${e.status}`);
+    await this.stopExecs();
     try {
       await this.host.agent.RemoveContainer({ containerId: this.id, timeout: 10 });
     } catch (e) {
@@ -228,6 +228,23 @@ export class Container {
     this.init.closeIo();
     for (const e of this.execs.values()) e.closeIo();
     return this.init;
+  }
+
+  /**
+   * The init has stopped, so its execs are dying with it (their exits are in flight) or outlive it
+   * in a shared pid namespace. Kata's DeleteContainer stops what is left, and runc's shim deletes the
+   * init regardless: SIGKILL them and wait for their exits (published before the TaskDelete), rather
+   * than refuse and leave a shim that containerd's Shutdown can no longer end.
+   */
+  private async stopExecs(timeoutMs = 5_000): Promise<void> {
+    const live = () => [...this.execs.values()].filter((e) => e.status === "running" || e.status === "paused");
+    if (!live().length) return;
+    for (const e of live()) await this.host.agent.SignalProcess({ containerId: this.id, execId: e.execId, signal: os.constants.signals.SIGKILL }).catch(() => {});
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(live().map((e) => e.wait())), new Promise((r) => (timer = setTimeout(r, timeoutMs)))]);
+    clearTimeout(timer);
+    const left = live();
+    if (left.length) throw failedPrecondition(`exec ${left[0].execId} of ${this.id} is still ${left[0].status} after SIGKILL`);
   }
 
   /** Releases the rootfs after the agent is gone (crash paths). */

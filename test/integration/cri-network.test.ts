@@ -176,8 +176,7 @@ describe.skipIf(skip)("CRI pods on a CNI network (bridge + host-local), on runc,
     process.kill(shim.pid, "SIGKILL");
     await waitUntil("QEMU to die with its shim", () => qemusUnder(fx.env.ctd.dir).length === 0, 30_000);
     // The namespace is containerd's and still there (the pod is not stopped): only `delete` can have cleaned it.
-    await waitUntil("the tap to go", () => !inNs("ip", "-o", "link").includes("tap0_kata"), 30_000);
-    expect(inNs("tc", "qdisc", "show", "dev", "eth0")).not.toContain("ingress");
+    await waitUntil("the tap and eth0's ingress mirror to go", () => !inNs("ip", "-o", "link").includes("tap0_kata") && !inNs("tc", "qdisc", "show", "dev", "eth0").includes("ingress"), 30_000);
     expect(inNs("ip", "-o", "-4", "addr", "show", "eth0")).toMatch(/inet 10\./); // CNI's own setup untouched
     await fx.env.cri.runtime.StopPodSandbox({ podSandboxId });
     await fx.env.cri.runtime.RemovePodSandbox({ podSandboxId });
