@@ -36,8 +36,14 @@ const ROUTES = [
 describe("host side: planning the VM's network from the pod namespace", () => {
   it("carries addressed Ethernet links, not loopback, our own taps, unaddressed links or link-local addresses", () => {
     const { nics, interfaces } = planInterfaces(LINKS);
-    expect(nics).toEqual([{ hostIf: "eth0", tap: "tap0_kata", mac: "6a:1c:2e:00:11:22", mtu: 1500 }]);
+    // tap0_kata is taken (LINKS has one): the next free name.
+    expect(nics).toEqual([{ hostIf: "eth0", tap: "tap1_kata", mac: "6a:1c:2e:00:11:22", mtu: 1500 }]);
     expect(interfaces).toEqual([{ device: "eth0", name: "eth0", mtu: 1500, hwAddr: "6a:1c:2e:00:11:22", IPAddresses: [{ family: 0, address: "10.200.7.5", mask: "24" }] }]);
+  });
+
+  it("names taps around any tapN_kata already in the namespace, so a failed attach never removes another's", () => {
+    const two = [...LINKS, { ...LINKS[1], ifname: "eth1", address: "6a:1c:2e:00:11:33", addr_info: [{ family: "inet", local: "10.200.8.5", prefixlen: 24, scope: "global" }] }];
+    expect(planInterfaces(two).nics.map((n) => `${n.hostIf}:${n.tap}`)).toEqual(["eth0:tap1_kata", "eth1:tap2_kata"]);
   });
 
   it("routes through carried devices only, with netlink scopes and an empty dest for default", () => {

@@ -65,12 +65,19 @@ const TAP_RE = /^tap\d+_kata$/;
 export function planInterfaces(links: IpLink[]): { nics: PodNic[]; interfaces: InterfaceInit[] } {
   const nics: PodNic[] = [];
   const interfaces: InterfaceInit[] = [];
+  // A tap name nothing in the namespace has: a failed attach removes the taps it planned, never another's.
+  const taken = new Set(links.map((l) => l.ifname));
+  let next = 0;
+  const freeTap = () => {
+    while (taken.has(tapName(next))) next++;
+    return tapName(next++);
+  };
   for (const l of links) {
     if (l.link_type !== "ether" || !l.address || TAP_RE.test(l.ifname)) continue;
     const addrs = (l.addr_info ?? []).filter((a) => (a.family === "inet" || a.family === "inet6") && a.scope !== "link" && a.scope !== "host");
     if (!addrs.length) continue;
     const mtu = l.mtu ?? 1500;
-    nics.push({ hostIf: l.ifname, tap: tapName(nics.length), mac: l.address, mtu });
+    nics.push({ hostIf: l.ifname, tap: freeTap(), mac: l.address, mtu });
     interfaces.push({
       device: l.ifname,
       name: l.ifname,
