@@ -5,6 +5,7 @@
 // caller; the bridge outlives CNI DEL and is removed by removeCniBridge.
 import fs from "node:fs";
 import { execFileSync } from "node:child_process";
+import { which } from "../../util/which";
 
 export const CNI_PLUGIN_DIR = "/usr/lib/cni";
 
@@ -43,13 +44,7 @@ export function cniConflist(n: CniNetwork, ipamDir: string): object {
 /** What the pod network needs on this machine, or null when it is all there. */
 export function cniMissing(): string | null {
   for (const p of ["bridge", "host-local", "loopback"]) if (!fs.existsSync(`${CNI_PLUGIN_DIR}/${p}`)) return `CNI plugin ${CNI_PLUGIN_DIR}/${p} (apt-get install containernetworking-plugins)`;
-  for (const t of ["ip", "tc", "nsenter"]) {
-    try {
-      execFileSync("sh", ["-c", `command -v ${t}`], { stdio: "ignore" });
-    } catch {
-      return `${t} (apt-get install iproute2 util-linux)`;
-    }
-  }
+  for (const t of ["ip", "tc", "nsenter"]) if (!which(t)) return `${t} (apt-get install iproute2 util-linux)`;
   return null;
 }
 

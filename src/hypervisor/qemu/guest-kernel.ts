@@ -13,6 +13,7 @@ import os from "node:os";
 import path from "node:path";
 import { spawn } from "node:child_process";
 import { hasPvhNote, type KernelSource } from "./kernel";
+import { which } from "../../util/which";
 
 /** Bumped when the build steps change what comes out for the same inputs. */
 const BUILD_FORMAT = 1;
@@ -150,8 +151,8 @@ export const BUILD_PACKAGES = ["linux-source-6.1", "gcc", "make", "libc6-dev", "
 
 /** The build's tools (and objtool's libelf header) this machine lacks. */
 export function missingBuildTools(pathEnv = process.env.PATH ?? "/usr/bin:/bin", includeDir = "/usr/include"): string[] {
-  const onPath = (b: string) => pathEnv.split(":").some((d) => d && fs.existsSync(path.join(d, b)));
-  const lacking = ["make", "gcc", "bc", "bison", "flex", "tar", "xz"].filter((b) => !onPath(b));
+  const dirs = pathEnv.split(":").filter(Boolean);
+  const lacking = ["make", "gcc", "bc", "bison", "flex", "tar", "xz"].filter((b) => !which(b, dirs));
   if (!fs.existsSync(path.join(includeDir, "gelf.h"))) lacking.push("libelf's headers (gelf.h)");
   return lacking;
 }

@@ -13,6 +13,7 @@ import path from "node:path";
 import zlib from "node:zlib";
 import { spawn, spawnSync } from "node:child_process";
 import { addonPath } from "../../native";
+import { which } from "../../util/which";
 import { CpioWriter, S_IFCHR, S_IFDIR, S_IFREG, type CpioEntry } from "./cpio";
 import { extractVmlinux, findKernel, type KernelSource } from "./kernel";
 import { findGuestKernel } from "./guest-kernel";
@@ -88,14 +89,6 @@ function contentOf(f: FileInput, stripBin: string | null, tmpDir: string): Buffe
   } finally {
     fs.rmSync(out, { force: true });
   }
-}
-
-function which(bin: string): string | null {
-  for (const d of ["/usr/sbin", "/usr/bin", "/sbin", "/bin", ...(process.env.PATH ?? "").split(":")]) {
-    const p = path.join(d, bin);
-    if (d && fs.existsSync(p)) return p;
-  }
-  return null;
 }
 
 /** Shared libraries a dynamic ELF needs, as ldd resolves them (empty for static binaries). */
