@@ -12,6 +12,7 @@ import { placement, type PodPlacement } from "../pod/container-type";
 import { readBundleSpec } from "./bundle";
 import { validateId } from "./identifiers";
 import { sandboxRunDir, readVmRecord, killRecorded } from "../hypervisor/rundir";
+import { detachCommands } from "../hypervisor/qemu/tap-commands";
 import { cgroupParent, removeCgroupTree } from "../util/cgroup";
 import { Writer } from "../proto/wire";
 import { unmountAll } from "../pod/mount";
@@ -107,15 +108,13 @@ async function cleanup(flags: ShimFlags): Promise<number> {
   return rec?.pid ?? 0;
 }
 
-/** The taps a VM's pod network had (qemu/network.ts), and the mirrors on the pod's veths. */
+/** The taps a VM's pod network had, and the mirrors on the pod's veths: what the dead shim's teardown would have run. */
 function removeTaps(netns: string, nics: { hostIf: string; tap: string }[], warn: (m: string) => void): void {
-  for (const n of nics) {
-    for (const args of [["ip", "link", "del", n.tap], ["tc", "qdisc", "del", "dev", n.hostIf, "ingress"]]) {
-      try {
-        execFileSync("nsenter", [`--net=${netns}`, "--", ...args], { stdio: ["ignore", "ignore", "pipe"] });
-      } catch (e) {
-        warn(`${args.join(" ")} in ${netns}: ${(e as Error).message.split("\n")[0]}`);
-      }
+  for (const args of detachCommands(nics)) {
+    try {
+      execFileSync("nsenter", [`--net=${netns}`, "--", ...args], { stdio: ["ignore", "ignore", "pipe"] });
+    } catch (e) {
+      warn(`${args.join(" ")} in ${netns}: ${(e as Error).message.split("\n")[0]}`);
     }
   }
 }

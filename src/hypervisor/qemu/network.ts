@@ -10,14 +10,9 @@ import { execFile } from "node:child_process";
 import type { InterfaceInit, RouteInit } from "../../gen/types";
 import { unavailable } from "../../ttrpc/status";
 import type { Logger } from "../../util/logger";
+import { detachCommands, mirrorLines, tapLines, type PodNic } from "./tap-commands";
 
-/** One mirrored interface: the veth CNI made, and the tap QEMU's NIC sits on. */
-export interface PodNic {
-  hostIf: string;
-  tap: string;
-  mac: string;
-  mtu: number;
-}
+export { detachCommands, mirrorLines, tapLines, type PodNic } from "./tap-commands";
 
 export interface PodNetworkPlan {
   netns: string;
@@ -111,20 +106,6 @@ export function planRoutes(routes: IpRoute[], family: 0 | 1, devices: Set<string
   return out;
 }
 
-/** `ip -batch` lines that make each tap (persistent, so it exists before QEMU opens it) and bring it up. */
-export function tapLines(nics: PodNic[]): string[] {
-  return nics.flatMap((n) => [`tuntap add dev ${n.tap} mode tap`, `link set dev ${n.tap} mtu ${n.mtu} up`]);
-}
-
-/** `tc -batch` lines that mirror each veth and its tap into each other. */
-export function mirrorLines(nics: PodNic[]): string[] {
-  const redirect = (from: string, to: string) => [
-    `qdisc add dev ${from} ingress`,
-    `filter add dev ${from} parent ffff: protocol all u32 match u8 0 0 action mirred egress redirect dev ${to}`,
-  ];
-  return nics.flatMap((n) => [...redirect(n.hostIf, n.tap), ...redirect(n.tap, n.hostIf)]);
-}
-
 /** Interface names go into batch files and QEMU options: only what Linux and those parsers take safely. */
 function checkName(n: string): string {
   if (!/^[A-Za-z0-9_.@-]{1,15}$/.test(n)) throw unavailable(`pod network: interface name ${JSON.stringify(n)} cannot be carried into the VM`);
@@ -168,10 +149,9 @@ export async function attachPodNetwork(plan: PodNetworkPlan, logger: Logger): Pr
   logger.info("pod network mirrored into the VM", { netns: plan.netns, nics: plan.nics.map((n) => `${n.hostIf}<->${n.tap} ${n.mac}`).join(", ") });
 }
 
-/** Removes the taps (their qdiscs go with them) and the veths' ingress qdiscs. Quiet when the namespace is gone. */
+/** Runs detachCommands; quiet when the namespace (or a device) is gone already. */
 export async function detachPodNetwork(plan: Pick<PodNetworkPlan, "netns" | "nics">, logger?: Logger): Promise<void> {
-  for (const n of plan.nics) {
-    await inNetns(plan.netns, "ip", ["link", "del", n.tap]).catch((e) => logger?.debug("tap removal", { error: (e as Error).message }));
-    await inNetns(plan.netns, "tc", ["qdisc", "del", "dev", n.hostIf, "ingress"]).catch((e) => logger?.debug("ingress qdisc removal", { error: (e as Error).message }));
+  for (const [cmd, ...args] of detachCommands(plan.nics)) {
+    await inNetns(plan.netns, cmd, args).catch((e) => logger?.debug("pod network teardown", { error: (e as Error).message }));
   }
 }
