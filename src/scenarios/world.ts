@@ -20,6 +20,7 @@ import type { Toxic } from "../faults/toxics";
 import { SHIM_FAILPOINT_ANNOTATION } from "../faults/failpoint";
 import { EVENT_FAULTS_ENV, type EventFaultRule } from "../faults/event-faults";
 import { AGENT_FAILPOINTS_ENV } from "../mock-agent/failpoints";
+import { QEMU_HARNESS_SETTINGS } from "../harness/qemu-config";
 import { AGENT_LINK_FAULTS_ENV } from "../faults/agent-link";
 import { MUTANTS_ENV } from "../faults/mutants";
 import { toToxic } from "./load";
@@ -153,7 +154,7 @@ export class World {
       const lines = [`hypervisor = "${qemu ? "qemu" : "none"}"`];
       if (cfg.dial_timeout_ms) lines.push("[agent]", `dial_timeout_ms = ${cfg.dial_timeout_ms}`);
       // The guest image is found in the cache by its inputs (built by start() below).
-      if (qemu) lines.push("[qemu]", 'machine = "q35"', 'accel = "auto"', "memory_mb = 512", "boot_timeout_ms = 120000", 'guest_runtime = "runc"');
+      if (qemu) lines.push("[qemu]", ...QEMU_HARNESS_SETTINGS);
       fs.writeFileSync(f, lines.join("\n") + "\n");
       env.SHIMLAB_CONFIG = f;
     }

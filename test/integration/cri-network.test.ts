@@ -22,6 +22,7 @@ import { findKernel } from "../../src/hypervisor/qemu/kernel";
 import { missing, REQUIRE_ALL } from "../helpers/env";
 import { useCriContainerd } from "../helpers/cri-fixture";
 import { shimDaemons, waitUntil } from "../helpers/cri";
+import { qemuHarnessConfig } from "../../src/harness/qemu-config";
 
 let skip = missing("root", "containerd", "ctr", "runc", "busybox", "qemu-system-x86_64", "xz");
 if (!skip) {
@@ -69,7 +70,7 @@ describe.skipIf(skip)("CRI pods on a CNI network (bridge + host-local), on runc,
       work = fs.mkdtempSync(path.join(os.tmpdir(), "shimlab-cri-net-"));
       await ensureImage({ runc: true });
       const qemuCfg = path.join(work, "qemu.toml");
-      fs.writeFileSync(qemuCfg, `hypervisor = "qemu"\n[qemu]\nmachine = "q35"\naccel = "auto"\nmemory_mb = 512\nboot_timeout_ms = 120000\nguest_runtime = "runc"\n`);
+      fs.writeFileSync(qemuCfg, qemuHarnessConfig());
       return { cni: net, shimlabHandlers: { "shimlab-qemu": qemuCfg } };
     },
     dirs: () => [work],

@@ -14,6 +14,7 @@ import { findKernel } from "../../src/hypervisor/qemu/kernel";
 import { missing, REQUIRE_ALL } from "../helpers/env";
 import { useCriContainerd } from "../helpers/cri-fixture";
 import { waitUntil } from "../helpers/cri";
+import { qemuHarnessConfig } from "../../src/harness/qemu-config";
 
 let skip = missing("root", "containerd", "ctr", "runc", "busybox", "qemu-system-x86_64", "xz");
 if (!skip && !findKernel()) {
@@ -31,7 +32,7 @@ describe.skipIf(skip)("CRI pod in one QEMU VM (TCG)", () => {
       work = fs.mkdtempSync(path.join(os.tmpdir(), "shimlab-qemu-cri-"));
       await ensureImage({ runc: true });
       const cfg = path.join(work, "qemu.toml");
-      fs.writeFileSync(cfg, `hypervisor = "qemu"\n[qemu]\nmachine = "q35"\naccel = "auto"\nmemory_mb = 512\nboot_timeout_ms = 120000\nguest_runtime = "runc"\n`);
+      fs.writeFileSync(cfg, qemuHarnessConfig());
       return { shimlabConfigPath: cfg };
     },
     dirs: () => [work],

@@ -22,6 +22,7 @@ import { AgentClient } from "../../src/agent/client";
 import { FdLogger } from "../../src/util/logger";
 import { missing, REQUIRE_ALL } from "../helpers/env";
 import { expectNoLeaks } from "../helpers/leaks";
+import { qemuHarnessConfig } from "../../src/harness/qemu-config";
 
 const RUNTIME = "io.containerd.shimlab.v2";
 let skip = missing("root", "containerd", "ctr", "runc", "busybox", "qemu-system-x86_64", "xz");
@@ -65,7 +66,7 @@ describe.skipIf(skip)("QEMU sandboxes through ctr (TCG)", () => {
     fs.writeFileSync(path.join(rootfs, "etc", "shimlab-marker"), "from-the-host-rootfs\n");
     configPath = path.join(work, "qemu.toml");
     // No kernel or initrd named: the shim finds the image just built in the cache by its inputs.
-    fs.writeFileSync(configPath, `hypervisor = "qemu"\n[qemu]\nmachine = "q35"\naccel = "auto"\nmemory_mb = 512\nboot_timeout_ms = 120000\nguest_runtime = "runc"\n`);
+    fs.writeFileSync(configPath, qemuHarnessConfig());
     // Too short for any boot under TCG: proves the deadline and the teardown.
     shortBootConfig = path.join(work, "short.toml");
     fs.writeFileSync(shortBootConfig, `hypervisor = "qemu"\n[qemu]\nboot_timeout_ms = 400\nkernel = "${image.kernel}"\ninitrd = "${image.initrd}"\n`);
