@@ -26,6 +26,7 @@ export declare interface WebSocket {
 export class WebSocket extends EventEmitter {
   private buf: Buffer = Buffer.alloc(0);
   private fragments: Buffer[] = [];
+  private fragmentBytes = 0;
   private fragmentBinary = false;
   private closed = false;
   private closeSent = false;
@@ -172,11 +173,12 @@ export class WebSocket extends EventEmitter {
         case OP.continuation: {
           if (op !== OP.continuation) this.fragmentBinary = op === OP.binary;
           this.fragments.push(payload);
-          const size = this.fragments.reduce((n, f) => n + f.length, 0);
-          if (size > MAX_MESSAGE) return this.fail(`a message over ${MAX_MESSAGE} bytes`);
+          this.fragmentBytes += payload.length;
+          if (this.fragmentBytes > MAX_MESSAGE) return this.fail(`a message over ${MAX_MESSAGE} bytes`);
           if (fin) {
-            payload = this.fragments.length === 1 ? this.fragments[0] : Buffer.concat(this.fragments);
+            payload = this.fragments.length === 1 ? this.fragments[0] : Buffer.concat(this.fragments, this.fragmentBytes);
             this.fragments = [];
+            this.fragmentBytes = 0;
             this.emit("message", { binary: this.fragmentBinary, data: payload });
           }
           break;
