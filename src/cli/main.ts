@@ -13,6 +13,7 @@ usage: shimlab <command> [options]
   image build [--kernel]       build (or find cached) the QEMU guest image; --kernel first builds shimlab's guest kernel
   version                      print the version
   install | uninstall          put the shim on this node and in containerd's config, or take it out
+  peers list|fetch             the real peers the suite runs against (containerd 1.6/1.7/2.1, runc, Go programs)
 
 Run \`shimlab <command> --help\` for a command's options.
 `;
@@ -58,6 +59,10 @@ export async function run(argv: string[]): Promise<number> {
     case "image": {
       const { run: imageCommand } = await import("./commands/image");
       return imageCommand(rest);
+    }
+    case "peers": {
+      const { peersCommand } = await import("./commands/peers");
+      return peersCommand(rest);
     }
     default:
       process.stderr.write(`shimlab: unknown command ${JSON.stringify(cmd)}\n\n${USAGE}`);

@@ -1,0 +1,4 @@
+export { peersCacheDir, cached, safeName } from "./cache";
+export { PrivateApt, type DebianPackage } from "./debian";
+export { goBinary, goInstall, goBuild, moduleDigest, type GoBuildOptions } from "./go";
+export { CONTAINERD_SERIES, currentContainerd, fetchContainerd, resolveContainerd, type ContainerdPeer, type ContainerdSeries } from "./containerd";
