@@ -46,14 +46,17 @@ export interface GoInstallOptions {
   /** Build tags, as the upstream Makefile sets them (runc: seccomp). */
   tags?: string[];
   cgo?: boolean;
+  /** -ldflags, as the upstream Makefile sets them (e.g. -X of a version variable). */
+  ldflags?: string;
 }
 
 /** `go install <pkg>@<version>`; returns the binary's path. pkg is a package path inside module. */
 export async function goInstall(pkg: string, version: string, o: GoInstallOptions = {}): Promise<string> {
   const name = path.basename(pkg);
-  const key = safeName(`${pkg}@${version}${o.tags?.length ? "+" + o.tags.join(",") : ""}-${await goVersion()}`);
+  const ld = o.ldflags ? "+ld" + crypto.createHash("sha256").update(o.ldflags).digest("hex").slice(0, 8) : "";
+  const key = safeName(`${pkg}@${version}${o.tags?.length ? "+" + o.tags.join(",") : ""}${ld}-${await goVersion()}`);
   const dir = await cached(path.join(peersCacheDir(), "go", key), async (tmp) => {
-    const args = ["install", ...(o.tags?.length ? ["-tags", o.tags.join(",")] : []), `${pkg}@${version}`];
+    const args = ["install", ...(o.tags?.length ? ["-tags", o.tags.join(",")] : []), ...(o.ldflags ? ["-ldflags", o.ldflags] : []), `${pkg}@${version}`];
     await go(args, { cwd: tmp, env: { GOBIN: path.join(tmp, "bin"), CGO_ENABLED: o.cgo === false ? "0" : "1" } });
   });
   return path.join(dir, "bin", name);
@@ -85,15 +88,18 @@ export interface GoBuildOptions {
   /** `go test -c` instead of `go build` (critest is a test binary). */
   test?: boolean;
   tags?: string[];
+  /** -ldflags, as the upstream Makefile sets them (e.g. -X of a version variable). */
+  ldflags?: string;
 }
 
 /** Builds a package of a local Go module; cached by the module's sources and the Go version. */
 export async function goBuild(moduleDir: string, o: GoBuildOptions): Promise<string> {
-  const key = safeName(`${path.basename(moduleDir)}-${o.output}-${moduleDigest(moduleDir)}-${(o.tags ?? []).join(",")}-${await goVersion()}`);
+  const flagsDigest = crypto.createHash("sha256").update(JSON.stringify([o.tags ?? [], o.ldflags ?? ""])).digest("hex").slice(0, 8);
+  const key = safeName(`${path.basename(moduleDir)}-${o.output}-${moduleDigest(moduleDir)}-${flagsDigest}-${await goVersion()}`);
   const dir = await cached(path.join(peersCacheDir(), "go-local", key), async (tmp) => {
     const out = path.join(tmp, o.output);
-    const tags = o.tags?.length ? ["-tags", o.tags.join(",")] : [];
-    await go(o.test ? ["test", "-c", ...tags, "-o", out, o.pkg] : ["build", ...tags, "-o", out, o.pkg], { cwd: moduleDir });
+    const flags = [...(o.tags?.length ? ["-tags", o.tags.join(",")] : []), ...(o.ldflags ? ["-ldflags", o.ldflags] : [])];
+    await go(o.test ? ["test", "-c", ...flags, "-o", out, o.pkg] : ["build", ...flags, "-o", out, o.pkg], { cwd: moduleDir });
   });
   return path.join(dir, o.output);
 }

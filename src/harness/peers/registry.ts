@@ -1,6 +1,7 @@
 // Every real peer the suite fetches or builds, by name: what `shimlab peers
 // fetch` prepares before a run (CI does it once, then tests find them cached).
 import { fetchContainerd, resolveContainerd } from "./containerd";
+import { critestBinaries, crictlBinary, criToolsVersion } from "./cri-tools";
 
 export interface PeerEntry {
   name: string;
@@ -24,6 +25,19 @@ export const PEERS: PeerEntry[] = [
     name: "containerd-2.1",
     what: "sid's containerd package (unpacked, not installed) and its suite's runc, built from the Go module proxy",
     fetch: async () => describe(await fetchContainerd("2.1")),
+  },
+  {
+    name: "crictl",
+    what: "Kubernetes' CRI client (sigs.k8s.io/cri-tools/cmd/crictl), go install from the Go module proxy",
+    fetch: async () => `crictl ${criToolsVersion()} in ${await crictlBinary()}`,
+  },
+  {
+    name: "critest",
+    what: "Kubernetes' CRI validation suite (go test -c of cri-tools' cmd/critest, pinned by test/peers/cri-tools) and the ginkgo CLI it runs nodes with",
+    fetch: async () => {
+      const b = await critestBinaries();
+      return `critest ${b.version} in ${b.critest}, ginkgo in ${b.ginkgo}`;
+    },
   },
 ];
 
