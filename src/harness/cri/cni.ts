@@ -14,6 +14,12 @@ export interface CniNetwork {
   bridge: string;
   /** An IPv4 /24 (or larger) nobody else on the machine uses. */
   subnet: string;
+  /**
+   * Also chain the portmap plugin, so that a pod's hostPort answers on the
+   * host (critest's port-mapping spec). It writes iptables NAT rules, and
+   * removes them on CNI DEL.
+   */
+  portMap?: boolean;
 }
 
 /** A bridge name and a 10.x.y.0/24 from a number (a pid): two containerds on one machine get different ones. */
@@ -37,14 +43,16 @@ export function cniConflist(n: CniNetwork, ipamDir: string): object {
         hairpinMode: true,
         ipam: { type: "host-local", ranges: [[{ subnet: n.subnet }]], routes: [{ dst: "0.0.0.0/0" }], dataDir: ipamDir },
       },
+      ...(n.portMap ? [{ type: "portmap", capabilities: { portMappings: true } }] : []),
     ],
   };
 }
 
 /** What the pod network needs on this machine, or null when it is all there. */
-export function cniMissing(): string | null {
-  for (const p of ["bridge", "host-local", "loopback"]) if (!fs.existsSync(`${CNI_PLUGIN_DIR}/${p}`)) return `CNI plugin ${CNI_PLUGIN_DIR}/${p} (apt-get install containernetworking-plugins)`;
+export function cniMissing(o: { portMap?: boolean } = {}): string | null {
+  for (const p of ["bridge", "host-local", "loopback", ...(o.portMap ? ["portmap"] : [])]) if (!fs.existsSync(`${CNI_PLUGIN_DIR}/${p}`)) return `CNI plugin ${CNI_PLUGIN_DIR}/${p} (apt-get install containernetworking-plugins)`;
   for (const t of ["ip", "tc", "nsenter"]) if (!which(t)) return `${t} (apt-get install iproute2 util-linux)`;
+  if (o.portMap && !which("iptables")) return "iptables, for the CNI portmap plugin (apt-get install iptables)";
   return null;
 }
 

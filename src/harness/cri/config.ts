@@ -24,6 +24,8 @@ export interface CriConfigOptions {
   shimlabHandlers?: Record<string, string>;
   /** Pods get their own network: a CNI bridge with host-local addresses (podNetwork in cni.ts). */
   cni?: CniNetwork;
+  /** A registry hosts directory (registry-mirrors.ts): `<registry>/hosts.toml` saying where to pull from. */
+  registryConfigPath?: string;
 }
 
 /** TOML to append to a `version = 2` containerd config. */
@@ -69,5 +71,6 @@ export function criConfig(o: CriConfigOptions): string {
     );
   }
   lines.push(`  [${p}.cni]`, `    bin_dir = "${cniBin}"`, `    conf_dir = "${cniConf}"`);
+  if (o.registryConfigPath) lines.push(`  [${p}.registry]`, `    config_path = "${o.registryConfigPath}"`);
   return lines.join("\n") + "\n";
 }

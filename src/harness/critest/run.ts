@@ -1,0 +1,129 @@
+// One critest run against a CRI endpoint and runtime handler: a dry run with
+// the same spec selection first (refusing to go on if a spec meant to be left
+// out is still selected), then the run, writing ginkgo's JSON and JUnit
+// reports, and the results read back from the JSON.
+import fs from "node:fs";
+import path from "node:path";
+import { spawn } from "node:child_process";
+import type { CritestBinaries } from "../peers/cri-tools";
+import { readGinkgoReport, type SpecResult } from "./report";
+import { LEFT_OUT, skipPattern, type LeftOutSpec } from "./specs";
+
+export interface CritestRunOptions {
+  binaries: CritestBinaries;
+  /** containerd's CRI socket path. */
+  socket: string;
+  handler: string;
+  /** Reports go to <reportDir>/<name>.json and <name>.junit.xml. */
+  reportDir: string;
+  name: string;
+  /** ginkgo nodes (critest -parallel); 1 runs in critest's own process. */
+  parallel?: number;
+  leftOut?: readonly LeftOutSpec[];
+  /** critest's own output, as it runs (else kept only in <name>.log). */
+  onOutput?: (chunk: string) => void;
+  timeoutMs?: number;
+}
+
+export interface CritestRun {
+  name: string;
+  handler: string;
+  results: SpecResult[];
+  jsonReport: string;
+  junitReport: string;
+  log: string;
+  /** critest's exit code: 0 only if every selected spec passed. */
+  exitCode: number | null;
+  seconds: number;
+  parallel: number;
+}
+
+function critestArgs(o: CritestRunOptions, leftOut: readonly LeftOutSpec[]): string[] {
+  const endpoint = `unix://${o.socket}`;
+  return [
+    `-runtime-endpoint=${endpoint}`,
+    `-image-endpoint=${endpoint}`,
+    `-runtime-handler=${o.handler}`,
+    // Not the machine's /etc/crictl.yaml: the endpoints above are the whole configuration.
+    `-config=${path.join(o.reportDir, "no-crictl.yaml")}`,
+    ...(leftOut.length ? [`-ginkgo.skip=${skipPattern(leftOut)}`] : []),
+    "-ginkgo.no-color",
+  ];
+}
+
+function runCritest(o: CritestRunOptions, args: string[], log: string, timeoutMs: number): Promise<number | null> {
+  return new Promise((resolve, reject) => {
+    const out = fs.openSync(log, "w");
+    const env = { ...process.env, PATH: `${path.dirname(o.binaries.ginkgo)}:${process.env.PATH ?? "/usr/bin:/bin"}` };
+    // Its own process group, so that a timeout ends ginkgo's nodes with it.
+    const p = spawn(o.binaries.critest, args, { env, stdio: ["ignore", "pipe", "pipe"], detached: true, cwd: o.reportDir });
+    const onData = (b: Buffer) => {
+      fs.writeSync(out, b);
+      o.onOutput?.(b.toString());
+    };
+    p.stdout!.on("data", onData);
+    p.stderr!.on("data", onData);
+    const timer = setTimeout(() => {
+      try {
+        process.kill(-p.pid!, "SIGKILL");
+      } catch {
+        /* gone */
+      }
+    }, timeoutMs);
+    p.once("error", (e) => {
+      clearTimeout(timer);
+      fs.closeSync(out);
+      reject(e);
+    });
+    p.once("close", (code) => {
+      clearTimeout(timer);
+      fs.closeSync(out);
+      resolve(code);
+    });
+  });
+}
+
+/** Checks a dry run's report against the left-out list: every listed spec exists and none is selected. */
+export function checkSelection(dry: SpecResult[], leftOut: readonly LeftOutSpec[]): void {
+  const byName = new Map(dry.map((r) => [r.name, r]));
+  const problems: string[] = [];
+  for (const l of leftOut) {
+    const r = byName.get(l.name);
+    if (!r) problems.push(`left-out spec not in critest: ${l.name}`);
+    // In a dry run every selected spec "passes" without running.
+    else if (r.state !== "skipped") problems.push(`left-out spec still selected (${r.state}): ${l.name}`);
+  }
+  if (!dry.some((r) => r.state === "passed")) problems.push("the dry run selected no spec at all");
+  if (problems.length) throw new Error(`critest's spec selection is not the one meant:\n  ${problems.join("\n  ")}`);
+}
+
+export async function critest(o: CritestRunOptions): Promise<CritestRun> {
+  const leftOut = o.leftOut ?? LEFT_OUT;
+  const leftOutNames = new Set(leftOut.map((l) => l.name));
+  fs.mkdirSync(o.reportDir, { recursive: true });
+  const base = critestArgs(o, leftOut);
+
+  const dryJson = path.join(o.reportDir, `${o.name}.dry-run.json`);
+  const dryLog = path.join(o.reportDir, `${o.name}.dry-run.log`);
+  const dryCode = await runCritest(o, [...base, "-ginkgo.dry-run", `-ginkgo.json-report=${dryJson}`], dryLog, 60_000);
+  if (dryCode !== 0 || !fs.existsSync(dryJson)) throw new Error(`critest -ginkgo.dry-run failed (exit ${dryCode}); see ${dryLog}`);
+  checkSelection(readGinkgoReport(dryJson), leftOut);
+  fs.rmSync(dryJson);
+  fs.rmSync(dryLog);
+
+  const parallel = o.parallel ?? 1;
+  const jsonReport = path.join(o.reportDir, `${o.name}.json`);
+  const junitReport = path.join(o.reportDir, `${o.name}.junit.xml`);
+  const log = path.join(o.reportDir, `${o.name}.log`);
+  for (const f of [jsonReport, junitReport]) fs.rmSync(f, { force: true });
+  const started = Date.now();
+  const exitCode = await runCritest(
+    o,
+    [...base, ...(parallel > 1 ? [`-parallel=${parallel}`] : []), `-ginkgo.json-report=${jsonReport}`, `-ginkgo.junit-report=${junitReport}`, "-ginkgo.timeout=2h"],
+    log,
+    o.timeoutMs ?? 3600_000,
+  );
+  const seconds = (Date.now() - started) / 1000;
+  if (!fs.existsSync(jsonReport)) throw new Error(`critest wrote no report (exit ${exitCode}); see ${log}`);
+  return { name: o.name, handler: o.handler, results: readGinkgoReport(jsonReport, leftOutNames), jsonReport, junitReport, log, exitCode, seconds, parallel };
+}
