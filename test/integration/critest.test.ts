@@ -1,0 +1,143 @@
+// Kubernetes' CRI validation suite (critest, cri-tools pinned by
+// test/peers/cri-tools) against a private containerd's CRI on each handler:
+// runc, shimlab (host agent) and shimlab-qemu (each pod a QEMU VM). The bar:
+// every spec that passes on runc passes on shimlab, on each containerd
+// version. shimlab-qemu's specs that pass on runc and fail in the VM are
+// written down (test-artifacts/critest-summary.json), not asserted: a later
+// issue closes them; that it runs to the end without crashing or leaking is.
+// Each combination gets a fresh registry and containerd and leaves nothing.
+import { describe, it, expect, beforeAll, afterAll } from "vitest";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { critestBinaries, type CritestBinaries } from "../../src/harness/peers/cri-tools";
+import { startCritestEnv, type CritestEnv } from "../../src/harness/critest/env";
+import { critest } from "../../src/harness/critest/run";
+import { LEFT_OUT } from "../../src/harness/critest/specs";
+import { regressions } from "../../src/harness/critest/report";
+import { formatSummary, summarize, type SummaryRun } from "../../src/harness/critest/summary";
+import { registryBinary } from "../../src/harness/registry/server";
+import { cniMissing, cniNetworkFor } from "../../src/harness/cri/cni";
+import { ensureImage } from "../../src/hypervisor/qemu/image";
+import { findKernel } from "../../src/hypervisor/qemu/kernel";
+import { qemuHarnessConfig } from "../../src/harness/qemu-config";
+import { listProcesses } from "../../src/harness/leaks";
+import { removeCgroupDirs } from "../../src/mock-agent/runtime/runc";
+import { ARTIFACTS, busyboxRootfs, missing, REQUIRE_ALL } from "../helpers/env";
+import { expectNoLeaks } from "../helpers/leaks";
+import { removeAllPods } from "../helpers/cri";
+
+const HANDLERS = ["runc", "shimlab", "shimlab-qemu"] as const;
+type Handler = (typeof HANDLERS)[number];
+const CONTAINERDS = ["1.6"];
+
+/** By hand: SHIMLAB_CRITEST=containerd:handler,... runs only those (runc is still run first where shimlab's bar needs it). */
+function selected(): { containerd: string; handler: Handler }[] {
+  const all = CONTAINERDS.flatMap((containerd) => HANDLERS.map((handler) => ({ containerd, handler })));
+  const want = process.env.SHIMLAB_CRITEST?.split(",").filter(Boolean);
+  if (!want) return all;
+  return all.filter((c) => want.includes(`${c.containerd}:${c.handler}`) || (c.handler === "runc" && want.some((w) => w.startsWith(`${c.containerd}:shimlab`))));
+}
+/** ginkgo nodes per run (critest -parallel). */
+const PARALLEL = Number(process.env.SHIMLAB_CRITEST_PARALLEL ?? 1);
+
+let skip = missing("root", "containerd", "ctr", "runc", "busybox", "gcc", "ldd", "qemu-system-x86_64", "xz");
+if (!skip) {
+  const why = (registryBinary() ? null : "docker-registry") ?? cniMissing({ portMap: true }) ?? (findKernel() ? null : "linux-image-amd64");
+  if (why && REQUIRE_ALL) throw new Error(`SHIMLAB_REQUIRE_ALL=1 but critest needs ${why}`);
+  if (why) skip = `needs ${why}`;
+}
+
+const REPORTS = path.join(ARTIFACTS, "critest");
+
+/** New cgroups under k8s.io that still hold processes: critest's pods have no cgroup parent, so runc's containers land there. */
+function k8sCgroups(): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const c of fs.readdirSync("/sys/fs/cgroup")) {
+    const d = `/sys/fs/cgroup/${c}/k8s.io`;
+    let entries: string[] = [];
+    try {
+      entries = fs.readdirSync(d);
+    } catch {
+      continue;
+    }
+    for (const e of entries) {
+      try {
+        const procs = fs.readFileSync(`${d}/${e}/cgroup.procs`, "utf8").trim();
+        out.set(`${d}/${e}`, procs ? procs.split("\n").length : 0);
+      } catch {
+        /* not a cgroup */
+      }
+    }
+  }
+  return out;
+}
+
+describe.skipIf(skip)("critest (Kubernetes' CRI validation) on runc, shimlab and shimlab-qemu", () => {
+  let bins: CritestBinaries;
+  let work: string;
+  let qemuConfig: string;
+  const runs: SummaryRun[] = [];
+
+  beforeAll(async () => {
+    bins = await critestBinaries();
+    await ensureImage({ runc: true });
+    work = fs.mkdtempSync(path.join(os.tmpdir(), "shimlab-critest-work-"));
+    qemuConfig = path.join(work, "qemu.toml");
+    fs.writeFileSync(qemuConfig, qemuHarnessConfig());
+    fs.mkdirSync(REPORTS, { recursive: true });
+  }, 900_000);
+
+  afterAll(() => {
+    if (work) fs.rmSync(work, { recursive: true, force: true });
+    if (!runs.length) return;
+    const s = summarize(bins.version, LEFT_OUT, runs);
+    fs.writeFileSync(path.join(REPORTS, "critest-summary.json"), JSON.stringify(s, null, 2) + "\n");
+    process.stdout.write(`\n${formatSummary(s)}\n(${path.join(REPORTS, "critest-summary.json")})\n`);
+  });
+
+  for (const { containerd, handler } of selected()) {
+    it(`containerd ${containerd}, handler ${handler}`, async () => {
+      const before = k8sCgroups();
+      let env: CritestEnv | null = null;
+      try {
+        env = await startCritestEnv({
+          cni: cniNetworkFor(process.pid + runs.length),
+          shimlabHandlers: { "shimlab-qemu": qemuConfig },
+          busyboxRootfs: busyboxRootfs(),
+        });
+        const name = `containerd-${containerd}-${handler}`;
+        const run = await critest({ binaries: bins, socket: env.socket, handler, reportDir: REPORTS, name, parallel: PARALLEL });
+        runs.push({ containerd, handler, ...run });
+        // Ran to the end: critest was not killed, and every selected spec has an outcome of its own.
+        expect(run.exitCode, `critest ${name} was killed; see ${run.log}`).not.toBeNull();
+        expect(run.results.filter((r) => /^(interrupted|aborted)$/.test(r.state)).map((r) => r.name)).toEqual([]);
+        expect(env.cri.ctd.pid && fs.existsSync(`/proc/${env.cri.ctd.pid}`), "containerd died during critest").toBeTruthy();
+        if (handler === "shimlab") {
+          const runc = runs.find((r) => r.containerd === containerd && r.handler === "runc");
+          expect(runc, "runc's run on the same containerd is the bar and must come first").toBeDefined();
+          const missed = regressions(runc!.results, run.results).map((r) => `${r.name}\n    ${r.outcome}: ${r.message}`);
+          expect(missed, "specs that pass on runc and not on shimlab").toEqual([]);
+        }
+      } finally {
+        if (env) {
+          await removeAllPods(env.cri.cri);
+          const pods = await env.cri.cri.runtime.ListPodSandbox({});
+          const dirs = [env.cri.ctd.dir, env.dir];
+          const cg = env.cri.ctd.cgroupParent;
+          const ctdDir = env.cri.ctd.dir;
+          const registryPid = env.registry.pid;
+          await env.destroy();
+          removeCgroupDirs(cg);
+          expect(pods.items.map((p) => p.id), "pods left after removing every pod").toEqual([]);
+          await expectNoLeaks([ctdDir], dirs, cg);
+          const left = listProcesses().filter((p) => p.pid === registryPid || p.cmdline.includes(ctdDir) || p.cmdline.includes(REPORTS + "/"));
+          expect(left.map((p) => `${p.pid} ${p.cmdline}`), "runc shims, QEMUs, registry or critest nodes left").toEqual([]);
+          const after = k8sCgroups();
+          const leaked = [...after].filter(([d, n]) => n > 0 && !before.has(d)).map(([d]) => d);
+          expect(leaked, "containers left running in k8s.io cgroups").toEqual([]);
+        }
+      }
+    }, 3600_000);
+  }
+});
