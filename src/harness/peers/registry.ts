@@ -2,6 +2,8 @@
 // fetch` prepares before a run (CI does it once, then tests find them cached).
 import { fetchContainerd, resolveContainerd } from "./containerd";
 import { critestBinaries, crictlBinary, criToolsVersion } from "./cri-tools";
+import { debianBusybox } from "../critest/busybox";
+import { standinBinaries } from "../critest/standin-binaries";
 
 export interface PeerEntry {
   name: string;
@@ -37,6 +39,14 @@ export const PEERS: PeerEntry[] = [
     fetch: async () => {
       const b = await critestBinaries();
       return `critest ${b.version} in ${b.critest}, ginkgo in ${b.ginkgo}`;
+    },
+  },
+  {
+    name: "critest-images",
+    what: "the inputs of critest's stand-in images: Debian's dynamic busybox (unpacked, not installed) and the gcc -static pause/nginx/nonewprivs",
+    fetch: async () => {
+      const [busybox, bins] = await Promise.all([debianBusybox(), standinBinaries()]);
+      return `busybox ${busybox}, stand-ins in ${bins.pause.replace(/\/pause$/, "")}`;
     },
   },
 ];
