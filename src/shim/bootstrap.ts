@@ -144,7 +144,11 @@ export function answerFor(input: StartInput, asked: ShimProtocol | null, env: No
   return { encoding: "plain", protocol: "ttrpc" };
 }
 
-export function formatResult(address: string, a: StartAnswer): Buffer {
+export function formatResult(unixAddress: string, a: StartAnswer): Buffer {
+  // containerd 2.x dials a gRPC shim with net.Dial("unix", address) before it
+  // adds the scheme itself, so a gRPC address is the bare socket path; ttrpc's
+  // dialer takes (and 1.x needs) the unix:// form.
+  const address = a.protocol === "grpc" ? unixAddress.replace(/^unix:\/\//, "") : unixAddress;
   switch (a.encoding) {
     case "plain":
       return Buffer.from(address);

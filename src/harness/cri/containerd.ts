@@ -1,4 +1,4 @@
-// A private containerd 1.6 with its CRI plugin on, the shimlab handler
+// A private containerd (SHIMLAB_CONTAINERD's) with its CRI plugin on, the shimlab handler
 // configured and the local images imported: what a kubelet would talk to.
 import fs from "node:fs";
 import os from "node:os";
@@ -27,7 +27,7 @@ export interface CriContainerd {
 
 export async function startCriContainerd(o: CriContainerdOptions = {}): Promise<CriContainerd> {
   const dir = o.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), "ctd-"));
-  const ctd = new Containerd({ dir, cri: true, env: o.env, logLevel: o.logLevel, extraConfig: criConfig({ ...o, dir }) });
+  const ctd = new Containerd({ dir, cri: true, env: o.env, logLevel: o.logLevel, pluginConfig: (peer) => criConfig({ ...o, dir }, peer) });
   let cri: CriClient | null = null;
   try {
     await ctd.start();
