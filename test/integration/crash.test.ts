@@ -5,6 +5,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { describe, it, expect, beforeAll, afterAll, afterEach } from "vitest";
 import { Containerd } from "../../src/harness/containerd";
+import { shimAddressOf } from "../../src/harness/bundle";
 import { SHIM_DAEMON_SCRIPT, descendants, listProcesses, settle, shimlabProcesses } from "../../src/harness/leaks";
 import { removeCgroupDirs } from "../../src/mock-agent/runtime/runc";
 import { busyboxRootfs, missing } from "../helpers/env";
@@ -44,7 +45,7 @@ describe.skipIf(skip)("a SIGKILLed shim, under containerd", () => {
       try {
         const run = await ctd.ctr(["run", "-d", "--runtime", RUNTIMES[rt], "--rootfs", rootfs, id, "/bin/sh", "-c", "sleep 3071"]);
         expect(run.code, run.err).toBe(0);
-        const addr = fs.readFileSync(path.join(ctd.state, "io.containerd.runtime.v2.task", "default", id, "address"), "utf8").trim();
+        const addr = shimAddressOf(path.join(ctd.state, "io.containerd.runtime.v2.task", "default", id));
         const socket = addr.replace(/^unix:\/\//, "");
         expect(fs.existsSync(socket)).toBe(true);
         const shim = listProcesses().filter((p) => SHIM_CMD[rt].test(p.cmdline) && p.cmdline.includes(ctd.address) && p.cmdline.includes(`-id ${id}`));

@@ -3,6 +3,7 @@
 // observable results (pids, times and paths normalised).
 import { describe, it, expect, beforeAll, afterAll, afterEach } from "vitest";
 import { Containerd } from "../../src/harness/containerd";
+import { shows } from "../../src/harness/peers/differences";
 import { removeCgroupDirs } from "../../src/mock-agent/runtime/runc";
 import { busyboxRootfs, missing } from "../helpers/env";
 import { expectNoLeaks } from "../helpers/leaks";
@@ -100,7 +101,10 @@ describe.skipIf(skip)("ctr parity: runc's shim and shimlab", () => {
       r.deleteAfterExit = { code: del.code };
       await ctd.ctr(["container", "rm", id]);
       r.runTty = await ctrInTerminal(ctd, ["run", "--rm", "-t", "--runtime", runtime, "--rootfs", rootfs, `${id}-t`, "/bin/sh", "-c", "sleep 1; stty size; exit 4"], 40, 100);
-      await watch.waitFor((e) => e.topic === "/tasks/delete" && e.payload.container_id === `${id}-t`);
+      // ctr deletes the container after the task: its /containers/delete comes last, and the
+      // shim's /tasks/delete (which 2.1's runc shim can lose) has had its chance by then.
+      await watch.waitFor((e) => e.topic === "/containers/delete" && e.payload.id === `${id}-t`);
+      await new Promise((res) => setTimeout(res, 300));
       r.events = [...watch.forContainer(id).map((e) => normalise(e, id)), ...watch.forContainer(`${id}-t`).map((e) => normalise(e, `${id}-t`))];
     } finally {
       watch.stop();
@@ -134,7 +138,17 @@ describe.skipIf(skip)("ctr parity: runc's shim and shimlab", () => {
   it("gives the same normalised event sequences on both", () => {
     if (!results.runc || !results.shimlab) throw new Error("a matrix run failed before");
     const swap = (l: string[]) => l.map((s) => s.replace(/m-(runc|shimlab)/g, "m-X"));
-    expect(swap(results.shimlab.events)).toEqual(swap(results.runc.events));
+    const shimlab = swap(results.shimlab.events);
+    const runc = swap(results.runc.events);
+    if (shows(ctd.peer, "runc-task-delete-lost") && count(runc, "/tasks/delete") < count(shimlab, "/tasks/delete")) {
+      // 2.1's runc shim can exit before it forwards /tasks/delete; shimlab must still send both,
+      // and everything else must agree.
+      expect(count(shimlab, "/tasks/delete")).toBe(2);
+      const rest = (l: string[]) => l.filter((e) => !e.startsWith("/tasks/delete "));
+      expect(rest(shimlab)).toEqual(rest(runc));
+    } else {
+      expect(shimlab).toEqual(runc);
+    }
     expect(results.shimlab.events.length).toBeGreaterThan(10);
     if (process.env.SHIMLAB_SHOW_EVENTS) console.log(swap(results.shimlab.events).join("\n"));
   });
@@ -230,4 +244,8 @@ function checkOrdering(events: CtrEvent[], id: string): void {
   });
   const added = new Set(events.filter((e) => e.topic === "/tasks/exec-added").map((e) => e.payload.exec_id));
   for (const e of events.filter((x) => x.topic === "/tasks/exec-started")) expect(added.has(e.payload.exec_id)).toBe(true);
+}
+
+function count(events: string[], topic: string): number {
+  return events.filter((e) => e.startsWith(topic + " ")).length;
 }
