@@ -262,7 +262,9 @@ export class ServerConnection {
     try {
       request = found.def.requestType.decode(req.payload);
     } catch (err) {
-      this.sendStatus(streamId, new RpcError(Code.InvalidArgument, `unmarshal request error: ${(err as Error).message}`));
+      // Go's ttrpc (1.1 and 1.2) decodes the payload inside the method and
+      // answers Internal; InvalidArgument is only for an envelope it cannot read.
+      this.sendStatus(streamId, new RpcError(Code.Internal, `ttrpc: error unmarshalling payload: ${(err as Error).message}`));
       return;
     }
     const cancel = new Cancel();

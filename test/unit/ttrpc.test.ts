@@ -273,6 +273,23 @@ describe("ttrpc client and server", () => {
     expect((await c.service(Echo).Echo({ key: "ok" })).key).toBe("ok");
   });
 
+  it("answers a request whose payload does not decode with Internal, as Go's ttrpc does", async () => {
+    // Go's ttrpc 1.1 (containerd 1.6's runc shim) and 1.2 both say
+    // `Internal: ttrpc: error unmarshalling payload: unexpected EOF` (test/interop).
+    const { sock } = await startServer();
+    const raw = await rawConnect(sock);
+    cleanups.push(() => raw.destroy());
+    const frames = readFrames(raw, 2);
+    // KeyValue.key announces 100 bytes and has 1.
+    raw.write(reqFrame(1, "test.Echo", "Echo", Buffer.from([0x0a, 100, 0x78])));
+    raw.write(reqFrame(3, "test.Echo", "Echo", KeyValue.encode({ key: "next" })));
+    const byId = new Map((await frames).map((f) => [(f as { header: { streamId: number } }).header.streamId, Response.decode((f as { body: Buffer }).body)]));
+    const [bad, next] = [byId.get(1)!, byId.get(3)!];
+    expect(bad.status?.code).toBe(Code.Internal);
+    expect(bad.status?.message).toMatch(/^ttrpc: error unmarshalling payload: /);
+    expect(KeyValue.decode(next.payload).key).toBe("next");
+  });
+
   it("fails calls in flight with Unavailable when the connection drops", async () => {
     const { sock, server } = await startServer();
     const c = await Client.dial(sock);
