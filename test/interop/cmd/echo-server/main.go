@@ -138,9 +138,10 @@ func (c *connection) desc() *ttrpc.ServiceDesc {
 			case "eof":
 				return nil, io.EOF
 			case "notexist":
-				return nil, fmt.Errorf("open /nowhere: %w", os.ErrNotExist)
+				// A *PathError, since os.IsNotExist (which ttrpc's convertCode asks) does not unwrap %w.
+				return nil, &os.PathError{Op: "open", Path: "/nowhere", Err: os.ErrNotExist}
 			case "exist":
-				return nil, fmt.Errorf("mkdir /: %w", os.ErrExist)
+				return nil, &os.PathError{Op: "mkdir", Path: "/", Err: os.ErrExist}
 			default:
 				return nil, errors.New(r.Value)
 			}
