@@ -213,6 +213,24 @@ describe("ttrpc client and server", () => {
     expect(e.code).toBe(Code.DeadlineExceeded);
   });
 
+  it("takes a timeout past Node's 24.8-day timer limit as a far deadline, on both sides", async () => {
+    // Node fires a longer setTimeout after 1 ms; Go's client sent 30 days of
+    // timeout_nano to the shim, which answered Wait with DeadlineExceeded at once (test/interop).
+    const { sock, aborted } = await startServer();
+    const days30 = 30 * 24 * 3600 * 1000;
+    const raw = await rawConnect(sock);
+    cleanups.push(() => raw.destroy());
+    const frames = readFrames(raw, 1);
+    raw.write(encodeFrame(1, MessageType.Request, 0, Request.encode({ service: "test.Echo", method: "Slow", payload: KeyValue.encode({ key: "far", value: "100" }), timeoutNano: days30 * 1e6 })));
+    const res = Response.decode(((await frames)[0] as { body: Buffer }).body);
+    expect(res.status?.code ?? Code.OK).toBe(Code.OK);
+    expect(KeyValue.decode(res.payload).key).toBe("far");
+    expect(aborted).toEqual([]);
+    const c = await Client.dial(sock);
+    cleanups.push(() => c.close());
+    expect((await c.service(Echo).Slow({ key: "client", value: "100" }, { timeoutMs: days30 })).key).toBe("client");
+  });
+
   it("fails an oversized request with ResourceExhausted and keeps the connection", async () => {
     const { sock } = await startServer();
     const c = await Client.dial(sock);
