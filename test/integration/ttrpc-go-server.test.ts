@@ -177,6 +177,14 @@ describe.skipIf(skip)("shimlab's ttrpc client against Go's ttrpc server", () => 
     expect(d).toBeLessThanOrEqual(2e9);
   });
 
+  it("keeps a far timeout (past Node's 24.8-day timer limit) as a far deadline", async () => {
+    const { echo } = await dial();
+    const days30 = 30 * 24 * 3600 * 1000;
+    const left = (await echo.Deadline({}, { timeoutMs: days30 })).value;
+    expect(left).toBeGreaterThan((days30 - 60_000) * 1e6);
+    expect((await echo.Sleep({ value: 300 }, { timeoutMs: days30 })).value).toBe(300);
+  });
+
   it("times a slow call out on its own; the server ends it by the same deadline, and the connection lives on", async () => {
     const { client, echo } = await dial();
     const t0 = performance.now();

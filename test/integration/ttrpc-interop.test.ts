@@ -138,6 +138,9 @@ describe.skipIf(skip)("Go's ttrpc client against shimlab's shim and runc's", () 
     expect(o["wait.server-deadline"]).toMatchObject({ code: "DeadlineExceeded", source: "server", message: "context deadline exceeded" });
     expect(o["wait.server-deadline"].ms).toBeLessThan(1200);
     expect(o["state.after-server-deadline"]).toMatchObject({ code: "OK", value: { status: "RUNNING" } });
+    // 30 days of timeout_nano is no deadline yet: the client's own 500 ms ends the Wait.
+    expect(o["wait.far-deadline"]).toMatchObject({ code: "DeadlineExceeded", source: "client" });
+    expect(o["wait.far-deadline"].ms).toBeGreaterThanOrEqual(490);
     // runc's shim's Wait does not watch its context: the reference shows the client's deadline instead.
     expect(reports.runc!.observations["wait.server-deadline"]).toMatchObject({ code: "DeadlineExceeded", source: "client" });
   });

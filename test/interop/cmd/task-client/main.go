@@ -218,6 +218,14 @@ func run(o *observer) error {
 		_, err := task.Wait(ctx, &taskv2.WaitRequest{ID: *id})
 		return nil, err
 	})
+	// A far deadline (30 days of timeout_nano, an int64 like any other) is no
+	// deadline for now: the call runs until the client's own 500 ms.
+	o.record("wait.far-deadline", func() (any, error) {
+		ctx, cancel := context.WithTimeout(withServerTimeout(bg, 30*24*time.Hour), 500*time.Millisecond)
+		defer cancel()
+		_, err := task.Wait(ctx, &taskv2.WaitRequest{ID: *id})
+		return nil, err
+	})
 	o.record("state.after-server-deadline", func() (any, error) {
 		r, err := task.State(bg, &taskv2.StateRequest{ID: *id})
 		return statusOf(r), err
