@@ -69,7 +69,8 @@ describe.skipIf(skip)("containerd restarts with running shims", () => {
       const keep = `keep-${rt}`;
       const ids: string[] = [keep];
       try {
-        expect((await waiter(keep, runtime, 0)).code).toBe(0);
+        const started = await waiter(keep, runtime, 0);
+        expect(started.code, started.err).toBe(0);
         for (let i = 0; i < CYCLES[rt]; i++) {
           const id = `x-${rt}-${i}`;
           const code = 10 + i;
