@@ -20,6 +20,7 @@ export const MATRIX_FILES = [
   "crash",
   "install",
   "cri",
+  "cri-calls",
   "cri-stream",
   "cri-network",
   "qemu-cri",

@@ -66,6 +66,12 @@ export const DIFFERENCES: VersionDifference[] = [
     seen: "ctr events around ctr run -d / kill / task delete, 10 runs per version",
   },
   {
+    id: "cri-sandbox-state",
+    from: "2.0",
+    what: "CRI asks a pod's started sandbox task for its State once where 1.6 and 1.7 ask twice; every other call of a pod's life (start, Create, Connect, Start, Wait, Kill, Delete, Shutdown, delete, per task) is the same on 1.6, 1.7 and 2.1",
+    seen: "shimlab's trace of a CRI pod's whole life, counted per task (test/integration/cri-calls.test.ts)",
+  },
+  {
     id: "config-v3",
     from: "2.0",
     what: "containerd 2.x reads config version 3: the CRI plugin is split into io.containerd.cri.v1.images (snapshotter, pinned sandbox image, registry), io.containerd.cri.v1.runtime (runtimes, CNI with bin_dirs) and io.containerd.grpc.v1.cri (the streaming server); NRI is on by default",
