@@ -3,14 +3,12 @@
 // containerd's CRI sets them, or CRI-O's) share one shim; containerd runs
 // `delete` after each task deletion and the shim serves on until the last.
 // runc's shim groups by CRI's sandbox-id key too, and is the reference there.
-import { describe, it, expect, beforeAll, afterAll, afterEach } from "vitest";
+import { describe, it, expect } from "vitest";
 import fs from "node:fs";
 import path from "node:path";
-import { Containerd } from "../../src/harness/containerd";
 import { shimAddressOf } from "../../src/harness/bundle";
-import { removeCgroupDirs } from "../../src/util/cgroup";
-import { busyboxRootfs, missing } from "../helpers/env";
-import { expectNoLeaks } from "../helpers/leaks";
+import { missing } from "../helpers/env";
+import { useContainerd } from "../helpers/containerd-fixture";
 import { forceRemove } from "../helpers/ctr";
 import { argOf, shimDaemons, waitUntil } from "../helpers/cri";
 
@@ -23,28 +21,12 @@ const KEYS = {
 };
 
 describe.skipIf(skip)("pods by annotation under a real containerd (ctr --annotation)", () => {
-  let ctd: Containerd;
-  let rootfs: string;
+  const fx = useContainerd();
 
-  beforeAll(async () => {
-    rootfs = busyboxRootfs();
-    ctd = new Containerd();
-    await ctd.start();
-  });
-
-  afterAll(async () => {
-    await ctd?.destroy();
-    removeCgroupDirs(ctd.cgroupParent);
-  });
-
-  afterEach(async () => {
-    await expectNoLeaks([ctd.address], [ctd.dir], ctd.cgroupParent);
-  });
-
-  const bundle = (id: string) => path.join(ctd.state, "io.containerd.runtime.v2.task", "default", id);
+  const bundle = (id: string) => path.join(fx.ctd.state, "io.containerd.runtime.v2.task", "default", id);
   const runD = (rt: keyof typeof RUNTIMES, id: string, annotations: string[], cmd: string[]) =>
-    ctd.ctr(["run", "-d", "--runtime", RUNTIMES[rt], ...annotations.flatMap((a) => ["--annotation", a]), "--rootfs", rootfs, id, ...cmd]);
-  const daemonsOf = (rt: keyof typeof RUNTIMES, ids: string[]) => shimDaemons(ctd, rt).filter((p) => ids.includes(argOf(p, "-id") ?? ""));
+    fx.ctd.ctr(["run", "-d", "--runtime", RUNTIMES[rt], ...annotations.flatMap((a) => ["--annotation", a]), "--rootfs", fx.rootfs, id, ...cmd]);
+  const daemonsOf = (rt: keyof typeof RUNTIMES, ids: string[]) => shimDaemons(fx.ctd, rt).filter((p) => ids.includes(argOf(p, "-id") ?? ""));
 
   async function podFlow(rt: keyof typeof RUNTIMES, keys: keyof typeof KEYS) {
     const pod = `pod-${rt}-${keys}`;
@@ -57,19 +39,19 @@ describe.skipIf(skip)("pods by annotation under a real containerd (ctr --annotat
       const shims = daemonsOf(rt, [pod, app]);
       const grouped = shimAddressOf(bundle(app)) === shimAddressOf(bundle(pod));
       // An exec in the member answers through whichever shim serves it.
-      const ex = await ctd.ctr(["task", "exec", "--exec-id", "x", app, "/bin/sh", "-c", "echo member; exit 3"]);
+      const ex = await fx.ctd.ctr(["task", "exec", "--exec-id", "x", app, "/bin/sh", "-c", "echo member; exit 3"]);
       expect([ex.code, ex.out]).toEqual([3, "member\n"]);
       // Deleting the member: containerd runs `delete -id <member>` on the shim binary, which must not take the pod's shim.
-      expect((await ctd.ctr(["task", "kill", "-s", "SIGKILL", app])).code).toBe(0);
-      await waitUntil(`${app} stopped`, async () => /STOPPED/.test((await ctd.ctr(["task", "ls"])).out.split("\n").find((l) => l.startsWith(app + " ")) ?? ""));
-      const del = await ctd.ctr(["task", "delete", app]);
+      expect((await fx.ctd.ctr(["task", "kill", "-s", "SIGKILL", app])).code).toBe(0);
+      await waitUntil(`${app} stopped`, async () => /STOPPED/.test((await fx.ctd.ctr(["task", "ls"])).out.split("\n").find((l) => l.startsWith(app + " ")) ?? ""));
+      const del = await fx.ctd.ctr(["task", "delete", app]);
       expect(del.code, del.err).toBe(0);
-      const podStill = (await ctd.ctr(["task", "ls"])).out.split("\n").find((l) => l.startsWith(pod + " ")) ?? "";
+      const podStill = (await fx.ctd.ctr(["task", "ls"])).out.split("\n").find((l) => l.startsWith(pod + " ")) ?? "";
       const after = daemonsOf(rt, [pod, app]);
       return { shims: shims.length, shimIds: shims.map((s) => argOf(s, "-id")), grouped, podRunningAfterMemberDelete: /RUNNING/.test(podStill), shimsAfterMemberDelete: after.length };
     } finally {
-      await forceRemove(ctd, app);
-      await forceRemove(ctd, pod);
+      await forceRemove(fx.ctd, app);
+      await forceRemove(fx.ctd, pod);
     }
   }
 
@@ -96,16 +78,16 @@ describe.skipIf(skip)("pods by annotation under a real containerd (ctr --annotat
       const [shim] = daemonsOf("shimlab", [pod]);
       expect(shim).toBeDefined();
       for (const id of [app, pod]) {
-        await ctd.ctr(["task", "kill", "-s", "SIGKILL", id]);
-        await waitUntil(`${id} stopped`, async () => /STOPPED/.test((await ctd.ctr(["task", "ls"])).out.split("\n").find((l) => l.startsWith(id + " ")) ?? ""));
-        const d = await ctd.ctr(["task", "delete", id]);
+        await fx.ctd.ctr(["task", "kill", "-s", "SIGKILL", id]);
+        await waitUntil(`${id} stopped`, async () => /STOPPED/.test((await fx.ctd.ctr(["task", "ls"])).out.split("\n").find((l) => l.startsWith(id + " ")) ?? ""));
+        const d = await fx.ctd.ctr(["task", "delete", id]);
         expect(d.code, d.err).toBe(0);
       }
       await waitUntil("the pod's shim to exit", () => !fs.existsSync(`/proc/${shim.pid}`), 5_000);
       for (const id of [app, pod]) expect(fs.existsSync(bundle(id)), id).toBe(false);
     } finally {
-      await forceRemove(ctd, app);
-      await forceRemove(ctd, pod);
+      await forceRemove(fx.ctd, app);
+      await forceRemove(fx.ctd, pod);
     }
   }, 120_000);
 });
