@@ -6,7 +6,7 @@
 // place things): cross-CPU wake-ups roughly double small latencies on these
 // VMs, so only figures taken in the same mode compare.
 //
-//   node bench/run.mjs [--free] [--only lifecycle,memory,state,echo] [--runs N] [--out file]
+//   node bench/run.mjs [--free] [--only lifecycle,memory,state,gostate,echo] [--runs N] [--out file]
 //                      [--variants shimlab-tree,shimlab-nocache,shimlab-base]   (lifecycle only; see lib/variants.mjs)
 import fs from "node:fs";
 import path from "node:path";
@@ -33,7 +33,7 @@ if (!flag("--free") && !process.env.SHIMLAB_BENCH_PINNED) {
 }
 delete process.env.NODE_EXTRA_CA_CERTS; // containerd (and so every shim) inherits our environment
 
-const only = new Set((opt("--only", "lifecycle,memory,state,echo")).split(","));
+const only = new Set((opt("--only", "lifecycle,memory,state,gostate,echo")).split(","));
 const runs = Number(opt("--runs", "20"));
 const outFile = path.resolve(opt("--out", path.join(ROOT, "bench", "results.json")));
 const log = (m) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${m}\n`);
@@ -107,6 +107,28 @@ try {
     add("state_16_calls_per_s", "calls/s", r.shimlab.c16.rate, r.runc.c16.rate, "higher is better");
     add("state_16_p50_us", "µs", r.shimlab.c16.p50, r.runc.c16.p50);
     add("state_16_p99_us", "µs", r.shimlab.c16.p99, r.runc.c16.p99);
+  }
+  if (only.has("gostate")) {
+    const { goBinary } = dist("harness/peers/go.js");
+    let go = null;
+    try {
+      go = goBinary();
+    } catch (e) {
+      log(`gostate skipped: ${e.message}`);
+    }
+    if (go) {
+      const { goStateBench } = await import("./go-state-rpc.mjs");
+      const r = await goStateBench(ctd, rootfs, { log });
+      details.gostate = r;
+      const n = r.callers;
+      const note = `Go ttrpc ${r.ttrpc} client, median of ${r.rounds} rounds`;
+      add("go_state_seq_calls_per_s", "calls/s", r.shimlab.seq.rate, r.runc.seq.rate, `${note}; higher is better`);
+      add("go_state_seq_p50_us", "µs", r.shimlab.seq.p50, r.runc.seq.p50, note);
+      add("go_state_seq_p99_us", "µs", r.shimlab.seq.p99, r.runc.seq.p99, note);
+      add(`go_state_${n}_calls_per_s`, "calls/s", r.shimlab.many.rate, r.runc.many.rate, `${note}, ${n} callers on one connection; higher is better`);
+      add(`go_state_${n}_p50_us`, "µs", r.shimlab.many.p50, r.runc.many.p50, note);
+      add(`go_state_${n}_p99_us`, "µs", r.shimlab.many.p99, r.runc.many.p99, note);
+    }
   }
 } finally {
   await ctd.destroy().catch((e) => log(`containerd teardown: ${e.message}`));

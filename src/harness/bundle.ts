@@ -87,11 +87,31 @@ export function defaultSpec(id: string, o: SpecOptions): OciSpec {
   };
 }
 
-/** <dir>/<id> with config.json and an empty rootfs/ (0711), as containerd prepares before `start`. */
-export function createBundle(dir: string, id: string, spec: OciSpec): string {
+/**
+ * <dir>/<id> with config.json and an empty rootfs/ (0711), as containerd
+ * prepares before `start`; with workDir, also the `work` link containerd
+ * makes to the task's directory under its root (<root>/<plugin>/<ns>/<id>).
+ */
+export function createBundle(dir: string, id: string, spec: OciSpec, workDir?: string): string {
   const b = path.join(dir, id);
   fs.mkdirSync(b, { recursive: true, mode: 0o700 });
   fs.mkdirSync(path.join(b, "rootfs"), { recursive: true, mode: 0o711 });
+  if (workDir) {
+    fs.mkdirSync(workDir, { recursive: true, mode: 0o711 });
+    fs.rmSync(path.join(b, "work"), { force: true });
+    fs.symlinkSync(workDir, path.join(b, "work"));
+  }
   fs.writeFileSync(path.join(b, "config.json"), JSON.stringify(spec, null, 2));
   return b;
+}
+
+/**
+ * The shim address containerd keeps for a bundle: 2.x writes bootstrap.json
+ * (the whole start result) for every shim and 2.x's runc shim writes no
+ * `address`; 1.x has only the `address` file the shim wrote.
+ */
+export function shimAddressOf(bundle: string): string {
+  const boot = path.join(bundle, "bootstrap.json");
+  if (fs.existsSync(boot)) return String(JSON.parse(fs.readFileSync(boot, "utf8")).address);
+  return fs.readFileSync(path.join(bundle, "address"), "utf8").trim();
 }

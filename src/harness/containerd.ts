@@ -1,10 +1,15 @@
-// A private containerd (Debian's 1.6) for tests and scenarios: its own root,
-// state, sockets and config, shimlab's bin/ on its PATH, stopped afterwards.
+// A private containerd for tests and scenarios: its own root, state, sockets
+// and config, shimlab's bin/ on its PATH, stopped afterwards. Which containerd
+// (Debian 12's 1.6, trixie's 1.7, sid's 2.1, or a path) comes from
+// SHIMLAB_CONTAINERD unless the caller names a peer; each reads its own config
+// version (2 for 1.x, 3 for 2.x) and finds the runc shim and runc of its own
+// package first on its PATH.
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { spawn, type ChildProcess } from "node:child_process";
 import { runCommand, type CommandResult } from "./shim-runner";
+import { currentContainerd, type ContainerdPeer } from "./peers/containerd";
 
 export const REPO_ROOT = path.resolve(__dirname, "..", "..");
 export const SHIM_BINARY = path.join(REPO_ROOT, "bin", "containerd-shim-shimlab-v2");
@@ -23,6 +28,10 @@ export interface ContainerdOptions {
   shimBinDir?: string;
   /** Runs on the written config before containerd starts (e.g. `shimlab install` editing it). */
   prepareConfig?: (configPath: string) => void | Promise<void>;
+  /** Which containerd; SHIMLAB_CONTAINERD's (Debian 12's 1.6 by default) when absent. */
+  peer?: ContainerdPeer;
+  /** The config's plugin sections, made once the peer (and so the config version) is known. */
+  pluginConfig?: (peer: ContainerdPeer) => string;
 }
 
 export class Containerd {
@@ -35,6 +44,7 @@ export class Containerd {
   readonly logPath: string;
   private proc: ChildProcess | null = null;
   private exited: Promise<void> = Promise.resolve();
+  private resolvedPeer: ContainerdPeer | null;
 
   constructor(readonly o: ContainerdOptions = {}) {
     // Short: the address ends up hashed, but containerd's own sockets have the 108-byte limit.
@@ -45,21 +55,40 @@ export class Containerd {
     this.ttrpcAddress = this.address + ".ttrpc";
     this.configPath = path.join(this.dir, "config.toml");
     this.logPath = path.join(this.dir, "containerd.log");
+    this.resolvedPeer = o.peer ?? null;
+  }
+
+  /** The containerd this instance runs (known once start() or resolvePeer() has run). */
+  get peer(): ContainerdPeer {
+    if (!this.resolvedPeer) throw new Error("Containerd.peer is known only after start() or resolvePeer()");
+    return this.resolvedPeer;
+  }
+
+  async resolvePeer(): Promise<ContainerdPeer> {
+    this.resolvedPeer ??= await currentContainerd();
+    return this.resolvedPeer;
   }
 
   config(): string {
-    const disabled = this.o.cri ? [] : ['"io.containerd.grpc.v1.cri"'];
+    const peer = this.peer;
+    const v3 = peer.configVersion === 3;
+    const q = (s: string) => (v3 ? `'${s}'` : `"${s}"`);
+    // 1.x's CRI is one plugin; 2.x split it in three.
+    const cri = v3 ? ["io.containerd.cri.v1.images", "io.containerd.cri.v1.runtime", "io.containerd.grpc.v1.cri"] : ["io.containerd.grpc.v1.cri"];
+    // 2.x enables NRI, whose socket (/var/run/nri/nri.sock) every private containerd would fight over.
+    const disabled = [...(this.o.cri ? [] : cri), ...(peer.major >= 2 || (peer.major === 1 && peer.minor >= 7) ? ["io.containerd.nri.v1.nri"] : [])];
     return [
-      "version = 2",
+      `version = ${peer.configVersion}`,
       `root = "${this.root}"`,
       `state = "${this.state}"`,
-      `disabled_plugins = [${disabled.join(", ")}]`,
+      `disabled_plugins = [${disabled.map(q).join(", ")}]`,
       "[grpc]",
       `  address = "${this.address}"`,
       "[ttrpc]",
       `  address = "${this.ttrpcAddress}"`,
       "[debug]",
       `  level = "${this.o.logLevel ?? "info"}"`,
+      this.o.pluginConfig?.(peer) ?? "",
       this.o.extraConfig ?? "",
     ].join("\n");
   }
@@ -71,16 +100,19 @@ export class Containerd {
 
   env(): NodeJS.ProcessEnv {
     const env: NodeJS.ProcessEnv = { SHIMLAB_CGROUP_PARENT: this.cgroupParent, SHIMLAB_RUN_DIR: path.join(this.dir, "run"), ...process.env, ...this.o.env };
-    env.PATH = `${this.o.shimBinDir ?? path.join(REPO_ROOT, "bin")}:${env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin"}`;
+    // shimlab's shim, then this containerd's own ctr, runc shim and runc, then the rest.
+    const peerBin = this.resolvedPeer ? [this.resolvedPeer.binDir] : [];
+    env.PATH = [this.o.shimBinDir ?? path.join(REPO_ROOT, "bin"), ...peerBin, env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin"].join(":");
     return env;
   }
 
   async start(): Promise<void> {
+    await this.resolvePeer();
     fs.mkdirSync(this.dir, { recursive: true });
     fs.writeFileSync(this.configPath, this.config());
     await this.o.prepareConfig?.(this.configPath);
     const log = fs.openSync(this.logPath, "a");
-    this.proc = spawn("containerd", ["--config", this.configPath], { env: this.env(), stdio: ["ignore", log, log], detached: true });
+    this.proc = spawn(this.peer.containerd, ["--config", this.configPath], { env: this.env(), stdio: ["ignore", log, log], detached: true });
     fs.closeSync(log);
     const p = this.proc;
     this.exited = new Promise((r) => p.once("exit", () => r()));
@@ -110,7 +142,7 @@ export class Containerd {
 
   /** Runs ctr against this containerd. */
   async ctr(args: string[], o: { namespace?: string; stdin?: Buffer; timeoutMs?: number; check?: boolean } = {}): Promise<CommandResult & { out: string; err: string }> {
-    const r = await runCommand("ctr", ["--address", this.address, "--namespace", o.namespace ?? "default", ...args], {
+    const r = await runCommand(this.resolvedPeer?.ctr ?? "ctr", ["--address", this.address, "--namespace", o.namespace ?? "default", ...args], {
       env: this.env(),
       stdin: o.stdin,
       timeoutMs: o.timeoutMs ?? 60_000,

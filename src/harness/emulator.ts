@@ -22,16 +22,20 @@ export interface EmulatorOptions {
 }
 
 /**
- * SHIMLAB_EMULATE=2.x-ttrpc | 2.x-grpc plays containerd 2.3 in every emulator
- * that does not choose, so that a whole suite (e.g. the Task API tests) runs
- * against shimlab in 2.x mode unchanged.
+ * SHIMLAB_EMULATE plays another containerd in every emulator that does not
+ * choose, so that a whole suite (e.g. the Task API tests) runs unchanged:
+ *   1.6 (the default), 1.7, 2.1    as those versions run a shim that asks for nothing
+ *   2.1-ttrpc                     2.1 with shimlab asked for task v3 over ttrpc
+ *   2.3-ttrpc, 2.3-grpc           2.3's BootstrapParams on stdin, task v3 (2.x-* are the old names)
  */
 export function containerd2FromEnv(env = process.env): Containerd2Options | undefined {
   const v = env.SHIMLAB_EMULATE;
   if (!v || v === "1.6") return undefined;
-  const m = /^2\.x-(ttrpc|grpc)$/.exec(v);
-  if (!m) throw new Error(`SHIMLAB_EMULATE=${JSON.stringify(v)}: want 1.6, 2.x-ttrpc or 2.x-grpc`);
-  return { params: "binary", protocol: m[1] as "ttrpc" | "grpc" };
+  if (v === "1.7" || v === "2.1") return { series: v };
+  if (v === "2.1-ttrpc") return { series: "2.1", protocol: "ttrpc" };
+  const m = /^2\.(?:x|3)-(ttrpc|grpc)$/.exec(v);
+  if (!m) throw new Error(`SHIMLAB_EMULATE=${JSON.stringify(v)}: want 1.6, 1.7, 2.1, 2.1-ttrpc, 2.3-ttrpc or 2.3-grpc`);
+  return { series: "2.3", params: "binary", protocol: m[1] as "ttrpc" | "grpc" };
 }
 
 export class ContainerdEmulator {
@@ -80,7 +84,7 @@ export class ContainerdEmulator {
   }
 
   bundle(id: string, spec: OciSpec): string {
-    return createBundle(this.bundlesDir(), id, spec);
+    return createBundle(this.bundlesDir(), id, spec, path.join(this.dir, "root", this.namespace, id));
   }
 
   spec(id: string, o: SpecOptions): OciSpec {
@@ -97,6 +101,41 @@ export class ContainerdEmulator {
     const t = await this.runner.start(id, bundle);
     this.tasks.push(t);
     return t;
+  }
+
+  /**
+   * `ctr run --rm --rootfs <rootfs> <id> <args>` as containerd 1.6-2.1 carry it
+   * out against a shim (the same calls in every version, as the real ones
+   * showed: test/integration/emulator-fidelity.test.ts): start, Create with
+   * the three fifos, Connect for the task's pid, then ctr's Start beside its
+   * Wait (each asking the pid again first), State twice once the task has
+   * exited, Delete, Shutdown, and the `delete` binary. Returns what ctr prints
+   * and its exit status.
+   */
+  async ctrRun(id: string, rootfs: string, args: string[]): Promise<{ exitStatus: number; stdout: string; stderr: string }> {
+    const bundle = this.bundle(id, this.spec(id, { args, rootPath: rootfs }));
+    const io = this.stdio(id, { stdin: true });
+    const t = await this.startShim(id, bundle).catch((e) => {
+      // containerd removes the bundle of a shim it could not start (and runs no `delete`).
+      fs.rmSync(bundle, { recursive: true, force: true });
+      throw e;
+    });
+    try {
+      await t.task.Create({ id, bundle, stdin: io.stdin, stdout: io.stdout, stderr: io.stderr, terminal: false, rootfs: [] });
+      await t.task.Connect({ id });
+      const waited = t.task.Connect({ id }).then(() => t.task.Wait({ id }));
+      await t.task.Start({ id });
+      const { exitStatus } = await waited;
+      await io.drained();
+      await t.task.State({ id });
+      await t.task.State({ id });
+      await t.task.Delete({ id });
+      await t.task.Shutdown({ id });
+      return { exitStatus, stdout: io.out(), stderr: io.err() };
+    } finally {
+      t.close();
+      await this.runner.delete(id, bundle);
+    }
   }
 
   /** Closes connections, stops the events endpoint and removes the directory. */

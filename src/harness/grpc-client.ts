@@ -1,6 +1,7 @@
 // A gRPC client for a shim's Task API, as containerd 2.x dials a shim whose
 // bootstrap result says `"protocol":"grpc"`: insecure, over the unix socket,
 // with the same stub shape as the ttrpc client so tests run on either.
+import net from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import type { CallOptions, ServiceClient, ServiceDef } from "../ttrpc/service";
 import { Code, RpcError } from "../ttrpc/status";
@@ -11,7 +12,7 @@ export class GrpcShimClient {
   private closedFlag = false;
 
   private constructor(readonly address: string) {
-    this.client = new grpc.Client(`unix://${address.replace(/^unix:\/\//, "")}`, grpc.credentials.createInsecure(), {
+    this.client = new grpc.Client(`unix://${address}`, grpc.credentials.createInsecure(), {
       // One connection, as containerd holds one per task.
       "grpc.use_local_subchannel_pool": 1,
     });
@@ -19,6 +20,14 @@ export class GrpcShimClient {
 
   /** Connects (containerd dials first, then builds the gRPC client) within the timeout. */
   static async dial(address: string, o: { connectTimeoutMs?: number } = {}): Promise<GrpcShimClient> {
+    // containerd 2.x first dials the address as a plain unix socket path
+    // (net.DialTimeout("unix", address)), so a `unix://` scheme fails there.
+    await new Promise<void>((resolve, reject) => {
+      const s = net.connect(address);
+      const t = setTimeout(() => (s.destroy(), reject(new RpcError(Code.Unavailable, `dial unix ${address}: i/o timeout`))), o.connectTimeoutMs ?? 10_000);
+      s.once("connect", () => (clearTimeout(t), s.destroy(), resolve()));
+      s.once("error", (e: NodeJS.ErrnoException) => (clearTimeout(t), reject(new RpcError(Code.Unavailable, `dial unix ${address}: connect: ${e.code === "ENOENT" ? "no such file or directory" : e.message}`))));
+    });
     const c = new GrpcShimClient(address);
     await new Promise<void>((resolve, reject) =>
       c.client.waitForReady(Date.now() + (o.connectTimeoutMs ?? 10_000), (err) => (err ? reject(new RpcError(Code.Unavailable, `grpc dial ${address}: ${err.message}`)) : resolve())),

@@ -1,8 +1,10 @@
 // Running a shim binary the way containerd 1.6 does: `start` with its flags,
 // cwd and environment, the address read from its combined output, a ttrpc
-// connection per task, and `delete` afterwards. With `containerd2`, the way
-// containerd 2.x does: its environment, 2.3's BootstrapParams on stdin, the
-// bootstrap result parsed as 2.3 parses it, task v3 and gRPC when it says so.
+// connection per task, and `delete` afterwards. With `containerd2`, the way a
+// later containerd does (its `series`): 1.7's and 2.1's environment and their
+// reading of a JSON bootstrap result (checked against the real ones by
+// test/integration/emulator-fidelity.test.ts), or 2.3's BootstrapParams on
+// stdin and its protobuf result; task v3 and gRPC when the shim says so.
 import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
@@ -18,9 +20,16 @@ import { parseStartResponse, type ParsedResult } from "../shim/bootstrap";
 import { GrpcShimClient } from "./grpc-client";
 import { mkfifo } from "./fifo";
 
-/** How a containerd 2.x plays the binary contract. */
+/** How a containerd after 1.6 plays the binary contract. */
 export interface Containerd2Options {
-  /** 2.3+ writes BootstrapParams on stdin (protobuf; JSON as the proto documents); 2.0-2.2 write none. */
+  /**
+   * Which containerd: "1.7" (JSON results up to version 2, no bootstrap.json),
+   * "2.1" (JSON up to version 3, bootstrap.json; it drops a gRPC shim at once,
+   * difference `grpc-shim-dropped`), or "2.3" (the default: BootstrapParams on
+   * stdin and a protobuf result first).
+   */
+  series?: "1.7" | "2.1" | "2.3";
+  /** 2.3+ writes BootstrapParams on stdin (protobuf; JSON as the proto documents); 1.7-2.2 write none. */
   params?: "binary" | "json" | "none";
   /** Asks shimlab for this protocol through containerd's environment (SHIMLAB_SHIM_PROTOCOL). */
   protocol?: "ttrpc" | "grpc";
@@ -29,6 +38,9 @@ export interface Containerd2Options {
   /** The version containerd says it is. */
   version?: string;
 }
+
+/** containerd's io.containerd.internal.v1.opt path (its default). */
+export const OPT_DIR = "/opt/containerd";
 
 export interface ShimBinaryOptions {
   /** The shim executable. */
@@ -123,6 +135,10 @@ export class ShimRunner {
 
   private env(): NodeJS.ProcessEnv {
     const env: NodeJS.ProcessEnv = { ...process.env, ...this.o.env, TTRPC_ADDRESS: this.o.ttrpcAddress, GOMAXPROCS: "2" };
+    // containerd's `opt` plugin puts its image-installed binaries and libraries
+    // first in its own environment at start, which every shim inherits.
+    env.PATH = `${OPT_DIR}/bin:${env.PATH ?? ""}`;
+    env.LD_LIBRARY_PATH = `${OPT_DIR}/lib:${env.LD_LIBRARY_PATH ?? ""}`;
     const c2 = this.o.containerd2;
     if (c2) {
       // 1.7 and 2.x add these (2.x still says MAX_SHIM_VERSION=2).
@@ -136,7 +152,7 @@ export class ShimRunner {
   bootstrapParams(id: string): Buffer | undefined {
     const c2 = this.o.containerd2;
     if (!c2) return this.o.stdin;
-    const mode = c2.params ?? "binary";
+    const mode = (c2.series ?? "2.3") === "2.3" ? (c2.params ?? "binary") : "none";
     if (mode === "none") return this.o.stdin;
     const p = {
       instanceId: id,
@@ -176,21 +192,27 @@ export class ShimRunner {
     this.logFifo(bundle);
     const r = await runCommand(this.o.binary, this.args(id, ["start"]), { cwd: bundle, env: this.env(), stdin: this.bootstrapParams(id), timeoutMs: this.o.timeoutMs });
     if (r.code !== 0) throw new ShimStartError(`failed to start shim: start failed: ${r.combined.toString().trim()}: exit status ${r.code}`, r);
+    // Every version records the binary it ran (for `delete` after a restart) before reading its answer.
+    fs.writeFileSync(path.join(bundle, "shim-binary-path"), this.o.binary, { mode: 0o600 });
     if (!this.o.containerd2) {
       const address = r.combined.toString().trim();
       if (!address.startsWith("unix://") && !address.startsWith("/")) throw new ShimStartError(`shim start printed ${JSON.stringify(address.slice(0, 200))}, not an address`, r);
       const client = await Client.dial(address, { connectTimeoutMs: 10_000 });
       return new ShimTask(id, bundle, address, client, r, callDefaults);
     }
+    const series = this.o.containerd2.series ?? "2.3";
     let boot: ParsedResult;
     try {
-      boot = parseStartResponse(r.combined);
+      boot = parseStartResponse(r.combined, series);
     } catch (e) {
-      throw new ShimStartError(`failed to start shim: ${(e as Error).message}`, r);
+      throw new ShimStartError(`failed to start shim: start failed: ${(e as Error).message}`, r);
     }
     if (boot.protocol === "grpc" && boot.version < 3) throw new ShimStartError(`shim asks for gRPC with task API version ${boot.version}; gRPC needs version 3`, r);
-    // containerd 2.x keeps the result for reconnecting after a restart.
-    fs.writeFileSync(path.join(bundle, "bootstrap.json"), JSON.stringify(boot));
+    if (boot.protocol === "grpc" && series === "2.1") {
+      // Real 2.1 connects, sees its new gRPC client Idle, takes the shim for dead
+      // and removes the bundle: the next call fails. Say so rather than pretend.
+      throw new ShimStartError(`containerd 2.1 drops a gRPC shim as soon as it connects (difference grpc-shim-dropped): use ttrpc, or series 2.3`, r);
+    }
     const client =
       boot.protocol === "grpc"
         ? await GrpcShimClient.dial(boot.address, { connectTimeoutMs: 10_000 })
@@ -198,6 +220,8 @@ export class ShimRunner {
           ? await Client.dial(boot.address, { connectTimeoutMs: 10_000 })
           : null;
     if (!client) throw new ShimStartError(`unexpected protocol: ${JSON.stringify(boot.protocol)}`, r);
+    // 2.x keeps the start result for reconnecting after a restart, once it has connected; 1.7 does not.
+    if (series !== "1.7") fs.writeFileSync(path.join(bundle, "bootstrap.json"), JSON.stringify(boot));
     return new ShimTask(id, bundle, boot.address, client, r, callDefaults, boot);
   }
 

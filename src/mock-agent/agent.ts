@@ -216,6 +216,7 @@ export class MockAgent {
       if (!req.OCI?.Process) throw invalidArgument("the OCI spec has no process");
       if (!req.OCI.Root?.Path) throw invalidArgument("the OCI spec has no root path");
       const spec = specFromGrpc(req.OCI);
+      const guestSysctls = this.o.network?.takeNetSysctls(spec) ?? [];
       if (spec.linux && this.o.runtime.isolated) {
         // kata-agent's update_container_namespaces: the pid namespace is the
         // agent's call, not the spec's — the sandbox's when sandbox_pidns asks
@@ -246,7 +247,7 @@ export class MockAgent {
         await this.o.runtime.destroy(c.id).catch(() => {});
         throw e;
       }
-      this.o.logger.info("container created", { container: c.id, runtime: this.o.runtime.name });
+      this.o.logger.info("container created", { container: c.id, runtime: this.o.runtime.name, ...(guestSysctls.length ? { guestSysctls: guestSysctls.join(",") } : {}) });
       return {};
     },
 

@@ -40,6 +40,8 @@ export interface GuestNetworkOptions {
   ip?: IpRunner;
   /** /sys/class/net: where NICs are found by MAC. */
   sysNet?: string;
+  /** /proc/sys: where net.* sysctls are written. */
+  procSys?: string;
   /** How long a NIC may take to appear (coldplugged ones are there at once). */
   waitMs?: number;
 }
@@ -47,12 +49,43 @@ export interface GuestNetworkOptions {
 export class GuestNetwork {
   private readonly ip: IpRunner;
   private readonly sysNet: string;
+  private readonly procSys: string;
   private readonly waitMs: number;
 
   constructor(o: GuestNetworkOptions = {}) {
     this.ip = o.ip ?? runIp;
     this.sysNet = o.sysNet ?? "/sys/class/net";
+    this.procSys = o.procSys ?? "/proc/sys";
     this.waitMs = o.waitMs ?? 2000;
+  }
+
+  /**
+   * In the VM every container of the pod runs in the guest's own network
+   * namespace (the spec's is dropped: the VM is the pod's network boundary),
+   * which runc takes for the host's and refuses net.* sysctls in ("not
+   * allowed in host network namespace"). The guest's namespace is the pod's,
+   * so they are set there, as Kata's agent sets them, and taken out of the
+   * spec runc gets. containerd 2.x's CRI adds two to every pod with a network
+   * of its own (enable_unprivileged_ports, enable_unprivileged_icmp).
+   */
+  takeNetSysctls(spec: { linux?: { sysctl?: Record<string, string>; namespaces?: { type: string }[] } }): string[] {
+    const sysctl = spec.linux?.sysctl;
+    if (!sysctl || spec.linux?.namespaces?.some((n) => n.type === "network")) return [];
+    const names = Object.keys(sysctl).filter((k) => k.startsWith("net."));
+    for (const k of names) {
+      if (!/^net(\.[A-Za-z0-9_-]+)+$/.test(k)) throw invalidArgument(`sysctl ${JSON.stringify(k)} is not a sysctl name`);
+      const file = path.join(this.procSys, ...k.split("."));
+      try {
+        fs.writeFileSync(file, String(sysctl[k]));
+      } catch (e) {
+        const err = e as NodeJS.ErrnoException;
+        if (err.code === "ENOENT") throw invalidArgument(`sysctl ${k}: the guest kernel has no ${file}`);
+        throw failedPrecondition(`sysctl ${k}=${sysctl[k]} in the guest: ${err.message}`);
+      }
+      delete sysctl[k];
+    }
+    if (!Object.keys(sysctl).length) delete spec.linux!.sysctl;
+    return names;
   }
 
   private readSys(dev: string, file: string): string {

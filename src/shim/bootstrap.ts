@@ -144,7 +144,11 @@ export function answerFor(input: StartInput, asked: ShimProtocol | null, env: No
   return { encoding: "plain", protocol: "ttrpc" };
 }
 
-export function formatResult(address: string, a: StartAnswer): Buffer {
+export function formatResult(unixAddress: string, a: StartAnswer): Buffer {
+  // containerd 2.x dials a gRPC shim with net.Dial("unix", address) before it
+  // adds the scheme itself, so a gRPC address is the bare socket path; ttrpc's
+  // dialer takes (and 1.x needs) the unix:// form.
+  const address = a.protocol === "grpc" ? unixAddress.replace(/^unix:\/\//, "") : unixAddress;
   switch (a.encoding) {
     case "plain":
       return Buffer.from(address);
@@ -162,21 +166,26 @@ export interface ParsedResult {
 }
 
 /**
- * containerd 2.3's parseStartResponse: a protobuf BootstrapResult first, then
- * JSON, then the whole output as a ttrpc v2 address. For the harness.
+ * containerd's parseStartResponse, for the harness: 2.3 tries a protobuf
+ * BootstrapResult first; every version then tries JSON, and takes the whole
+ * output as a ttrpc v2 address otherwise. 1.7 supports results up to version
+ * 2, 2.x up to 3.
  */
-export function parseStartResponse(out: Buffer): ParsedResult {
-  try {
-    const r = BootstrapResult.decode(out);
-    if (r.address) return { version: r.version, address: r.address, protocol: r.protocol };
-  } catch {
-    /* not protobuf */
+export function parseStartResponse(out: Buffer, series: "1.7" | "2.1" | "2.3" = "2.3"): ParsedResult {
+  if (series === "2.3") {
+    try {
+      const r = BootstrapResult.decode(out);
+      if (r.address) return { version: r.version, address: r.address, protocol: r.protocol };
+    } catch {
+      /* not protobuf */
+    }
   }
   const text = out.toString().trim();
+  const max = series === "1.7" ? 2 : TASK_API_VERSION;
   try {
     const j = JSON.parse(text) as Partial<ParsedResult>;
     if (j && typeof j === "object" && typeof j.version === "number" && j.version >= 2) {
-      if (j.version > TASK_API_VERSION) throw new Error(`unsupported shim version (${j.version}): not implemented`);
+      if (j.version > max) throw new Error(`unsupported shim version (${j.version}): not implemented`);
       return { version: j.version, address: String(j.address ?? ""), protocol: String(j.protocol ?? "ttrpc") };
     }
   } catch (e) {

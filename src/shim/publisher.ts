@@ -1,6 +1,7 @@
 // Task events to containerd: Events/Forward on TTRPC_ADDRESS, one at a time
 // from one queue so they arrive in the order they were published, with the
-// Go shim's retry policy (5 tries, 1 s × n apart, 5 s per Forward).
+// Go shim's retry policy (5 tries, 1 s × n apart, 5 s per Forward). A flush
+// retries at once instead of sleeping out a backoff (see flush).
 import { Client } from "../ttrpc/client";
 import { Events } from "../gen/containerd.services.events.ttrpc.v1";
 import type { MessageCodec } from "../proto/message";
@@ -48,6 +49,8 @@ export class Publisher implements EventSink {
   private sending = false;
   private closed = false;
   private idleWaiters: (() => void)[] = [];
+  /** Ends the backoff the queue's head is sleeping, if it is. */
+  private wake: (() => void) | null = null;
 
   constructor(private readonly o: PublisherOptions) {}
 
@@ -104,7 +107,7 @@ export class Publisher implements EventSink {
           this.o.logger.warn("publishing event failed; will retry", { topic: q.e.topic, tries: q.tries, error: (err as Error).message });
           this.client?.close();
           this.client = null;
-          await new Promise((r) => setTimeout(r, (this.o.retryDelayMs ?? 1000) * q.tries));
+          await this.backoff((this.o.retryDelayMs ?? 1000) * q.tries);
         }
       }
     } finally {
@@ -113,8 +116,29 @@ export class Publisher implements EventSink {
     }
   }
 
+  private backoff(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.wake = null;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.wake = done;
+    });
+  }
+
+  /**
+   * The shim flushes as it exits, mostly because containerd shut it down, and
+   * containerd calling proves it is back: an event that failed while it was
+   * down (a restart) would otherwise keep the shim alive until its backoff
+   * ends, up to the whole timeout after its last task is gone. So the head is
+   * retried now; if that fails too (containerd is really gone), the next
+   * backoff runs within timeoutMs as before.
+   */
   flush(timeoutMs: number): Promise<void> {
     if (!this.queue.length && !this.sending) return Promise.resolve();
+    this.wake?.();
     return new Promise((resolve) => {
       const t = setTimeout(resolve, timeoutMs);
       this.idleWaiters.push(() => {
@@ -127,6 +151,7 @@ export class Publisher implements EventSink {
   close(): void {
     this.closed = true;
     this.client?.close();
+    this.wake?.();
     for (const w of this.idleWaiters.splice(0)) w();
   }
 }

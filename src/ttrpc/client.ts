@@ -4,6 +4,7 @@ import { EventEmitter } from "node:events";
 import type { Duplex } from "node:stream";
 import { FrameReader, HEADER_LENGTH, MESSAGE_LENGTH_MAX, MessageType, writeHeader, type FrameEvent } from "./channel";
 import { Code, RpcError } from "./status";
+import { afterDeadline, type DeadlineTimer } from "./deadline";
 import { Writer } from "../proto/wire";
 import { Response } from "../gen/ttrpc";
 import type { MessageCodec } from "../proto/message";
@@ -12,7 +13,7 @@ import type { CallOptions, ServiceClient, ServiceDef } from "./service";
 interface Pending {
   resolve: (payload: Buffer) => void;
   reject: (err: RpcError) => void;
-  timer?: NodeJS.Timeout;
+  timer?: DeadlineTimer;
   cleanup?: () => void;
 }
 
@@ -90,7 +91,7 @@ export class Client extends EventEmitter {
     }
     for (const [id, p] of this.pending) {
       this.pending.delete(id);
-      if (p.timer) clearTimeout(p.timer);
+      p.timer?.clear();
       p.cleanup?.();
       p.reject(err);
     }
@@ -139,7 +140,7 @@ export class Client extends EventEmitter {
 
   private settle(id: number, p: Pending, payload: Buffer | null, err: RpcError | null): void {
     this.pending.delete(id);
-    if (p.timer) clearTimeout(p.timer);
+    p.timer?.clear();
     p.cleanup?.();
     if (err) p.reject(err);
     else p.resolve(payload!);
@@ -211,10 +212,10 @@ export class Client extends EventEmitter {
     return new Promise<Buffer>((resolve, reject) => {
       const p: Pending = { resolve, reject };
       if (timeoutMs && timeoutMs > 0) {
-        p.timer = setTimeout(() => {
+        p.timer = afterDeadline(timeoutMs, () => {
           if (this.pending.get(id) !== p) return;
           this.settle(id, p, null, new RpcError(Code.DeadlineExceeded, `${service}/${method}: context deadline exceeded`));
-        }, timeoutMs);
+        });
       }
       if (opts.signal) {
         const sig = opts.signal;

@@ -2,6 +2,7 @@
 export * from "./channel";
 export * from "./status";
 export * from "./service";
+export * from "./deadline";
 export { Server, ServerConnection } from "./server";
 export type { Interceptor, ServerCall, ServerOptions } from "./server";
 export { Client } from "./client";

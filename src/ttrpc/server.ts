@@ -4,6 +4,7 @@ import { EventEmitter } from "node:events";
 import type { Duplex } from "node:stream";
 import { FrameReader, HEADER_LENGTH, MESSAGE_LENGTH_MAX, MessageType, writeHeader, type FrameEvent } from "./channel";
 import { Code, RpcError, asRpcError } from "./status";
+import { afterDeadline, type DeadlineTimer } from "./deadline";
 import { Writer } from "../proto/wire";
 import { Request, Response } from "../gen/ttrpc";
 import { Status } from "../gen/google.rpc";
@@ -262,7 +263,9 @@ export class ServerConnection {
     try {
       request = found.def.requestType.decode(req.payload);
     } catch (err) {
-      this.sendStatus(streamId, new RpcError(Code.InvalidArgument, `unmarshal request error: ${(err as Error).message}`));
+      // Go's ttrpc (1.1 and 1.2) decodes the payload inside the method and
+      // answers Internal; InvalidArgument is only for an envelope it cannot read.
+      this.sendStatus(streamId, new RpcError(Code.Internal, `ttrpc: error unmarshalling payload: ${(err as Error).message}`));
       return;
     }
     const cancel = new Cancel();
@@ -275,12 +278,12 @@ export class ServerConnection {
       else metadata.set(k, [kv.value]);
     }
     let deadline: number | undefined;
-    let timer: NodeJS.Timeout | undefined;
+    let timer: DeadlineTimer | undefined;
     let answered = false;
     const finish = (res: { ok: true; value: unknown } | { ok: false; error: RpcError }) => {
       if (answered) return;
       answered = true;
-      if (timer) clearTimeout(timer);
+      timer?.clear();
       this.active.delete(streamId);
       if (res.ok) this.sendResponse(streamId, found.def.responseType, res.value);
       else this.sendStatus(streamId, res.error);
@@ -288,11 +291,11 @@ export class ServerConnection {
     if (req.timeoutNano > 0) {
       const ms = req.timeoutNano / 1e6;
       deadline = Date.now() + ms;
-      timer = setTimeout(() => {
+      timer = afterDeadline(Math.ceil(ms), () => {
         const err = new RpcError(Code.DeadlineExceeded, "context deadline exceeded");
         cancel.abort(err);
         finish({ ok: false, error: err });
-      }, Math.max(0, Math.ceil(ms)));
+      });
     }
     const ctx: CallContext = new ServerCallContext(metadata, cancel, deadline, `${req.service}/${req.method}`, streamId);
     const call: ServerCall = {

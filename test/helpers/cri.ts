@@ -6,6 +6,7 @@ import { descendants, listProcesses, type ProcInfo } from "../../src/harness/lea
 import type { Containerd } from "../../src/harness/containerd";
 import type { CriClient } from "../../src/harness/cri/client";
 import { CRI_NAMESPACE } from "../../src/harness/cri/images";
+import { shimAddressOf } from "../../src/harness/bundle";
 
 export type Handler = "shimlab" | "runc";
 
@@ -39,7 +40,7 @@ export function bundleDir(ctd: Containerd, id: string): string {
 }
 
 export function bundleAddress(ctd: Containerd, id: string): string {
-  return fs.readFileSync(path.join(bundleDir(ctd, id), "address"), "utf8").trim();
+  return shimAddressOf(bundleDir(ctd, id));
 }
 
 /** Paths of the unix sockets a process has open, from its fds and /proc/net/unix. */

@@ -5,6 +5,7 @@ import os from "node:os";
 import path from "node:path";
 import { execFileSync } from "node:child_process";
 import { buildBusyboxRootfs, findBusybox } from "../../src/harness/rootfs";
+import { goBinary } from "../../src/harness/peers/go";
 
 export const REQUIRE_ALL = process.env.SHIMLAB_REQUIRE_ALL === "1";
 
@@ -19,11 +20,21 @@ export function have(bin: string): boolean {
 
 export const isRoot = process.getuid?.() === 0;
 
+/** Go where the peers' builds look for it: PATH, then /usr/local/go/bin and /usr/lib/go/bin. */
+export function haveGo(): boolean {
+  try {
+    goBinary();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Returns a reason to skip, or null; throws in CI where nothing may be skipped. */
 export function missing(...needs: string[]): string | null {
   const lacking: string[] = [];
   for (const n of needs) {
-    if (n === "root" ? !isRoot : n === "busybox" ? !findBusybox() : !have(n)) lacking.push(n);
+    if (n === "root" ? !isRoot : n === "busybox" ? !findBusybox() : n === "go" ? !haveGo() : !have(n)) lacking.push(n);
   }
   if (!lacking.length) return null;
   const why = `needs ${lacking.join(", ")}`;

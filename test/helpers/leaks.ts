@@ -47,3 +47,23 @@ export async function expectNoLeaks(markers: string[], dirs: string[] = [], cgro
     throw new Error(problems.join("\n"));
   }
 }
+
+/**
+ * Processes of any kind (runc's shim, a Go peer, a container in cgroupParent)
+ * whose command line mentions one of the markers must be gone; survivors are
+ * killed, then reported.
+ */
+export async function expectNoProcessesMentioning(markers: string[], cgroupParent?: string): Promise<void> {
+  const left = await settle(
+    () => listProcesses().filter((p) => p.pid !== process.pid && (markers.some((m) => p.cmdline.includes(m)) || (cgroupParent ? containerProcesses(cgroupParent).some((c) => c.pid === p.pid) : false))),
+    8_000,
+  );
+  for (const p of left) {
+    try {
+      process.kill(p.pid, "SIGKILL");
+    } catch {
+      /* gone */
+    }
+  }
+  if (left.length) throw new Error(`processes left: ${left.map((p) => `${p.pid} ${p.cmdline}`).join("; ")}`);
+}

@@ -3,13 +3,13 @@
 // mounts and sockets; and an agent whose shim is gone must not outlive it.
 import fs from "node:fs";
 import path from "node:path";
-import { describe, it, expect, beforeAll, afterAll, afterEach } from "vitest";
-import { Containerd } from "../../src/harness/containerd";
+import { describe, it, expect } from "vitest";
+import { shimAddressOf } from "../../src/harness/bundle";
 import { SHIM_DAEMON_SCRIPT, descendants, listProcesses, settle, shimlabProcesses } from "../../src/harness/leaks";
-import { removeCgroupDirs } from "../../src/mock-agent/runtime/runc";
-import { busyboxRootfs, missing } from "../helpers/env";
+import { missing } from "../helpers/env";
 import { useEmulator } from "../helpers/emulator";
-import { containerProcesses, expectNoLeaks } from "../helpers/leaks";
+import { containerProcesses } from "../helpers/leaks";
+import { useContainerd } from "../helpers/containerd-fixture";
 import { EventWatch, forceRemove, normalise } from "../helpers/ctr";
 
 const skip = missing("root", "containerd", "ctr", "runc", "busybox");
@@ -17,59 +17,45 @@ const RUNTIMES = { runc: "io.containerd.runc.v2", shimlab: "io.containerd.shimla
 const SHIM_CMD = { runc: /containerd-shim-runc-v2/, shimlab: SHIM_DAEMON_SCRIPT } as const;
 
 describe.skipIf(skip)("a SIGKILLed shim, under containerd", () => {
-  let ctd: Containerd;
-  let rootfs: string;
+  const fx = useContainerd();
   const seen: Record<string, string[]> = {};
-
-  beforeAll(async () => {
-    rootfs = busyboxRootfs();
-    ctd = new Containerd();
-    await ctd.start();
-  });
-
-  afterAll(async () => {
-    await ctd?.destroy();
-    removeCgroupDirs(ctd.cgroupParent);
-  });
-
-  afterEach(async () => {
-    await expectNoLeaks([ctd.address], [ctd.dir], ctd.cgroupParent);
-  });
 
   for (const rt of ["runc", "shimlab"] as const) {
     it(`is cleaned up by containerd's delete path (${rt})`, async () => {
       const id = `crash-${rt}`;
-      const watch = new EventWatch(ctd);
+      const watch = new EventWatch(fx.ctd);
       await watch.ready();
       try {
-        const run = await ctd.ctr(["run", "-d", "--runtime", RUNTIMES[rt], "--rootfs", rootfs, id, "/bin/sh", "-c", "sleep 3071"]);
+        const run = await fx.ctd.ctr(["run", "-d", "--runtime", RUNTIMES[rt], "--rootfs", fx.rootfs, id, "/bin/sh", "-c", "sleep 3071"]);
         expect(run.code, run.err).toBe(0);
-        const addr = fs.readFileSync(path.join(ctd.state, "io.containerd.runtime.v2.task", "default", id, "address"), "utf8").trim();
+        const addr = shimAddressOf(path.join(fx.ctd.state, "io.containerd.runtime.v2.task", "default", id));
         const socket = addr.replace(/^unix:\/\//, "");
         expect(fs.existsSync(socket)).toBe(true);
-        const shim = listProcesses().filter((p) => SHIM_CMD[rt].test(p.cmdline) && p.cmdline.includes(ctd.address) && p.cmdline.includes(`-id ${id}`));
+        const shim = listProcesses().filter((p) => SHIM_CMD[rt].test(p.cmdline) && p.cmdline.includes(fx.ctd.address) && p.cmdline.includes(`-id ${id}`));
         expect(shim).toHaveLength(1);
-        expect(containerProcesses(ctd.cgroupParent).length + (rt === "runc" ? 1 : 0)).toBeGreaterThan(0);
+        expect(containerProcesses(fx.ctd.cgroupParent).length + (rt === "runc" ? 1 : 0)).toBeGreaterThan(0);
 
         process.kill(shim[0].pid, "SIGKILL");
         await watch.waitFor((e) => e.topic === "/tasks/exit" && e.payload.container_id === id);
 
         // containerd ran the shim binary's delete: the task is gone, so is everything it held.
-        const ls = await ctd.ctr(["task", "ls"]);
+        const ls = await fx.ctd.ctr(["task", "ls"]);
         expect(ls.out).not.toMatch(new RegExp(`^${id}\\s`, "m"));
         if (rt === "shimlab") {
           expect(await settle(() => (fs.existsSync(socket) ? [socket] : []), 5_000)).toEqual([]);
-          expect(fs.existsSync(path.join(ctd.dir, "run", "default", id)), "the sandbox's run dir").toBe(false);
+          // containerd publishes the exit once `delete` has answered; the run dir goes in that same delete.
+          const runDir = path.join(fx.ctd.dir, "run", "default", id);
+          expect(await settle(() => (fs.existsSync(runDir) ? [runDir] : []), 5_000), "the sandbox's run dir").toEqual([]);
         }
         // runc's shim (containerd 1.6) leaves its socket file behind after SIGKILL; shimlab's delete removes it.
         else fs.rmSync(socket, { force: true });
-        expect(await settle(() => shimlabProcesses([ctd.address]), 5_000)).toEqual([]);
+        expect(await settle(() => shimlabProcesses([fx.ctd.address]), 5_000)).toEqual([]);
         expect(await settle(() => listProcesses().filter((p) => p.cmdline === "sleep 3071" || p.cmdline === "/bin/sh -c sleep 3071"), 5_000)).toEqual([]);
-        expect((await ctd.ctr(["container", "rm", id])).code).toBe(0);
+        expect((await fx.ctd.ctr(["container", "rm", id])).code).toBe(0);
         seen[rt] = watch.forContainer(id).map((e) => normalise(e, id));
       } finally {
         watch.stop();
-        await forceRemove(ctd, id);
+        await forceRemove(fx.ctd, id);
       }
     }, 60_000);
   }

@@ -1,40 +1,22 @@
 // Foundation: ctr run through io.containerd.shimlab.v2 on the tests' own
 // containerd 1.6, the container forwarded through the kata agent API to the
 // mock agent, which runs it with runc.
-import { describe, it, expect, beforeAll, afterAll, afterEach } from "vitest";
+import { describe, it, expect } from "vitest";
 import fs from "node:fs";
 import path from "node:path";
 import { spawn } from "node:child_process";
-import { Containerd } from "../../src/harness/containerd";
 import { buildOciArchive } from "../../src/harness/oci-image";
-import { busyboxRootfs, missing } from "../helpers/env";
-import { expectNoLeaks } from "../helpers/leaks";
-import { removeCgroupDirs } from "../../src/mock-agent/runtime/runc";
+import { missing } from "../helpers/env";
+import { useContainerd } from "../helpers/containerd-fixture";
 
 const skip = missing("root", "containerd", "ctr", "runc", "busybox");
 const RUNTIME = "io.containerd.shimlab.v2";
 
 describe.skipIf(skip)("ctr run on shimlab (containerd 1.6)", () => {
-  let ctd: Containerd;
-  let rootfs: string;
-
-  beforeAll(async () => {
-    rootfs = busyboxRootfs();
-    ctd = new Containerd();
-    await ctd.start();
-  });
-
-  afterAll(async () => {
-    await ctd?.destroy();
-    removeCgroupDirs(ctd.cgroupParent);
-  });
-
-  afterEach(async () => {
-    await expectNoLeaks([ctd.address], [ctd.dir], ctd.cgroupParent);
-  });
+  const fx = useContainerd();
 
   const run = (id: string, cmd: string[], extra: string[] = [], stdin?: Buffer) =>
-    ctd.ctr(["run", "--rm", "--runtime", RUNTIME, ...extra, "--rootfs", rootfs, id, ...cmd], { stdin });
+    fx.ctd.ctr(["run", "--rm", "--runtime", RUNTIME, ...extra, "--rootfs", fx.rootfs, id, ...cmd], { stdin });
 
   it("runs /bin/echo hello and exits 0", async () => {
     const r = await run("t1", ["/bin/echo", "hello"]);
@@ -56,14 +38,14 @@ describe.skipIf(skip)("ctr run on shimlab (containerd 1.6)", () => {
   });
 
   it("reports 137 for a task killed with SIGKILL", async () => {
-    const child = spawn("ctr", ["--address", ctd.address, "run", "--rm", "--runtime", RUNTIME, "--rootfs", rootfs, "t4", "/bin/sleep", "300"], { env: ctd.env() });
+    const child = spawn("ctr", ["--address", fx.ctd.address, "run", "--rm", "--runtime", RUNTIME, "--rootfs", fx.rootfs, "t4", "/bin/sleep", "300"], { env: fx.ctd.env() });
     const exited = new Promise<number | null>((r) => child.on("exit", (c) => r(c)));
     for (let i = 0; i < 100; i++) {
-      const ls = await ctd.ctr(["task", "ls"]);
+      const ls = await fx.ctd.ctr(["task", "ls"]);
       if (/t4\s+\d+\s+RUNNING/.test(ls.out)) break;
       await new Promise((r) => setTimeout(r, 100));
     }
-    const k = await ctd.ctr(["task", "kill", "-s", "SIGKILL", "t4"]);
+    const k = await fx.ctd.ctr(["task", "kill", "-s", "SIGKILL", "t4"]);
     expect(k.code).toBe(0);
     expect(await exited).toBe(137);
   });
@@ -75,7 +57,7 @@ describe.skipIf(skip)("ctr run on shimlab (containerd 1.6)", () => {
   });
 
   it("publishes /tasks/create, /tasks/start, /tasks/exit, /tasks/delete in order", async () => {
-    const events = spawn("ctr", ["--address", ctd.address, "events"], { env: ctd.env() });
+    const events = spawn("ctr", ["--address", fx.ctd.address, "events"], { env: fx.ctd.env() });
     let out = "";
     events.stdout.on("data", (d) => (out += d));
     await new Promise((r) => setTimeout(r, 300));
@@ -91,11 +73,11 @@ describe.skipIf(skip)("ctr run on shimlab (containerd 1.6)", () => {
   });
 
   it("runs from a local OCI image, mounting the snapshot's overlay rootfs", async () => {
-    const archive = path.join(ctd.dir, "busybox.tar");
-    buildOciArchive(rootfs, archive, { name: "docker.io/library/busybox:shimlab" });
-    const imp = await ctd.ctr(["images", "import", archive]);
+    const archive = path.join(fx.ctd.dir, "busybox.tar");
+    buildOciArchive(fx.rootfs, archive, { name: "docker.io/library/busybox:shimlab" });
+    const imp = await fx.ctd.ctr(["images", "import", archive]);
     expect(imp.code, imp.err).toBe(0);
-    const r = await ctd.ctr(["run", "--rm", "--runtime", RUNTIME, "docker.io/library/busybox:shimlab", "t7", "sh", "-c", "echo from-image; grep -c ' / ' /proc/mounts"]);
+    const r = await fx.ctd.ctr(["run", "--rm", "--runtime", RUNTIME, "docker.io/library/busybox:shimlab", "t7", "sh", "-c", "echo from-image; grep -c ' / ' /proc/mounts"]);
     expect(r.err).toBe("");
     expect(r.out.split("\n")[0]).toBe("from-image");
     expect(r.code).toBe(0);

@@ -1,11 +1,10 @@
 // Task API parity: the same ctr matrix through io.containerd.runc.v2 and
 // io.containerd.shimlab.v2 on the tests' own containerd, with the same
 // observable results (pids, times and paths normalised).
-import { describe, it, expect, beforeAll, afterAll, afterEach } from "vitest";
-import { Containerd } from "../../src/harness/containerd";
-import { removeCgroupDirs } from "../../src/mock-agent/runtime/runc";
-import { busyboxRootfs, missing } from "../helpers/env";
-import { expectNoLeaks } from "../helpers/leaks";
+import { describe, it, expect } from "vitest";
+import { shows } from "../../src/harness/peers/differences";
+import { missing } from "../helpers/env";
+import { useContainerd } from "../helpers/containerd-fixture";
 import { EventWatch, ctrInTerminal, forceRemove, normalise, type CtrEvent } from "../helpers/ctr";
 
 const skip = missing("root", "containerd", "ctr", "runc", "busybox");
@@ -29,27 +28,11 @@ interface MatrixResult {
 }
 
 describe.skipIf(skip)("ctr parity: runc's shim and shimlab", () => {
-  let ctd: Containerd;
-  let rootfs: string;
+  const fx = useContainerd();
   const results: Partial<Record<Rt, MatrixResult>> = {};
 
-  beforeAll(async () => {
-    rootfs = busyboxRootfs();
-    ctd = new Containerd();
-    await ctd.start();
-  });
-
-  afterAll(async () => {
-    await ctd?.destroy();
-    removeCgroupDirs(ctd.cgroupParent);
-  });
-
-  afterEach(async () => {
-    await expectNoLeaks([ctd.address], [ctd.dir], ctd.cgroupParent);
-  });
-
   const status = async (id: string) => {
-    const ls = await ctd.ctr(["task", "ls"]);
+    const ls = await fx.ctd.ctr(["task", "ls"]);
     const m = new RegExp(`^${id}\\s+\\d+\\s+(\\w+)`, "m").exec(ls.out);
     return m ? m[1] : "ABSENT";
   };
@@ -64,47 +47,50 @@ describe.skipIf(skip)("ctr parity: runc's shim and shimlab", () => {
   async function matrix(rt: Rt): Promise<MatrixResult> {
     const runtime = RUNTIMES[rt];
     const id = `m-${rt}`;
-    const watch = new EventWatch(ctd);
+    const watch = new EventWatch(fx.ctd);
     await watch.ready();
     const r: Partial<MatrixResult> = {};
     try {
-      const run = await ctd.ctr(["run", "-d", "--runtime", runtime, "--rootfs", rootfs, id, "/bin/sh", "-c", "sleep 300"]);
+      const run = await fx.ctd.ctr(["run", "-d", "--runtime", runtime, "--rootfs", fx.rootfs, id, "/bin/sh", "-c", "sleep 300"]);
       expect(run.code, run.err).toBe(0);
-      const ex = await ctd.ctr(["task", "exec", "--exec-id", "e1", id, "/bin/sh", "-c", "echo hi; exit 3"]);
+      const ex = await fx.ctd.ctr(["task", "exec", "--exec-id", "e1", id, "/bin/sh", "-c", "echo hi; exit 3"]);
       r.exec = { code: ex.code, out: ex.out };
-      r.execTty = await ctrInTerminal(ctd, ["task", "exec", "-t", "--exec-id", "e2", id, "/bin/sh", "-c", "sleep 1; stty size; exit 6"], 33, 77);
+      r.execTty = await ctrInTerminal(fx.ctd, ["task", "exec", "-t", "--exec-id", "e2", id, "/bin/sh", "-c", "sleep 1; stty size; exit 6"], 33, 77);
       r.statuses = [];
-      expect((await ctd.ctr(["task", "pause", id])).code).toBe(0);
+      expect((await fx.ctd.ctr(["task", "pause", id])).code).toBe(0);
       r.statuses.push(await status(id));
-      expect((await ctd.ctr(["task", "resume", id])).code).toBe(0);
+      expect((await fx.ctd.ctr(["task", "resume", id])).code).toBe(0);
       r.statuses.push(await status(id));
-      const ps = await ctd.ctr(["task", "ps", id]);
+      const ps = await fx.ctd.ctr(["task", "ps", id]);
       r.ps = { code: ps.code, lines: ps.out.trim().split("\n").length };
-      const metrics = await ctd.ctr(["task", "metrics", id]);
+      const metrics = await fx.ctd.ctr(["task", "metrics", id]);
       r.metrics = { code: metrics.code, hasMemory: /memory\.usage_in_bytes\s+\d+/.test(metrics.out), hasCpu: /cpuacct\.usage\s+\d+/.test(metrics.out) };
-      const ku = await ctd.ctr(["task", "kill", "--exec-id", "nope", id]);
+      const ku = await fx.ctd.ctr(["task", "kill", "--exec-id", "nope", id]);
       r.killUnknown = { code: ku.code, err: ku.err.trim() };
-      const delRunning = await ctd.ctr(["task", "delete", id]);
+      const delRunning = await fx.ctd.ctr(["task", "delete", id]);
       r.deleteRunning = { code: delRunning.code, err: delRunning.err.replace(/^time=.*\n/m, "").trim() };
-      const cp = await ctd.ctr(["task", "checkpoint", id]);
+      const cp = await fx.ctd.ctr(["task", "checkpoint", id]);
       r.checkpoint = { code: cp.code };
       // sleep is pid 1 of its namespace: it has no SIGTERM handler, so TERM does not kill it
-      const ka = await ctd.ctr(["task", "kill", "-a", "-s", "SIGTERM", id]);
+      const ka = await fx.ctd.ctr(["task", "kill", "-a", "-s", "SIGTERM", id]);
       await new Promise((res) => setTimeout(res, 300));
       r.killAllTerm = { code: ka.code, statusAfter: await status(id) };
-      expect((await ctd.ctr(["task", "kill", "-s", "SIGKILL", id])).code).toBe(0);
+      expect((await fx.ctd.ctr(["task", "kill", "-s", "SIGKILL", id])).code).toBe(0);
       r.statuses.push(await waitStatus(id, "STOPPED"));
-      const kae = await ctd.ctr(["task", "kill", "-s", "SIGKILL", id]);
+      const kae = await fx.ctd.ctr(["task", "kill", "-s", "SIGKILL", id]);
       r.killAfterExit = { code: kae.code, err: kae.err.trim() };
-      const del = await ctd.ctr(["task", "delete", id]);
+      const del = await fx.ctd.ctr(["task", "delete", id]);
       r.deleteAfterExit = { code: del.code };
-      await ctd.ctr(["container", "rm", id]);
-      r.runTty = await ctrInTerminal(ctd, ["run", "--rm", "-t", "--runtime", runtime, "--rootfs", rootfs, `${id}-t`, "/bin/sh", "-c", "sleep 1; stty size; exit 4"], 40, 100);
-      await watch.waitFor((e) => e.topic === "/tasks/delete" && e.payload.container_id === `${id}-t`);
+      await fx.ctd.ctr(["container", "rm", id]);
+      r.runTty = await ctrInTerminal(fx.ctd, ["run", "--rm", "-t", "--runtime", runtime, "--rootfs", fx.rootfs, `${id}-t`, "/bin/sh", "-c", "sleep 1; stty size; exit 4"], 40, 100);
+      // ctr deletes the container after the task: its /containers/delete comes last, and the
+      // shim's /tasks/delete (which 2.1's runc shim can lose) has had its chance by then.
+      await watch.waitFor((e) => e.topic === "/containers/delete" && e.payload.id === `${id}-t`);
+      await new Promise((res) => setTimeout(res, 300));
       r.events = [...watch.forContainer(id).map((e) => normalise(e, id)), ...watch.forContainer(`${id}-t`).map((e) => normalise(e, `${id}-t`))];
     } finally {
       watch.stop();
-      await forceRemove(ctd, id);
+      await forceRemove(fx.ctd, id);
     }
     return r as MatrixResult;
   }
@@ -134,54 +120,64 @@ describe.skipIf(skip)("ctr parity: runc's shim and shimlab", () => {
   it("gives the same normalised event sequences on both", () => {
     if (!results.runc || !results.shimlab) throw new Error("a matrix run failed before");
     const swap = (l: string[]) => l.map((s) => s.replace(/m-(runc|shimlab)/g, "m-X"));
-    expect(swap(results.shimlab.events)).toEqual(swap(results.runc.events));
+    const shimlab = swap(results.shimlab.events);
+    const runc = swap(results.runc.events);
+    if (shows(fx.ctd.peer, "runc-task-delete-lost") && count(runc, "/tasks/delete") < count(shimlab, "/tasks/delete")) {
+      // 2.1's runc shim can exit before it forwards /tasks/delete; shimlab must still send both,
+      // and everything else must agree.
+      expect(count(shimlab, "/tasks/delete")).toBe(2);
+      const rest = (l: string[]) => l.filter((e) => !e.startsWith("/tasks/delete "));
+      expect(rest(shimlab)).toEqual(rest(runc));
+    } else {
+      expect(shimlab).toEqual(runc);
+    }
     expect(results.shimlab.events.length).toBeGreaterThan(10);
     if (process.env.SHIMLAB_SHOW_EVENTS) console.log(swap(results.shimlab.events).join("\n"));
   });
 
   it("explains checkpoint: shimlab answers not implemented", async () => {
     const id = "cp-shimlab";
-    await ctd.ctr(["run", "-d", "--runtime", RUNTIMES.shimlab, "--rootfs", rootfs, id, "/bin/sleep", "300"], { check: true });
-    const cp = await ctd.ctr(["task", "checkpoint", id]);
+    await fx.ctd.ctr(["run", "-d", "--runtime", RUNTIMES.shimlab, "--rootfs", fx.rootfs, id, "/bin/sleep", "300"], { check: true });
+    const cp = await fx.ctd.ctr(["task", "checkpoint", id]);
     expect(cp.code).toBe(1);
     expect(cp.err).toContain("checkpoint is not supported by shimlab");
     expect(cp.err).toContain("not implemented");
-    await ctd.ctr(["task", "kill", "-s", "SIGKILL", id]);
+    await fx.ctd.ctr(["task", "kill", "-s", "SIGKILL", id]);
     await waitStatus(id, "STOPPED");
-    await ctd.ctr(["task", "delete", id], { check: true });
-    await ctd.ctr(["container", "rm", id], { check: true });
+    await fx.ctd.ctr(["task", "delete", id], { check: true });
+    await fx.ctd.ctr(["container", "rm", id], { check: true });
   });
 
   for (const rt of Object.keys(RUNTIMES) as Rt[]) {
     it(`keeps every exit code and the ordering rules with 50 concurrent execs (${rt})`, async () => {
       const id = `x-${rt}`;
-      const watch = new EventWatch(ctd);
+      const watch = new EventWatch(fx.ctd);
       await watch.ready();
       try {
-        await ctd.ctr(["run", "-d", "--runtime", RUNTIMES[rt], "--rootfs", rootfs, id, "/bin/sleep", "300"], { check: true });
+        await fx.ctd.ctr(["run", "-d", "--runtime", RUNTIMES[rt], "--rootfs", fx.rootfs, id, "/bin/sleep", "300"], { check: true });
         const n = 50;
         const codes = await Promise.all(
-          Array.from({ length: n }, (_, i) => ctd.ctr(["task", "exec", "--exec-id", `e${i}`, id, "/bin/sh", "-c", `exit ${i % 64}`]).then((r) => r.code)),
+          Array.from({ length: n }, (_, i) => fx.ctd.ctr(["task", "exec", "--exec-id", `e${i}`, id, "/bin/sh", "-c", `exit ${i % 64}`]).then((r) => r.code)),
         );
         expect(codes).toEqual(Array.from({ length: n }, (_, i) => i % 64));
         // Long-running execs, then the init dies: their exits must all come before the init's.
         for (let i = 0; i < 3; i++) {
-          const child = ctd.ctr(["task", "exec", "--exec-id", `long${i}`, id, "/bin/sleep", "300"]);
+          const child = fx.ctd.ctr(["task", "exec", "--exec-id", `long${i}`, id, "/bin/sleep", "300"]);
           void child;
         }
         await watch.waitFor((e) => e.topic === "/tasks/exec-started" && e.payload.exec_id === "long2");
-        await ctd.ctr(["task", "kill", "-s", "SIGKILL", id], { check: true });
+        await fx.ctd.ctr(["task", "kill", "-s", "SIGKILL", id], { check: true });
         await watch.waitFor((e) => e.topic === "/tasks/exit" && e.payload.id === id);
         await new Promise((r) => setTimeout(r, 300));
         checkOrdering(watch.forContainer(id), id);
         const exits = watch.forContainer(id).filter((e) => e.topic === "/tasks/exit" && e.payload.id !== id && /^e\d+$/.test(e.payload.id));
         expect(exits.length).toBe(n);
         for (const e of exits) expect(e.payload.exit_status ?? 0).toBe(Number(e.payload.id.slice(1)) % 64);
-        await ctd.ctr(["task", "delete", id], { check: true });
-        await ctd.ctr(["container", "rm", id], { check: true });
+        await fx.ctd.ctr(["task", "delete", id], { check: true });
+        await fx.ctd.ctr(["container", "rm", id], { check: true });
       } finally {
         watch.stop();
-        await forceRemove(ctd, id);
+        await forceRemove(fx.ctd, id);
       }
     }, 120_000);
   }
@@ -189,11 +185,11 @@ describe.skipIf(skip)("ctr parity: runc's shim and shimlab", () => {
   for (const rt of Object.keys(RUNTIMES) as Rt[]) {
     it(`publishes /tasks/oom before /tasks/exit for an OOM-killed task (${rt})`, async () => {
       const id = `oom-${rt}`;
-      const watch = new EventWatch(ctd);
+      const watch = new EventWatch(fx.ctd);
       await watch.ready();
       try {
-        const r = await ctd.ctr([
-          "run", "--rm", "--memory-limit", String(32 << 20), "--runtime", RUNTIMES[rt], "--rootfs", rootfs, id,
+        const r = await fx.ctd.ctr([
+          "run", "--rm", "--memory-limit", String(32 << 20), "--runtime", RUNTIMES[rt], "--rootfs", fx.rootfs, id,
           "/bin/sh", "-c", "a=$(head -c 300000000 /dev/zero | tr '\\0' x); echo ${#a}",
         ]);
         expect(r.code).toBe(137);
@@ -205,7 +201,7 @@ describe.skipIf(skip)("ctr parity: runc's shim and shimlab", () => {
         if (rt === "shimlab") expect(topics.lastIndexOf("/tasks/oom")).toBeLessThan(topics.indexOf("/tasks/exit"));
       } finally {
         watch.stop();
-        await forceRemove(ctd, id);
+        await forceRemove(fx.ctd, id);
       }
     });
   }
@@ -230,4 +226,8 @@ function checkOrdering(events: CtrEvent[], id: string): void {
   });
   const added = new Set(events.filter((e) => e.topic === "/tasks/exec-added").map((e) => e.payload.exec_id));
   for (const e of events.filter((x) => x.topic === "/tasks/exec-started")) expect(added.has(e.payload.exec_id)).toBe(true);
+}
+
+function count(events: string[], topic: string): number {
+  return events.filter((e) => e.startsWith(topic + " ")).length;
 }

@@ -1,4 +1,5 @@
-// `shimlab install` on the tests' own containerd 1.6: its config edited by
+// `shimlab install` on the tests' own containerd (SHIMLAB_CONTAINERD's: a version 2
+// config for 1.6/1.7, version 3 for 2.x): its config edited by
 // install before it starts, its PATH holding only the installed launcher (not
 // the checkout's bin/), then `ctr run` through shimlab and `uninstall`.
 import { describe, it, expect, beforeAll, afterAll, afterEach } from "vitest";
@@ -15,13 +16,15 @@ import { forceRemove } from "../helpers/ctr";
 import { CriClient } from "../../src/harness/cri/client";
 import { hostNetworkPod } from "../../src/harness/cri/pod";
 import { buildOciArchive } from "../../src/harness/oci-image";
+import { parse } from "smol-toml";
+import { CRI_PLUGIN } from "../../src/install/containerd-config";
 
 const SANDBOX_IMAGE = "docker.io/library/shimlab-pause:1";
 
 const skip = missing("root", "containerd", "ctr", "runc", "busybox");
 const RUNTIME = "io.containerd.shimlab.v2";
 
-describe.skipIf(skip)("shimlab install on containerd 1.6", () => {
+describe.skipIf(skip)("shimlab install on the test's containerd", () => {
   let ctd: Containerd;
   let rootfs: string;
   let prefix: string;
@@ -34,7 +37,10 @@ describe.skipIf(skip)("shimlab install on containerd 1.6", () => {
       // CRI on, so that containerd loads the runtimes table we add.
       cri: true,
       // CRI's pause image, built locally (no registry here) and imported below.
-      extraConfig: `[plugins."io.containerd.grpc.v1.cri"]\n  sandbox_image = "${SANDBOX_IMAGE}"\n`,
+      pluginConfig: (peer) =>
+        peer.configVersion === 3
+          ? `[plugins.'io.containerd.cri.v1.images'.pinned_images]\n  sandbox = "${SANDBOX_IMAGE}"\n`
+          : `[plugins."io.containerd.grpc.v1.cri"]\n  sandbox_image = "${SANDBOX_IMAGE}"\n`,
       shimBinDir: path.join(prefix, "bin"),
       prepareConfig: (cfg) => {
         configBefore = fs.readFileSync(cfg, "utf8");
@@ -56,16 +62,17 @@ describe.skipIf(skip)("shimlab install on containerd 1.6", () => {
   });
 
   it("containerd reads the installed runtime where CRI looks for it", async () => {
-    const dump = await runCommand("containerd", ["--config", ctd.configPath, "config", "dump"]);
+    const dump = await runCommand(ctd.peer.containerd, ["--config", ctd.configPath, "config", "dump"]);
     expect(dump.code).toBe(0);
-    const text = dump.stdout.toString();
-    const table = text.slice(text.indexOf('[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.shimlab]'));
-    expect(table).toMatch(/runtime_type = "io\.containerd\.shimlab\.v2"/);
-    expect(table).toContain(`runtime_path = "${path.join(prefix, "bin", "containerd-shim-shimlab-v2")}"`);
-    expect(table).toContain(`ConfigPath = "${path.join(prefix, "share", "shimlab", "config.toml")}"`);
+    // Where CRI reads runtimes: io.containerd.grpc.v1.cri (1.x), io.containerd.cri.v1.runtime (2.x).
+    const cri = (parse(dump.stdout.toString()) as any).plugins[CRI_PLUGIN[ctd.peer.configVersion]];
+    const table = cri.containerd.runtimes.shimlab;
+    expect(table.runtime_type).toBe("io.containerd.shimlab.v2");
+    expect(table.runtime_path).toBe(path.join(prefix, "bin", "containerd-shim-shimlab-v2"));
+    expect(table.options.ConfigPath).toBe(path.join(prefix, "share", "shimlab", "config.toml"));
     // The CRI plugin loaded with it.
     const plugins = await ctd.ctr(["plugins", "ls"]);
-    expect(plugins.out).toMatch(/io\.containerd\.grpc\.v1\s+cri\s+\S+\s+ok/);
+    expect(plugins.out).toMatch(ctd.peer.configVersion === 3 ? /io\.containerd\.cri\.v1\s+runtime\s+\S+\s+ok/ : /io\.containerd\.grpc\.v1\s+cri\s+\S+\s+ok/);
   });
 
   it("runs ctr run through the installed launcher, with the installed shimlab config", async () => {
@@ -141,7 +148,7 @@ describe.skipIf(skip)("shimlab install on containerd 1.6", () => {
   it("uninstall gives containerd its config back, and containerd still starts on it", async () => {
     uninstall({ prefix });
     expect(fs.readFileSync(ctd.configPath, "utf8")).toBe(configBefore);
-    const dump = await runCommand("containerd", ["--config", ctd.configPath, "config", "dump"]);
+    const dump = await runCommand(ctd.peer.containerd, ["--config", ctd.configPath, "config", "dump"]);
     expect(dump.code).toBe(0);
     expect(dump.stdout.toString()).not.toContain("runtimes.shimlab");
     expect(dump.stdout.toString()).not.toContain("io.containerd.shimlab.v2");

@@ -49,7 +49,8 @@ describe("start's answer", () => {
     const none = { params: null, encoding: null };
     expect(formatResult(ADDR, answerFor(none, null)).toString()).toBe(ADDR);
     const c2 = { MAX_SHIM_VERSION: "2" }; // what 1.7 and 2.x put in a shim's environment
-    expect(JSON.parse(formatResult(ADDR, answerFor(none, "grpc", c2)).toString())).toEqual({ version: 3, address: ADDR, protocol: "grpc" });
+    // containerd 2.x dials a gRPC shim's address as a bare socket path.
+    expect(JSON.parse(formatResult(ADDR, answerFor(none, "grpc", c2)).toString())).toEqual({ version: 3, address: ADDR.slice("unix://".length), protocol: "grpc" });
     // containerd 1.6 (no MAX_SHIM_VERSION) can only read a plain address and speak ttrpc.
     expect(answerFor(none, "grpc", {})).toEqual({ encoding: "plain", protocol: "ttrpc" });
     const bin = formatResult(ADDR, answerFor({ params: BootstrapParams.create(), encoding: "binary" }, null));
@@ -59,7 +60,7 @@ describe("start's answer", () => {
   it("parses back as containerd 2.3 does: protobuf, then JSON, then a plain ttrpc v2 address", () => {
     for (const [enc, proto] of [["binary", "grpc"], ["json", "ttrpc"]] as const) {
       const out = formatResult(ADDR, { encoding: enc, protocol: proto });
-      expect(parseStartResponse(out)).toEqual({ version: 3, address: ADDR, protocol: proto });
+      expect(parseStartResponse(out)).toEqual({ version: 3, address: proto === "grpc" ? ADDR.slice("unix://".length) : ADDR, protocol: proto });
     }
     expect(parseStartResponse(Buffer.from(ADDR + "\n"))).toEqual({ version: 2, address: ADDR, protocol: "ttrpc" });
     expect(parseStartResponse(Buffer.from('{"version":2,"address":"unix:///x","protocol":"ttrpc"}'))).toEqual({ version: 2, address: "unix:///x", protocol: "ttrpc" });

@@ -165,3 +165,36 @@ describe("guest side: the agent's UpdateInterface and UpdateRoutes", () => {
     ]);
   });
 });
+
+describe("guest net.* sysctls", () => {
+  function procSys(files: Record<string, string>): string {
+    const d = fs.mkdtempSync(path.join(os.tmpdir(), "procsys-"));
+    for (const [k, v] of Object.entries(files)) {
+      const f = path.join(d, ...k.split("."));
+      fs.mkdirSync(path.dirname(f), { recursive: true });
+      fs.writeFileSync(f, v);
+    }
+    return d;
+  }
+
+  it("sets a pod's net.* sysctls in the guest's namespace and leaves the rest to runc", () => {
+    const d = procSys({ "net.ipv4.ip_unprivileged_port_start": "1024\n", "net.ipv4.ping_group_range": "1 0\n" });
+    const net = new GuestNetwork({ procSys: d });
+    const spec = { linux: { sysctl: { "net.ipv4.ip_unprivileged_port_start": "0", "net.ipv4.ping_group_range": "0 2147483647", "kernel.shm_rmid_forced": "1" }, namespaces: [{ type: "ipc" }] } };
+    expect(net.takeNetSysctls(spec).sort()).toEqual(["net.ipv4.ip_unprivileged_port_start", "net.ipv4.ping_group_range"]);
+    expect(fs.readFileSync(path.join(d, "net/ipv4/ip_unprivileged_port_start"), "utf8")).toBe("0");
+    expect(fs.readFileSync(path.join(d, "net/ipv4/ping_group_range"), "utf8")).toBe("0 2147483647");
+    expect(spec.linux.sysctl).toEqual({ "kernel.shm_rmid_forced": "1" });
+  });
+
+  it("leaves them alone for a container with its own network namespace, and refuses what the guest lacks or a bad name", () => {
+    const d = procSys({ "net.ipv4.ip_forward": "0" });
+    const net = new GuestNetwork({ procSys: d });
+    const own = { linux: { sysctl: { "net.ipv4.ip_forward": "1" }, namespaces: [{ type: "network" }] } };
+    expect(net.takeNetSysctls(own)).toEqual([]);
+    expect(own.linux.sysctl).toEqual({ "net.ipv4.ip_forward": "1" });
+    expect(() => net.takeNetSysctls({ linux: { sysctl: { "net.ipv6.conf.all.forwarding": "1" } } })).toThrow(/guest kernel has no/);
+    expect(() => net.takeNetSysctls({ linux: { sysctl: { "net.ipv4/../../x": "1" } } })).toThrow(/not a sysctl name/);
+    expect(fs.readFileSync(path.join(d, "net/ipv4/ip_forward"), "utf8")).toBe("0");
+  });
+});

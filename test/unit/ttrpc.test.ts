@@ -213,6 +213,24 @@ describe("ttrpc client and server", () => {
     expect(e.code).toBe(Code.DeadlineExceeded);
   });
 
+  it("takes a timeout past Node's 24.8-day timer limit as a far deadline, on both sides", async () => {
+    // Node fires a longer setTimeout after 1 ms; Go's client sent 30 days of
+    // timeout_nano to the shim, which answered Wait with DeadlineExceeded at once (test/interop).
+    const { sock, aborted } = await startServer();
+    const days30 = 30 * 24 * 3600 * 1000;
+    const raw = await rawConnect(sock);
+    cleanups.push(() => raw.destroy());
+    const frames = readFrames(raw, 1);
+    raw.write(encodeFrame(1, MessageType.Request, 0, Request.encode({ service: "test.Echo", method: "Slow", payload: KeyValue.encode({ key: "far", value: "100" }), timeoutNano: days30 * 1e6 })));
+    const res = Response.decode(((await frames)[0] as { body: Buffer }).body);
+    expect(res.status?.code ?? Code.OK).toBe(Code.OK);
+    expect(KeyValue.decode(res.payload).key).toBe("far");
+    expect(aborted).toEqual([]);
+    const c = await Client.dial(sock);
+    cleanups.push(() => c.close());
+    expect((await c.service(Echo).Slow({ key: "client", value: "100" }, { timeoutMs: days30 })).key).toBe("client");
+  });
+
   it("fails an oversized request with ResourceExhausted and keeps the connection", async () => {
     const { sock } = await startServer();
     const c = await Client.dial(sock);
@@ -271,6 +289,23 @@ describe("ttrpc client and server", () => {
     const c = await Client.dial(sock);
     cleanups.push(() => c.close());
     expect((await c.service(Echo).Echo({ key: "ok" })).key).toBe("ok");
+  });
+
+  it("answers a request whose payload does not decode with Internal, as Go's ttrpc does", async () => {
+    // Go's ttrpc 1.1 (containerd 1.6's runc shim) and 1.2 both say
+    // `Internal: ttrpc: error unmarshalling payload: unexpected EOF` (test/interop).
+    const { sock } = await startServer();
+    const raw = await rawConnect(sock);
+    cleanups.push(() => raw.destroy());
+    const frames = readFrames(raw, 2);
+    // KeyValue.key announces 100 bytes and has 1.
+    raw.write(reqFrame(1, "test.Echo", "Echo", Buffer.from([0x0a, 100, 0x78])));
+    raw.write(reqFrame(3, "test.Echo", "Echo", KeyValue.encode({ key: "next" })));
+    const byId = new Map((await frames).map((f) => [(f as { header: { streamId: number } }).header.streamId, Response.decode((f as { body: Buffer }).body)]));
+    const [bad, next] = [byId.get(1)!, byId.get(3)!];
+    expect(bad.status?.code).toBe(Code.Internal);
+    expect(bad.status?.message).toMatch(/^ttrpc: error unmarshalling payload: /);
+    expect(KeyValue.decode(next.payload).key).toBe("next");
   });
 
   it("fails calls in flight with Unavailable when the connection drops", async () => {

@@ -18,12 +18,15 @@ export const binaryChecks: Check[] = [
       const res = h.shim.startResult;
       ctx.equal("start exit status", res.code, 0);
       const out = res.combined.toString().trim();
-      if (ctx.emu.runner.o.containerd2) {
-        // containerd 2.3 sent BootstrapParams: the answer is a BootstrapResult, parsed as 2.3 parses it.
+      const c2 = ctx.emu.runner.o.containerd2;
+      if (c2 && ((c2.series ?? "2.3") === "2.3" || c2.protocol)) {
+        // containerd 2.3 sent BootstrapParams, or a protocol was asked: the answer is a version 3 result, parsed as that containerd parses it.
         const boot = h.shim.bootstrap;
         ctx.expect(boot.version === 3, `start answered bootstrap version ${boot.version}, want 3`);
-        ctx.expect(/^unix:\/\/\/\S+$/.test(boot.address), `bootstrap address is not unix://<absolute path>: ${JSON.stringify(boot.address)}`);
-        ctx.equal("bootstrap protocol", boot.protocol, ctx.emu.runner.o.containerd2.protocol);
+        // containerd 2.x dials a gRPC shim's address as a bare path (net.Dial), a ttrpc one through its unix:// dialer.
+        if (boot.protocol === "grpc") ctx.expect(/^\/\S+$/.test(boot.address), `gRPC bootstrap address is not an absolute socket path: ${JSON.stringify(boot.address)}`);
+        else ctx.expect(/^unix:\/\/\/\S+$/.test(boot.address), `bootstrap address is not unix://<absolute path>: ${JSON.stringify(boot.address)}`);
+        ctx.equal("bootstrap protocol", boot.protocol, c2.protocol);
       } else ctx.expect(/^unix:\/\/\/\S+$/.test(out), `start output is not a single unix:// address: ${JSON.stringify(out.slice(0, 200))}`);
       ctx.expect(res.stderr.length === 0, `start wrote to stderr (containerd would glue it into the address): ${JSON.stringify(res.stderr.toString().slice(0, 200))}`);
       return out;

@@ -1,4 +1,5 @@
-// containerd 1.6's CRI plugin configured for shimlab: a runtime handler
+// containerd's CRI plugin configured for shimlab (1.x: one plugin in a version 2
+// config; 2.x: images, runtime and the gRPC/streaming plugin in version 3): a runtime handler
 // `shimlab` → io.containerd.shimlab.v2 beside `runc`, the local pause image as
 // sandbox_image, and a CNI config dir: empty (host-network pods need no CNI;
 // the plugin starts without it and reports NetworkReady=false), or a bridge
@@ -7,6 +8,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { PAUSE_IMAGE } from "./images";
 import { CNI_PLUGIN_DIR, cniConflist, type CniNetwork } from "./cni";
+import type { ContainerdPeer } from "../peers/containerd";
 
 export const CRI_PLUGIN = "io.containerd.grpc.v1.cri";
 export const SHIMLAB_HANDLER = "shimlab";
@@ -28,20 +30,26 @@ export interface CriConfigOptions {
   registryConfigPath?: string;
 }
 
-/** TOML to append to a `version = 2` containerd config. */
-export function criConfig(o: CriConfigOptions): string {
+/** The CRI plugins' TOML for this containerd's config version. */
+export function criConfig(o: CriConfigOptions, peer: Pick<ContainerdPeer, "configVersion"> = { configVersion: 2 }): string {
   const cniBin = o.cni ? CNI_PLUGIN_DIR : path.join(o.dir, "cni", "bin");
   const cniConf = path.join(o.dir, "cni", "net.d");
   if (!o.cni) fs.mkdirSync(cniBin, { recursive: true });
   fs.mkdirSync(cniConf, { recursive: true });
   if (o.cni) fs.writeFileSync(path.join(cniConf, "10-shimlab.conflist"), JSON.stringify(cniConflist(o.cni, path.join(o.dir, "cni", "ipam")), null, 2) + "\n");
-  const p = `plugins."${CRI_PLUGIN}"`;
+  const v3 = peer.configVersion === 3;
+  // 1.x: everything under io.containerd.grpc.v1.cri; 2.x: images, runtime and the server apart.
+  const server = v3 ? `plugins.'io.containerd.grpc.v1.cri'` : `plugins."${CRI_PLUGIN}"`;
+  const images = v3 ? `plugins.'io.containerd.cri.v1.images'` : server;
+  const runtime = v3 ? `plugins.'io.containerd.cri.v1.runtime'` : server;
+  const rt = `${runtime}.containerd.runtimes`;
   const lines = [
-    `[${p}]`,
-    `  sandbox_image = "${o.sandboxImage ?? PAUSE_IMAGE}"`,
+    `[${server}]`,
     // The streaming server (Exec/Attach/PortForward URLs) on a free loopback port: engineers share this machine.
     `  stream_server_address = "127.0.0.1"`,
     `  stream_server_port = "0"`,
+    ...(v3 ? [`[${images}]`, `  snapshotter = "overlayfs"`, `  [${images}.pinned_images]`, `    sandbox = "${o.sandboxImage ?? PAUSE_IMAGE}"`] : [`  sandbox_image = "${o.sandboxImage ?? PAUSE_IMAGE}"`]),
+    ...(v3 ? [`[${runtime}]`] : []),
     // No apparmor_parser or SELinux on the test machines; the pods need neither.
     `  disable_apparmor = true`,
     `  enable_selinux = false`,
@@ -49,28 +57,25 @@ export function criConfig(o: CriConfigOptions): string {
     // runs above that without CAP_SYS_RESOURCE (a container), runc cannot lower
     // it and fails with "can't get final child's PID from pipe". Clamp to ours.
     `  restrict_oom_score_adj = true`,
-    `  [${p}.containerd]`,
-    `    snapshotter = "overlayfs"`,
+    `  [${runtime}.containerd]`,
+    ...(v3 ? [] : [`    snapshotter = "overlayfs"`]),
     `    default_runtime_name = "runc"`,
-    `    [${p}.containerd.runtimes.runc]`,
+    `    [${rt}.runc]`,
     `      runtime_type = "io.containerd.runc.v2"`,
-    `    [${p}.containerd.runtimes.${SHIMLAB_HANDLER}]`,
+    `    [${rt}.${SHIMLAB_HANDLER}]`,
     `      runtime_type = "${SHIMLAB_RUNTIME}"`,
     ...(o.shimlabExtra ?? []).map((l) => `      ${l}`),
   ];
   if (o.shimlabConfigPath) {
-    lines.push(`      [${p}.containerd.runtimes.${SHIMLAB_HANDLER}.options]`, `        ConfigPath = "${o.shimlabConfigPath}"`);
+    lines.push(`      [${rt}.${SHIMLAB_HANDLER}.options]`, `        ConfigPath = "${o.shimlabConfigPath}"`);
   }
   for (const [name, configPath] of Object.entries(o.shimlabHandlers ?? {})) {
     if (!/^[a-z0-9-]+$/.test(name) || name === SHIMLAB_HANDLER || name === "runc") throw new Error(`handler name ${JSON.stringify(name)}: want [a-z0-9-]+, not shimlab or runc`);
-    lines.push(
-      `    [${p}.containerd.runtimes.${name}]`,
-      `      runtime_type = "${SHIMLAB_RUNTIME}"`,
-      `      [${p}.containerd.runtimes.${name}.options]`,
-      `        ConfigPath = "${configPath}"`,
-    );
+    lines.push(`    [${rt}.${name}]`, `      runtime_type = "${SHIMLAB_RUNTIME}"`, `      [${rt}.${name}.options]`, `        ConfigPath = "${configPath}"`);
   }
-  lines.push(`  [${p}.cni]`, `    bin_dir = "${cniBin}"`, `    conf_dir = "${cniConf}"`);
-  if (o.registryConfigPath) lines.push(`  [${p}.registry]`, `    config_path = "${o.registryConfigPath}"`);
+  // 2.x reads a list of plugin directories (bin_dir is deprecated there).
+  lines.push(`  [${runtime}.cni]`, v3 ? `    bin_dirs = ["${cniBin}"]` : `    bin_dir = "${cniBin}"`, `    conf_dir = "${cniConf}"`);
+  // 1.6: [plugins."io.containerd.grpc.v1.cri".registry]; 2.x: the images plugin's.
+  if (o.registryConfigPath) lines.push(`  [${images}.registry]`, `    config_path = "${o.registryConfigPath}"`);
   return lines.join("\n") + "\n";
 }

@@ -1,4 +1,4 @@
-// A private containerd 1.6 with its CRI plugin on, the shimlab handler
+// A private containerd (SHIMLAB_CONTAINERD's) with its CRI plugin on, the shimlab handler
 // configured and the local images imported: what a kubelet would talk to.
 import fs from "node:fs";
 import os from "node:os";
@@ -8,6 +8,7 @@ import { CriClient } from "./client";
 import { criConfig, type CriConfigOptions } from "./config";
 import { removeCniBridge } from "./cni";
 import { buildCriImages, importCriImages, type LocalImages } from "./images";
+import type { ContainerdPeer } from "../peers/containerd";
 
 export interface CriContainerdOptions extends Omit<CriConfigOptions, "dir"> {
   /** A busybox rootfs to build the busybox image from (else one is built). */
@@ -15,6 +16,8 @@ export interface CriContainerdOptions extends Omit<CriConfigOptions, "dir"> {
   env?: NodeJS.ProcessEnv;
   logLevel?: "info" | "debug";
   dir?: string;
+  /** Which containerd; SHIMLAB_CONTAINERD's when absent (critest runs 1.6 and 2.1 in one file). */
+  peer?: ContainerdPeer;
 }
 
 export interface CriContainerd {
@@ -27,7 +30,7 @@ export interface CriContainerd {
 
 export async function startCriContainerd(o: CriContainerdOptions = {}): Promise<CriContainerd> {
   const dir = o.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), "ctd-"));
-  const ctd = new Containerd({ dir, cri: true, env: o.env, logLevel: o.logLevel, extraConfig: criConfig({ ...o, dir }) });
+  const ctd = new Containerd({ dir, cri: true, env: o.env, logLevel: o.logLevel, peer: o.peer, pluginConfig: (peer) => criConfig({ ...o, dir }, peer) });
   let cri: CriClient | null = null;
   try {
     await ctd.start();

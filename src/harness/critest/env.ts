@@ -9,6 +9,7 @@ import { startRegistry, type Registry } from "../registry/server";
 import { startCriContainerd, type CriContainerd } from "../cri/containerd";
 import { writeRegistryMirrors } from "../cri/registry-mirrors";
 import type { CniNetwork } from "../cri/cni";
+import type { ContainerdPeer } from "../peers/containerd";
 import { CRITEST_SANDBOX_IMAGE, MIRRORED_REGISTRIES, pushStandinImages } from "./images";
 
 export interface CritestEnvOptions {
@@ -17,6 +18,8 @@ export interface CritestEnvOptions {
   shimlabHandlers?: Record<string, string>;
   busyboxRootfs?: string;
   env?: NodeJS.ProcessEnv;
+  /** Which containerd (else SHIMLAB_CONTAINERD's). */
+  peer?: ContainerdPeer;
 }
 
 export interface CritestEnv {
@@ -45,6 +48,7 @@ export async function startCritestEnv(o: CritestEnvOptions): Promise<CritestEnv>
       shimlabHandlers: o.shimlabHandlers,
       busyboxRootfs: o.busyboxRootfs,
       env: o.env,
+      peer: o.peer,
     });
     const reg = registry;
     return {

@@ -1,6 +1,8 @@
 // Every real peer the suite fetches or builds, by name: what `shimlab peers
 // fetch` prepares before a run (CI does it once, then tests find them cached).
+import path from "node:path";
 import { fetchContainerd, resolveContainerd } from "./containerd";
+import { INTEROP_PROGRAMS, interopPrograms, interopTtrpcVersion } from "./interop";
 import { critestBinaries, crictlBinary, criToolsVersion } from "./cri-tools";
 import { debianBusybox } from "../critest/busybox";
 import { standinBinaries } from "../critest/standin-binaries";
@@ -27,6 +29,14 @@ export const PEERS: PeerEntry[] = [
     name: "containerd-2.1",
     what: "sid's containerd package (unpacked, not installed) and its suite's runc, built from the Go module proxy",
     fetch: async () => describe(await fetchContainerd("2.1")),
+  },
+  {
+    name: "ttrpc-interop",
+    what: `test/interop's Go programs (${INTEROP_PROGRAMS.join(", ")}) on Go's containerd/ttrpc, from the Go module proxy`,
+    fetch: async () => {
+      const bins = Object.values(await interopPrograms());
+      return `${bins.map((b) => path.basename(b)).join(", ")} (containerd/ttrpc ${interopTtrpcVersion()}) in ${[...new Set(bins.map((b) => path.dirname(b)))].join(", ")}`;
+    },
   },
   {
     name: "crictl",

@@ -1,0 +1,30 @@
+// The suite's own Go programs for ttrpc interop (test/interop): Go's ttrpc
+// client against a shim (task-client), a Go ttrpc server for shimlab's client
+// (echo-server), and the Go client's State benchmark (state-bench). Built by
+// goBuild, so cached by their sources and rebuilt when one changes.
+import fs from "node:fs";
+import path from "node:path";
+import { REPO_ROOT } from "../containerd";
+import { goBuild } from "./go";
+
+export const INTEROP_MODULE = path.join(REPO_ROOT, "test", "interop");
+export const INTEROP_PROGRAMS = ["task-client", "echo-server", "state-bench"] as const;
+export type InteropProgram = (typeof INTEROP_PROGRAMS)[number];
+
+/** One program's binary, built if its sources changed. */
+export function interopProgram(name: InteropProgram): Promise<string> {
+  return goBuild(INTEROP_MODULE, { pkg: `./cmd/${name}`, output: name });
+}
+
+/** Every program, built one after the other (two cores: parallel `go build`s only fight). */
+export async function interopPrograms(): Promise<Record<InteropProgram, string>> {
+  const out = {} as Record<InteropProgram, string>;
+  for (const n of INTEROP_PROGRAMS) out[n] = await interopProgram(n);
+  return out;
+}
+
+/** The github.com/containerd/ttrpc version test/interop/go.mod asks for. */
+export function interopTtrpcVersion(): string {
+  const mod = fs.readFileSync(path.join(INTEROP_MODULE, "go.mod"), "utf8");
+  return /github\.com\/containerd\/ttrpc (v\S+)/.exec(mod)?.[1] ?? "unknown";
+}
