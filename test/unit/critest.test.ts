@@ -12,7 +12,8 @@ import { TarWriter } from "../../src/harness/tar";
 import { ociImage, ociLayer } from "../../src/harness/oci-image";
 import { countOutcomes, readGinkgoReport, regressions, type SpecResult } from "../../src/harness/critest/report";
 import { checkSelection } from "../../src/harness/critest/run";
-import { CRITEST_SUITE, LEFT_OUT, skipPattern } from "../../src/harness/critest/specs";
+import { CRITEST_SUITE, excusedBy, LEFT_OUT, skipPattern } from "../../src/harness/critest/specs";
+import { shows } from "../../src/harness/peers/differences";
 import { writeRegistryMirrors } from "../../src/harness/cri/registry-mirrors";
 import { criToolsVersion } from "../../src/harness/peers/cri-tools";
 import { formatSummary, summarize } from "../../src/harness/critest/summary";
@@ -150,6 +151,17 @@ describe("critest reports", () => {
     expect(() => checkSelection([res("a", "passed"), res("x", "passed")], leftOut)).toThrow(/still selected/);
     expect(() => checkSelection([res("a", "passed")], leftOut)).toThrow(/not in critest/);
     expect(() => checkSelection([res("x", "skipped")], leftOut)).toThrow(/no spec at all/);
+  });
+});
+
+describe("skips containerd decides", () => {
+  it("excuse only critest's own skip with the exact message, on a containerd that shows the difference", () => {
+    const on = (major: number, minor: number) => (d: string) => shows({ major, minor }, d);
+    const userns = { state: "skipped", message: "no runtime handler found which supports user namespaces" };
+    expect(excusedBy(userns, on(2, 1))).toBe("cri-runtime-features");
+    expect(excusedBy(userns, on(1, 6))).toBeNull();
+    expect(excusedBy({ ...userns, state: "failed" }, on(2, 1))).toBeNull();
+    expect(excusedBy({ state: "skipped", message: "NRI socket not configured (use -nri-socket flag)" }, on(2, 1))).toBeNull();
   });
 });
 

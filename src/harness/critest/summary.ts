@@ -13,6 +13,8 @@ export interface SummaryRun {
   exitCode: number | null;
   jsonReport: string;
   junitReport: string;
+  /** The containerd difference that excuses a result here (specs.ts excusedBy), if one does. */
+  excuse?: (r: SpecResult) => string | null;
 }
 
 export interface CritestSummary {
@@ -28,7 +30,7 @@ export interface CritestSummary {
     reports: { json: string; junit: string };
     failed: { name: string; message: string }[];
     /** Specs that pass on runc (same containerd) and not here, with ginkgo's state here (or "missing"); absent for runc itself or without a runc run. */
-    passOnRuncNotHere?: { name: string; outcome: string; message: string }[];
+    passOnRuncNotHere?: { name: string; outcome: string; message: string; excusedBy?: string }[];
   }[];
 }
 
@@ -47,7 +49,14 @@ export function summarize(critestVersion: string, leftOut: readonly LeftOutSpec[
         exitCode: r.exitCode,
         reports: { json: r.jsonReport, junit: r.junitReport },
         failed: r.results.filter((x) => x.outcome === "failed").map((x) => ({ name: x.name, message: x.message })),
-        ...(runc ? { passOnRuncNotHere: regressions(runc.results, r.results).map((x) => ({ name: x.name, outcome: x.state, message: x.message })) } : {}),
+        ...(runc
+          ? {
+              passOnRuncNotHere: regressions(runc.results, r.results).map((x) => {
+                const why = r.excuse?.(x);
+                return { name: x.name, outcome: x.state, message: x.message, ...(why ? { excusedBy: why } : {}) };
+              }),
+            }
+          : {}),
       };
     }),
   };
@@ -55,7 +64,7 @@ export function summarize(critestVersion: string, leftOut: readonly LeftOutSpec[
 
 export function formatSummary(s: CritestSummary): string {
   const lines = [`critest ${s.critest}: ${s.leftOut.length} spec(s) left out on every run`];
-  lines.push("containerd  handler        passed  failed  skipped  left-out  seconds  nodes  runc-passes-failing-here");
+  lines.push("containerd  handler        passed  failed  skipped  left-out  seconds  nodes  runc-passes-not-here (excused by containerd)");
   for (const r of s.runs) {
     const c = r.counts;
     lines.push(
@@ -68,12 +77,14 @@ export function formatSummary(s: CritestSummary): string {
         String(c.leftOut).padStart(8),
         r.seconds.toFixed(1).padStart(7),
         String(r.parallel).padStart(5),
-        (r.passOnRuncNotHere ? String(r.passOnRuncNotHere.length) : "-").padStart(4),
+        r.passOnRuncNotHere ? `${String(r.passOnRuncNotHere.filter((x) => !x.excusedBy).length).padStart(4)} (${r.passOnRuncNotHere.filter((x) => x.excusedBy).length})` : "   -",
       ].join("  "),
     );
   }
   for (const r of s.runs) {
-    for (const x of r.passOnRuncNotHere ?? []) lines.push(`  containerd ${r.containerd} ${r.handler}: passes on runc, ${x.outcome} here: ${x.name}\n      ${x.message}`);
+    for (const x of r.passOnRuncNotHere ?? []) {
+      lines.push(`  containerd ${r.containerd} ${r.handler}: passes on runc, ${x.outcome} here${x.excusedBy ? ` (containerd's doing: ${x.excusedBy})` : ""}: ${x.name}\n      ${x.message}`);
+    }
   }
   return lines.join("\n");
 }

@@ -54,6 +54,12 @@ export const DIFFERENCES: VersionDifference[] = [
     seen: "ctr run with SHIMLAB_SHIM_PROTOCOL=grpc under 2.1 (containerd's log: `connecting to shim` then `shim disconnected` within 1 ms)",
   },
   {
+    id: "cri-runtime-features",
+    from: "2.0",
+    what: "CRI learns a runtime handler's features (recursive read-only mounts, user namespaces) from `<shim> -info` only when its runtime_type is io.containerd.runc.v2; any other shim's handler (Kata's, shimlab's) reports none, so critest skips those specs on it before a shim is asked",
+    seen: "critest on containerd 2.1 (test/integration/critest.test.ts): the handlers' RuntimeHandlerFeatures in Status; internal/cri/server/service.go introspectRuntimeFeatures",
+  },
+  {
     id: "leaked-shim-cleanup",
     from: "1.7",
     what: "after a restart, containerd removes a non-sandbox shim whose Pids answer is empty (containerd#6860): a runc task that exited while containerd was down is gone, its exit code lost; shimlab, like Kata, answers Pids with the sandbox's pid, so its task stays STOPPED with its exit code",
