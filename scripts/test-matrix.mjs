@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
-/** Every suite that starts a real containerd: ctr flows, pods by annotation, CRI, QEMU pods, install, and the emulator held to the real one. */
+/** Every suite that starts a real containerd: ctr flows, pods by annotation, CRI (crictl too), QEMU pods, install, and the emulator held to the real one. critest is not here: its file runs 1.6 and 2.1 itself. */
 export const MATRIX_FILES = [
   "ctr-basic",
   "ctr-parity",
@@ -22,6 +22,7 @@ export const MATRIX_FILES = [
   "cri",
   "cri-calls",
   "cri-stream",
+  "crictl",
   "cri-network",
   "qemu-cri",
   "emulator-fidelity",
