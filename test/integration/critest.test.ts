@@ -123,7 +123,7 @@ describe.skipIf(skip)("critest (Kubernetes' CRI validation) on runc, shimlab and
           busyboxRootfs: busyboxRootfs(),
         });
         const name = `containerd-${containerd}-${handler}`;
-        const run = await critest({ binaries: bins, socket: env.socket, handler, reportDir: REPORTS, name, parallel: PARALLEL });
+        const run = await critest({ binaries: bins, socket: env.socket, handler, reportDir: REPORTS, name, parallel: PARALLEL, attempts: 2 });
         runs.push({ ...run, containerd: `${containerd} (${peer.version})`, excuse });
         // Ran to the end: critest was not killed, and every selected spec has an outcome of its own.
         expect(run.exitCode, `critest ${name} was killed; see ${run.log}`).not.toBeNull();

@@ -76,7 +76,7 @@ describe("ociImage", () => {
   });
 });
 
-function ginkgoReport(specs: { c: string[]; l: string; state: string; msg?: string }[]): string {
+function ginkgoReport(specs: { c: string[]; l: string; state: string; msg?: string; tries?: number }[]): string {
   const dir = tmp();
   const f = path.join(dir, "r.json");
   fs.writeFileSync(
@@ -86,7 +86,7 @@ function ginkgoReport(specs: { c: string[]; l: string; state: string; msg?: stri
         SuiteDescription: CRITEST_SUITE,
         SpecReports: [
           { LeafNodeType: "SynchronizedBeforeSuite", State: "passed" },
-          ...specs.map((s) => ({ ContainerHierarchyTexts: s.c, LeafNodeText: s.l, LeafNodeType: "It", State: s.state, RunTime: 1.5e9, Failure: s.msg ? { Message: s.msg } : undefined })),
+          ...specs.map((s) => ({ ContainerHierarchyTexts: s.c, LeafNodeText: s.l, LeafNodeType: "It", State: s.state, RunTime: 1.5e9, NumAttempts: s.tries ?? 1, Failure: s.msg ? { Message: s.msg } : undefined })),
         ],
       },
     ]),
@@ -97,7 +97,7 @@ function ginkgoReport(specs: { c: string[]; l: string; state: string; msg?: stri
 describe("critest reports", () => {
   it("reads outcomes, separating the suite's left-out specs from critest's own skips", () => {
     const f = ginkgoReport([
-      { c: ["[k8s.io] A"], l: "passes", state: "passed" },
+      { c: ["[k8s.io] A"], l: "passes", state: "passed", tries: 2 },
       { c: ["[k8s.io] A"], l: "fails", state: "failed", msg: "Unexpected error:\n    <*status.Error>: \n    rpc error: code = NotFound desc = gone\noccurred" },
       { c: ["[k8s.io] B"], l: "skips itself", state: "skipped", msg: "NRI socket not configured" },
       { c: ["[k8s.io] B"], l: "left out", state: "skipped" },
@@ -112,12 +112,13 @@ describe("critest reports", () => {
       ["[k8s.io] C panics", "failed"],
     ]);
     expect(r[1].message).toBe("Unexpected error: rpc error: code = NotFound desc = gone");
+    expect(r.map((x) => x.attempts)).toEqual([2, 1, 1, 1, 1]);
     expect(countOutcomes(r)).toEqual({ passed: 1, failed: 2, skipped: 1, leftOut: 1 });
     fs.rmSync(path.dirname(f), { recursive: true });
   });
 
   it("finds every spec runc passes that another run does not pass, a missing one included", () => {
-    const res = (name: string, outcome: SpecResult["outcome"]): SpecResult => ({ name, outcome, state: outcome, message: "", seconds: 0 });
+    const res = (name: string, outcome: SpecResult["outcome"]): SpecResult => ({ name, outcome, state: outcome, message: "", seconds: 0, attempts: 1 });
     const runc = [res("a", "passed"), res("b", "passed"), res("c", "failed"), res("d", "passed")];
     const other = [res("a", "passed"), res("b", "failed"), res("c", "passed")];
     expect(regressions(runc, other).map((r) => [r.name, r.state])).toEqual([
@@ -145,7 +146,7 @@ describe("critest reports", () => {
   });
 
   it("refuses a dry run that still selects a left-out spec, or lacks one", () => {
-    const res = (name: string, state: string): SpecResult => ({ name, outcome: "passed", state, message: "", seconds: 0 });
+    const res = (name: string, state: string): SpecResult => ({ name, outcome: "passed", state, message: "", seconds: 0, attempts: 1 });
     const leftOut = [{ name: "x", reason: "r" }];
     expect(() => checkSelection([res("a", "passed"), res("x", "skipped")], leftOut)).not.toThrow();
     expect(() => checkSelection([res("a", "passed"), res("x", "passed")], leftOut)).toThrow(/still selected/);

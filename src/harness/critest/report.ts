@@ -14,6 +14,8 @@ export interface SpecResult {
   /** Why it failed or skipped itself: the failure message's first informative line. */
   message: string;
   seconds: number;
+  /** Tries ginkgo made (-ginkgo.flake-attempts): a spec that passed on its second is flaky, and said so. */
+  attempts: number;
 }
 
 interface GinkgoSpecReport {
@@ -22,6 +24,7 @@ interface GinkgoSpecReport {
   LeafNodeType?: string;
   State?: string;
   RunTime?: number;
+  NumAttempts?: number;
   Failure?: { Message?: string } | null;
 }
 
@@ -54,7 +57,7 @@ export function readGinkgoReport(file: string, leftOut: ReadonlySet<string> = ne
       const name = specName(s.ContainerHierarchyTexts ?? [], s.LeafNodeText ?? "");
       const state = s.State ?? "unknown";
       const outcome: Outcome = leftOut.has(name) ? "left-out" : state === "passed" ? "passed" : state === "skipped" || state === "pending" ? "skipped" : "failed";
-      out.push({ name, outcome, state, message: firstLine(s.Failure?.Message ?? ""), seconds: (s.RunTime ?? 0) / 1e9 });
+      out.push({ name, outcome, state, message: firstLine(s.Failure?.Message ?? ""), seconds: (s.RunTime ?? 0) / 1e9, attempts: s.NumAttempts ?? 1 });
     }
   }
   return out;
@@ -81,5 +84,5 @@ export function regressions(baseline: SpecResult[], other: SpecResult[]): SpecRe
   const seen = new Map(other.map((r) => [r.name, r]));
   return baseline
     .filter((b) => b.outcome === "passed" && seen.get(b.name)?.outcome !== "passed")
-    .map((b) => seen.get(b.name) ?? { name: b.name, outcome: "failed", state: "missing", message: "not in this run's report", seconds: 0 });
+    .map((b) => seen.get(b.name) ?? { name: b.name, outcome: "failed", state: "missing", message: "not in this run's report", seconds: 0, attempts: 0 });
 }

@@ -19,6 +19,13 @@ export interface CritestRunOptions {
   name: string;
   /** ginkgo nodes (critest -parallel); 1 runs in critest's own process. */
   parallel?: number;
+  /**
+   * Tries per spec (-ginkgo.flake-attempts). Parallel nodes race: a nil-filter
+   * ListContainerStats on one node can meet a container another node is
+   * removing, and containerd answers NotFound (seen on 1.6). The same on every
+   * handler; specs that needed a second try are reported.
+   */
+  attempts?: number;
   leftOut?: readonly LeftOutSpec[];
   /** critest's own output, as it runs (else kept only in <name>.log). */
   onOutput?: (chunk: string) => void;
@@ -119,7 +126,7 @@ export async function critest(o: CritestRunOptions): Promise<CritestRun> {
   const started = Date.now();
   const exitCode = await runCritest(
     o,
-    [...base, ...(parallel > 1 ? [`-parallel=${parallel}`] : []), `-ginkgo.json-report=${jsonReport}`, `-ginkgo.junit-report=${junitReport}`, "-ginkgo.timeout=2h"],
+    [...base, ...(parallel > 1 ? [`-parallel=${parallel}`] : []), `-ginkgo.flake-attempts=${o.attempts ?? 1}`, `-ginkgo.json-report=${jsonReport}`, `-ginkgo.junit-report=${junitReport}`, "-ginkgo.timeout=2h"],
     log,
     o.timeoutMs ?? 3600_000,
   );

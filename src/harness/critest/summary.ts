@@ -29,6 +29,8 @@ export interface CritestSummary {
     exitCode: number | null;
     reports: { json: string; junit: string };
     failed: { name: string; message: string }[];
+    /** Specs that passed only on a second try (flaky here). */
+    passedOnRetry: string[];
     /** Specs that pass on runc (same containerd) and not here, with ginkgo's state here (or "missing"); absent for runc itself or without a runc run. */
     passOnRuncNotHere?: { name: string; outcome: string; message: string; excusedBy?: string }[];
   }[];
@@ -49,6 +51,7 @@ export function summarize(critestVersion: string, leftOut: readonly LeftOutSpec[
         exitCode: r.exitCode,
         reports: { json: r.jsonReport, junit: r.junitReport },
         failed: r.results.filter((x) => x.outcome === "failed").map((x) => ({ name: x.name, message: x.message })),
+        passedOnRetry: r.results.filter((x) => x.outcome === "passed" && x.attempts > 1).map((x) => x.name),
         ...(runc
           ? {
               passOnRuncNotHere: regressions(runc.results, r.results).map((x) => {
@@ -82,6 +85,7 @@ export function formatSummary(s: CritestSummary): string {
     );
   }
   for (const r of s.runs) {
+    for (const n of r.passedOnRetry) lines.push(`  containerd ${r.containerd} ${r.handler}: passed on a second try (flaky): ${n}`);
     for (const x of r.passOnRuncNotHere ?? []) {
       lines.push(`  containerd ${r.containerd} ${r.handler}: passes on runc, ${x.outcome} here${x.excusedBy ? ` (containerd's doing: ${x.excusedBy})` : ""}: ${x.name}\n      ${x.message}`);
     }
