@@ -10,6 +10,7 @@ import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { execFileSync } from "node:child_process";
 import { critestBinaries, type CritestBinaries } from "../../src/harness/peers/cri-tools";
 import { startCritestEnv, type CritestEnv } from "../../src/harness/critest/env";
 import { critest } from "../../src/harness/critest/run";
@@ -112,13 +113,14 @@ describe.skipIf(skip)("critest (Kubernetes' CRI validation) on runc, shimlab and
   for (const { containerd, handler } of selected()) {
     it(`containerd ${containerd}, handler ${handler}`, async () => {
       const before = k8sCgroups();
+      const net = cniNetworkFor(process.pid + runs.length);
       const peer = peers.get(containerd)!;
       const excuse = (r: { state: string; message: string }) => excusedBy(r, (d) => shows(peer, d));
       let env: CritestEnv | null = null;
       try {
         env = await startCritestEnv({
           peer,
-          cni: cniNetworkFor(process.pid + runs.length),
+          cni: net,
           shimlabHandlers: { "shimlab-qemu": qemuConfig },
           busyboxRootfs: busyboxRootfs(),
         });
@@ -158,6 +160,9 @@ describe.skipIf(skip)("critest (Kubernetes' CRI validation) on runc, shimlab and
           const after = k8sCgroups();
           const leaked = [...after].filter(([d, n]) => n > 0 && !before.has(d)).map(([d]) => d);
           expect(leaked, "containers left running in k8s.io cgroups").toEqual([]);
+          // portmap's per-pod NAT rules go with CNI DEL (its shared CNI-HOSTPORT-* chains stay, as on any node).
+          const nat = execFileSync("iptables", ["-w", "-t", "nat", "-S"], { encoding: "utf8" });
+          expect(nat.split("\n").filter((l) => l.includes(net.subnet.replace(/\.0\/\d+$/, "."))), "portmap rules left for this run's pods").toEqual([]);
         }
       }
     }, 3600_000);
