@@ -14,7 +14,10 @@ const USAGE = `usage: shimlab cri [--address SOCK] [--timeout SEC] <command> [ar
 Talks CRI v1 (runtime.v1) to containerd's CRI plugin, as the kubelet does.
 --address defaults to $CONTAINER_RUNTIME_ENDPOINT, else /run/containerd/containerd.sock.
 
-  up [--dir DIR] [--qemu]            start a private containerd 1.6 with CRI, handlers shimlab and
+  up [--dir DIR] [--qemu] [--containerd 1.6|1.7|2.1|PATH]
+                                     start a private containerd (1.6 unless --containerd or
+                                     SHIMLAB_CONTAINERD says; "shimlab peers fetch" gets 1.7 and 2.1)
+                                     with CRI, handlers shimlab and
                                      runc (--qemu: and shimlab-qemu, pods in VMs), local pause and
                                      busybox images and, where Debian's CNI plugins are installed,
                                      a pod network (a bridge); print its address; run until
@@ -257,7 +260,9 @@ async function sandboxConfigOf(cri: CriClient, pod: string): Promise<PodSandboxC
 async function up(args: string[]): Promise<number> {
   const dir = take(args, "--dir");
   const qemu = takeBool(args, "--qemu");
-  positional(args, 0, "only --dir DIR and --qemu");
+  const version = take(args, "--containerd");
+  positional(args, 0, "only --dir DIR, --qemu and --containerd VERSION");
+  if (version) process.env.SHIMLAB_CONTAINERD = version;
   const { startCriContainerd } = await import("../../harness/cri/containerd");
   const { removeCgroupDirs } = await import("../../mock-agent/runtime/runc");
   const { cniMissing, cniNetworkFor } = await import("../../harness/cri/cni");
@@ -270,7 +275,7 @@ async function up(args: string[]): Promise<number> {
   }
   const env = await startCriContainerd({ dir, cni, shimlabHandlers: qemuConfig ? { "shimlab-qemu": qemuConfig } : undefined });
   process.stdout.write(
-    `containerd ${env.ctd.pid} serves CRI at ${env.ctd.address}\n` +
+    `containerd ${env.ctd.peer.version} (${env.ctd.peer.origin}), pid ${env.ctd.pid}, serves CRI at ${env.ctd.address}\n` +
       `  images: ${env.images.pause}, ${env.images.busybox}; handlers: shimlab, runc${qemu ? ", shimlab-qemu" : ""}\n` +
       (cni ? `  pod network: bridge ${cni.bridge}, ${cni.subnet} (runp --pod-network)\n` : `  no pod network: ${noCni}\n`) +
       `  try: shimlab cri --address ${env.ctd.address} runp --name demo${cni ? " --pod-network" : ""}${qemu ? " --handler shimlab-qemu" : ""}\n` +
