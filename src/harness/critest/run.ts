@@ -3,6 +3,7 @@
 // out is still selected), then the run, writing ginkgo's JSON and JUnit
 // reports, and the results read back from the JSON.
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { spawn } from "node:child_process";
 import type { CritestBinaries } from "../peers/cri-tools";
@@ -58,10 +59,12 @@ function critestArgs(o: CritestRunOptions, leftOut: readonly LeftOutSpec[]): str
   ];
 }
 
-function runCritest(o: CritestRunOptions, args: string[], log: string, timeoutMs: number): Promise<number | null> {
+function runCritest(o: CritestRunOptions, args: string[], log: string, timeoutMs: number, tmp: string): Promise<number | null> {
   return new Promise((resolve, reject) => {
     const out = fs.openSync(log, "w");
-    const env = { ...process.env, PATH: `${path.dirname(o.binaries.ginkgo)}:${process.env.PATH ?? "/usr/bin:/bin"}` };
+    // TMPDIR: critest leaves its pods' log directories and, in parallel mode, the directory of
+    // its binary's symlink in the temp dir; they go with this run's.
+    const env = { ...process.env, TMPDIR: tmp, PATH: `${path.dirname(o.binaries.ginkgo)}:${process.env.PATH ?? "/usr/bin:/bin"}` };
     // Its own process group, so that a timeout ends ginkgo's nodes with it.
     const p = spawn(o.binaries.critest, args, { env, stdio: ["ignore", "pipe", "pipe"], detached: true, cwd: o.reportDir });
     const onData = (b: Buffer) => {
@@ -109,10 +112,18 @@ export async function critest(o: CritestRunOptions): Promise<CritestRun> {
   const leftOutNames = new Set(leftOut.map((l) => l.name));
   fs.mkdirSync(o.reportDir, { recursive: true });
   const base = critestArgs(o, leftOut);
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "shimlab-critest-tmp-"));
+  try {
+    return await dryRunThenRun(o, base, leftOut, leftOutNames, tmp);
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}
 
+async function dryRunThenRun(o: CritestRunOptions, base: string[], leftOut: readonly LeftOutSpec[], leftOutNames: Set<string>, tmp: string): Promise<CritestRun> {
   const dryJson = path.join(o.reportDir, `${o.name}.dry-run.json`);
   const dryLog = path.join(o.reportDir, `${o.name}.dry-run.log`);
-  const dryCode = await runCritest(o, [...base, "-ginkgo.dry-run", `-ginkgo.json-report=${dryJson}`], dryLog, 60_000);
+  const dryCode = await runCritest(o, [...base, "-ginkgo.dry-run", `-ginkgo.json-report=${dryJson}`], dryLog, 60_000, tmp);
   if (dryCode !== 0 || !fs.existsSync(dryJson)) throw new Error(`critest -ginkgo.dry-run failed (exit ${dryCode}); see ${dryLog}`);
   checkSelection(readGinkgoReport(dryJson), leftOut);
   fs.rmSync(dryJson);
@@ -129,6 +140,7 @@ export async function critest(o: CritestRunOptions): Promise<CritestRun> {
     [...base, ...(parallel > 1 ? [`-parallel=${parallel}`] : []), `-ginkgo.flake-attempts=${o.attempts ?? 1}`, `-ginkgo.json-report=${jsonReport}`, `-ginkgo.junit-report=${junitReport}`, "-ginkgo.timeout=2h"],
     log,
     o.timeoutMs ?? 3600_000,
+    tmp,
   );
   const seconds = (Date.now() - started) / 1000;
   if (!fs.existsSync(jsonReport)) throw new Error(`critest wrote no report (exit ${exitCode}); see ${log}`);
