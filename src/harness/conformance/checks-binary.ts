@@ -65,7 +65,7 @@ export const binaryChecks: Check[] = [
       const h = await ctx.task({ args: SLEEP, noCreate: true });
       const f = `${h.bundle}/address`;
       ctx.expect(fs.existsSync(f), "no address file in the bundle");
-      ctx.equal("address file", fs.readFileSync(f, "utf8").trim(), h.shim.address);
+      ctx.equal("address file", fs.readFileSync(f, "utf8").trim(), ttrpcForm(h.shim.address));
     },
   },
   {
@@ -165,7 +165,7 @@ export const binaryChecks: Check[] = [
       const member = await ctx.task({ args: SLEEP, annotations: { "io.kubernetes.cri.container-type": "container", "io.kubernetes.cri.sandbox-id": sid } });
       ctx.equal("second start's address", member.shim.address, sandbox.shim.address);
       ctx.equal("shim pid (Connect)", member.shimPid, sandbox.shimPid);
-      ctx.equal("member's address file", fs.readFileSync(`${member.bundle}/address`, "utf8").trim(), sandbox.shim.address);
+      ctx.equal("member's address file", fs.readFileSync(`${member.bundle}/address`, "utf8").trim(), ttrpcForm(sandbox.shim.address));
       const st = await ctx.ok("State member", member.task.State({ id: member.id }));
       ctx.equal("member status", STATUS_NAME[st.status], "CREATED");
     },
@@ -202,3 +202,12 @@ export const binaryChecks: Check[] = [
     },
   },
 ];
+
+/**
+ * The `address` file is what containerd 1.x (and 2.x, without bootstrap.json)
+ * dials over ttrpc: unix://<path>, also when the start result gave a gRPC
+ * client the bare path 2.x's gRPC dialer needs.
+ */
+function ttrpcForm(address: string): string {
+  return address.startsWith("/") ? `unix://${address}` : address;
+}

@@ -7,6 +7,7 @@ import os from "node:os";
 import path from "node:path";
 import { spawn } from "node:child_process";
 import type { CritestBinaries } from "../peers/cri-tools";
+import { unmountUnder } from "../containerd";
 import { readGinkgoReport, type SpecResult } from "./report";
 import { LEFT_OUT, skipPattern, type LeftOutSpec } from "./specs";
 
@@ -44,6 +45,12 @@ export interface CritestRun {
   exitCode: number | null;
   seconds: number;
   parallel: number;
+  /**
+   * Mounts critest itself left in its TMPDIR: its mount-propagation specs bind
+   * mntSource over itself, and when a spec fails before its inner mount, the
+   * cleanup's first unmount errors and the second never runs. Removed after the run.
+   */
+  critestMountsLeft: string[];
 }
 
 function critestArgs(o: CritestRunOptions, leftOut: readonly LeftOutSpec[]): string[] {
@@ -113,9 +120,13 @@ export async function critest(o: CritestRunOptions): Promise<CritestRun> {
   fs.mkdirSync(o.reportDir, { recursive: true });
   const base = critestArgs(o, leftOut);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "shimlab-critest-tmp-"));
+  let run: CritestRun | undefined;
   try {
-    return await dryRunThenRun(o, base, leftOut, leftOutNames, tmp);
+    run = await dryRunThenRun(o, base, leftOut, leftOutNames, tmp);
+    return run;
   } finally {
+    const left = await unmountUnder(tmp);
+    if (run) run.critestMountsLeft = left.map((m) => path.relative(tmp, m));
     fs.rmSync(tmp, { recursive: true, force: true });
   }
 }
@@ -144,5 +155,5 @@ async function dryRunThenRun(o: CritestRunOptions, base: string[], leftOut: read
   );
   const seconds = (Date.now() - started) / 1000;
   if (!fs.existsSync(jsonReport)) throw new Error(`critest wrote no report (exit ${exitCode}); see ${log}`);
-  return { name: o.name, handler: o.handler, results: readGinkgoReport(jsonReport, leftOutNames), jsonReport, junitReport, log, exitCode, seconds, parallel };
+  return { name: o.name, handler: o.handler, results: readGinkgoReport(jsonReport, leftOutNames), jsonReport, junitReport, log, exitCode, seconds, parallel, critestMountsLeft: [] };
 }

@@ -13,6 +13,8 @@ export interface SummaryRun {
   exitCode: number | null;
   jsonReport: string;
   junitReport: string;
+  /** Mounts critest left in its own TMPDIR (removed after the run). */
+  critestMountsLeft?: string[];
   /** The containerd difference that excuses a result here (specs.ts excusedBy), if one does. */
   excuse?: (r: SpecResult) => string | null;
 }
@@ -31,6 +33,8 @@ export interface CritestSummary {
     failed: { name: string; message: string }[];
     /** Specs that passed only on a second try (flaky here). */
     passedOnRetry: string[];
+    /** Mounts critest's own failed specs left in its TMPDIR, which the harness removed. */
+    critestMountsLeft?: string[];
     /** Specs that pass on runc (same containerd) and not here, with ginkgo's state here (or "missing"); absent for runc itself or without a runc run. */
     passOnRuncNotHere?: { name: string; outcome: string; message: string; excusedBy?: string }[];
   }[];
@@ -52,6 +56,7 @@ export function summarize(critestVersion: string, leftOut: readonly LeftOutSpec[
         reports: { json: r.jsonReport, junit: r.junitReport },
         failed: r.results.filter((x) => x.outcome === "failed").map((x) => ({ name: x.name, message: x.message })),
         passedOnRetry: r.results.filter((x) => x.outcome === "passed" && x.attempts > 1).map((x) => x.name),
+        ...(r.critestMountsLeft?.length ? { critestMountsLeft: r.critestMountsLeft } : {}),
         ...(runc
           ? {
               passOnRuncNotHere: regressions(runc.results, r.results).map((x) => {
