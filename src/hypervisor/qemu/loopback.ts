@@ -13,6 +13,7 @@
 // One socket made inside the namespace by a short-lived thread (native addon)
 // is served by the shim's own event loop, and dies with the shim. The rule
 // outlives a crash, so the VM record names it and `delete` removes it.
+import fs from "node:fs";
 import net from "node:net";
 import { execFile } from "node:child_process";
 import { native } from "../../native";
@@ -51,6 +52,11 @@ export class PodLoopback implements LoopbackListener {
     readonly netns: string,
     readonly record: LoopbackRecord,
     private readonly server: net.Server,
+    /**
+     * The namespace, held open: containerd's CRI may remove its path (StopPodSandbox tears the
+     * network down while the VM's teardown is still to come), and the rule must still be found.
+     */
+    private readonly nsFd: number,
     private readonly logger: Logger,
   ) {
     server.on("connection", (sock: net.Socket) => {
@@ -67,7 +73,14 @@ export class PodLoopback implements LoopbackListener {
 
   /** Listens on 127.0.0.1:<any free port> inside netns; no traffic comes until redirect(). */
   static async listen(netns: string, comment: string, logger: Logger): Promise<PodLoopback> {
-    const fd = native().listenTcpInNetns(netns, "127.0.0.1", 0, 511);
+    const nsFd = fs.openSync(netns, "r");
+    let fd: number;
+    try {
+      fd = native().listenTcpInNetns(netns, "127.0.0.1", 0, 511);
+    } catch (e) {
+      fs.closeSync(nsFd);
+      throw e;
+    }
     // allowHalfOpen: a client's FIN is carried to the guest as one, not answered by closing.
     // pauseOnConnect: nothing is read before the guest's end is dialled.
     const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true });
@@ -81,10 +94,16 @@ export class PodLoopback implements LoopbackListener {
       });
     } catch (e) {
       native().closeFd(fd);
+      fs.closeSync(nsFd);
       throw e;
     }
     const port = (server.address() as net.AddressInfo).port;
-    return new PodLoopback(netns, { port, comment }, server, logger);
+    return new PodLoopback(netns, { port, comment }, server, nsFd, logger);
+  }
+
+  /** The namespace through our own fd: valid whatever became of its path. */
+  private get nsPath(): string {
+    return `/proc/${process.pid}/fd/${this.nsFd}`;
   }
 
   get port(): number {
@@ -93,7 +112,7 @@ export class PodLoopback implements LoopbackListener {
 
   /** Adds the REDIRECT rule: from now on localhost:<any port> in the namespace arrives here. */
   async redirect(): Promise<void> {
-    await inNetns(this.netns, addRedirectCommand(this.record));
+    await inNetns(this.nsPath, addRedirectCommand(this.record));
     this.redirected = true;
     this.logger.info("pod loopback redirected to the port-forward relay", { netns: this.netns, relayPort: this.record.port });
   }
@@ -107,11 +126,12 @@ export class PodLoopback implements LoopbackListener {
     this.closing ??= (async () => {
       this.handler = null;
       if (this.redirected) {
-        await inNetns(this.netns, removeRedirectCommand(this.record)).catch((e) => this.logger.warn("removing the pod loopback redirect failed", { error: (e as Error).message }));
+        await inNetns(this.nsPath, removeRedirectCommand(this.record)).catch((e) => this.logger.warn("removing the pod loopback redirect failed", { error: (e as Error).message }));
         this.redirected = false;
       }
       // Not awaited to the end: close's callback waits for every accepted connection, which the relay owns.
       this.server.close();
+      fs.closeSync(this.nsFd);
     })();
     return this.closing;
   }
