@@ -4,6 +4,14 @@ import type { Transport } from "../agent/transport";
 import type { StorageInit } from "../gen/grpc";
 import type { InterfaceInit, RouteInit } from "../gen/types";
 import type { Logger } from "../util/logger";
+import type { OciSpec } from "../oci/spec";
+
+export interface ShareOptions {
+  /** rbind: the source's own sub-mounts come along. */
+  recursive?: boolean;
+  /** Host mounts made below the source later reach the guest ("slave") or do not ("private"). */
+  propagation?: "private" | "slave";
+}
 
 export interface VmExit {
   code: number | null;
@@ -19,8 +27,8 @@ export interface SandboxVm {
   readonly guest: boolean;
   /** Resolves when the VM or agent process is gone, expectedly or not. */
   readonly exited: Promise<VmExit>;
-  /** Makes a host rootfs visible to the agent; returns the path the agent sees. */
-  shareRootfs(containerId: string, hostPath: string): Promise<string>;
+  /** Makes a host rootfs (or volume) visible to the agent; returns the path the agent sees. */
+  shareRootfs(containerId: string, hostPath: string, o?: ShareOptions): Promise<string>;
   unshareRootfs(containerId: string): Promise<void>;
   /** CreateSandbox storages: the shared filesystem as the guest mounts it. */
   sandboxStorages(): StorageInit[];
@@ -67,6 +75,8 @@ export interface StartOptions {
 export interface Hypervisor {
   readonly kind: "none" | "qemu";
   start(o: StartOptions): Promise<SandboxVm>;
+  /** Refuses, before anything starts, a spec this driver cannot honour (a VM and the host's namespaces). */
+  admit?(spec: OciSpec): void;
 }
 
 /** What `delete` needs to clean up after a shim that died: written when the VM starts. */

@@ -1,4 +1,5 @@
 // A container in a pod: its init, its execs, its rootfs, forwarded to the agent.
+import type { ShareOptions } from "../hypervisor/types";
 import os from "node:os";
 import path from "node:path";
 import type { AgentApi } from "../agent/client";
@@ -18,7 +19,7 @@ export interface ContainerHost {
   readonly pid: number;
   readonly guest: boolean;
   readonly sandboxId: string;
-  shareRootfs(containerId: string, hostPath: string): Promise<string>;
+  shareRootfs(containerId: string, hostPath: string, o?: ShareOptions): Promise<string>;
   unshareRootfs(containerId: string): Promise<void>;
   logger: Logger;
   processExited(c: Container, p: Process): void;

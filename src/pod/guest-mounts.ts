@@ -2,19 +2,37 @@
 // host source is shared into the guest (through the same share as the rootfs)
 // and the mount points at the guest's copy; the sandbox's /dev/shm becomes the
 // guest's own tmpfs, since host memory cannot be shared that way.
+//
+// In the guest a share is one filesystem, so what is mounted below a
+// volume's host source would merge into it: a read-only volume would make a
+// writable tmpfs below it read-only too, where runc's rbind + ro leaves it
+// writable. So each host mount below an rbind source is mounted again in
+// place, read-only exactly as recursively as the spec says ("rro" for all,
+// "ro" for the top only).
 import fs from "node:fs";
+import path from "node:path";
 import type { OciMount, OciSpec } from "../oci/spec";
+import { subMounts, type SubMount } from "./mount";
+import type { ShareOptions } from "../hypervisor/types";
+
+export type { ShareOptions };
 
 type Mount = OciMount;
 
 export interface MountSharer {
-  shareRootfs(key: string, hostPath: string): Promise<string>;
+  shareRootfs(key: string, hostPath: string, o?: ShareOptions): Promise<string>;
 }
 
 const isBind = (m: Mount) => m.type === "bind" || (m.options ?? []).some((o) => o === "bind" || o === "rbind");
+const has = (m: Mount, o: string) => (m.options ?? []).includes(o);
 
 /** The spec with its host binds rewritten for the guest; returns the share keys to undo. */
-export async function guestMounts(containerId: string, spec: OciSpec, sharer: MountSharer): Promise<{ spec: OciSpec; shares: string[] }> {
+export async function guestMounts(
+  containerId: string,
+  spec: OciSpec,
+  sharer: MountSharer,
+  below: (dir: string) => SubMount[] = subMounts,
+): Promise<{ spec: OciSpec; shares: string[] }> {
   const shares: string[] = [];
   const mounts: Mount[] = [];
   for (const [i, m] of (spec.mounts ?? []).entries()) {
@@ -32,9 +50,24 @@ export async function guestMounts(containerId: string, spec: OciSpec, sharer: Mo
       continue;
     }
     const key = `${containerId}.m${i}`;
-    const source = await sharer.shareRootfs(key, m.source);
+    const recursive = has(m, "rbind");
+    const propagation = has(m, "rslave") || has(m, "slave") ? "slave" : "private";
+    const source = await sharer.shareRootfs(key, m.source, { recursive, propagation });
     shares.push(key);
     mounts.push({ ...m, source });
+    if (!recursive || !fs.statSync(m.source).isDirectory()) continue;
+    const rro = has(m, "rro");
+    const propagationOption = (m.options ?? []).filter((o) => /^r?(private|slave)$/.test(o));
+    const real = fs.realpathSync(m.source);
+    for (const sub of below(real)) {
+      const rel = path.relative(real, sub.path);
+      mounts.push({
+        destination: path.posix.join(m.destination, rel),
+        type: "bind",
+        source: path.posix.join(source, rel),
+        options: ["rbind", rro || sub.readOnly ? "ro" : "rw", ...propagationOption],
+      });
+    }
   }
   return { spec: { ...spec, mounts }, shares };
 }

@@ -65,3 +65,31 @@ export function mountsBelow(dir: string): string[] {
     return [];
   }
 }
+
+export interface SubMount {
+  path: string;
+  readOnly: boolean;
+}
+
+/**
+ * The mounts strictly below dir, outermost first, with whether each is
+ * read-only (mountinfo's per-mount options): what an rbind of dir carries.
+ */
+export function subMounts(dir: string, mountinfo?: string): SubMount[] {
+  let text = mountinfo;
+  if (text === undefined) {
+    try {
+      text = fs.readFileSync("/proc/self/mountinfo", "utf8");
+    } catch {
+      return [];
+    }
+  }
+  const seen = new Map<string, SubMount>();
+  for (const l of text.split("\n")) {
+    const f = l.split(" ");
+    const p = (f[4] ?? "").replace(/\\040/g, " ");
+    // A later line for the same point is a mount stacked on it: the top one is what shows.
+    if (p.startsWith(dir + "/")) seen.set(p, { path: p, readOnly: (f[5] ?? "").split(",").includes("ro") });
+  }
+  return [...seen.values()].sort((a, b) => a.path.split("/").length - b.path.split("/").length || a.path.localeCompare(b.path));
+}

@@ -9,6 +9,7 @@ import type { Logger } from "../util/logger";
 import { Container, type ContainerHost, type CreateOptions } from "./container";
 import { mountsBelow } from "./mount";
 import { PortRelay } from "./port-relay";
+import type { ShareOptions } from "../hypervisor/types";
 import type { Process } from "./process";
 
 export interface SandboxHooks {
@@ -192,6 +193,7 @@ export class Sandbox implements ContainerHost {
 
   async createContainer(o: CreateOptions): Promise<Container> {
     if (this.state_ !== "ready") throw failedPrecondition(`sandbox ${this.id} is ${this.state_}: cannot create container ${o.id}`);
+    this.o.hypervisor.admit?.(o.spec);
     const c = await Container.create(o, this);
     this.containers.set(c.id, c);
     return c;
@@ -207,9 +209,9 @@ export class Sandbox implements ContainerHost {
     this.containers.delete(id);
   }
 
-  shareRootfs(containerId: string, hostPath: string): Promise<string> {
+  shareRootfs(containerId: string, hostPath: string, o?: ShareOptions): Promise<string> {
     if (!this.vm) throw unavailable("no VM");
-    return this.vm.shareRootfs(containerId, hostPath);
+    return this.vm.shareRootfs(containerId, hostPath, o);
   }
 
   unshareRootfs(containerId: string): Promise<void> {

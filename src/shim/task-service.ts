@@ -349,6 +349,9 @@ export class TaskService {
       if (this.sandbox) throw failedPrecondition(`cannot create another sandbox in sandbox: ${this.sandbox.id}`);
       validateId("sandbox id", where.sandboxId);
       const config = this.configFor(req);
+      const hypervisor = config.hypervisor();
+      // What the sandbox's driver cannot give (a VM and the host's namespaces) fails here, before a VM boots.
+      hypervisor.admit?.(spec);
       if (config !== this.o.config && this.o.config.hypervisorKind === "none") {
         // An agent booted ahead (prestart.ts) was made for the daemon's own configuration, not this one.
         await (this.o.config.hypervisor() as NoneHypervisor).discardWarm();
@@ -357,7 +360,7 @@ export class TaskService {
         id: where.sandboxId,
         namespace: this.o.namespace,
         runDir: sandboxRunDir(this.o.namespace, where.sandboxId),
-        hypervisor: config.hypervisor(),
+        hypervisor,
         logger: this.log,
         hostname: spec.hostname,
         annotations: spec.annotations,

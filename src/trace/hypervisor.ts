@@ -1,5 +1,6 @@
 // The VM (or host agent process) starting and stopping, and the agent's
 // transport handed out tapped: a wrapper around the Hypervisor interface.
+import type { ShareOptions } from "../hypervisor/types";
 import type { GuestNetwork, Hypervisor, LoopbackListener, SandboxVm, StartOptions, VmExit } from "../hypervisor/types";
 import type { Transport } from "../agent/transport";
 import type { StorageInit } from "../gen/grpc";
@@ -64,8 +65,8 @@ class TracedVm implements SandboxVm {
   openLoopback(): Promise<LoopbackListener | null> {
     return this.vm.openLoopback();
   }
-  shareRootfs(containerId: string, hostPath: string): Promise<string> {
-    return this.vm.shareRootfs(containerId, hostPath);
+  shareRootfs(containerId: string, hostPath: string, o?: ShareOptions): Promise<string> {
+    return this.vm.shareRootfs(containerId, hostPath, o);
   }
   unshareRootfs(containerId: string): Promise<void> {
     return this.vm.unshareRootfs(containerId);

@@ -1,12 +1,17 @@
-// A Kubernetes pod in one VM, the way Kata runs it: containerd 1.6's CRI
-// plugin with the `shimlab` handler pointing (runtime options ConfigPath) at a
-// config with hypervisor = "qemu". The pod's sandbox boots one QEMU; both app
-// containers run in that guest; removing the pod leaves no QEMU behind.
+// A Kubernetes pod in one VM, the way Kata runs it: containerd's CRI plugin
+// with the `shimlab` handler pointing (runtime options ConfigPath) at a config
+// with hypervisor = "qemu", the pod on a CNI network of its own (a VM cannot
+// share the host's). The pod's sandbox boots one QEMU; both app containers run
+// in that guest; removing the pod leaves no QEMU behind. What a VM cannot give
+// (the host's network or IPC) is refused at once, naming the field.
 import { describe, it, expect, afterAll, afterEach } from "vitest";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { containerConfig, hostNetworkPod } from "../../src/harness/cri/pod";
+import { containerConfig, hostNetworkPod, podConfig } from "../../src/harness/cri/pod";
+import { cniMissing, cniNetworkFor } from "../../src/harness/cri/cni";
+import { MountPropagation, NamespaceMode } from "../../src/gen/runtime.v1";
+import { execFileSync } from "node:child_process";
 import { ContainerState } from "../../src/gen/runtime.v1";
 import { listProcesses } from "../../src/harness/leaks";
 import { ensureImage } from "../../src/hypervisor/qemu/image";
@@ -21,6 +26,11 @@ if (!skip && !findKernel()) {
   if (REQUIRE_ALL) throw new Error("SHIMLAB_REQUIRE_ALL=1 but no guest kernel: apt-get install linux-image-amd64");
   skip = "needs linux-image-amd64";
 }
+if (!skip && cniMissing()) {
+  if (REQUIRE_ALL) throw new Error(`SHIMLAB_REQUIRE_ALL=1 but ${cniMissing()}`);
+  skip = cniMissing();
+}
+const net = cniNetworkFor(process.pid + 7);
 
 const qemusUnder = (dir: string) => listProcesses().filter((p) => p.cmdline.includes("qemu-system") && p.cmdline.includes(dir));
 
@@ -33,7 +43,7 @@ describe.skipIf(skip)("CRI pod in one QEMU VM (TCG)", () => {
       await ensureImage({ runc: true });
       const cfg = path.join(work, "qemu.toml");
       fs.writeFileSync(cfg, qemuHarnessConfig());
-      return { shimlabConfigPath: cfg };
+      return { shimlabConfigPath: cfg, cni: net };
     },
     dirs: () => [work],
   });
@@ -47,7 +57,7 @@ describe.skipIf(skip)("CRI pod in one QEMU VM (TCG)", () => {
   });
 
   it("boots one VM for the pod and runs both containers in it", async () => {
-    const config = hostNetworkPod({ name: "vm-pod", uid: `uid-vm-pod-${process.pid}` });
+    const config = podConfig({ name: "vm-pod", uid: `uid-vm-pod-${process.pid}`, network: "pod" });
     const { podSandboxId } = await fx.env.cri.runtime.RunPodSandbox({ config, runtimeHandler: "shimlab" });
     expect(qemusUnder(fx.env.ctd.dir)).toHaveLength(1);
 
@@ -89,5 +99,74 @@ describe.skipIf(skip)("CRI pod in one QEMU VM (TCG)", () => {
     }
     await fx.env.cri.runtime.RemovePodSandbox({ podSandboxId });
     await waitUntil("the pod's QEMU to go", () => qemusUnder(fx.env.ctd.dir).length === 0, 30_000);
+  }, 240_000);
+
+  it("refuses a pod with the host's network or IPC at once, naming the field, and boots nothing", async () => {
+    const hostNet = hostNetworkPod({ name: "vm-hostnet", uid: `uid-vm-hostnet-${process.pid}` });
+    const hostIpc = podConfig({ name: "vm-hostipc", uid: `uid-vm-hostipc-${process.pid}`, network: "pod" });
+    hostIpc.linux!.securityContext!.namespaceOptions!.ipc = NamespaceMode.NODE;
+    for (const [config, field] of [[hostNet, "hostNetwork"], [hostIpc, "hostIPC"]] as const) {
+      const err = await fx.env.cri.runtime.RunPodSandbox({ config, runtimeHandler: "shimlab" }).then(
+        () => null,
+        (e: Error) => e.message,
+      );
+      // The driver's admission check's words: refused before the sandbox (and its VM) was made.
+      expect(err).toContain(`${field}: a VM sandbox cannot share the host's`);
+      expect(qemusUnder(fx.env.ctd.dir)).toEqual([]);
+    }
+    expect((await fx.env.cri.runtime.ListPodSandbox({})).items.filter((p) => p.state === 0)).toEqual([]);
+  }, 60_000);
+
+  it("volumes: a read-only volume leaves the tmpfs below it writable, and HostToContainer shows a host mount made after start", async () => {
+    const vol = fs.mkdtempSync(path.join(os.tmpdir(), "shimlab-vm-vol-"));
+    const tmpfs = path.join(vol, "tmpfs");
+    const late = path.join(vol, "late");
+    fs.mkdirSync(tmpfs);
+    fs.mkdirSync(late);
+    const src = fs.mkdtempSync(path.join(os.tmpdir(), "shimlab-vm-src-"));
+    fs.writeFileSync(path.join(src, "flag"), "");
+    // The host makes vol a shared mount of its own, as a kubelet's HostToContainer volume is, with a tmpfs below it.
+    execFileSync("mount", ["--bind", vol, vol]);
+    execFileSync("mount", ["--make-rshared", vol]);
+    execFileSync("mount", ["-t", "tmpfs", "none", tmpfs]);
+    const config = podConfig({ name: "vm-vol", uid: `uid-vm-vol-${process.pid}`, network: "pod" });
+    try {
+      const { podSandboxId } = await fx.env.cri.runtime.RunPodSandbox({ config, runtimeHandler: "shimlab" });
+      const mk = async (name: string, containerPath: string, readonly: boolean, propagation: number) => {
+        const c = containerConfig({ name, image: fx.env.images.busybox, command: ["sleep", "600"] });
+        c.mounts = [{ containerPath, hostPath: vol, readonly, propagation, selinuxRelabel: false, recursiveReadOnly: false } as never];
+        const { containerId } = await fx.env.cri.runtime.CreateContainer({ podSandboxId, sandboxConfig: config, config: c });
+        await fx.env.cri.runtime.StartContainer({ containerId });
+        return containerId;
+      };
+      const exec = async (containerId: string, cmd: string) => {
+        const r = await fx.env.cri.runtime.ExecSync({ containerId, cmd: ["sh", "-c", cmd], timeout: 60 });
+        return { code: r.exitCode, out: (r.stdout.toString() + r.stderr.toString()).trim() };
+      };
+      const ro = await mk("ro", "/mnt", true, MountPropagation.PROPAGATION_PRIVATE);
+      // runc's rbind + ro: the top read-only, what is mounted below it as it is.
+      expect(await exec(ro, "touch /mnt/top")).toMatchObject({ code: 1, out: expect.stringContaining("Read-only file system") });
+      expect(await exec(ro, "touch /mnt/tmpfs/file && echo ok")).toEqual({ code: 0, out: "ok" });
+      expect(fs.existsSync(path.join(tmpfs, "file"))).toBe(true);
+
+      const slave = await mk("slave", "/vol", false, MountPropagation.PROPAGATION_HOST_TO_CONTAINER);
+      const priv = await mk("priv", "/vol", false, MountPropagation.PROPAGATION_PRIVATE);
+      execFileSync("mount", ["--bind", src, late]);
+      expect(await exec(slave, "ls -A /vol/late")).toEqual({ code: 0, out: "flag" });
+      expect(await exec(priv, "ls -A /vol/late")).toEqual({ code: 0, out: "" });
+      await fx.env.cri.runtime.StopPodSandbox({ podSandboxId });
+      await fx.env.cri.runtime.RemovePodSandbox({ podSandboxId });
+      await waitUntil("the pod's QEMU to go", () => qemusUnder(fx.env.ctd.dir).length === 0, 30_000);
+    } finally {
+      for (const m of [late, tmpfs, vol]) {
+        try {
+          execFileSync("umount", ["-l", m], { stdio: "ignore" });
+        } catch {
+          /* not mounted: the test stopped before */
+        }
+      }
+      fs.rmSync(vol, { recursive: true, force: true });
+      fs.rmSync(src, { recursive: true, force: true });
+    }
   }, 240_000);
 });

@@ -35,3 +35,81 @@ describe("bind mounts for a VM guest", () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 });
+
+describe("volumes with mounts below them, in a VM guest", () => {
+  function volume() {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gm-vol-"));
+    fs.mkdirSync(path.join(dir, "tmpfs"));
+    fs.mkdirSync(path.join(dir, "ro", "deeper"), { recursive: true });
+    const real = fs.realpathSync(dir);
+    const below = (d: string) =>
+      d === real
+        ? [
+            { path: path.join(real, "tmpfs"), readOnly: false },
+            { path: path.join(real, "ro"), readOnly: true },
+            { path: path.join(real, "ro", "deeper"), readOnly: false },
+          ]
+        : [];
+    return { dir, below };
+  }
+  const sharer = (calls: unknown[]) => ({ shareRootfs: async (k: string, p: string, o?: unknown) => (calls.push([k, p, o]), `/guest/${k}`) });
+
+  it("mounts each host sub-mount again in place: a read-only volume leaves a writable tmpfs below it writable, as runc's rbind + ro does", async () => {
+    const { dir, below } = volume();
+    const calls: unknown[] = [];
+    const spec = { ociVersion: "1.0.2", mounts: [{ destination: "/mnt", type: "bind", source: dir, options: ["rbind", "rprivate", "ro"] }] };
+    const { spec: out } = await guestMounts("c", spec as never, sharer(calls), below);
+    expect(calls).toEqual([["c.m0", dir, { recursive: true, propagation: "private" }]]);
+    expect(out.mounts).toEqual([
+      { destination: "/mnt", type: "bind", source: "/guest/c.m0", options: ["rbind", "rprivate", "ro"] },
+      { destination: "/mnt/tmpfs", type: "bind", source: "/guest/c.m0/tmpfs", options: ["rbind", "rw", "rprivate"] },
+      { destination: "/mnt/ro", type: "bind", source: "/guest/c.m0/ro", options: ["rbind", "ro", "rprivate"] },
+      { destination: "/mnt/ro/deeper", type: "bind", source: "/guest/c.m0/ro/deeper", options: ["rbind", "rw", "rprivate"] },
+    ]);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("makes every sub-mount read-only for a recursive read-only volume (rro), and shares slave for rslave", async () => {
+    const { dir, below } = volume();
+    const calls: unknown[] = [];
+    const spec = { ociVersion: "1.0.2", mounts: [{ destination: "/v", type: "bind", source: dir, options: ["rbind", "rslave", "rro"] }] };
+    const { spec: out } = await guestMounts("c", spec as never, sharer(calls), below);
+    expect(calls).toEqual([["c.m0", dir, { recursive: true, propagation: "slave" }]]);
+    expect(out.mounts!.slice(1).map((m) => m.options)).toEqual([
+      ["rbind", "ro", "rslave"],
+      ["rbind", "ro", "rslave"],
+      ["rbind", "ro", "rslave"],
+    ]);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("a plain (non-recursive) bind carries no sub-mounts, as on the host", async () => {
+    const { dir, below } = volume();
+    const calls: unknown[] = [];
+    const spec = { ociVersion: "1.0.2", mounts: [{ destination: "/v", type: "bind", source: dir, options: ["bind"] }] };
+    const { spec: out } = await guestMounts("c", spec as never, sharer(calls), below);
+    expect(calls).toEqual([["c.m0", dir, { recursive: false, propagation: "private" }]]);
+    expect(out.mounts).toHaveLength(1);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+});
+
+describe("the mounts below a directory, from mountinfo", () => {
+  it("lists strictly-below mount points outermost first, the top of a stack, and their read-only flag", async () => {
+    const { subMounts } = await import("../../src/pod/mount");
+    const mi = [
+      "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/vda rw",
+      "30 22 0:40 / /data rw,relatime shared:2 - tmpfs none rw",
+      "31 30 0:41 / /data/a/b ro,relatime - tmpfs none rw",
+      "32 30 0:42 / /data/a rw,relatime - tmpfs none rw",
+      "33 30 0:43 / /data/x\\040y rw - tmpfs none rw",
+      "34 32 0:44 / /data/a ro - tmpfs none rw",
+      "35 22 0:45 / /database rw - tmpfs none rw",
+    ].join("\n");
+    expect(subMounts("/data", mi)).toEqual([
+      { path: "/data/a", readOnly: true },
+      { path: "/data/x y", readOnly: false },
+      { path: "/data/a/b", readOnly: true },
+    ]);
+  });
+});

@@ -46,3 +46,38 @@ export function excusedBy(r: { state: string; message: string }, shows: (differe
   const hit = CONTAINERD_DECIDED_SKIPS.find((s) => r.message === s.message && shows(s.difference));
   return hit ? hit.difference : null;
 }
+
+/**
+ * Specs a VM sandbox refuses by design, each failing at once with shimlab's
+ * own error naming the field (src/hypervisor/qemu/admit.ts), as Kata's
+ * limitations say: run, and held to failing with exactly that error, instead
+ * of the bar "passes where runc passes".
+ */
+export const VM_REFUSALS: readonly { name: string; reason: string; error: string }[] = [
+  {
+    name: "[k8s.io] Security Context NamespaceOption runtime should support HostNetwork is true",
+    reason: "a VM has its own kernel and network stack: it cannot share the host's network namespace",
+    error: "hostNetwork: a VM sandbox cannot share the host's network namespace",
+  },
+  {
+    name: "[k8s.io] Streaming runtime should support streaming interfaces runtime should support portforward in host network",
+    reason: "the pod asks for the host's network, which a VM cannot share",
+    error: "hostNetwork: a VM sandbox cannot share the host's network namespace",
+  },
+  {
+    name: "[k8s.io] Security Context NamespaceOption runtime should support HostIpc is true",
+    reason: "a VM has its own kernel: the host's System V IPC objects are not in it",
+    error: "hostIPC: a VM sandbox cannot share the host's IPC namespace",
+  },
+  {
+    name: "[k8s.io] Container Mount Propagation mount with 'rshared' should support propagation from host to container and vice versa",
+    reason: "a mount made inside the guest cannot reach the host: the guest shares the host's files, not its mount table",
+    error: "propagation Bidirectional (rshared) crosses the VM",
+  },
+];
+
+/** Why a VM run's result is not held to runc's, if it is one of the refusals (and failed with its error). */
+export function vmRefusal(r: { name: string; state: string; message: string }): string | null {
+  const hit = VM_REFUSALS.find((v) => v.name === r.name);
+  return hit && r.state === "failed" && r.message.includes(hit.error) ? `refused in a VM: ${hit.reason}` : null;
+}

@@ -2,6 +2,8 @@
 // mock agent on a virtio-serial port, with container root filesystems shared
 // in over 9p.
 import fs from "node:fs";
+import { admitInVm } from "./admit";
+import type { OciSpec } from "../../oci/spec";
 import os from "node:os";
 import path from "node:path";
 import { invalidArgument, unavailable } from "../../ttrpc/status";
@@ -60,6 +62,10 @@ export class QemuHypervisor implements Hypervisor {
     } catch (e) {
       throw unavailable(`no guest image: ${(e as Error).message}`);
     }
+  }
+
+  admit(spec: OciSpec): void {
+    admitInVm(spec);
   }
 
   async start(o: StartOptions): Promise<SandboxVm> {

@@ -3,6 +3,7 @@
 // behind — quit over QMP, then SIGKILL; the pid is in vm.json for `delete`
 // after a shim crash, and the kernel kills QEMU if the shim dies first
 // (PR_SET_PDEATHSIG through setpriv, where util-linux has it).
+import type { ShareOptions } from "../types";
 import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
@@ -283,7 +284,7 @@ export class QemuVm implements SandboxVm {
     return (await this.qmp.queryStatus()).status;
   }
 
-  async shareRootfs(containerId: string, hostPath: string): Promise<string> {
+  async shareRootfs(containerId: string, hostPath: string, o: ShareOptions = {}): Promise<string> {
     if (!this.sharedDir) throw unavailable("this VM has no shared filesystem");
     if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(containerId)) throw unavailable(`container id ${JSON.stringify(containerId)} cannot name a shared directory`);
     const target = path.join(this.sharedDir, containerId, "rootfs");
@@ -293,8 +294,11 @@ export class QemuVm implements SandboxVm {
       fs.mkdirSync(path.dirname(target), { recursive: true });
       fs.writeFileSync(target, "", { flag: "a" });
     }
-    await run("mount", ["--bind", hostPath, target]);
+    await run("mount", [o.recursive ? "--rbind" : "--bind", hostPath, target]);
     this.shares.add(containerId);
+    // A bind of a shared mount joins its peer group: host mounts made below the source later would
+    // reach the guest whatever the volume's propagation. Make it what the spec asked for.
+    if (o.propagation) await run("mount", [o.propagation === "slave" ? "--make-rslave" : "--make-rprivate", target]);
     return `${GUEST_SHARED_DIR}/${containerId}/rootfs`;
   }
 
@@ -302,7 +306,7 @@ export class QemuVm implements SandboxVm {
     if (!this.sharedDir || !this.shares.has(containerId)) return;
     const dir = path.join(this.sharedDir, containerId);
     const target = path.join(dir, "rootfs");
-    await run("umount", [target]).catch(() => run("umount", ["-l", target]));
+    await run("umount", ["-R", target]).catch(() => run("umount", ["-l", target]));
     this.shares.delete(containerId);
     // rmdir or unlink, never a recursive rm: a bind that refused to go must not take the container's files with it.
     if (fs.lstatSync(target).isDirectory()) fs.rmdirSync(target);
