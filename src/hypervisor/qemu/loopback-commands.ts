@@ -22,7 +22,8 @@ export function ruleComment(sandboxId: string): string {
  * 127.0.0.0/8 on lo, to any port but the relay's own, is REDIRECTed to the relay. Only loopback:
  * that is where containerd's PortForward dials (`localhost:<port>`), and nothing else in a VM
  * pod's namespace has traffic of its own. Sparing the relay's port keeps its own connections
- * out of the NAT table; they reach it anyway.
+ * out of the NAT table; they reach it anyway. IPv4 only: containerd dials tcp4 first and tries
+ * tcp6 (::1) only when that fails, which with this rule it never does.
  */
 function rule(r: LoopbackRecord): string[] {
   return ["-o", "lo", "-p", "tcp", "-d", "127.0.0.0/8", "-m", "tcp", "!", "--dport", String(r.port), "-m", "comment", "--comment", r.comment, "-j", "REDIRECT", "--to-ports", String(r.port)];
