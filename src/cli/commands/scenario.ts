@@ -3,7 +3,7 @@ import path from "node:path";
 import { loadScenarioFile, scenarioFiles, ScenarioError } from "../../scenarios/load";
 import { runScenario } from "../../scenarios/runner";
 import { MUTANTS, mutantOptions } from "../../scenarios/mutants";
-import { jsonReport, junitReport, summarize, writeReport } from "../../scenarios/report";
+import { brokenRules, jsonReport, junitReport, summarize, writeReport } from "../../scenarios/report";
 import { formatHistory } from "../../scenarios/history";
 import type { Scenario, ScenarioResult } from "../../scenarios/types";
 
@@ -101,6 +101,8 @@ export async function scenarioCommand(argv: string[]): Promise<number> {
     const r = await runScenario(s, { ...mutantOptions(o.mutants), mutantNames: o.mutants.length ? o.mutants : undefined, onProgress: o.quiet ? undefined : say });
     results.push(r);
     say(`  ${r.verdict.toUpperCase()} ${s.name} in ${r.ms} ms${r.reason ? `: ${r.reason}` : ""}`);
+    // Each broken contract rule once, with where it is written.
+    for (const cite of new Set(r.checks.filter((c) => !c.ok).flatMap(brokenRules))) say(`    rule: ${cite}`);
     if (o.history && r.history.length) say(formatHistory(r.history));
   }
   const sum = summarize(results);
