@@ -255,7 +255,7 @@ describe.skipIf(noContainerd)("a trace of ctr run under the real containerd 1.6"
     const m = buildModel(records);
     const execs = records.filter((x) => x.kind === "exec.call").map((x) => x.action);
     expect(execs).toEqual(["start", "delete"]);
-    // containerd 1.6's own sequence (notes, section 3.1), as the shim received it.
+    // containerd 1.6's own sequence (rule task.call-order), as the shim received it.
     const calls = records.filter((x) => x.kind === "rpc.call" && x.from === "containerd").map((x) => x.method);
     // (ctr's Wait connects concurrently with Start, so a second Connect may come before Start.)
     expect(calls.slice(0, 2)).toEqual(["Create", "Connect"]);

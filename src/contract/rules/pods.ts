@@ -43,8 +43,8 @@ export const podRules = [
     section: "pods",
     level: "SHOULD",
     source: "shimlab",
-    kind: "prose",
+    kind: "checked",
     text: "shimlab refuses to delete a pod's sandbox task while containers remain (`FailedPrecondition`), and kills the pod's containers (137) when the sandbox's init exits, as Kata stops the whole VM then.",
-    why: "CRI always removes the containers first; a VM sandbox cannot outlive its pause container. runc's shim does neither, so no conformance check holds either shim to it.",
+    why: "CRI always removes the containers first; a VM sandbox cannot outlive its pause container. runc's shim does neither, so no conformance check holds shims to it; the scenario `pod-two-containers` holds shimlab.",
   },
 ] as const satisfies readonly RuleDef[];

@@ -26,9 +26,9 @@ export const wireRules = [
     section: "ttrpc",
     level: "MUST",
     source: "containerd",
-    kind: "prose",
+    kind: "checked",
     text: "A message's data is at most 4 MiB. A server that receives a longer one discards it and answers `ResourceExhausted` on its stream; the connection stays usable.",
-    why: "Closing the connection instead would read as the shim dying (see [shutdown.never-close-connection](binary.md#shutdown.never-close-connection)). The hostile-input tests, not the conformance suite, drive this.",
+    why: "Closing the connection instead would read as the shim dying (see [shutdown.never-close-connection](binary.md#shutdown.never-close-connection)). The scenario `oversize-frame` and the hostile-input tests drive this, not the conformance suite.",
   },
   {
     id: "wire.success-without-status",
