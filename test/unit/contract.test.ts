@@ -19,6 +19,7 @@ import { History } from "../../src/scenarios/history";
 import { loadScenarioFile, parseScenario, scenarioFiles } from "../../src/scenarios/load";
 import type { CheckResult, SuiteReport } from "../../src/harness/conformance/types";
 import type { ScenarioResult, Step } from "../../src/scenarios/types";
+import { OUTSIDE } from "../helpers/outside";
 
 const ROOT = path.resolve(__dirname, "..", "..");
 const DOCS = path.join(ROOT, "docs");
@@ -152,8 +153,6 @@ describe("links in the docs", () => {
   });
 });
 
-/** Nothing shimlab ships or prints may send a reader to a file outside the repository. */
-const OUTSIDE = /shared\/notes|\.\.\/shared\b|containerd-shim\.md|baselines\.md|the (?:baselines|contract) notes?\b/;
 
 describe("citations point into the repository", () => {
   it("in the sources, docs, scenarios and benchmarks", () => {
