@@ -41,7 +41,17 @@ export function packageRoot(): string {
   }
 }
 
+/** docs/contract/ of this copy of shimlab, absolute: where a relative citation's path starts. */
+export function contractDir(): string {
+  return path.join(packageRoot(), CONTRACT_DIR);
+}
+
+/** dist/docs/contract/ of this copy of shimlab, absolute. */
+export function contractHtmlDir(): string {
+  return path.join(packageRoot(), CONTRACT_HTML_DIR);
+}
+
 /** file:///…/dist/docs/contract/events.html#events.exit-after-start */
-export function ruleHtmlUrl(id: string, htmlDir = path.join(packageRoot(), CONTRACT_HTML_DIR)): string {
+export function ruleHtmlUrl(id: string, htmlDir = contractHtmlDir()): string {
   return `${pathToFileURL(path.join(htmlDir, `${rule(id).page}.html`)).href}#${id}`;
 }

@@ -1,7 +1,7 @@
 // The suite's outputs: a line per check while it runs, a summary, JUnit XML
 // for CI, and JSON { shim, checks: [{ name, rule, ruleDoc, status, detail }] }.
 // Every rule is printed as its citation: the id and its entry in docs/contract.
-import { citation, ruleDoc } from "../../contract/cite";
+import { citation, contractHtmlDir, packageRoot, ruleDoc } from "../../contract/cite";
 import { rule as contractRule } from "../../contract/rules";
 import type { CheckResult, SuiteReport } from "./types";
 
@@ -20,6 +20,8 @@ export function summary(rep: SuiteReport): string {
     lines.push(`  ${MARK[r.status]} ${r.name}: ${r.detail}\n       rule: ${citation(r.rule)}`);
     if (r.also.length) lines.push(`       also: ${r.also.map(citation).join(", ")}`);
   }
+  // The citations are relative to shimlab's own directory, which a reader of CI output or an installed copy may not know.
+  if (rep.counts.fail) lines.push(`  (rule paths are under ${packageRoot()}; HTML form: ${contractHtmlDir()}/README.html)`);
   return lines.join("\n") + "\n";
 }
 
