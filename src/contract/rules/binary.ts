@@ -227,7 +227,7 @@ export const binaryRules = [
     source: "containerd",
     kind: "checked",
     text: "`Shutdown` while any task is still registered in the shim answers OK and changes nothing: the shim keeps serving.",
-    why: "containerd calls `Shutdown` after every successful `Delete` (3 s deadline), also on a pod's shim that serves the other containers.",
+    why: "containerd calls `Shutdown` after every successful `Delete` (3 s deadline), also on a pod's shim that serves the other containers. containerd 2.x leaves it out for a task that belongs to a sandbox when the shim's start result asked for task API version 3: then the sandbox controller decides when the shim goes.",
   },
   {
     id: "shutdown.exits-when-empty",
