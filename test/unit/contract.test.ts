@@ -156,11 +156,14 @@ describe("links in the docs", () => {
 
 describe("citations point into the repository", () => {
   it("in the sources, docs, scenarios and benchmarks", () => {
-    const roots = ["src", "docs", "scenarios", "bench", "scripts", "deploy"].map((d) => path.join(ROOT, d));
+    const roots = ["src", "docs", "scenarios", "bench", "scripts", "deploy", "proto", "kernel", ".ci"].map((d) => path.join(ROOT, d));
     const files = [path.join(ROOT, "README.md"), path.join(ROOT, "CONTRIBUTING.md")];
     const walk = (d: string): string[] => fs.readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? (e.name === "gen" ? [] : walk(path.join(d, e.name))) : [path.join(d, e.name)]));
-    for (const r of roots) files.push(...walk(r).filter((f) => /\.(ts|mjs|js|md|yaml|sh|c)$/.test(f)));
+    // Text the repository ships: sources, docs, protos, the kernel config, CI's script (no extension).
+    for (const r of roots) files.push(...walk(r).filter((f) => /\.(ts|mjs|js|md|yaml|sh|c|h|proto|config)$/.test(f) || path.basename(path.dirname(f)) === ".ci"));
+    files.push(path.join(ROOT, "native", "shimlab.c"), path.join(ROOT, "package.json"));
     const hits = files.filter((f) => OUTSIDE.test(fs.readFileSync(f, "utf8"))).map((f) => path.relative(ROOT, f));
+    expect(files.length).toBeGreaterThan(200); // the walk found the tree, not an empty list
     expect(hits).toEqual([]);
   });
 

@@ -27,7 +27,7 @@ export const taskApiRules = [
     level: "SHOULD",
     source: "containerd",
     kind: "prose",
-    text: "For `ctr run --rm`, containerd 1.6 calls, in this order: `Create`, `Connect`, `Start`, `Connect`, `Wait` (which blocks), `State`; once the process exits `State`, `Delete`, `Shutdown`; then it closes the connection and runs the binary's `delete`. CRI adds `State` calls and, for a pod, one such sequence per container.",
+    text: "For `ctr run --rm`, containerd 1.6 calls `Create`, `Connect`, then `Start` and a second `Connect` in either order (ctr's wait connects while it starts the task), `Wait` (which blocks), `State`; once the process exits `State`, `Delete`, `Shutdown`; then it closes the connection and runs the binary's `delete`. CRI adds `State` calls and, for a pod, one such sequence per container.",
     why: "Knowing what comes next explains most rules on this page; the trace of `shimlab demo` shows the sequence as it happens (see [../lifecycle.md](../lifecycle.md)).",
   },
   {
@@ -100,7 +100,7 @@ export const taskApiRules = [
     source: "runc-shim",
     kind: "checked",
     text: "`Kill` of a container id the shim does not hold answers `NotFound`.",
-    why: "Teardown after a restart kills what may already be gone; the kill helpers ignore NotFound and nothing else.",
+    why: "Teardown after a restart kills what may already be gone; the containerd client's kill helper (`WithProcessKill`) lets NotFound and FailedPrecondition pass and fails on any other code.",
   },
   {
     id: "kill.unknown-exec",
@@ -126,7 +126,7 @@ export const taskApiRules = [
     source: "runc-shim",
     kind: "checked",
     text: "`Kill` with `all=true` of a container whose init exited answers OK.",
-    why: "containerd's client deletes a task `WithProcessKill`: SIGKILL with all=true, whether or not the init is still there, to reach whatever is left in the container; an error other than NotFound fails the delete.",
+    why: "containerd's client deletes a task `WithProcessKill`: SIGKILL with all=true, whether or not the init is still there, to reach whatever is left in the container; NotFound makes it wait for the exit, FailedPrecondition is let pass, and any other error fails the delete.",
   },
   {
     id: "kill.all-reaches-execs",
