@@ -6,6 +6,7 @@ const USAGE = `shimlab ${VERSION} — test, teach and break containerd shims
 usage: shimlab <command> [options]
 
   demo                         a pod's shim v2 lifecycle on the mock agent, told step by step
+  sniff --shim PATH            watch any shim's ttrpc traffic with containerd live, decoded (a recording proxy)
   trace render|doc             draw a lifecycle trace (SHIMLAB_TRACE) as a page or Mermaid; write docs/lifecycle.md
   cri                          a small crictl (CRI v1 over gRPC); \`cri up\` starts a CRI containerd for shimlab
   conformance --shim PATH      run the conformance checks against any shim v2 binary (--compare A B)
@@ -34,6 +35,10 @@ export async function run(argv: string[]): Promise<number> {
     case "demo": {
       const { demoCommand } = await import("./commands/demo");
       return demoCommand(rest);
+    }
+    case "sniff": {
+      const { sniffCommand } = await import("./commands/sniff");
+      return sniffCommand(rest);
     }
     case "trace": {
       const { traceCommand } = await import("./commands/trace");

@@ -14,9 +14,9 @@ import {
   notFound,
   type FrameEvent,
   type ServiceDef,
-} from "../../src/ttrpc";
-import { KeyValue, Request, Response } from "../../src/gen/ttrpc";
-import { StringList } from "../../src/gen/ttrpc";
+} from "../src";
+import { KeyValue, Request, Response } from "../src/gen/ttrpc";
+import { StringList } from "../src/gen/ttrpc";
 
 const Echo = {
   name: "test.Echo",

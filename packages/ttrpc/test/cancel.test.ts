@@ -1,12 +1,12 @@
-// A call's ctx.signal is made only when a handler asks for it (src/ttrpc/server.ts):
+// A call's ctx.signal is made only when a handler asks for it (src/server.ts):
 // whenever it is asked for, it says the truth about the call.
 import { describe, it, expect, afterEach } from "vitest";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import fs from "node:fs";
-import { Server, Client, type ServiceDef, type CallContext } from "../../src/ttrpc";
-import { KeyValue } from "../../src/gen/ttrpc";
+import { Server, Client, type ServiceDef, type CallContext } from "../src";
+import { KeyValue } from "../src/gen/ttrpc";
 
 const Svc = {
   name: "test.Cancel",

@@ -1,7 +1,7 @@
 // afterDeadline (src/ttrpc/deadline.ts) waits out delays longer than Node's
 // timers hold (2^31-1 ms) in steps, instead of firing after 1 ms.
 import { describe, it, expect, afterEach, vi } from "vitest";
-import { afterDeadline, TIMER_MAX_MS } from "../../src/ttrpc/deadline";
+import { afterDeadline, TIMER_MAX_MS } from "../src/deadline";
 
 afterEach(() => {
   vi.useRealTimers();
