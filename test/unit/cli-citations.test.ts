@@ -41,7 +41,14 @@ function unresolved(text: string): string[] {
 afterEach(() => vi.restoreAllMocks());
 
 describe("the command line's help and lists", () => {
-  const helps = [["--help"], ["demo", "--help"], ["trace", "--help"], ["cri", "--help"], ["conformance", "--help"], ["scenario", "--help"], ["install", "--help"], ["uninstall", "--help"], ["image", "--help"], ["peers", "--help"]];
+  const helps = [["--help"], ["demo", "--help"], ["sniff", "--help"], ["trace", "--help"], ["cri", "--help"], ["conformance", "--help"], ["scenario", "--help"], ["install", "--help"], ["uninstall", "--help"], ["image", "--help"], ["peers", "--help"]];
+
+  it("cover every command main.ts dispatches (a new command joins the list)", () => {
+    const main = fs.readFileSync(path.join(ROOT, "src", "cli", "main.ts"), "utf8");
+    const commands = [...main.matchAll(/case "([a-z]+)":/g)].map((m) => m[1]).filter((c) => !["help", "version"].includes(c));
+    expect(commands.length).toBeGreaterThan(8);
+    for (const c of commands) expect(helps.map((h) => h[0]), c).toContain(c);
+  });
 
   it("name no file outside the repository, and only rule entries the docs have", async () => {
     for (const argv of helps) {
