@@ -1,7 +1,7 @@
 // Memory per pod: `ctr run -d … /bin/busybox sleep 300` 1, 10 and 30 times on
 // each runtime, then RSS, PSS and USS (Private_Clean + Private_Dirty) of every
 // shim daemon (and of shimlab's mock agent) from /proc/<pid>/smaps_rollup.
-// Read twice: 2 s after the last start (as the baselines note did), and at
+// Read twice: 2 s after the last start (when the first measurements here were taken), and at
 // idle, 15 s after it, once V8's memory reducer has returned what start-up
 // used (a pod lives for minutes or days, so idle is the figure that counts;
 // the Go shim's hardly changes). Means per shim, in MB (10^6 bytes).

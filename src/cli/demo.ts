@@ -11,6 +11,7 @@ import type { ShimTask } from "../harness/shim-runner";
 import type { RecordedEvent } from "../harness/events-server";
 import { Narrator, color } from "./narrator";
 import { RpcError } from "../ttrpc/status";
+import { citation } from "../contract/cite";
 import { TraceRecorder } from "../trace/recorder";
 import { FileWatch, type WatchRoot } from "../trace/files";
 import { socketAddress, socketDir, socketPath } from "../shim/address";
@@ -188,7 +189,9 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
     result.htmlPath = html;
     const must = model.violations.filter((v) => v.level === "MUST").length;
     n.raw(`sequence diagram, event ordering, state machines and files: ${color.bold(html)}`);
-    n.raw(color.dim(`  ${model.arrows.length} arrows across ${model.lanes.length} lanes; ${must ? color.red(`${must} ordering violations`) : "every MUST ordering held"}. Open it in a browser (no network needed).`));
+    n.raw(color.dim(`  ${model.arrows.length} arrows across ${model.lanes.length} lanes; ${must ? color.red(`${must} MUST ordering violation${must > 1 ? "s" : ""}`) : "every MUST ordering held"}. Open it in a browser (no network needed).`));
+    // A broken rule is named here too, with its entry, so the reader knows what to look up before opening the page.
+    for (const v of [...model.violations].sort((a, b) => (a.level === b.level ? 0 : a.level === "MUST" ? -1 : 1))) n.raw(`  ${v.level === "MUST" ? color.red(`MUST ${v.rule} broken`) : color.yellow(`SHOULD ${v.rule} broken`)}: ${v.message}\n    rule: ${citation(v.rule)}`);
   }
   return result;
 }

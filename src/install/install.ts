@@ -190,16 +190,42 @@ export function install(o: InstallOptions): { steps: Step[]; manifest: Manifest 
   return { steps, manifest };
 }
 
-/** What a copied install needs at run time: the build, the addon, production node_modules, and Node itself. */
-const COPIED = ["package.json", "dist", path.join("native", "build"), "node_modules", "kernel"];
+/**
+ * What a copied install needs at run time: the build, the addon, production node_modules, and Node
+ * itself; and docs/, since every rule shimlab prints cites docs/contract/<page>.md (dist/docs has the HTML).
+ */
+const COPIED = ["package.json", "dist", path.join("native", "build"), "node_modules", "kernel", "docs"];
+
+/**
+ * What changes when a copied path's content does. A directory's own mtime moves only when entries
+ * are added or removed, not when a file in it is rewritten (a rebuild, an edited doc), so a tree is
+ * stamped by its newest file and its file count. node_modules is too big to walk on every install:
+ * npm rewrites node_modules/.package-lock.json whenever it changes the tree.
+ */
+function contentStamp(src: string, rel: string): string {
+  if (!fs.existsSync(src)) return "absent";
+  if (rel === "node_modules") {
+    const lock = path.join(src, ".package-lock.json");
+    return String(fs.statSync(fs.existsSync(lock) ? lock : src).mtimeMs);
+  }
+  let newest = 0;
+  let files = 0;
+  const walk = (p: string): void => {
+    const st = fs.lstatSync(p);
+    if (st.isDirectory()) for (const e of fs.readdirSync(p)) walk(path.join(p, e));
+    else {
+      files++;
+      newest = Math.max(newest, st.mtimeMs);
+    }
+  };
+  walk(src);
+  return `${newest}/${files}`;
+}
 
 function copyRuntime(repoRoot: string, node: string, dest: string): boolean {
   const stamp = path.join(dest, ".stamp");
   // One line that changes whenever anything copied would: skip the copy when it matches.
-  const want = COPIED.map((p) => {
-    const src = path.join(repoRoot, p);
-    return `${p}:${fs.existsSync(src) ? fs.statSync(src).mtimeMs : "absent"}`;
-  })
+  const want = COPIED.map((p) => `${p}:${contentStamp(path.join(repoRoot, p), p)}`)
     .concat(`node:${fs.statSync(node).mtimeMs}:${fs.statSync(node).size}`)
     .join(" ");
   if (fs.existsSync(stamp) && fs.readFileSync(stamp, "utf8") === want) return false;

@@ -1,15 +1,33 @@
 // The checker: a verdict from the history, the events containerd received and
-// what was left behind. Each check is one invariant of the runtime v2
-// contract (or of a bug that broke it) and says exactly where it failed.
+// what was left behind. Each check holds the shim to rules of shimlab's
+// contract (docs/contract/) and says exactly where it failed, citing the rule.
 import type { RecordedEvent } from "../harness/events-server";
+import { checkOrdering } from "../contract/ordering-check";
+import { ORDERING_RULES, type RuleId } from "../contract/rules";
+import { ruleDoc } from "../contract/cite";
 import type { History } from "./history";
-import type { CheckResult, HistoryOp, Scenario } from "./types";
+import type { CHECK_NAMES } from "./scenario-schema";
+import type { CheckResult, HistoryOp, RuleRef, Scenario, Step } from "./types";
+
+/** The contract rules behind each check; expectations cite what their steps name, events are the scenario's own. */
+export const CHECK_RULES: Record<(typeof CHECK_NAMES)[number], readonly RuleId[]> = {
+  expectations: [],
+  answered: ["wire.every-call-answered"],
+  "event-order": ORDERING_RULES.filter((r) => r.id !== "events.event-before-reply").map((r) => r.id),
+  "exit-once": ["events.once", "events.exit-published"],
+  "exit-consistent": ["exit.consistent"],
+  "wait-then-stopped": ["state.stopped-after-wait"],
+  events: [],
+  "no-leaks": ["binary.delete-cleans-up", "shutdown.exits-when-empty"],
+};
 
 export interface CheckInput {
   scenario: Scenario;
   history: History;
   events: (RecordedEvent & { time: number })[];
   expectationProblems: string[];
+  /** The rules named by the steps that missed their expectation. */
+  expectationRules?: string[];
   aborted: string | null;
   leaks: string[];
   crash: string | null;
@@ -48,52 +66,16 @@ function answered(h: History, bound: number): string[] {
   return out;
 }
 
-/** runtime v2's MUST orderings, per container and process. */
-function eventOrder(events: Ev[]): string[] {
-  const out: string[] = [];
-  const byContainer = new Map<string, Ev[]>();
-  for (const e of events) {
-    const cid = e.event.containerId as string | undefined;
-    if (!cid) continue;
-    byContainer.set(cid, [...(byContainer.get(cid) ?? []), e]);
-  }
-  for (const [cid, evs] of byContainer) {
-    const first = (topic: string, proc = cid) => evs.find((e) => e.topic === topic && procOf(e) === proc);
-    const count = (topic: string, proc = cid) => evs.filter((e) => e.topic === topic && procOf(e) === proc).length;
-    const seq = (e?: Ev) => (e ? e.seq : -1);
-    const create = first("/tasks/create");
-    const start = first("/tasks/start");
-    const initExit = first("/tasks/exit");
-    const del = first("/tasks/delete");
-    for (const t of ["/tasks/create", "/tasks/start", "/tasks/delete"]) if (count(t) > 1) out.push(`${cid}: ${count(t)} ${t} events (at most one)`);
-    const before = (a: Ev | undefined, b: Ev | undefined, rule: string) => {
-      if (a && b && seq(a) > seq(b)) out.push(`${cid}: ${rule} (got ${b.topic} #${b.seq} before ${a.topic} #${a.seq})`);
-      if (!a && b) out.push(`${cid}: ${rule} (${b.topic} #${b.seq} with no ${rule.split(" ")[0]} at all)`);
-    };
-    if (start) before(create, start, "/tasks/create before /tasks/start");
-    if (initExit && start) before(start, initExit, "/tasks/start before the init's /tasks/exit");
-    if (initExit && !start) out.push(`${cid}: init /tasks/exit #${initExit.seq} but no /tasks/start (an exit is never published before its start)`);
-    if (del) {
-      before(create, del, "/tasks/create before /tasks/delete");
-      if (start) before(initExit, del, "/tasks/exit before /tasks/delete");
-    }
-    const oom = evs.find((e) => e.topic === "/tasks/oom");
-    if (oom && initExit && oom.seq > initExit.seq) out.push(`${cid}: /tasks/oom #${oom.seq} after the init's /tasks/exit #${initExit.seq} (OOM must come first)`);
-    const execs = new Set(evs.filter((e) => e.event.execId).map((e) => e.event.execId as string));
-    for (const x of execs) {
-      const p = `${cid}/${x}`;
-      const added = first("/tasks/exec-added", p);
-      const started = first("/tasks/exec-started", p);
-      const exit = first("/tasks/exit", p);
-      if (started) before(added, started, `/tasks/exec-added before /tasks/exec-started of ${x}`);
-      if (exit) before(started, exit, `/tasks/exec-started before the /tasks/exit of ${x}`);
-      if (exit && initExit && exit.seq > initExit.seq) out.push(`${cid}: exec ${x}'s /tasks/exit #${exit.seq} after the init's /tasks/exit #${initExit.seq} (containerd#9719: the init exit must wait for every exec exit)`);
-      if (started && initExit && started.seq > initExit.seq) out.push(`${cid}: exec ${x} started (#${started.seq}) after the init exited (#${initExit.seq})`);
-      // containerd needs every started exec's exit: one that never comes leaves `exec` clients hanging.
-      if (started && initExit && !exit) out.push(`${cid}: exec ${x} started (#${started.seq}) but its /tasks/exit never reached containerd, though the init's did (#${initExit.seq})`);
-    }
-  }
-  return out;
+/**
+ * The contract's orderings over the events as containerd received them, with
+ * the same checker traces use. Each problem starts with its rule id; rules the
+ * scenario skips by id are left out. (Whether Create, Start and Exec published
+ * before answering is only seen on a trace: the reply's arrival here says
+ * nothing of when the shim sent it.)
+ */
+function eventOrder(events: Ev[], skipped: (id: string) => boolean): { problems: string[]; broken: RuleId[] } {
+  const vs = checkOrdering(events.map((e) => ({ i: e.seq, t: e.time, topic: e.topic, event: e.event }))).filter((v) => !skipped(v.rule));
+  return { problems: vs.map((v) => `${v.rule}: ${v.message} (event #${v.i})`), broken: [...new Set(vs.map((v) => v.rule))] };
 }
 
 /** Each exit reaches containerd exactly once, and every process a Wait saw exit has one. */
@@ -176,23 +158,36 @@ function expectedEvents(s: Scenario, events: Ev[]): string[] {
   return out;
 }
 
+/** Every rule the scenario's steps name in their expectations. */
+function stepRules(steps: Step[]): string[] {
+  return steps.flatMap((st) => (st.kind === "parallel" ? st.branches.flatMap(stepRules) : st.expect?.rule ? [st.expect.rule] : []));
+}
+
+const refs = (ids: readonly string[], broken: readonly string[] = []): RuleRef[] =>
+  [...new Set(ids)].map((id) => ({ rule: id, ruleDoc: ruleDoc(id), ...(broken.includes(id) ? { broken: true as const } : {}) }));
+
 export function runChecks(i: CheckInput): CheckResult[] {
   const s = i.scenario;
   const skip = s.expect.skip_checks ?? {};
   const bound = s.expect.call_bound_ms ?? DEFAULT_CALL_BOUND_MS;
-  const results: [string, () => string[]][] = [
-    ["expectations", () => [...(i.crash ? [i.crash] : []), ...i.expectationProblems]],
-    ["answered", () => answered(i.history, bound)],
-    ["event-order", () => eventOrder(i.events)],
-    ["exit-once", () => exitOnce(i.history, i.events)],
-    ["exit-consistent", () => exitConsistent(i.history, i.events)],
-    ["wait-then-stopped", () => waitThenStopped(i.history)],
-    ["events", () => expectedEvents(s, i.events)],
-    ["no-leaks", () => (s.expect.no_leaks === false ? [] : i.leaks)],
+  const order = eventOrder(i.events, (id) => !!skip[id]);
+  const named = stepRules(s.steps);
+  const results: [(typeof CHECK_NAMES)[number], () => string[], readonly string[]][] = [
+    ["expectations", () => [...(i.crash ? [i.crash] : []), ...i.expectationProblems], named],
+    ["answered", () => answered(i.history, bound), CHECK_RULES.answered],
+    ["event-order", () => order.problems, CHECK_RULES["event-order"].filter((id) => !skip[id])],
+    ["exit-once", () => exitOnce(i.history, i.events), CHECK_RULES["exit-once"]],
+    ["exit-consistent", () => exitConsistent(i.history, i.events), CHECK_RULES["exit-consistent"]],
+    ["wait-then-stopped", () => waitThenStopped(i.history), CHECK_RULES["wait-then-stopped"]],
+    ["events", () => expectedEvents(s, i.events), CHECK_RULES.events],
+    ["no-leaks", () => (s.expect.no_leaks === false ? [] : i.leaks), CHECK_RULES["no-leaks"]],
   ];
-  return results.map(([name, f]) => {
-    if (skip[name]) return { name, ok: true, skipped: skip[name], problems: [] };
+  return results.map(([name, f, rules]) => {
+    if (skip[name]) return { name, ok: true, skipped: skip[name], problems: [], rules: refs(rules) };
     const problems = f();
-    return { name, ok: problems.length === 0, problems };
+    if (!problems.length) return { name, ok: true, problems, rules: refs(rules) };
+    // Which rules this failure broke: event-order knows per violation, expectations per step; the others break all they stand for.
+    const broken = name === "event-order" ? order.broken : name === "expectations" ? (i.expectationRules ?? []) : rules;
+    return { name, ok: false, problems, rules: refs(rules, broken) };
   });
 }

@@ -3,7 +3,12 @@
 import fs from "node:fs";
 import path from "node:path";
 import { formatHistory } from "./history";
-import type { ScenarioResult } from "./types";
+import type { CheckResult, ScenarioResult } from "./types";
+
+/** The broken rules of a failed check, each as `id (docs/contract/<page>.md#id)`. */
+export function brokenRules(c: CheckResult): string[] {
+  return c.rules.filter((r) => r.broken).map((r) => `${r.rule} (${r.ruleDoc})`);
+}
 
 export interface Summary {
   total: number;
@@ -44,7 +49,7 @@ export function junitReport(results: ScenarioResult[], suite = "shimlab scenario
     if (r.verdict === "skip") body = `\n      <skipped message="${esc(r.reason ?? "")}"/>`;
     if (r.verdict === "fail") {
       const failed = r.checks.filter((c) => !c.ok);
-      const detail = failed.map((c) => `${c.name}:\n  ${c.problems.join("\n  ")}`).join("\n");
+      const detail = failed.map((c) => `${c.name}:\n  ${c.problems.join("\n  ")}${brokenRules(c).map((r) => `\n  rule: ${r}`).join("")}`).join("\n");
       body = `\n      <failure message="${esc(r.reason ?? "failed")}" type="verdict">${esc(detail)}</failure>`;
     }
     const out = r.history.length ? `\n      <system-out>${esc(formatHistory(r.history))}</system-out>` : "";

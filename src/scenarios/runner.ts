@@ -13,6 +13,7 @@ import { Code, RpcError } from "../ttrpc/status";
 import { History, outcomeOf } from "./history";
 import { World, type ContainerHandle, type WorldOptions } from "./world";
 import { toToxic } from "./load";
+import { citation } from "../contract/cite";
 import { runChecks } from "./checks";
 import { CtrDriver } from "./ctr-driver";
 import type { FaultDef, HistoryOp, OpStep, Scenario, ScenarioResult, Step } from "./types";
@@ -53,6 +54,8 @@ function defaultRootfs(): string {
 class Run {
   readonly history: History;
   readonly problems: string[] = [];
+  /** The contract rules named by the steps that missed their expectation. */
+  readonly problemRules: string[] = [];
   readonly faultLog: { time: number; fault: string; what: string }[] = [];
   aborted: string | null = null;
   ctr: CtrDriver | null = null;
@@ -202,7 +205,9 @@ class Run {
     const res = done.error ? `${done.type} ${done.error.code}` : done.type;
     this.progress(`    ${verdict ? "✗" : "·"} ${label} → ${res} (${(done.time - inv.time).toFixed(0)} ms)${verdict ? `: ${verdict}` : ""}`);
     if (verdict) {
-      this.problems.push(`${st.where}: ${label}: ${verdict}`);
+      const rule = st.expect?.rule;
+      this.problems.push(`${st.where}: ${label}: ${verdict}${rule ? ` (rule ${citation(rule)})` : ""}`);
+      if (rule) this.problemRules.push(rule);
       if (st.abort_on_fail ?? this.s.abort_on_fail) this.abort(`${st.where}: ${label} did not meet its expectation`);
     }
   }
@@ -525,7 +530,7 @@ export async function runScenario(s: Scenario, o: RunOptions = {}): Promise<Scen
     await w.close().catch(() => {});
     run.removeCgroups();
   }
-  const checks = runChecks({ scenario: s, history: run.history, events: w.events, expectationProblems: run.problems, aborted: run.aborted, leaks, crash });
+  const checks = runChecks({ scenario: s, history: run.history, events: w.events, expectationProblems: run.problems, expectationRules: run.problemRules, aborted: run.aborted, leaks, crash });
   const verdict = checks.every((c) => c.ok) ? "pass" : "fail";
   return {
     ...base,

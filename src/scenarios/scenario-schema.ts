@@ -1,7 +1,8 @@
 // The schema of scenarios/*.yaml. Steps are chosen by `do`, faults by `scope`:
 // each gets exactly the keys that mean something for it.
 import { TOXIC_TYPES } from "../faults/toxics";
-import { isObject, type Schema } from "./schema";
+import { isObject, nearest, type Schema } from "./schema";
+import { ORDERING_RULES, RULES, isRuleId } from "../contract/rules";
 
 const str: Schema = { type: "string" };
 const ID = /^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$/;
@@ -26,6 +27,14 @@ const expect: Schema = {
     status: { type: "string", enum: ["CREATED", "RUNNING", "STOPPED", "PAUSED", "UNKNOWN"] },
     output: str,
     fields: { type: "map", values: { type: "oneOf", alternatives: [str, { type: "integer" }, { type: "boolean" }], text: "a string, integer or boolean" } },
+    rule: {
+      type: "switch",
+      pick: (v) => {
+        if (typeof v === "string" && isRuleId(v)) return str;
+        const near = typeof v === "string" ? nearest(v, RULES.map((r) => r.id)) : null;
+        return `expected a contract rule id (see docs/contract/README.md)${near ? `, did you mean "${near}"?` : ""}, got ${JSON.stringify(v)}`;
+      },
+    },
   },
 };
 
@@ -171,6 +180,9 @@ const containerDef: Schema = {
 
 export const CHECK_NAMES = ["expectations", "answered", "event-order", "exit-once", "exit-consistent", "wait-then-stopped", "events", "no-leaks"] as const;
 
+/** What skip_checks may name: a whole check, or one ordering rule inside event-order. */
+const SKIPPABLE = [...CHECK_NAMES, ...ORDERING_RULES.map((r) => r.id)];
+
 export const SCENARIO_SCHEMA: Schema = {
   type: "object",
   properties: {
@@ -192,7 +204,12 @@ export const SCENARIO_SCHEMA: Schema = {
         no_events: { type: "map", values: { type: "array", items: topic } },
         no_leaks: { type: "boolean" },
         call_bound_ms: posInt,
-        skip_checks: { type: "map", values: str, keyPattern: new RegExp(`^(${CHECK_NAMES.join("|")})$`), keyText: `one of ${CHECK_NAMES.join(", ")}` },
+        skip_checks: {
+          type: "map",
+          values: str,
+          keyPattern: new RegExp(`^(${SKIPPABLE.map((k) => k.replace(/\./g, "\\.")).join("|")})$`),
+          keyText: `a check (${CHECK_NAMES.join(", ")}) or an ordering rule of event-order (${ORDERING_RULES.map((r) => r.id).join(", ")})`,
+        },
       },
     },
   },

@@ -104,7 +104,7 @@ export function isObject(v: unknown): v is Record<string, unknown> {
 }
 
 /** A close key name, for typos (edit distance ≤ 2). */
-function nearest(k: string, keys: string[]): string | null {
+export function nearest(k: string, keys: readonly string[]): string | null {
   let best: string | null = null;
   let bestD = 3;
   for (const c of keys) {

@@ -62,6 +62,8 @@ export interface StepExpect {
   output?: string;
   /** await-event: the event payload must contain these fields. */
   fields?: Record<string, unknown>;
+  /** The contract rule this expectation stands for: a miss cites it in the verdict. */
+  rule?: string;
 }
 
 export interface OpStep {
@@ -108,7 +110,7 @@ export interface ScenarioExpect {
   no_leaks?: boolean;
   /** Every call answered (ok, error, or given up on by the client) within this bound. */
   call_bound_ms?: number;
-  /** Checks to switch off, with the reason they do not apply. */
+  /** Checks (or single ordering rules of event-order) to switch off, with the reason they do not apply. */
   skip_checks?: Record<string, string>;
 }
 
@@ -144,11 +146,22 @@ export interface HistoryOp {
   step?: string;
 }
 
+/** A contract rule a verdict check holds the shim to, as the reports cite it. */
+export interface RuleRef {
+  rule: string;
+  /** docs/contract/<page>.md#<rule> */
+  ruleDoc: string;
+  /** Set when this run broke it. */
+  broken?: true;
+}
+
 export interface CheckResult {
   name: string;
   ok: boolean;
   skipped?: string;
   problems: string[];
+  /** The rules the check stands for (none for the scenario's own expectations), the broken ones marked. */
+  rules: RuleRef[];
 }
 
 export interface ScenarioResult {

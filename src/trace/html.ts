@@ -1,8 +1,11 @@
 // One self-contained page for a trace: an SVG sequence diagram (a lane per
 // party, an arrow per call, reply, event and process change), the event
 // timeline with the ordering rules, each process's state machine and the
-// files. Inline CSS and JS only: it opens from disk with no network.
-import { RULES } from "./ordering-check";
+// files. Inline CSS and JS only: it opens from disk with no network. Every
+// ordering rule checked or broken links to its entry in the contract's HTML
+// form (a file:// URL, so it opens from a page on disk too).
+import { ORDERING_RULES, rule } from "../contract/rules";
+import { ruleHtmlUrl } from "../contract/cite";
 import type { Arrow, Model, Row } from "./model";
 
 const LANE_W = 190;
@@ -33,7 +36,10 @@ function clip(s: string, n: number): string {
   return s.length > n ? s.slice(0, n - 1) + "…" : s;
 }
 
-function arrowSvg(a: Arrow, y: number, x: Map<string, number>, m: Model): string {
+/** Where a rule's entry is: the contract's HTML page for it, with the rule id as the anchor. */
+type RuleLink = (id: string) => string;
+
+function arrowSvg(a: Arrow, y: number, x: Map<string, number>, m: Model, link: RuleLink): string {
   const x1 = x.get(a.from);
   const x2 = x.get(a.to);
   if (x1 === undefined || x2 === undefined) return "";
@@ -44,18 +50,24 @@ function arrowSvg(a: Arrow, y: number, x: Map<string, number>, m: Model): string
   const mid = (x1 + x2) / 2;
   const span = Math.max(Math.abs(x2 - x1), LANE_W) - 12;
   const label = (a.violations.length ? "⚠ " : "") + a.label;
-  const title = [a.label, ...a.violations.map((v) => `${v.level} violated: ${v.message}`)].join("\n");
+  const title = [a.label, ...a.violations.map((v) => `${v.level} ${v.rule} violated: ${v.message}`)].join("\n");
+  // The broken rules under the arrow, each a link to its entry.
+  const broken = [...new Set(a.violations.map((v) => v.rule))];
+  const links = broken
+    .map((id, n) => `<a class="rule-link" href="${esc(link(id))}" data-rule="${esc(id)}"><text class="rule" x="${mid + (n - (broken.length - 1) / 2) * 200}" y="${y + 10}" text-anchor="middle">⚠ ${esc(id)}</text></a>`)
+    .join("");
   return (
     `<g class="${cls}" data-i="${a.i}" data-from="${esc(a.from)}" data-to="${esc(a.to)}">` +
     `<title>${esc(title)}</title>` +
     `<line x1="${x1}" y1="${y}" x2="${tip}" y2="${y}" marker-end="url(#head-${a.style})"/>` +
     `<text x="${mid}" y="${y - 5}" text-anchor="middle">${esc(clip(label, Math.floor(span / 6.2)))}</text>` +
     `<text class="time" x="${GUTTER - 8}" y="${y + 4}" text-anchor="end">${ms(m, a.t)}</text>` +
+    links +
     `</g>`
   );
 }
 
-function diagram(m: Model): string {
+function diagram(m: Model, link: RuleLink): string {
   const x = laneX(m);
   const width = Math.max(...x.values()) + LANE_W / 2 + 10;
   const height = HEAD_H + (m.rows.length + 1) * ROW_H;
@@ -91,7 +103,7 @@ function diagram(m: Model): string {
     } else if (r.type === "mark") {
       const lx = x.get(r.lane) ?? GUTTER;
       parts.push(`<g class="mark" data-i="${r.i}"><circle cx="${lx}" cy="${y - 4}" r="5"/><text x="${lx + 9}" y="${y}">${esc(r.text)}</text><text class="time" x="${GUTTER - 8}" y="${y}" text-anchor="end">${ms(m, r.t)}</text></g>`);
-    } else parts.push(arrowSvg(r, y, x, m));
+    } else parts.push(arrowSvg(r, y, x, m, link));
   });
   // Lane heads last, so they paint over the rows when the page's script keeps them in view.
   parts.push(`<g id="heads"><rect class="heads-bg" x="0" y="0" width="${width}" height="${HEAD_H - 4}"/>`);
@@ -105,24 +117,33 @@ function diagram(m: Model): string {
   return parts.join("\n");
 }
 
-function eventTable(m: Model): string {
-  const byI = new Map<number, string[]>();
-  for (const v of m.violations) byI.set(v.i, [...(byI.get(v.i) ?? []), `${v.level}: ${v.message}`]);
-  const rows = m.events.map((e, n) => {
-    const v = byI.get(e.i);
-    const ev = e.event;
-    return `<tr class="${v ? "bad" : "good"}" data-i="${e.i}"><td>${n + 1}</td><td>${ms(m, e.t)}</td><td><code>${esc(e.topic)}</code></td><td>${esc(String(ev.containerId ?? ""))}</td><td>${esc(String(ev.execId ?? (ev.id && ev.id !== ev.containerId ? ev.id : "")))}</td><td>${esc(JSON.stringify(ev))}</td><td>${v ? v.map((x) => `<span class="viol">⚠ ${esc(x)}</span>`).join("<br>") : "✓"}</td></tr>`;
-  });
-  return `<table class="events"><thead><tr><th>#</th><th>ms</th><th>topic</th><th>container</th><th>exec</th><th>payload</th><th>ordering</th></tr></thead><tbody>${rows.join("")}</tbody></table>`;
+function ruleAnchor(id: string, link: RuleLink, cls = "rule-link"): string {
+  return `<a class="${cls}" href="${esc(link(id))}" data-rule="${esc(id)}" title="${esc(rule(id).text.replace(/`/g, ""))}">${esc(id)}</a>`;
 }
 
-function rulesList(m: Model): string {
+function eventTable(m: Model, link: RuleLink): string {
+  const checkedAt = new Map(m.arrows.map((a) => [a.i, a.checked]));
+  const rows = m.events.map((e, n) => {
+    const vs = m.violations.filter((v) => v.i === e.i);
+    const ev = e.event;
+    const broken = new Set(vs.map((v) => v.rule));
+    const held = (checkedAt.get(e.i) ?? []).filter((id) => !broken.has(id));
+    const cell = [
+      ...vs.map((v) => `<span class="viol">⚠ ${v.level} ${ruleAnchor(v.rule, link)}: ${esc(v.message)}</span>`),
+      ...(held.length ? [`<span class="held">✓ ${held.map((id) => ruleAnchor(id, link)).join(", ")}</span>`] : vs.length ? [] : ["✓"]),
+    ].join("<br>");
+    return `<tr class="${vs.length ? "bad" : "good"}" data-i="${e.i}"><td>${n + 1}</td><td>${ms(m, e.t)}</td><td><code>${esc(e.topic)}</code></td><td>${esc(String(ev.containerId ?? ""))}</td><td>${esc(String(ev.execId ?? (ev.id && ev.id !== ev.containerId ? ev.id : "")))}</td><td>${esc(JSON.stringify(ev))}</td><td>${cell}</td></tr>`;
+  });
+  return `<table class="events"><thead><tr><th>#</th><th>ms</th><th>topic</th><th>container</th><th>exec</th><th>payload</th><th>ordering rules</th></tr></thead><tbody>${rows.join("")}</tbody></table>`;
+}
+
+function rulesList(m: Model, link: RuleLink): string {
   return (
-    "<ul class=\"rules\">" +
-    RULES.map((r) => {
+    '<ul class="rules">' +
+    ORDERING_RULES.map((r) => {
       const vs = m.violations.filter((v) => v.rule === r.id);
       const cls = vs.length ? (r.level === "MUST" ? "bad" : "warn") : "good";
-      return `<li class="${cls}" data-rule="${r.id}"><b>${r.level}</b> ${esc(r.text)} — ${vs.length ? `<span class="viol">${vs.length} violation${vs.length > 1 ? "s" : ""}</span>` : "held"}</li>`;
+      return `<li class="${cls}" data-rule="${r.id}"><b>${r.level}</b> ${ruleAnchor(r.id, link)}: ${esc(r.text.replace(/`/g, ""))} — ${vs.length ? `<span class="viol">${vs.length} violation${vs.length > 1 ? "s" : ""}</span>` : "held"}</li>`;
     }).join("") +
     "</ul>"
   );
@@ -165,6 +186,7 @@ svg text{font:11px ui-monospace,monospace;fill:#222}
 .arrow.warning line{stroke:#e07000;stroke-width:2.5} .arrow.warning text{fill:#b55a00;font-weight:bold}
 .arrow .time,.mark .time{fill:#888} .mark circle{fill:#7a8fb0} .mark text{font-style:italic;fill:#456} .arrow:hover line{stroke-width:3} .arrow{cursor:pointer}
 .arrow.selected text{fill:#06c;font-weight:bold}
+.arrow text.rule{font-size:9px;fill:#e00;text-decoration:underline} .rule-link{cursor:pointer} a.rule-link{color:inherit} .held{color:#275;font-size:11px}
 .tip path{fill:#345} .tip.event path{fill:#c77d00} .tip.process path{fill:#3c7d2e} .tip.reply path{fill:#678}
 .note rect{fill:#fff6d6;stroke:#e0c060} .note text{font-weight:bold;font-family:system-ui,sans-serif;font-size:12px}
 table{border-collapse:collapse;background:#fff;font-size:12px} td,th{border:1px solid #ddd;padding:3px 6px;text-align:left;vertical-align:top}
@@ -182,10 +204,20 @@ const JS = `
   var data = JSON.parse(document.getElementById('trace-data').textContent);
   var detail = document.getElementById('detail');
   var sel = null;
+  var ruleInfo = JSON.parse(document.getElementById('rule-data').textContent);
   function show(i){
     var r = data[i]; if(!r) return;
     detail.style.display='block';
-    detail.textContent = JSON.stringify(r, null, 2);
+    detail.textContent = '';
+    (ruleInfo[i] || []).forEach(function(x){
+      var line = document.createElement('div');
+      line.className = x.broken ? 'viol' : 'held';
+      line.appendChild(document.createTextNode((x.broken ? '⚠ broken: ' : '✓ held: ')));
+      var a = document.createElement('a'); a.href = x.url; a.className = 'rule-link'; a.textContent = x.id;
+      line.appendChild(a);
+      detail.appendChild(line);
+    });
+    detail.appendChild(document.createTextNode(JSON.stringify(r, null, 2)));
   }
   Array.prototype.forEach.call(document.querySelectorAll('.arrow, .mark, .events tr[data-i]'), function(el){
     el.addEventListener('click', function(){
@@ -194,7 +226,7 @@ const JS = `
       show(Number(el.getAttribute('data-i')));
     });
   });
-  detail.addEventListener('click', function(){ detail.style.display='none'; });
+  detail.addEventListener('click', function(ev){ if(ev.target.tagName !== 'A') detail.style.display='none'; });
   document.getElementById('arrow-count').textContent = document.querySelectorAll('#diagram .arrow').length;
   var scroller = document.getElementById('scroller'), heads = document.getElementById('heads');
   scroller.addEventListener('scroll', function(){ heads.setAttribute('transform', 'translate(0,' + scroller.scrollTop + ')'); });
@@ -204,6 +236,8 @@ const JS = `
 export interface HtmlOptions {
   title?: string;
   source?: string;
+  /** The directory of the contract's HTML pages (default: the package's dist/docs/contract). */
+  contractHtmlDir?: string;
 }
 
 export function renderHtml(m: Model, o: HtmlOptions = {}): string {
@@ -212,6 +246,15 @@ export function renderHtml(m: Model, o: HtmlOptions = {}): string {
   const dur = m.records.length ? ((m.records[m.records.length - 1].t - m.t0) / 1000).toFixed(0) : "0";
   const data = JSON.stringify(m.records).replace(/</g, "\\u003c");
   const title = o.title ?? "shimlab lifecycle trace";
+  const link: RuleLink = (id) => ruleHtmlUrl(id, o.contractHtmlDir);
+  // Per arrow, the rules tested there and whether they held: the detail panel lists them as links.
+  const ruleData: Record<number, { id: string; url: string; broken: boolean }[]> = {};
+  for (const a of m.arrows) {
+    const broken = new Set(a.violations.map((v) => v.rule));
+    const ids = [...new Set([...a.violations.map((v) => v.rule), ...a.checked])];
+    if (ids.length) ruleData[a.i] = ids.map((id) => ({ id, url: link(id), broken: broken.has(id) }));
+  }
+  const rules = JSON.stringify(ruleData).replace(/</g, "\\u003c");
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${esc(title)}</title>
 <meta name="viewport" content="width=device-width,initial-scale=1">
@@ -223,11 +266,12 @@ export function renderHtml(m: Model, o: HtmlOptions = {}): string {
 <span class="${must ? "viol" : "ok"}">${must ? `⚠ ${must} MUST ordering violation${must > 1 ? "s" : ""}` : "✓ every MUST ordering held"}</span>${should ? `<span class="viol">${should} SHOULD violation${should > 1 ? "s" : ""}</span>` : ""}</p>
 <p class="legend"><span>── call</span><span>- - reply</span><span style="color:#c77d00">── event to containerd</span><span style="color:#3c7d2e">── agent ↔ process</span><span style="color:#e00">red: ordering violated or call failed</span> · click an arrow for the whole record; <code>·sN</code> is the ttrpc stream id</p>
 <h2>Sequence</h2>
-<div class="scroll" id="scroller">${diagram(m)}</div>
+<div class="scroll" id="scroller">${diagram(m, link)}</div>
 <h2>Events, in the order they left the shim</h2>
 <h3>Ordering rules</h3>
-${rulesList(m)}
-${eventTable(m)}
+<p>Each rule links to its entry in shimlab's shim v2 contract (<code>docs/contract/events.md</code>).</p>
+${rulesList(m, link)}
+${eventTable(m, link)}
 <h2>Each process's state machine</h2>
 <p>Replayed from containerd's calls and the exit events through the shim's own state table (<code>src/pod/state.ts</code>).</p>
 ${stateMachines(m)}
@@ -238,6 +282,7 @@ ${fileTable(m)}
 </main>
 <div id="detail" title="click to close"></div>
 <script type="application/json" id="trace-data">${data}</script>
+<script type="application/json" id="rule-data">${rules}</script>
 <script>${JS}</script>
 </body></html>
 `;

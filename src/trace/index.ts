@@ -2,6 +2,7 @@
 export { TRACE_ENV, TraceRecorder, processTracer, summarize, monotonicMicros, type TraceRecord } from "./recorder";
 export { FileWatch, type WatchRoot } from "./files";
 export { buildModel, readTrace, parseTrace, ARROW_KINDS, FIXED_LANES, type Model } from "./model";
-export { checkOrdering, RULES, type Violation } from "./ordering-check";
+export { checkOrdering, type Violation } from "../contract/ordering-check";
+export { ORDERING_RULES } from "../contract/rules";
 export { renderHtml } from "./html";
 export { renderMermaid } from "./mermaid";

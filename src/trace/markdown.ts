@@ -4,7 +4,7 @@
 import path from "node:path";
 import type { Model, Row } from "./model";
 import { renderMermaid } from "./mermaid";
-import { RULES } from "./ordering-check";
+import { ORDERING_RULES } from "../contract/rules";
 
 const ms = (m: Model, t: number) => ((t - m.t0) / 1000).toFixed(1);
 const cell = (s: string) => s.replace(/\|/g, "\\|").replace(/\n/g, " ");
@@ -71,7 +71,7 @@ export function renderMarkdown(m: Model, o: MarkdownOptions = {}): string {
         continue;
       }
       if (r.type !== "arrow") continue;
-      const mark = r.violations.length ? " ⚠ " + r.violations.map((v) => v.message).join("; ") : "";
+      const mark = r.violations.length ? " ⚠ " + r.violations.map((v) => `${v.rule}: ${v.message}`).join("; ") : "";
       out.push(`| ${ms(m, r.t)} | ${cell(laneName(m, r.from))} | ${cell(laneName(m, r.to))} | ${r.style === "event" ? "event " : ""}\`${cell(r.label)}\`${cell(mark)} |`);
     }
     const files = m.files.filter((f) => f.t >= s.from && f.t < s.to && f.op === "created");
@@ -90,12 +90,13 @@ export function renderMarkdown(m: Model, o: MarkdownOptions = {}): string {
   out.push("|---:|---:|---|---|---|");
   m.events.forEach((e, n) => {
     const vs = m.violations.filter((v) => v.i === e.i);
-    out.push(`| ${n + 1} | ${ms(m, e.t)} | \`${e.topic}\` | \`${cell(JSON.stringify(e.event))}\` | ${vs.length ? "⚠ " + cell(vs.map((v) => v.message).join("; ")) : "✓"} |`);
+    out.push(`| ${n + 1} | ${ms(m, e.t)} | \`${e.topic}\` | \`${cell(JSON.stringify(e.event))}\` | ${vs.length ? "⚠ " + cell(vs.map((v) => `${v.rule}: ${v.message}`).join("; ")) : "✓"} |`);
   });
   out.push("");
-  for (const r of RULES) {
+  // Links are relative to docs/, where this page is written.
+  for (const r of ORDERING_RULES) {
     const n = m.violations.filter((v) => v.rule === r.id).length;
-    out.push(`- **${r.level}** ${r.text}: ${n ? `⚠ ${n} violation${n > 1 ? "s" : ""}` : "held"}.`);
+    out.push(`- **${r.level}** [\`${r.id}\`](contract/${r.page}.md#${r.id}): ${r.text} ${n ? `⚠ ${n} violation${n > 1 ? "s" : ""}` : "Held"}.`);
   }
   out.push("");
   out.push("## Each process's state machine");

@@ -33,7 +33,7 @@ export function renderMermaid(m: Model, o: { maxLabel?: number } = {}): string {
     const op = r.style === "reply" ? "-->>" : r.style === "event" ? "-)" : "->>";
     const label = r.label.length > max ? r.label.slice(0, max - 1) + "…" : r.label;
     lines.push(`  ${from}${op}${to}: ${text((r.violations.length ? "⚠ " : "") + label)}`);
-    for (const v of r.violations) lines.push(`  Note over ${from},${to}: ${text(`${v.level} violated: ${v.message}`)}`);
+    for (const v of r.violations) lines.push(`  Note over ${from},${to}: ${text(`${v.level} ${v.rule} violated: ${v.message}`)}`);
   }
   return lines.join("\n") + "\n";
 }

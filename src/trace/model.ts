@@ -5,7 +5,8 @@
 import fs from "node:fs";
 import path from "node:path";
 import type { TraceRecord } from "./recorder";
-import { checkOrdering, type Violation, type TracedEvent } from "./ordering-check";
+import { checkOrdering, rulesCheckedAt, rulesCheckedAtReply, type Violation, type TracedEvent } from "../contract/ordering-check";
+import type { RuleId } from "../contract/rules";
 import { StateMachine, type Operation, type ProcessStatus } from "../pod/state";
 
 /** Record kinds drawn as an arrow between two lanes. */
@@ -47,6 +48,8 @@ export interface Arrow {
   style: ArrowStyle;
   error: boolean;
   violations: Violation[];
+  /** The contract's ordering rules tested at this arrow (held unless in violations). */
+  checked: RuleId[];
 }
 
 export interface Note {
@@ -256,6 +259,7 @@ export function buildModel(records: TraceRecord[]): Model {
         style: arrowStyle(r),
         error: r.ok === false || (r.kind === "exec.reply" && r.code !== 0),
         violations: byRecord.get(i) ?? [],
+        checked: r.kind === "event" ? rulesCheckedAt(str(r.topic)) : r.kind === "rpc.reply" && r.from === "shim" && r.to === "containerd" && r.ok ? rulesCheckedAtReply(str(r.method)) : [],
       };
       rows.push(a);
       arrows.push(a);

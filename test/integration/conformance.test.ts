@@ -15,6 +15,9 @@ import { runCommand } from "../../src/harness/shim-runner";
 import { REPO_ROOT, SHIM_BINARY } from "../../src/harness/containerd";
 import { listProcesses } from "../../src/harness/leaks";
 import { busyboxRootfs, missing } from "../helpers/env";
+import { OUTSIDE } from "../helpers/outside";
+import { citation, ruleDoc } from "../../src/contract/cite";
+import { isRuleId } from "../../src/contract/rules";
 
 const RUNC_SHIM = "/usr/bin/containerd-shim-runc-v2";
 const MUTANT = path.join(REPO_ROOT, "test", "fixtures", "mutant-shim.js");
@@ -44,11 +47,13 @@ describe.skipIf(skip)("conformance suite", () => {
     expect(suiteProcesses()).toEqual([]);
   });
 
-  it("has at least 40 named checks, each citing its rule", () => {
+  it("has at least 40 named checks, each citing a rule of the contract that its page prints", () => {
     expect(ALL_CHECKS.length).toBeGreaterThanOrEqual(40);
     for (const c of ALL_CHECKS) {
       expect(c.name).toMatch(/^[a-z0-9-]+$/);
-      expect(c.rule).toMatch(/containerd-shim\.md (§\d|fact)/);
+      expect(isRuleId(c.rule), `${c.name} cites ${c.rule}`).toBe(true);
+      const [page, id] = ruleDoc(c.rule).split("#");
+      expect(fs.readFileSync(path.join(REPO_ROOT, page), "utf8"), `${c.name} → ${ruleDoc(c.rule)}`).toContain(`<a id="${id}"></a>`);
     }
   });
 
@@ -103,6 +108,14 @@ describe.skipIf(skip)("conformance suite", () => {
     expect(x).toMatch(/^<\?xml/);
     expect(x.match(/<testcase /g)?.length).toBe(4);
     expect(x).toMatch(/<testsuite [^>]*tests="4" failures="0"/);
+    // The reports a CI keeps cite each rule's entry in docs/contract, and nothing outside the repository.
+    for (const c of j.checks) {
+      expect(c.ruleDoc).toBe(ruleDoc(c.rule));
+      expect(x).toContain(`<property name="rule" value="${citation(c.rule)}"/>`);
+    }
+    expect(fs.readFileSync(json, "utf8")).not.toMatch(OUTSIDE);
+    expect(x).not.toMatch(OUTSIDE);
+    expect(r.combined.toString()).not.toMatch(OUTSIDE);
   }, 90_000);
 
   it("the CLI compares two shims and prints the documented differences", async () => {
@@ -145,5 +158,11 @@ describe.skipIf(skip)("conformance suite", () => {
     expect(byName["kill-unknown-exec-notfound"].status).toBe("pass");
     expect(byName["kill-exited-init-notfound"].status).toBe("pass");
     expect(r.stdout.toString()).toMatch(/FAIL kill\/kill-unknown-container-notfound/);
+    // The failure names its rule's entry, and where this copy of shimlab keeps the contract.
+    const out = r.stdout.toString();
+    expect(out).toContain(`rule: ${citation("kill.unknown-container")}`);
+    expect(out).toContain(`(rule paths are under ${REPO_ROOT}; HTML form: ${path.join(REPO_ROOT, "dist", "docs", "contract")}/README.html)`);
+    expect(r.combined.toString()).not.toMatch(OUTSIDE);
+    expect(fs.readFileSync(json, "utf8")).not.toMatch(OUTSIDE);
   }, 90_000);
 });

@@ -97,6 +97,9 @@ describe.skipIf(skip)("shimlab install on the test's containerd", () => {
       const pid = Number(fs.readFileSync(path.join(bundle, "shim.pid"), "utf8"));
       expect(fs.readlinkSync(`/proc/${pid}/exe`)).toBe(path.join(prefix, "lib", "shimlab", "node"));
       expect(fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")[1]).toBe(path.join(prefix, "lib", "shimlab", "dist", "shim", "main.js"));
+      // The copy carries the contract its reports cite (docs/contract/<page>.md#<id>), Markdown and HTML.
+      expect(fs.readFileSync(path.join(prefix, "lib", "shimlab", "docs", "contract", "task-api.md"), "utf8")).toContain('<a id="kill.unknown-container"></a>');
+      expect(fs.readFileSync(path.join(prefix, "lib", "shimlab", "dist", "docs", "contract", "task-api.html"), "utf8")).toContain('id="kill.unknown-container"');
     } finally {
       await forceRemove(ctd, id);
     }

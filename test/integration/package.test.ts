@@ -40,6 +40,8 @@ describe.skipIf(skip)("the npm package in an empty project", () => {
     const files = (JSON.parse(run("npm", ["pack", "--dry-run", "--json"], REPO)) as { files: { path: string }[] }[])[0].files.map((f) => f.path);
     for (const f of ["dist/index.js", "dist/index.mjs", "dist/index.d.ts", "dist/vitest.mjs", "dist/bundle/shim-main.js", "bin/containerd-shim-shimlab-v2", "native/build/shimlab.node", "kernel/guest.config"])
       expect(files, f).toContain(f);
+    // The contract every report cites, as Markdown and as the HTML trace pages link to, and the learner's guide.
+    for (const f of ["docs/README.md", "docs/contract/README.md", "docs/contract/task-api.md", "docs/contract/events.md", "dist/docs/contract/events.html"]) expect(files, f).toContain(f);
     expect(files.filter((f) => /tsbuildinfo|^test-artifacts\/|^src\/(?!harness\/critest\/standins\/)/.test(f))).toEqual([]);
     // The ttrpc package is not on the registry: it travels inside, built (with the generator's protobufjs).
     expect(files).toContain("node_modules/@shimlab/ttrpc/dist/index.js");
@@ -54,6 +56,28 @@ describe.skipIf(skip)("the npm package in an empty project", () => {
     for (const n of ["Containerd", "ContainerdEmulator", "ShimRunner", "conformance", "scenarios", "trace", "cri", "peers"]) expect(cjs.split(","), n).toContain(n);
     const fixtures = run("node", ["--input-type=module", "-e", 'import * as f from "shimlab/vitest"; console.log(Object.keys(f).sort().join(","))'], project).trim();
     expect(fixtures).toBe("busyboxRootfs,useContainerd,useShim");
+  });
+
+  it("cites rules whose entries the installed package holds", () => {
+    // A failing report of every check, made by the installed package: each rule path it prints must name
+    // an entry under the directory the report says the paths are relative to, and that is the package.
+    const project = path.join(dir, "project");
+    fs.writeFileSync(
+      path.join(project, "cites.cjs"),
+      `const fs = require("fs"), path = require("path");
+const { conformance } = require("shimlab");
+const checks = conformance.ALL_CHECKS.map((c) => ({ name: c.name, group: c.group, rule: c.rule, also: c.also || [], status: "fail", detail: "x", ms: 1, observations: [] }));
+const rep = { shim: "/x", profile: "p", contract: "docs/contract/README.md", startedAt: "t", ms: 1, checks, counts: { pass: 0, fail: checks.length, skip: 0 }, leftovers: [] };
+const root = /\\(rule paths are under (\\S+);/.exec(conformance.summary(rep))[1];
+const cited = JSON.parse(conformance.toJson(rep)).checks.map((c) => c.ruleDoc);
+const bad = cited.filter((d) => { const [f, id] = d.split("#"); const p = path.join(root, f); return !fs.existsSync(p) || !fs.readFileSync(p, "utf8").includes('<a id="' + id + '"></a>'); });
+console.log(JSON.stringify({ root, n: cited.length, bad }));
+`,
+    );
+    const r = JSON.parse(run("node", ["cites.cjs"], project)) as { root: string; n: number; bad: string[] };
+    expect(fs.realpathSync(r.root)).toBe(fs.realpathSync(path.join(project, "node_modules", "shimlab")));
+    expect(r.n).toBeGreaterThan(40);
+    expect(r.bad).toEqual([]);
   });
 
   it("type-checks the example against the package's types", () => {

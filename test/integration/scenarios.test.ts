@@ -15,6 +15,8 @@ import { formatHistory } from "../../src/scenarios/history";
 import { busyboxRootfs, missing, REQUIRE_ALL } from "../helpers/env";
 import { findKernel } from "../../src/hypervisor/qemu/kernel";
 import { expectNoLeaks } from "../helpers/leaks";
+import { OUTSIDE } from "../helpers/outside";
+import { citation } from "../../src/contract/cite";
 
 const skip = missing("root", "runc", "busybox", "containerd", "ctr");
 // Scenarios whose sandbox is a QEMU VM need QEMU and a guest kernel too (CI has them: nothing skips there).
@@ -107,6 +109,10 @@ describe.skipIf(skip)("shimlab scenario (the CLI)", () => {
     expect(r.code).toBe(1);
     const x = fs.readFileSync(junit, "utf8");
     expect(x).toMatch(/<failure message="[^"]*exit-once: job: Wait returned an exit status but no \/tasks\/exit ever reached containerd/);
+    // The verdict cites the broken rule's entry in docs/contract, and nothing outside the repository.
+    expect(x).toContain(`rule: ${citation("events.exit-published")}`);
+    expect(x).not.toMatch(OUTSIDE);
+    expect(r.combined.toString()).not.toMatch(OUTSIDE);
   });
 
   it("refuses a malformed file naming file, line and path, running nothing", async () => {

@@ -1,6 +1,7 @@
 // Lifecycle traces end to end: the demo traced by every process it runs,
 // rendered, and opened in headless Chromium; and a fault (a dropped
-// /tasks/start) found and marked as an ordering violation.
+// /tasks/start) found, marked as an ordering violation, and its rule's link
+// followed to the rule's entry in the contract's HTML form.
 import { describe, it, expect, beforeAll, afterAll, afterEach } from "vitest";
 import fs from "node:fs";
 import os from "node:os";
@@ -15,6 +16,8 @@ import { Containerd } from "../../src/harness/containerd";
 import { removeCgroupDirs } from "../../src/mock-agent/runtime/runc";
 import { ARTIFACTS, busyboxRootfs, missing } from "../helpers/env";
 import { expectNoLeaks } from "../helpers/leaks";
+import { OUTSIDE } from "../helpers/outside";
+import { rule } from "../../src/contract/rules";
 
 const CHROMIUM = "/usr/bin/chromium";
 const noBrowser = missing("chromium");
@@ -51,7 +54,8 @@ async function openPage(file: string, screenshot: string): Promise<PageView> {
     await page.goto("file://" + file);
     const arrows = await page.locator("#diagram g.arrow").count();
     const lanes = await page.locator("#diagram g.lane").count();
-    const violations = await page.locator("#diagram g.arrow.violation text:not(.time)").allTextContents();
+    // An arrow's own label; its rule links (text.rule) are looked at by followViolatedRule.
+    const violations = await page.locator("#diagram g.arrow.violation text:not(.time):not(.rule)").allTextContents();
     const violationStroke = violations.length
       ? await page.locator("#diagram g.arrow.violation line").first().evaluate((el) => getComputedStyle(el).stroke)
       : null;
@@ -60,6 +64,63 @@ async function openPage(file: string, screenshot: string): Promise<PageView> {
     fs.mkdirSync(ARTIFACTS, { recursive: true });
     await page.screenshot({ path: screenshot, fullPage: true });
     return { arrows, lanes, violations, violationStroke, errors: [...errors, ...requests.map((u) => `network request: ${u}`)], detailAfterClick };
+  } finally {
+    await browser.close();
+  }
+}
+
+interface RuleFollowed {
+  /** The rule the violated arrow names, and where its link points. */
+  rule: string;
+  href: string;
+  /** Where the browser ended up, and what it found there. */
+  url: string;
+  hash: string;
+  anchorExists: boolean;
+  /** The text of the table row holding the anchor (the rule's entry). */
+  entry: string;
+  /** The anchor is the page's :target and its row is on screen. */
+  targeted: boolean;
+  inView: boolean;
+  errors: string[];
+}
+
+/** Opens a trace page from disk, clicks the first violated arrow's rule link, and reports the entry it lands on. */
+async function followViolatedRule(file: string, screenshot: string): Promise<RuleFollowed> {
+  const { chromium } = await import("playwright-core");
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
+  try {
+    const ctx = await browser.newContext({ viewport: { width: 1800, height: 1200 } });
+    const errors: string[] = [];
+    await ctx.route("**/*", (route) => {
+      const url = route.request().url();
+      if (url.startsWith("file://")) return route.continue();
+      errors.push(`network request: ${url}`);
+      return route.abort();
+    });
+    const page = await ctx.newPage();
+    page.on("pageerror", (e) => errors.push(String(e)));
+    await page.goto("file://" + file);
+    const link = page.locator("#diagram g.arrow.violation a.rule-link").first();
+    const rule = (await link.getAttribute("data-rule")) ?? "";
+    const href = (await link.getAttribute("href")) ?? "";
+    await Promise.all([page.waitForURL((u) => u.href.includes(".html#"), { timeout: 15_000 }), link.locator("text").click()]);
+    const seen = await page.evaluate(() => {
+      const id = decodeURIComponent(location.hash.slice(1));
+      const a = document.getElementById(id);
+      const row = a?.closest("tr");
+      const r = row?.getBoundingClientRect();
+      return {
+        url: location.href,
+        hash: id,
+        anchorExists: !!a,
+        entry: row?.textContent ?? "",
+        targeted: !!a && a.matches(":target"),
+        inView: !!r && r.bottom > 0 && r.top < window.innerHeight,
+      };
+    });
+    await page.screenshot({ path: screenshot });
+    return { rule, href, ...seen, errors };
   } finally {
     await browser.close();
   }
@@ -208,11 +269,17 @@ describe("an ordering violation from a fault", () => {
     expect(fs.readdirSync(traceDir).length).toBeGreaterThanOrEqual(4); // start, daemon, agent, delete
     const records = readTrace(traceDir);
     const m = buildModel(records);
-    expect(m.violations.map((v) => `${v.level} ${v.rule}`).sort()).toEqual(["MUST exit-after-start", "SHOULD event-before-reply"]);
+    expect(m.violations.map((v) => `${v.level} ${v.rule}`).sort()).toEqual(["MUST events.exit-after-start", "SHOULD events.event-before-reply"]);
     const out = path.join(dir, "fault.html");
     fs.writeFileSync(out, renderHtml(m, { title: "dropped /tasks/start" }));
     const page = fs.readFileSync(out, "utf8");
     expect(page).toContain("TaskExit for tf1 without a TaskStart before it");
+    expect(page).toContain('<a class="rule-link" href="file://');
+    expect(page).not.toMatch(OUTSIDE);
+    // Every rule link on the page names an HTML page the build wrote, with an element of the rule's id.
+    const hrefs = [...page.matchAll(/class="rule-link" href="file:\/\/([^"#]+)#([^"]+)"/g)];
+    expect(hrefs.length).toBeGreaterThan(0);
+    for (const [, file, id] of hrefs) expect(fs.readFileSync(decodeURIComponent(file), "utf8"), `${file}#${id}`).toContain(`id="${id}"`);
     if (noBrowser) return;
     const view = await openPage(out, path.join(ARTIFACTS, "trace-fault.png"));
     expect(view.errors).toEqual([]);
@@ -221,7 +288,22 @@ describe("an ordering violation from a fault", () => {
     expect(view.violations).toHaveLength(1);
     expect(view.violations[0]).toMatch(/^⚠ \/tasks\/exit/);
     expect(view.violationStroke).toBe("rgb(238, 0, 0)");
-  }, 60_000);
+
+    // The violated rule links to its entry in the contract's HTML form, and the browser can follow it from disk.
+    const followed = await followViolatedRule(out, path.join(ARTIFACTS, "trace-fault-rule.png"));
+    expect(followed.errors).toEqual([]);
+    expect(followed.rule).toBe("events.exit-after-start");
+    expect(followed.href).toMatch(/^file:\/\/\/.*\/dist\/docs\/contract\/events\.html#events\.exit-after-start$/);
+    expect(followed.url).toBe(followed.href);
+    expect(followed.hash).toBe("events.exit-after-start");
+    expect(followed.anchorExists).toBe(true);
+    expect(followed.targeted).toBe(true);
+    expect(followed.inView).toBe(true);
+    expect(followed.entry).toContain("events.exit-after-start");
+    // The entry is the rule as the data states it (level and text), not just a matching anchor.
+    expect(followed.entry).toContain("MUST");
+    expect(followed.entry).toContain(rule("events.exit-after-start").text.replace(/`/g, ""));
+  }, 90_000);
 });
 
 const noContainerd = missing("root", "containerd", "ctr", "runc", "busybox");
@@ -255,7 +337,7 @@ describe.skipIf(noContainerd)("a trace of ctr run under the real containerd 1.6"
     const m = buildModel(records);
     const execs = records.filter((x) => x.kind === "exec.call").map((x) => x.action);
     expect(execs).toEqual(["start", "delete"]);
-    // containerd 1.6's own sequence (notes, section 3.1), as the shim received it.
+    // containerd 1.6's own sequence (rule task.call-order), as the shim received it.
     const calls = records.filter((x) => x.kind === "rpc.call" && x.from === "containerd").map((x) => x.method);
     // (ctr's Wait connects concurrently with Start, so a second Connect may come before Start.)
     expect(calls.slice(0, 2)).toEqual(["Create", "Connect"]);

@@ -7,7 +7,7 @@ import { DIFFERENCES, PROFILES, guessProfile } from "../../src/harness/conforman
 import type { CheckResult, SuiteReport } from "../../src/harness/conformance/types";
 
 function check(name: string, status: CheckResult["status"], observations: CheckResult["observations"] = [], detail = ""): CheckResult {
-  return { name, group: "g", rule: `rule of ${name}`, status, detail, ms: 12, observations };
+  return { name, group: "g", rule: "kill.unknown-container", also: name === "b" ? ["errors.tolerated"] : [], status, detail, ms: 12, observations };
 }
 
 function report(shim: string, checks: CheckResult[]): SuiteReport {
@@ -17,19 +17,22 @@ function report(shim: string, checks: CheckResult[]): SuiteReport {
 }
 
 describe("conformance reports", () => {
-  it("JSON has the shim and name/rule/status/detail per check", () => {
+  it("JSON has the shim and name/rule/status/detail per check, each rule with its entry in docs/contract", () => {
     const j = JSON.parse(toJson(report("/bin/x", [check("a", "pass"), check("b", "fail", [], "want X, got Y")])));
     expect(j.shim).toBe("/bin/x");
-    expect(j.checks.map((c: CheckResult) => [c.name, c.rule, c.status, c.detail])).toEqual([
-      ["a", "rule of a", "pass", ""],
-      ["b", "rule of b", "fail", "want X, got Y"],
+    expect(j.checks.map((c: CheckResult & { ruleDoc: string }) => [c.name, c.rule, c.ruleDoc, c.status, c.detail])).toEqual([
+      ["a", "kill.unknown-container", "docs/contract/task-api.md#kill.unknown-container", "pass", ""],
+      ["b", "kill.unknown-container", "docs/contract/task-api.md#kill.unknown-container", "fail", "want X, got Y"],
     ]);
+    expect(j.checks[1].also).toEqual([{ rule: "errors.tolerated", ruleDoc: "docs/contract/wire.md#errors.tolerated" }]);
+    expect(j.checks[0].ruleText).toMatch(/^`Kill` of a container id the shim does not hold answers `NotFound`/);
   });
 
   it("JUnit escapes details and counts failures and skips", () => {
     const x = toJunit(report("/bin/<x>", [check("a", "pass"), check("b", "fail", [], 'got "<&>"'), check("c", "skip", [], "profile says so")]));
     expect(x).toContain('tests="3" failures="1" skipped="1"');
-    expect(x).toContain('<failure message="got &quot;&lt;&amp;&gt;&quot;">');
+    expect(x).toContain('<failure message="got &quot;&lt;&amp;&gt;&quot;">rule: kill.unknown-container (docs/contract/task-api.md#kill.unknown-container)\n');
+    expect(x).toContain('<property name="rule" value="kill.unknown-container (docs/contract/task-api.md#kill.unknown-container)"/><property name="also" value="errors.tolerated (docs/contract/wire.md#errors.tolerated)"/>');
     expect(x).toContain('<skipped message="profile says so"/>');
     expect(x).toContain("/bin/&lt;x&gt;");
     expect(x).not.toMatch(/<x>|"<&>"/);
@@ -38,8 +41,9 @@ describe("conformance reports", () => {
   it("the summary lists failures with their rule; progress lines number the checks", () => {
     const s = summary(report("/bin/x", [check("a", "pass"), check("b", "fail", [], "boom")]));
     expect(s).toMatch(/1 passed, 1 failed, 0 skipped of 2 checks in 1\.5 s/);
-    expect(s).toMatch(/FAIL b: boom\n\s+rule: rule of b/);
+    expect(s).toMatch(/FAIL b: boom\n\s+rule: kill\.unknown-container \(docs\/contract\/task-api\.md#kill\.unknown-container\)\n\s+also: errors\.tolerated \(docs\/contract\/wire\.md#errors\.tolerated\)/);
     expect(progressLine(check("a", "pass"), 4, 70)).toBe("[ 5/70] ok   g/a (12 ms)\n");
+    expect(progressLine(check("b", "fail", [], "boom"), 5, 70)).toBe("[ 6/70] FAIL g/b (12 ms)\n        boom\n        rule: kill.unknown-container (docs/contract/task-api.md#kill.unknown-container)\n");
   });
 });
 

@@ -218,3 +218,58 @@ describe("shimlab install into a temporary prefix", () => {
     expect(() => addRuntime(`version = 2\n${BEGIN}\n[x]\n`, { name: "shimlab", runtimeType: "t", configPath: "/c" })).toThrow(ConfigEditError);
   });
 });
+
+describe("shimlab install --copy", () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "shimlab-install-copy-"));
+  });
+  afterEach(() => {
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** A checkout as small as the copy allows: the real docs/, a stand-in build, a stand-in Node. */
+  function fakeCheckout(): { repo: string; node: string } {
+    const repo = path.join(dir, "repo");
+    const put = (rel: string, text: string) => {
+      fs.mkdirSync(path.dirname(path.join(repo, rel)), { recursive: true });
+      fs.writeFileSync(path.join(repo, rel), text);
+    };
+    put("package.json", JSON.stringify({ name: "shimlab" }));
+    put("dist/shim/main.js", "// the shim\n");
+    put("dist/docs/contract/task-api.html", '<a id="kill.unknown-container"></a>\n');
+    put("node_modules/.package-lock.json", "{}\n");
+    fs.cpSync(path.join(REPO, "docs"), path.join(repo, "docs"), { recursive: true });
+    const node = path.join(dir, "node");
+    fs.writeFileSync(node, "#!/bin/sh\n");
+    return { repo, node };
+  }
+
+  it("carries docs/ with the build, so a citation resolves in the copy, and a later edit of a doc reaches it", () => {
+    const { repo, node } = fakeCheckout();
+    const cfg = path.join(dir, "config.toml");
+    fs.copyFileSync(path.join(FIXTURES, "config-v2.toml"), cfg);
+    const prefix = path.join(dir, "prefix");
+    const lib = path.join(prefix, "lib", "shimlab");
+    install({ prefix, containerdConfig: cfg, repoRoot: repo, node, copy: true });
+    // What conformance prints, `docs/contract/task-api.md#kill.unknown-container`, read from the copy's root.
+    expect(fs.readFileSync(path.join(lib, "docs", "contract", "task-api.md"), "utf8")).toContain('<a id="kill.unknown-container"></a>');
+    expect(fs.existsSync(path.join(lib, "docs", "README.md"))).toBe(true);
+    expect(fs.readFileSync(path.join(lib, "dist", "docs", "contract", "task-api.html"), "utf8")).toContain('id="kill.unknown-container"');
+
+    // Nothing changed: the copy is left alone.
+    const again = install({ prefix, containerdConfig: cfg, repoRoot: repo, node, copy: true });
+    expect(again.steps.find((s) => s.what.startsWith("Node and shimlab's build"))?.changed).toBe(false);
+
+    // A doc rewritten in place (its directory's mtime does not move) is copied on the next install.
+    const page = path.join(repo, "docs", "contract", "task-api.md");
+    fs.appendFileSync(page, "\nedited\n");
+    const later = new Date(Date.now() + 5_000);
+    fs.utimesSync(page, later, later);
+    const third = install({ prefix, containerdConfig: cfg, repoRoot: repo, node, copy: true });
+    expect(third.steps.find((s) => s.what.startsWith("Node and shimlab's build"))?.changed).toBe(true);
+    expect(fs.readFileSync(path.join(lib, "docs", "contract", "task-api.md"), "utf8")).toContain("\nedited\n");
+    uninstall({ prefix });
+    expect(fs.existsSync(lib)).toBe(false);
+  });
+});

@@ -124,6 +124,18 @@ describe("malformed scenario files", () => {
     expect(p.join("\n")).toMatch(/^s\.yaml:11:\d+: faults\[0\]\.scope: scope forward needs the emulator driver/m);
   });
 
+  it("takes a contract rule id in an expectation, and names the near one for a typo", () => {
+    expect(problems(MINIMAL.replace("container: job", "container: job\n    expect: { rule: create.state-created }"))).toEqual([]);
+    const p = problems(MINIMAL.replace("container: job", "container: job\n    expect: { rule: create.state-creatd }"), "s.yaml");
+    expect(p.join("\n")).toMatch(/^s\.yaml:\d+:\d+: steps\[0\]\.expect\.rule: expected a contract rule id \(see docs\/contract\/README\.md\), did you mean "create\.state-created"\?/m);
+  });
+
+  it("lets skip_checks name a check or an ordering rule, nothing else", () => {
+    expect(problems(MINIMAL + "expect:\n  skip_checks: { events.delete-after-exit: why, exit-once: why }\n")).toEqual([]);
+    const p = problems(MINIMAL + "expect:\n  skip_checks: { kill.unknown-container: why }\n", "s.yaml");
+    expect(p.join("\n")).toMatch(/skip_checks\.kill\.unknown-container: key "kill\.unknown-container": expected a check \(expectations, .*\) or an ordering rule of event-order \(events\.start-after-create, /);
+  });
+
   it("lists every problem at once", () => {
     const p = problems(MINIMAL.replace("do: create", "do: create\n    signal: nine\n    bogus: 1"), "s.yaml");
     expect(p.length).toBe(2);
@@ -168,7 +180,11 @@ describe("the checker", () => {
       ev(6, "/tasks/exit", { containerId: "c", id: "c", exitStatus: 137 }),
     ];
     const f = failing(runChecks({ ...base, scenario: scenario(), history: h, events }));
-    expect(f["event-order"].join("\n")).toMatch(/exec e's \/tasks\/exit #5 after the init's \/tasks\/exit #4/);
+    // The trace's checker, citing its rules: the init's exit while an exec runs, and the init's exit twice.
+    expect(f["event-order"]).toEqual(["events.init-exit-after-exec-exits: TaskExit for c's init while exec e has not exited (event #4)", "events.once: TaskExit for c published twice (event #6)"]);
+    const order = runChecks({ ...base, scenario: scenario(), history: h, events }).find((c) => c.name === "event-order")!;
+    expect(order.rules.filter((r) => r.broken).map((r) => r.rule)).toEqual(["events.init-exit-after-exec-exits", "events.once"]);
+    expect(order.rules.find((r) => r.rule === "events.once")!.ruleDoc).toBe("docs/contract/events.md#events.once");
     expect(f["exit-once"]).toEqual(["c: 2 /tasks/exit events (a duplicate exit)"]);
     expect(f["exit-consistent"][0]).toMatch(/^c: exit status disagrees: Wait #1=0, \/tasks\/exit #4=137/);
     expect(f["wait-then-stopped"]).toEqual(["c: State #3 says RUNNING after Wait #1 had returned"]);
@@ -184,13 +200,30 @@ describe("the checker", () => {
       ev(4, "/tasks/exit", { containerId: "c", id: "c", exitStatus: 137 }),
     ];
     const f = failing(runChecks({ ...base, scenario: scenario(), history: new History(() => 0), events }));
-    expect(f["event-order"]).toEqual(["c: exec e started (#3) but its /tasks/exit never reached containerd, though the init's did (#4)"]);
+    expect(f["event-order"]).toEqual(["events.init-exit-after-exec-exits: TaskExit for c's init while exec e has not exited (event #4)"]);
+  });
+
+  it("skips one ordering rule by its id, and keeps the others", () => {
+    const events = [ev(0, "/tasks/create", { containerId: "c" }), ev(1, "/tasks/start", { containerId: "c" }), ev(2, "/tasks/delete", { containerId: "c" }), ev(3, "/tasks/start", { containerId: "c" })];
+    const run = (skip: Record<string, string>) => failing(runChecks({ ...base, scenario: scenario({ expect: { skip_checks: skip } }), history: new History(() => 0), events }))["event-order"];
+    expect(run({})).toEqual(["events.delete-after-exit: TaskDelete for c before its TaskExit (event #2)", "events.once: TaskStart for c published twice (event #3)"]);
+    expect(run({ "events.delete-after-exit": "no exit on purpose" })).toEqual(["events.once: TaskStart for c published twice (event #3)"]);
+  });
+
+  it("cites the rule a missed step expectation names", () => {
+    const r = runChecks({ ...base, expectationProblems: ["steps[0]: kill c: expected error NotFound, got ok {} (rule kill.unknown-container (docs/contract/task-api.md#kill.unknown-container))"], expectationRules: ["kill.unknown-container"], scenario: scenario(), history: new History(() => 0), events: [] });
+    const x = r.find((c) => c.name === "expectations")!;
+    expect(x.ok).toBe(false);
+    expect(x.rules).toEqual([]); // the minimal scenario's steps name no rule; what broke is still cited
+    const named = scenario({ steps: [{ kind: "op", do: "kill", container: "c", expect: { error: "NotFound", rule: "kill.unknown-container" }, where: "steps[0]" }] });
+    const y = runChecks({ ...base, expectationProblems: ["x"], expectationRules: ["kill.unknown-container"], scenario: named, history: new History(() => 0), events: [] }).find((c) => c.name === "expectations")!;
+    expect(y.rules).toEqual([{ rule: "kill.unknown-container", ruleDoc: "docs/contract/task-api.md#kill.unknown-container", broken: true }]);
   });
 
   it("honours skipped checks and reports leaks", () => {
     const h = new History(() => 0);
     const r = runChecks({ ...base, leaks: ["process 1 x"], scenario: scenario({ expect: { skip_checks: { "no-leaks": "test" } } }), history: h, events: [] });
-    expect(r.find((c) => c.name === "no-leaks")).toEqual({ name: "no-leaks", ok: true, skipped: "test", problems: [] });
+    expect(r.find((c) => c.name === "no-leaks")).toMatchObject({ name: "no-leaks", ok: true, skipped: "test", problems: [] });
     expect(failing(runChecks({ ...base, leaks: ["process 1 x"], scenario: scenario(), history: h, events: [] }))).toEqual({ "no-leaks": ["process 1 x"] });
   });
 });
@@ -198,7 +231,7 @@ describe("the checker", () => {
 describe("reports", () => {
   const results: ScenarioResult[] = [
     { name: "a", file: "scenarios/a.yaml", verdict: "pass", ms: 1200, checks: [], history: [{ index: 0, process: "c0", type: "invoke", f: "create", time: 1 }], events: [], faults: [] },
-    { name: "b<&>", file: "scenarios/b.yaml", regression: { issue: "x/y#1", title: "t" }, verdict: "fail", reason: "answered: late", ms: 10, checks: [{ name: "answered", ok: false, problems: ["#1 took 20 s"] }], history: [], events: [], faults: [] },
+    { name: "b<&>", file: "scenarios/b.yaml", regression: { issue: "x/y#1", title: "t" }, verdict: "fail", reason: "answered: late", ms: 10, checks: [{ name: "answered", ok: false, problems: ["#1 took 20 s"], rules: [{ rule: "wire.every-call-answered", ruleDoc: "docs/contract/wire.md#wire.every-call-answered", broken: true }] }], history: [], events: [], faults: [] },
     { name: "c", file: "scenarios/c.yaml", verdict: "skip", reason: "needs root", ms: 0, checks: [], history: [], events: [], faults: [] },
   ];
 
@@ -206,7 +239,7 @@ describe("reports", () => {
     const x = junitReport(results);
     expect(x).toContain('<testsuite name="shimlab scenarios" tests="3" failures="1" skipped="1" errors="0" time="1.210">');
     expect(x).toContain('name="b&lt;&amp;&gt;"');
-    expect(x).toContain('<failure message="answered: late" type="verdict">answered:\n  #1 took 20 s</failure>');
+    expect(x).toContain('<failure message="answered: late" type="verdict">answered:\n  #1 took 20 s\n  rule: wire.every-call-answered (docs/contract/wire.md#wire.every-call-answered)</failure>');
     expect(x).toContain('<skipped message="needs root"/>');
     expect(x).toContain('<property name="regression" value="x/y#1"/>');
   });

@@ -11,7 +11,7 @@ import { traceInterceptor } from "../../src/trace/interceptor";
 import { TracedTransport } from "../../src/trace/agent-wire";
 import { TracedEventSink } from "../../src/trace/event-sink";
 import { FileWatch, recordFile } from "../../src/trace/files";
-import { checkOrdering, type TracedEvent } from "../../src/trace/ordering-check";
+import { checkOrdering, type TracedEvent } from "../../src/contract/ordering-check";
 import { buildModel, parseTrace, readTrace, ARROW_KINDS } from "../../src/trace/model";
 import { renderHtml } from "../../src/trace/html";
 import { renderMermaid } from "../../src/trace/mermaid";
@@ -321,14 +321,14 @@ describe("ordering checker", () => {
 
   it("flags each broken MUST rule where it shows", () => {
     const bad = (topics: [string, Record<string, unknown>][]) => checkOrdering(topics.map(([topic, event], i) => ({ i, t: i, topic, event }))).map((v) => `${v.i}:${v.rule}`);
-    expect(bad([["/tasks/start", { containerId: "c" }]])).toEqual(["0:start-after-create"]);
-    expect(bad([["/tasks/create", { containerId: "c" }], ["/tasks/exit", { containerId: "c", id: "c" }]])).toEqual(["1:exit-after-start"]);
-    expect(bad([["/tasks/create", { containerId: "c" }], ["/tasks/start", { containerId: "c" }], ["/tasks/delete", { containerId: "c" }]])).toEqual(["2:delete-after-exit"]);
+    expect(bad([["/tasks/start", { containerId: "c" }]])).toEqual(["0:events.start-after-create"]);
+    expect(bad([["/tasks/create", { containerId: "c" }], ["/tasks/exit", { containerId: "c", id: "c" }]])).toEqual(["1:events.exit-after-start"]);
+    expect(bad([["/tasks/create", { containerId: "c" }], ["/tasks/start", { containerId: "c" }], ["/tasks/delete", { containerId: "c" }]])).toEqual(["2:events.delete-after-exit"]);
     // Never started: TaskDelete may follow TaskCreate directly.
     expect(bad([["/tasks/create", { containerId: "c" }], ["/tasks/delete", { containerId: "c" }]])).toEqual([]);
-    expect(bad([["/tasks/exec-added", { containerId: "c", execId: "e" }]])).toEqual(["0:exec-added-after-create"]);
-    expect(bad([["/tasks/create", { containerId: "c" }], ["/tasks/exec-started", { containerId: "c", execId: "e" }]])).toEqual(["1:exec-started-after-added"]);
-    expect(bad([["/tasks/create", { containerId: "c" }], ["/tasks/exit", { containerId: "c", id: "e" }]])).toEqual(["1:exec-exit-after-started"]);
+    expect(bad([["/tasks/exec-added", { containerId: "c", execId: "e" }]])).toEqual(["0:events.exec-added-after-create"]);
+    expect(bad([["/tasks/create", { containerId: "c" }], ["/tasks/exec-started", { containerId: "c", execId: "e" }]])).toEqual(["1:events.exec-started-after-added"]);
+    expect(bad([["/tasks/create", { containerId: "c" }], ["/tasks/exit", { containerId: "c", id: "e" }]])).toEqual(["1:events.exec-exit-after-started"]);
     const initBeforeExec: [string, Record<string, unknown>][] = [
       ["/tasks/create", { containerId: "c" }],
       ["/tasks/start", { containerId: "c" }],
@@ -339,7 +339,7 @@ describe("ordering checker", () => {
       ["/tasks/oom", { containerId: "c" }],
       ["/tasks/exit", { containerId: "c", id: "c" }],
     ];
-    expect(bad(initBeforeExec)).toEqual(["4:init-exit-after-exec-exits", "6:oom-before-exit", "7:once"]);
+    expect(bad(initBeforeExec)).toEqual(["4:events.init-exit-after-exec-exits", "6:events.oom-before-exit", "7:events.once"]);
   });
 
   it("flags a call that returned before publishing its event", () => {
@@ -350,7 +350,7 @@ describe("ordering checker", () => {
     e.t = rs[i].t + 1;
     rs.splice(i + 1, 0, e);
     const m = buildModel(rs);
-    expect(m.violations.map((v) => `${v.rule} ${v.level}`)).toEqual(["event-before-reply SHOULD"]);
+    expect(m.violations.map((v) => `${v.rule} ${v.level}`)).toEqual(["events.event-before-reply SHOULD"]);
     expect(m.violations[0].message).toMatch(/Start\(c1\) returned before publishing TaskStart/);
   });
 });
@@ -379,7 +379,7 @@ describe("model and renderers", () => {
   it("marks a violation in red in the page and in Mermaid", () => {
     const rs = goodRun().filter((x) => x.topic !== "/tasks/start");
     const m = buildModel(rs);
-    expect(m.violations.map((v) => v.rule).sort()).toEqual(["event-before-reply", "exit-after-start"]);
+    expect(m.violations.map((v) => v.rule).sort()).toEqual(["events.event-before-reply", "events.exit-after-start"]);
     const html = renderHtml(m, { title: "t" });
     expect(html.match(/<g class="arrow[^"]*"/g)).toHaveLength(m.arrows.length);
     expect(html.match(/<g class="arrow event violation"/g)).toHaveLength(1);
@@ -389,7 +389,7 @@ describe("model and renderers", () => {
     expect(mmd.startsWith("sequenceDiagram\n")).toBe(true);
     expect(mmd).toContain("participant P1 as c1");
     expect(mmd).toMatch(/shim-\)containerd: ⚠ \/tasks\/exit/);
-    expect(mmd).toContain("Note over shim,containerd: MUST violated: TaskExit for c1 without a TaskStart before it");
+    expect(mmd).toContain("Note over shim,containerd: MUST events.exit-after-start violated: TaskExit for c1 without a TaskStart before it");
     expect(mmd.split("\n").filter((l) => /->>|-->>|-\)/.test(l))).toHaveLength(m.arrows.length);
     expect(mmd).toContain("Note right of shim: shim daemon pid 1 up");
   });

@@ -6,14 +6,24 @@ import { PROFILES, guessProfile, type Profile } from "../../harness/conformance/
 import { progressLine, summary, toJson, toJunit } from "../../harness/conformance/report";
 import { compareReports, formatComparison } from "../../harness/conformance/compare";
 import type { SuiteReport } from "../../harness/conformance/types";
+import { citation, contractDir, contractHtmlDir } from "../../contract/cite";
+import { rule } from "../../contract/rules";
 
-const HELP = `usage: shimlab conformance --shim PATH [--profile runc|shimlab] [--junit FILE] [--json FILE] [--only REGEX]
+// The help names where the contract is on this machine: an installed copy has no checkout around it,
+// so "docs/contract/" alone would leave its reader guessing relative to what.
+const help = () => `usage: shimlab conformance --shim PATH [--profile runc|shimlab] [--junit FILE] [--json FILE] [--only REGEX]
        shimlab conformance --compare SHIM_A SHIM_B [--profile-a NAME] [--profile-b NAME] [--json FILE] [--only REGEX]
        shimlab conformance --list
 
 Plays containerd against any shim v2 binary (no containerd runs) and checks the
-Task API and runtime-v2 event rules, each check naming its rule in
-shared/notes/containerd-shim.md. Profiles state where a shim differs from runc's
+binary contract, the Task API and the event rules. Each check cites its rule by
+id and entry in shimlab's shim v2 contract, e.g.
+  rule: ${citation("kill.unknown-container")}
+The path is relative to shimlab's directory; here the contract is
+  ${contractDir()}/README.md
+and its HTML form (built by npm run build)
+  ${contractHtmlDir()}/README.html
+--list prints every check with its rules. Profiles state where a shim differs from runc's
 on purpose (pids, Checkpoint, error codes); the default is guessed from the
 binary's name. Needs root, runc and busybox-static. Exit status 0 only when no
 check failed and no process outlived the clean-up (with --compare: for both shims).
@@ -49,18 +59,21 @@ export async function conformanceCommand(argv: string[]): Promise<number> {
     else if (a === "--profile-b") prof.b = val();
     else if (a === "--only") only = new RegExp(val());
     else if (a === "--list") {
-      for (const c of selectChecks({ only })) process.stdout.write(`${c.group}/${c.name}\n    ${c.rule}\n`);
+      for (const c of selectChecks({ only })) {
+        process.stdout.write(`${c.group}/${c.name}\n    rule: ${citation(c.rule)}\n      ${rule(c.rule).text.replace(/`/g, "")}\n`);
+        if (c.also?.length) process.stdout.write(`    also: ${c.also.map(citation).join(", ")}\n`);
+      }
       return 0;
     } else if (a === "-h" || a === "--help") {
-      process.stdout.write(HELP);
+      process.stdout.write(help());
       return 0;
     } else {
-      process.stderr.write(`shimlab conformance: unknown argument ${a}\n\n${HELP}`);
+      process.stderr.write(`shimlab conformance: unknown argument ${a}\n\n${help()}`);
       return 2;
     }
   }
   if (!shim && !compare) {
-    process.stderr.write(`shimlab conformance: --shim or --compare is required\n\n${HELP}`);
+    process.stderr.write(`shimlab conformance: --shim or --compare is required\n\n${help()}`);
     return 2;
   }
   if (process.getuid?.() !== 0) process.stderr.write("shimlab conformance: not root: shims will fail to create containers\n");

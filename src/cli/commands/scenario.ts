@@ -3,8 +3,9 @@ import path from "node:path";
 import { loadScenarioFile, scenarioFiles, ScenarioError } from "../../scenarios/load";
 import { runScenario } from "../../scenarios/runner";
 import { MUTANTS, mutantOptions } from "../../scenarios/mutants";
-import { jsonReport, junitReport, summarize, writeReport } from "../../scenarios/report";
+import { brokenRules, jsonReport, junitReport, summarize, writeReport } from "../../scenarios/report";
 import { formatHistory } from "../../scenarios/history";
+import { contractDir, contractHtmlDir, packageRoot } from "../../contract/cite";
 import type { Scenario, ScenarioResult } from "../../scenarios/types";
 
 const HELP = `usage: shimlab scenario <run|validate|list> <file|dir>... [options]
@@ -19,6 +20,9 @@ options (run):
   --mutant NAME    run with shimlab given a known bug (repeatable): ${Object.keys(MUTANTS).join(", ")}
   --history        print each scenario's operation history
   --quiet          only the verdicts
+
+A failing verdict names each broken rule as id (docs/contract/<page>.md#id), a path
+relative to shimlab's directory: here ${contractDir()}.
 `;
 
 interface Opts {
@@ -101,9 +105,13 @@ export async function scenarioCommand(argv: string[]): Promise<number> {
     const r = await runScenario(s, { ...mutantOptions(o.mutants), mutantNames: o.mutants.length ? o.mutants : undefined, onProgress: o.quiet ? undefined : say });
     results.push(r);
     say(`  ${r.verdict.toUpperCase()} ${s.name} in ${r.ms} ms${r.reason ? `: ${r.reason}` : ""}`);
+    // Each broken contract rule once, with where it is written.
+    for (const cite of new Set(r.checks.filter((c) => !c.ok).flatMap(brokenRules))) say(`    rule: ${cite}`);
     if (o.history && r.history.length) say(formatHistory(r.history));
   }
   const sum = summarize(results);
+  // The rule paths above are relative to shimlab's directory, which a reader of CI output may not know.
+  if (sum.failed) say(`(rule paths are under ${packageRoot()}; HTML form: ${contractHtmlDir()}/README.html)`);
   process.stdout.write(`${sum.passed} passed, ${sum.failed} failed, ${sum.skipped} skipped (${(sum.ms / 1000).toFixed(1)} s)\n`);
   if (o.json) writeReport(o.json, jsonReport(results));
   if (o.junit) writeReport(o.junit, junitReport(results));

@@ -3,6 +3,7 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { citation } from "../../contract/cite";
 
 const USAGE = `usage:
   shimlab trace render <trace.jsonl | trace dir> -o <out> [--format html|mermaid]
@@ -73,7 +74,7 @@ async function render(argv: string[]): Promise<number> {
   }
   const must = model.violations.filter((v) => v.level === "MUST").length;
   process.stdout.write(`${out}: ${model.arrows.length} arrows, ${model.lanes.length} lanes, ${model.events.length} events, ${must} MUST ordering violation(s)\n`);
-  for (const v of model.violations) process.stdout.write(`  ${v.level} ${v.rule}: ${v.message}\n`);
+  for (const v of model.violations) process.stdout.write(`  ${v.level} ${citation(v.rule)}: ${v.message}\n`);
   return 0;
 }
 

@@ -1,17 +1,17 @@
 // The rest of the Task API: Checkpoint (a documented difference), Stats,
-// Update (contract §3).
+// Update (docs/contract/task-api.md).
 import { Code } from "../../ttrpc/status";
-import { CONTRACT, type Check } from "./types";
+import type { Check } from "./types";
 
 const SLEEP = ["/bin/sleep", "300"];
-const r = (s: string) => `${CONTRACT} ${s}`;
 const RESOURCES_URL = "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources";
 
 export const apiChecks: Check[] = [
   {
     name: "checkpoint-by-profile",
     group: "api",
-    rule: r("§2.3 Unsupported RPCs answer Unimplemented; runc's shim attempts Checkpoint (profile checkpoint)"),
+    rule: "checkpoint.optional",
+    also: ["task.unimplemented"],
     async run(ctx) {
       const h = await ctx.running({ args: SLEEP });
       const o = await ctx.outcome("Checkpoint", h.task.Checkpoint({ id: h.id, path: `${ctx.emu.dir}/ckpt-${h.id}` }, { timeoutMs: 15_000 }), "checkpoint");
@@ -26,7 +26,7 @@ export const apiChecks: Check[] = [
   {
     name: "stats-cgroup-metrics",
     group: "api",
-    rule: r("§3 StatsResponse: stats is an io.containerd.cgroups.v1/v2.Metrics Any (CRI decodes it with typeurl)"),
+    rule: "stats.metrics-any",
     async run(ctx) {
       const h = await ctx.running({ args: SLEEP });
       const s = await ctx.ok("Stats", h.task.Stats({ id: h.id }));
@@ -38,7 +38,7 @@ export const apiChecks: Check[] = [
   {
     name: "update-resources",
     group: "api",
-    rule: r("§3 UpdateTaskRequest: resources is JSON LinuxResources; a valid update of a running task succeeds"),
+    rule: "update.resources",
     async run(ctx) {
       const h = await ctx.running({ args: SLEEP });
       await ctx.ok("Update", h.task.Update({ id: h.id, resources: { typeUrl: RESOURCES_URL, value: Buffer.from(JSON.stringify({ memory: { limit: 64 << 20 } })) } }));

@@ -1,18 +1,18 @@
 // The shim binary contract: `start`, the daemon it leaves, the socket, the
-// bundle files, Shutdown and `delete` (contract §1).
+// bundle files, Shutdown and `delete` (docs/contract/binary.md).
 import fs from "node:fs";
 import { Code } from "../../ttrpc/status";
-import { CONTRACT, type Check } from "./types";
+import type { Check } from "./types";
 import { STATUS_NAME, alive, exited, socketPath, sleep } from "./context";
 
 const SLEEP = ["/bin/sleep", "300"];
-const r = (s: string) => `${CONTRACT} ${s}`;
 
 export const binaryChecks: Check[] = [
   {
     name: "start-prints-unix-address",
     group: "binary",
-    rule: r("§1.3.2 and facts 1, 3: `start` exits 0 and prints only unix://<absolute path> (stdout and stderr are read together); to containerd 2.3 a BootstrapResult with that address"),
+    rule: "binary.start-prints-address",
+    also: ["binary.start-stderr-silent", "binary.start-listening", "binary.flags", "binary.bootstrap-json", "binary.grpc-bare-address", "binary.bootstrap-params"],
     async run(ctx) {
       const h = await ctx.task({ args: SLEEP, noCreate: true });
       const res = h.shim.startResult;
@@ -35,7 +35,7 @@ export const binaryChecks: Check[] = [
   {
     name: "start-returns-with-eof",
     group: "binary",
-    rule: r("§1.3 fact 2: `start` exits and its output reaches EOF (the daemon must not inherit the pipes)"),
+    rule: "binary.start-output-eof",
     async run(ctx) {
       const h = await ctx.task({ args: SLEEP, noCreate: true });
       ctx.expect(h.shim.startResult.ms < 10_000, `start took ${Math.round(h.shim.startResult.ms)} ms to close its output`);
@@ -45,7 +45,7 @@ export const binaryChecks: Check[] = [
   {
     name: "daemon-stdio-detached",
     group: "binary",
-    rule: r("§1.3 fact 2 and §9: the daemon's fds 0 and 1 are /dev/null, not the pipes of `start`"),
+    rule: "binary.daemon-detached-stdio",
     async run(ctx) {
       const h = await ctx.task({ args: SLEEP, noCreate: true });
       ctx.expect(h.shimPid > 0, "Connect gave no shim pid");
@@ -60,7 +60,7 @@ export const binaryChecks: Check[] = [
   {
     name: "address-file-written",
     group: "binary",
-    rule: r("§1.3.5: the shim writes <bundle>/address holding the address it printed"),
+    rule: "binary.address-file",
     async run(ctx) {
       const h = await ctx.task({ args: SLEEP, noCreate: true });
       const f = `${h.bundle}/address`;
@@ -71,7 +71,7 @@ export const binaryChecks: Check[] = [
   {
     name: "socket-private",
     group: "binary",
-    rule: r("§1.3 (runc-v2): the socket exists once start returns, is a socket, and is not accessible to group or others"),
+    rule: "binary.socket-private",
     async run(ctx) {
       const h = await ctx.task({ args: SLEEP, noCreate: true });
       const p = socketPath(h.shim.address);
@@ -85,7 +85,7 @@ export const binaryChecks: Check[] = [
   {
     name: "connect-reports-pids",
     group: "binary",
-    rule: r("§3.2 Connect: shim_pid = the daemon's pid, task_pid = the task's pid (Create's)"),
+    rule: "connect.pids",
     async run(ctx) {
       const h = await ctx.task({ args: SLEEP });
       const c = await ctx.ok("Connect", h.task.Connect({ id: h.id }));
@@ -96,7 +96,7 @@ export const binaryChecks: Check[] = [
   {
     name: "shutdown-keeps-serving-with-task",
     group: "binary",
-    rule: r("§1.6: Shutdown while a task is registered returns and the shim keeps serving"),
+    rule: "shutdown.keeps-serving",
     async run(ctx) {
       const h = await ctx.running({ args: SLEEP });
       await ctx.ok("Shutdown with a task left", h.task.Shutdown({ id: h.id }));
@@ -109,7 +109,7 @@ export const binaryChecks: Check[] = [
   {
     name: "shutdown-exits-and-removes-socket",
     group: "binary",
-    rule: r("§1.6: Shutdown after the last Delete makes the shim exit and remove its socket"),
+    rule: "shutdown.exits-when-empty",
     async run(ctx) {
       const h = await ctx.task({ args: SLEEP });
       await ctx.ok("Delete (created)", h.task.Delete({ id: h.id }));
@@ -122,7 +122,8 @@ export const binaryChecks: Check[] = [
   {
     name: "delete-binary-after-normal-delete",
     group: "binary",
-    rule: r("§1.4: `delete` runs after every task deletion, exits 0 and prints a DeleteResponse"),
+    rule: "binary.delete-after-every-task",
+    also: ["binary.delete-response"],
     async run(ctx) {
       const h = await ctx.running({ args: ["/bin/sh", "-c", "exit 0"] });
       await ctx.ok("Wait", h.task.Wait({ id: h.id }, { timeoutMs: 10_000 }));
@@ -138,7 +139,8 @@ export const binaryChecks: Check[] = [
   {
     name: "delete-binary-after-sigkilled-shim",
     group: "binary",
-    rule: r("§1.4 and §6: after the daemon is SIGKILLed, `delete` cleans the task up (its processes die), exits 0 and reports 137"),
+    rule: "binary.delete-after-crash",
+    also: ["binary.delete-response"],
     async run(ctx) {
       const h = await ctx.running({ args: SLEEP });
       ctx.expect(h.shimPid > 0, "no shim pid");
@@ -158,7 +160,7 @@ export const binaryChecks: Check[] = [
   {
     name: "start-group-reuses-shim",
     group: "binary",
-    rule: r("§1.3 (listen → EADDRINUSE → live socket) and §5 Grouping: `start` for a container of the same sandbox (io.kubernetes.cri.sandbox-id) prints the running shim's address; no new daemon"),
+    rule: "pods.start-reuses-shim",
     async run(ctx) {
       const sid = ctx.newId();
       const sandbox = await ctx.running({ id: sid, args: SLEEP, annotations: { "io.kubernetes.cri.container-type": "sandbox", "io.kubernetes.cri.sandbox-id": sid } });
@@ -173,7 +175,7 @@ export const binaryChecks: Check[] = [
   {
     name: "group-delete-keeps-shared-shim",
     group: "binary",
-    rule: r("fact 4 and §1.4: `delete -id X` of one container of a shared shim cleans up X only; the shim keeps serving the others"),
+    rule: "pods.delete-one-member",
     async run(ctx) {
       const sid = ctx.newId();
       const sandbox = await ctx.running({ id: sid, args: SLEEP, annotations: { "io.kubernetes.cri.container-type": "sandbox", "io.kubernetes.cri.sandbox-id": sid } });
@@ -193,7 +195,7 @@ export const binaryChecks: Check[] = [
   {
     name: "unknown-method-unimplemented",
     group: "binary",
-    rule: r("§2.2: an unknown method or service answers Unimplemented (12)"),
+    rule: "wire.unknown-method",
     async run(ctx) {
       const h = await ctx.task({ args: SLEEP, noCreate: true });
       const c = h.shim.client;

@@ -1,11 +1,10 @@
 // The runtime-v2 event rules: which events, in what order, with what fields
-// (contract §4.2, §4.3 MUST table).
+// (docs/contract/events.md).
 import { TOPIC_OF_TYPE } from "../event-types";
-import { CONTRACT, type Check } from "./types";
+import type { Check } from "./types";
 import type { CheckContext } from "./context";
 
 const SLEEP = ["/bin/sleep", "300"];
-const r = (s: string) => `${CONTRACT} ${s}`;
 const W = { timeoutMs: 15_000 };
 
 /** Fails unless each topic appears exactly once and in this order. */
@@ -24,7 +23,8 @@ export const eventChecks: Check[] = [
   {
     name: "events-oom",
     group: "events",
-    rule: r("§4.3 TaskOOM (/tasks/oom, container_id) when the kernel OOM-kills in the task's memory cgroup; the task then exits 137 (SIGKILL)"),
+    rule: "events.oom",
+    also: ["exit.signal-128-plus"],
     async run(ctx) {
       // 32 MiB and no swap; the shell doubles a string until the kernel kills it.
       const h = await ctx.running({ args: ["/bin/sh", "-c", "x=0123456789abcdef; while :; do x=$x$x; done"], memoryLimit: 32 << 20 });
@@ -39,7 +39,8 @@ export const eventChecks: Check[] = [
   {
     name: "events-init-order",
     group: "events",
-    rule: r("§4.3 MUST: TaskCreate, then TaskStart, then TaskExit, then TaskDelete, once each"),
+    rule: "events.exit-after-start",
+    also: ["events.start-after-create", "events.delete-after-exit", "events.once"],
     async run(ctx) {
       const h = await ctx.running({ args: ["/bin/sh", "-c", "sleep 0.2"] });
       await ctx.ok("Wait", h.task.Wait({ id: h.id }, W));
@@ -52,7 +53,7 @@ export const eventChecks: Check[] = [
   {
     name: "events-start-before-exit-fast",
     group: "events",
-    rule: r("§4.3 MUST: TaskExit follows TaskStart even for a process that exits at once (Start must publish first)"),
+    rule: "events.exit-after-start",
     async run(ctx) {
       const h = await ctx.running({ args: ["/bin/true"] });
       await ctx.ok("Wait", h.task.Wait({ id: h.id }, W));
@@ -64,7 +65,7 @@ export const eventChecks: Check[] = [
   {
     name: "events-delete-follows-create-when-never-started",
     group: "events",
-    rule: r("§4.3 MUST: TaskDelete follows TaskCreate if the task never started: no TaskStart (a TaskExit for the killed init may come between, as runc's shim sends)"),
+    rule: "events.delete-after-exit",
     async run(ctx) {
       const h = await ctx.task({ args: SLEEP });
       await ctx.ok("Delete", h.task.Delete({ id: h.id }));
@@ -80,7 +81,8 @@ export const eventChecks: Check[] = [
   {
     name: "events-exec-order",
     group: "events",
-    rule: r("§4.3 MUST: TaskExecAdded follows TaskCreate, TaskExecStarted follows TaskExecAdded, the exec's TaskExit follows TaskExecStarted"),
+    rule: "events.exec-started-after-added",
+    also: ["events.exec-added-after-create", "events.exec-exit-after-started"],
     async run(ctx) {
       const h = await ctx.running({ args: SLEEP });
       await ctx.exec(h, "ev", ["/bin/true"]);
@@ -94,7 +96,7 @@ export const eventChecks: Check[] = [
   {
     name: "events-create-fields",
     group: "events",
-    rule: r("§3.2, §4.2: TaskCreate carries container_id, bundle, io (the stdio paths) and the pid Create returned"),
+    rule: "events.create-fields",
     async run(ctx) {
       const h = await ctx.task({ args: SLEEP });
       const e = (await ctx.waitEvent(h.id, "/tasks/create")).event;
@@ -104,7 +106,7 @@ export const eventChecks: Check[] = [
   {
     name: "events-exit-matches-wait",
     group: "events",
-    rule: r("§4.2: TaskExit {container_id, id = container id for the init, pid, exit_status, exited_at} agrees with Wait"),
+    rule: "events.exit-fields",
     async run(ctx) {
       const h = await ctx.running({ args: ["/bin/sh", "-c", "exit 6"] });
       const w = await ctx.ok("Wait", h.task.Wait({ id: h.id }, W));
@@ -115,7 +117,7 @@ export const eventChecks: Check[] = [
   {
     name: "events-exec-fields",
     group: "events",
-    rule: r("§4.2: TaskExecStarted carries the exec's pid; its TaskExit has id = exec id and the exec's status"),
+    rule: "events.exec-fields",
     async run(ctx) {
       const h = await ctx.running({ args: SLEEP });
       await ctx.exec(h, "xf", ["/bin/sh", "-c", "exit 8"]);
@@ -130,7 +132,7 @@ export const eventChecks: Check[] = [
   {
     name: "events-delete-fields",
     group: "events",
-    rule: r("§4.2: TaskDelete {container_id, pid, exit_status, exited_at} agrees with Delete's response"),
+    rule: "events.delete-fields",
     async run(ctx) {
       const h = await ctx.running({ args: ["/bin/sh", "-c", "exit 1"] });
       await ctx.ok("Wait", h.task.Wait({ id: h.id }, W));
@@ -142,7 +144,8 @@ export const eventChecks: Check[] = [
   {
     name: "events-envelope",
     group: "events",
-    rule: r("§4.1 and fact 6: envelopes carry the -namespace namespace, a timestamp, and bare containerd.events.* type URLs matching the topic"),
+    rule: "events.envelope",
+    also: ["events.forward", "events.timestamp", "events.bare-type-url"],
     async run(ctx) {
       const h = await ctx.running({ args: ["/bin/true"] });
       await ctx.ok("Wait", h.task.Wait({ id: h.id }, W));
@@ -159,7 +162,8 @@ export const eventChecks: Check[] = [
   {
     name: "events-exit-after-kill-137",
     group: "events",
-    rule: r("§4.2 observed sequence: a SIGKILLed init publishes TaskExit with exit_status 137"),
+    rule: "events.exit-fields",
+    also: ["exit.signal-128-plus"],
     async run(ctx) {
       const h = await ctx.running({ args: SLEEP });
       await ctx.ok("Kill", h.task.Kill({ id: h.id, signal: 9 }));

@@ -1,18 +1,17 @@
 // Exec processes: their own state machine, ids, stdio and exit codes
-// (contract §3.1 "Exec", §3.2).
+// (docs/contract/task-api.md, "Exec").
 import { Code } from "../../ttrpc/status";
-import { CONTRACT, type Check } from "./types";
+import type { Check } from "./types";
 import { STATUS_NAME, sleep } from "./context";
 
 const SLEEP = ["/bin/sleep", "300"];
-const r = (s: string) => `${CONTRACT} ${s}`;
 const W = { timeoutMs: 15_000 };
 
 export const execChecks: Check[] = [
   {
     name: "exec-lifecycle-states",
     group: "exec",
-    rule: r("§3.1 Exec → Start{exec_id} → Wait → Delete, with State{exec_id} CREATED, RUNNING, STOPPED and the exec id in State.id"),
+    rule: "exec.lifecycle",
     async run(ctx) {
       const h = await ctx.running({ args: SLEEP });
       await ctx.exec(h, "e1", ["/bin/sh", "-c", "sleep 1; exit 4"]);
@@ -33,7 +32,7 @@ export const execChecks: Check[] = [
   {
     name: "exec-duplicate-id-alreadyexists",
     group: "exec",
-    rule: r("§3.2: Exec with an exec id already in use → AlreadyExists"),
+    rule: "exec.duplicate-id",
     async run(ctx) {
       const h = await ctx.running({ args: SLEEP });
       await ctx.exec(h, "d", SLEEP);
@@ -43,7 +42,8 @@ export const execChecks: Check[] = [
   {
     name: "exec-delete-running-refused",
     group: "exec",
-    rule: r("§3.2 Delete: a running exec cannot be deleted (runc: Unknown; profile: illegalStateCode)"),
+    rule: "delete.not-running",
+    also: ["errors.illegal-move"],
     async run(ctx) {
       const h = await ctx.running({ args: SLEEP });
       await ctx.exec(h, "r", SLEEP);
@@ -54,7 +54,7 @@ export const execChecks: Check[] = [
   {
     name: "exec-delete-response-and-gone",
     group: "exec",
-    rule: r("§3.2 Delete: deleting an exited exec returns its exit and removes it (State, Wait → NotFound); the init is untouched"),
+    rule: "exec.delete-removes",
     async run(ctx) {
       const h = await ctx.running({ args: SLEEP });
       await ctx.exec(h, "g", ["/bin/sh", "-c", "exit 9"]);
@@ -71,7 +71,7 @@ export const execChecks: Check[] = [
   {
     name: "exec-unknown-notfound",
     group: "exec",
-    rule: r("§3.1 Process(id) lookup: State, Wait, Start and Delete of an unknown exec → NotFound"),
+    rule: "exec.unknown-id",
     async run(ctx) {
       const h = await ctx.running({ args: SLEEP });
       await ctx.fails("State unknown exec", h.task.State({ id: h.id, execId: "nope" }), Code.NotFound);
@@ -83,7 +83,7 @@ export const execChecks: Check[] = [
   {
     name: "exec-own-stdio",
     group: "exec",
-    rule: r("§5 Stdio, §3 ExecProcessRequest: an exec's output goes to its own fifos, not the init's"),
+    rule: "stdio.exec-own",
     async run(ctx) {
       const h = await ctx.running({ args: SLEEP });
       const io = await ctx.exec(h, "o", ["/bin/sh", "-c", "echo exec-out; echo exec-err >&2"], { stdio: true });
@@ -101,7 +101,7 @@ export const execChecks: Check[] = [
   {
     name: "exec-stdin-closeio",
     group: "exec",
-    rule: r("§5 Stdio, §3 CloseIORequest{exec_id, stdin}: an exec's stdin reaches it, and CloseIO of the exec gives it EOF"),
+    rule: "stdio.exec-stdin",
     async run(ctx) {
       const h = await ctx.running({ args: SLEEP });
       const io = await ctx.exec(h, "in", ["/bin/cat"], { stdio: true, stdin: true });
@@ -119,7 +119,7 @@ export const execChecks: Check[] = [
   {
     name: "exec-paused-state",
     group: "exec",
-    rule: r("§3.2 State: an exec's status is PAUSED whenever its container is"),
+    rule: "state.exec-paused",
     async run(ctx) {
       const h = await ctx.running({ args: SLEEP });
       await ctx.exec(h, "p", SLEEP);

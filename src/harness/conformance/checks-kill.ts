@@ -1,18 +1,17 @@
 // Kill semantics: unknown ids, exited processes, `all`, execs not started
-// (contract §3.2 and §2.3: what containerd tolerates).
+// (docs/contract/task-api.md, "Kill"; wire.md for what containerd tolerates).
 import { Code } from "../../ttrpc/status";
-import { CONTRACT, type Check } from "./types";
+import type { Check } from "./types";
 import { sleep } from "./context";
 
 const SLEEP = ["/bin/sleep", "300"];
-const r = (s: string) => `${CONTRACT} ${s}`;
 const W = { timeoutMs: 15_000 };
 
 export const killChecks: Check[] = [
   {
     name: "kill-unknown-container-notfound",
     group: "kill",
-    rule: r("§3.2: Kill of an unknown container id → NotFound"),
+    rule: "kill.unknown-container",
     async run(ctx) {
       const h = await ctx.running({ args: SLEEP });
       return ctx.fails("Kill unknown id", h.task.Kill({ id: "nosuch", signal: 9 }), Code.NotFound);
@@ -21,7 +20,7 @@ export const killChecks: Check[] = [
   {
     name: "kill-unknown-exec-notfound",
     group: "kill",
-    rule: r("§3.2: Kill of an unknown exec id → NotFound"),
+    rule: "kill.unknown-exec",
     async run(ctx) {
       const h = await ctx.running({ args: SLEEP });
       return ctx.fails("Kill unknown exec", h.task.Kill({ id: h.id, execId: "nosuch", signal: 9 }), Code.NotFound);
@@ -30,7 +29,7 @@ export const killChecks: Check[] = [
   {
     name: "kill-exited-init-notfound",
     group: "kill",
-    rule: r("§3.2: Kill of an init that already exited → NotFound \"process already finished\""),
+    rule: "kill.exited-init",
     async run(ctx) {
       const h = await ctx.running({ args: ["/bin/true"] });
       await ctx.ok("Wait", h.task.Wait({ id: h.id }, W));
@@ -40,7 +39,7 @@ export const killChecks: Check[] = [
   {
     name: "kill-all-after-exit-ok",
     group: "kill",
-    rule: r("§3.2: Kill with all=true of an exited init → OK"),
+    rule: "kill.all-after-exit",
     async run(ctx) {
       const h = await ctx.running({ args: ["/bin/true"] });
       await ctx.ok("Wait", h.task.Wait({ id: h.id }, W));
@@ -50,7 +49,7 @@ export const killChecks: Check[] = [
   {
     name: "kill-all-reaches-execs",
     group: "kill",
-    rule: r("§3.2 Kill: all=true signals every process of the container (runc kill --all), execs included"),
+    rule: "kill.all-reaches-execs",
     async run(ctx) {
       const h = await ctx.running({ args: SLEEP });
       await ctx.exec(h, "x", SLEEP);
@@ -65,7 +64,7 @@ export const killChecks: Check[] = [
   {
     name: "kill-exec-not-started-failedprecondition",
     group: "kill",
-    rule: r("§3.2: Kill of an exec that was added but not started → FailedPrecondition \"process not created\""),
+    rule: "kill.exec-not-started",
     async run(ctx) {
       const h = await ctx.running({ args: SLEEP });
       await ctx.exec(h, "n", SLEEP);
@@ -75,7 +74,7 @@ export const killChecks: Check[] = [
   {
     name: "kill-exited-exec-notfound",
     group: "kill",
-    rule: r("§3.2: Kill of an exec that exited → NotFound"),
+    rule: "kill.exited-exec",
     async run(ctx) {
       const h = await ctx.running({ args: SLEEP });
       await ctx.exec(h, "e", ["/bin/true"]);
@@ -87,7 +86,7 @@ export const killChecks: Check[] = [
   {
     name: "kill-created-init",
     group: "kill",
-    rule: r("§3.2 Kill: a created (not started) init can be killed; it is then STOPPED with 137 and Wait returns"),
+    rule: "kill.created-init",
     async run(ctx) {
       const h = await ctx.task({ args: SLEEP });
       await ctx.ok("Kill created init", h.task.Kill({ id: h.id, signal: 9 }));

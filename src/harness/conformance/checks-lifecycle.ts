@@ -1,18 +1,18 @@
 // The init process's life through the Task API: Create, State, Start, Wait,
-// Delete, and the state machine's answers to illegal moves (contract §3).
+// Delete, and the state machine's answers to illegal moves (docs/contract/task-api.md).
 import { Code } from "../../ttrpc/status";
-import { CONTRACT, type Check } from "./types";
+import type { Check } from "./types";
 import { GO_ZERO_SECONDS, STATUS, STATUS_NAME, sleep } from "./context";
 
 const SLEEP = ["/bin/sleep", "300"];
-const r = (s: string) => `${CONTRACT} ${s}`;
 const W = { timeoutMs: 15_000 };
 
 export const lifecycleChecks: Check[] = [
   {
     name: "create-state-created",
     group: "lifecycle",
-    rule: r("§3.2 and fact 12: after Create the task is CREATED, has Create's pid, and exited_at is Go's zero time"),
+    rule: "create.state-created",
+    also: ["exit.not-exited-time"],
     async run(ctx) {
       const h = await ctx.task({ args: SLEEP });
       ctx.expect(h.pid > 0, "Create returned pid 0");
@@ -25,7 +25,7 @@ export const lifecycleChecks: Check[] = [
   {
     name: "state-echoes-task",
     group: "lifecycle",
-    rule: r("§3 StateResponse: id, bundle, stdio paths and terminal are the ones Create was given"),
+    rule: "state.echoes-create",
     async run(ctx) {
       const h = await ctx.task({ args: SLEEP });
       const st = await ctx.ok("State", h.task.State({ id: h.id }));
@@ -39,7 +39,7 @@ export const lifecycleChecks: Check[] = [
   {
     name: "start-running",
     group: "lifecycle",
-    rule: r("§3.2: Start returns the init's pid (Create's) and the task is RUNNING"),
+    rule: "start.running",
     async run(ctx) {
       const h = await ctx.task({ args: SLEEP });
       const s = await ctx.ok("Start", h.task.Start({ id: h.id }));
@@ -51,7 +51,8 @@ export const lifecycleChecks: Check[] = [
   {
     name: "start-twice-refused",
     group: "lifecycle",
-    rule: r("§2.3, §3.2: Start of a running task is an illegal state move (runc: Unknown; profile: illegalStateCode)"),
+    rule: "start.not-twice",
+    also: ["errors.illegal-move"],
     async run(ctx) {
       const h = await ctx.running({ args: SLEEP });
       return ctx.illegal("Start again", h.task.Start({ id: h.id }));
@@ -60,7 +61,7 @@ export const lifecycleChecks: Check[] = [
   {
     name: "exit-status-normal",
     group: "lifecycle",
-    rule: r("§3.2 Exit codes: a normal exit gives WEXITSTATUS to Wait and State (STOPPED)"),
+    rule: "exit.normal-status",
     async run(ctx) {
       const h = await ctx.running({ args: ["/bin/sh", "-c", "exit 3"] });
       const w = await ctx.ok("Wait", h.task.Wait({ id: h.id }, W));
@@ -72,7 +73,7 @@ export const lifecycleChecks: Check[] = [
   {
     name: "exit-status-sigkill-137",
     group: "lifecycle",
-    rule: r("§3.2 Exit codes: a signal gives 128+signo (SIGKILL → 137)"),
+    rule: "exit.signal-128-plus",
     async run(ctx) {
       const h = await ctx.running({ args: SLEEP });
       await ctx.ok("Kill SIGKILL", h.task.Kill({ id: h.id, signal: 9 }));
@@ -83,7 +84,7 @@ export const lifecycleChecks: Check[] = [
   {
     name: "exit-status-sigterm-143",
     group: "lifecycle",
-    rule: r("§3.2 Exit codes: SIGTERM → 143 (an exec, since a pid-namespace init ignores SIGTERM without a handler)"),
+    rule: "exit.signal-128-plus",
     async run(ctx) {
       const h = await ctx.running({ args: SLEEP });
       await ctx.exec(h, "t", SLEEP);
@@ -97,7 +98,7 @@ export const lifecycleChecks: Check[] = [
   {
     name: "wait-after-exit-returns-at-once",
     group: "lifecycle",
-    rule: r("§3.2 Wait: for an exited process Wait returns at once, with the same status and time"),
+    rule: "wait.after-exit",
     async run(ctx) {
       const h = await ctx.running({ args: ["/bin/sh", "-c", "exit 5"] });
       const w1 = await ctx.ok("Wait", h.task.Wait({ id: h.id }, W));
@@ -110,7 +111,7 @@ export const lifecycleChecks: Check[] = [
   {
     name: "wait-concurrent-with-other-calls",
     group: "lifecycle",
-    rule: r("fact 9: a blocked Wait does not hold up other calls on the same connection"),
+    rule: "wire.concurrent-calls",
     async run(ctx) {
       const h = await ctx.running({ args: SLEEP });
       let waited = false;
@@ -127,7 +128,8 @@ export const lifecycleChecks: Check[] = [
   {
     name: "delete-running-refused",
     group: "lifecycle",
-    rule: r("§3.2 Delete: deleting a running process is an error (runc: Unknown; profile: illegalStateCode)"),
+    rule: "delete.not-running",
+    also: ["errors.illegal-move"],
     async run(ctx) {
       const h = await ctx.running({ args: SLEEP });
       const d = await ctx.illegal("Delete running", h.task.Delete({ id: h.id }));
@@ -139,7 +141,7 @@ export const lifecycleChecks: Check[] = [
   {
     name: "delete-created-task",
     group: "lifecycle",
-    rule: r("§3.2 Delete: a created (never started) task can be deleted"),
+    rule: "delete.created",
     async run(ctx) {
       const h = await ctx.task({ args: SLEEP });
       const d = await ctx.ok("Delete created", h.task.Delete({ id: h.id }));
@@ -150,7 +152,7 @@ export const lifecycleChecks: Check[] = [
   {
     name: "delete-response-matches-wait",
     group: "lifecycle",
-    rule: r("§3.2 Delete: the response carries the pid, exit_status and exited_at of the exit"),
+    rule: "delete.response",
     async run(ctx) {
       const h = await ctx.running({ args: ["/bin/sh", "-c", "exit 7"] });
       const w = await ctx.ok("Wait", h.task.Wait({ id: h.id }, W));
@@ -161,7 +163,7 @@ export const lifecycleChecks: Check[] = [
   {
     name: "state-after-delete-notfound",
     group: "lifecycle",
-    rule: r("§3.2: after Delete the container is gone: State, a second Delete, Wait and Kill answer NotFound"),
+    rule: "delete.then-gone",
     async run(ctx) {
       const h = await ctx.running({ args: ["/bin/true"] });
       await ctx.ok("Wait", h.task.Wait({ id: h.id }, W));
@@ -175,7 +177,7 @@ export const lifecycleChecks: Check[] = [
   {
     name: "unknown-container-notfound",
     group: "lifecycle",
-    rule: r("§3.2: an unknown container id answers NotFound (State, Start, Delete, Wait)"),
+    rule: "task.unknown-container",
     async run(ctx) {
       const h = await ctx.task({ args: SLEEP });
       await ctx.fails("State unknown", h.task.State({ id: "nosuch" }), Code.NotFound);
@@ -187,7 +189,7 @@ export const lifecycleChecks: Check[] = [
   {
     name: "exited-at-set-on-exit",
     group: "lifecycle",
-    rule: r("§3.2 and fact 12: after exit, exited_at is a real time, not Go's zero time"),
+    rule: "exit.exited-at",
     async run(ctx) {
       const before = Date.now() / 1000 - 60;
       const h = await ctx.running({ args: ["/bin/true"] });

@@ -1,17 +1,16 @@
 // Pause and Resume: states, events, and what may not be done while paused
-// (contract §3.2, §4.2).
-import { CONTRACT, type Check } from "./types";
+// (docs/contract/task-api.md, events.md).
+import type { Check } from "./types";
 import { STATUS_NAME } from "./context";
 
 const SLEEP = ["/bin/sleep", "300"];
-const r = (s: string) => `${CONTRACT} ${s}`;
 const W = { timeoutMs: 15_000 };
 
 export const pauseChecks: Check[] = [
   {
     name: "pause-resume-states",
     group: "pause",
-    rule: r("§3.2 State: Pause → PAUSED, Resume → RUNNING"),
+    rule: "pause.states",
     async run(ctx) {
       const h = await ctx.running({ args: SLEEP });
       await ctx.ok("Pause", h.task.Pause({ id: h.id }));
@@ -23,7 +22,7 @@ export const pauseChecks: Check[] = [
   {
     name: "pause-resume-events",
     group: "pause",
-    rule: r("§3.2, §4.3 SHOULD: Pause/Resume publish TaskPaused then TaskResumed"),
+    rule: "events.paused-resumed",
     async run(ctx) {
       const h = await ctx.running({ args: SLEEP });
       await ctx.ok("Pause", h.task.Pause({ id: h.id }));
@@ -37,7 +36,8 @@ export const pauseChecks: Check[] = [
   {
     name: "delete-paused-refused",
     group: "pause",
-    rule: r("§3.2 Delete: a paused process cannot be deleted (runc: Unknown; profile: illegalStateCode)"),
+    rule: "delete.not-paused",
+    also: ["errors.illegal-move"],
     async run(ctx) {
       const h = await ctx.running({ args: SLEEP });
       await ctx.ok("Pause", h.task.Pause({ id: h.id }));
@@ -49,7 +49,8 @@ export const pauseChecks: Check[] = [
   {
     name: "pause-stopped-refused",
     group: "pause",
-    rule: r("§3.2 state machine: Pause of a stopped task is an illegal state move (runc: Unknown; profile: illegalStateCode)"),
+    rule: "pause.not-stopped",
+    also: ["errors.illegal-move"],
     async run(ctx) {
       const h = await ctx.running({ args: ["/bin/true"] });
       await ctx.ok("Wait", h.task.Wait({ id: h.id }, W));
@@ -59,7 +60,7 @@ export const pauseChecks: Check[] = [
   {
     name: "kill-paused-then-exit",
     group: "pause",
-    rule: r("§3.2 Exit codes: SIGKILL reaches a paused task; it exits 137 and Wait returns"),
+    rule: "kill.paused",
     async run(ctx) {
       const h = await ctx.running({ args: SLEEP });
       await ctx.ok("Pause", h.task.Pause({ id: h.id }));

@@ -1,18 +1,17 @@
-// Stdio through client fifos and ptys, log files and logging binaries (contract §5 "Stdio";
+// Stdio through client fifos and ptys, log files and logging binaries (docs/contract/stdio.md;
 // containerd's pkg/process/io.go for file:// and binary://).
 import fs from "node:fs";
 import path from "node:path";
-import { CONTRACT, type Check } from "./types";
+import type { Check } from "./types";
 import { STATUS_NAME, sleep } from "./context";
 
-const r = (s: string) => `${CONTRACT} ${s}`;
 const W = { timeoutMs: 15_000 };
 
 export const stdioChecks: Check[] = [
   {
     name: "stdout-to-fifo",
     group: "stdio",
-    rule: r("§5 Stdio: the shim copies the process's stdout into the client's stdout fifo"),
+    rule: "stdio.stdout-fifo",
     async run(ctx) {
       const h = await ctx.running({ args: ["/bin/sh", "-c", "echo one; echo two"] });
       await ctx.ok("Wait", h.task.Wait({ id: h.id }, W));
@@ -23,7 +22,7 @@ export const stdioChecks: Check[] = [
   {
     name: "stderr-separate-fifo",
     group: "stdio",
-    rule: r("§5 Stdio: stderr goes to its own fifo, apart from stdout"),
+    rule: "stdio.stderr-separate",
     async run(ctx) {
       const h = await ctx.running({ args: ["/bin/sh", "-c", "echo out; echo err >&2"] });
       await ctx.ok("Wait", h.task.Wait({ id: h.id }, W));
@@ -34,7 +33,7 @@ export const stdioChecks: Check[] = [
   {
     name: "stdin-closeio-eof",
     group: "stdio",
-    rule: r("§5 Stdio: stdin is copied into the process; CloseIO{stdin} lets EOF reach it once the client closes"),
+    rule: "stdio.stdin-closeio",
     async run(ctx) {
       const h = await ctx.running({ args: ["/bin/cat"], stdin: true });
       h.io!.write("hello stdin\n");
@@ -50,7 +49,7 @@ export const stdioChecks: Check[] = [
   {
     name: "null-io-runs",
     group: "stdio",
-    rule: r("§5 Stdio: empty stdio paths mean null IO (CRI's sandbox task); the task still runs and exits"),
+    rule: "stdio.null-io",
     async run(ctx) {
       const h = await ctx.running({ args: ["/bin/sh", "-c", "echo nowhere; exit 2"], nullIo: true });
       const w = await ctx.ok("Wait", h.task.Wait({ id: h.id }, W));
@@ -62,7 +61,7 @@ export const stdioChecks: Check[] = [
   {
     name: "stdout-to-file",
     group: "stdio",
-    rule: r("§5 Stdio file://PATH (ctr --log-uri, cio.LogFile): the shim creates PATH's directory and appends stdout and stderr to it"),
+    rule: "stdio.file-uri",
     async run(ctx) {
       const file = path.join(ctx.scratch(), "not-yet", "task.log");
       fs.mkdirSync(path.dirname(path.dirname(file)), { recursive: true });
@@ -83,9 +82,7 @@ export const stdioChecks: Check[] = [
   {
     name: "stdout-to-binary-logger",
     group: "stdio",
-    rule: r(
-      "§5 Stdio binary://PATH?K=V: the shim runs PATH with arguments K V, only CONTAINER_ID and CONTAINER_NAMESPACE in its environment, stdout on fd 3 and stderr on fd 4, and starts the process only once the binary closed fd 5",
-    ),
+    rule: "stdio.binary-logger",
     async run(ctx) {
       const dir = ctx.scratch();
       const logger = path.join(dir, "logger.sh");
@@ -126,7 +123,7 @@ export const stdioChecks: Check[] = [
   {
     name: "tty-output",
     group: "tty",
-    rule: r("§5 Stdio terminal=true: the process runs on a pty whose output reaches the stdout fifo; State.terminal is true"),
+    rule: "tty.output",
     async run(ctx) {
       const h = await ctx.running({ args: ["/bin/sh", "-c", "tty; exit 0"], terminal: true });
       const w = await ctx.ok("Wait", h.task.Wait({ id: h.id }, W));
@@ -140,7 +137,7 @@ export const stdioChecks: Check[] = [
   {
     name: "tty-resize",
     group: "tty",
-    rule: r("§5 Stdio: ResizePty sets the pty's window size"),
+    rule: "tty.resize",
     async run(ctx) {
       const h = await ctx.running({ args: ["/bin/sh", "-c", "read line; stty size"], terminal: true });
       await sleep(200);
@@ -154,7 +151,7 @@ export const stdioChecks: Check[] = [
   {
     name: "tty-exec",
     group: "tty",
-    rule: r("§5 Stdio: ExecProcessRequest.terminal gives the exec its own pty"),
+    rule: "tty.exec",
     async run(ctx) {
       const h = await ctx.running({ args: ["/bin/sleep", "300"] });
       const io = await ctx.exec(h, "tt", ["/bin/sh", "-c", "tty"], { stdio: true, terminal: true });

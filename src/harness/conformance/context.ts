@@ -12,7 +12,7 @@ import { CheckFailure, CheckSkipped, type Observation } from "./types";
 import { DIFFERENCES, type Profile } from "./profiles";
 
 export const PROCESS_URL = "types.containerd.io/opencontainers/runtime-spec/1/Process";
-/** Go's zero time, which runc's shim sends for "not exited" (contract fact 12). */
+/** Go's zero time, which runc's shim sends for "not exited" (rule exit.not-exited-time). */
 export const GO_ZERO_SECONDS = -62135596800;
 export const STATUS = { UNKNOWN: 0, CREATED: 1, RUNNING: 2, STOPPED: 3, PAUSED: 4, PAUSING: 5 } as const;
 export const STATUS_NAME = ["UNKNOWN", "CREATED", "RUNNING", "STOPPED", "PAUSED", "PAUSING"];

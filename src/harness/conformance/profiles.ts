@@ -23,7 +23,7 @@ export const DIFFERENCES: Record<string, string> = {
   "illegal-state-code": "illegal state moves answer FailedPrecondition (runc's shim sends plain errors, i.e. Unknown)",
   checkpoint: "Checkpoint answers Unimplemented, as Kata's shim does",
   "never-started-exit":
-    "a task killed or deleted before Start gets no TaskExit (Kata's shim publishes exits only for started processes; runc's shim reaps its waiting init and publishes one); both satisfy §4.3",
+    "a task killed or deleted before Start gets no TaskExit (Kata's shim publishes exits only for started processes; runc's shim reaps its waiting init and publishes one); both satisfy events.delete-after-exit",
 };
 
 /**

@@ -79,7 +79,7 @@ export async function runSuite(o: SuiteOptions): Promise<SuiteReport> {
         if (status === "pass") status = "fail";
         detail = [detail, ...notes].filter(Boolean).join("; ");
       }
-      const r: CheckResult = { name: check.name, group: check.group, rule: check.rule, status, detail, ms: Math.round(performance.now() - c0), observations: ctx.observations };
+      const r: CheckResult = { name: check.name, group: check.group, rule: check.rule, also: check.also ?? [], status, detail, ms: Math.round(performance.now() - c0), observations: ctx.observations };
       results.push(r);
       o.onResult?.(r, i, checks.length);
     }

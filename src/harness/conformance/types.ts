@@ -1,16 +1,20 @@
 // The vocabulary of the conformance suite: a check names the contract rule it
-// comes from and runs against one shim through a CheckContext.
+// comes from (by id, src/contract/rules.ts) and runs against one shim through
+// a CheckContext.
 import type { CheckContext } from "./context";
+import type { RuleId } from "../../contract/rules";
 
-/** Where every rule is written down (sections are cited in each check's rule). */
-export const CONTRACT = "shared/notes/containerd-shim.md";
+/** Where every rule is written down: shimlab's own reference, in the repository and in an installed copy. */
+export const CONTRACT = "docs/contract/README.md";
 
 export interface Check {
   /** kebab-case, unique, stable: tests and diffs refer to it. */
   name: string;
   group: string;
-  /** The runtime-v2 / containerd rule, with its section of the contract. */
-  rule: string;
+  /** The contract rule the check holds a shim to. */
+  rule: RuleId;
+  /** Further rules the same observation tests (printed after the main one). */
+  also?: RuleId[];
   /** Throws to fail; may return a detail for a pass. */
   run(ctx: CheckContext): Promise<string | void>;
 }
@@ -27,7 +31,8 @@ export interface Observation {
 export interface CheckResult {
   name: string;
   group: string;
-  rule: string;
+  rule: RuleId;
+  also: RuleId[];
   status: Status;
   detail: string;
   ms: number;
