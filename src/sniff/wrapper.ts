@@ -17,6 +17,11 @@ export const SESSION_ENV = "SHIMLAB_SNIFF_SESSION";
 export interface SessionConfig {
   /** The real shim binary. */
   shim: string;
+  /**
+   * A shimlab shim: its own wire tap on the agent transport records the shim→agent leg (and the VM)
+   * into the same trace, scoped so that containerd's side is not recorded twice.
+   */
+  agent?: boolean;
 }
 
 function readStdin(): Buffer {
@@ -105,7 +110,8 @@ async function start(cfg: SessionConfig, session: string, argv: string[], stdin:
     return fail((e as Error).message);
   }
   // The real shim's daemon inherits start's environment: its events go to the proxy.
-  const r = spawnSync(cfg.shim, argv, { input: stdin, env: { ...process.env, TTRPC_ADDRESS: eventsPath }, maxBuffer: 16 << 20 });
+  const agentTrace = cfg.agent ? { SHIMLAB_TRACE: path.join(session, TRACE_FILE), SHIMLAB_TRACE_SCOPE: "agent" } : {};
+  const r = spawnSync(cfg.shim, argv, { input: stdin, env: { ...process.env, ...agentTrace, TTRPC_ADDRESS: eventsPath }, maxBuffer: 16 << 20 });
   const out = (r.stdout ?? Buffer.alloc(0)).toString();
   const code = r.status ?? 1;
   if (code !== 0) {

@@ -23,6 +23,7 @@ function roleOf(flags: ShimFlags): string {
  * start and exit bound the shim's lifeline.
  */
 export function traceShimProcess(flags: ShimFlags): TraceRecorder | null {
+  if (agentScope()) return null;
   const rec = processTracer(roleOf(flags));
   if (!rec) return null;
   const id = rec.nextId();
@@ -58,13 +59,23 @@ export function traceDaemon(events: EventSink, config: ShimConfig): { events: Ev
   const rec = processTracer("shim");
   if (!rec) return { events, config };
   return {
-    events: new TracedEventSink(events, rec),
+    events: agentScope() ? events : new TracedEventSink(events, rec),
     config: { ...config, hypervisor: () => new TracedHypervisor(config.hypervisor(), rec) },
   };
 }
 
+/**
+ * SHIMLAB_TRACE_SCOPE=agent: only what lies behind the shim (VM, agent calls,
+ * processes), for a tracer that sees containerd's side itself (shimlab sniff's proxy).
+ */
+export const TRACE_SCOPE_ENV = "SHIMLAB_TRACE_SCOPE";
+function agentScope(): boolean {
+  return process.env[TRACE_SCOPE_ENV] === "agent";
+}
+
 /** containerd's calls: the first interceptor, so failpoints' answers are traced as replies. */
 export function traceServer(server: Server): void {
+  if (agentScope()) return;
   const rec = processTracer("shim");
   if (rec) server.use(traceInterceptor(rec, "containerd", "shim"));
 }

@@ -113,6 +113,12 @@ describe.skipIf(skip)("shimlab sniff: a live decoded view of any shim", () => {
           expect(rs.filter((r) => r.kind === "wire.raw")).toEqual([]);
           const create = rs.find((r) => r.kind === "rpc.call" && r.method === "Create") as TraceRecord & { req: { id: string; bundle: string } };
           expect(create.req.id).toBe("sniffed");
+          // A shimlab shim's leg to its agent, from its own wire tap, once each (containerd's side is the proxy's alone).
+          const agentCalls = ids(rs, "rpc.call", "shim").filter((m) => m !== "Forward");
+          if (which === "shimlab") {
+            for (const m of ["CreateSandbox", "CreateContainer", "StartContainer", "WaitProcess", "RemoveContainer"]) expect(agentCalls, m).toContain(m);
+            expect(rs.filter((r) => r.kind === "rpc.call" && r.from === "containerd" && r.method === "Create")).toHaveLength(1);
+          } else expect(agentCalls).toEqual([]);
 
           // What the person watching saw, live: decoded calls with their stream ids, replies with latency, events.
           await settle(() => (liveOut.includes("delete exits") ? [] : [1]), 3000);

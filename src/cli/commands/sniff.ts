@@ -7,7 +7,7 @@ import { SESSION_ENV, type SessionConfig } from "../../sniff/wrapper";
 import { LinePrinter } from "../../sniff/printer";
 import type { TraceRecord } from "../../trace/recorder";
 
-const USAGE = `usage: shimlab sniff --shim <shim binary> [--dir DIR] [--no-follow]
+const USAGE = `usage: shimlab sniff --shim <shim binary> [--dir DIR] [--no-follow] [--agent]
 
 Puts a transparent recording proxy between containerd and any shim v2 binary
 (runc's, shimlab's, yours): every call, reply, error and event, decoded, with
@@ -22,17 +22,22 @@ The trace (DIR/${TRACE_FILE}) renders with: shimlab trace render DIR/${TRACE_FIL
   --shim PATH    the real shim binary
   --dir DIR      the session directory (default /run/shimlab-sniff/<random>; socket paths must stay short)
   --no-follow    set up, print the runtime path and exit (the proxies still record)
+  --agent        record the shim-to-agent leg too (a shimlab shim, which the name
+                 containerd-shim-shimlab-v2 already says): its own wire tap on the
+                 agent transport writes into the same trace
 `;
 
 export async function sniffCommand(argv: string[]): Promise<number> {
   let shim = "";
   let dir = "";
   let follow = true;
+  let agent = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === "--shim") shim = argv[++i] ?? "";
     else if (a === "--dir") dir = argv[++i] ?? "";
     else if (a === "--no-follow") follow = false;
+    else if (a === "--agent") agent = true;
     else if (a === "-h" || a === "--help") {
       process.stdout.write(USAGE);
       return 0;
@@ -54,7 +59,7 @@ export async function sniffCommand(argv: string[]): Promise<number> {
   }
   dir = path.resolve(dir || path.join("/run/shimlab-sniff", crypto.randomBytes(4).toString("hex")));
   fs.mkdirSync(dir, { recursive: true });
-  const cfg: SessionConfig = { shim };
+  const cfg: SessionConfig = { shim, agent: agent || path.basename(shim) === "containerd-shim-shimlab-v2" };
   fs.writeFileSync(path.join(dir, "session.json"), JSON.stringify(cfg, null, 2) + "\n");
   const wrapper = path.join(dir, "containerd-shim-sniff-v2");
   const q = (v: string) => `'${v.replace(/'/g, `'\\''`)}'`;
