@@ -28,7 +28,16 @@ export interface CriConfigOptions {
   cni?: CniNetwork;
   /** A registry hosts directory (registry-mirrors.ts): `<registry>/hosts.toml` saying where to pull from. */
   registryConfigPath?: string;
+  /**
+   * containerd 2.x: who makes the shimlab handlers' pods. "podsandbox" (2.x's default): CRI's
+   * pause container, grouped onto the pod's shim by annotations; "shim": no pause container,
+   * the shim's Sandbox API (CreateSandbox, StartSandbox...) makes the pod. runc stays podsandbox.
+   */
+  sandboxer?: Sandboxer;
 }
+
+export type Sandboxer = "podsandbox" | "shim";
+export const SANDBOXERS: readonly Sandboxer[] = ["podsandbox", "shim"];
 
 /** The CRI plugins' TOML for this containerd's config version. */
 export function criConfig(o: CriConfigOptions, peer: Pick<ContainerdPeer, "configVersion"> = { configVersion: 2 }): string {
@@ -38,6 +47,9 @@ export function criConfig(o: CriConfigOptions, peer: Pick<ContainerdPeer, "confi
   fs.mkdirSync(cniConf, { recursive: true });
   if (o.cni) fs.writeFileSync(path.join(cniConf, "10-shimlab.conflist"), JSON.stringify(cniConflist(o.cni, path.join(o.dir, "cni", "ipam")), null, 2) + "\n");
   const v3 = peer.configVersion === 3;
+  if (o.sandboxer && !v3) throw new Error(`sandboxer = "${o.sandboxer}" needs containerd 2.x (a version 3 config); this containerd reads version ${peer.configVersion}`);
+  if (o.sandboxer && !SANDBOXERS.includes(o.sandboxer)) throw new Error(`sandboxer ${JSON.stringify(o.sandboxer)}: want ${SANDBOXERS.join(" or ")}`);
+  const sandboxerLine = o.sandboxer ? [`      sandboxer = "${o.sandboxer}"`] : [];
   // 1.x: everything under io.containerd.grpc.v1.cri; 2.x: images, runtime and the server apart.
   const server = v3 ? `plugins.'io.containerd.grpc.v1.cri'` : `plugins."${CRI_PLUGIN}"`;
   const images = v3 ? `plugins.'io.containerd.cri.v1.images'` : server;
@@ -64,6 +76,7 @@ export function criConfig(o: CriConfigOptions, peer: Pick<ContainerdPeer, "confi
     `      runtime_type = "io.containerd.runc.v2"`,
     `    [${rt}.${SHIMLAB_HANDLER}]`,
     `      runtime_type = "${SHIMLAB_RUNTIME}"`,
+    ...sandboxerLine,
     ...(o.shimlabExtra ?? []).map((l) => `      ${l}`),
   ];
   if (o.shimlabConfigPath) {
@@ -71,7 +84,7 @@ export function criConfig(o: CriConfigOptions, peer: Pick<ContainerdPeer, "confi
   }
   for (const [name, configPath] of Object.entries(o.shimlabHandlers ?? {})) {
     if (!/^[a-z0-9-]+$/.test(name) || name === SHIMLAB_HANDLER || name === "runc") throw new Error(`handler name ${JSON.stringify(name)}: want [a-z0-9-]+, not shimlab or runc`);
-    lines.push(`    [${rt}.${name}]`, `      runtime_type = "${SHIMLAB_RUNTIME}"`, `      [${rt}.${name}.options]`, `        ConfigPath = "${configPath}"`);
+    lines.push(`    [${rt}.${name}]`, `      runtime_type = "${SHIMLAB_RUNTIME}"`, ...sandboxerLine, `      [${rt}.${name}.options]`, `        ConfigPath = "${configPath}"`);
   }
   // 2.x reads a list of plugin directories (bin_dir is deprecated there).
   lines.push(`  [${runtime}.cni]`, v3 ? `    bin_dirs = ["${cniBin}"]` : `    bin_dir = "${cniBin}"`, `    conf_dir = "${cniConf}"`);
