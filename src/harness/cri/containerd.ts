@@ -5,7 +5,7 @@ import os from "node:os";
 import path from "node:path";
 import { Containerd } from "../containerd";
 import { CriClient } from "./client";
-import { criConfig, type CriConfigOptions } from "./config";
+import { criConfig, handlerShimDir, type CriConfigOptions } from "./config";
 import { removeCniBridge } from "./cni";
 import { buildCriImages, importCriImages, type LocalImages } from "./images";
 import type { ContainerdPeer } from "../peers/containerd";
@@ -30,7 +30,9 @@ export interface CriContainerd {
 
 export async function startCriContainerd(o: CriContainerdOptions = {}): Promise<CriContainerd> {
   const dir = o.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), "ctd-"));
-  const ctd = new Containerd({ dir, cri: true, env: o.env, logLevel: o.logLevel, peer: o.peer, pluginConfig: (peer) => criConfig({ ...o, dir }, peer) });
+  // Handlers' own shim launchers (config.ts handlerShim) come first on containerd's PATH.
+  const env = { ...o.env, PATH: [handlerShimDir(dir), o.env?.PATH ?? process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin"].join(":") };
+  const ctd = new Containerd({ dir, cri: true, env, logLevel: o.logLevel, peer: o.peer, pluginConfig: (peer) => criConfig({ ...o, dir }, peer) });
   let cri: CriClient | null = null;
   try {
     await ctd.start();

@@ -1,0 +1,248 @@
+// containerd 2.x's Sandbox API through a real containerd 2.1 (whatever
+// SHIMLAB_CONTAINERD says: the API is 2.x's): a CRI runtime with
+// `sandboxer = "shim"` makes no pause container, starts shimlab's shim for the
+// pod and drives its sandbox service (CreateSandbox, StartSandbox...), then
+// creates the pod's containers as tasks on that shim. Observed with crictl, as
+// an operator would, beside the same pod on sandboxer = "podsandbox" (CRI's
+// pause container, grouped by annotations): the same exec and exit codes, the
+// same hostname, DNS and shared /dev/shm, one shim, and nothing left after
+// crictl rmp; but no pause container, in containerd or in the process list.
+// On the host agent and in a QEMU VM, both on a CNI network: containerd 2.1.9
+// panics on a hostNetwork pod with the shim sandboxer (difference
+// shim-sandboxer-host-network). And containerd restarts while such a pod runs.
+import { describe, it, expect, beforeAll, afterAll } from "vitest";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { crictlBinary } from "../../src/harness/peers/cri-tools";
+import { resolveContainerd } from "../../src/harness/peers/containerd";
+import { runCommand } from "../../src/harness/shim-runner";
+import { cniMissing, cniNetworkFor } from "../../src/harness/cri/cni";
+import { descendants, listProcesses } from "../../src/harness/leaks";
+import { CRI_NAMESPACE } from "../../src/harness/cri/images";
+import { ensureImage } from "../../src/hypervisor/qemu/image";
+import { findKernel } from "../../src/hypervisor/qemu/kernel";
+import { qemuHarnessConfig } from "../../src/harness/qemu-config";
+import { missing, REQUIRE_ALL } from "../helpers/env";
+import { useCriContainerd } from "../helpers/cri-fixture";
+import { argOf, shimDaemons, waitUntil } from "../helpers/cri";
+
+let skip = missing("root", "containerd", "ctr", "runc", "busybox", "qemu-system-x86_64", "xz");
+if (!skip) {
+  const why = cniMissing() ?? (findKernel() ? null : "linux-image-amd64");
+  if (why && REQUIRE_ALL) throw new Error(`SHIMLAB_REQUIRE_ALL=1 but the Sandbox API test needs ${why}`);
+  if (why) skip = `needs ${why}`;
+}
+
+const net = cniNetworkFor(process.pid + 11);
+const subnetPrefix = net.subnet.replace(/\.0\/\d+$/, ".");
+/** The reference (CRI's pause container), the Sandbox API on the host agent, and in a VM. */
+const HANDLERS = { shimlab: "podsandbox", "shimlab-sbx": "shim", "shimlab-qemu-sbx": "shim" } as const;
+type Handler = keyof typeof HANDLERS;
+
+interface Seen {
+  pod: { state: string; runtime: string; ipInSubnet: boolean };
+  /** crictl ps -a: names and states, sorted. */
+  containers: string[];
+  /** containerd's own containers in k8s.io: the app containers, and the pod's id if a pause container exists. */
+  containerdContainers: string[];
+  /** containerd's sandbox store holds the pod whichever sandboxer made it. */
+  inSandboxStore: boolean;
+  /** Below the pod's one shim: a pause process, and shimlab's sandbox-init. */
+  pauseProcess: boolean;
+  sandboxInit: boolean;
+  shims: number;
+  exec: [number, string];
+  quitterExit: number;
+  stoppedExit: number;
+  hostnames: string[];
+  etcHostname: string;
+  resolv: string;
+  /** One container writes the pod's /dev/shm, the other reads it. */
+  shmShared: boolean;
+  /** Both containers in one kernel that is not the host's (a VM), or the host's. */
+  inGuest: boolean;
+  gone: { pods: string; containers: string; shims: number; podProcesses: string[] };
+}
+
+describe.skipIf(skip)("Sandbox API (sandboxer = shim) on containerd 2.1, beside podsandbox", () => {
+  let work: string;
+  let crictl: string;
+  const seen: Partial<Record<Handler, Seen>> = {};
+  const hostBoot = fs.readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim();
+  const fx = useCriContainerd({
+    startTimeoutMs: 600_000,
+    options: async () => {
+      work = fs.mkdtempSync(path.join(os.tmpdir(), "shimlab-sandbox-api-"));
+      await ensureImage({ runc: true });
+      const qemuCfg = path.join(work, "qemu.toml");
+      fs.writeFileSync(qemuCfg, qemuHarnessConfig());
+      return {
+        peer: await resolveContainerd("2.1"),
+        cni: net,
+        shimlabHandlers: { "shimlab-sbx": { sandboxer: "shim" }, "shimlab-qemu-sbx": { configPath: qemuCfg, sandboxer: "shim" } },
+      };
+    },
+    dirs: () => [work],
+  });
+
+  beforeAll(async () => {
+    crictl = await crictlBinary();
+  }, 600_000);
+
+  afterAll(() => {
+    if (work) fs.rmSync(work, { recursive: true, force: true });
+  });
+
+  const run = async (bin: string, args: string[], timeoutMs = 120_000) => {
+    const r = await runCommand(bin, args, { timeoutMs });
+    return { code: r.code, out: r.stdout.toString(), err: r.stderr.toString() };
+  };
+  const cc = (...args: string[]) => {
+    const config = path.join(work, "crictl.yaml");
+    const endpoint = `unix://${fx.env.ctd.address}`;
+    fs.writeFileSync(config, `runtime-endpoint: ${endpoint}\nimage-endpoint: ${endpoint}\ntimeout: 120\n`);
+    return run(crictl, ["--config", config, ...args]);
+  };
+  const ok = (r: { code: number | null; out: string; err: string }, what: string) => {
+    expect(r.code, `${what}: ${r.err}`).toBe(0);
+    return r.out;
+  };
+  const podShim = (podId: string) => shimDaemons(fx.env.ctd, "shimlab").find((s) => argOf(s, "-id") === podId);
+  const qemusUnder = (dir: string) => listProcesses().filter((p) => p.cmdline.includes("qemu-system") && p.cmdline.includes(dir));
+  const execSync = async (id: string, cmd: string[]) => {
+    const r = await fx.env.cri.runtime.ExecSync({ containerId: id, cmd, timeout: 60 });
+    return { code: r.exitCode, out: r.stdout.toString(), err: r.stderr.toString() };
+  };
+  const status = async (id: string) => JSON.parse(ok(await cc("inspect", "-o", "json", id), "crictl inspect")).status;
+
+  function files(handler: Handler) {
+    const pod = path.join(work, `pod-${handler}.json`);
+    fs.writeFileSync(
+      pod,
+      JSON.stringify({
+        metadata: { name: `sbx-${handler}`, namespace: "default", uid: `uid-sbx-${handler}-${process.pid}`, attempt: 0 },
+        hostname: `h-${handler}`,
+        dns_config: { servers: ["10.9.9.9"], searches: ["sbx.test"], options: ["ndots:2"] },
+        linux: { cgroup_parent: fx.env.ctd.cgroupParent, security_context: { namespace_options: { network: 0, pid: 1, ipc: 0 } } },
+      }),
+    );
+    const ctr = (name: string, command: string[]) => {
+      const f = path.join(work, `${handler}-${name}.json`);
+      fs.writeFileSync(f, JSON.stringify({ metadata: { name }, image: { image: fx.env.images.busybox }, command, linux: { security_context: { namespace_options: { network: 0, pid: 1, ipc: 0 } } } }));
+      return f;
+    };
+    return { pod, ctr };
+  }
+
+  async function flow(handler: Handler): Promise<Seen> {
+    const f = files(handler);
+    const podId = ok(await cc("runp", "--runtime", handler, f.pod), "crictl runp").trim();
+    const ps = JSON.parse(ok(await cc("inspectp", "-o", "json", podId), "crictl inspectp")).status;
+    const pod = { state: ps.state, runtime: ps.runtimeHandler, ipInSubnet: String(ps.network?.ip ?? "").startsWith(subnetPrefix) };
+
+    const apps: string[] = [];
+    for (const name of ["web", "side"]) {
+      const id = ok(await cc("create", "--no-pull", podId, f.ctr(name, ["sleep", "600"]), f.pod), "crictl create").trim();
+      ok(await cc("start", id), "crictl start");
+      apps.push(id);
+    }
+    const quitter = ok(await cc("create", "--no-pull", podId, f.ctr("quitter", ["sh", "-c", "exit 7"]), f.pod), "crictl create").trim();
+    ok(await cc("start", quitter), "crictl start");
+    await waitUntil("the quitter to exit", async () => (await status(quitter)).state === "CONTAINER_EXITED", 60_000);
+
+    const e = await execSync(apps[0], ["sh", "-c", "echo out; exit 3"]);
+    const hostnames = [(await execSync(apps[0], ["hostname"])).out.trim(), (await execSync(apps[1], ["hostname"])).out.trim()];
+    const etcHostname = (await execSync(apps[1], ["cat", "/etc/hostname"])).out;
+    const resolv = (await execSync(apps[1], ["cat", "/etc/resolv.conf"])).out;
+    await execSync(apps[0], ["sh", "-c", "echo shared > /dev/shm/sbx"]);
+    const shmShared = (await execSync(apps[1], ["cat", "/dev/shm/sbx"])).out.trim() === "shared";
+    const boots = [(await execSync(apps[0], ["cat", "/proc/sys/kernel/random/boot_id"])).out.trim(), (await execSync(apps[1], ["cat", "/proc/sys/kernel/random/boot_id"])).out.trim()];
+
+    const containers = JSON.parse(ok(await cc("ps", "-a", "-o", "json"), "crictl ps -a"))
+      .containers.filter((c: { podSandboxId: string }) => c.podSandboxId === podId)
+      .map((c: { metadata: { name: string }; state: string }) => `${c.metadata.name} ${c.state}`)
+      .sort();
+    const ctrLs = await fx.env.ctd.ctr(["containers", "ls", "-q"], { namespace: CRI_NAMESPACE, check: true });
+    const ours = new Set([podId, ...apps, quitter]);
+    const containerdContainers = ctrLs.out.split("\n").filter((id) => ours.has(id)).map((id) => (id === podId ? "the pod" : apps.includes(id) ? "app" : "quitter")).sort();
+    const sbLs = await fx.env.ctd.ctr(["sandboxes", "ls"], { namespace: CRI_NAMESPACE, check: true });
+    const shim = podShim(podId);
+    const below = shim ? descendants(shim.pid) : [];
+    const shims = shimDaemons(fx.env.ctd, "shimlab").length;
+
+    ok(await cc("stop", "-t", "0", apps[0]), "crictl stop");
+    const stoppedExit = (await status(apps[0])).exitCode;
+    const quitterExit = (await status(quitter)).exitCode;
+
+    ok(await cc("stopp", podId), "crictl stopp");
+    ok(await cc("rmp", podId), "crictl rmp");
+    await waitUntil("the pod's shim to exit", () => !podShim(podId), 30_000);
+    const gone = {
+      pods: (await cc("pods", "-q")).out.trim(),
+      containers: (await cc("ps", "-a", "-q")).out.trim(),
+      shims: shimDaemons(fx.env.ctd, "shimlab").length,
+      podProcesses: below.map((p) => p.pid).filter((pid) => fs.existsSync(`/proc/${pid}`)).map(String),
+    };
+    return {
+      pod,
+      containers,
+      containerdContainers,
+      inSandboxStore: sbLs.out.split("\n").some((l) => l.split(/\s+/)[0] === podId),
+      pauseProcess: below.some((p) => /(^|\/|\s)pause(\s|$)/.test(p.cmdline)),
+      sandboxInit: below.some((p) => p.cmdline === "./sandbox-init"),
+      shims,
+      exec: [e.code, e.out.trim()],
+      quitterExit,
+      stoppedExit,
+      hostnames,
+      etcHostname,
+      resolv,
+      shmShared,
+      inGuest: boots[0] === boots[1] && /^[0-9a-f-]{36}$/.test(boots[0]) && boots[0] !== hostBoot,
+      gone,
+    };
+  }
+
+  const expected = (handler: Handler): Seen => {
+    const shim = HANDLERS[handler] === "shim";
+    const vm = handler === "shimlab-qemu-sbx";
+    return {
+      pod: { state: "SANDBOX_READY", runtime: handler, ipInSubnet: true },
+      containers: ["quitter CONTAINER_EXITED", "side CONTAINER_RUNNING", "web CONTAINER_RUNNING"],
+      // The pause container is a containerd container of the pod's id; the shim sandboxer makes none.
+      containerdContainers: shim ? ["app", "app", "quitter"] : ["app", "app", "quitter", "the pod"],
+      inSandboxStore: true,
+      pauseProcess: !shim,
+      // A VM's processes are in the guest: below the shim there is QEMU.
+      sandboxInit: shim && !vm,
+      shims: 1,
+      exec: [3, "out"],
+      quitterExit: 7,
+      stoppedExit: 137,
+      hostnames: [`h-${handler}`, `h-${handler}`],
+      etcHostname: `h-${handler}\n`,
+      resolv: "search sbx.test\nnameserver 10.9.9.9\noptions ndots:2\n",
+      // In a VM each container's /dev/shm is a tmpfs of the guest's own (guest-mounts.ts), whichever sandboxer.
+      shmShared: !vm,
+      inGuest: vm,
+      gone: { pods: "", containers: "", shims: 0, podProcesses: [] },
+    };
+  };
+
+  it("sandboxer = podsandbox (the reference): a pause container holds the pod", async () => {
+    seen.shimlab = await flow("shimlab");
+    expect(seen.shimlab).toEqual(expected("shimlab"));
+  }, 240_000);
+
+  it("sandboxer = shim, host agent: the same pod through CreateSandbox/StartSandbox, with no pause container", async () => {
+    seen["shimlab-sbx"] = await flow("shimlab-sbx");
+    expect(seen["shimlab-sbx"]).toEqual(expected("shimlab-sbx"));
+  }, 240_000);
+
+  it("sandboxer = shim in a QEMU VM: StartSandbox boots the VM, both containers run in its guest", async () => {
+    seen["shimlab-qemu-sbx"] = await flow("shimlab-qemu-sbx");
+    expect(seen["shimlab-qemu-sbx"]).toEqual(expected("shimlab-qemu-sbx"));
+    expect(qemusUnder(fx.env.ctd.dir)).toEqual([]);
+  }, 300_000);
+});
