@@ -245,4 +245,65 @@ describe.skipIf(skip)("Sandbox API (sandboxer = shim) on containerd 2.1, beside 
     expect(seen["shimlab-qemu-sbx"]).toEqual(expected("shimlab-qemu-sbx"));
     expect(qemusUnder(fx.env.ctd.dir)).toEqual([]);
   }, 300_000);
+
+  it("containerd restarts while a shim-sandboxer pod runs: the pod and its containers are still managed after", async () => {
+    const f = files("shimlab-sbx");
+    const signal = fs.mkdtempSync(path.join(work, "signal-"));
+    const podId = ok(await cc("runp", "--runtime", "shimlab-sbx", f.pod), "crictl runp").trim();
+    const app = ok(await cc("create", "--no-pull", podId, f.ctr("app", ["sleep", "600"]), f.pod), "crictl create").trim();
+    ok(await cc("start", app), "crictl start");
+    // A container that exits (7) when told, through a volume: told while containerd is down.
+    const quitterJson = path.join(work, "restart-quitter.json");
+    fs.writeFileSync(
+      quitterJson,
+      JSON.stringify({
+        metadata: { name: "quitter" },
+        image: { image: fx.env.images.busybox },
+        command: ["sh", "-c", "while [ ! -e /signal/go ]; do sleep 0.1; done; exit 7"],
+        mounts: [{ container_path: "/signal", host_path: signal }],
+        linux: { security_context: { namespace_options: { network: 0, pid: 1, ipc: 0 } } },
+      }),
+    );
+    const quitter = ok(await cc("create", "--no-pull", podId, quitterJson, f.pod), "crictl create").trim();
+    ok(await cc("start", quitter), "crictl start");
+    const shimBefore = podShim(podId)?.pid;
+    expect(shimBefore).toBeGreaterThan(0);
+
+    await fx.env.ctd.kill();
+    fs.writeFileSync(path.join(signal, "go"), "");
+    await waitUntil("the quitter to exit while containerd is down", () => !listProcesses().some((p) => p.cmdline.includes("/signal/go")), 30_000);
+    await fx.env.ctd.start();
+    // CRI answers Unavailable ("not initialized yet") until it has recovered its pods.
+    await waitUntil("CRI to serve again", () => fx.env.cri.runtime.ListPodSandbox({}).then(() => true, () => false), 60_000);
+
+    const after = {
+      // The same shim, reconnected: containerd loaded the sandbox's bundle and asked its status.
+      shim: podShim(podId)?.pid === shimBefore,
+      pod: JSON.parse(ok(await cc("inspectp", "-o", "json", podId), "crictl inspectp")).status.state,
+      app: (await status(app)).state,
+      quitter: await waitUntil("the quitter's exit to be seen", async () => {
+        const st = await status(quitter);
+        return st.state === "CONTAINER_EXITED" ? `${st.state} ${st.exitCode}` : null;
+      }, 30_000),
+      exec: (await execSync(app, ["sh", "-c", "exit 3"])).code,
+      // A container made after the restart still joins the pod's shim (CRI recovered the sandbox's endpoint).
+      late: await (async () => {
+        const id = ok(await cc("create", "--no-pull", podId, f.ctr("late", ["sleep", "600"]), f.pod), "crictl create").trim();
+        ok(await cc("start", id), "crictl start");
+        return { state: (await status(id)).state, hostname: (await execSync(id, ["hostname"])).out.trim(), shims: shimDaemons(fx.env.ctd, "shimlab").length };
+      })(),
+    };
+    ok(await cc("stopp", podId), "crictl stopp");
+    ok(await cc("rmp", podId), "crictl rmp");
+    await waitUntil("the pod's shim to exit", () => !podShim(podId), 30_000);
+    expect(after).toEqual({
+      shim: true,
+      pod: "SANDBOX_READY",
+      app: "CONTAINER_RUNNING",
+      quitter: "CONTAINER_EXITED 7",
+      exec: 3,
+      late: { state: "CONTAINER_RUNNING", hostname: "h-shimlab-sbx", shims: 1 },
+    });
+    expect((await cc("pods", "-q")).out.trim()).toBe("");
+  }, 240_000);
 });
