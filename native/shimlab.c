@@ -6,6 +6,9 @@
 //  - ioctl(TIOCSWINSZ) and openpty for terminals;
 //  - AF_VSOCK connect, bridged to an AF_UNIX socketpair because libuv cannot
 //    wrap a vsock fd as a stream;
+//  - a listening TCP socket made inside another network namespace, and the
+//    original destination of a connection that netfilter redirected to it
+//    (a VM pod's loopback relay);
 //  - posix_spawn of a detached process: libuv fork()s, which copies the page
 //    tables of a ~40 MB Node process; glibc's posix_spawn uses CLONE_VFORK and
 //    shares them until exec (the shim's `start` launching its daemon).
@@ -23,6 +26,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <linux/netfilter_ipv4.h>
+#include <netinet/in.h>
+#include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -74,6 +81,7 @@ static napi_value throw_errno(napi_env env, const char* what, int err) {
     case EPERM: name = "EPERM"; break;
     case ENOTTY: name = "ENOTTY"; break;
     case EBADF: name = "EBADF"; break;
+    case EADDRINUSE: name = "EADDRINUSE"; break;
     default: name = "EUNKNOWN";
   }
   napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code);
@@ -628,6 +636,124 @@ static napi_value CloseFd(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// ---- sockets in a network namespace -------------------------------------------
+
+typedef struct {
+  char netns[4096];
+  struct sockaddr_in addr;
+  int backlog;
+  int fd;
+  int err;
+  const char* what;
+} netns_listen_t;
+
+// Runs on a thread of its own that ends right after: setns(CLONE_NEWNET)
+// changes only the calling thread, and a socket keeps the namespace it was
+// made in. Done on Node's main thread instead, a failed setns back would
+// leave every later socket of the process in the pod's namespace; a thread
+// that dies takes its namespace with it.
+static void* netns_listen_main(void* arg) {
+  netns_listen_t* j = (netns_listen_t*)arg;
+  int ns = open(j->netns, O_RDONLY | O_CLOEXEC);
+  if (ns < 0) {
+    j->err = errno;
+    j->what = "open network namespace";
+    return NULL;
+  }
+  if (setns(ns, CLONE_NEWNET) != 0) {
+    j->err = errno;
+    j->what = "setns(CLONE_NEWNET)";
+    close(ns);
+    return NULL;
+  }
+  close(ns);
+  int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (s < 0) {
+    j->err = errno;
+    j->what = "socket";
+    return NULL;
+  }
+  int one = 1;
+  setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (bind(s, (struct sockaddr*)&j->addr, sizeof j->addr) != 0) {
+    j->err = errno;
+    j->what = "bind";
+    close(s);
+    return NULL;
+  }
+  if (listen(s, j->backlog) != 0) {
+    j->err = errno;
+    j->what = "listen";
+    close(s);
+    return NULL;
+  }
+  j->fd = s;
+  return NULL;
+}
+
+// listenTcpInNetns(netnsPath, ipv4, port, backlog) → a listening TCP socket fd
+// that belongs to that namespace (port 0: the kernel picks one).
+static napi_value ListenTcpInNetns(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  netns_listen_t j;
+  memset(&j, 0, sizeof j);
+  char host[64];
+  size_t len = 0;
+  uint32_t port = 0;
+  int32_t backlog = 511;
+  if (argc < 3 || napi_get_value_string_utf8(env, argv[0], j.netns, sizeof j.netns, &len) != napi_ok || len == 0 ||
+      len >= sizeof j.netns - 1 || napi_get_value_string_utf8(env, argv[1], host, sizeof host, &len) != napi_ok ||
+      !get_u32(env, argv[2], &port) || port > 65535) {
+    napi_throw_type_error(env, NULL, "listenTcpInNetns(netnsPath, ipv4, port, backlog)");
+    return NULL;
+  }
+  if (argc > 3) get_i32(env, argv[3], &backlog);
+  j.addr.sin_family = AF_INET;
+  j.addr.sin_port = htons((uint16_t)port);
+  if (inet_pton(AF_INET, host, &j.addr.sin_addr) != 1) {
+    napi_throw_type_error(env, NULL, "listenTcpInNetns: not an IPv4 address");
+    return NULL;
+  }
+  j.backlog = backlog;
+  j.fd = -1;
+  pthread_t t;
+  int e = pthread_create(&t, NULL, netns_listen_main, &j);
+  if (e != 0) return throw_errno(env, "pthread_create", e);
+  pthread_join(t, NULL);
+  if (j.fd < 0) return throw_errno(env, j.what, j.err);
+  napi_value v;
+  napi_create_int32(env, j.fd, &v);
+  return v;
+}
+
+// originalDst(fd) → { address, port }: where a connection was going before
+// netfilter's REDIRECT (SO_ORIGINAL_DST, from its conntrack entry).
+static napi_value OriginalDst(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  if (argc < 1 || !get_i32(env, argv[0], &fd)) {
+    napi_throw_type_error(env, NULL, "originalDst(fd)");
+    return NULL;
+  }
+  struct sockaddr_in sa;
+  socklen_t sl = sizeof sa;
+  memset(&sa, 0, sizeof sa);
+  if (getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &sa, &sl) != 0) return throw_errno(env, "getsockopt(SO_ORIGINAL_DST)", errno);
+  char ip[INET_ADDRSTRLEN];
+  inet_ntop(AF_INET, &sa.sin_addr, ip, sizeof ip);
+  napi_value out, a, p;
+  napi_create_object(env, &out);
+  napi_create_string_utf8(env, ip, NAPI_AUTO_LENGTH, &a);
+  napi_create_uint32(env, ntohs(sa.sin_port), &p);
+  napi_set_named_property(env, out, "address", a);
+  napi_set_named_property(env, out, "port", p);
+  return out;
+}
+
 // ---- spawnDetached -----------------------------------------------------------
 
 static char* dup_string(napi_env env, napi_value v) {
@@ -747,6 +873,8 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"pipe", 0, Pipe, 0, 0, 0, napi_default, 0},
       {"listenUnix", 0, ListenUnix, 0, 0, 0, napi_default, 0},
       {"spawnDetached", 0, SpawnDetached, 0, 0, 0, napi_default, 0},
+      {"listenTcpInNetns", 0, ListenTcpInNetns, 0, 0, 0, napi_default, 0},
+      {"originalDst", 0, OriginalDst, 0, 0, 0, napi_default, 0},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

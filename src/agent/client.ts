@@ -4,11 +4,14 @@ import { EventEmitter } from "node:events";
 import { Client } from "../ttrpc/client";
 import type { CallOptions, ServiceClient } from "../ttrpc/service";
 import { AgentService, Health } from "../gen/grpc";
+import { PortForward } from "../gen/shimlab.v1";
 import { dialWithRetry, type DialOptions } from "./dial";
 import type { Transport } from "./transport";
 
 /** Calls that wait for the guest (process exit, output, OOM) and must never time out (kata#5249). */
 export const BLOCKING_METHODS = new Set(["WaitProcess", "ReadStdout", "ReadStderr", "WriteStdin", "GetOOMEvent"]);
+/** shimlab.v1.PortForward's calls that wait on a peer's pace (its server's output, its reading): no deadline either. */
+export const BLOCKING_PORT_FORWARD = new Set(["Read", "Write"]);
 
 export interface AgentTimeouts {
   /** Kata: 30 s for Check. */
@@ -23,11 +26,14 @@ export const DEFAULT_TIMEOUTS: AgentTimeouts = { checkMs: 30_000, createContaine
 
 export type AgentApi = ServiceClient<typeof AgentService>;
 export type HealthApi = ServiceClient<typeof Health>;
+/** shimlab's own service (proto/shimlab/portforward.proto): only shimlab's guest agent serves it. */
+export type PortForwardApi = ServiceClient<typeof PortForward>;
 
 /** Events: "close" (err) when the connection to the agent is gone. */
 export class AgentClient extends EventEmitter {
   readonly agent: AgentApi;
   readonly health: HealthApi;
+  readonly portForward: PortForwardApi;
 
   private constructor(
     readonly rpc: Client,
@@ -35,11 +41,12 @@ export class AgentClient extends EventEmitter {
     timeouts: AgentTimeouts,
   ) {
     super();
-    const withTimeouts = <S extends typeof AgentService | typeof Health>(def: S): ServiceClient<S> => {
+    const withTimeouts = <S extends typeof AgentService | typeof Health | typeof PortForward>(def: S): ServiceClient<S> => {
       const raw = rpc.service(def) as Record<string, (req: unknown, o?: CallOptions) => Promise<unknown>>;
       const out: Record<string, unknown> = {};
+      const blocking = def === PortForward ? BLOCKING_PORT_FORWARD : BLOCKING_METHODS;
       for (const name of Object.keys(def.methods)) {
-        const t = BLOCKING_METHODS.has(name)
+        const t = blocking.has(name)
           ? undefined
           : name === "Check"
             ? timeouts.checkMs
@@ -52,6 +59,7 @@ export class AgentClient extends EventEmitter {
     };
     this.agent = withTimeouts(AgentService);
     this.health = withTimeouts(Health);
+    this.portForward = withTimeouts(PortForward);
     rpc.on("close", (err) => this.emit("close", err));
   }
 

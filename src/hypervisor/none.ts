@@ -63,6 +63,10 @@ class HostAgent implements SandboxVm {
   readonly guest = false;
   /** Containers join the pod's namespace through their specs: nothing for the agent to set up. */
   readonly network = null;
+  /** The containers join the pod's namespace themselves: its loopback is theirs already. */
+  openLoopback(): Promise<null> {
+    return Promise.resolve(null);
+  }
   readonly exited: Promise<VmExit>;
   private stopped = false;
 

@@ -1,4 +1,5 @@
 // Where a sandbox's agent lives: a VM (QEMU) or a plain host process.
+import type net from "node:net";
 import type { Transport } from "../agent/transport";
 import type { StorageInit } from "../gen/grpc";
 import type { InterfaceInit, RouteInit } from "../gen/types";
@@ -36,8 +37,20 @@ export interface SandboxVm {
    * or null where the agent shares the pod's namespace already or there is none.
    */
   readonly network: GuestNetwork | null;
+  /**
+   * Brings the pod namespace's loopback TCP to the shim (a VM pod on a network of its own, whose
+   * servers are in the guest: containerd's PortForward dials localhost there), or null where
+   * there is nothing to bring: host networking, or a host agent whose containers share the
+   * namespace already. Undone by stop().
+   */
+  openLoopback(): Promise<LoopbackListener | null>;
   /** Stops the VM or agent process, never leaving it behind. */
   stop(): Promise<void>;
+}
+
+/** Connections made to localhost:<port> in a pod's namespace, each with the port asked for. */
+export interface LoopbackListener {
+  onConnection(handler: (sock: net.Socket, port: number) => void): void;
 }
 
 export interface GuestNetwork {
@@ -78,4 +91,6 @@ export interface VmRecord {
   /** Taps made in the pod's network namespace, for `delete` to remove after a crash. */
   netns?: string;
   nics?: { hostIf: string; tap: string }[];
+  /** The loopback redirect in the pod's namespace (qemu/loopback-commands.ts), for `delete` to remove. */
+  loopback?: { netns: string; port: number; comment: string };
 }

@@ -26,6 +26,8 @@ import { hasNative } from "../native";
 import { serveSerial } from "./serial";
 import { installFailpoints } from "./failpoints";
 import { GuestNetwork } from "./network";
+import { PortForward } from "../gen/shimlab.v1";
+import { GuestPortForward } from "./port-forward";
 
 export const AGENT_PORT = 1024;
 
@@ -178,10 +180,15 @@ export function main(argv: string[]): void {
 
   let exiting = false;
   const server = new Server();
+  // Only a guest's agent forwards ports: its loopback is the pod's. A host agent's loopback is the
+  // host's (its containers join the pod's namespace, the agent does not), so there the service is
+  // absent and answers Unimplemented, as a real kata-agent does.
+  const portForward = args.guest ? new GuestPortForward({ logger: log }) : null;
   const exit = async (why: string, code = 0) => {
     if (exiting) return;
     exiting = true;
     log.info("agent exiting", { reason: why });
+    portForward?.close();
     await agent.shutdown().catch((e) => log.error("shutdown failed", { error: e.message }));
     await server.close().catch(() => {});
     if (args.listen) fs.rmSync(args.listen, { force: true });
@@ -195,11 +202,13 @@ export function main(argv: string[]): void {
     network: args.guest ? new GuestNetwork() : null,
     reaper,
     onDestroyed: () => {
+      portForward?.close();
       if (!args.guest) setTimeout(() => void exit("sandbox destroyed"), 50);
     },
   });
   server.register(AgentService, agent.service);
   server.register(Health, agent.health);
+  if (portForward) server.register(PortForward, portForward.service);
   installFailpoints(server, process.env, log);
   server.on("handlerError", (call, err) => log.error("handler failed", { method: `${call.service}/${call.method}`, error: String(err?.stack ?? err) }));
   server.on("protocolError", (_c, reason) => log.warn("dropped a connection", { reason }));

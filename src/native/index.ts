@@ -20,6 +20,10 @@ export interface NativeAddon {
   pipe(): { read: number; write: number };
   /** posix_spawn in a new session; fds[i] becomes the child's fd i (-1: /dev/null). Returns the pid. */
   spawnDetached(file: string, argv: string[], env: string[], cwd: string, fds: number[]): number;
+  /** A listening TCP socket fd made inside the network namespace at netnsPath (port 0: any free one). */
+  listenTcpInNetns(netnsPath: string, ipv4: string, port: number, backlog?: number): number;
+  /** Where a redirected connection was going (SO_ORIGINAL_DST); throws ENOENT when netfilter tracked none. */
+  originalDst(fd: number): { address: string; port: number };
 }
 
 let cached: NativeAddon | null = null;

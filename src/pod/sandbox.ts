@@ -4,10 +4,11 @@ import fs from "node:fs";
 import { AgentClient, type AgentApi } from "../agent/client";
 import type { DialOptions } from "../agent/dial";
 import type { GuestNetwork, Hypervisor, SandboxVm } from "../hypervisor/types";
-import { failedPrecondition, notFound, unavailable } from "../ttrpc/status";
+import { Code, failedPrecondition, notFound, RpcError, unavailable } from "../ttrpc/status";
 import type { Logger } from "../util/logger";
 import { Container, type ContainerHost, type CreateOptions } from "./container";
 import { mountsBelow } from "./mount";
+import { PortRelay } from "./port-relay";
 import type { ShareOptions } from "../hypervisor/types";
 import type { Process } from "./process";
 
@@ -41,6 +42,7 @@ export class Sandbox implements ContainerHost {
   readonly containers = new Map<string, Container>();
   private vm: SandboxVm | null = null;
   private client: AgentClient | null = null;
+  private relay: PortRelay | null = null;
   private state_: SandboxState = "new";
   readonly logger: Logger;
 
@@ -113,6 +115,7 @@ export class Sandbox implements ContainerHost {
         storages: vm.sandboxStorages(),
         sandboxPidns: false,
       });
+      await this.openPortRelay(vm);
     } catch (e) {
       this.logger.error("sandbox start failed", { error: (e as Error).message });
       await this.teardown();
@@ -131,6 +134,37 @@ export class Sandbox implements ContainerHost {
     for (const i of n.interfaces) await agent.UpdateInterface({ interface: i });
     if (n.routes.length) await agent.UpdateRoutes({ routes: { Routes: n.routes } });
     this.logger.info("guest network set up", { interfaces: n.interfaces.map((i) => `${i.name} ${i.IPAddresses?.map((a) => `${a.address}/${a.mask}`).join(",")}`).join("; "), routes: n.routes.length });
+  }
+
+  /**
+   * A VM pod's localhost, carried into the guest, so that CRI's PortForward (which dials
+   * localhost:<port> in the pod's namespace) reaches the servers there. Best effort: the pod runs
+   * without it, and a connection then gets what it got before (refused), with the reason logged.
+   */
+  private async openPortRelay(vm: SandboxVm): Promise<void> {
+    if (!vm.guest) return;
+    // Only shimlab's agent serves shimlab.v1.PortForward. Port 0 is refused as InvalidArgument by
+    // one that does, before anything is dialled; a kata-agent answers Unimplemented. No rule is
+    // put in the pod's namespace for an agent that could not carry its connections.
+    const probe = await this.client!.portForward.Dial({ port: 0 }).then(
+      () => null,
+      (e: Error) => e,
+    );
+    if (!(probe instanceof RpcError && probe.code === Code.InvalidArgument)) {
+      this.logger.warn("port-forward into the VM is not available: the agent does not serve shimlab.v1.PortForward", { answer: probe ? String(probe) : "a stream for port 0" });
+      return;
+    }
+    let loopback;
+    try {
+      loopback = await vm.openLoopback();
+    } catch (e) {
+      this.logger.warn("port-forward into the VM is not available: the pod's loopback could not be redirected", { error: (e as Error).message });
+      return;
+    }
+    if (!loopback) return;
+    const relay = new PortRelay(this.client!.portForward, this.logger);
+    this.relay = relay;
+    loopback.onConnection((sock, port) => relay.handle(sock, port));
   }
 
   private lost(reason: string): void {
@@ -193,6 +227,8 @@ export class Sandbox implements ContainerHost {
     if (this.state_ === "stopped" || this.state_ === "stopping") return;
     const wasReady = this.state_ === "ready";
     this.state_ = "stopping";
+    // Forwarded connections are reset before the guest's servers go: an end of stream would pass for a clean one.
+    this.relay?.close();
     if (wasReady && this.client && !this.client.closed) {
       await this.client.agent.DestroySandbox({}, { timeoutMs: 15_000 }).catch((e) => this.logger.warn("DestroySandbox failed", { error: e.message }));
     }
@@ -202,6 +238,8 @@ export class Sandbox implements ContainerHost {
   }
 
   private async teardown(): Promise<void> {
+    this.relay?.close();
+    this.relay = null;
     this.client?.close();
     if (this.vm) await this.vm.stop().catch((e) => this.logger.error("stopping the VM failed", { error: (e as Error).message }));
     // A recursive remove would walk into a rootfs still bound under a VM's shared dir and delete the container's files.

@@ -13,6 +13,7 @@ import { readBundleSpec } from "./bundle";
 import { validateId } from "./identifiers";
 import { sandboxRunDir, readVmRecord, killRecorded } from "../hypervisor/rundir";
 import { detachCommands } from "../hypervisor/qemu/tap-commands";
+import { removeRedirectCommand } from "../hypervisor/qemu/loopback-commands";
 import { cgroupParent, removeCgroupTree } from "../util/cgroup";
 import { Writer } from "../proto/wire";
 import { unmountAll } from "../pod/mount";
@@ -95,6 +96,7 @@ async function cleanup(flags: ShimFlags): Promise<number> {
         killRecorded(rec.pid, rec.startTime);
         for (const x of rec.extraPids ?? []) killRecorded(x.pid, x.startTime);
         if (rec.netns && fs.existsSync(rec.netns)) removeTaps(rec.netns, rec.nics ?? [], warn);
+        if (rec.loopback && fs.existsSync(rec.loopback.netns)) removeRedirect(rec.loopback, warn);
       }
       unmountUnder(runDir, warn);
       rmIfPresent(runDir);
@@ -116,6 +118,21 @@ function removeTaps(netns: string, nics: { hostIf: string; tap: string }[], warn
     } catch (e) {
       warn(`${args.join(" ")} in ${netns}: ${(e as Error).message.split("\n")[0]}`);
     }
+  }
+}
+
+/**
+ * The dead shim's loopback redirect: left in the pod's namespace, it would send every localhost
+ * connection there to a port nobody listens on, for as long as containerd keeps the namespace.
+ */
+function removeRedirect(l: { netns: string; port: number; comment: string }, warn: (m: string) => void): void {
+  const args = removeRedirectCommand(l);
+  try {
+    execFileSync("nsenter", [`--net=${l.netns}`, "--", ...args], { stdio: ["ignore", "ignore", "pipe"] });
+  } catch (e) {
+    const msg = (e as { stderr?: Buffer }).stderr?.toString() ?? (e as Error).message;
+    // Gone already (the shim got to remove it, or the record was written and the rule never added).
+    if (!/does a matching rule exist|Bad rule/i.test(msg)) warn(`${args.join(" ")} in ${l.netns}: ${msg.split("\n")[0]}`);
   }
 }
 

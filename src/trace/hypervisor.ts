@@ -1,7 +1,7 @@
 // The VM (or host agent process) starting and stopping, and the agent's
 // transport handed out tapped: a wrapper around the Hypervisor interface.
 import type { ShareOptions } from "../hypervisor/types";
-import type { GuestNetwork, Hypervisor, SandboxVm, StartOptions, VmExit } from "../hypervisor/types";
+import type { GuestNetwork, Hypervisor, LoopbackListener, SandboxVm, StartOptions, VmExit } from "../hypervisor/types";
 import type { Transport } from "../agent/transport";
 import type { StorageInit } from "../gen/grpc";
 import type { TraceRecorder } from "./recorder";
@@ -61,6 +61,9 @@ class TracedVm implements SandboxVm {
   }
   get network(): GuestNetwork | null {
     return this.vm.network;
+  }
+  openLoopback(): Promise<LoopbackListener | null> {
+    return this.vm.openLoopback();
   }
   shareRootfs(containerId: string, hostPath: string, o?: ShareOptions): Promise<string> {
     return this.vm.shareRootfs(containerId, hostPath, o);

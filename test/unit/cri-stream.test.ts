@@ -7,6 +7,7 @@ import http from "node:http";
 import type net from "node:net";
 import { WebSocket } from "../../src/harness/cri/websocket";
 import { CHANNEL_PROTOCOL, CriStream, exitCodeOf } from "../../src/harness/cri/stream";
+import { parsePortSpec, PortForwardStream } from "../../src/harness/cri/port-forward";
 
 const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
@@ -173,5 +174,69 @@ describe("CRI stream channels", () => {
     const url = await server((s) => setTimeout(() => s.destroy(), 20));
     const st = await CriStream.open(url);
     await expect(st.done).rejects.toThrow(/1006.*before the process ended/);
+  });
+});
+
+describe("portforward over the channel protocol (src/harness/cri/port-forward.ts)", () => {
+  const portHeader = (ch: number, port: number) => {
+    const b = Buffer.alloc(3);
+    b[0] = ch;
+    b.writeUInt16LE(port, 1);
+    return b;
+  };
+
+  it("strips each channel's port header (even split across messages), carries data both ways, ends cleanly", async () => {
+    let fromClient = Buffer.alloc(0);
+    const url = await server((s) => {
+      s.write(frame(2, portHeader(0, 8080).subarray(0, 2))); // the header's first byte alone
+      s.write(frame(2, Buffer.concat([Buffer.of(0, 0x1f), Buffer.from("hello")]))); // its second, then data
+      s.write(frame(2, portHeader(1, 8080)));
+      s.on("data", (d: Buffer) => {
+        fromClient = Buffer.concat([fromClient, d]);
+        const frames = parseClientFrames(fromClient);
+        if (frames.some((f) => f.op === 2 && f.payload.toString().endsWith("ping"))) {
+          expect(frames.every((f) => f.masked)).toBe(true);
+          s.write(frame(2, Buffer.concat([Buffer.of(0), Buffer.from(" world")])));
+          s.end(frame(8, Buffer.from([0x03, 0xe8])));
+        }
+      });
+    });
+    const st = await PortForwardStream.connect(url, 8080);
+    let got = "";
+    st.on("data", (d) => (got += d.toString()));
+    const ended = new Promise<string | null>((r) => st.on("end", r));
+    st.write(Buffer.from("ping"));
+    expect(await ended).toBeNull();
+    expect(got).toBe("hello world");
+    const sent = parseClientFrames(fromClient).find((f) => f.op === 2)!;
+    expect(sent.payload[0]).toBe(0); // data channel of the first port
+  });
+
+  it("the error channel's text is the stream's end", async () => {
+    const url = await server((s) => {
+      s.write(frame(2, portHeader(0, 81)));
+      s.write(frame(2, portHeader(1, 81)));
+      s.write(frame(2, Buffer.concat([Buffer.of(1), Buffer.from("error forwarding port 81 to pod p: connection refused")])));
+      s.end(frame(8, Buffer.from([0x03, 0xe8])));
+    });
+    const st = await PortForwardStream.connect(url, 81);
+    expect(await new Promise((r) => st.on("end", r))).toBe("error forwarding port 81 to pod p: connection refused");
+  });
+
+  it("a header naming another port is an error", async () => {
+    const url = await server((s) => {
+      s.write(frame(2, portHeader(0, 9)));
+      s.end(frame(8, Buffer.from([0x03, 0xe8])));
+    });
+    const st = await PortForwardStream.connect(url, 81);
+    expect(await new Promise((r) => st.on("end", r))).toBe("the server opened channel 0 for port 9, not 81");
+  });
+
+  it("[LOCAL:]REMOTE as kubectl reads it; bad specs are refused", () => {
+    expect(parsePortSpec("8080")).toEqual({ local: 8080, remote: 8080 });
+    expect(parsePortSpec("9000:80")).toEqual({ local: 9000, remote: 80 });
+    expect(parsePortSpec(":80")).toEqual({ local: 0, remote: 80 });
+    expect(parsePortSpec("0:80")).toEqual({ local: 0, remote: 80 });
+    for (const bad of ["", "a", "80:", "1:2:3", "0", "70000", "80:70000"]) expect(() => parsePortSpec(bad), bad).toThrow(/port spec/);
   });
 });

@@ -12,7 +12,7 @@ import { TarWriter } from "../../src/harness/tar";
 import { ociImage, ociLayer } from "../../src/harness/oci-image";
 import { countOutcomes, readGinkgoReport, regressions, type SpecResult } from "../../src/harness/critest/report";
 import { checkSelection } from "../../src/harness/critest/run";
-import { CRITEST_SUITE, excusedBy, LEFT_OUT, skipPattern } from "../../src/harness/critest/specs";
+import { CRITEST_SUITE, excusedBy, LEFT_OUT, skipPattern, vmRefusal, VM_REFUSALS } from "../../src/harness/critest/specs";
 import { shows } from "../../src/harness/peers/differences";
 import { writeRegistryMirrors } from "../../src/harness/cri/registry-mirrors";
 import { criToolsVersion } from "../../src/harness/peers/cri-tools";
@@ -114,6 +114,22 @@ describe("critest reports", () => {
     expect(r[1].message).toBe("Unexpected error: rpc error: code = NotFound desc = gone");
     expect(r.map((x) => x.attempts)).toEqual([2, 1, 1, 1, 1]);
     expect(countOutcomes(r)).toEqual({ passed: 1, failed: 2, skipped: 1, leftOut: 1 });
+    fs.rmSync(path.dirname(f), { recursive: true });
+  });
+
+  it("keeps the runtime's reason beside critest's step, so a VM refusal is told from any other failure", () => {
+    const hostNet = VM_REFUSALS.find((v) => v.name.includes("HostNetwork is true"))!;
+    const spec = hostNet.name.replace(/^\[k8s\.io\] (.*) runtime should support (HostNetwork is true)$/, "$1|$2").split("|");
+    const f = ginkgoReport([
+      { c: ["[k8s.io] " + spec[0], "runtime should support"], l: spec[1], state: "failed", msg: `failed to create PodSandbox\nUnexpected error:\n    <*status.Error | 0x1>: \n    rpc error: code = InvalidArgument desc = ${hostNet.error}\n    {` },
+      { c: ["[k8s.io] " + spec[0], "runtime should support"], l: "HostIpc is true", state: "failed", msg: "failed to create PodSandbox\nUnexpected error:\n    rpc error: code = DeadlineExceeded desc = timed out" },
+    ]);
+    const r = readGinkgoReport(f);
+    expect(r[0].name).toBe(hostNet.name);
+    expect(r[0].message).toBe(`failed to create PodSandbox: rpc error: code = InvalidArgument desc = ${hostNet.error}`);
+    expect(vmRefusal(r[0])).toMatch(/^refused in a VM: /);
+    // the right spec failing for another reason (a timeout) is not the refusal
+    expect(vmRefusal(r[1])).toBeNull();
     fs.rmSync(path.dirname(f), { recursive: true });
   });
 

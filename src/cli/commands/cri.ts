@@ -5,9 +5,10 @@ import os from "node:os";
 import path from "node:path";
 import { CriClient } from "../../harness/cri/client";
 import { containerConfig, podConfig } from "../../harness/cri/pod";
-import { NamespaceMode, ContainerState_names, ContainerStatusResponse, PodSandboxState_names, PodSandboxStatusResponse, type PodSandboxConfigInit } from "../../gen/runtime.v1";
+import { NamespaceMode, PodSandboxState, ContainerState_names, ContainerStatusResponse, PodSandboxState_names, PodSandboxStatusResponse, type PodSandboxConfigInit } from "../../gen/runtime.v1";
 import { toPlain } from "../../proto/message";
 import { CriStream } from "../../harness/cri/stream";
+import { parsePortSpec, PortForwarder } from "../../harness/cri/port-forward";
 
 const USAGE = `usage: shimlab cri [--address SOCK] [--timeout SEC] <command> [args]
 
@@ -46,6 +47,12 @@ Talks CRI v1 (runtime.v1) to containerd's CRI plugin, as the kubelet does.
                                      terminal. v4 has no half-close: a command that waits for
                                      stdin's end does not get it (Ctrl-C ends the stream)
   attach [-i] [-t] CTR               attach to a running container's stdio (its -i/-t must match)
+  port-forward POD [LOCAL:]REMOTE... forward 127.0.0.1:LOCAL here to localhost:REMOTE in the pod's
+                                     network namespace, as kubectl port-forward: CRI PortForward and
+                                     containerd's streaming server (portforward over WebSocket), one
+                                     stream per connection; LOCAL 0 or ":REMOTE" picks a free port.
+                                     Prints "Forwarding from 127.0.0.1:LOCAL -> REMOTE" for each;
+                                     runs until interrupted
   stop CTR [--timeout SEC]           stop a container (SIGTERM, SIGKILL after SEC; default 10)
   rm CTR                             remove a container
   stopp POD                          stop a pod and its containers
@@ -223,6 +230,30 @@ async function runSub(cri: CriClient, sub: string | undefined, args: string[], t
       process.stdout.write(r.stdout);
       process.stderr.write(r.stderr);
       return r.exitCode;
+    }
+    case "port-forward": {
+      if (args.length < 2) throw new UsageError("want POD [LOCAL:]REMOTE...");
+      const [pod, ...specs] = args;
+      let ports;
+      try {
+        ports = specs.map(parsePortSpec);
+      } catch (e) {
+        throw new UsageError((e as Error).message);
+      }
+      // As kubectl: a pod that is not ready is refused before anything listens.
+      const st = (await rt.PodSandboxStatus({ podSandboxId: pod })).status;
+      if (st?.state !== PodSandboxState.SANDBOX_READY) throw new Error(`pod ${pod} is not ready`);
+      const fwd = new PortForwarder(cri, st.id, ports, {
+        onError: (p, msg) => process.stderr.write(`an error occurred forwarding ${p.local} -> ${p.remote}: ${msg}\n`),
+        onConnection: (p) => out(`Handling connection for ${p.local}\n`),
+      });
+      for (const p of await fwd.listen()) out(`Forwarding from 127.0.0.1:${p.local} -> ${p.remote}\n`);
+      await new Promise<void>((resolve) => {
+        process.once("SIGINT", resolve);
+        process.once("SIGTERM", resolve);
+      });
+      await fwd.close();
+      return 0;
     }
     case "stop": {
       const t = take(args, "--timeout");

@@ -21,6 +21,7 @@ export declare interface WebSocket {
   on(e: "message", f: (m: WebSocketMessage) => void): this;
   on(e: "close", f: (code: number, reason: string) => void): this;
   on(e: "error", f: (err: Error) => void): this;
+  on(e: "drain", f: () => void): this;
 }
 
 export class WebSocket extends EventEmitter {
@@ -41,6 +42,7 @@ export class WebSocket extends EventEmitter {
     socket.on("data", (d: Buffer) => this.onData(d));
     socket.on("error", (e) => this.emit("error", e));
     socket.on("close", () => this.finish(1006, "connection closed without a close frame"));
+    socket.on("drain", () => this.emit("drain"));
     // After the caller of connect() has had its turn to add listeners.
     if (head.length) setImmediate(() => this.onData(head));
   }
@@ -93,8 +95,18 @@ export class WebSocket extends EventEmitter {
     return this.closed;
   }
 
-  send(data: Buffer, binary = true): void {
-    this.writeFrame(binary ? OP.binary : OP.text, data);
+  /** False when the socket's buffer is full: wait for "drain" before sending more (backpressure). */
+  send(data: Buffer, binary = true): boolean {
+    return this.writeFrame(binary ? OP.binary : OP.text, data);
+  }
+
+  /** Stops reading from the server (its TCP window then holds it up) until resume(). */
+  pause(): void {
+    this.socket.pause();
+  }
+
+  resume(): void {
+    this.socket.resume();
   }
 
   /** A close frame, then the socket once the server answers (or at once if it is gone). */
@@ -108,8 +120,8 @@ export class WebSocket extends EventEmitter {
     setTimeout(() => this.socket.destroy(), 1_000).unref();
   }
 
-  private writeFrame(op: number, payload: Buffer): void {
-    if (this.closed || this.socket.destroyed) return;
+  private writeFrame(op: number, payload: Buffer): boolean {
+    if (this.closed || this.socket.destroyed) return true;
     const mask = crypto.randomBytes(4);
     const len = payload.length;
     const head = len < 126 ? Buffer.alloc(2) : len < 65536 ? Buffer.alloc(4) : Buffer.alloc(10);
@@ -124,7 +136,7 @@ export class WebSocket extends EventEmitter {
     }
     const body = Buffer.allocUnsafe(len);
     for (let i = 0; i < len; i++) body[i] = payload[i] ^ mask[i & 3];
-    this.socket.write(Buffer.concat([head, mask, body]));
+    return this.socket.write(Buffer.concat([head, mask, body]));
   }
 
   private onData(d: Buffer): void {

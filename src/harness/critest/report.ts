@@ -36,11 +36,13 @@ export function specName(containers: string[], leaf: string): string {
 function firstLine(msg: string): string {
   const lines = msg.split("\n").map((l) => l.trim()).filter(Boolean);
   const first = lines[0] ?? "";
+  const desc = lines.slice(1).find((l) => l.includes("desc ="));
   if (first.endsWith(":") || first === "Expected") {
-    const more = lines.slice(1).find((l) => l.includes("desc =")) ?? lines.slice(1).find((l) => !l.startsWith("<")) ?? "";
+    const more = desc ?? lines.slice(1).find((l) => !l.startsWith("<")) ?? "";
     return `${first} ${more}`.slice(0, 400);
   }
-  return first.slice(0, 400);
+  // critest's own words ("failed to create PodSandbox") name the step, the runtime's status says why.
+  return (desc && !first.includes("desc =") ? `${first}: ${desc}` : first).slice(0, 400);
 }
 
 /**

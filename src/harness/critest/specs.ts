@@ -70,7 +70,7 @@ export const VM_REFUSALS: readonly { name: string; reason: string; error: string
     error: "hostIPC: a VM sandbox cannot share the host's IPC namespace",
   },
   {
-    name: "[k8s.io] Container Mount Propagation mount with 'rshared' should support propagation from host to container and vice versa",
+    name: "[k8s.io] Container Mount Propagation runtime should support mount propagation mount with 'rshared' should support propagation from host to container and vice versa",
     reason: "a mount made inside the guest cannot reach the host: the guest shares the host's files, not its mount table",
     error: "propagation Bidirectional (rshared) crosses the VM",
   },

@@ -17,6 +17,7 @@ import { findGuestKernel } from "./guest-kernel";
 import { QemuVm } from "./vm";
 import { SNAPSHOT_PARAM } from "./guest-init";
 import { attachPodNetwork, detachPodNetwork, scanPodNetwork, type PodNetworkPlan } from "./network";
+import { ruleComment } from "./loopback-commands";
 
 export { parseQemuConfig, type QemuConfig } from "./config";
 export { QemuVm } from "./vm";
@@ -116,6 +117,7 @@ export class QemuHypervisor implements Hypervisor {
         env: o.env,
         share: true,
         network,
+        loopback: o.netns ? { netns: o.netns, comment: ruleComment(o.sandboxId) } : undefined,
       });
     } catch (e) {
       if (network) await detachPodNetwork(network, o.logger);

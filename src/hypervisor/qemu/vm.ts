@@ -12,12 +12,13 @@ import { VirtioSerialTransport } from "../../agent/transport";
 import type { StorageInit } from "../../gen/grpc";
 import { deadlineExceeded, RpcError, unavailable } from "../../ttrpc/status";
 import type { Logger } from "../../util/logger";
-import type { GuestNetwork, SandboxVm, VmExit } from "../types";
+import type { GuestNetwork, LoopbackListener, SandboxVm, VmExit, VmRecord } from "../types";
 import { processStartTime, socketIn, writeVmRecord } from "../rundir";
 import { qemuArgs, SHARE_TAG, type QemuSpec } from "./cmdline";
 import { GUEST_SHARED_DIR } from "./guest-init";
 import { QmpClient } from "./qmp";
 import { detachPodNetwork, type PodNetworkPlan } from "./network";
+import { PodLoopback } from "./loopback";
 
 /** The mock agent logs this once it listens on the port (src/mock-agent/serial.ts says the same). */
 export const AGENT_READY_LINE = "agent serving on virtio-serial";
@@ -38,6 +39,8 @@ export interface LaunchOptions {
   share?: boolean;
   /** The pod's network, its taps made (network.ts): QEMU runs in that namespace, and the taps go at teardown. */
   network?: PodNetworkPlan;
+  /** The pod's own network namespace (none for host networking): openLoopback() redirects its loopback. */
+  loopback?: { netns: string; comment: string };
 }
 
 export interface BootTimes {
@@ -83,6 +86,8 @@ export class QemuVm implements SandboxVm {
   private lineWaiters: { line: string; resolve: () => void }[] = [];
   private readonly sockets: string[];
   private readonly sharedDir: string | null;
+  private record: VmRecord | null = null;
+  private loopback: PodLoopback | null = null;
 
   private constructor(
     private readonly child: ChildProcess,
@@ -147,13 +152,14 @@ export class QemuVm implements SandboxVm {
     const spawnErr = new Promise<Error>((resolve) => child.once("error", resolve));
     if (!child.pid) throw unavailable(`cannot start ${o.qemuPath}: ${(await spawnErr).message}`);
     const vm = new QemuVm(child, o, [o.qemuPath, ...args], sockets, sharedDir);
-    writeVmRecord(o.runDir, {
+    vm.record = {
       kind: "qemu",
       pid: child.pid,
       startTime: processStartTime(child.pid) ?? "",
       agentUrl: vm.agentTransport.url,
       ...(nics?.length ? { netns: o.network!.netns, nics: o.network!.nics.map((n) => ({ hostIf: n.hostIf, tap: n.tap })) } : {}),
-    });
+    };
+    writeVmRecord(o.runDir, vm.record);
     o.logger.info("qemu started", { pid: child.pid, accel: o.spec.accel, machine: o.spec.machine, memoryMb: o.spec.memoryMb });
     o.logger.debug("qemu command line", { args: vm.args.join(" ") });
     try {
@@ -321,12 +327,28 @@ export class QemuVm implements SandboxVm {
     ];
   }
 
+  async openLoopback(): Promise<LoopbackListener | null> {
+    const want = this.o.loopback;
+    if (!want) return null;
+    if (this.loopback) return this.loopback;
+    if (this.stopping || this.exit) throw unavailable("the VM is stopping");
+    const lb = await PodLoopback.listen(want.netns, want.comment, this.o.logger);
+    this.loopback = lb;
+    // Recorded before the rule exists: a crash between the two leaves `delete` a rule to look for, never a rule it does not know.
+    this.record = { ...this.record!, loopback: { netns: want.netns, port: lb.port, comment: want.comment } };
+    writeVmRecord(this.o.runDir, this.record);
+    await lb.redirect();
+    return lb;
+  }
+
   stop(): Promise<void> {
     this.stopping ??= this.teardown();
     return this.stopping;
   }
 
   private async teardown(): Promise<void> {
+    // The redirect first: while the guest goes down, a client is refused at once rather than left waiting.
+    await this.loopback?.close();
     for (const w of this.lineWaiters) w.resolve();
     this.lineWaiters = [];
     if (!this.exit) {
