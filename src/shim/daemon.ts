@@ -75,7 +75,7 @@ export function runDaemon(flags: ShimFlags, boot: DaemonBoot = bootDaemon(flags)
     onShutdown: () => void shutdown(0),
   });
 
-  const sandboxes = new SandboxService({ namespace: flags.namespace, tasks: service, logger, config, onShutdown: () => void shutdown(0) });
+  const sandboxes = new SandboxService({ namespace: flags.namespace, shimId: flags.id, tasks: service, logger, config, configError: boot.configError, onShutdown: () => void shutdown(0) });
 
   // containerd's failpoint shim reads per-method failpoints from the bundle's annotations (a sandbox's bundle has none).
   if (!isSandboxBundle(bundle)) {

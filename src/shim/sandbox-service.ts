@@ -30,10 +30,14 @@ import { validateId } from "./identifiers";
 
 export interface SandboxServiceOptions {
   namespace: string;
+  /** The id containerd started this shim for (-id): the sandbox's own, for a shim sandboxer. */
+  shimId?: string;
   tasks: TaskService;
   logger: Logger;
   /** The daemon's configuration: containerd's ConfigPath reached it through `start`. */
   config: ShimConfig;
+  /** Why that configuration did not load (the daemon fell back to the defaults): CreateSandbox refuses with it. */
+  configError?: Error;
   /** ShutdownSandbox answered: the shim may exit. */
   onShutdown: () => void;
   /** The static program holding a pod's namespaces (native/build/sandbox-init). */
@@ -73,6 +77,8 @@ export class SandboxService {
         validateId("sandbox id", req.sandboxId);
         if (this.pod?.id === req.sandboxId) throw alreadyExists(`sandbox ${req.sandboxId} already exists`);
         if (this.pod) throw failedPrecondition(`this shim serves sandbox ${this.pod.id}: one sandbox per shim`);
+        // A sandbox has no ConfigPath of its own as a task's Create has: never run it on defaults the operator did not ask for.
+        if (this.o.configError) throw this.o.configError;
         const pod = podConfigFrom(req.options, req.sandboxId);
         const config = this.o.config;
         const hypervisor = config.hypervisor();
@@ -155,6 +161,13 @@ export class SandboxService {
 
     ShutdownSandbox: (req) =>
       this.lock.run(async () => {
+        if (!this.pod && req.sandboxId === this.o.shimId && !this.o.tasks.taskIds.length) {
+          // containerd's shim controller shuts down the shim it started when CreateSandbox failed
+          // (plugins/sandbox/controller.go cleanupShim): nothing was made, but the shim must go.
+          this.log.info("shutdown of a sandbox never created: the shim exits", { sandbox: req.sandboxId });
+          setImmediate(() => this.o.onShutdown());
+          return {};
+        }
         const p = this.sandbox(req.sandboxId);
         await p.shutdown(this.o.tasks.taskIds);
         this.log.info("sandbox shut down", { sandbox: p.id, exit: p.exit?.status });
