@@ -110,9 +110,13 @@ export class PodSandbox {
       await init.start();
     } catch (e) {
       this.log.error("sandbox start failed", { error: (e as Error).message });
+      // The agent's own connection error ("ttrpc: closed") would read as containerd's connection
+      // to this shim failing: say what died. The class stays Unavailable, as for a lost agent.
+      const reason = this.o.sandbox.state === "lost" ? this.o.sandbox.lostReason : null;
       await this.teardown();
       if (this.life.state === "starting") this.life.transition("stopped");
       this.recordExit(this.init?.init.exit?.status ?? 255);
+      if (reason) throw unavailable(`sandbox ${this.id}: its agent went away during StartSandbox (${reason})`);
       throw e;
     }
     this.life.transition("started");

@@ -60,6 +60,9 @@ const MUTANT_CASES: [string, string, string][] = [
   ["pod-two-containers", "duplicate-exit", "exit-once"],
   ["containerd-down-exit", "lose-exit", "expectations"],
   ["containerd-exec-exits", "late-exec-exit", "event-order"],
+  // The Sandbox API's pods (sandbox_api): the same bugs in a task of a shim-sandboxer pod.
+  ["sandbox-wait-across-containerd-restart", "lose-exit", "exit-once"],
+  ["sandbox-shutdown-with-containers", "wait-exit-zero", "exit-consistent"],
 ];
 
 describe.skipIf(skip)("mutants: the scenarios fail when shimlab has the bug", () => {
