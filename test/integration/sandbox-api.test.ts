@@ -26,6 +26,8 @@ import { qemuHarnessConfig } from "../../src/harness/qemu-config";
 import { missing, REQUIRE_ALL } from "../helpers/env";
 import { useCriContainerd } from "../helpers/cri-fixture";
 import { argOf, shimDaemons, waitUntil } from "../helpers/cri";
+import { containerConfig, podConfig } from "../../src/harness/cri/pod";
+import { readTrace, SANDBOX_SERVICE } from "../../src/trace/model";
 
 let skip = missing("root", "containerd", "ctr", "runc", "busybox", "qemu-system-x86_64", "xz");
 if (!skip) {
@@ -80,6 +82,8 @@ describe.skipIf(skip)("Sandbox API (sandboxer = shim) on containerd 2.1, beside 
       return {
         peer: await resolveContainerd("2.1"),
         cni: net,
+        // shimlab's own trace of what containerd calls (the last test reads it).
+        env: { SHIMLAB_TRACE: path.join(work, "trace") + "/" },
         shimlabHandlers: { "shimlab-sbx": { sandboxer: "shim" }, "shimlab-qemu-sbx": { configPath: qemuCfg, sandboxer: "shim" } },
       };
     },
@@ -306,4 +310,58 @@ describe.skipIf(skip)("Sandbox API (sandboxer = shim) on containerd 2.1, beside 
     });
     expect((await cc("pods", "-q")).out.trim()).toBe("");
   }, 240_000);
+
+  // What containerd 2.1's CRI really asks of a shim-sandboxer pod's shim, from shimlab's trace,
+  // against the flow of containerd's docs/sandbox-api.md (written after 2.1): the README's list.
+  it("the calls containerd 2.1 makes for a shim-sandboxer pod's life, in order", async () => {
+    const cri = fx.env.cri.runtime;
+    const config = podConfig({ name: "calls", uid: `uid-sbx-calls-${process.pid}`, cgroupParent: fx.env.ctd.cgroupParent, network: "pod" });
+    const { podSandboxId } = await cri.RunPodSandbox({ config, runtimeHandler: "shimlab-sbx" });
+    const command = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 0.1; done"];
+    const { containerId } = await cri.CreateContainer({ podSandboxId, sandboxConfig: config, config: containerConfig({ name: "c", image: fx.env.images.busybox, command, network: "pod" }) });
+    await cri.StartContainer({ containerId });
+    await cri.StopContainer({ containerId, timeout: 10 });
+    await cri.RemoveContainer({ containerId });
+    await cri.StopPodSandbox({ podSandboxId });
+    await cri.RemovePodSandbox({ podSandboxId });
+    await waitUntil("the pod's shim to exit", () => !podShim(podSandboxId), 30_000);
+
+    const name = (id: unknown) => (id === podSandboxId ? "pod" : id === containerId ? "c" : String(id));
+    const calls = readTrace(path.join(work, "trace"))
+      .filter((r) => (r.kind === "rpc.call" && r.from === "containerd") || r.kind === "exec.call")
+      .filter((r) => {
+        const req = (r.req ?? {}) as { id?: string; sandboxId?: string };
+        return [req.id, req.sandboxId, r.task].some((x) => x === podSandboxId || x === containerId);
+      })
+      .map((r) => {
+        const req = (r.req ?? {}) as { id?: string; sandboxId?: string };
+        if (r.kind === "exec.call") return `exec ${r.action} ${name(r.task)}`;
+        return r.service === SANDBOX_SERVICE ? `Sandbox.${r.method}` : `${r.method} ${name(req.id)}`;
+      });
+    const seq = calls.join(" | ");
+    const at = (c: string) => calls.indexOf(c);
+    const sandboxCalls = (from: number) => [...new Set(calls.slice(from).filter((c) => c.startsWith("Sandbox.")))].sort();
+    // As the docs draw it: the shim started for the pod, CreateSandbox, StartSandbox; the pod's container a task on it.
+    expect(calls.slice(0, 3), seq).toEqual(["exec start pod", "Sandbox.CreateSandbox", "Sandbox.StartSandbox"]);
+    expect(calls.filter((c) => c.startsWith("exec ")), seq).toEqual(["exec start pod", "exec delete pod"]);
+    expect(calls.filter((c) => / pod$/.test(c) && !c.startsWith("exec ")), "no task of the pod's own id (no pause container)").toEqual([]);
+    // Not in the docs' flow: CRI's exit monitor waits on the sandbox from the start, once.
+    expect(calls.filter((c) => c === "Sandbox.WaitSandbox"), seq).toHaveLength(1);
+    expect(at("Sandbox.WaitSandbox")).toBeGreaterThan(at("Sandbox.StartSandbox"));
+    expect(at("Sandbox.WaitSandbox")).toBeLessThan(at("Create c"));
+    // CreateContainer asks Platform (and status) before the task exists, as the docs say.
+    expect(at("Sandbox.Platform")).toBeGreaterThan(at("Sandbox.StartSandbox"));
+    expect(at("Sandbox.Platform")).toBeLessThan(at("Create c"));
+    // Unlike the docs (and containerd's main since): no TaskService.Shutdown after the sandboxed task's Delete.
+    expect(calls.filter((c) => c.startsWith("Shutdown ")), seq).toEqual([]);
+    expect(calls.filter((c) => c === "Delete c")).toHaveLength(1);
+    // StopPodSandbox and RemovePodSandbox: only status, StopSandbox and ShutdownSandbox after the task is gone,
+    // then the shim binary's `delete` for the pod's bundle, which the docs do not mention.
+    expect(sandboxCalls(at("Delete c")), seq).toEqual(["Sandbox.SandboxStatus", "Sandbox.ShutdownSandbox", "Sandbox.StopSandbox"]);
+    expect(at("Sandbox.StopSandbox")).toBeLessThan(at("Sandbox.ShutdownSandbox"));
+    expect(calls.at(-2)).toBe("Sandbox.ShutdownSandbox");
+    expect(calls.at(-1)).toBe("exec delete pod");
+    // Never asked in a pod's life: PingSandbox, SandboxMetrics (ListPodSandboxStats asks that one).
+    expect(calls.filter((c) => /PingSandbox|SandboxMetrics/.test(c))).toEqual([]);
+  }, 120_000);
 });
