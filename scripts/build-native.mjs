@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Builds native/shimlab.c into native/build/shimlab.node with the system C
 // compiler against Node's own headers. A Node-API addon links against nothing,
-// so no node-gyp download or headers tarball is needed.
+// so no node-gyp download or headers tarball is needed. Also native/sandbox-init.c,
+// static, into native/build/sandbox-init: a shim-sandboxer pod's namespace holder.
 import fs from "node:fs";
 import path from "node:path";
 import { execFileSync } from "node:child_process";
@@ -22,11 +23,19 @@ if (!include) {
   console.error(`build-native: node_api.h not found in ${candidates.join(", ")}`);
   process.exit(1);
 }
-if (fs.existsSync(out) && fs.statSync(out).mtimeMs > fs.statSync(src).mtimeMs) {
-  process.exit(0);
-}
+const fresh = (o, s) => fs.existsSync(o) && fs.statSync(o).mtimeMs > fs.statSync(s).mtimeMs;
 fs.mkdirSync(path.dirname(out), { recursive: true });
 const cc = process.env.CC || "cc";
-const args = ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fPIC", "-shared", `-I${include}`, "-DNODE_GYP_MODULE_NAME=shimlab", src, "-o", out, "-lpthread"];
-execFileSync(cc, args, { stdio: "inherit" });
-console.log(`build-native: ${path.relative(repo, out)}`);
+if (!fresh(out, src)) {
+  const args = ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fPIC", "-shared", `-I${include}`, "-DNODE_GYP_MODULE_NAME=shimlab", src, "-o", out, "-lpthread"];
+  execFileSync(cc, args, { stdio: "inherit" });
+  console.log(`build-native: ${path.relative(repo, out)}`);
+}
+// Static: it runs inside a pod's rootfs made of nothing else, on the host or in a guest.
+const initSrc = path.join(repo, "native", "sandbox-init.c");
+const initOut = path.join(repo, "native", "build", "sandbox-init");
+if (!fresh(initOut, initSrc)) {
+  execFileSync(cc, ["-O2", "-Wall", "-Wextra", "-static", initSrc, "-o", initOut], { stdio: "inherit" });
+  execFileSync("strip", [initOut], { stdio: "inherit" });
+  console.log(`build-native: ${path.relative(repo, initOut)}`);
+}

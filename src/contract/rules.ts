@@ -8,10 +8,11 @@ import { eventRules } from "./rules/events";
 import { stdioRules } from "./rules/stdio";
 import { exitRules } from "./rules/exit-status";
 import { podRules } from "./rules/pods";
+import { sandboxApiRules } from "./rules/sandbox-api";
 import { section } from "./sections";
 import type { RuleDef } from "./types";
 
-const ALL = [...binaryRules, ...wireRules, ...taskApiRules, ...eventRules, ...stdioRules, ...exitRules, ...podRules] as const;
+const ALL = [...binaryRules, ...wireRules, ...taskApiRules, ...eventRules, ...stdioRules, ...exitRules, ...podRules, ...sandboxApiRules] as const;
 
 export type RuleId = (typeof ALL)[number]["id"];
 

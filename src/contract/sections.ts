@@ -12,6 +12,7 @@ export const PAGES: Record<string, string> = {
   stdio: "Stdio and TTYs",
   "exit-status": "Exit statuses and times",
   pods: "Pods: one shim for many tasks",
+  "sandbox-api": "The Sandbox API (containerd 2.x's shim sandboxer)",
   versions: "containerd 1.6, 1.7 and 2.1",
   traps: "Traps that cost shim authors days",
 };
@@ -44,6 +45,8 @@ export const SECTIONS: readonly Section[] = [
   { id: "tty", page: "stdio", title: "TTYs" },
   { id: "exit", page: "exit-status", title: "Exit statuses" },
   { id: "pods", page: "pods", title: "Pods" },
+  { id: "sandbox-lifecycle", page: "sandbox-api", title: "A sandbox's life" },
+  { id: "sandbox-errors", page: "sandbox-api", title: "Errors and repeated calls" },
 ];
 
 export function section(id: string): Section {

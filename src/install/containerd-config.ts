@@ -24,11 +24,19 @@ export interface RuntimeEntry {
   runtimeType: string;
   /** Absolute path of the shim binary; CRI uses it instead of a PATH lookup. */
   runtimePath?: string;
-  /** shimlab's own TOML config, passed to the shim as runtimeoptions.v1.Options.ConfigPath. */
-  configPath: string;
+  /**
+   * shimlab's own TOML config, passed to the shim as runtimeoptions.v1.Options.ConfigPath. Absent: no
+   * options table (a shim-sandboxer runtime on containerd 2.1 cannot have one, see install.ts).
+   */
+  configPath?: string;
   /** Pod annotations CRI passes through to the shim. */
   podAnnotations?: string[];
+  /** containerd 2.x (config version 3): who makes the pod, CRI's pause container or the shim's Sandbox API. */
+  sandboxer?: Sandboxer;
 }
+
+export type Sandboxer = "podsandbox" | "shim";
+export const SANDBOXERS: readonly Sandboxer[] = ["podsandbox", "shim"];
 
 export class ConfigEditError extends Error {}
 
@@ -70,6 +78,13 @@ export function runtimeKeyPath(version: number, name: string): string[] {
   return ["plugins", plugin, "containerd", "runtimes", name];
 }
 
+/** `sandboxer` is a containerd 2.x key: 1.6/1.7 (version 2) would ignore it and make pause containers anyway. */
+function checkSandboxer(version: number, e: RuntimeEntry): void {
+  if (e.sandboxer === undefined) return;
+  if (!SANDBOXERS.includes(e.sandboxer)) throw new ConfigEditError(`sandboxer ${JSON.stringify(e.sandboxer)}: want ${SANDBOXERS.join(" or ")}`);
+  if (version !== 3) throw new ConfigEditError(`sandboxer = "${e.sandboxer}" is a containerd 2.x setting (config version 3); this config is version ${version}`);
+}
+
 function header(keys: string[]): string {
   return keys.map((k) => (/^[A-Za-z0-9_-]+$/.test(k) ? k : JSON.stringify(k))).join(".");
 }
@@ -87,9 +102,11 @@ export function runtimeBlock(version: number, e: RuntimeEntry, restoreRunc = fal
   }
   lines.push(`[${header(keys)}]`, `  runtime_type = ${str(e.runtimeType)}`);
   if (e.runtimePath) lines.push(`  runtime_path = ${str(e.runtimePath)}`);
+  if (e.sandboxer) lines.push(`  sandboxer = ${str(e.sandboxer)}`);
   if (e.podAnnotations?.length) lines.push(`  pod_annotations = [${e.podAnnotations.map(str).join(", ")}]`);
   // CRI decodes `options` of a non-runc runtime into runtimeoptions.v1.Options.
-  lines.push(`  [${header([...keys, "options"])}]`, `    ConfigPath = ${str(e.configPath)}`, END);
+  if (e.configPath) lines.push(`  [${header([...keys, "options"])}]`, `    ConfigPath = ${str(e.configPath)}`);
+  lines.push(END);
   return lines.join("\n") + "\n";
 }
 
@@ -108,8 +125,9 @@ function needsRunc(doc: Table, version: number, keys: string[]): boolean {
 function expectedTable(e: RuntimeEntry): Table {
   const t: Table = { runtime_type: e.runtimeType };
   if (e.runtimePath) t.runtime_path = e.runtimePath;
+  if (e.sandboxer) t.sandboxer = e.sandboxer;
   if (e.podAnnotations?.length) t.pod_annotations = e.podAnnotations;
-  t.options = { ConfigPath: e.configPath };
+  if (e.configPath) t.options = { ConfigPath: e.configPath };
   return t;
 }
 
@@ -178,6 +196,7 @@ export function addRuntime(text: string, e: RuntimeEntry, emptyVersion = 2): Edi
   const before = parseToml(without, "containerd's config");
   const version = configVersion(before);
   const keys = runtimeKeyPath(version, e.name);
+  checkSandboxer(version, e);
   if (getPath(before, keys) !== undefined) {
     const same = isDeepStrictEqual(getPath(before, keys), expectedTable(e));
     if (same && !block) return { text, changed: false, version };

@@ -13,10 +13,21 @@
 import fs from "node:fs";
 import path from "node:path";
 import { execFileSync } from "node:child_process";
-import { addRuntime, removeRuntime, type RuntimeEntry } from "./containerd-config";
+import { addRuntime, removeRuntime, type RuntimeEntry, type Sandboxer } from "./containerd-config";
 
 export const RUNTIME_TYPE = "io.containerd.shimlab.v2";
 export const SHIM_NAME = "containerd-shim-shimlab-v2";
+/**
+ * The launcher of a `sandboxer = "shim"` runtime: the same shim with shimlab's
+ * config in its environment. containerd 2.1 cannot take the config as the
+ * runtime's options there: CRI adds the pod's task address to every task's
+ * options as runc's (containerd.runc.v1.Options, client/task_opts.go
+ * WithTaskAPIEndpoint), and a runtimeoptions.v1.Options table fails each
+ * container's start ("can't unmarshal type runtimeoptions.v1.Options"). And
+ * the shim sandbox controller starts the pod's shim by runtime_type alone
+ * (runtime_path is for tasks), so the runtime names this file by its path.
+ */
+export const SANDBOXER_SHIM_NAME = "containerd-shim-shimlab-sandboxer-v2";
 const LAUNCHER_MARK = "# shimlab launcher: installed by `shimlab install`";
 const DEFAULT_CONFIG_MARK = "# shimlab configuration: written by `shimlab install`";
 
@@ -38,6 +49,12 @@ export interface InstallOptions {
   copy?: boolean;
   /** The host's root as mounted here; paths in configs are written as seen from the host. Default "/". */
   root?: string;
+  /**
+   * containerd 2.x: who makes the runtime's pods. "podsandbox" (CRI's pause container, grouped onto
+   * the pod's shim by annotations) or "shim" (no pause container: the shim's Sandbox API). Absent:
+   * no `sandboxer` key, which containerd 2.x reads as podsandbox; 1.6/1.7 have no such choice.
+   */
+  sandboxer?: Sandboxer;
 }
 
 export interface Manifest {
@@ -51,6 +68,8 @@ export interface Manifest {
   shimConfig: string;
   /** Whether install wrote shimConfig (and so uninstall may remove it). */
   shimConfigWritten: boolean;
+  /** The `sandboxer = "shim"` runtime's launcher, when installed so. */
+  sandboxerLauncher?: string;
 }
 
 export interface Step {
@@ -71,6 +90,23 @@ export function launcherText(node: string, repoRoot: string): string {
     `require(${JSON.stringify(main)}).main(process.argv.slice(2));`,
     "",
   ].join("\n");
+}
+
+/** The shim-sandboxer launcher: the shim with shimlab's config set, whatever containerd's environment says. */
+export function sandboxerLauncherText(node: string, repoRoot: string, shimConfig: string): string {
+  const main = path.join(repoRoot, "dist", "shim", "main.js");
+  return [
+    `#!/usr/bin/env -S -u NODE_EXTRA_CA_CERTS ${node}`,
+    `${LAUNCHER_MARK.replace("#", "//")} from ${repoRoot}, for sandboxer = "shim"`,
+    "// containerd 2.1 cannot pass a shim-sandboxer runtime its options: the config goes in the environment.",
+    `process.env.SHIMLAB_CONFIG = ${JSON.stringify(shimConfig)};`,
+    `require(${JSON.stringify(main)}).main(process.argv.slice(2));`,
+    "",
+  ].join("\n");
+}
+
+function isLauncher(file: string): boolean {
+  return fs.readFileSync(file, "utf8").includes(LAUNCHER_MARK.slice(2));
 }
 
 export const DEFAULT_SHIM_CONFIG = `${DEFAULT_CONFIG_MARK}
@@ -127,22 +163,28 @@ export function install(o: InstallOptions): { steps: Step[]; manifest: Manifest 
   if (!fs.existsSync(mainJs)) throw new Error(`${mainJs} is missing: run \`npm run build\` in ${o.repoRoot} first`);
   const steps: Step[] = [];
   const launcher = path.join(prefix, "bin", SHIM_NAME);
-  if (fs.existsSync(at(launcher)) && !fs.readFileSync(at(launcher), "utf8").includes(LAUNCHER_MARK.slice(2))) {
-    throw new Error(`${at(launcher)} exists and is not a shimlab launcher; not overwriting it`);
+  const sandboxerLauncher = path.join(prefix, "bin", SANDBOXER_SHIM_NAME);
+  for (const l of [launcher, sandboxerLauncher]) {
+    if (fs.existsSync(at(l)) && !isLauncher(at(l))) throw new Error(`${at(l)} exists and is not a shimlab launcher; not overwriting it`);
   }
+  const shimSandboxer = o.sandboxer === "shim";
   const shimConfig = o.shimConfig ? path.resolve(o.shimConfig) : path.join(prefix, "share", "shimlab", "config.toml");
   if (o.shimConfig && !fs.existsSync(at(shimConfig))) throw new Error(`shimlab config ${at(shimConfig)} does not exist`);
 
   // The containerd edit is worked out (and checked) before anything is written.
   const cfgPath = path.resolve(o.containerdConfig);
   const old = fs.existsSync(at(cfgPath)) ? fs.readFileSync(at(cfgPath), "utf8") : "";
-  const entry: RuntimeEntry = {
-    name: o.runtimeName ?? "shimlab",
-    runtimeType: RUNTIME_TYPE,
-    runtimePath: launcher,
-    configPath: shimConfig,
-    podAnnotations: o.podAnnotations,
-  };
+  const entry: RuntimeEntry = shimSandboxer
+    ? // No options table and no runtime_path: see SANDBOXER_SHIM_NAME.
+      { name: o.runtimeName ?? "shimlab", runtimeType: sandboxerLauncher, sandboxer: "shim", podAnnotations: o.podAnnotations }
+    : {
+        name: o.runtimeName ?? "shimlab",
+        runtimeType: RUNTIME_TYPE,
+        runtimePath: launcher,
+        configPath: shimConfig,
+        podAnnotations: o.podAnnotations,
+        sandboxer: o.sandboxer,
+      };
   const edit = addRuntime(old, entry, o.emptyConfigVersion ?? (old.trim() ? 2 : detectConfigVersion()));
 
   let node = o.node ?? process.execPath;
@@ -155,6 +197,13 @@ export function install(o: InstallOptions): { steps: Step[]; manifest: Manifest 
     repo = lib;
   }
   steps.push({ what: `launcher ${launcher}`, changed: writeIfDifferent(at(launcher), launcherText(node, repo), 0o755) });
+  if (shimSandboxer) {
+    steps.push({ what: `launcher ${sandboxerLauncher} (sandboxer = "shim")`, changed: writeIfDifferent(at(sandboxerLauncher), sandboxerLauncherText(node, repo, shimConfig), 0o755) });
+  } else if (fs.existsSync(at(sandboxerLauncher))) {
+    // Installed with --sandboxer shim before: the runtime no longer names it.
+    fs.rmSync(at(sandboxerLauncher));
+    steps.push({ what: `launcher ${sandboxerLauncher} (no longer used)`, changed: true });
+  }
   let shimConfigWritten = false;
   if (!o.shimConfig) {
     const existing = fs.existsSync(at(shimConfig)) ? fs.readFileSync(at(shimConfig), "utf8") : null;
@@ -185,6 +234,7 @@ export function install(o: InstallOptions): { steps: Step[]; manifest: Manifest 
     runtimeName: entry.name,
     shimConfig,
     shimConfigWritten: shimConfigWritten || (prior?.shimConfigWritten === true && prior.shimConfig === shimConfig),
+    ...(shimSandboxer ? { sandboxerLauncher } : {}),
   };
   steps.push({ what: `manifest ${manifestPath(prefix)}`, changed: writeIfDifferent(at(manifestPath(prefix)), JSON.stringify(manifest, null, 2) + "\n", 0o644) });
   return { steps, manifest };
@@ -266,9 +316,10 @@ export function uninstall(o: { prefix: string; containerdConfig?: string; root?:
     fs.rmSync(at(backup));
     steps.push({ what: `backup ${backup} (identical to the restored config)`, changed: true });
   }
-  const launcher = m?.launcher ?? path.join(prefix, "bin", SHIM_NAME);
-  if (fs.existsSync(at(launcher))) {
-    if (!fs.readFileSync(at(launcher), "utf8").includes(LAUNCHER_MARK.slice(2))) throw new Error(`${at(launcher)} is not a shimlab launcher; not removing it`);
+  const launchers = [m?.launcher ?? path.join(prefix, "bin", SHIM_NAME), m?.sandboxerLauncher ?? path.join(prefix, "bin", SANDBOXER_SHIM_NAME)];
+  for (const launcher of launchers) {
+    if (!fs.existsSync(at(launcher))) continue;
+    if (!isLauncher(at(launcher))) throw new Error(`${at(launcher)} is not a shimlab launcher; not removing it`);
     fs.rmSync(at(launcher));
     steps.push({ what: `launcher ${launcher}`, changed: true });
   }

@@ -33,6 +33,11 @@ export function addonPath(): string {
   return process.env.SHIMLAB_NATIVE ?? path.resolve(__dirname, "..", "..", "native", "build", "shimlab.node");
 }
 
+/** The static program that holds a shim-sandboxer pod's namespaces, built beside the addon. */
+export function sandboxInitPath(): string {
+  return process.env.SHIMLAB_SANDBOX_INIT ?? path.join(path.dirname(addonPath()), "sandbox-init");
+}
+
 export function native(): NativeAddon {
   if (cached) return cached;
   if (loadError) throw loadError;

@@ -167,9 +167,13 @@ export class Sandbox implements ContainerHost {
     loopback.onConnection((sock, port) => relay.handle(sock, port));
   }
 
+  /** Why the sandbox lost its agent, once it has. */
+  lostReason: string | null = null;
+
   private lost(reason: string): void {
     if (this.state_ !== "ready") return;
     this.state_ = "lost";
+    this.lostReason = reason;
     this.logger.warn("sandbox lost its agent", { reason });
     // Pending ReadStdout/WaitProcess calls fail with the connection: each
     // running process reports exit 255 through its own waiter.

@@ -11,6 +11,11 @@ import { FAULT_SCOPES, SCENARIO_SCHEMA } from "./scenario-schema";
 import type { FaultDef, Scenario, Step } from "./types";
 import { CTR_OPS } from "./ctr-driver";
 
+/** Steps of containerd 2.x's Sandbox API (sandbox_api: true). */
+export const SANDBOX_OPS = new Set(["create-sandbox", "start-sandbox", "stop-sandbox", "wait-sandbox", "sandbox-status", "ping-sandbox", "shutdown-sandbox"]);
+/** The pod's id in a sandbox_api scenario. */
+export const SANDBOX_API_POD = "pod";
+
 export class ScenarioError extends Error {
   constructor(
     readonly file: string,
@@ -67,6 +72,9 @@ export function parseScenario(text: string, file: string): Scenario {
   const bad = (p: (string | number)[], msg: string) => problems.push(`${at(p)}: ${pathText(p)}: ${msg}`);
 
   const containers = Object.keys(r.containers);
+  if (r.sandbox_api && r.driver === "containerd") bad(["sandbox_api"], "the Sandbox API steps need the emulator driver (the containerd driver runs ctr, which makes no sandbox)");
+  if (r.sandbox_api && containers.includes(SANDBOX_API_POD)) bad(["containers", SANDBOX_API_POD], `with sandbox_api the pod is ${JSON.stringify(SANDBOX_API_POD)}: name the containers otherwise`);
+  if (r.sandbox_api && (r.faults ?? []).some((f: FaultDef) => f.scope === "containerd-link")) bad(["faults"], "containerd-link faults are not carried to a Sandbox API pod's shim yet");
   if (!containers.length) bad(["containers"], "expected at least one container (the first is the pod's sandbox)");
   const faults: FaultDef[] = r.faults ?? [];
   const faultNames = new Set<string>();
@@ -81,6 +89,7 @@ export function parseScenario(text: string, file: string): Scenario {
       }
       const where = at(p);
       if ("parallel" in s) return { kind: "parallel", id: s.id, abort_on_fail: s.abort_on_fail, where, branches: s.parallel.map((b: any[], j: number) => steps(b, [...p, "parallel", j])) };
+      if (SANDBOX_OPS.has(s.do) && !r.sandbox_api) bad([...p, "do"], `${s.do} is a Sandbox API step: the scenario needs sandbox_api: true`);
       if (r.driver === "containerd" && !CTR_OPS.has(s.do)) bad([...p, "do"], `${s.do} needs the emulator driver; with driver containerd (where start is ctr run -d) the steps are ${[...CTR_OPS].join(", ")}`);
       if (s.container && !containers.includes(s.container)) bad([...p, "container"], `no container ${JSON.stringify(s.container)} (containers: ${containers.join(", ")})`);
       if (typeof s.target === "string" && s.target.startsWith("init:") && !containers.includes(s.target.slice(5))) bad([...p, "target"], `no container ${JSON.stringify(s.target.slice(5))}`);
@@ -140,6 +149,7 @@ export function parseScenario(text: string, file: string): Scenario {
     driver: r.driver ?? "emulator",
     timeout_ms: r.timeout_ms ?? 60_000,
     shim_config: r.shim_config,
+    sandbox_api: r.sandbox_api ?? false,
     containers: r.containers,
     faults,
     steps: scenarioSteps,

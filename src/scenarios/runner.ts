@@ -173,6 +173,14 @@ class Run {
     return c;
   }
 
+  /** The Sandbox API pod's client (sandbox_api scenarios). */
+  private sandbox() {
+    if (this.w.down) throw new RpcError(Code.Unavailable, "containerd is down: no connection to the shim");
+    const svc = this.w.pod?.svc;
+    if (!svc) throw new RpcError(Code.FailedPrecondition, "the pod has no shim yet (create-sandbox first)");
+    return svc;
+  }
+
   private task(c: ContainerHandle) {
     if (this.w.down) throw new RpcError(Code.Unavailable, "containerd is down: no connection to the shim");
     if (!c.task) throw new RpcError(Code.FailedPrecondition, `container ${c.id} has no shim yet (create it first)`);
@@ -246,7 +254,7 @@ class Run {
     switch (st.do) {
       case "create": {
         const c = this.container(st);
-        if (!c.task) await w.startShim(c);
+        if (!c.task) await (w.pod ? w.joinPod(c) : w.startShim(c));
         const r = await this.task(c).Create({ id: c.id, bundle: c.bundle, stdin: c.stdio.stdin, stdout: c.stdio.stdout, stderr: c.stdio.stderr, terminal: !!c.def.terminal }, call);
         return { pid: r.pid };
       }
@@ -369,6 +377,34 @@ class Run {
       case "reconnect":
         await w.reconnect();
         return {};
+      case "create-sandbox": {
+        if (w.down) throw new RpcError(Code.Unavailable, "containerd is down: no connection to the shim");
+        const pod = w.pod!.svc ? w.pod! : await w.startSandboxShim();
+        await pod.svc!.CreateSandbox(w.createSandboxRequest(), call);
+        return {};
+      }
+      case "start-sandbox": {
+        const r = await this.sandbox().StartSandbox({ sandboxId: w.sandboxId }, call);
+        return { pid: r.pid };
+      }
+      case "stop-sandbox":
+        await this.sandbox().StopSandbox({ sandboxId: w.sandboxId, timeoutSecs: 0 }, call);
+        return {};
+      case "wait-sandbox": {
+        const r = await this.sandbox().WaitSandbox({ sandboxId: w.sandboxId }, call);
+        return { exitStatus: r.exitStatus };
+      }
+      case "sandbox-status": {
+        const r = await this.sandbox().SandboxStatus({ sandboxId: w.sandboxId }, call);
+        return { status: r.state.replace(/^SANDBOX_/, ""), pid: r.pid };
+      }
+      case "ping-sandbox":
+        await this.sandbox().PingSandbox({ sandboxId: w.sandboxId }, call);
+        return {};
+      case "shutdown-sandbox":
+        await this.sandbox().ShutdownSandbox({ sandboxId: w.sandboxId }, call);
+        w.pod!.shutdown = true;
+        return {};
       case "inject":
       case "heal": {
         const f = this.s.faults.find((x) => x.name === st.fault)!;
@@ -393,7 +429,9 @@ class Run {
         return false;
       }
     };
-    const started = [...this.w.containers.values()].filter((c) => c.address);
+    const pod = this.w.pod;
+    // A pod shut down through the Sandbox API took its shim and every task with it (ShutdownSandbox refuses while tasks remain).
+    const started = pod?.shutdown ? [] : [...this.w.containers.values()].filter((c) => c.address);
     let clean = true;
     for (const c of started.reverse()) {
       if (!c.task) {
@@ -410,9 +448,16 @@ class Run {
     }
     const sandbox = this.w.containers.get(this.w.sandboxId);
     if (sandbox?.task) clean = (await quiet(sandbox.task.Shutdown({ id: sandbox.id }, { timeoutMs: 3_000 }))) && clean;
+    if (pod?.svc && !pod.shutdown) {
+      // containerd 2.x's CRI on RemovePodSandbox: StopSandbox, then ShutdownSandbox (the shim sandbox controller's Shutdown).
+      await quiet(pod.svc.StopSandbox({ sandboxId: pod.id, timeoutSecs: 0 }, { timeoutMs: 15_000 }));
+      clean = (await quiet(pod.svc.ShutdownSandbox({ sandboxId: pod.id }, { timeoutMs: 15_000 }))) && clean;
+    }
     for (const c of started) c.client?.close();
+    pod?.client?.close();
     // As containerd does after a shim it could not shut down cleanly: the binary's delete.
     if (!clean && sandbox?.address) await quiet(this.w.runner.delete(sandbox.id, sandbox.bundle));
+    if (!clean && pod?.address) await quiet(this.w.runner.delete(pod.id, pod.bundle));
   }
 
   async leaks(): Promise<string[]> {
@@ -438,7 +483,7 @@ class Run {
     const mounts = mountsUnder(this.w.dir).map((m) => `mount ${m}`);
     const sockets: string[] = [];
     const sandbox = this.w.containers.get(this.w.sandboxId);
-    const sock = sandbox?.address?.replace(/^unix:\/\//, "");
+    const sock = (sandbox?.address ?? this.w.pod?.address)?.replace(/^unix:\/\//, "");
     if (sock && fs.existsSync(sock)) sockets.push(`shim socket ${sock}`);
     return [...left, ...mounts, ...sockets];
   }
@@ -461,7 +506,7 @@ class Run {
       }
     }
     const sandbox = this.w.containers.get(this.w.sandboxId);
-    const sock = sandbox?.address?.replace(/^unix:\/\//, "");
+    const sock = (sandbox?.address ?? this.w.pod?.address)?.replace(/^unix:\/\//, "");
     if (sock) fs.rmSync(sock, { force: true });
     for (const m of mountsUnder(this.w.dir).reverse()) {
       try {

@@ -24,7 +24,7 @@ const expect: Schema = {
     message: str,
     within_ms: posInt,
     exit_status: nonNeg,
-    status: { type: "string", enum: ["CREATED", "RUNNING", "STOPPED", "PAUSED", "UNKNOWN"] },
+    status: { type: "string", enum: ["CREATED", "RUNNING", "STOPPED", "PAUSED", "UNKNOWN", "READY", "NOTREADY"] },
     output: str,
     fields: { type: "map", values: { type: "oneOf", alternatives: [str, { type: "integer" }, { type: "boolean" }], text: "a string, integer or boolean" } },
     rule: {
@@ -83,6 +83,13 @@ export const OPS: Record<string, { keys: Record<string, Schema>; required?: stri
   "containerd-up": { keys: {}, doc: "containerd comes back and reconnects to the shims" },
   reconnect: { keys: {}, doc: "containerd closes its connections to the shims and dials them again" },
   inject: { keys: { fault: id }, required: ["fault"], doc: "activate a named fault" },
+  "create-sandbox": { keys: { ...timeout }, doc: "Sandbox API (sandbox_api: true): start the pod's shim as containerd 2.x's shim sandboxer does, then CreateSandbox with a host-network PodSandboxConfig" },
+  "start-sandbox": { keys: { ...timeout }, doc: "Sandbox API: StartSandbox (boots the agent and the pod's own process)" },
+  "stop-sandbox": { keys: { ...timeout }, doc: "Sandbox API: StopSandbox (no grace: CRI's StopPodSandbox after its containers)" },
+  "wait-sandbox": { keys: { ...timeout }, doc: "Sandbox API: WaitSandbox (expect.exit_status)" },
+  "sandbox-status": { keys: { ...timeout }, doc: "Sandbox API: SandboxStatus (expect.status READY or NOTREADY)" },
+  "ping-sandbox": { keys: { ...timeout }, doc: "Sandbox API: PingSandbox" },
+  "shutdown-sandbox": { keys: { ...timeout }, doc: "Sandbox API: ShutdownSandbox (the shim exits after it)" },
   heal: { keys: { fault: id }, required: ["fault"], doc: "deactivate a named fault" },
 };
 
@@ -193,6 +200,7 @@ export const SCENARIO_SCHEMA: Schema = {
     driver: { type: "string", enum: ["emulator", "containerd"] },
     timeout_ms: posInt,
     shim_config: { type: "object", properties: { dial_timeout_ms: posInt, hypervisor: { type: "string", enum: ["none", "qemu"] } } },
+    sandbox_api: { type: "boolean" },
     containers: { type: "map", values: containerDef, keyPattern: ID, keyText: "a container id (letters, digits, '.', '_', '-')" },
     faults: { type: "array", items: fault },
     steps,

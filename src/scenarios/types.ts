@@ -58,7 +58,8 @@ export interface StepExpect {
   message?: string;
   within_ms?: number;
   exit_status?: number;
-  status?: "CREATED" | "RUNNING" | "STOPPED" | "PAUSED" | "UNKNOWN";
+  /** Task states; READY and NOTREADY are a sandbox's (sandbox-status). */
+  status?: "CREATED" | "RUNNING" | "STOPPED" | "PAUSED" | "UNKNOWN" | "READY" | "NOTREADY";
   output?: string;
   /** await-event: the event payload must contain these fields. */
   fields?: Record<string, unknown>;
@@ -123,6 +124,12 @@ export interface Scenario {
   driver: "emulator" | "containerd";
   timeout_ms: number;
   shim_config?: { dial_timeout_ms?: number; hypervisor?: "none" | "qemu" };
+  /**
+   * The pod is made through containerd 2.x's Sandbox API (sandboxer = "shim"), as sandbox
+   * SANDBOX_API_POD: its own shim and the *-sandbox steps; every container joins it. Otherwise the
+   * first container is the pod's sandbox task (a pause container's place).
+   */
+  sandbox_api: boolean;
   containers: Record<string, ContainerDef>;
   faults: FaultDef[];
   steps: Step[];

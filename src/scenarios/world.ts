@@ -13,6 +13,8 @@ import { MOCK_AGENT_SCRIPT, SHIM_DAEMON_SCRIPT, listProcesses, shimlabProcesses 
 import { SHIM_BINARY } from "../harness/containerd";
 import { Client } from "../ttrpc/client";
 import { Task } from "../gen/containerd.task.v2";
+import { Sandbox as SandboxDef } from "../gen/containerd.runtime.sandbox.v1";
+import { NamespaceMode, PodSandboxConfig } from "../gen/runtime.v1";
 import type { ServiceClient } from "../ttrpc/service";
 import { Code, RpcError } from "../ttrpc/status";
 import { FaultProxy } from "../faults/proxy";
@@ -23,7 +25,7 @@ import { AGENT_FAILPOINTS_ENV } from "../mock-agent/failpoints";
 import { QEMU_HARNESS_SETTINGS } from "../harness/qemu-config";
 import { AGENT_LINK_FAULTS_ENV } from "../faults/agent-link";
 import { MUTANTS_ENV } from "../faults/mutants";
-import { toToxic } from "./load";
+import { SANDBOX_API_POD, toToxic } from "./load";
 import type { ContainerDef, Scenario } from "./types";
 
 export interface WorldOptions {
@@ -35,6 +37,18 @@ export interface WorldOptions {
   /** Overrides of the shim's configuration (mutants made of config). */
   config?: { dial_timeout_ms?: number };
   debug?: boolean;
+}
+
+/** The pod made through the Sandbox API (sandbox_api): its own shim, as containerd 2.x's shim sandboxer starts it. */
+export interface SandboxApiPod {
+  id: string;
+  /** A bundle without config.json, as the shim controller's NewBundle makes it. */
+  bundle: string;
+  address?: string;
+  client?: { close(): void };
+  svc?: ServiceClient<typeof SandboxDef>;
+  /** ShutdownSandbox answered: the shim is gone, and with it every task it served. */
+  shutdown: boolean;
 }
 
 export interface ContainerHandle {
@@ -81,6 +95,8 @@ export class World {
   readonly events: (RecordedEvent & { time: number })[] = [];
   readonly containers = new Map<string, ContainerHandle>();
   readonly sandboxId: string;
+  /** Set when the scenario has sandbox_api. */
+  readonly pod: SandboxApiPod | null;
   private server: EventsServer | null = null;
   private readonly proxies = new Map<string, FaultProxy>();
   private readonly linkToxics: Toxic[] = [];
@@ -104,7 +120,8 @@ export class World {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), "scn-"));
     this.address = path.join(this.dir, "containerd.sock");
     this.eventsPath = this.address + ".ttrpc";
-    this.sandboxId = Object.keys(scenario.containers)[0];
+    this.sandboxId = scenario.sandbox_api ? SANDBOX_API_POD : Object.keys(scenario.containers)[0];
+    this.pod = scenario.sandbox_api ? { id: SANDBOX_API_POD, bundle: path.join(this.dir, "bundles", SANDBOX_API_POD), shutdown: false } : null;
     this.useProxy = scenario.faults.some((f) => f.scope === "containerd-link");
     this.runner = new ShimRunner({
       binary: o.binary ?? SHIM_BINARY,
@@ -167,6 +184,7 @@ export class World {
       await ensureImage({ runc: true });
     }
     await this.eventsUp();
+    if (this.pod) fs.mkdirSync(path.join(this.pod.bundle, "rootfs"), { recursive: true, mode: 0o711 });
     const ids = Object.keys(this.scenario.containers);
     for (const id of ids) {
       const def = this.scenario.containers[id];
@@ -235,6 +253,11 @@ export class World {
       c.client = undefined;
       c.task = undefined;
     }
+    if (this.pod) {
+      this.pod.client?.close();
+      this.pod.client = undefined;
+      this.pod.svc = undefined;
+    }
   }
 
   /** containerd is back: events served again, shims reconnected by their address files' addresses. */
@@ -247,6 +270,9 @@ export class World {
     }
     await this.eventsUp();
     this.down = false;
+    await this.connectPod().catch(() => {
+      /* the shim may be gone; calls will say so */
+    });
     for (const c of this.containers.values()) {
       if (!c.address) continue;
       try {
@@ -259,6 +285,8 @@ export class World {
 
   /** containerd drops its connections to the shims and dials them again (as after a broken link). */
   async reconnect(): Promise<void> {
+    this.pod?.client?.close();
+    await this.connectPod();
     for (const c of this.containers.values()) {
       if (!c.address) continue;
       c.client?.close();
@@ -267,6 +295,49 @@ export class World {
   }
 
   // ---- shims ----
+
+  /**
+   * The pod's shim as containerd 2.x's shim sandboxer starts it: `start` in a
+   * bundle without config.json, as 2.1 runs it (it reads the version 3 answer),
+   * and a Sandbox client on the address.
+   */
+  async startSandboxShim(): Promise<SandboxApiPod> {
+    const pod = this.pod!;
+    const runner = new ShimRunner({ ...this.runner.o, containerd2: { series: "2.1" } });
+    const t = await runner.start(pod.id, pod.bundle);
+    pod.address = t.address;
+    pod.client = t.client;
+    pod.svc = (t.client as Client).service(SandboxDef);
+    return pod;
+  }
+
+  /** CreateSandbox as CRI sends it for a host-network pod under this world's cgroup parent. */
+  createSandboxRequest() {
+    const pod = this.pod!;
+    const config = {
+      metadata: { name: `scn-${pod.id}`, namespace: this.namespace, uid: `uid-${path.basename(this.dir)}`, attempt: 0 },
+      hostname: pod.id,
+      linux: { cgroupParent: this.cgroupParent, securityContext: { namespaceOptions: { network: NamespaceMode.NODE, pid: NamespaceMode.POD, ipc: NamespaceMode.POD } } },
+    };
+    return { sandboxId: pod.id, bundlePath: pod.bundle, rootfs: [], options: { typeUrl: PodSandboxConfig.typeName, value: Buffer.from(PodSandboxConfig.encode(config)) }, netnsPath: "", annotations: {} };
+  }
+
+  /** containerd (back) on the pod's shim: its Sandbox client. */
+  private async connectPod(): Promise<void> {
+    const pod = this.pod;
+    if (!pod?.address || pod.shutdown) return;
+    const client = await Client.dial(pod.address, { connectTimeoutMs: 5_000 });
+    pod.client = client;
+    pod.svc = client.service(SandboxDef);
+  }
+
+  /** A container of a Sandbox API pod: containerd connects to the pod's shim (task API version 3), no `start`. */
+  async joinPod(c: ContainerHandle): Promise<void> {
+    const pod = this.pod!;
+    if (!pod.address) throw new RpcError(Code.FailedPrecondition, `sandbox ${pod.id} has no shim yet (create-sandbox first)`);
+    c.address = pod.address;
+    await this.connect(c, pod.address);
+  }
 
   /** `start` for this container's bundle (the pod's shim answers for every container). */
   async startShim(c: ContainerHandle): Promise<void> {

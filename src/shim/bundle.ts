@@ -7,6 +7,14 @@ import type { OciSpec } from "../oci/spec";
 /** Annotations larger than this in total are refused before they reach a VM command line or agent. */
 export const MAX_ANNOTATION_BYTES = 256 << 10;
 
+/**
+ * A bundle without config.json: containerd 2.x's shim sandbox controller makes
+ * one for a pod's sandbox (the pod's settings come in CreateSandbox instead).
+ */
+export function isSandboxBundle(bundle: string): boolean {
+  return !fs.existsSync(path.join(bundle, "config.json"));
+}
+
 export function readBundleSpec(bundle: string): OciSpec {
   const file = path.join(bundle, "config.json");
   let text: string;

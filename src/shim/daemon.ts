@@ -11,7 +11,9 @@ import { TaskService } from "./task-service";
 import { LogOnlySink, Publisher, type EventSink } from "./publisher";
 import { bootDaemon, type DaemonBoot } from "./prestart";
 import { FailpointTable, SHIM_FAILPOINT_ANNOTATION, failpointInterceptor } from "../faults/failpoint";
-import { readBundleSpec } from "./bundle";
+import { isSandboxBundle, readBundleSpec } from "./bundle";
+import { Sandbox as SandboxV1 } from "../gen/containerd.runtime.sandbox.v1";
+import { SandboxService } from "./sandbox-service";
 import { EVENT_FAULTS_ENV, FaultyEventSink, parseEventFaults } from "../faults/event-faults";
 import { MUTANTS_ENV, parseMutants } from "../faults/mutants";
 import type { NoneHypervisor } from "../hypervisor/none";
@@ -19,6 +21,7 @@ import type { NoneHypervisor } from "../hypervisor/none";
 export interface DaemonHandle {
   server: Server;
   service: TaskService;
+  sandboxes: SandboxService;
   events: EventSink;
   logger: Logger;
   shutdown(code?: number): Promise<void>;
@@ -53,7 +56,7 @@ export function runDaemon(flags: ShimFlags, boot: DaemonBoot = bootDaemon(flags)
   const shutdown = async (code = 0): Promise<void> => {
     if (exiting) return;
     exiting = true;
-    logger.info("shim exiting", { tasks: service.taskCount });
+    logger.info("shim exiting", { tasks: service.taskCount, sandbox: sandboxes.current?.id });
     await server.close().catch(() => {});
     await grpcTransport?.close().catch(() => {});
     if (socketFile) fs.rmSync(socketFile, { force: true });
@@ -72,17 +75,21 @@ export function runDaemon(flags: ShimFlags, boot: DaemonBoot = bootDaemon(flags)
     onShutdown: () => void shutdown(0),
   });
 
-  // containerd's failpoint shim reads per-method failpoints from the bundle's annotations.
-  try {
-    const spec = readBundleSpec(bundle);
-    const table = new FailpointTable();
-    table.loadPrefixed(spec.annotations, SHIM_FAILPOINT_ANNOTATION);
-    if (table.size) {
-      server.use(failpointInterceptor(table, { onFire: (method, a) => logger.warn("failpoint fired", { method, action: a.type }) }));
-      logger.info("task failpoints installed", { count: table.size });
+  const sandboxes = new SandboxService({ namespace: flags.namespace, shimId: flags.id, tasks: service, logger, config, configError: boot.configError, onShutdown: () => void shutdown(0) });
+
+  // containerd's failpoint shim reads per-method failpoints from the bundle's annotations (a sandbox's bundle has none).
+  if (!isSandboxBundle(bundle)) {
+    try {
+      const spec = readBundleSpec(bundle);
+      const table = new FailpointTable();
+      table.loadPrefixed(spec.annotations, SHIM_FAILPOINT_ANNOTATION);
+      if (table.size) {
+        server.use(failpointInterceptor(table, { onFire: (method, a) => logger.warn("failpoint fired", { method, action: a.type }) }));
+        logger.info("task failpoints installed", { count: table.size });
+      }
+    } catch (e) {
+      logger.warn("failpoint annotations not read", { error: (e as Error).message });
     }
-  } catch (e) {
-    logger.warn("failpoint annotations not read", { error: (e as Error).message });
   }
 
   // Deliberately broken behaviours, so that scenarios can show they catch them.
@@ -99,6 +106,8 @@ export function runDaemon(flags: ShimFlags, boot: DaemonBoot = bootDaemon(flags)
   server.register(TaskV2, service.impl);
   // containerd 2.x speaks the same API as task v3 when the shim says so.
   server.register(TaskV3, service.impl as never);
+  // ...and the Sandbox API on the same socket, for a CRI runtime with sandboxer = "shim".
+  server.register(SandboxV1, sandboxes.impl);
   server.on("handlerError", (call, err) => logger.error("task call failed", { method: `${call.service}/${call.method}`, error: String((err as Error)?.stack ?? err) }));
   server.on("protocolError", (_c, reason) => logger.warn("dropped a connection", { reason }));
 
@@ -107,7 +116,7 @@ export function runDaemon(flags: ShimFlags, boot: DaemonBoot = bootDaemon(flags)
   const protocol = process.env.SHIMLAB_DAEMON_PROTOCOL || "ttrpc";
   if (protocol === "grpc") {
     const { serveGrpc } = require("./grpc-server") as typeof import("./grpc-server");
-    grpcTransport = serveGrpc(server, listener, [TaskV3, TaskV2]);
+    grpcTransport = serveGrpc(server, listener, [TaskV3, TaskV2, SandboxV1]);
   } else server.serve(listener);
   if (hasFd3()) listener.listen({ fd: 3 });
   else if (socketFile) listener.listen(socketFile, () => fs.chmodSync(socketFile, 0o600));
@@ -123,7 +132,7 @@ export function runDaemon(flags: ShimFlags, boot: DaemonBoot = bootDaemon(flags)
   process.on("SIGINT", () => void crash("SIGINT"));
   process.on("uncaughtException", (e) => logger.error("uncaught exception", { error: String(e.stack ?? e) }));
   process.on("unhandledRejection", (e) => logger.error("unhandled rejection", { error: String((e as Error)?.stack ?? e) }));
-  return { server, service, events, logger, shutdown };
+  return { server, service, sandboxes, events, logger, shutdown };
 }
 
 function hasFd3(): boolean {

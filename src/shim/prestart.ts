@@ -17,6 +17,12 @@ import { validateId } from "./identifiers";
 export interface DaemonBoot {
   logger: Logger;
   config: ShimConfig;
+  /**
+   * Why the configuration `start` handed over (SHIMLAB_CONFIG) would not load: the daemon runs on
+   * the defaults, which a Task API Create with a ConfigPath of its own replaces, but CreateSandbox
+   * has no other source and refuses with it.
+   */
+  configError?: Error;
 }
 
 export function bootDaemon(flags: ShimFlags, bundle = process.cwd()): DaemonBoot {
@@ -27,10 +33,12 @@ export function bootDaemon(flags: ShimFlags, bundle = process.cwd()): DaemonBoot
     pid: process.pid,
   });
   let config: ShimConfig;
+  let configError: Error | undefined;
   try {
     config = loadConfig(undefined, process.env);
   } catch (e) {
-    logger.error("bad configuration; using defaults", { error: (e as Error).message });
+    configError = e as Error;
+    logger.error("bad configuration; using defaults", { error: configError.message });
     config = loadConfig("", { ...process.env, SHIMLAB_CONFIG: "" });
   }
   if (config.hypervisorKind === "none") {
@@ -44,5 +52,5 @@ export function bootDaemon(flags: ShimFlags, bundle = process.cwd()): DaemonBoot
       // a bad bundle or id: Create refuses it with the reason, and boots nothing
     }
   }
-  return { logger, config };
+  return { logger, config, configError };
 }

@@ -7,18 +7,28 @@ import path from "node:path";
 import type { ShimFlags } from "./flags";
 import type { StartOptions } from "./start";
 import { DAEMON_PROTOCOL_ENV, answerFor, formatResult, parseStartInput, protocolFrom, wantsDebug } from "./bootstrap";
+import { Any } from "../gen/google.protobuf";
+import { Options as RuntimeOptions } from "../gen/runtimeoptions.v1";
 import { validateId } from "./identifiers";
 
 /** Where `delete` finds a socket dir other than the default, as containerd's shim library keeps it. */
 export const SOCKET_DIR_LINK = "s";
 
-export function bootstrap(flags: ShimFlags, input: Buffer, bundle = process.cwd(), env = process.env): { answer: (address: string) => Buffer; opts: StartOptions } {
+export function bootstrap(flags: ShimFlags, input: Buffer, bundle = process.cwd(), env = process.env, sandbox = false): { answer: (address: string) => Buffer; opts: StartOptions } {
   validateId("namespace", flags.namespace);
   validateId("id", flags.id);
   const parsed = parseStartInput(input, flags.id, flags.namespace);
-  const a = answerFor(parsed, protocolFrom(env), env);
-  const opts: StartOptions = { daemonEnv: {} };
+  let a = answerFor(parsed, protocolFrom(env), env);
+  const opts: StartOptions = { daemonEnv: {}, sandbox };
   const daemonEnv = opts.daemonEnv!;
+  if (sandbox) {
+    // containerd joins a pod's tasks to its sandbox's shim only for a version 3 shim, and
+    // otherwise runs `start` for each one: a sandbox's shim answers version 3 whatever it was asked.
+    if (a.encoding === "plain") a = { encoding: "json", protocol: a.protocol };
+    // The runtime's options (ConfigPath) come only here for a sandbox: no Create carries them.
+    const configPath = runtimeConfigPath(input);
+    if (configPath) daemonEnv.SHIMLAB_CONFIG = configPath;
+  }
   // Only the daemon `start` launches should read this; never pass ours on.
   daemonEnv[DAEMON_PROTOCOL_ENV] = a.protocol;
   const p = parsed.params;
@@ -34,6 +44,18 @@ export function bootstrap(flags: ShimFlags, input: Buffer, bundle = process.cwd(
     if (wantsDebug(p)) flags.debug = true;
   }
   return { answer: (address) => formatResult(address, a), opts };
+}
+
+/** The ConfigPath of a runtimeoptions.v1.Options Any on stdin (what CRI sends for a non-runc handler), if that is what stdin holds. */
+export function runtimeConfigPath(input: Buffer): string | undefined {
+  if (!input.length) return undefined;
+  try {
+    const any = Any.decode(input);
+    if (any.typeUrl !== RuntimeOptions.typeName && any.typeUrl !== `type.googleapis.com/${RuntimeOptions.typeName}`) return undefined;
+    return RuntimeOptions.decode(any.value).configPath || undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function linkSocketDir(bundle: string, dir: string): void {

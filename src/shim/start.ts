@@ -10,7 +10,7 @@ import { daemonArgs } from "./flags";
 import { socketAddress, socketPath, socketDir } from "./address";
 import { validateId } from "./identifiers";
 import { placement } from "../pod/container-type";
-import { readBundleSpec } from "./bundle";
+import { isSandboxBundle, readBundleSpec } from "./bundle";
 import { native } from "../native";
 import { readStdin } from "./stdin";
 
@@ -20,6 +20,8 @@ export interface StartOptions {
   socketDir?: string;
   /** Environment for the daemon on top of ours (its protocol, containerd's addresses). */
   daemonEnv?: NodeJS.ProcessEnv;
+  /** A sandbox's shim (containerd 2.x's Sandbox API): the bundle has no config.json. */
+  sandbox?: boolean;
 }
 import { inBundle } from "../util/entry";
 
@@ -28,8 +30,11 @@ export function start(flags: ShimFlags): void {
   let opts: StartOptions = {};
   try {
     const input = readStdin();
+    // containerd 2.x's shim sandbox controller makes the bundle without a spec. 1.x (no
+    // MAX_SHIM_VERSION) never does: there a missing config.json stays the error it is.
+    const sandbox = !!process.env.MAX_SHIM_VERSION && isSandboxBundle(process.cwd());
     // containerd 2.x only: 1.6 sends nothing (or an options Any) and no protocol is asked.
-    if (input.length || process.env.SHIMLAB_SHIM_PROTOCOL) ({ answer, opts } = (require("./start-v2") as typeof import("./start-v2")).bootstrap(flags, input));
+    if (input.length || process.env.SHIMLAB_SHIM_PROTOCOL || sandbox) ({ answer, opts } = (require("./start-v2") as typeof import("./start-v2")).bootstrap(flags, input, process.cwd(), process.env, sandbox));
   } catch (err) {
     process.stderr.write(`shimlab start: ${(err as Error).message}\n`);
     process.exitCode = 1;
@@ -55,8 +60,8 @@ export function start(flags: ShimFlags): void {
 export async function startShim(flags: ShimFlags, bundle = process.cwd(), opts: StartOptions = {}): Promise<string> {
   validateId("namespace", flags.namespace);
   validateId("id", flags.id);
-  const spec = readBundleSpec(bundle);
-  const where = placement(flags.id, spec.annotations);
+  // A sandbox's shim learns the pod in CreateSandbox; a task's bundle says where it belongs.
+  const where = opts.sandbox ? ({ type: "pod_sandbox", sandboxId: flags.id } as const) : placement(flags.id, readBundleSpec(bundle).annotations);
   validateId("sandbox id", where.sandboxId);
   const address = socketAddress(flags.address, flags.namespace, where.sandboxId, opts.socketDir);
 

@@ -15,6 +15,7 @@ import type { OciLinuxResources, OciProcess } from "../oci/spec";
 import type { Logger } from "../util/logger";
 import { GO_ZERO_TIME, timestampOf } from "../util/time";
 import { Sandbox } from "../pod/sandbox";
+import type { PodSandbox } from "../pod/pod-sandbox";
 import type { Container } from "../pod/container";
 import type { Process, ProcessIO, StdioPaths } from "../pod/process";
 import { NULL_IO } from "../pod/process";
@@ -64,6 +65,8 @@ function statusOf(p: Process, c: Container): number {
 
 export class TaskService {
   private sandbox: Sandbox | null = null;
+  /** Set when containerd's Sandbox API, not a pause task, made the sandbox. */
+  private pod: PodSandbox | null = null;
   private readonly ordering: EventOrdering;
   private readonly log: Logger;
   /** Containers by id, kept until Delete so State answers after the sandbox is gone. */
@@ -304,11 +307,14 @@ export class TaskService {
 
     Connect: (req) => {
       const c = this.containers.get(req.id);
-      return { shimPid: process.pid, taskPid: c?.init.pid ?? 0, version: "" };
+      // containerd 2.x reconnects to a sandbox's shim after a restart by asking Connect for the sandbox's id.
+      const pid = c?.init.pid ?? (this.pod && req.id === this.pod.id ? this.pod.pid : 0);
+      return { shimPid: process.pid, taskPid: pid, version: "" };
     },
 
     Shutdown: () => {
-      if (this.containers.size > 0 || this.shuttingDown) return {};
+      // A Sandbox API sandbox outlives its tasks (a pod between containers): ShutdownSandbox ends the shim.
+      if (this.containers.size > 0 || this.shuttingDown || (this.pod && this.pod.state !== "shutdown")) return {};
       this.shuttingDown = true;
       setImmediate(() => this.o.onShutdown());
       return {};
@@ -329,6 +335,49 @@ export class TaskService {
     }
   }
 
+  /**
+   * The pod's Sandbox (agent or VM, not started yet), with the hooks that
+   * turn its processes' exits and OOMs into task events. pauseTask names the
+   * pause container whose exit ends the pod, when a pause container opens it.
+   */
+  openSandbox(o: { id: string; config: ShimConfig; hostname?: string; annotations?: Record<string, string>; netns?: string; pauseTask?: string }): Sandbox {
+    if (this.sandbox) throw failedPrecondition(`this shim already serves sandbox ${this.sandbox.id}`);
+    this.sandbox = new Sandbox({
+      id: o.id,
+      namespace: this.o.namespace,
+      runDir: sandboxRunDir(this.o.namespace, o.id),
+      hypervisor: o.config.hypervisor(),
+      logger: this.log,
+      hostname: o.hostname,
+      annotations: o.annotations,
+      netns: o.netns,
+      dial: { timeoutMs: o.config.dialTimeoutMs },
+      hooks: {
+        onExit: (c, p) => {
+          this.ordering.exited(c.id, p.execId);
+          if (this.pod?.handleExit(c, p)) return;
+          if (p.isInit && o.pauseTask && c.id === o.pauseTask) this.sandboxExited(c.id);
+        },
+        onOom: (cid) => {
+          if (this.containers.has(cid)) this.o.events.publish("/tasks/oom", ev.TaskOOM, { containerId: cid });
+        },
+        onLost: (reason) => this.log.error("sandbox lost", { reason }),
+      },
+    });
+    return this.sandbox;
+  }
+
+  /** The sandbox containerd's Sandbox API drives (sandbox-service.ts): its containers join it, and the shim outlives their tasks. */
+  attachPod(pod: PodSandbox): void {
+    if (this.sandbox !== pod.sandbox) throw failedPrecondition(`sandbox ${pod.id} was not opened by this shim`);
+    this.pod = pod;
+  }
+
+  /** Ids of the tasks containerd has not deleted. */
+  get taskIds(): string[] {
+    return [...this.containers.keys()];
+  }
+
   private sandboxOf(): Sandbox {
     if (!this.sandbox) throw failedPrecondition("no sandbox");
     return this.sandbox;
@@ -339,11 +388,16 @@ export class TaskService {
     if (this.containers.has(req.id)) throw new RpcError(Code.AlreadyExists, `container ${req.id}: already exists`);
     if (req.checkpoint) throw unimplemented("restore from checkpoint is not supported by shimlab");
     const bundle = req.bundle || process.cwd();
-    const spec = readBundleSpec(bundle);
+    let spec = readBundleSpec(bundle);
     const where = placement(req.id, spec.annotations);
     if (where.type === "pod_container") {
       if (!this.sandbox || this.sandbox.id !== where.sandboxId) {
         throw failedPrecondition(`BUG: Cannot start the container, since the sandbox hasn't been created (container ${req.id}, sandbox ${where.sandboxId})`);
+      }
+      if (this.pod) {
+        if (this.pod.state !== "ready") throw failedPrecondition(`sandbox ${this.pod.id} is ${this.pod.state}: cannot create container ${req.id}`);
+        // No pause container carries the pod's files: the sandbox mounts them, as CRI would have.
+        spec = this.pod.files.apply(spec);
       }
     } else {
       if (this.sandbox) throw failedPrecondition(`cannot create another sandbox in sandbox: ${this.sandbox.id}`);
@@ -356,39 +410,27 @@ export class TaskService {
         // An agent booted ahead (prestart.ts) was made for the daemon's own configuration, not this one.
         await (this.o.config.hypervisor() as NoneHypervisor).discardWarm();
       }
-      this.sandbox = new Sandbox({
+      const sandbox = this.openSandbox({
         id: where.sandboxId,
-        namespace: this.o.namespace,
-        runDir: sandboxRunDir(this.o.namespace, where.sandboxId),
-        hypervisor,
-        logger: this.log,
+        config,
         hostname: spec.hostname,
         annotations: spec.annotations,
         netns: spec.linux?.namespaces?.find((n) => n.type === "network")?.path || undefined,
-        dial: { timeoutMs: config.dialTimeoutMs },
-        hooks: {
-          onExit: (c, p) => {
-            this.ordering.exited(c.id, p.execId);
-            if (p.isInit && where.type === "pod_sandbox" && c.id === where.sandboxId) this.sandboxExited(c.id);
-          },
-          onOom: (cid) => {
-            if (this.containers.has(cid)) this.o.events.publish("/tasks/oom", ev.TaskOOM, { containerId: cid });
-          },
-          onLost: (reason) => this.log.error("sandbox lost", { reason }),
-        },
+        pauseTask: where.type === "pod_sandbox" ? where.sandboxId : undefined,
       });
       try {
-        await this.sandbox.start();
+        await sandbox.start();
       } catch (e) {
         this.sandbox = null;
         throw e;
       }
     }
+    const sandbox = this.sandboxOf();
     const stdio = { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal };
     const io = await this.io(stdio, req.id);
     let c: Container;
     try {
-      c = await this.sandbox.createContainer({
+      c = await sandbox.createContainer({
         id: req.id,
         bundle,
         spec,
@@ -429,6 +471,7 @@ export class TaskService {
   /** Crash paths: unmount what we mounted and stop the VM; nothing may be left behind. */
   async cleanupAll(): Promise<void> {
     for (const c of this.containers.values()) await c.forceCleanup();
+    await this.pod?.files.release().catch(() => {});
     await this.sandbox?.stop();
   }
 

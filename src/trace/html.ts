@@ -162,6 +162,20 @@ function stateMachines(m: Model): string {
     .join("\n");
 }
 
+function sandboxMachines(m: Model): string {
+  if (!m.sandboxes.length) return "<p>No sandbox was created through the Sandbox API in this trace (containerd 2.x with <code>sandboxer = \"shim\"</code> makes one).</p>";
+  return m.sandboxes
+    .map((sb) => {
+      const chain = sb.steps
+        .map((s, n) => `${n ? `<span class="op">—${esc(s.op)}→</span>` : ""}<span class="state ${s.status}" title="${ms(m, s.t)} ms">${s.status}<small>${ms(m, s.t)} ms</small></span>`)
+        .join("");
+      const bad = sb.illegal.map((x) => `<span class="viol">⚠ illegal ${esc(x.op)} in state ${x.from} at ${ms(m, x.t)} ms</span>`).join(" ");
+      const calls = sb.calls.map((c) => `<span class="${c.ok ? "call-ok" : "viol"}" title="${ms(m, c.t)} ms">${esc(c.method)}${c.ok ? "" : ` ✗ ${esc(c.code ?? "")}`}</span>`).join(" → ");
+      return `<div class="machine sandbox"><div class="proc">${esc(sb.sandbox)}</div><div class="chain">${chain} ${bad}</div><div class="calls">${calls}</div></div>`;
+    })
+    .join("\n");
+}
+
 function fileTable(m: Model): string {
   if (!m.files.length) return "<p>No files were watched in this trace (files are seen by the containerd side: <code>shimlab demo</code> watches them).</p>";
   const rows = m.files.map((f) => `<tr class="${f.op}"><td>${ms(m, f.t)}</td><td>${f.op}</td><td>${esc(f.type)}</td><td><code>${esc(f.path)}</code></td><td>${esc(f.during)}</td></tr>`);
@@ -275,6 +289,8 @@ ${eventTable(m, link)}
 <h2>Each process's state machine</h2>
 <p>Replayed from containerd's calls and the exit events through the shim's own state table (<code>src/pod/state.ts</code>).</p>
 ${stateMachines(m)}
+<h2>Each sandbox (Sandbox API)</h2>
+${sandboxMachines(m)}
 <h2>Files</h2>
 ${fileTable(m)}
 <h2>Processes that traced</h2>

@@ -11,11 +11,11 @@ export function traceInterceptor(rec: TraceRecorder, from: string, to: string): 
     rec.record("rpc.call", { id, from, to, service: call.service, method: call.method, stream, req: summarize(call.requestType, call.request) });
     try {
       const res = await next();
-      rec.record("rpc.reply", { id, from: to, to: from, method: call.method, stream, ok: true, res: summarize(call.responseType, res ?? {}) });
+      rec.record("rpc.reply", { id, from: to, to: from, service: call.service, method: call.method, stream, ok: true, res: summarize(call.responseType, res ?? {}) });
       return res;
     } catch (e) {
       const err = asRpcError(e);
-      rec.record("rpc.reply", { id, from: to, to: from, method: call.method, stream, ok: false, code: codeName[err.code] ?? err.code, error: err.message });
+      rec.record("rpc.reply", { id, from: to, to: from, service: call.service, method: call.method, stream, ok: false, code: codeName[err.code] ?? err.code, error: err.message });
       throw e;
     }
   };

@@ -108,6 +108,18 @@ export function renderMarkdown(m: Model, o: MarkdownOptions = {}): string {
     out.push(`- \`${p.proc}\`: ${chain}${p.illegal.length ? ` ⚠ illegal: ${p.illegal.map((x) => `${x.op} in ${x.from}`).join(", ")}` : ""}`);
   }
   out.push("");
+  if (m.sandboxes.length) {
+    out.push("## Each sandbox (Sandbox API)");
+    out.push("");
+    out.push("Replayed from containerd's Sandbox API calls through the shim's sandbox state table (`src/pod/sandbox-state.ts`):");
+    out.push("");
+    for (const sb of m.sandboxes) {
+      const chain = sb.steps.map((s, n) => `${n ? ` —${s.op}→ ` : ""}**${s.status}** (${ms(m, s.t)})`).join("");
+      out.push(`- \`${sb.sandbox}\`: ${chain}${sb.illegal.length ? ` ⚠ illegal: ${sb.illegal.map((x) => `${x.op} in ${x.from}`).join(", ")}` : ""}`);
+      out.push(`  calls: ${sb.calls.map((c) => (c.ok ? c.method : `${c.method} ✗ ${c.code}`)).join(" → ")}`);
+    }
+    out.push("");
+  }
   out.push("## Files");
   out.push("");
   out.push("What containerd's side saw appear and go (temporaries of atomic writes left out):");

@@ -8,6 +8,10 @@ import type { TraceRecord } from "./recorder";
 import { checkOrdering, rulesCheckedAt, rulesCheckedAtReply, type Violation, type TracedEvent } from "../contract/ordering-check";
 import type { RuleId } from "../contract/rules";
 import { StateMachine, type Operation, type ProcessStatus } from "../pod/state";
+import { SandboxStateMachine, type SandboxLife, type SandboxOp } from "../pod/sandbox-state";
+
+/** The service containerd 2.x's shim sandboxer calls: its arrows are labelled with it. */
+export const SANDBOX_SERVICE = "containerd.runtime.sandbox.v1.Sandbox";
 
 /** Record kinds drawn as an arrow between two lanes. */
 export const ARROW_KINDS = new Set([
@@ -82,6 +86,15 @@ export interface ProcessStates {
   illegal: { op: string; from: ProcessStatus; t: number }[];
 }
 
+/** A sandbox's life through the Sandbox API, replayed through the shim's own sandbox state table. */
+export interface SandboxStates {
+  sandbox: string;
+  steps: { status: SandboxLife; op: string; t: number }[];
+  illegal: { op: string; from: SandboxLife; t: number }[];
+  /** Every Sandbox API call containerd made for it, in order, with its answer. */
+  calls: { t: number; method: string; ok: boolean; code?: string }[];
+}
+
 export interface FileRow {
   t: number;
   op: string;
@@ -99,6 +112,7 @@ export interface Model {
   events: TracedEvent[];
   violations: Violation[];
   states: ProcessStates[];
+  sandboxes: SandboxStates[];
   files: FileRow[];
   roles: { role: string; pid: number }[];
 }
@@ -168,10 +182,10 @@ function arrowLabel(r: TraceRecord): string {
       return r.action === "start" ? `exit ${str(r.code)}: ${str(r.address) || "(no address)"}` : `exit ${str(r.code)}`;
     case "rpc.call": {
       const b = brief(r.req);
-      return `${str(r.method)}(${b}) ·s${str(r.stream)}`;
+      return `${methodName(r)}(${b}) ·s${str(r.stream)}`;
     }
     case "rpc.reply":
-      return r.ok ? `${str(r.method)} ✓ ${brief(r.res)}`.trimEnd() : `${str(r.method)} ✗ ${str(r.code)}: ${str(r.error)}`;
+      return r.ok ? `${methodName(r)} ✓ ${brief(r.res)}`.trimEnd() : `${methodName(r)} ✗ ${str(r.code)}: ${str(r.error)}`;
     case "event":
       return `${str(r.topic)} ${brief(r.event)}`.trimEnd();
     case "vm.start":
@@ -197,6 +211,11 @@ function arrowLabel(r: TraceRecord): string {
     default:
       return r.kind;
   }
+}
+
+/** Sandbox API calls say so ("Sandbox.Platform"): the Task API's names are the rest. */
+function methodName(r: TraceRecord): string {
+  return r.service === SANDBOX_SERVICE ? `Sandbox.${str(r.method)}` : str(r.method);
 }
 
 function took(r: TraceRecord, opened: Map<string, number>): string {
@@ -272,7 +291,62 @@ export function buildModel(records: TraceRecord[]): Model {
     }
   });
 
-  return { records, t0, lanes, rows, arrows, events, violations, states: buildStates(records, calls), files: buildFiles(records), roles: rolesOf(records) };
+  return { records, t0, lanes, rows, arrows, events, violations, states: buildStates(records, calls), sandboxes: buildSandboxes(records, calls), files: buildFiles(records), roles: rolesOf(records) };
+}
+
+/**
+ * The moves of the sandbox state table a successful answer stands for. Only
+ * containerd's own moves: a WaitSandbox answer can come before the StopSandbox
+ * answer whose stop it reports, so it moves nothing (it is listed among the calls).
+ */
+function sandboxMoves(method: string, state: SandboxLife): SandboxOp[] {
+  switch (method) {
+    case "StartSandbox":
+      return ["start", "started"];
+    case "StopSandbox":
+      return state === "created" ? ["stop"] : ["stop", "stopped"];
+    case "ShutdownSandbox":
+      // shimlab stops a ready sandbox itself before shutting it down.
+      return state === "ready" ? ["stop", "stopped", "shutdown"] : ["shutdown"];
+    default:
+      return [];
+  }
+}
+
+/**
+ * Each sandbox's life as containerd drove it through the Sandbox API (a stop of
+ * a stopped sandbox answers NotFound: not a move), and every call in order, a
+ * refused one with its code.
+ */
+function buildSandboxes(records: TraceRecord[], calls: Map<string, TraceRecord>): SandboxStates[] {
+  const all = new Map<string, { sm: SandboxStateMachine; st: SandboxStates }>();
+  for (const r of records) {
+    if (r.kind !== "rpc.reply" || r.from !== "shim" || r.to !== "containerd") continue;
+    const call = calls.get(str(r.id));
+    if (call?.service !== SANDBOX_SERVICE) continue;
+    const id = str(((call.req ?? {}) as Record<string, unknown>).sandboxId);
+    const method = str(r.method);
+    let m = all.get(id);
+    if (!m && method === "CreateSandbox" && r.ok) {
+      m = { sm: new SandboxStateMachine(id), st: { sandbox: id, steps: [{ status: "created", op: "create", t: r.t }], illegal: [], calls: [] } };
+      all.set(id, m);
+    }
+    if (!m) continue;
+    m.st.calls.push({ t: r.t, method, ok: r.ok === true, ...(r.ok ? {} : { code: str(r.code) }) });
+    if (!r.ok) continue;
+    for (const op of sandboxMoves(method, m.sm.state)) {
+      const from = m.sm.state;
+      try {
+        const to = m.sm.transition(op);
+        if (to !== from) m.st.steps.push({ status: to, op, t: r.t });
+      } catch {
+        // One illegal move per answer: the rest of its moves follow from it.
+        m.st.illegal.push({ op, from, t: r.t });
+        break;
+      }
+    }
+  }
+  return [...all.values()].map((x) => x.st);
 }
 
 function rolesOf(records: TraceRecord[]): { role: string; pid: number }[] {

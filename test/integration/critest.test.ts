@@ -1,7 +1,9 @@
 // Kubernetes' CRI validation suite (critest, cri-tools pinned by
 // test/peers/cri-tools) against a private containerd's CRI on each handler:
-// runc, shimlab (host agent) and shimlab-qemu (each pod a QEMU VM). The bar:
-// every spec that passes on runc passes on shimlab, on each containerd
+// runc, shimlab (host agent) and shimlab-qemu (each pod a QEMU VM), and on
+// containerd 2.1 shimlab-sbx (the host agent with sandboxer = "shim": no pause
+// container, the shim's Sandbox API makes each pod). The bar: every spec that
+// passes on runc passes on shimlab and on shimlab-sbx, on each containerd
 // version. shimlab-qemu's specs that pass on runc and fail in the VM are
 // written down (test-artifacts/critest-summary.json), not asserted: a later
 // issue closes them; that it runs to the end without crashing or leaking is.
@@ -14,7 +16,7 @@ import { execFileSync } from "node:child_process";
 import { critestBinaries, type CritestBinaries } from "../../src/harness/peers/cri-tools";
 import { startCritestEnv, type CritestEnv } from "../../src/harness/critest/env";
 import { critest } from "../../src/harness/critest/run";
-import { excusedBy, LEFT_OUT, vmRefusal } from "../../src/harness/critest/specs";
+import { excusedBy, LEFT_OUT, SHIM_SANDBOXER_LEFT_OUT, shimSandboxerLeftOut, vmRefusal } from "../../src/harness/critest/specs";
 import { resolveContainerd, type ContainerdPeer } from "../../src/harness/peers/containerd";
 import { shows } from "../../src/harness/peers/differences";
 import { regressions } from "../../src/harness/critest/report";
@@ -30,8 +32,10 @@ import { ARTIFACTS, busyboxRootfs, missing, REQUIRE_ALL } from "../helpers/env";
 import { expectNoLeaks } from "../helpers/leaks";
 import { removeAllPods } from "../helpers/cri";
 
-const HANDLERS = ["runc", "shimlab", "shimlab-qemu"] as const;
+const HANDLERS = ["runc", "shimlab", "shimlab-sbx", "shimlab-qemu"] as const;
 type Handler = (typeof HANDLERS)[number];
+/** The Sandbox API is containerd 2.x's: shimlab-sbx runs there only, on the host agent (a VM run costs ~6 min). */
+const runsOn = (containerd: string, handler: Handler) => handler !== "shimlab-sbx" || containerd.startsWith("2.");
 /**
  * The oldest and newest series the suite knows, in one file whatever
  * SHIMLAB_CONTAINERD says (so `npm test` runs them, and the matrix does not
@@ -41,7 +45,7 @@ const CONTAINERDS = ["1.6", "2.1"];
 
 /** By hand: SHIMLAB_CRITEST=containerd:handler,... runs only those (runc is still run first where shimlab's bar needs it). */
 function selected(): { containerd: string; handler: Handler }[] {
-  const all = CONTAINERDS.flatMap((containerd) => HANDLERS.map((handler) => ({ containerd, handler })));
+  const all = CONTAINERDS.flatMap((containerd) => HANDLERS.filter((h) => runsOn(containerd, h)).map((handler) => ({ containerd, handler })));
   const want = process.env.SHIMLAB_CRITEST?.split(",").filter(Boolean);
   if (!want) return all;
   return all.filter((c) => want.includes(`${c.containerd}:${c.handler}`) || (c.handler === "runc" && want.some((w) => w.startsWith(`${c.containerd}:shimlab`))));
@@ -116,13 +120,15 @@ describe.skipIf(skip)("critest (Kubernetes' CRI validation) on runc, shimlab and
       const net = cniNetworkFor(process.pid + runs.length);
       const peer = peers.get(containerd)!;
       // containerd's own handler-level skips on any shimlab handler; in a VM also the specs it refuses by design.
-      const excuse = (r: { name: string; state: string; message: string }) => excusedBy(r, (d) => shows(peer, d)) ?? (handler === "shimlab-qemu" ? vmRefusal(r) : null);
+      const sbxLeftOut = handler === "shimlab-sbx" && shows(peer, "shim-sandboxer-host-network");
+      const excuse = (r: { name: string; state: string; message: string }) =>
+        excusedBy(r, (d) => shows(peer, d)) ?? (handler === "shimlab-qemu" ? vmRefusal(r) : sbxLeftOut ? shimSandboxerLeftOut(r) : null);
       let env: CritestEnv | null = null;
       try {
         env = await startCritestEnv({
           peer,
           cni: net,
-          shimlabHandlers: { "shimlab-qemu": qemuConfig },
+          shimlabHandlers: { "shimlab-qemu": qemuConfig, ...(peer.configVersion === 3 ? { "shimlab-sbx": { sandboxer: "shim" as const } } : {}) },
           busyboxRootfs: busyboxRootfs(),
         });
         const name = `containerd-${containerd}-${handler}`;
@@ -130,7 +136,8 @@ describe.skipIf(skip)("critest (Kubernetes' CRI validation) on runc, shimlab and
         // dozen failures are steady and would each run twice, three of them 65 s long (a try with
         // two tries and 8 nodes took 450 s, against 348 s with one try and 4 nodes).
         const attempts = handler === "shimlab-qemu" ? 1 : 2;
-        const run = await critest({ binaries: bins, socket: env.socket, handler, reportDir: REPORTS, name, parallel: PARALLEL, attempts });
+        const leftOut = sbxLeftOut ? [...LEFT_OUT, ...SHIM_SANDBOXER_LEFT_OUT] : LEFT_OUT;
+        const run = await critest({ binaries: bins, socket: env.socket, handler, reportDir: REPORTS, name, parallel: PARALLEL, attempts, leftOut });
         runs.push({ ...run, containerd: `${containerd} (${peer.version})`, excuse });
         // Ran to the end: critest was not killed, and every selected spec has an outcome of its own.
         expect(run.exitCode, `critest ${name} was killed; see ${run.log}`).not.toBeNull();

@@ -8,13 +8,18 @@ import os from "node:os";
 import path from "node:path";
 import { Containerd, REPO_ROOT } from "../../src/harness/containerd";
 import { runCommand } from "../../src/harness/shim-runner";
-import { install, uninstall } from "../../src/install/install";
+import { install, readManifest, uninstall, SANDBOXER_SHIM_NAME } from "../../src/install/install";
 import { removeCgroupDirs } from "../../src/mock-agent/runtime/runc";
 import { busyboxRootfs, missing } from "../helpers/env";
 import { expectNoLeaks } from "../helpers/leaks";
 import { forceRemove } from "../helpers/ctr";
 import { CriClient } from "../../src/harness/cri/client";
-import { hostNetworkPod } from "../../src/harness/cri/pod";
+import { containerConfig, hostNetworkPod, podConfig } from "../../src/harness/cri/pod";
+import { startCriContainerd, type CriContainerd } from "../../src/harness/cri/containerd";
+import { cniMissing, cniNetworkFor } from "../../src/harness/cri/cni";
+import { CRI_NAMESPACE } from "../../src/harness/cri/images";
+import { currentContainerd, type ContainerdPeer } from "../../src/harness/peers/containerd";
+import { argOf, removeAllPods, shimDaemons, waitUntil } from "../helpers/cri";
 import { buildOciArchive } from "../../src/harness/oci-image";
 import { parse } from "smol-toml";
 import { CRI_PLUGIN } from "../../src/install/containerd-config";
@@ -156,5 +161,120 @@ describe.skipIf(skip)("shimlab install on the test's containerd", () => {
     expect(dump.stdout.toString()).not.toContain("runtimes.shimlab");
     expect(dump.stdout.toString()).not.toContain("io.containerd.shimlab.v2");
     expect(fs.readdirSync(path.join(prefix, "lib"))).toEqual([]);
+  });
+});
+
+// `shimlab install --sandboxer shim` on a containerd 2.x (the matrix's 2.1 run;
+// 1.6 and 1.7 have no sandboxer, and install refuses it on their version 2
+// config): a CNI pod made through the installed runtime has no pause container
+// and its shim was started from the installed shim-sandboxer launcher, which
+// hands the daemon the installed config (containerd 2.1 cannot pass it as the
+// runtime's options there); a broken config fails the next pod, naming it.
+// On a CNI network: 2.1.9 panics on a hostNetwork pod with the shim sandboxer.
+const sbxSkip = skip ?? cniMissing();
+describe.skipIf(sbxSkip)("shimlab install --sandboxer shim on the test's containerd", () => {
+  let peer: ContainerdPeer;
+  let env: CriContainerd | null = null;
+  let prefix: string;
+  let configBefore = "";
+  const net = cniNetworkFor(process.pid + 13);
+  const HANDLER = "shimlab-installed";
+
+  beforeAll(async () => {
+    peer = await currentContainerd();
+    prefix = fs.mkdtempSync(path.join(os.tmpdir(), "shimlab-prefix-sbx-"));
+    if (peer.configVersion !== 3) return;
+    env = await startCriContainerd({
+      busyboxRootfs: busyboxRootfs(),
+      peer,
+      cni: net,
+      shimBinDir: path.join(prefix, "bin"),
+      prepareConfig: (cfg) => {
+        configBefore = fs.readFileSync(cfg, "utf8");
+        install({ prefix, containerdConfig: cfg, repoRoot: REPO_ROOT, runtimeName: HANDLER, sandboxer: "shim" });
+      },
+    });
+  }, 120_000);
+
+  afterAll(async () => {
+    if (env) {
+      await removeAllPods(env.cri);
+      const cg = env.ctd.cgroupParent;
+      await env.destroy();
+      removeCgroupDirs(cg);
+    }
+    if (prefix) {
+      // Only what this describe installed: without a manifest, uninstall would edit /etc/containerd/config.toml.
+      if (readManifest(prefix)) uninstall({ prefix });
+      fs.rmSync(prefix, { recursive: true, force: true });
+    }
+  });
+
+  afterEach(async () => {
+    if (!env) return;
+    await removeAllPods(env.cri);
+    await expectNoLeaks([env.ctd.dir], [env.ctd.dir], env.ctd.cgroupParent);
+  });
+
+  it("on containerd 1.x: refuses, leaving this containerd's config as it was", async (ctx) => {
+    if (peer.configVersion === 3) return ctx.skip("containerd 2.x: the next test installs it");
+    const cfg = path.join(prefix, "config.toml");
+    // The config the test's containerd is started with (written here, nothing started).
+    fs.writeFileSync(cfg, new Containerd({ cri: true, peer, dir: path.join(prefix, "ctd") }).config());
+    const text = fs.readFileSync(cfg, "utf8");
+    expect(() => install({ prefix, containerdConfig: cfg, repoRoot: REPO_ROOT, sandboxer: "shim" })).toThrow(/sandboxer = "shim" is a containerd 2\.x setting \(config version 3\); this config is version 2/);
+    expect(fs.readFileSync(cfg, "utf8")).toBe(text);
+    expect(fs.existsSync(path.join(prefix, "bin"))).toBe(false);
+  });
+
+  it("on containerd 2.x: a pod through the installed runtime has no pause container, and its shim runs from the installed launcher with the installed config", async (ctx) => {
+    if (!env) return ctx.skip(`containerd ${peer.series} has no sandboxer`);
+    const { cri, ctd, images } = env;
+    const launcher = path.join(prefix, "bin", SANDBOXER_SHIM_NAME);
+    const shimConfig = path.join(prefix, "share", "shimlab", "config.toml");
+    // What containerd read: the launcher by path, the shim sandboxer, no options table.
+    const dump = await runCommand(ctd.peer.containerd, ["--config", ctd.configPath, "config", "dump"]);
+    expect(dump.code).toBe(0);
+    const table = (parse(dump.stdout.toString()) as any).plugins[CRI_PLUGIN[3]].containerd.runtimes[HANDLER];
+    expect({ type: table.runtime_type, sandboxer: table.sandboxer, options: table.options ?? null }).toEqual({ type: launcher, sandboxer: "shim", options: null });
+
+    const config = podConfig({ name: "inst-sbx", network: "pod", cgroupParent: ctd.cgroupParent });
+    const { podSandboxId } = await cri.runtime.RunPodSandbox({ config, runtimeHandler: HANDLER });
+    const { containerId } = await cri.runtime.CreateContainer({ podSandboxId, sandboxConfig: config, config: containerConfig({ name: "c", image: images.busybox, command: ["sleep", "600"], network: "pod" }) });
+    await cri.runtime.StartContainer({ containerId });
+    const e = await cri.runtime.ExecSync({ containerId, cmd: ["sh", "-c", "echo hi; exit 4"], timeout: 30 });
+    expect([e.exitCode, e.stdout.toString()]).toEqual([4, "hi\n"]);
+    // No pause container: containerd holds the app container only, the pod is in its sandbox store.
+    const ids = (await ctd.ctr(["containers", "ls", "-q"], { namespace: CRI_NAMESPACE, check: true })).out.split("\n").filter(Boolean);
+    expect(ids).toEqual([containerId]);
+    expect((await ctd.ctr(["sandboxes", "ls"], { namespace: CRI_NAMESPACE, check: true })).out).toContain(podSandboxId);
+    // The pod's one shim daemon: started through the launcher, which set the installed config.
+    const shims = shimDaemons(ctd, "shimlab");
+    expect(shims.map((s) => argOf(s, "-id"))).toEqual([podSandboxId]);
+    const environ = fs.readFileSync(`/proc/${shims[0].pid}/environ`, "utf8").split("\0");
+    expect(environ).toContain(`SHIMLAB_CONFIG=${shimConfig}`);
+    await cri.runtime.StopPodSandbox({ podSandboxId });
+    await cri.runtime.RemovePodSandbox({ podSandboxId });
+    await waitUntil("the pod's shim to exit", () => !shimDaemons(ctd, "shimlab").length, 30_000);
+
+    // The shim reads that config: broken, the next pod's StartSandbox says so.
+    const good = fs.readFileSync(shimConfig, "utf8");
+    try {
+      fs.writeFileSync(shimConfig, 'hypervisor = "warp-drive"\n');
+      const err = await cri.runtime.RunPodSandbox({ config: podConfig({ name: "inst-sbx-b", network: "pod", cgroupParent: ctd.cgroupParent }), runtimeHandler: HANDLER }).then(
+        () => "started",
+        (x: Error) => x.message,
+      );
+      expect(err).toContain(`${shimConfig}: hypervisor = "warp-drive"`);
+    } finally {
+      fs.writeFileSync(shimConfig, good);
+    }
+  }, 120_000);
+
+  it("on containerd 2.x: uninstall gives containerd its config back", async (ctx) => {
+    if (!env) return ctx.skip(`containerd ${peer.series} has no sandboxer`);
+    uninstall({ prefix });
+    expect(fs.readFileSync(env.ctd.configPath, "utf8")).toBe(configBefore);
+    expect(fs.existsSync(path.join(prefix, "bin", SANDBOXER_SHIM_NAME))).toBe(false);
   });
 });

@@ -1,7 +1,7 @@
 // Every scenario in scenarios/ against shimlab's binary with the mock agent;
 // then the same scenarios against shimlab given a known bug (a mutant), which
 // they must catch; then the CLI with its reports.
-import { describe, it, expect, afterEach } from "vitest";
+import { describe, it, expect, afterEach, afterAll, beforeAll } from "vitest";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -62,6 +62,9 @@ const MUTANT_CASES: [string, string, string][] = [
   ["pod-two-containers", "duplicate-exit", "exit-once"],
   ["containerd-down-exit", "lose-exit", "expectations"],
   ["containerd-exec-exits", "late-exec-exit", "event-order"],
+  // The Sandbox API's pods (sandbox_api): the same bugs in a task of a shim-sandboxer pod.
+  ["sandbox-wait-across-containerd-restart", "lose-exit", "exit-once"],
+  ["sandbox-shutdown-with-containers", "wait-exit-zero", "exit-consistent"],
 ];
 
 describe.skipIf(skip)("mutants: the scenarios fail when shimlab has the bug", () => {
@@ -81,7 +84,14 @@ describe.skipIf(skip)("mutants: the scenarios fail when shimlab has the bug", ()
 });
 
 describe.skipIf(skip)("shimlab scenario (the CLI)", () => {
-  const out = fs.mkdtempSync(path.join(os.tmpdir(), "scn-cli-out-"));
+  // Made only when one of these tests runs (a -t filter may run none), removed after them.
+  let out = "";
+  beforeAll(() => {
+    out = fs.mkdtempSync(path.join(os.tmpdir(), "scn-cli-out-"));
+  });
+  afterAll(() => {
+    if (out) fs.rmSync(out, { recursive: true, force: true });
+  });
   afterEach(async () => {
     await expectNoLeaks([MARKER]);
   });
@@ -121,6 +131,5 @@ describe.skipIf(skip)("shimlab scenario (the CLI)", () => {
     const r = await runCommand(path.join(REPO_ROOT, "bin", "shimlab"), ["scenario", "run", bad], { timeoutMs: 30_000 });
     expect(r.code).toBe(1);
     expect(r.stderr.toString()).toContain(`${bad}:6:5: steps[0]: do: expected one of create, start, exec`);
-    fs.rmSync(out, { recursive: true, force: true });
   });
 });

@@ -78,10 +78,10 @@ describe("conformance comparison", () => {
   });
 
   it("every difference a check can name is documented; profiles are picked by name", () => {
-    for (const k of ["pids", "illegal-state-code", "checkpoint", "never-started-exit"]) expect(DIFFERENCES[k]).toBeTruthy();
+    for (const k of ["pids", "illegal-state-code", "checkpoint", "never-started-exit", "sandbox-api"]) expect(DIFFERENCES[k]).toBeTruthy();
     expect(guessProfile("/usr/bin/containerd-shim-runc-v2")).toBe(PROFILES.runc);
     expect(guessProfile("/x/bin/containerd-shim-shimlab-v2")).toBe(PROFILES.shimlab);
     expect(ALL_CHECKS.length).toBeGreaterThanOrEqual(40);
-    expect(new Set(ALL_CHECKS.map((c) => c.group))).toEqual(new Set(["binary", "lifecycle", "kill", "exec", "stdio", "tty", "pause", "pids", "events", "api"]));
+    expect(new Set(ALL_CHECKS.map((c) => c.group))).toEqual(new Set(["binary", "lifecycle", "kill", "exec", "stdio", "tty", "pause", "pids", "events", "api", "sandbox"]));
   });
 });

@@ -8,7 +8,7 @@ import os from "node:os";
 import path from "node:path";
 import { execFileSync, spawnSync } from "node:child_process";
 import { parse } from "smol-toml";
-import { install, uninstall, readManifest, DEFAULT_SHIM_CONFIG } from "../../src/install/install";
+import { install, uninstall, readManifest, DEFAULT_SHIM_CONFIG, SANDBOXER_SHIM_NAME } from "../../src/install/install";
 import { addRuntime, removeRuntime, ConfigEditError, BEGIN } from "../../src/install/containerd-config";
 
 const REPO = path.resolve(__dirname, "..", "..");
@@ -212,6 +212,79 @@ describe("shimlab install into a temporary prefix", () => {
     uninstall({ prefix: path.join(dir, "p") });
     expect(fs.lstatSync(link).isSymbolicLink()).toBe(true);
     expect(fs.readFileSync(real, "utf8")).toBe(original);
+  });
+
+  it("selects containerd 2.x's sandboxer: podsandbox keeps the options table, shim names a launcher carrying the config; switching back removes it", () => {
+    const original = fs.readFileSync(path.join(FIXTURES, "config-v3.toml"), "utf8");
+    const cfg = path.join(dir, "config.toml");
+    fs.writeFileSync(cfg, original);
+    const prefix = path.join(dir, "p");
+    const keys = CASES[1].keys;
+    const shimConfig = path.join(prefix, "share", "shimlab", "config.toml");
+    const sbxLauncher = path.join(prefix, "bin", SANDBOXER_SHIM_NAME);
+
+    install({ prefix, containerdConfig: cfg, repoRoot: REPO, sandboxer: "podsandbox" });
+    let rt = get(parse(fs.readFileSync(cfg, "utf8")) as T, keys);
+    expect(rt).toEqual({ runtime_type: "io.containerd.shimlab.v2", runtime_path: path.join(prefix, "bin", "containerd-shim-shimlab-v2"), sandboxer: "podsandbox", options: { ConfigPath: shimConfig } });
+    expect(fs.existsSync(sbxLauncher)).toBe(false);
+
+    // shim: containerd 2.1 fails every task of a shim-sandboxer pod whose runtime has a runtimeoptions table,
+    // and starts the pod's shim by runtime_type alone: the type is the launcher's path, the config in its environment.
+    const shim = install({ prefix, containerdConfig: cfg, repoRoot: REPO, sandboxer: "shim" });
+    expect(shim.steps.filter((s) => s.changed).map((s) => s.what)).toEqual([`launcher ${sbxLauncher} (sandboxer = "shim")`, `runtime shimlab in ${cfg} (config version 3)`, `manifest ${path.join(prefix, "share", "shimlab", "install.json")}`]);
+    const installed = fs.readFileSync(cfg, "utf8");
+    rt = get(parse(installed) as T, keys);
+    expect(rt).toEqual({ runtime_type: sbxLauncher, sandboxer: "shim" });
+    expect(withoutRuntime(installed, keys)).toEqual(withoutRuntime(original, keys));
+    expect(fs.statSync(sbxLauncher).mode & 0o111).toBe(0o111);
+    expect(execFileSync(sbxLauncher, ["-v"], { encoding: "utf8" })).toContain("io.containerd.shimlab.v2");
+    expect(readManifest(prefix)?.sandboxerLauncher).toBe(sbxLauncher);
+    // The config it carries is the installed one: a daemon it starts reads SHIMLAB_CONFIG (integration test).
+    expect(fs.readFileSync(sbxLauncher, "utf8")).toContain(`process.env.SHIMLAB_CONFIG = ${JSON.stringify(shimConfig)};`);
+    expect(install({ prefix, containerdConfig: cfg, repoRoot: REPO, sandboxer: "shim" }).steps.filter((s) => s.changed)).toEqual([]);
+
+    // Back to the default: no sandboxer key, the options table again, the shim-sandboxer launcher gone.
+    install({ prefix, containerdConfig: cfg, repoRoot: REPO });
+    expect(get(parse(fs.readFileSync(cfg, "utf8")) as T, keys)).toEqual({ runtime_type: "io.containerd.shimlab.v2", runtime_path: path.join(prefix, "bin", "containerd-shim-shimlab-v2"), options: { ConfigPath: shimConfig } });
+    expect(fs.existsSync(sbxLauncher)).toBe(false);
+    install({ prefix, containerdConfig: cfg, repoRoot: REPO, sandboxer: "shim" });
+    uninstall({ prefix });
+    expect(fs.readFileSync(cfg, "utf8")).toBe(original);
+    expect(fs.existsSync(sbxLauncher)).toBe(false);
+    expect(fs.existsSync(path.join(prefix, "bin", "containerd-shim-shimlab-v2"))).toBe(false);
+  });
+
+  it("refuses a sandboxer on a containerd 1.x config (1.6/1.7 make pause containers whatever it says), and a file in the launcher's place", () => {
+    const original = fs.readFileSync(path.join(FIXTURES, "config-v2.toml"), "utf8");
+    const cfg = path.join(dir, "config.toml");
+    fs.writeFileSync(cfg, original);
+    const prefix = path.join(dir, "p");
+    for (const sandboxer of ["shim", "podsandbox"] as const) {
+      expect(() => install({ prefix, containerdConfig: cfg, repoRoot: REPO, sandboxer })).toThrow(new RegExp(`sandboxer = "${sandboxer}" is a containerd 2.x setting \\(config version 3\\); this config is version 2`));
+      expect(fs.readFileSync(cfg, "utf8")).toBe(original);
+      expect(fs.existsSync(prefix)).toBe(false);
+    }
+    fs.writeFileSync(cfg, "version = 3\n");
+    fs.mkdirSync(path.join(prefix, "bin"), { recursive: true });
+    fs.writeFileSync(path.join(prefix, "bin", SANDBOXER_SHIM_NAME), "#!/bin/sh\necho mine\n");
+    expect(() => install({ prefix, containerdConfig: cfg, repoRoot: REPO, sandboxer: "shim" })).toThrow(/not a shimlab launcher/);
+    expect(fs.readFileSync(cfg, "utf8")).toBe("version = 3\n");
+  });
+
+  it("takes --sandboxer on the command line, and refuses a value it does not know", () => {
+    const cli = (args: string[]) => spawnSync(path.join(REPO, "bin", "shimlab"), args, { encoding: "utf8" });
+    const cfg = path.join(dir, "config.toml");
+    fs.writeFileSync(cfg, "version = 3\n");
+    const prefix = path.join(dir, "p");
+    const bad = cli(["install", "--prefix", prefix, "--containerd-config", cfg, "--sandboxer", "pause"]);
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toMatch(/--sandboxer wants podsandbox or shim, not "pause"/);
+    const ok = cli(["install", "--prefix", prefix, "--containerd-config", cfg, "--sandboxer", "shim"]);
+    expect(ok.status, ok.stderr).toBe(0);
+    expect(ok.stdout).toContain(`wrote   launcher ${path.join(prefix, "bin", SANDBOXER_SHIM_NAME)} (sandboxer = "shim")`);
+    expect(get(parse(fs.readFileSync(cfg, "utf8")) as T, CASES[1].keys).sandboxer).toBe("shim");
+    expect(cli(["uninstall", "--prefix", prefix]).status).toBe(0);
+    expect(fs.readFileSync(cfg, "utf8")).toBe("version = 3\n");
   });
 
   it("says what is wrong in ConfigEditError terms for a block without its end marker", () => {

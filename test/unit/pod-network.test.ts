@@ -167,8 +167,14 @@ describe("guest side: the agent's UpdateInterface and UpdateRoutes", () => {
 });
 
 describe("guest net.* sysctls", () => {
+  // Each test's stand-in /proc/sys goes with it: every unit run used to leave two in /tmp.
+  const made: string[] = [];
+  afterEach(() => {
+    for (const d of made.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+  });
   function procSys(files: Record<string, string>): string {
     const d = fs.mkdtempSync(path.join(os.tmpdir(), "procsys-"));
+    made.push(d);
     for (const [k, v] of Object.entries(files)) {
       const f = path.join(d, ...k.split("."));
       fs.mkdirSync(path.dirname(f), { recursive: true });

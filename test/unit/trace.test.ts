@@ -15,6 +15,7 @@ import { checkOrdering, type TracedEvent } from "../../src/contract/ordering-che
 import { buildModel, parseTrace, readTrace, ARROW_KINDS } from "../../src/trace/model";
 import { renderHtml } from "../../src/trace/html";
 import { renderMermaid } from "../../src/trace/mermaid";
+import { renderMarkdown } from "../../src/trace/markdown";
 import { Server, Client, notFound } from "../../src/ttrpc";
 import { Health } from "../../src/gen/grpc";
 import { UnixTransport } from "../../src/agent/transport/unix";
@@ -392,6 +393,59 @@ describe("model and renderers", () => {
     expect(mmd).toContain("Note over shim,containerd: MUST events.exit-after-start violated: TaskExit for c1 without a TaskStart before it");
     expect(mmd.split("\n").filter((l) => /->>|-->>|-\)/.test(l))).toHaveLength(m.arrows.length);
     expect(mmd).toContain("Note right of shim: shim daemon pid 1 up");
+  });
+
+  it("draws the Sandbox API's calls and each sandbox's life (containerd 2.x, sandboxer = shim)", () => {
+    const SB = "containerd.runtime.sandbox.v1.Sandbox";
+    const sbCall = (id: string, method: string) => r("rpc.call", { id, from: "containerd", to: "shim", service: SB, method, stream: 1, req: { sandboxId: "sb1" } });
+    const sbReply = (id: string, method: string, ok = true, extra: Record<string, unknown> = {}) => r("rpc.reply", { id, from: "shim", to: "containerd", service: SB, method, stream: 1, ok, ...extra });
+    const rs = [
+      sbCall("1", "CreateSandbox"),
+      sbReply("1", "CreateSandbox", true, { res: {} }),
+      sbCall("2", "StartSandbox"),
+      r("vm.start", { from: "shim", to: "vm", hypervisor: "none" }),
+      r("vm.started", { from: "vm", to: "shim", ok: true, vmPid: 9 }),
+      sbReply("2", "StartSandbox", true, { res: { pid: 9 } }),
+      sbCall("3", "Platform"),
+      sbReply("3", "Platform"),
+      // A task of the pod on the same shim: the Task API's names stay bare.
+      call("4", "Create", { id: "c1" }),
+      reply("4", "Create"),
+      sbCall("5", "StopSandbox"),
+      sbCall("6", "WaitSandbox"),
+      sbReply("6", "WaitSandbox", true, { res: { exitStatus: 137 } }),
+      sbReply("5", "StopSandbox"),
+      sbCall("7", "StopSandbox"),
+      sbReply("7", "StopSandbox", false, { code: "NotFound", error: "sandbox sb1 is already stopped: not found" }),
+      sbCall("8", "ShutdownSandbox"),
+      sbReply("8", "ShutdownSandbox"),
+    ];
+    const m = buildModel(rs);
+    const labels = m.arrows.map((a) => a.label.replace(/ \(\d+\.\d ms\)$/, ""));
+    expect(labels).toContain("Sandbox.CreateSandbox(sandboxId=sb1) ·s1");
+    expect(labels).toContain("Sandbox.Platform ✓");
+    expect(labels).toContain("Sandbox.WaitSandbox ✓ exitStatus=137");
+    expect(labels).toContain("Sandbox.StopSandbox ✗ NotFound: sandbox sb1 is already stopped: not found");
+    expect(labels).toContain("Create(id=c1) ·s1");
+    expect(m.sandboxes).toHaveLength(1);
+    const sb = m.sandboxes[0];
+    expect(sb.sandbox).toBe("sb1");
+    expect(sb.steps.map((x) => x.status).join(">")).toBe("created>starting>ready>stopping>stopped>shutdown");
+    expect(sb.illegal).toEqual([]);
+    expect(sb.calls.map((c) => (c.ok ? c.method : `${c.method} ✗ ${c.code}`))).toEqual(["CreateSandbox", "StartSandbox", "Platform", "WaitSandbox", "StopSandbox", "StopSandbox ✗ NotFound", "ShutdownSandbox"]);
+    // The task is a process of its own, not a sandbox.
+    expect(m.states.map((x) => x.proc)).toEqual(["c1"]);
+    const html = renderHtml(m, { title: "t" });
+    expect(html).toContain("<h2>Each sandbox (Sandbox API)</h2>");
+    expect(html).toMatch(/<div class="machine sandbox"><div class="proc">sb1<\/div>/);
+    expect(html).toContain("StopSandbox ✗ NotFound");
+    expect(renderMarkdown(m)).toMatch(/- `sb1`: \*\*created\*\*.*\*\*shutdown\*\*/);
+    // A start after shutdown is an illegal move of the sandbox's table, and said so.
+    const bad = buildModel([...rs, sbCall("9", "StartSandbox"), sbReply("9", "StartSandbox")]);
+    expect(bad.sandboxes[0].illegal).toEqual([expect.objectContaining({ op: "start", from: "shutdown" })]);
+    expect(renderHtml(bad, { title: "t" })).toContain("⚠ illegal start in state shutdown");
+    // No Sandbox API in a trace: the page says so.
+    expect(renderHtml(buildModel(goodRun()), { title: "t" })).toContain("No sandbox was created through the Sandbox API");
   });
 
   it("reads back what it wrote, and refuses a line that is not a trace line", () => {

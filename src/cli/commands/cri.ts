@@ -15,14 +15,16 @@ const USAGE = `usage: shimlab cri [--address SOCK] [--timeout SEC] <command> [ar
 Talks CRI v1 (runtime.v1) to containerd's CRI plugin, as the kubelet does.
 --address defaults to $CONTAINER_RUNTIME_ENDPOINT, else /run/containerd/containerd.sock.
 
-  up [--dir DIR] [--qemu] [--containerd 1.6|1.7|2.1|PATH]
+  up [--dir DIR] [--qemu] [--containerd 1.6|1.7|2.1|PATH] [--sandboxer shim|podsandbox]
                                      start a private containerd (1.6 unless --containerd or
                                      SHIMLAB_CONTAINERD says; "shimlab peers fetch" gets 1.7 and 2.1)
                                      with CRI, handlers shimlab and
                                      runc (--qemu: and shimlab-qemu, pods in VMs), local pause and
                                      busybox images and, where Debian's CNI plugins are installed,
                                      a pod network (a bridge); print its address; run until
-                                     interrupted, then remove its pods and stop it
+                                     interrupted, then remove its pods and stop it. --sandboxer
+                                     (2.x): shimlab's pods through CRI's pause container
+                                     (podsandbox, the default) or the shim's Sandbox API (shim)
   version                            runtime name and versions
   info                               runtime conditions (RuntimeReady, NetworkReady)
   images                             images CRI knows
@@ -292,7 +294,9 @@ async function up(args: string[]): Promise<number> {
   const dir = take(args, "--dir");
   const qemu = takeBool(args, "--qemu");
   const version = take(args, "--containerd");
-  positional(args, 0, "only --dir DIR, --qemu and --containerd VERSION");
+  const sandboxer = take(args, "--sandboxer");
+  positional(args, 0, "only --dir DIR, --qemu, --containerd VERSION and --sandboxer shim|podsandbox");
+  if (sandboxer !== undefined && sandboxer !== "shim" && sandboxer !== "podsandbox") throw new UsageError(`--sandboxer ${sandboxer}: want shim or podsandbox`);
   if (version) process.env.SHIMLAB_CONTAINERD = version;
   const { startCriContainerd } = await import("../../harness/cri/containerd");
   const { removeCgroupDirs } = await import("../../mock-agent/runtime/runc");
@@ -304,10 +308,10 @@ async function up(args: string[]): Promise<number> {
     qemuConfig = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "shimlab-cri-up-")), "qemu.toml");
     fs.writeFileSync(qemuConfig, `hypervisor = "qemu"\n[qemu]\naccel = "auto"\nmemory_mb = 512\nguest_runtime = "runc"\n`);
   }
-  const env = await startCriContainerd({ dir, cni, shimlabHandlers: qemuConfig ? { "shimlab-qemu": qemuConfig } : undefined });
+  const env = await startCriContainerd({ dir, cni, sandboxer, shimlabHandlers: qemuConfig ? { "shimlab-qemu": qemuConfig } : undefined });
   process.stdout.write(
     `containerd ${env.ctd.peer.version} (${env.ctd.peer.origin}), pid ${env.ctd.pid}, serves CRI at ${env.ctd.address}\n` +
-      `  images: ${env.images.pause}, ${env.images.busybox}; handlers: shimlab, runc${qemu ? ", shimlab-qemu" : ""}\n` +
+      `  images: ${env.images.pause}, ${env.images.busybox}; handlers: shimlab, runc${qemu ? ", shimlab-qemu" : ""}${sandboxer ? ` (shimlab's: sandboxer = "${sandboxer}")` : ""}\n` +
       (cni ? `  pod network: bridge ${cni.bridge}, ${cni.subnet} (runp --pod-network)\n` : `  no pod network: ${noCni}\n`) +
       `  try: shimlab cri --address ${env.ctd.address} runp --name demo${cni ? " --pod-network" : ""}${qemu ? " --handler shimlab-qemu" : ""}\n` +
       `Ctrl-C removes its pods and stops it.\n`,

@@ -2,7 +2,7 @@
 // shimlab uninstall [--prefix DIR] [--containerd-config FILE] [--restart]
 import path from "node:path";
 import { install, uninstall, restartContainerd, type Step } from "../../install/install";
-import { ConfigEditError } from "../../install/containerd-config";
+import { ConfigEditError, SANDBOXERS, type Sandboxer } from "../../install/containerd-config";
 
 const REPO_ROOT = path.resolve(__dirname, "..", "..", "..");
 
@@ -20,6 +20,10 @@ a backup of the config. Running it again changes nothing; uninstall undoes it.
   --shim-config FILE         shimlab's TOML config to use instead of the default one
   --config-version 2|3       version for a new containerd config (default: from containerd --version)
   --pod-annotation GLOB      pass pod annotations matching GLOB to the shim (repeatable)
+  --sandboxer shim|podsandbox  containerd 2.x: pods made by the shim's Sandbox API (no pause
+                             container; the runtime then names a launcher of its own carrying the
+                             config, containerd-shim-shimlab-sandboxer-v2) or by CRI's pause
+                             container (2.x's default when absent)
   --copy                     copy Node and the build to <prefix>/lib/shimlab (the node needs no checkout)
   --root DIR                 the host's / mounted at DIR (a DaemonSet); config paths stay the host's
   --restart                  systemctl restart containerd afterwards (through nsenter with --root)
@@ -35,6 +39,7 @@ export async function installCommand(argv: string[], action: "install" | "uninst
   let restart = false;
   let copy = false;
   let root: string | undefined;
+  let sandboxer: Sandboxer | undefined;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -50,7 +55,11 @@ export async function installCommand(argv: string[], action: "install" | "uninst
     else if (action === "install" && a === "--runtime-name") runtimeName = value();
     else if (action === "install" && a === "--shim-config") shimConfig = value();
     else if (action === "install" && a === "--pod-annotation") annotations.push(value());
-    else if (action === "install" && a === "--config-version") {
+    else if (action === "install" && a === "--sandboxer") {
+      const v = value();
+      if (!SANDBOXERS.includes(v as Sandboxer)) throw new Error(`--sandboxer wants ${SANDBOXERS.join(" or ")}, not ${JSON.stringify(v)}`);
+      sandboxer = v as Sandboxer;
+    } else if (action === "install" && a === "--config-version") {
       version = Number(value());
       if (version !== 2 && version !== 3) throw new Error("--config-version wants 2 or 3");
     } else if (a === "-h" || a === "--help") {
@@ -65,7 +74,7 @@ export async function installCommand(argv: string[], action: "install" | "uninst
   try {
     steps =
       action === "install"
-        ? install({ prefix, containerdConfig: containerdConfig ?? "/etc/containerd/config.toml", runtimeName, shimConfig, repoRoot: REPO_ROOT, emptyConfigVersion: version, podAnnotations: annotations, copy, root }).steps
+        ? install({ prefix, containerdConfig: containerdConfig ?? "/etc/containerd/config.toml", runtimeName, shimConfig, repoRoot: REPO_ROOT, emptyConfigVersion: version, podAnnotations: annotations, copy, root, sandboxer }).steps
         : uninstall({ prefix, containerdConfig, root });
   } catch (e) {
     const msg = e instanceof ConfigEditError ? `containerd config: ${e.message}` : (e as Error).message;

@@ -9,8 +9,9 @@ import { pauseChecks } from "./checks-pause";
 import { pidsChecks } from "./checks-pids";
 import { eventChecks } from "./checks-events";
 import { apiChecks } from "./checks-api";
+import { sandboxChecks } from "./checks-sandbox";
 
-export const ALL_CHECKS: Check[] = [...binaryChecks, ...lifecycleChecks, ...killChecks, ...execChecks, ...stdioChecks, ...pauseChecks, ...pidsChecks, ...eventChecks, ...apiChecks];
+export const ALL_CHECKS: Check[] = [...binaryChecks, ...lifecycleChecks, ...killChecks, ...execChecks, ...stdioChecks, ...pauseChecks, ...pidsChecks, ...eventChecks, ...apiChecks, ...sandboxChecks];
 
 const names = new Set<string>();
 for (const c of ALL_CHECKS) {

@@ -4,7 +4,10 @@
 import fs from "node:fs";
 import path from "node:path";
 import type { ContainerdEmulator } from "../emulator";
-import type { ShimTask } from "../shim-runner";
+import { ShimRunner, type ShimTask } from "../shim-runner";
+import type { ServiceClient } from "../../ttrpc/service";
+import { Sandbox as SandboxDef } from "../../gen/containerd.runtime.sandbox.v1";
+import { PodSandboxConfig, NamespaceMode, type PodSandboxConfigInit } from "../../gen/runtime.v1";
 import type { ClientStdio } from "../fifo";
 import type { RecordedEvent } from "../events-server";
 import { RpcError, codeName } from "../../ttrpc/status";
@@ -35,6 +38,16 @@ export interface TaskOptions {
   memoryLimit?: number;
 }
 
+/** A shim started for a sandbox as containerd 2.x's shim sandbox controller starts one. */
+export interface SandboxHandle {
+  id: string;
+  bundle: string;
+  shim: ShimTask;
+  sandbox: ServiceClient<typeof SandboxDef>;
+  /** The shim daemon's pid, from the bundle's shim.pid. */
+  shimPid: number;
+}
+
 export type Outcome<T> = { ok: true; value: T } | { ok: false; code: number; message: string };
 
 export function describeOutcome(o: Outcome<unknown>): string {
@@ -56,6 +69,9 @@ export interface TaskHandle {
 export class CheckContext {
   readonly observations: Observation[] = [];
   private readonly handles: TaskHandle[] = [];
+  private readonly sandboxes: SandboxHandle[] = [];
+  /** The Sandbox service's definition, for a client on any shim connection. */
+  readonly sandboxDef = SandboxDef;
   private n = 0;
 
   constructor(
@@ -107,6 +123,41 @@ export class CheckContext {
       h.pid = r.pid;
     }
     return h;
+  }
+
+  /**
+   * A shim for a sandbox, as containerd 2.x's shim controller makes one: a
+   * bundle with no config.json (NewBundle without a spec), `start` as 2.1
+   * runs it (the Sandbox API is 2.x's; a 2.x emulator's own way if it plays
+   * one), and a Sandbox client on the address it answers. With create, the
+   * sandbox is created as CRI creates it: the pod's PodSandboxConfig
+   * (host network, the emulator's cgroup parent) in options.
+   */
+  async sandboxShim(o: { id?: string; create?: boolean; start?: boolean } = {}): Promise<SandboxHandle> {
+    const id = o.id ?? this.newId();
+    const bundle = path.join(this.emu.bundlesDir(), id);
+    fs.mkdirSync(path.join(bundle, "rootfs"), { recursive: true, mode: 0o711 });
+    const ro = this.emu.runner.o;
+    const c2 = ro.containerd2 && ro.containerd2.series !== "1.7" ? ro.containerd2 : { series: "2.1" as const };
+    const runner = new ShimRunner({ ...ro, containerd2: c2 });
+    const shim = await runner.start(id, bundle, { timeoutMs: 20_000 });
+    const sandbox = (shim.client as { service: (d: typeof SandboxDef, c?: object) => ServiceClient<typeof SandboxDef> }).service(SandboxDef, { timeoutMs: 20_000 });
+    const pidFile = path.join(bundle, "shim.pid");
+    const h: SandboxHandle = { id, bundle, shim, sandbox, shimPid: fs.existsSync(pidFile) ? Number(fs.readFileSync(pidFile, "utf8")) : 0 };
+    this.sandboxes.push(h);
+    if (o.create || o.start) await sandbox.CreateSandbox(this.createSandboxRequest(h));
+    if (o.start) await sandbox.StartSandbox({ sandboxId: id });
+    return h;
+  }
+
+  /** CreateSandbox as CRI sends it for a host-network pod (no netns path). */
+  createSandboxRequest(h: Pick<SandboxHandle, "id" | "bundle">) {
+    const config: PodSandboxConfigInit = {
+      metadata: { name: `conf-${h.id}`, namespace: "conformance", uid: `uid-${h.id}`, attempt: 0 },
+      hostname: `conf-${h.id}`.slice(0, 63),
+      linux: { cgroupParent: this.emu.cgroupParent, securityContext: { namespaceOptions: { network: NamespaceMode.NODE, pid: NamespaceMode.POD, ipc: NamespaceMode.POD } } },
+    };
+    return { sandboxId: h.id, bundlePath: h.bundle, rootfs: [], options: { typeUrl: PodSandboxConfig.typeName, value: Buffer.from(PodSandboxConfig.encode(config)) }, netnsPath: "", annotations: {} };
   }
 
   /** A created and started task. */
@@ -167,7 +218,10 @@ export class CheckContext {
     return this.fails(key, p, this.profile.illegalStateCode, this.profile.illegalStateCode === 2 ? undefined : "illegal-state-code");
   }
 
-  observe(key: string, value: unknown, documented?: string): void {
+  /** A documented difference every observation of this check depends on (a whole API a profile serves or not). */
+  profileDependent?: string;
+
+  observe(key: string, value: unknown, documented = this.profileDependent): void {
     if (documented && !DIFFERENCES[documented]) throw new Error(`undocumented difference name ${documented}`);
     this.observations.push({ key, value: typeof value === "string" ? value : JSON.stringify(value), documented });
   }
@@ -211,6 +265,28 @@ export class CheckContext {
   /** What containerd does after a task: Kill, Wait, Delete, Shutdown, close, `delete`. */
   async cleanup(): Promise<string[]> {
     const notes: string[] = [];
+    // Sandboxes: containerd's shim controller stops and shuts down the sandbox, closes the
+    // connection and removes the bundle; a shim that is still running after that has leaked.
+    for (const h of [...this.sandboxes].reverse()) {
+      if (!h.shim.client.isClosed) {
+        await h.sandbox.StopSandbox({ sandboxId: h.id, timeoutSecs: 0 }, { timeoutMs: 15_000 }).catch(() => {});
+        await h.sandbox.ShutdownSandbox({ sandboxId: h.id }, { timeoutMs: 15_000 }).catch(() => {});
+      }
+      h.shim.close();
+      if (h.shimPid && !(await exited(h.shimPid, 10_000))) {
+        notes.push(`sandbox shim ${h.shimPid} still running after StopSandbox and ShutdownSandbox: killed`);
+        try {
+          process.kill(h.shimPid, "SIGKILL");
+        } catch {
+          /* gone */
+        }
+        // containerd's clean-up of a dead shim: `delete` in the bundle.
+        await this.emu.runner.delete(h.id, h.bundle).catch(() => {});
+      }
+      const sock = socketPath(h.shim.address);
+      if (sock && h.shimPid && !alive(h.shimPid)) fs.rmSync(sock, { force: true });
+      fs.rmSync(h.bundle, { recursive: true, force: true });
+    }
     const order = [...this.handles].reverse();
     for (const [i, h] of order.entries()) {
       const t = h.task;

@@ -16,12 +16,15 @@ export interface Profile {
   illegalStateCode: number;
   /** "implemented": Checkpoint is attempted (it may fail for want of criu); "unimplemented": answers Unimplemented. */
   checkpoint: "implemented" | "unimplemented";
+  /** "served": containerd 2.x's Sandbox API beside the Task API; "absent": every Sandbox RPC answers Unimplemented. */
+  sandboxApi: "served" | "absent";
 }
 
 export const DIFFERENCES: Record<string, string> = {
   pids: "pids are the agent's (Kata: the VM's), not the container processes' host pids",
   "illegal-state-code": "illegal state moves answer FailedPrecondition (runc's shim sends plain errors, i.e. Unknown)",
   checkpoint: "Checkpoint answers Unimplemented, as Kata's shim does",
+  "sandbox-api": "shimlab serves containerd 2.x's Sandbox API (containerd.runtime.sandbox.v1.Sandbox) for sandboxer = \"shim\"; runc's shim serves none and answers Unimplemented",
   "never-started-exit":
     "a task killed or deleted before Start gets no TaskExit (Kata's shim publishes exits only for started processes; runc's shim reaps its waiting init and publishes one); both satisfy events.delete-after-exit",
 };
@@ -41,17 +44,19 @@ export const EQUIVALENCES: { name: keyof typeof DIFFERENCES & string; applies: (
 export const PROFILES: Record<string, Profile> = {
   runc: {
     name: "runc",
-    description: "containerd-shim-runc-v2: host pids, Unknown for illegal state moves, Checkpoint through criu",
+    description: "containerd-shim-runc-v2: host pids, Unknown for illegal state moves, Checkpoint through criu, no Sandbox API",
     pids: "host",
     illegalStateCode: Code.Unknown,
     checkpoint: "implemented",
+    sandboxApi: "absent",
   },
   shimlab: {
     name: "shimlab",
-    description: "shimlab / Kata-shaped: agent pids, FailedPrecondition for illegal state moves, Checkpoint Unimplemented",
+    description: "shimlab / Kata-shaped: agent pids, FailedPrecondition for illegal state moves, Checkpoint Unimplemented, the Sandbox API",
     pids: "agent",
     illegalStateCode: Code.FailedPrecondition,
     checkpoint: "unimplemented",
+    sandboxApi: "served",
   },
 };
 

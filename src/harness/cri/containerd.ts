@@ -5,7 +5,7 @@ import os from "node:os";
 import path from "node:path";
 import { Containerd } from "../containerd";
 import { CriClient } from "./client";
-import { criConfig, type CriConfigOptions } from "./config";
+import { criConfig, handlerShimDir, type CriConfigOptions } from "./config";
 import { removeCniBridge } from "./cni";
 import { buildCriImages, importCriImages, type LocalImages } from "./images";
 import type { ContainerdPeer } from "../peers/containerd";
@@ -18,6 +18,10 @@ export interface CriContainerdOptions extends Omit<CriConfigOptions, "dir"> {
   dir?: string;
   /** Which containerd; SHIMLAB_CONTAINERD's when absent (critest runs 1.6 and 2.1 in one file). */
   peer?: ContainerdPeer;
+  /** An installed shim's bin directory on containerd's PATH instead of the checkout's bin/. */
+  shimBinDir?: string;
+  /** Runs on the written config before containerd starts (`shimlab install` editing it). */
+  prepareConfig?: (configPath: string) => void | Promise<void>;
 }
 
 export interface CriContainerd {
@@ -30,7 +34,18 @@ export interface CriContainerd {
 
 export async function startCriContainerd(o: CriContainerdOptions = {}): Promise<CriContainerd> {
   const dir = o.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), "ctd-"));
-  const ctd = new Containerd({ dir, cri: true, env: o.env, logLevel: o.logLevel, peer: o.peer, pluginConfig: (peer) => criConfig({ ...o, dir }, peer) });
+  // Handlers' own shim launchers (config.ts handlerShim) come first on containerd's PATH.
+  const env = { ...o.env, PATH: [handlerShimDir(dir), o.env?.PATH ?? process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin"].join(":") };
+  const ctd = new Containerd({
+    dir,
+    cri: true,
+    env,
+    logLevel: o.logLevel,
+    peer: o.peer,
+    shimBinDir: o.shimBinDir,
+    prepareConfig: o.prepareConfig,
+    pluginConfig: (peer) => criConfig({ ...o, dir }, peer),
+  });
   let cri: CriClient | null = null;
   try {
     await ctd.start();

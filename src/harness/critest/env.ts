@@ -9,13 +9,14 @@ import { startRegistry, type Registry } from "../registry/server";
 import { startCriContainerd, type CriContainerd } from "../cri/containerd";
 import { writeRegistryMirrors } from "../cri/registry-mirrors";
 import type { CniNetwork } from "../cri/cni";
+import type { ShimlabHandler } from "../cri/config";
 import type { ContainerdPeer } from "../peers/containerd";
 import { CRITEST_SANDBOX_IMAGE, MIRRORED_REGISTRIES, pushStandinImages } from "./images";
 
 export interface CritestEnvOptions {
   cni: CniNetwork;
-  /** More handlers for io.containerd.shimlab.v2: name → shimlab config file. */
-  shimlabHandlers?: Record<string, string>;
+  /** More handlers for io.containerd.shimlab.v2: name → shimlab config file, or config and sandboxer (2.x). */
+  shimlabHandlers?: Record<string, string | ShimlabHandler>;
   busyboxRootfs?: string;
   env?: NodeJS.ProcessEnv;
   /** Which containerd (else SHIMLAB_CONTAINERD's). */

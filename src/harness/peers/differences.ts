@@ -78,6 +78,20 @@ export const DIFFERENCES: VersionDifference[] = [
     seen: "shimlab's trace of a CRI pod's whole life, counted per task (test/integration/cri-calls.test.ts)",
   },
   {
+    id: "shim-sandboxer-host-network",
+    from: "2.0",
+    before: "2.3",
+    what: "with sandboxer = \"shim\", a hostNetwork pod crashes containerd: CRI passes no spec for it and NewBundle calls typeurl.Is on a nil Any (a nil pointer dereference in the gRPC handler, and containerd exits); a pod with its own (CNI) network gets an empty spec and works. Fixed by containerd#13131 in 2.3.0",
+    seen: "RunPodSandbox of a hostNetwork pod on a shim-sandboxer handler under 2.1.9: the CRI connection drops and containerd's process is gone; core/runtime/v2/bundle.go",
+  },
+  {
+    id: "shim-sandboxer-runtime-options",
+    from: "2.0",
+    before: "2.4",
+    what: "with sandboxer = \"shim\", a runtime with an `options` table that is not runc's cannot start a container: CRI hands the task the sandbox's address through runc's Options (client WithTaskAPIEndpoint), and runtimeoptions.v1.Options (ConfigPath) fails with `can't unmarshal type \"runtimeoptions.v1.Options\" to output \"containerd.runc.v1.Options\"`; the pod's own shim gets the options on `start`. shimlab's handlers and `shimlab install --sandboxer shim` pass the config in the launcher's environment instead. Fixed in 2.4 (v2.4.0-beta.0: the task address gets fields of its own)",
+    seen: "crictl start of a container in a shim-sandboxer pod whose handler has ConfigPath, under 2.1.9; client/task_opts.go",
+  },
+  {
     id: "config-v3",
     from: "2.0",
     what: "containerd 2.x reads config version 3: the CRI plugin is split into io.containerd.cri.v1.images (snapshotter, pinned sandbox image, registry), io.containerd.cri.v1.runtime (runtimes, CNI with bin_dirs) and io.containerd.grpc.v1.cri (the streaming server); NRI is on by default",
