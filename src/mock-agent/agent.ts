@@ -18,6 +18,7 @@ import { OutputBuffer } from "./output";
 import { processFromGrpc, resourcesFromGrpc, specFromGrpc } from "./oci";
 import type { Runtime, RuntimeProcess } from "./runtime/types";
 import { mountStorage } from "./storage";
+import { allowsEveryDevice, listDevices, withGuestDevices } from "./devices";
 import type { Reaper } from "./reaper";
 import type { GuestNetwork } from "./network";
 
@@ -215,7 +216,9 @@ export class MockAgent {
       if (this.containers.has(req.containerId)) throw alreadyExists(`container ${req.containerId} already exists`);
       if (!req.OCI?.Process) throw invalidArgument("the OCI spec has no process");
       if (!req.OCI.Root?.Path) throw invalidArgument("the OCI spec has no root path");
-      const spec = specFromGrpc(req.OCI);
+      let spec = specFromGrpc(req.OCI);
+      // Only a guest's devices are the agent's to give; on the host, the spec's list is the host's already.
+      if (this.o.guest && this.o.runtime.isolated && allowsEveryDevice(spec)) spec = withGuestDevices(spec, listDevices());
       const guestSysctls = this.o.network?.takeNetSysctls(spec) ?? [];
       if (spec.linux && this.o.runtime.isolated) {
         // kata-agent's update_container_namespaces: the pid namespace is the
