@@ -5,6 +5,7 @@
 // namespace, which a host-process agent must join as given.
 import type * as g from "../gen/grpc";
 import type { OciLinuxResources, OciProcess, OciSpec } from "../oci/spec";
+import { ALLOW_ALL_DEVICES, allowsAllDevices, type DeviceRule } from "../oci/devices";
 
 export interface ConstrainOptions {
   /** The agent runs in a VM: network/cgroup/time namespaces go, all paths are emptied. */
@@ -40,9 +41,11 @@ export function processToGrpc(p: OciProcess): g.ProcessInit {
   };
 }
 
+const toGrpcRule = (d: DeviceRule): g.LinuxDeviceCgroupInit => ({ Allow: !!d.allow, Type: d.type ?? "", Major: d.major ?? -1, Minor: d.minor ?? -1, Access: d.access ?? "" });
+
 export function resourcesToGrpc(r: OciLinuxResources): g.LinuxResourcesInit {
   return {
-    Devices: (r.devices ?? []).map((d) => ({ Allow: !!d.allow, Type: d.type ?? "", Major: d.major ?? -1, Minor: d.minor ?? -1, Access: d.access ?? "" })),
+    Devices: (r.devices ?? []).map(toGrpcRule),
     Memory: r.memory
       ? {
           Limit: n(r.memory.limit),
@@ -96,12 +99,20 @@ export function specToGrpc(spec: OciSpec, o: ConstrainOptions): g.SpecInit {
   }
   // A pid path is kept only for takePidNamespace, which turns it into sandbox_pidns.
   const resources = linux.resources ? resourcesToGrpc(linux.resources) : undefined;
+  let devices = (linux.devices ?? []).map((d) => ({ Path: d.path, Type: d.type, Major: d.major, Minor: d.minor, FileMode: n(d.fileMode), UID: n(d.uid), GID: n(d.gid) }));
   if (resources && o.guest) {
-    // Devices, pids, block IO and network limits are the host's business (Kata clears them);
-    // CPU sets name host CPUs.
-    resources.Devices = [];
+    // Device rules name host devices by number, and pids, block IO and network limits are the
+    // host's business (Kata clears them all); CPU sets name host CPUs. Only the rule allowing
+    // every device survives: it names no number, and it is how the agent knows the container is
+    // privileged in its guest.
+    const privileged = (linux.resources?.devices ?? []).some(allowsAllDevices);
+    resources.Devices = privileged ? [toGrpcRule(ALLOW_ALL_DEVICES)] : [];
     resources.Pids = undefined;
     if (resources.CPU) resources.CPU.Cpus = "";
+    // A privileged container's spec lists every device of the host (containerd's
+    // oci.WithHostDevices). No host device reaches the guest, so the list names nodes the guest
+    // does not have, or has under other numbers: the agent gives it the guest's own instead.
+    if (privileged) devices = [];
   }
   const seccomp = linux.seccomp as
     | { defaultAction?: string; architectures?: string[]; flags?: string[]; syscalls?: { names?: string[]; action?: string; errnoRet?: number; args?: { index: number; value: number; valueTwo?: number; op: string }[] }[] }
@@ -121,7 +132,7 @@ export function specToGrpc(spec: OciSpec, o: ConstrainOptions): g.SpecInit {
       Resources: resources,
       CgroupsPath: linux.cgroupsPath ?? "",
       Namespaces: namespaces,
-      Devices: (linux.devices ?? []).map((d) => ({ Path: d.path, Type: d.type, Major: d.major, Minor: d.minor, FileMode: n(d.fileMode), UID: n(d.uid), GID: n(d.gid) })),
+      Devices: devices,
       Seccomp: seccomp
         ? {
             DefaultAction: seccomp.defaultAction ?? "",

@@ -7,8 +7,6 @@ import type { Logger } from "../util/logger";
 import type { OciSpec } from "../oci/spec";
 
 export interface ShareOptions {
-  /** rbind: the source's own sub-mounts come along. */
-  recursive?: boolean;
   /** Host mounts made below the source later reach the guest ("slave") or do not ("private"). */
   propagation?: "private" | "slave";
 }

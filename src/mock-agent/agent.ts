@@ -18,6 +18,9 @@ import { OutputBuffer } from "./output";
 import { processFromGrpc, resourcesFromGrpc, specFromGrpc } from "./oci";
 import type { Runtime, RuntimeProcess } from "./runtime/types";
 import { mountStorage } from "./storage";
+import { allowsEveryDevice, listDevices, withGuestDevices } from "./devices";
+import { hugepageSizes, splitHugepageLimits } from "./hugepages";
+import type { OciLinuxResources } from "../oci/spec";
 import type { Reaper } from "./reaper";
 import type { GuestNetwork } from "./network";
 
@@ -215,7 +218,10 @@ export class MockAgent {
       if (this.containers.has(req.containerId)) throw alreadyExists(`container ${req.containerId} already exists`);
       if (!req.OCI?.Process) throw invalidArgument("the OCI spec has no process");
       if (!req.OCI.Root?.Path) throw invalidArgument("the OCI spec has no root path");
-      const spec = specFromGrpc(req.OCI);
+      let spec = specFromGrpc(req.OCI);
+      // Only a guest's devices are the agent's to give; on the host, the spec's list is the host's already.
+      if (this.o.guest && this.o.runtime.isolated && allowsEveryDevice(spec)) spec = withGuestDevices(spec, listDevices());
+      this.fitHugepages(req.containerId, spec.linux?.resources);
       const guestSysctls = this.o.network?.takeNetSysctls(spec) ?? [];
       if (spec.linux && this.o.runtime.isolated) {
         // kata-agent's update_container_namespaces: the pid namespace is the
@@ -368,7 +374,9 @@ export class MockAgent {
     UpdateContainer: async (req) => {
       const c = this.container(req.containerId);
       if (!req.resources) throw invalidArgument("no resources to update");
-      await this.o.runtime.update(c.id, resourcesFromGrpc(req.resources));
+      const r = resourcesFromGrpc(req.resources);
+      this.fitHugepages(c.id, r);
+      await this.o.runtime.update(c.id, r);
       return {};
     },
 
@@ -439,6 +447,15 @@ export class MockAgent {
     RemoveStaleVirtiofsShareMounts: () => this.unsupported("RemoveStaleVirtiofsShareMounts"),
     GetDiagnosticData: () => this.unsupported("GetDiagnosticData"),
   };
+
+  /** In a guest, limits of huge page sizes the guest lacks go (hugepages.ts); the host's sizes are the node's. */
+  private fitHugepages(containerId: string, r: OciLinuxResources | undefined): void {
+    if (!this.o.guest || !r?.hugepageLimits?.length) return;
+    const { kept, dropped } = splitHugepageLimits(r.hugepageLimits, hugepageSizes());
+    if (!dropped.length) return;
+    this.o.logger.warn("huge page sizes this guest lacks: their limits are dropped", { container: containerId, sizes: dropped.map((l) => l.pageSize).join(",") });
+    r.hugepageLimits = kept.length ? kept : undefined;
+  }
 
   private net(method: string): GuestNetwork {
     if (!this.o.network) throw unimplemented(`${method}: this agent runs on the host and shares its network, which is not its to change (a guest agent serves it)`);

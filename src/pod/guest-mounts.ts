@@ -9,6 +9,16 @@
 // writable. So each host mount below an rbind source is mounted again in
 // place, read-only exactly as recursively as the spec says ("rro" for all,
 // "ro" for the top only).
+//
+// Each of those host mounts is shared on its own, by a plain bind, rather than
+// carried by an rbind of the volume: the shares live in the host's mount
+// namespace (QEMU serves them from there), and a bind mount shares dentries
+// with its source, so an rbind's copy of a tmpfs at <volume>/tmpfs makes that
+// directory a mount point in the host's namespace. Whoever owns the volume
+// could then unmount its tmpfs but not remove the directory (EBUSY) while the
+// container runs, where runc's copies sit in the container's own namespace
+// (critest's non-recursive read-only spec does exactly that). A plain bind of
+// the tmpfs itself is mounted on the share's directory, not on the volume's.
 import fs from "node:fs";
 import path from "node:path";
 import type { OciMount, OciSpec } from "../oci/spec";
@@ -50,21 +60,22 @@ export async function guestMounts(
       continue;
     }
     const key = `${containerId}.m${i}`;
-    const recursive = has(m, "rbind");
     const propagation = has(m, "rslave") || has(m, "slave") ? "slave" : "private";
-    const source = await sharer.shareRootfs(key, m.source, { recursive, propagation });
+    const source = await sharer.shareRootfs(key, m.source, { propagation });
     shares.push(key);
     mounts.push({ ...m, source });
-    if (!recursive || !fs.statSync(m.source).isDirectory()) continue;
+    if (!has(m, "rbind") || !fs.statSync(m.source).isDirectory()) continue;
     const rro = has(m, "rro");
     const propagationOption = (m.options ?? []).filter((o) => /^r?(private|slave)$/.test(o));
     const real = fs.realpathSync(m.source);
-    for (const sub of below(real)) {
-      const rel = path.relative(real, sub.path);
+    for (const [j, sub] of below(real).entries()) {
+      const subKey = `${key}.s${j}`;
+      const subSource = await sharer.shareRootfs(subKey, sub.path, { propagation });
+      shares.push(subKey);
       mounts.push({
-        destination: path.posix.join(m.destination, rel),
+        destination: path.posix.join(m.destination, path.relative(real, sub.path)),
         type: "bind",
-        source: path.posix.join(source, rel),
+        source: subSource,
         options: ["rbind", rro || sub.readOnly ? "ro" : "rw", ...propagationOption],
       });
     }

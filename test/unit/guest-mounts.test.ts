@@ -58,13 +58,21 @@ describe("volumes with mounts below them, in a VM guest", () => {
     const { dir, below } = volume();
     const calls: unknown[] = [];
     const spec = { ociVersion: "1.0.2", mounts: [{ destination: "/mnt", type: "bind", source: dir, options: ["rbind", "rprivate", "ro"] }] };
-    const { spec: out } = await guestMounts("c", spec as never, sharer(calls), below);
-    expect(calls).toEqual([["c.m0", dir, { recursive: true, propagation: "private" }]]);
+    const { spec: out, shares } = await guestMounts("c", spec as never, sharer(calls), below);
+    // Each host mount shared by a plain bind of its own: an rbind's copies would pin the volume's directories on the host.
+    const real = fs.realpathSync(dir);
+    expect(calls).toEqual([
+      ["c.m0", dir, { propagation: "private" }],
+      ["c.m0.s0", path.join(real, "tmpfs"), { propagation: "private" }],
+      ["c.m0.s1", path.join(real, "ro"), { propagation: "private" }],
+      ["c.m0.s2", path.join(real, "ro", "deeper"), { propagation: "private" }],
+    ]);
+    expect(shares).toEqual(["c.m0", "c.m0.s0", "c.m0.s1", "c.m0.s2"]);
     expect(out.mounts).toEqual([
       { destination: "/mnt", type: "bind", source: "/guest/c.m0", options: ["rbind", "rprivate", "ro"] },
-      { destination: "/mnt/tmpfs", type: "bind", source: "/guest/c.m0/tmpfs", options: ["rbind", "rw", "rprivate"] },
-      { destination: "/mnt/ro", type: "bind", source: "/guest/c.m0/ro", options: ["rbind", "ro", "rprivate"] },
-      { destination: "/mnt/ro/deeper", type: "bind", source: "/guest/c.m0/ro/deeper", options: ["rbind", "rw", "rprivate"] },
+      { destination: "/mnt/tmpfs", type: "bind", source: "/guest/c.m0.s0", options: ["rbind", "rw", "rprivate"] },
+      { destination: "/mnt/ro", type: "bind", source: "/guest/c.m0.s1", options: ["rbind", "ro", "rprivate"] },
+      { destination: "/mnt/ro/deeper", type: "bind", source: "/guest/c.m0.s2", options: ["rbind", "rw", "rprivate"] },
     ]);
     fs.rmSync(dir, { recursive: true, force: true });
   });
@@ -74,7 +82,8 @@ describe("volumes with mounts below them, in a VM guest", () => {
     const calls: unknown[] = [];
     const spec = { ociVersion: "1.0.2", mounts: [{ destination: "/v", type: "bind", source: dir, options: ["rbind", "rslave", "rro"] }] };
     const { spec: out } = await guestMounts("c", spec as never, sharer(calls), below);
-    expect(calls).toEqual([["c.m0", dir, { recursive: true, propagation: "slave" }]]);
+    expect(calls).toHaveLength(4);
+    for (const c of calls) expect((c as unknown[])[2]).toEqual({ propagation: "slave" });
     expect(out.mounts!.slice(1).map((m) => m.options)).toEqual([
       ["rbind", "ro", "rslave"],
       ["rbind", "ro", "rslave"],
@@ -88,7 +97,7 @@ describe("volumes with mounts below them, in a VM guest", () => {
     const calls: unknown[] = [];
     const spec = { ociVersion: "1.0.2", mounts: [{ destination: "/v", type: "bind", source: dir, options: ["bind"] }] };
     const { spec: out } = await guestMounts("c", spec as never, sharer(calls), below);
-    expect(calls).toEqual([["c.m0", dir, { recursive: false, propagation: "private" }]]);
+    expect(calls).toEqual([["c.m0", dir, { propagation: "private" }]]);
     expect(out.mounts).toHaveLength(1);
     fs.rmSync(dir, { recursive: true, force: true });
   });

@@ -294,7 +294,8 @@ export class QemuVm implements SandboxVm {
       fs.mkdirSync(path.dirname(target), { recursive: true });
       fs.writeFileSync(target, "", { flag: "a" });
     }
-    await run("mount", [o.recursive ? "--rbind" : "--bind", hostPath, target]);
+    // Never --rbind: a copy of a sub-mount would pin its directory in the host's namespace (guest-mounts.ts).
+    await run("mount", ["--bind", hostPath, target]);
     this.shares.add(containerId);
     // A bind of a shared mount joins its peer group: host mounts made below the source later would
     // reach the guest whatever the volume's propagation. Make it what the spec asked for.
