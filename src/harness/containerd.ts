@@ -172,6 +172,12 @@ export class Containerd {
   /** Stops containerd and removes its directories (unmounting anything left in them first). */
   async destroy(): Promise<void> {
     await this.stop();
+    // SHIMLAB_KEEP_LOGS=<dir>: containerd's log (with every shim's log in it) outlives the run, for a failure seen once.
+    const keep = process.env.SHIMLAB_KEEP_LOGS;
+    if (keep) {
+      fs.mkdirSync(keep, { recursive: true });
+      fs.copyFileSync(this.logPath, path.join(keep, `${path.basename(this.dir)}-containerd.log`));
+    }
     await unmountUnder(this.dir);
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
