@@ -10,6 +10,7 @@ import path from "node:path";
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
 import { Containerd, SHIM_BINARY } from "../../src/harness/containerd";
 import { resolveContainerd, type ContainerdPeer } from "../../src/harness/peers/containerd";
+import { shows } from "../../src/harness/peers/differences";
 import { readTrace } from "../../src/trace/model";
 import type { TraceRecord } from "../../src/trace/recorder";
 import { listProcesses, settle } from "../../src/harness/leaks";
@@ -92,7 +93,10 @@ describe.skipIf(skip)("shimlab sniff: a live decoded view of any shim", () => {
             expect([sniffed.code, sniffed.out, sniffed.err]).toEqual([plain.code, plain.out, plain.err]);
             expect(sniffed.code).toBe(3);
             await settle(() => (events.topics("sniffed").length < events.topics("plain").length ? [1] : []), 3000);
-            expect(events.topics("sniffed")).toEqual(events.topics("plain"));
+            // 2.1's runc shim can lose its /tasks/delete with or without a proxy (difference runc-task-delete-lost).
+            const lossy = which === "runc" && shows(peers.get(v)!, "runc-task-delete-lost");
+            const seen = (id: string) => events.topics(id).filter((t) => !(lossy && t === "/tasks/delete"));
+            expect(seen("sniffed")).toEqual(seen("plain"));
             expect(events.topics("sniffed")).toContain("/tasks/exit");
           } finally {
             events.proc.kill();
