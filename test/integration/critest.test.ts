@@ -14,6 +14,7 @@ import { execFileSync } from "node:child_process";
 import { critestBinaries, type CritestBinaries } from "../../src/harness/peers/cri-tools";
 import { startCritestEnv, type CritestEnv } from "../../src/harness/critest/env";
 import { critest } from "../../src/harness/critest/run";
+import { Progress } from "../../src/harness/progress";
 import { excusedBy, LEFT_OUT, vmRefusal } from "../../src/harness/critest/specs";
 import { resolveContainerd, type ContainerdPeer } from "../../src/harness/peers/containerd";
 import { shows } from "../../src/harness/peers/differences";
@@ -130,7 +131,7 @@ describe.skipIf(skip)("critest (Kubernetes' CRI validation) on runc, shimlab and
         // dozen failures are steady and would each run twice, three of them 65 s long (a try with
         // two tries and 8 nodes took 450 s, against 348 s with one try and 4 nodes).
         const attempts = handler === "shimlab-qemu" ? 1 : 2;
-        const run = await critest({ binaries: bins, socket: env.socket, handler, reportDir: REPORTS, name, parallel: PARALLEL, attempts });
+        const run = await critest({ binaries: bins, socket: env.socket, handler, reportDir: REPORTS, name, parallel: PARALLEL, attempts, progress: new Progress(`critest ${name}`) });
         runs.push({ ...run, containerd: `${containerd} (${peer.version})`, excuse });
         // Ran to the end: critest was not killed, and every selected spec has an outcome of its own.
         expect(run.exitCode, `critest ${name} was killed; see ${run.log}`).not.toBeNull();

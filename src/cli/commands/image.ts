@@ -8,6 +8,7 @@ import { buildGuestKernel } from "../../hypervisor/qemu/guest-kernel";
 import { findKernel, type KernelSource } from "../../hypervisor/qemu/kernel";
 import { guestKernel } from "../../hypervisor/qemu";
 import { bool, dispatch, str, type Parsed } from "../args";
+import { Progress } from "../../harness/progress";
 
 export function run(args: string[]): Promise<number> {
   return dispatch(["image"], args, (_build, p) => build(p));
@@ -21,15 +22,29 @@ async function build(p: Parsed): Promise<number> {
   const layout = (str(p, "layout") ?? "share") as ImageLayout;
   const compression = str(p, "compression") as "lz4" | "gzip" | "none" | undefined;
   const t0 = Date.now();
-  const say = (what: string) => (m: string) => process.stderr.write(`${what}: ${m}\n`);
+  // Steps as lines, counts as a status (one rewritten line on a terminal, a line per 30 s in a log),
+  // and a heartbeat through the quiet minutes (unpacking the kernel source, the snapshot VM).
+  const say = (p: Progress) => (m: string, kind?: "status") => (kind === "status" ? p.status(m.trim()) : p.line(m));
   let kernel: KernelSource;
-  if (kernelChoice === "build") kernel = (await buildGuestKernel({ cacheDir, onProgress: say("kernel") })).kernel;
-  else if (kernelChoice === "debian") {
+  if (kernelChoice === "build") {
+    const kp = new Progress("kernel", { heartbeatMs: 30_000 });
+    try {
+      kernel = (await buildGuestKernel({ cacheDir, onProgress: say(kp) })).kernel;
+    } finally {
+      kp.done();
+    }
+  } else if (kernelChoice === "debian") {
     const k = findKernel();
     if (!k) throw new Error("no Debian kernel: install linux-image-amd64");
     kernel = k;
   } else kernel = guestKernel("auto", cacheDir);
-  const img = await ensureImage({ cacheDir, runc, compression, layout, kernel, onProgress: say("image") });
+  const ip = new Progress("image", { heartbeatMs: 30_000 });
+  let img;
+  try {
+    img = await ensureImage({ cacheDir, runc, compression, layout, kernel, onProgress: say(ip) });
+  } finally {
+    ip.done();
+  }
   if (json) process.stdout.write(JSON.stringify(img) + "\n");
   else {
     process.stdout.write(`kernel  ${img.kernel} (${img.kernelVersion})\ninitrd  ${img.initrd} (${(img.initrdBytes / 1e6).toFixed(1)} MB, ${img.compression})\n`);
