@@ -15,6 +15,7 @@ import { execFileSync } from "node:child_process";
 import { critestBinaries, type CritestBinaries } from "../../src/harness/peers/cri-tools";
 import { startCritestEnv, type CritestEnv } from "../../src/harness/critest/env";
 import { critest } from "../../src/harness/critest/run";
+import { Progress } from "../../src/harness/progress";
 import { excusedBy, LEFT_OUT, SHIM_SANDBOXER_LEFT_OUT, shimSandboxerLeftOut, vmRefusal } from "../../src/harness/critest/specs";
 import { resolveContainerd, type ContainerdPeer } from "../../src/harness/peers/containerd";
 import { shows } from "../../src/harness/peers/differences";
@@ -137,7 +138,7 @@ describe.skipIf(skip)("critest (Kubernetes' CRI validation) on runc, shimlab and
         // to DeadlineExceeded while four VMs boot: a second try names it in the summary instead.
         const attempts = 2;
         const leftOut = sbxLeftOut ? [...LEFT_OUT, ...SHIM_SANDBOXER_LEFT_OUT] : LEFT_OUT;
-        const run = await critest({ binaries: bins, socket: env.socket, handler, reportDir: REPORTS, name, parallel: PARALLEL, attempts, leftOut });
+        const run = await critest({ binaries: bins, socket: env.socket, handler, reportDir: REPORTS, name, parallel: PARALLEL, attempts, leftOut, progress: new Progress(`critest ${name}`) });
         runs.push({ ...run, containerd: `${containerd} (${peer.version})`, excuse });
         // Ran to the end: critest was not killed, and every selected spec has an outcome of its own.
         expect(run.exitCode, `critest ${name} was killed; see ${run.log}`).not.toBeNull();

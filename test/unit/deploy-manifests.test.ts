@@ -1,6 +1,7 @@
 // deploy/: the manifests parse as YAML and carry what a RuntimeClass, a
 // DaemonSet and their RBAC need, and they agree with each other, with the
 // installer script and with what `shimlab install` writes. No cluster needed.
+import { helpText } from "../../src/cli/args";
 import { describe, it, expect } from "vitest";
 import fs from "node:fs";
 import path from "node:path";
@@ -53,7 +54,7 @@ describe("deploy/ manifests", () => {
     // The handler is the CRI runtime name `shimlab install` writes by default (a DNS label, as the API requires).
     expect(rc.handler).toBe("shimlab");
     expect(rc.handler).toMatch(DNS1123_LABEL);
-    expect(fs.readFileSync(path.join(REPO, "src", "cli", "commands", "install.ts"), "utf8")).toContain("CRI runtime handler name (default shimlab)");
+    expect(helpText(["install"])).toContain("CRI runtime handler name (default shimlab)");
     for (const [k, v] of Object.entries(rc.overhead.podFixed)) {
       expect(["cpu", "memory"]).toContain(k);
       expect(String(v)).toMatch(QUANTITY);

@@ -6,28 +6,9 @@ import { PROFILES, guessProfile, type Profile } from "../../harness/conformance/
 import { progressLine, summary, toJson, toJunit } from "../../harness/conformance/report";
 import { compareReports, formatComparison } from "../../harness/conformance/compare";
 import type { SuiteReport } from "../../harness/conformance/types";
-import { citation, contractDir, contractHtmlDir } from "../../contract/cite";
+import { citation } from "../../contract/cite";
 import { rule } from "../../contract/rules";
-
-// The help names where the contract is on this machine: an installed copy has no checkout around it,
-// so "docs/contract/" alone would leave its reader guessing relative to what.
-const help = () => `usage: shimlab conformance --shim PATH [--profile runc|shimlab] [--junit FILE] [--json FILE] [--only REGEX]
-       shimlab conformance --compare SHIM_A SHIM_B [--profile-a NAME] [--profile-b NAME] [--json FILE] [--only REGEX]
-       shimlab conformance --list
-
-Plays containerd against any shim v2 binary (no containerd runs) and checks the
-binary contract, the Task API and the event rules. Each check cites its rule by
-id and entry in shimlab's shim v2 contract, e.g.
-  rule: ${citation("kill.unknown-container")}
-The path is relative to shimlab's directory; here the contract is
-  ${contractDir()}/README.md
-and its HTML form (built by npm run build)
-  ${contractHtmlDir()}/README.html
---list prints every check with its rules. Profiles state where a shim differs from runc's
-on purpose (pids, Checkpoint, error codes); the default is guessed from the
-binary's name. Needs root, runc and busybox-static. Exit status 0 only when no
-check failed and no process outlived the clean-up (with --compare: for both shims).
-`;
+import { bool, str, UsageError, withArgs, type Parsed } from "../args";
 
 function profile(name: string | undefined, shim: string): Profile {
   if (!name) return guessProfile(shim);
@@ -36,46 +17,28 @@ function profile(name: string | undefined, shim: string): Profile {
   return p;
 }
 
-export async function conformanceCommand(argv: string[]): Promise<number> {
-  let shim: string | undefined;
-  let compare: [string, string] | undefined;
-  let junit: string | undefined;
-  let json: string | undefined;
-  let only: RegExp | undefined;
-  const prof: { one?: string; a?: string; b?: string } = {};
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const val = () => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
-    if (a === "--shim") shim = val();
-    else if (a === "--compare") compare = [val(), val()];
-    else if (a === "--junit") junit = val();
-    else if (a === "--json") json = val();
-    else if (a === "--profile") prof.one = val();
-    else if (a === "--profile-a") prof.a = val();
-    else if (a === "--profile-b") prof.b = val();
-    else if (a === "--only") only = new RegExp(val());
-    else if (a === "--list") {
-      for (const c of selectChecks({ only })) {
-        process.stdout.write(`${c.group}/${c.name}\n    rule: ${citation(c.rule)}\n      ${rule(c.rule).text.replace(/`/g, "")}\n`);
-        if (c.also?.length) process.stdout.write(`    also: ${c.also.map(citation).join(", ")}\n`);
-      }
-      return 0;
-    } else if (a === "-h" || a === "--help") {
-      process.stdout.write(help());
-      return 0;
-    } else {
-      process.stderr.write(`shimlab conformance: unknown argument ${a}\n\n${help()}`);
-      return 2;
+export function conformanceCommand(argv: string[]): Promise<number> {
+  return withArgs(["conformance"], argv, conformance);
+}
+
+async function conformance(p: Parsed): Promise<number> {
+  const only = str(p, "only") === undefined ? undefined : new RegExp(str(p, "only")!);
+  if (bool(p, "list")) {
+    for (const c of selectChecks({ only })) {
+      process.stdout.write(`${c.group}/${c.name}\n    rule: ${citation(c.rule)}\n      ${rule(c.rule).text.replace(/`/g, "")}\n`);
+      if (c.also?.length) process.stdout.write(`    also: ${c.also.map(citation).join(", ")}\n`);
     }
+    return 0;
   }
-  if (!shim && !compare) {
-    process.stderr.write(`shimlab conformance: --shim or --compare is required\n\n${help()}`);
-    return 2;
-  }
+  const shim = str(p, "shim");
+  const json = str(p, "json");
+  const junit = str(p, "junit");
+  const prof = { one: str(p, "profile"), a: str(p, "profile-a"), b: str(p, "profile-b") };
+  // --compare takes two shims; the parser hands the second one over as the positional.
+  if (p.positionals.length && str(p, "compare") === undefined) throw new UsageError(`unexpected argument ${p.positionals[0]}`, ["conformance"]);
+  if (str(p, "compare") !== undefined && !p.positionals.length) throw new UsageError("--compare needs two shims", ["conformance"]);
+  const compare = str(p, "compare") === undefined ? undefined : [str(p, "compare")!, p.positionals[0]];
+  if (!shim && !compare) throw new UsageError("--shim or --compare is required", ["conformance"]);
   if (process.getuid?.() !== 0) process.stderr.write("shimlab conformance: not root: shims will fail to create containers\n");
   const run = async (path: string, p: Profile): Promise<SuiteReport> => {
     process.stdout.write(`conformance: ${path} with profile ${p.name} (${p.description})\n`);

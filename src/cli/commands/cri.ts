@@ -9,84 +9,7 @@ import { NamespaceMode, PodSandboxState, ContainerState_names, ContainerStatusRe
 import { toPlain } from "../../proto/message";
 import { CriStream } from "../../harness/cri/stream";
 import { parsePortSpec, PortForwarder } from "../../harness/cri/port-forward";
-
-const USAGE = `usage: shimlab cri [--address SOCK] [--timeout SEC] <command> [args]
-
-Talks CRI v1 (runtime.v1) to containerd's CRI plugin, as the kubelet does.
---address defaults to $CONTAINER_RUNTIME_ENDPOINT, else /run/containerd/containerd.sock.
-
-  up [--dir DIR] [--qemu] [--containerd 1.6|1.7|2.1|PATH] [--sandboxer shim|podsandbox]
-                                     start a private containerd (1.6 unless --containerd or
-                                     SHIMLAB_CONTAINERD says; "shimlab peers fetch" gets 1.7 and 2.1)
-                                     with CRI, handlers shimlab and
-                                     runc (--qemu: and shimlab-qemu, pods in VMs), local pause and
-                                     busybox images and, where Debian's CNI plugins are installed,
-                                     a pod network (a bridge); print its address; run until
-                                     interrupted, then remove its pods and stop it. --sandboxer
-                                     (2.x): shimlab's pods through CRI's pause container
-                                     (podsandbox, the default) or the shim's Sandbox API (shim)
-  version                            runtime name and versions
-  info                               runtime conditions (RuntimeReady, NetworkReady)
-  images                             images CRI knows
-  runp [--handler H] [--name N] [--namespace NS] [--pod-network]
-                                     run a pod (handler: shimlab) on the host's network, or on
-                                     one of its own from CNI; print its id
-  pods                               list pods
-  inspectp POD                       a pod's status, as JSON
-  create POD NAME IMAGE [--pid-pod] [-i] [-t] -- CMD...
-                                     create a container in the pod (-i: keep its stdin open for
-                                     attach, -t: on a terminal); print its id
-  run POD NAME IMAGE [--pid-pod] [-i] [-t] -- CMD...
-                                     create and start a container; print its id
-  start CTR                          start a created container
-  ps [--pod POD] [-a]                list running (or all) containers
-  inspect CTR                        a container's status, as JSON
-  exec CTR [--timeout SEC] -- CMD... run CMD in the container (ExecSync): its output, then its exit code
-  exec -i|-t CTR -- CMD...           the same through CRI streaming (Exec and containerd's streaming
-                                     server, as kubectl exec): -i sends this stdin, -t runs on a
-                                     terminal. v4 has no half-close: a command that waits for
-                                     stdin's end does not get it (Ctrl-C ends the stream)
-  attach [-i] [-t] CTR               attach to a running container's stdio (its -i/-t must match)
-  port-forward POD [LOCAL:]REMOTE... forward 127.0.0.1:LOCAL here to localhost:REMOTE in the pod's
-                                     network namespace, as kubectl port-forward: CRI PortForward and
-                                     containerd's streaming server (portforward over WebSocket), one
-                                     stream per connection; LOCAL 0 or ":REMOTE" picks a free port.
-                                     Prints "Forwarding from 127.0.0.1:LOCAL -> REMOTE" for each;
-                                     runs until interrupted
-  stop CTR [--timeout SEC]           stop a container (SIGTERM, SIGKILL after SEC; default 10)
-  rm CTR                             remove a container
-  stopp POD                          stop a pod and its containers
-  rmp POD                            remove a pod and its containers
-`;
-
-class UsageError extends Error {}
-
-function take(args: string[], flag: string): string | undefined {
-  const i = args.indexOf(flag);
-  if (i < 0) return undefined;
-  const v = args[i + 1];
-  if (v === undefined) throw new UsageError(`${flag} needs a value`);
-  args.splice(i, 2);
-  return v;
-}
-
-function takeBool(args: string[], flag: string): boolean {
-  const i = args.indexOf(flag);
-  if (i >= 0) args.splice(i, 1);
-  return i >= 0;
-}
-
-/** Words after `--`, which belong to the container's command. */
-function command(args: string[]): string[] {
-  const i = args.indexOf("--");
-  if (i < 0) return [];
-  return args.splice(i).slice(1);
-}
-
-function positional(args: string[], n: number, names: string): string[] {
-  if (args.length !== n) throw new UsageError(`want ${names}, got ${args.length ? args.join(" ") : "nothing"}`);
-  return args;
-}
+import { bool, dispatch, str, UsageError, type Parsed } from "../args";
 
 function table(rows: string[][]): string {
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
@@ -99,35 +22,29 @@ const ago = (ns: number) => {
   return s < 120 ? `${s}s ago` : s < 7200 ? `${Math.round(s / 60)}m ago` : `${Math.round(s / 3600)}h ago`;
 };
 
-export async function criCommand(argv: string[]): Promise<number> {
-  const args = [...argv];
-  if (!args.length || args.includes("-h") || args.includes("--help")) {
-    process.stdout.write(USAGE);
-    return args.length ? 0 : 2;
-  }
-  try {
-    const address = take(args, "--address") ?? process.env.CONTAINER_RUNTIME_ENDPOINT ?? "/run/containerd/containerd.sock";
-    const timeout = Number(take(args, "--timeout") ?? NaN);
-    const [sub, ...rest] = args;
-    if (sub === "up") return await up(rest);
-    const cri = new CriClient(address, { defaultTimeoutMs: 120_000 });
+export function criCommand(argv: string[]): Promise<number> {
+  return dispatch(["cri"], argv, async (sub, p) => {
     try {
-      return await runSub(cri, sub, rest, timeout);
-    } finally {
-      cri.close();
+      const address = str(p, "address") ?? process.env.CONTAINER_RUNTIME_ENDPOINT ?? "/run/containerd/containerd.sock";
+      const timeout = Number(str(p, "timeout") ?? NaN);
+      if (sub === "up") return await up(p);
+      const cri = new CriClient(address, { defaultTimeoutMs: 120_000 });
+      try {
+        return await runSub(cri, sub, p, timeout);
+      } finally {
+        cri.close();
+      }
+    } catch (e) {
+      if (e instanceof UsageError) throw e;
+      process.stderr.write(`shimlab cri: ${(e as Error).message}\n`);
+      return 1;
     }
-  } catch (e) {
-    if (e instanceof UsageError) {
-      process.stderr.write(`shimlab cri: ${e.message}\n\n${USAGE}`);
-      return 2;
-    }
-    process.stderr.write(`shimlab cri: ${(e as Error).message}\n`);
-    return 1;
-  }
+  });
 }
 
-async function runSub(cri: CriClient, sub: string | undefined, args: string[], timeout: number): Promise<number> {
+async function runSub(cri: CriClient, sub: string, p: Parsed, timeout: number): Promise<number> {
   const rt = cri.runtime;
+  const args = p.positionals;
   const out = (s: string) => process.stdout.write(s);
   switch (sub) {
     case "version": {
@@ -146,11 +63,10 @@ async function runSub(cri: CriClient, sub: string | undefined, args: string[], t
       return 0;
     }
     case "runp": {
-      const handler = take(args, "--handler") ?? "shimlab";
-      const name = take(args, "--name") ?? `pod-${process.pid}-${Date.now() % 100000}`;
-      const namespace = take(args, "--namespace") ?? "default";
-      const network = takeBool(args, "--pod-network") ? "pod" : "node";
-      positional(args, 0, "no positional arguments");
+      const handler = str(p, "handler")!;
+      const name = str(p, "name") ?? `pod-${process.pid}-${Date.now() % 100000}`;
+      const namespace = str(p, "namespace")!;
+      const network = bool(p, "pod-network") ? "pod" : "node";
       const r = await rt.RunPodSandbox({ config: podConfig({ name, namespace, network }), runtimeHandler: handler });
       out(r.podSandboxId + "\n");
       return 0;
@@ -166,17 +82,17 @@ async function runSub(cri: CriClient, sub: string | undefined, args: string[], t
       return 0;
     }
     case "inspectp": {
-      const [pod] = positional(args, 1, "POD");
+      const [pod] = args;
       out(JSON.stringify(toPlain(PodSandboxStatusResponse, await rt.PodSandboxStatus({ podSandboxId: pod, verbose: true })), null, 2) + "\n");
       return 0;
     }
     case "create":
     case "run": {
-      const cmd = command(args);
-      const pid = takeBool(args, "--pid-pod") ? "pod" : "container";
-      const stdin = takeBool(args, "-i");
-      const tty = takeBool(args, "-t");
-      const [pod, name, image] = positional(args, 3, "POD NAME IMAGE [-- CMD...]");
+      const cmd = p.rest;
+      const pid = bool(p, "pid-pod") ? "pod" : "container";
+      const stdin = bool(p, "stdin");
+      const tty = bool(p, "tty");
+      const [pod, name, image] = args;
       const sandboxConfig = await sandboxConfigOf(cri, pod);
       const network = sandboxConfig.linux?.securityContext?.namespaceOptions?.network === NamespaceMode.POD ? "pod" : "node";
       const r = await rt.CreateContainer({ podSandboxId: pod, sandboxConfig, config: containerConfig({ name, image, command: cmd, pid, stdin, tty, network }) });
@@ -185,15 +101,14 @@ async function runSub(cri: CriClient, sub: string | undefined, args: string[], t
       return 0;
     }
     case "start": {
-      const [c] = positional(args, 1, "CTR");
+      const [c] = args;
       await rt.StartContainer({ containerId: c });
       out(c + "\n");
       return 0;
     }
     case "ps": {
-      const pod = take(args, "--pod");
-      const all = takeBool(args, "-a");
-      positional(args, 0, "no positional arguments");
+      const pod = str(p, "pod");
+      const all = bool(p, "all");
       const r = await rt.ListContainers({ filter: { podSandboxId: pod ?? "", state: all ? undefined : { state: 1 /* RUNNING */ } } });
       out(
         table([
@@ -204,41 +119,39 @@ async function runSub(cri: CriClient, sub: string | undefined, args: string[], t
       return 0;
     }
     case "inspect": {
-      const [c] = positional(args, 1, "CTR");
+      const [c] = args;
       out(JSON.stringify(toPlain(ContainerStatusResponse, await rt.ContainerStatus({ containerId: c, verbose: true })), null, 2) + "\n");
       return 0;
     }
     case "attach": {
-      const stdin = takeBool(args, "-i");
-      const tty = takeBool(args, "-t");
-      const [c] = positional(args, 1, "CTR");
+      const stdin = bool(p, "stdin");
+      const tty = bool(p, "tty");
+      const [c] = args;
       const { url } = await rt.Attach({ containerId: c, stdin, tty, stdout: true, stderr: !tty });
       return (await streamTo(url, { stdin, tty })) ?? 0;
     }
     case "exec": {
-      const cmd = command(args);
-      const t = take(args, "--timeout");
-      const stdin = takeBool(args, "-i");
-      const tty = takeBool(args, "-t");
-      const [c] = positional(args, 1, "CTR -- CMD...");
-      if (!cmd.length) throw new UsageError("exec needs a command after --");
+      const cmd = p.rest;
+      const stdin = bool(p, "stdin");
+      const tty = bool(p, "tty");
+      const [c] = args;
+      if (!cmd.length) throw new UsageError("exec needs a command after --", ["cri", "exec"]);
       if (stdin || tty) {
         const { url } = await rt.Exec({ containerId: c, cmd, stdin, tty, stdout: true, stderr: !tty });
         return (await streamTo(url, { stdin, tty })) ?? 1;
       }
-      const r = await rt.ExecSync({ containerId: c, cmd, timeout: t ? Number(t) : Number.isFinite(timeout) ? timeout : 0 });
+      const r = await rt.ExecSync({ containerId: c, cmd, timeout: Number.isFinite(timeout) ? timeout : 0 });
       process.stdout.write(r.stdout);
       process.stderr.write(r.stderr);
       return r.exitCode;
     }
     case "port-forward": {
-      if (args.length < 2) throw new UsageError("want POD [LOCAL:]REMOTE...");
       const [pod, ...specs] = args;
       let ports;
       try {
         ports = specs.map(parsePortSpec);
       } catch (e) {
-        throw new UsageError((e as Error).message);
+        throw new UsageError((e as Error).message, ["cri", "port-forward"]);
       }
       // As kubectl: a pod that is not ready is refused before anything listens.
       const st = (await rt.PodSandboxStatus({ podSandboxId: pod })).status;
@@ -256,28 +169,27 @@ async function runSub(cri: CriClient, sub: string | undefined, args: string[], t
       return 0;
     }
     case "stop": {
-      const t = take(args, "--timeout");
-      const [c] = positional(args, 1, "CTR");
-      await rt.StopContainer({ containerId: c, timeout: t ? Number(t) : 10 });
+      const [c] = args;
+      await rt.StopContainer({ containerId: c, timeout: Number.isFinite(timeout) ? timeout : 10 });
       out(c + "\n");
       return 0;
     }
     case "rm": {
-      const [c] = positional(args, 1, "CTR");
+      const [c] = args;
       await rt.RemoveContainer({ containerId: c });
       out(c + "\n");
       return 0;
     }
     case "stopp":
     case "rmp": {
-      const [pod] = positional(args, 1, "POD");
+      const [pod] = args;
       if (sub === "stopp") await rt.StopPodSandbox({ podSandboxId: pod });
       else await rt.RemovePodSandbox({ podSandboxId: pod });
       out(pod + "\n");
       return 0;
     }
     default:
-      throw new UsageError(`unknown command ${JSON.stringify(sub)}`);
+      throw new UsageError(`unknown command ${JSON.stringify(sub)}`, ["cri"]);
   }
 }
 
@@ -290,13 +202,11 @@ async function sandboxConfigOf(cri: CriClient, pod: string): Promise<PodSandboxC
   return { ...podConfig({ name: m?.name ?? "", namespace: m?.namespace, uid: m?.uid, labels: s.labels, annotations: s.annotations, network }), metadata: m };
 }
 
-async function up(args: string[]): Promise<number> {
-  const dir = take(args, "--dir");
-  const qemu = takeBool(args, "--qemu");
-  const version = take(args, "--containerd");
-  const sandboxer = take(args, "--sandboxer");
-  positional(args, 0, "only --dir DIR, --qemu, --containerd VERSION and --sandboxer shim|podsandbox");
-  if (sandboxer !== undefined && sandboxer !== "shim" && sandboxer !== "podsandbox") throw new UsageError(`--sandboxer ${sandboxer}: want shim or podsandbox`);
+async function up(p: Parsed): Promise<number> {
+  const dir = str(p, "dir");
+  const qemu = bool(p, "qemu");
+  const version = str(p, "containerd");
+  const sandboxer = str(p, "sandboxer") as "shim" | "podsandbox" | undefined;
   if (version) process.env.SHIMLAB_CONTAINERD = version;
   const { startCriContainerd } = await import("../../harness/cri/containerd");
   const { removeCgroupDirs } = await import("../../mock-agent/runtime/runc");

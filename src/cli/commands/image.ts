@@ -7,53 +7,44 @@ import { ensureImage, cacheRoot, type ImageLayout } from "../../hypervisor/qemu/
 import { buildGuestKernel } from "../../hypervisor/qemu/guest-kernel";
 import { findKernel, type KernelSource } from "../../hypervisor/qemu/kernel";
 import { guestKernel } from "../../hypervisor/qemu";
+import { bool, dispatch, str, type Parsed } from "../args";
+import { Progress } from "../../harness/progress";
 
-const USAGE = `usage: shimlab image build [--kernel | --debian-kernel] [--cache-dir DIR] [--no-runc] [--layout share|initramfs]
-                          [--compression lz4|gzip|none] [--json]
+export function run(args: string[]): Promise<number> {
+  return dispatch(["image"], args, (_build, p) => build(p));
+}
 
-  --kernel          build shimlab's guest kernel first (from /usr/src/linux-source-*.tar.xz: apt-get install
-                    linux-source-6.1 bc bison flex libelf-dev; a few minutes, once), then the image for it
-  --debian-kernel   the image for Debian's kernel (linux-image-amd64) even when shimlab's is built
-  --no-runc         no runc in the guest (for [qemu] guest_runtime = "host")
-  --layout          /usr on a read-only 9p share (default) or inside the initramfs
-`;
-
-export async function run(args: string[]): Promise<number> {
-  const [sub, ...rest] = args;
-  if (sub !== "build") {
-    process.stderr.write(USAGE);
-    return 2;
-  }
-  let cacheDir = cacheRoot();
-  let runc = true;
-  let json = false;
-  let kernelChoice: "auto" | "build" | "debian" = "auto";
-  let layout: ImageLayout = "share";
-  let compression: "lz4" | "gzip" | "none" | undefined;
-  for (let i = 0; i < rest.length; i++) {
-    const a = rest[i];
-    if (a === "--cache-dir" && rest[i + 1]) cacheDir = rest[++i];
-    else if (a === "--no-runc") runc = false;
-    else if (a === "--json") json = true;
-    else if (a === "--kernel") kernelChoice = "build";
-    else if (a === "--debian-kernel") kernelChoice = "debian";
-    else if (a === "--layout" && /^(share|initramfs)$/.test(rest[i + 1] ?? "")) layout = rest[++i] as ImageLayout;
-    else if (a === "--compression" && /^(lz4|gzip|none)$/.test(rest[i + 1] ?? "")) compression = rest[++i] as typeof compression;
-    else {
-      process.stderr.write(`shimlab image build: unknown or incomplete argument ${a}\n\n${USAGE}`);
-      return 2;
-    }
-  }
+async function build(p: Parsed): Promise<number> {
+  const cacheDir = str(p, "cache-dir") ?? cacheRoot();
+  const runc = !bool(p, "no-runc");
+  const json = bool(p, "json");
+  const kernelChoice: "auto" | "build" | "debian" = bool(p, "kernel") ? "build" : bool(p, "debian-kernel") ? "debian" : "auto";
+  const layout = (str(p, "layout") ?? "share") as ImageLayout;
+  const compression = str(p, "compression") as "lz4" | "gzip" | "none" | undefined;
   const t0 = Date.now();
-  const say = (what: string) => (m: string) => process.stderr.write(`${what}: ${m}\n`);
+  // Steps as lines, counts as a status (one rewritten line on a terminal, a line per 30 s in a log),
+  // and a heartbeat through the quiet minutes (unpacking the kernel source, the snapshot VM).
+  const say = (p: Progress) => (m: string, kind?: "status") => (kind === "status" ? p.status(m.trim()) : p.line(m));
   let kernel: KernelSource;
-  if (kernelChoice === "build") kernel = (await buildGuestKernel({ cacheDir, onProgress: say("kernel") })).kernel;
-  else if (kernelChoice === "debian") {
+  if (kernelChoice === "build") {
+    const kp = new Progress("kernel", { heartbeatMs: 30_000 });
+    try {
+      kernel = (await buildGuestKernel({ cacheDir, onProgress: say(kp) })).kernel;
+    } finally {
+      kp.done();
+    }
+  } else if (kernelChoice === "debian") {
     const k = findKernel();
     if (!k) throw new Error("no Debian kernel: install linux-image-amd64");
     kernel = k;
   } else kernel = guestKernel("auto", cacheDir);
-  const img = await ensureImage({ cacheDir, runc, compression, layout, kernel, onProgress: say("image") });
+  const ip = new Progress("image", { heartbeatMs: 30_000 });
+  let img;
+  try {
+    img = await ensureImage({ cacheDir, runc, compression, layout, kernel, onProgress: say(ip) });
+  } finally {
+    ip.done();
+  }
   if (json) process.stdout.write(JSON.stringify(img) + "\n");
   else {
     process.stdout.write(`kernel  ${img.kernel} (${img.kernelVersion})\ninitrd  ${img.initrd} (${(img.initrdBytes / 1e6).toFixed(1)} MB, ${img.compression})\n`);

@@ -2,74 +2,44 @@
 // shimlab uninstall [--prefix DIR] [--containerd-config FILE] [--restart]
 import path from "node:path";
 import { install, uninstall, restartContainerd, type Step } from "../../install/install";
-import { ConfigEditError, SANDBOXERS, type Sandboxer } from "../../install/containerd-config";
+import { ConfigEditError, type Sandboxer } from "../../install/containerd-config";
+import { bool, list, str, withArgs } from "../args";
 
 const REPO_ROOT = path.resolve(__dirname, "..", "..", "..");
 
-const HELP = `usage: shimlab install [options]
-       shimlab uninstall [--prefix DIR] [--containerd-config FILE] [--root DIR] [--restart]
+export function installCommand(argv: string[], action: "install" | "uninstall"): Promise<number> {
+  return withArgs([action], argv, (p) => {
+    const version = str(p, "config-version") === undefined ? undefined : Number(str(p, "config-version"));
+    if (version !== undefined && version !== 2 && version !== 3) throw new Error("--config-version wants 2 or 3");
+    return run(action, {
+      prefix: str(p, "prefix")!,
+      containerdConfig: str(p, "containerd-config"),
+      runtimeName: str(p, "runtime-name"),
+      shimConfig: str(p, "shim-config"),
+      version,
+      annotations: list(p, "pod-annotation"),
+      restart: bool(p, "restart"),
+      copy: bool(p, "copy"),
+      root: str(p, "root"),
+      sandboxer: action === "install" ? (str(p, "sandboxer") as Sandboxer | undefined) : undefined,
+    });
+  });
+}
 
-Installs containerd-shim-shimlab-v2 (a launcher running this checkout's build)
-in <prefix>/bin, shimlab's config in <prefix>/share/shimlab, and a runtime in
-containerd's config (version 2 for containerd 1.6/1.7, version 3 for 2.x), with
-a backup of the config. Running it again changes nothing; uninstall undoes it.
+interface Opts {
+  prefix: string;
+  containerdConfig?: string;
+  runtimeName?: string;
+  shimConfig?: string;
+  version?: number;
+  annotations: string[];
+  restart: boolean;
+  copy: boolean;
+  root?: string;
+  sandboxer?: Sandboxer;
+}
 
-  --prefix DIR               where the launcher goes (default /usr/local)
-  --containerd-config FILE   containerd's config (default /etc/containerd/config.toml)
-  --runtime-name NAME        CRI runtime handler name (default shimlab)
-  --shim-config FILE         shimlab's TOML config to use instead of the default one
-  --config-version 2|3       version for a new containerd config (default: from containerd --version)
-  --pod-annotation GLOB      pass pod annotations matching GLOB to the shim (repeatable)
-  --sandboxer shim|podsandbox  containerd 2.x: pods made by the shim's Sandbox API (no pause
-                             container; the runtime then names a launcher of its own carrying the
-                             config, containerd-shim-shimlab-sandboxer-v2) or by CRI's pause
-                             container (2.x's default when absent)
-  --copy                     copy Node and the build to <prefix>/lib/shimlab (the node needs no checkout)
-  --root DIR                 the host's / mounted at DIR (a DaemonSet); config paths stay the host's
-  --restart                  systemctl restart containerd afterwards (through nsenter with --root)
-`;
-
-export async function installCommand(argv: string[], action: "install" | "uninstall"): Promise<number> {
-  let prefix = "/usr/local";
-  let containerdConfig: string | undefined;
-  let runtimeName: string | undefined;
-  let shimConfig: string | undefined;
-  let version: number | undefined;
-  const annotations: string[] = [];
-  let restart = false;
-  let copy = false;
-  let root: string | undefined;
-  let sandboxer: Sandboxer | undefined;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const value = () => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
-    if (a === "--prefix") prefix = value();
-    else if (a === "--containerd-config") containerdConfig = value();
-    else if (a === "--restart") restart = true;
-    else if (a === "--root") root = value();
-    else if (action === "install" && a === "--copy") copy = true;
-    else if (action === "install" && a === "--runtime-name") runtimeName = value();
-    else if (action === "install" && a === "--shim-config") shimConfig = value();
-    else if (action === "install" && a === "--pod-annotation") annotations.push(value());
-    else if (action === "install" && a === "--sandboxer") {
-      const v = value();
-      if (!SANDBOXERS.includes(v as Sandboxer)) throw new Error(`--sandboxer wants ${SANDBOXERS.join(" or ")}, not ${JSON.stringify(v)}`);
-      sandboxer = v as Sandboxer;
-    } else if (action === "install" && a === "--config-version") {
-      version = Number(value());
-      if (version !== 2 && version !== 3) throw new Error("--config-version wants 2 or 3");
-    } else if (a === "-h" || a === "--help") {
-      process.stdout.write(HELP);
-      return 0;
-    } else {
-      process.stderr.write(`shimlab ${action}: unknown argument ${a}\n\n${HELP}`);
-      return 2;
-    }
-  }
+function run(action: "install" | "uninstall", { prefix, containerdConfig, runtimeName, shimConfig, version, annotations, restart, copy, root, sandboxer }: Opts): number {
   let steps: Step[];
   try {
     steps =

@@ -3,24 +3,18 @@
 // their runc shims and runc, and the Go peers), fetched from Debian's archive
 // and the Go module proxy into the cache (SHIMLAB_CACHE_DIR, /var/cache/shimlab).
 import { PEERS } from "../../harness/peers/registry";
-import { peersCacheDir } from "../../harness/peers/cache";
+import { dispatch } from "../args";
 
-const USAGE = `usage: shimlab peers list
-       shimlab peers fetch [NAME...]      (all when none is named)
+export function peersCommand(args: string[]): Promise<number> {
+  return dispatch(["peers"], args, (sub, p) => (sub === "list" ? list() : fetch(p.positionals)));
+}
 
-Fetches and builds into ${peersCacheDir()} (SHIMLAB_CACHE_DIR/peers); nothing is installed.
-`;
+function list(): number {
+  for (const p of PEERS) process.stdout.write(`${p.name.padEnd(18)} ${p.what}\n`);
+  return 0;
+}
 
-export async function peersCommand(args: string[]): Promise<number> {
-  const [sub, ...names] = args;
-  if (sub === "list") {
-    for (const p of PEERS) process.stdout.write(`${p.name.padEnd(18)} ${p.what}\n`);
-    return 0;
-  }
-  if (sub !== "fetch") {
-    process.stderr.write(USAGE);
-    return 2;
-  }
+async function fetch(names: string[]): Promise<number> {
   const unknown = names.filter((n) => !PEERS.some((p) => p.name === n));
   if (unknown.length) {
     process.stderr.write(`shimlab peers: unknown ${unknown.join(", ")}; known: ${PEERS.map((p) => p.name).join(", ")}\n`);

@@ -2,28 +2,12 @@
 import path from "node:path";
 import { loadScenarioFile, scenarioFiles, ScenarioError } from "../../scenarios/load";
 import { runScenario } from "../../scenarios/runner";
-import { MUTANTS, mutantOptions } from "../../scenarios/mutants";
+import { mutantOptions } from "../../scenarios/mutants";
 import { brokenRules, jsonReport, junitReport, summarize, writeReport } from "../../scenarios/report";
 import { formatHistory } from "../../scenarios/history";
-import { contractDir, contractHtmlDir, packageRoot } from "../../contract/cite";
+import { contractHtmlDir, packageRoot } from "../../contract/cite";
 import type { Scenario, ScenarioResult } from "../../scenarios/types";
-
-const HELP = `usage: shimlab scenario <run|validate|list> <file|dir>... [options]
-
-  run        run scenarios against shimlab with the mock agent (root, runc, busybox-static)
-  validate   check scenario files against the schema
-  list       name each scenario and the bug it reproduces
-
-options (run):
-  --json FILE      write a JSON report (results, histories, events)
-  --junit FILE     write a JUnit XML report
-  --mutant NAME    run with shimlab given a known bug (repeatable): ${Object.keys(MUTANTS).join(", ")}
-  --history        print each scenario's operation history
-  --quiet          only the verdicts
-
-A failing verdict names each broken rule as id (docs/contract/<page>.md#id), a path
-relative to shimlab's directory: here ${contractDir()}.
-`;
+import { bool, dispatch, list, str, UsageError } from "../args";
 
 interface Opts {
   paths: string[];
@@ -32,26 +16,6 @@ interface Opts {
   mutants: string[];
   history: boolean;
   quiet: boolean;
-}
-
-function parse(argv: string[]): Opts {
-  const o: Opts = { paths: [], mutants: [], history: false, quiet: false };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const v = () => {
-      const x = argv[++i];
-      if (x === undefined) throw new Error(`${a} needs a value`);
-      return x;
-    };
-    if (a === "--json") o.json = v();
-    else if (a === "--junit") o.junit = v();
-    else if (a === "--mutant") o.mutants.push(v());
-    else if (a === "--history") o.history = true;
-    else if (a === "--quiet" || a === "-q") o.quiet = true;
-    else if (a.startsWith("-")) throw new Error(`unknown option ${a}`);
-    else o.paths.push(a);
-  }
-  return o;
 }
 
 function load(paths: string[]): { scenarios: Scenario[]; errors: ScenarioError[] } {
@@ -68,20 +32,19 @@ function load(paths: string[]): { scenarios: Scenario[]; errors: ScenarioError[]
   return { scenarios, errors };
 }
 
-export async function scenarioCommand(argv: string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  if (!sub || sub === "-h" || sub === "--help") {
-    process.stdout.write(HELP);
-    return sub ? 0 : 2;
-  }
-  let o: Opts;
-  try {
-    o = parse(rest);
-    mutantOptions(o.mutants);
-  } catch (e) {
-    process.stderr.write(`shimlab scenario: ${(e as Error).message}\n\n${HELP}`);
-    return 2;
-  }
+export function scenarioCommand(argv: string[]): Promise<number> {
+  return dispatch(["scenario"], argv, (sub, p) => {
+    const mutants = list(p, "mutant");
+    try {
+      mutantOptions(mutants);
+    } catch (e) {
+      throw new UsageError((e as Error).message, ["scenario", sub]);
+    }
+    return scenario(sub, { paths: p.positionals, json: str(p, "json"), junit: str(p, "junit"), mutants, history: bool(p, "history"), quiet: bool(p, "quiet") });
+  });
+}
+
+async function scenario(sub: string, o: Opts): Promise<number> {
   if (!o.paths.length) o.paths.push(path.resolve(__dirname, "..", "..", "..", "scenarios"));
   const { scenarios, errors } = load(o.paths);
   for (const e of errors) process.stderr.write(`${e.problems.join("\n")}\n`);
@@ -92,10 +55,6 @@ export async function scenarioCommand(argv: string[]): Promise<number> {
   if (sub === "list") {
     for (const s of scenarios) process.stdout.write(`${s.name.padEnd(34)} ${s.regression ? s.regression.issue.padEnd(38) : "".padEnd(38)} ${s.description.split("\n")[0]}\n`);
     return errors.length ? 1 : 0;
-  }
-  if (sub !== "run") {
-    process.stderr.write(`shimlab scenario: unknown subcommand ${JSON.stringify(sub)}\n\n${HELP}`);
-    return 2;
   }
   if (errors.length) return 1;
   const results: ScenarioResult[] = [];

@@ -6,50 +6,14 @@ import { TRACE_FILE } from "../../sniff/daemon";
 import { SESSION_ENV, type SessionConfig } from "../../sniff/wrapper";
 import { LinePrinter } from "../../sniff/printer";
 import type { TraceRecord } from "../../trace/recorder";
+import { bool, str, UsageError, withArgs } from "../args";
 
-const USAGE = `usage: shimlab sniff --shim <shim binary> [--dir DIR] [--no-follow] [--agent]
+export function sniffCommand(argv: string[]): Promise<number> {
+  return withArgs(["sniff"], argv, (p) => sniff(str(p, "shim") ?? "", str(p, "dir") ?? "", !bool(p, "no-follow"), bool(p, "agent")));
+}
 
-Puts a transparent recording proxy between containerd and any shim v2 binary
-(runc's, shimlab's, yours): every call, reply, error and event, decoded, with
-its ttrpc stream id and latency; a frame it cannot decode is shown raw and
-still passed on unchanged. It writes a wrapper shim; run your containers with
-
-  ctr run --runtime <DIR>/containerd-shim-sniff-v2 ...      (no config change)
-
-or put DIR on containerd's PATH and use runtime io.containerd.sniff.v2.
-The trace (DIR/${TRACE_FILE}) renders with: shimlab trace render DIR/${TRACE_FILE} -o page.html
-
-  --shim PATH    the real shim binary
-  --dir DIR      the session directory (default /run/shimlab-sniff/<random>; socket paths must stay short)
-  --no-follow    set up, print the runtime path and exit (the proxies still record)
-  --agent        record the shim-to-agent leg too (a shimlab shim, which the name
-                 containerd-shim-shimlab-v2 already says): its own wire tap on the
-                 agent transport writes into the same trace
-`;
-
-export async function sniffCommand(argv: string[]): Promise<number> {
-  let shim = "";
-  let dir = "";
-  let follow = true;
-  let agent = false;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === "--shim") shim = argv[++i] ?? "";
-    else if (a === "--dir") dir = argv[++i] ?? "";
-    else if (a === "--no-follow") follow = false;
-    else if (a === "--agent") agent = true;
-    else if (a === "-h" || a === "--help") {
-      process.stdout.write(USAGE);
-      return 0;
-    } else {
-      process.stderr.write(`shimlab sniff: unknown argument ${a}\n\n${USAGE}`);
-      return 2;
-    }
-  }
-  if (!shim) {
-    process.stderr.write(`shimlab sniff: --shim is required\n\n${USAGE}`);
-    return 2;
-  }
+async function sniff(shim: string, dir: string, follow: boolean, agent: boolean): Promise<number> {
+  if (!shim) throw new UsageError("--shim is required", ["sniff"]);
   shim = path.resolve(shim);
   try {
     fs.accessSync(shim, fs.constants.X_OK);

@@ -4,57 +4,15 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { citation } from "../../contract/cite";
+import { dispatch, str, UsageError } from "../args";
 
-const USAGE = `usage:
-  shimlab trace render <trace.jsonl | trace dir> -o <out> [--format html|mermaid]
-      one self-contained page (or a Mermaid sequenceDiagram) of a trace written
-      with SHIMLAB_TRACE=<file> (or <dir>/ for a file per process)
-  shimlab trace doc [-o docs/lifecycle.md]
-      runs the demo with tracing and writes the Markdown walkthrough from it
-`;
-
-export async function traceCommand(argv: string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  if (sub === "render") return render(rest);
-  if (sub === "doc") return doc(rest);
-  if (sub === "-h" || sub === "--help" || sub === "help") {
-    process.stdout.write(USAGE);
-    return 0;
-  }
-  process.stderr.write(`shimlab trace: ${sub ? `unknown subcommand ${JSON.stringify(sub)}` : "missing subcommand"}\n\n${USAGE}`);
-  return 2;
+export function traceCommand(argv: string[]): Promise<number> {
+  return dispatch(["trace"], argv, (sub, p) => (sub === "render" ? render(p.positionals[0], str(p, "out"), str(p, "format")) : doc(str(p, "out")!)));
 }
 
-async function render(argv: string[]): Promise<number> {
-  let input: string | undefined;
-  let out: string | undefined;
-  let format = "";
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === "-o" || a === "--out") out = argv[++i];
-    else if (a === "--format" || a === "-f") format = argv[++i] ?? "";
-    else if (a.startsWith("--format=")) format = a.slice("--format=".length);
-    else if (a === "-h" || a === "--help") {
-      process.stdout.write(USAGE);
-      return 0;
-    } else if (a.startsWith("-")) {
-      process.stderr.write(`shimlab trace render: unknown flag ${a}\n`);
-      return 2;
-    } else if (!input) input = a;
-    else {
-      process.stderr.write(`shimlab trace render: one trace at a time (got ${input} and ${a})\n`);
-      return 2;
-    }
-  }
-  if (!input || !out) {
-    process.stderr.write(`shimlab trace render: need a trace and -o <out>\n\n${USAGE}`);
-    return 2;
-  }
+async function render(input: string, out: string | undefined, format = ""): Promise<number> {
+  if (!out) throw new UsageError("need -o <out>", ["trace", "render"]);
   if (!format) format = /\.(mmd|mermaid|md)$/.test(out) ? "mermaid" : "html";
-  if (format !== "html" && format !== "mermaid") {
-    process.stderr.write(`shimlab trace render: --format ${format}: want html or mermaid\n`);
-    return 2;
-  }
   const { readTrace, buildModel } = await import("../../trace/model");
   let model;
   try {
@@ -78,15 +36,7 @@ async function render(argv: string[]): Promise<number> {
   return 0;
 }
 
-async function doc(argv: string[]): Promise<number> {
-  let out = "docs/lifecycle.md";
-  for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === "-o" || argv[i] === "--out") out = argv[++i];
-    else {
-      process.stderr.write(`shimlab trace doc: unknown argument ${argv[i]}\n`);
-      return 2;
-    }
-  }
+async function doc(out: string): Promise<number> {
   const { runDemo } = await import("../demo");
   const { readTrace, buildModel } = await import("../../trace/model");
   const { renderMarkdown } = await import("../../trace/markdown");

@@ -10,6 +10,8 @@ import type { CritestBinaries } from "../peers/cri-tools";
 import { unmountUnder } from "../containerd";
 import { readGinkgoReport, type SpecResult } from "./report";
 import { LEFT_OUT, skipPattern, type LeftOutSpec } from "./specs";
+import { StringDecoder } from "node:string_decoder";
+import { GinkgoCounter, type Progress } from "../progress";
 
 export interface CritestRunOptions {
   binaries: CritestBinaries;
@@ -31,6 +33,8 @@ export interface CritestRunOptions {
   leftOut?: readonly LeftOutSpec[];
   /** critest's own output, as it runs (else kept only in <name>.log). */
   onOutput?: (chunk: string) => void;
+  /** Told each phase, and the specs counted from critest's output as they finish (a run takes minutes in VMs). */
+  progress?: Progress;
   timeoutMs?: number;
 }
 
@@ -66,7 +70,7 @@ function critestArgs(o: CritestRunOptions, leftOut: readonly LeftOutSpec[]): str
   ];
 }
 
-function runCritest(o: CritestRunOptions, args: string[], log: string, timeoutMs: number, tmp: string): Promise<number | null> {
+function runCritest(o: CritestRunOptions, args: string[], log: string, timeoutMs: number, tmp: string, onText?: (s: string) => void): Promise<number | null> {
   return new Promise((resolve, reject) => {
     const out = fs.openSync(log, "w");
     // TMPDIR: critest leaves its pods' log directories and, in parallel mode, the directory of
@@ -74,9 +78,13 @@ function runCritest(o: CritestRunOptions, args: string[], log: string, timeoutMs
     const env = { ...process.env, TMPDIR: tmp, PATH: `${path.dirname(o.binaries.ginkgo)}:${process.env.PATH ?? "/usr/bin:/bin"}` };
     // Its own process group, so that a timeout ends ginkgo's nodes with it.
     const p = spawn(o.binaries.critest, args, { env, stdio: ["ignore", "pipe", "pipe"], detached: true, cwd: o.reportDir });
+    // A chunk can end inside a multi-byte character (ginkgo's "•"): decoded across chunks.
+    const text = new StringDecoder("utf8");
     const onData = (b: Buffer) => {
       fs.writeSync(out, b);
-      o.onOutput?.(b.toString());
+      const s = text.write(b);
+      o.onOutput?.(s);
+      onText?.(s);
     };
     p.stdout!.on("data", onData);
     p.stderr!.on("data", onData);
@@ -134,6 +142,7 @@ export async function critest(o: CritestRunOptions): Promise<CritestRun> {
 async function dryRunThenRun(o: CritestRunOptions, base: string[], leftOut: readonly LeftOutSpec[], leftOutNames: Set<string>, tmp: string): Promise<CritestRun> {
   const dryJson = path.join(o.reportDir, `${o.name}.dry-run.json`);
   const dryLog = path.join(o.reportDir, `${o.name}.dry-run.log`);
+  o.progress?.line(`dry run (checking the spec selection) on handler ${o.handler}`);
   const dryCode = await runCritest(o, [...base, "-ginkgo.dry-run", `-ginkgo.json-report=${dryJson}`], dryLog, 60_000, tmp);
   if (dryCode !== 0 || !fs.existsSync(dryJson)) throw new Error(`critest -ginkgo.dry-run failed (exit ${dryCode}); see ${dryLog}`);
   checkSelection(readGinkgoReport(dryJson), leftOut);
@@ -146,13 +155,21 @@ async function dryRunThenRun(o: CritestRunOptions, base: string[], leftOut: read
   const log = path.join(o.reportDir, `${o.name}.log`);
   for (const f of [jsonReport, junitReport]) fs.rmSync(f, { force: true });
   const started = Date.now();
+  const counter = new GinkgoCounter();
+  o.progress?.line(`running on handler ${o.handler}${parallel > 1 ? ` with ${parallel} ginkgo nodes` : ""}; log ${log}`);
   const exitCode = await runCritest(
     o,
     [...base, ...(parallel > 1 ? [`-parallel=${parallel}`] : []), `-ginkgo.flake-attempts=${o.attempts ?? 1}`, `-ginkgo.json-report=${jsonReport}`, `-ginkgo.junit-report=${junitReport}`, "-ginkgo.timeout=2h"],
     log,
     o.timeoutMs ?? 3600_000,
     tmp,
+    (s) => {
+      const before = counter.ran + counter.skipped;
+      counter.feed(s);
+      if (counter.ran + counter.skipped !== before) o.progress?.status(`${counter.summary()} (${o.progress.elapsed()} s)`);
+    },
   );
+  o.progress?.done(`exit ${exitCode} after ${Math.round((Date.now() - started) / 1000)} s: ${counter.summary()}`);
   const seconds = (Date.now() - started) / 1000;
   if (!fs.existsSync(jsonReport)) throw new Error(`critest wrote no report (exit ${exitCode}); see ${log}`);
   return { name: o.name, handler: o.handler, results: readGinkgoReport(jsonReport, leftOutNames), jsonReport, junitReport, log, exitCode, seconds, parallel, critestMountsLeft: [] };

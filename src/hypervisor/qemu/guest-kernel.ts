@@ -143,7 +143,8 @@ export interface BuildOptions {
   source?: string;
   configPath?: string;
   jobs?: number;
-  onProgress?: (msg: string) => void;
+  /** Each step; a count while compiling comes as a "status" (the CLI rewrites it in place on a terminal). */
+  onProgress?: (msg: string, kind?: "status") => void;
 }
 
 /** What building the kernel takes on Debian 12, the source included. */
@@ -245,7 +246,7 @@ export async function buildGuestKernel(o: BuildOptions): Promise<GuestKernelBuil
       if (/^\s+CC\s/.test(line)) objects++;
       if (Date.now() - last > 15_000) {
         last = Date.now();
-        say(`compiled ${objects} objects (${Math.round((last - t0) / 1000)} s)`);
+        say(`compiled ${objects} objects (${Math.round((last - t0) / 1000)} s)`, "status");
       }
     });
     const vmlinux = path.join(src, "vmlinux");

@@ -48,7 +48,8 @@ export interface ImageOptions {
   layout?: ImageLayout;
   /** QEMU, to build the agent's startup snapshot in a VM; null: no snapshot (default: found on PATH). */
   qemuPath?: string | null;
-  onProgress?: (msg: string) => void;
+  /** Each step; the initramfs's percentage comes as a "status" (the CLI rewrites it in place on a terminal). */
+  onProgress?: (msg: string, kind?: "status") => void;
 }
 
 export interface GuestImage {
@@ -515,7 +516,7 @@ export async function ensureImage(o: ImageOptions = {}): Promise<GuestImage> {
       const pct = Math.min(100, Math.floor((n / total) * 100 / 10) * 10);
       if (pct !== lastPct) {
         lastPct = pct;
-        say(`  ${pct}%`);
+        say(`  ${pct}%`, "status");
       }
     });
     const parts = [raw];
