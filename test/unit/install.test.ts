@@ -278,7 +278,7 @@ describe("shimlab install into a temporary prefix", () => {
     const prefix = path.join(dir, "p");
     const bad = cli(["install", "--prefix", prefix, "--containerd-config", cfg, "--sandboxer", "pause"]);
     expect(bad.status).not.toBe(0);
-    expect(bad.stderr).toMatch(/--sandboxer wants podsandbox or shim, not "pause"/);
+    expect(bad.stderr).toMatch(/--sandboxer pause: want shim or podsandbox/);
     const ok = cli(["install", "--prefix", prefix, "--containerd-config", cfg, "--sandboxer", "shim"]);
     expect(ok.status, ok.stderr).toBe(0);
     expect(ok.stdout).toContain(`wrote   launcher ${path.join(prefix, "bin", SANDBOXER_SHIM_NAME)} (sandboxer = "shim")`);

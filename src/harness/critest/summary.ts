@@ -92,7 +92,7 @@ export function formatSummary(s: CritestSummary): string {
   for (const r of s.runs) {
     for (const n of r.passedOnRetry) lines.push(`  containerd ${r.containerd} ${r.handler}: passed on a second try (flaky): ${n}`);
     for (const x of r.passOnRuncNotHere ?? []) {
-      lines.push(`  containerd ${r.containerd} ${r.handler}: passes on runc, ${x.outcome} here${x.excusedBy ? ` (containerd's doing: ${x.excusedBy})` : ""}: ${x.name}\n      ${x.message}`);
+      lines.push(`  containerd ${r.containerd} ${r.handler}: passes on runc, ${x.outcome} here${x.excusedBy ? ` (excused: ${x.excusedBy})` : ""}: ${x.name}\n      ${x.message}`);
     }
   }
   return lines.join("\n");
