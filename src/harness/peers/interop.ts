@@ -1,6 +1,7 @@
 // The suite's own Go programs for ttrpc interop (test/interop): Go's ttrpc
 // client against a shim (task-client), a Go ttrpc server for shimlab's client
-// (echo-server), and the Go client's State benchmark (state-bench). Built by
+// (echo-server), the Go client's State benchmark (state-bench), and Kata's own
+// Go agent client against the mock agent (kata-agent-client). Built by
 // goBuild, so cached by their sources and rebuilt when one changes.
 import fs from "node:fs";
 import path from "node:path";
@@ -8,7 +9,7 @@ import { REPO_ROOT } from "../containerd";
 import { goBuild } from "./go";
 
 export const INTEROP_MODULE = path.join(REPO_ROOT, "test", "interop");
-export const INTEROP_PROGRAMS = ["task-client", "echo-server", "state-bench"] as const;
+export const INTEROP_PROGRAMS = ["task-client", "echo-server", "state-bench", "kata-agent-client"] as const;
 export type InteropProgram = (typeof INTEROP_PROGRAMS)[number];
 
 /** One program's binary, built if its sources changed. */
@@ -23,8 +24,20 @@ export async function interopPrograms(): Promise<Record<InteropProgram, string>>
   return out;
 }
 
+/** The version test/interop/go.mod asks for of a module it requires. */
+function interopModuleVersion(module: string): string {
+  const mod = fs.readFileSync(path.join(INTEROP_MODULE, "go.mod"), "utf8");
+  const esc = module.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
+  return new RegExp(`^\\s*${esc} (v\\S+)`, "m").exec(mod)?.[1] ?? "unknown";
+}
+
 /** The github.com/containerd/ttrpc version test/interop/go.mod asks for. */
 export function interopTtrpcVersion(): string {
-  const mod = fs.readFileSync(path.join(INTEROP_MODULE, "go.mod"), "utf8");
-  return /github\.com\/containerd\/ttrpc (v\S+)/.exec(mod)?.[1] ?? "unknown";
+  return interopModuleVersion("github.com/containerd/ttrpc");
+}
+
+/** Kata's Go runtime module (its agent client and protocol types) test/interop/go.mod pins. */
+export const KATA_RUNTIME_MODULE = "github.com/kata-containers/kata-containers/src/runtime";
+export function interopKataVersion(): string {
+  return interopModuleVersion(KATA_RUNTIME_MODULE);
 }

@@ -2,7 +2,7 @@
 // fetch` prepares before a run (CI does it once, then tests find them cached).
 import path from "node:path";
 import { fetchContainerd, resolveContainerd } from "./containerd";
-import { INTEROP_PROGRAMS, interopPrograms, interopTtrpcVersion } from "./interop";
+import { INTEROP_PROGRAMS, interopKataVersion, interopPrograms, interopTtrpcVersion } from "./interop";
 import { critestBinaries, crictlBinary, criToolsVersion } from "./cri-tools";
 import { debianBusybox } from "../critest/busybox";
 import { standinBinaries } from "../critest/standin-binaries";
@@ -32,10 +32,10 @@ export const PEERS: PeerEntry[] = [
   },
   {
     name: "ttrpc-interop",
-    what: `test/interop's Go programs (${INTEROP_PROGRAMS.join(", ")}) on Go's containerd/ttrpc, from the Go module proxy`,
+    what: `test/interop's Go programs (${INTEROP_PROGRAMS.join(", ")}) on Go's containerd/ttrpc and Kata's Go agent client, from the Go module proxy`,
     fetch: async () => {
       const bins = Object.values(await interopPrograms());
-      return `${bins.map((b) => path.basename(b)).join(", ")} (containerd/ttrpc ${interopTtrpcVersion()}) in ${[...new Set(bins.map((b) => path.dirname(b)))].join(", ")}`;
+      return `${bins.map((b) => path.basename(b)).join(", ")} (containerd/ttrpc ${interopTtrpcVersion()}, kata-containers/src/runtime ${interopKataVersion()}) in ${[...new Set(bins.map((b) => path.dirname(b)))].join(", ")}`;
     },
   },
   {
