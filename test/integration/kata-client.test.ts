@@ -12,7 +12,7 @@ import path from "node:path";
 import { spawn, type ChildProcess } from "node:child_process";
 import { REPO_ROOT } from "../../src/harness/containerd";
 import { runCommand } from "../../src/harness/shim-runner";
-import { interopKataVersion, interopProgram } from "../../src/harness/peers/interop";
+import { interopKataVersion, interopProgram, type InteropOutcome } from "../../src/harness/peers/interop";
 import { cgroupDirs } from "../../src/harness/leaks";
 import { removeCgroupTree } from "../../src/util/cgroup";
 import { ARTIFACTS, busyboxRootfs, missing } from "../helpers/env";
@@ -23,19 +23,12 @@ const skip = missing("root", "runc", "busybox", "go");
 const AGENT_MAIN = path.join(REPO_ROOT, "dist", "mock-agent", "main.js");
 const AGENT_PORT = 1024;
 
-interface Outcome {
-  code: string;
-  message?: string;
-  source: "server" | "client" | "transport";
-  ms: number;
-  value?: Record<string, unknown> | null;
-}
 interface Report {
   kata: string;
   complete: boolean;
   error?: string;
-  steps: (Outcome & { name: string })[];
-  survey: Record<string, Outcome>;
+  steps: (InteropOutcome & { name: string })[];
+  survey: Record<string, InteropOutcome>;
 }
 
 /**
@@ -129,7 +122,7 @@ describe.skipIf(skip)("Kata's Go agent client against the mock agent (hybrid vso
     }
   });
 
-  const step = (name: string): Outcome => {
+  const step = (name: string): InteropOutcome => {
     const s = report.steps.find((x) => x.name === name);
     if (!s) throw new Error(`no step ${name} in the report (it stopped at ${report.steps.at(-1)?.name}: ${report.error})`);
     return s;

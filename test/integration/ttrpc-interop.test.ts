@@ -11,7 +11,7 @@ import { CheckContext } from "../../src/harness/conformance/context";
 import { PROFILES, type Profile } from "../../src/harness/conformance/profiles";
 import { SHIM_BINARY } from "../../src/harness/containerd";
 import { runCommand } from "../../src/harness/shim-runner";
-import { interopProgram, interopTtrpcVersion } from "../../src/harness/peers/interop";
+import { interopProgram, interopTtrpcVersion, type InteropOutcome } from "../../src/harness/peers/interop";
 import { removeCgroupDirs } from "../../src/util/cgroup";
 import { ARTIFACTS, busyboxRootfs, missing } from "../helpers/env";
 import { expectNoProcessesMentioning } from "../helpers/leaks";
@@ -19,18 +19,11 @@ import { expectNoProcessesMentioning } from "../helpers/leaks";
 const RUNC_SHIM = "/usr/bin/containerd-shim-runc-v2";
 const skip = missing("root", "runc", "busybox", "containerd-shim-runc-v2", "go");
 
-interface Outcome {
-  code: string;
-  message?: string;
-  source: "server" | "client" | "transport";
-  ms: number;
-  value?: Record<string, unknown> | null;
-}
 interface Report {
   ttrpc: string;
   complete: boolean;
   error?: string;
-  observations: Record<string, Outcome>;
+  observations: Record<string, InteropOutcome>;
 }
 
 type Shim = "runc" | "shimlab";
@@ -173,7 +166,7 @@ const DIFFERENCES: Record<string, string> = {
 };
 
 /** What of an outcome must agree between the shims: not the time, and for some keys less. */
-function comparable(key: string, o: Outcome): unknown {
+function comparable(key: string, o: InteropOutcome): unknown {
   const { code, source, message, value } = o;
   // Which ends first, the client's 300 ms context or shimlab's answer at the same 300 ms, is a race.
   if (key === "wait.deadline") return { code };

@@ -12,6 +12,15 @@ export const INTEROP_MODULE = path.join(REPO_ROOT, "test", "interop");
 export const INTEROP_PROGRAMS = ["task-client", "echo-server", "state-bench", "kata-agent-client"] as const;
 export type InteropProgram = (typeof INTEROP_PROGRAMS)[number];
 
+/** One call's outcome as the Go client programs (task-client, kata-agent-client) print it in their JSON report. */
+export interface InteropOutcome {
+  code: string;
+  message?: string;
+  source: "server" | "client" | "transport";
+  ms: number;
+  value?: Record<string, unknown> | null;
+}
+
 /** One program's binary, built if its sources changed. */
 export function interopProgram(name: InteropProgram): Promise<string> {
   return goBuild(INTEROP_MODULE, { pkg: `./cmd/${name}`, output: name });
