@@ -1,10 +1,9 @@
 // What the integration tests need from the machine. In CI (SHIMLAB_REQUIRE_ALL=1)
 // a missing prerequisite fails the run instead of skipping tests quietly.
-import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import { execFileSync } from "node:child_process";
-import { buildBusyboxRootfs, findBusybox } from "../../src/harness/rootfs";
+import { findBusybox } from "../../src/harness/rootfs";
+import { busyboxRootfs as libraryBusyboxRootfs } from "../../src/testing/fixtures";
 import { goBinary } from "../../src/harness/peers/go";
 
 export const REQUIRE_ALL = process.env.SHIMLAB_REQUIRE_ALL === "1";
@@ -46,9 +45,8 @@ let rootfsDir: string | null = null;
 /** One busybox rootfs shared by the tests of a run (read-only for them). */
 export function busyboxRootfs(): string {
   if (rootfsDir) return rootfsDir;
-  rootfsDir = path.join(os.tmpdir(), `shimlab-busybox-${process.getuid?.() ?? 0}`);
-  fs.mkdirSync(rootfsDir, { recursive: true });
-  return buildBusyboxRootfs(rootfsDir);
+  rootfsDir = libraryBusyboxRootfs();
+  return rootfsDir;
 }
 
 export const ARTIFACTS = path.resolve(__dirname, "..", "..", "test-artifacts");
