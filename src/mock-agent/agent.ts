@@ -20,6 +20,7 @@ import type { Runtime, RuntimeProcess } from "./runtime/types";
 import { mountStorage } from "./storage";
 import { allowsEveryDevice, listDevices, withGuestDevices } from "./devices";
 import { hugepageSizes, splitHugepageLimits } from "./hugepages";
+import { canLowerOomScore, clampOomScoreAdj, ownOomScoreAdj } from "./oom-score";
 import type { OciLinuxResources } from "../oci/spec";
 import type { Reaper } from "./reaper";
 import type { GuestNetwork } from "./network";
@@ -222,6 +223,7 @@ export class MockAgent {
       // Only a guest's devices are the agent's to give; on the host, the spec's list is the host's already.
       if (this.o.guest && this.o.runtime.isolated && allowsEveryDevice(spec)) spec = withGuestDevices(spec, listDevices());
       this.fitHugepages(req.containerId, spec.linux?.resources);
+      this.fitOomScore(req.containerId, spec.process);
       const guestSysctls = this.o.network?.takeNetSysctls(spec) ?? [];
       if (spec.linux && this.o.runtime.isolated) {
         // kata-agent's update_container_namespaces: the pid namespace is the
@@ -455,6 +457,16 @@ export class MockAgent {
     if (!dropped.length) return;
     this.o.logger.warn("huge page sizes this guest lacks: their limits are dropped", { container: containerId, sizes: dropped.map((l) => l.pageSize).join(",") });
     r.hugepageLimits = kept.length ? kept : undefined;
+  }
+
+  /** oom-score.ts: a value below the agent's own, where it may not lower it, is raised to its own. */
+  private fitOomScore(containerId: string, p: { oomScoreAdj?: number } | undefined): void {
+    if (p?.oomScoreAdj === undefined) return;
+    const own = ownOomScoreAdj();
+    const v = clampOomScoreAdj(p.oomScoreAdj, own, canLowerOomScore());
+    if (v === p.oomScoreAdj) return;
+    this.o.logger.warn("oom_score_adj below the agent's own, which it lacks CAP_SYS_RESOURCE to lower: raised to its own", { container: containerId, asked: p.oomScoreAdj, set: v });
+    p.oomScoreAdj = v;
   }
 
   private net(method: string): GuestNetwork {

@@ -103,3 +103,18 @@ export async function goBuild(moduleDir: string, o: GoBuildOptions): Promise<str
   });
   return path.join(dir, o.output);
 }
+
+/** `go mod download module@version`: the module's source directory in Go's (read-only) module cache. */
+export async function goDownload(module: string, version: string): Promise<string> {
+  const { stdout } = await run(goBinary(), ["mod", "download", "-json", `${module}@${version}`], { env: goEnv(), maxBuffer: 16 << 20 }).catch((e) => {
+    throw new Error(`go mod download ${module}@${version} failed:\n${String(e.stdout || e.stderr || e.message).trim()}`);
+  });
+  const dir = (JSON.parse(stdout) as { Dir?: string }).Dir;
+  if (!dir) throw new Error(`go mod download ${module}@${version} named no directory`);
+  return dir;
+}
+
+/** A go command in a module's own directory (its go.mod and replace directives rule), cgo on. */
+export function goBuildIn(moduleDir: string, args: string[]): Promise<void> {
+  return go(args, { cwd: moduleDir, env: { CGO_ENABLED: "1" } });
+}

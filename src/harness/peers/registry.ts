@@ -4,6 +4,7 @@ import path from "node:path";
 import { fetchContainerd, resolveContainerd } from "./containerd";
 import { INTEROP_PROGRAMS, interopKataVersion, interopPrograms, interopTtrpcVersion } from "./interop";
 import { critestBinaries, crictlBinary, criToolsVersion } from "./cri-tools";
+import { CRIO_RUNC_VERSION, crioPeer } from "./crio";
 import { debianBusybox } from "../critest/busybox";
 import { standinBinaries } from "../critest/standin-binaries";
 
@@ -36,6 +37,14 @@ export const PEERS: PeerEntry[] = [
     fetch: async () => {
       const bins = Object.values(await interopPrograms());
       return `${bins.map((b) => path.basename(b)).join(", ")} (containerd/ttrpc ${interopTtrpcVersion()}, kata-containers/src/runtime ${interopKataVersion()}) in ${[...new Set(bins.map((b) => path.dirname(b)))].join(", ")}`;
+    },
+  },
+  {
+    name: "cri-o",
+    what: "CRI-O (github.com/cri-o/cri-o's cmd/crio and pinns, built from the Go module proxy), Debian's conmon and runc built from the Go module proxy",
+    fetch: async () => {
+      const p = await crioPeer();
+      return `CRI-O ${p.version} in ${p.crio}, pinns ${p.pinns}, conmon ${p.conmon}, runc ${CRIO_RUNC_VERSION} ${p.runc}`;
     },
   },
   {
