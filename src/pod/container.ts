@@ -148,10 +148,12 @@ export class Container {
   async kill(execId: string, signal: number, all: boolean): Promise<void> {
     const p = this.process(execId);
     if (p.isInit && p.status === "created") {
-      // Never started: only the runtime's waiting init exists. SIGKILL ends the task as
-      // runc's shim does (STOPPED, 128+9, Wait returns); other signals change nothing.
-      if (signal === os.constants.signals.SIGKILL) {
-        await this.host.agent.SignalProcess({ containerId: this.id, execId: "", signal }).catch(() => {});
+      // Never started: only the runtime's waiting init exists (runc's, a Go process). SIGKILL
+      // and SIGTERM end it, and the task with it, as under runc's shim (STOPPED, 128+signal,
+      // Wait returns): CRI-O stops a created container with SIGTERM and waits for its exit
+      // up to the call's deadline. Other signals change nothing.
+      if (signal === os.constants.signals.SIGKILL || signal === os.constants.signals.SIGTERM) {
+        await this.host.agent.SignalProcess({ containerId: this.id, execId: "", signal: os.constants.signals.SIGKILL }).catch(() => {});
         p.setExited(128 + signal);
       }
       return;
@@ -186,7 +188,10 @@ export class Container {
   }
 
   async stats(): Promise<StatsContainerResponse> {
-    if (this.init.status !== "running" && this.init.status !== "paused") throw failedPrecondition(`container ${this.id} is ${this.init.status}: no stats`);
+    // A created container has its cgroup already (runc create makes it), and runc's shim reads it; CRI-O
+    // asks for every listed container's stats, and one refusal there crashes it (a nil entry in its
+    // ListPodSandboxMetrics answer). Only a stopped container has none.
+    if (this.init.status === "stopped") throw failedPrecondition(`container ${this.id} is ${this.init.status}: no stats`);
     return this.host.agent.StatsContainer({ containerId: this.id });
   }
 

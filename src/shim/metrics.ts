@@ -1,42 +1,38 @@
 // Kata's agent stats as containerd's cgroup v1 Metrics (what runc's shim
-// returns, so `ctr task metrics` and CRI stats can read them).
-import type { StatsContainerResponse } from "../gen/grpc";
+// returns, so `ctr task metrics` and CRI stats can read them). As Kata's shim
+// (setMemoryStatsV1, setCPUStatsV1), every entry a reader dereferences is
+// present, zero where the agent had nothing: CRI-O reads m.Memory.KernelTCP.Usage,
+// m.CPU.Throttling and m.Pids unchecked, and a missing one crashes all of CRI-O.
+import type { CgroupStats, MemoryStats, StatsContainerResponse } from "../gen/grpc";
 import type { MetricsInit, BlkIOEntryInit } from "../gen/io.containerd.cgroups.v1";
 
 export function statsToMetrics(s: StatsContainerResponse): MetricsInit {
-  const cg = s.cgroupStats;
-  if (!cg) return {};
-  const mem = cg.memoryStats;
-  const raw = mem?.stats ?? {};
+  const cg: Partial<CgroupStats> = s.cgroupStats ?? {};
+  const mem: Partial<MemoryStats> = cg.memoryStats ?? {};
+  const raw: Record<string, number> = mem.stats ?? {};
+  const cpu = cg.cpuStats;
   const blk = (l: { major: number; minor: number; op: string; value: number }[] | undefined): BlkIOEntryInit[] =>
     (l ?? []).map((e) => ({ major: e.major, minor: e.minor, op: e.op, value: e.value }));
   const entry = (d: { usage: number; maxUsage: number; failcnt: number; limit: number } | undefined) =>
-    d ? { usage: d.usage, max: d.maxUsage, failcnt: d.failcnt, limit: d.limit } : undefined;
+    d ? { usage: d.usage, max: d.maxUsage, failcnt: d.failcnt, limit: d.limit } : { usage: 0, max: 0, failcnt: 0, limit: 0 };
   return {
     hugetlb: Object.entries(cg.hugetlbStats ?? {}).map(([pagesize, h]) => ({ usage: h.usage, max: h.maxUsage, failcnt: h.failcnt, pagesize })),
-    pids: cg.pidsStats ? { current: cg.pidsStats.current, limit: cg.pidsStats.limit } : undefined,
-    cpu: cg.cpuStats
-      ? {
-          usage: cg.cpuStats.cpuUsage
-            ? {
-                total: cg.cpuStats.cpuUsage.totalUsage,
-                kernel: cg.cpuStats.cpuUsage.usageInKernelmode,
-                user: cg.cpuStats.cpuUsage.usageInUsermode,
-                perCpu: cg.cpuStats.cpuUsage.percpuUsage,
-              }
-            : undefined,
-          throttling: cg.cpuStats.throttlingData
-            ? {
-                periods: cg.cpuStats.throttlingData.periods,
-                throttledPeriods: cg.cpuStats.throttlingData.throttledPeriods,
-                throttledTime: cg.cpuStats.throttlingData.throttledTime,
-              }
-            : undefined,
-        }
-      : undefined,
-    memory: mem
-      ? {
-          cache: mem.cache,
+    pids: { current: cg.pidsStats?.current ?? 0, limit: cg.pidsStats?.limit ?? 0 },
+    cpu: {
+      usage: {
+        total: cpu?.cpuUsage?.totalUsage ?? 0,
+        kernel: cpu?.cpuUsage?.usageInKernelmode ?? 0,
+        user: cpu?.cpuUsage?.usageInUsermode ?? 0,
+        perCpu: cpu?.cpuUsage?.percpuUsage ?? [],
+      },
+      throttling: {
+        periods: cpu?.throttlingData?.periods ?? 0,
+        throttledPeriods: cpu?.throttlingData?.throttledPeriods ?? 0,
+        throttledTime: cpu?.throttlingData?.throttledTime ?? 0,
+      },
+    },
+    memory: {
+          cache: mem.cache ?? 0,
           rss: raw.rss ?? 0,
           rssHuge: raw.rss_huge ?? 0,
           mappedFile: raw.mapped_file ?? 0,
@@ -71,8 +67,9 @@ export function statsToMetrics(s: StatsContainerResponse): MetricsInit {
           usage: entry(mem.usage),
           swap: entry(mem.swapUsage),
           kernel: entry(mem.kernelUsage),
-        }
-      : undefined,
+          // Kata agent reports no TCP buffer usage (its MemoryStats has none).
+          kernelTcp: entry(undefined),
+        },
     blkio: cg.blkioStats
       ? {
           ioServiceBytesRecursive: blk(cg.blkioStats.ioServiceBytesRecursive),
