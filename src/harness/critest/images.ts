@@ -52,13 +52,25 @@ export async function buildStandinImages(): Promise<StandinImage[]> {
   img(`${E2E}nginx`, ["1.14-2"], [base, nginx], { Cmd: nginxCmd, ExposedPorts: { "80/tcp": {} }, StopSignal: "SIGTERM" });
   img(`${STAGING}hostnet-nginx-amd64`, ["latest"], [base, nginx], { Cmd: nginxCmd, Env: [PATH_ENV, "NGINX_PORT=12003"], ExposedPorts: { "12003/tcp": {} } });
 
-  // httpd: busybox's httpd serving "It works!" on port 80, logging to stderr.
+  // httpd: busybox's httpd serving "It works!" on port 80, logging to stderr,
+  // and stopping on the image's stop signal as Apache does (SIGWINCH, graceful
+  // stop): busybox httpd ignores SIGWINCH, and a runtime that waits out the
+  // stop timeout before SIGKILL (CRI-O: the whole call's deadline) would wait minutes.
+  const httpdForeground = [
+    "#!/bin/sh",
+    "echo 'httpd stand-in: busybox httpd -f -v -p 80' >&2",
+    "httpd -f -v -p 80 -h /usr/local/apache2/htdocs &",
+    "pid=$!",
+    "trap 'kill $pid; wait $pid; exit 0' WINCH TERM",
+    "wait $pid",
+    "",
+  ].join("\n");
   const httpd = ociLayer(
     new TarWriter()
       .dir("usr/local/apache2")
       .dir("usr/local/apache2/htdocs")
       .file("usr/local/apache2/htdocs/index.html", "<html><body><h1>It works!</h1></body></html>\n")
-      .file("usr/local/bin/httpd-foreground", "#!/bin/sh\necho 'httpd stand-in: busybox httpd -f -v -p 80' >&2\nexec httpd -f -v -p 80 -h /usr/local/apache2/htdocs\n", { mode: 0o755 })
+      .file("usr/local/bin/httpd-foreground", httpdForeground, { mode: 0o755 })
       .finish(),
   );
   img(`${E2E}httpd`, ["2.4.39-4"], [base, httpd], { Cmd: ["httpd-foreground"], ExposedPorts: { "80/tcp": {} }, WorkingDir: "/usr/local/apache2", StopSignal: "SIGWINCH" });
