@@ -83,10 +83,11 @@ export function takePidNamespace(spec: g.SpecInit): boolean {
   const nss = spec.Linux?.Namespaces;
   if (!nss) return false;
   const i = nss.findIndex((ns) => ns.Type === "pid");
-  if (i < 0) return false;
-  const shared = !!nss[i].Path;
+  if (i < 0 || !nss[i].Path) return false;
+  // An entry without a path (a pid namespace of the container's own) stays: the host agent
+  // tells it from no entry at all (the host's, hostPID); a guest agent makes its own anyway.
   nss.splice(i, 1);
-  return shared;
+  return true;
 }
 
 export function specToGrpc(spec: OciSpec, o: ConstrainOptions): g.SpecInit {
@@ -95,7 +96,10 @@ export function specToGrpc(spec: OciSpec, o: ConstrainOptions): g.SpecInit {
   if (o.guest) {
     namespaces = namespaces.filter((ns) => !["network", "cgroup", "time"].includes(ns.Type)).map((ns) => ({ Type: ns.Type, Path: ns.Type === "pid" ? ns.Path : "" }));
   } else {
-    namespaces = namespaces.map((ns) => ({ Type: ns.Type, Path: ns.Type === "network" || ns.Type === "pid" ? ns.Path : "" }));
+    // The host agent runs beside the runtime that named these namespaces: it can join them. CRI-O
+    // pins each pod namespace and names it by path (a host namespace too: hostIPC is the host's
+    // ipc namespace, pinned), where containerd's CRI leaves the entry out.
+    namespaces = namespaces.map((ns) => ({ Type: ns.Type, Path: ["network", "pid", "ipc", "uts"].includes(ns.Type) ? ns.Path : "" }));
   }
   // A pid path is kept only for takePidNamespace, which turns it into sandbox_pidns.
   const resources = linux.resources ? resourcesToGrpc(linux.resources) : undefined;

@@ -225,12 +225,14 @@ export class MockAgent {
       this.fitHugepages(req.containerId, spec.linux?.resources);
       this.fitOomScore(req.containerId, spec.process);
       const guestSysctls = this.o.network?.takeNetSysctls(spec) ?? [];
-      if (spec.linux && this.o.runtime.isolated) {
+      if (spec.linux && this.o.runtime.isolated && this.o.guest) {
         // kata-agent's update_container_namespaces: the pid namespace is the
         // agent's call, not the spec's — the sandbox's when sandbox_pidns asks
         // for it (joined below), else a new one.
         spec.linux.namespaces = [...(spec.linux.namespaces ?? []).filter((n) => n.type !== "pid"), { type: "pid" }];
       }
+      // On the host the spec decides, as under runc: no pid entry is the host's (hostPID), and a
+      // pod-shared one (sandbox_pidns) is joined below.
       const dir = path.join(this.o.stateDir, "containers", req.containerId);
       const init = new AgentProcess(req.containerId, "", !!req.OCI.Process.Terminal);
       const c = new AgentContainer(req.containerId, init, req.execId, dir);

@@ -79,8 +79,9 @@ describe("pid namespace hand-off (Kata's handlePidNamespace)", () => {
     for (const guest of [false, true]) {
       const g = specToGrpc(spec([{ type: "pid", path: "/proc/42/ns/pid" }, { type: "ipc", path: "/proc/42/ns/ipc" }, { type: "mount" }]), { guest, rootPath: "/r" });
       expect(takePidNamespace(g)).toBe(true);
+      // The host agent can join the pod's ipc namespace by path (CRI-O names it so); a guest cannot.
       expect(g.Linux!.Namespaces).toEqual([
-        { Type: "ipc", Path: "" },
+        { Type: "ipc", Path: guest ? "" : "/proc/42/ns/ipc" },
         { Type: "mount", Path: "" },
       ]);
     }
@@ -89,7 +90,11 @@ describe("pid namespace hand-off (Kata's handlePidNamespace)", () => {
   it("a new pid namespace (no path) or none at all: not shared", () => {
     const g = specToGrpc(spec([{ type: "pid" }, { type: "network", path: "/var/run/netns/x" }]), { guest: false, rootPath: "/r" });
     expect(takePidNamespace(g)).toBe(false);
-    expect(g.Linux!.Namespaces).toEqual([{ Type: "network", Path: "/var/run/netns/x" }]);
+    // The container's own pid namespace stays named: on the host, no entry at all is hostPID.
+    expect(g.Linux!.Namespaces).toEqual([
+      { Type: "pid", Path: "" },
+      { Type: "network", Path: "/var/run/netns/x" },
+    ]);
     expect(takePidNamespace(specToGrpc(spec([{ type: "mount" }]), { guest: true, rootPath: "/r" }))).toBe(false);
   });
 });
