@@ -37,3 +37,8 @@ export function placement(taskId: string, annotations: Record<string, string> | 
   }
   return { type: "single_container", sandboxId: taskId };
 }
+
+/** Kata's oci.IsCRIOContainerManager: CRI-O marks every container with its own type key. */
+export function managedByCrio(annotations: Record<string, string> | undefined): boolean {
+  return !!annotations && TYPE_KEYS[1] in annotations;
+}

@@ -1,7 +1,9 @@
 // containerd.task.v2.Task: what containerd asks of the shim, answered with
 // runc's shim's semantics on top of the pod (sandbox, containers, processes)
 // that forwards to the kata agent.
+import fs from "node:fs";
 import os from "node:os";
+import path from "node:path";
 import type { Task } from "../gen/containerd.task.v2";
 import type * as t from "../gen/containerd.task.v2";
 import * as ev from "../gen/containerd.events";
@@ -19,7 +21,7 @@ import type { PodSandbox } from "../pod/pod-sandbox";
 import type { Container } from "../pod/container";
 import type { Process, ProcessIO, StdioPaths } from "../pod/process";
 import { NULL_IO } from "../pod/process";
-import { placement } from "../pod/container-type";
+import { managedByCrio, placement } from "../pod/container-type";
 import { readBundleSpec } from "./bundle";
 import { validateExecId, validateId } from "./identifiers";
 import { openIO, type IoOwner } from "./io";
@@ -359,7 +361,18 @@ export class TaskService {
           if (p.isInit && o.pauseTask && c.id === o.pauseTask) this.sandboxExited(c.id);
         },
         onOom: (cid) => {
-          if (this.containers.has(cid)) this.o.events.publish("/tasks/oom", ev.TaskOOM, { containerId: cid });
+          const c = this.containers.get(cid);
+          if (!c) return;
+          // CRI-O reads no events: it learns of an OOM kill from a file `oom` in the bundle, which
+          // Kata's shim writes for CRI-O's containers (watchOOMEvents) before publishing TaskOOM.
+          if (managedByCrio(c.spec.annotations)) {
+            try {
+              fs.closeSync(fs.openSync(path.join(c.bundle, "oom"), "a"));
+            } catch (e) {
+              this.log.warn("cannot write the oom file CRI-O reads", { container: cid, error: (e as Error).message });
+            }
+          }
+          this.o.events.publish("/tasks/oom", ev.TaskOOM, { containerId: cid });
         },
         onLost: (reason) => this.log.error("sandbox lost", { reason }),
       },
