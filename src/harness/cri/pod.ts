@@ -56,7 +56,8 @@ export interface ContainerOptions {
 export function containerConfig(o: ContainerOptions): ContainerConfigInit {
   return {
     metadata: { name: o.name, attempt: 0 },
-    image: { image: o.image },
+    // As the kubelet sends it: CRI-O refuses a container whose image the user did not name.
+    image: { image: o.image, userSpecifiedImage: o.image },
     command: o.command ?? [],
     args: o.args ?? [],
     envs: Object.entries(o.env ?? {}).map(([key, value]) => ({ key, value })),
