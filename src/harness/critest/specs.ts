@@ -151,7 +151,7 @@ export const CRIO_HANDLER_INDEPENDENT: readonly { name: string; message: string;
   {
     name: "[k8s.io] Image Consistency should not fail on simultaneous RemoveImage calls [Conformance]",
     message: "delete image: identifier is not an image",
-    reason: "CRI-O 1.34's image store loses a race between concurrent RemoveImage calls; no handler takes part (failed on runc in 3 of 5 runs here)",
+    reason: "CRI-O 1.34's image store loses a race between concurrent RemoveImage calls; no handler takes part (it failed on runc too in some of the runs here)",
   },
 ];
 
