@@ -188,10 +188,10 @@ export class Container {
   }
 
   async stats(): Promise<StatsContainerResponse> {
-    // A created container has its cgroup already (runc create makes it), and runc's shim reads it; CRI-O
-    // asks for every listed container's stats, and one refusal there crashes it (a nil entry in its
-    // ListPodSandboxMetrics answer). Only a stopped container has none.
-    if (this.init.status === "stopped") throw failedPrecondition(`container ${this.id} is ${this.init.status}: no stats`);
+    // Created, running or exited, the container has its cgroup until it is deleted, and runc's shim
+    // reads it; CRI-O asks for the stats of every container it still believes running, and one
+    // refusal there crashes it (a nil entry in its ListPodSandboxMetrics answer). The agent answers
+    // for as long as it holds the container.
     return this.host.agent.StatsContainer({ containerId: this.id });
   }
 

@@ -10,6 +10,8 @@ import { statsToMetrics } from "../../src/shim/metrics";
 import { Metrics } from "../../src/gen/io.containerd.cgroups.v1";
 import { canLowerOomScore, clampOomScoreAdj } from "../../src/mock-agent/oom-score";
 import { oomClampingRunc, writeCrioConfig } from "../../src/harness/cri/crio-config";
+import { readCgroupStats } from "../../src/mock-agent/runtime/cgroup-stats";
+import { statsFromRunc } from "../../src/mock-agent/runtime/runc";
 
 describe("Stats for CRI-O's runtime_vm (metricsV1ToCgroupStats)", () => {
   // Every pointer CRI-O 1.34 reads without a nil check.
@@ -105,5 +107,58 @@ describe("a private CRI-O's configuration", () => {
     };
     expect(run(own - 5)).toBe(`"oomScoreAdj": ${own}`);
     expect(run(own + 5)).toBe(`"oomScoreAdj": ${own + 5}`);
+  });
+});
+
+describe("a stopped container's stats from its cgroup (runc events refuses it)", () => {
+  let root = "";
+  afterEach(() => {
+    if (root) fs.rmSync(root, { recursive: true, force: true });
+  });
+  const write = (file: string, text: string) => {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.writeFileSync(file, text);
+  };
+
+  it("reads cgroup v1 controllers as runc events does", () => {
+    root = fs.mkdtempSync(path.join(os.tmpdir(), "cg-v1-"));
+    const cg = "shimlab/pod/c1";
+    write(path.join(root, "cpuacct", cg, "cpuacct.usage"), "5000\n");
+    write(path.join(root, "cpuacct", cg, "cpuacct.usage_percpu"), "3000 2000 \n");
+    write(path.join(root, "cpuacct", cg, "cpuacct.stat"), "user 2\nsystem 1\n");
+    write(path.join(root, "cpu", cg, "cpu.stat"), "nr_periods 4\nnr_throttled 1\nthrottled_time 77\n");
+    write(path.join(root, "memory", cg, "memory.usage_in_bytes"), "4096\n");
+    write(path.join(root, "memory", cg, "memory.limit_in_bytes"), "9223372036854771712\n");
+    write(path.join(root, "memory", cg, "memory.stat"), "cache 12\nrss 34\ntotal_inactive_file 5\n");
+    write(path.join(root, "pids", cg, "pids.current"), "0\n");
+    write(path.join(root, "pids", cg, "pids.max"), "max\n");
+    const d = readCgroupStats(`/${cg}`, root) as any;
+    expect(d.cpu.usage).toEqual({ total: 5000, percpu: [3000, 2000], kernel: 1e7, user: 2e7 });
+    expect(d.cpu.throttling).toEqual({ periods: 4, throttledPeriods: 1, throttledTime: 77 });
+    expect(d.memory.usage.usage).toBe(4096);
+    expect(d.memory.cache).toBe(12);
+    expect(d.memory.raw.rss).toBe(34);
+    expect(d.pids).toEqual({ current: 0, limit: 0 });
+    // And what the agent makes of it carries the numbers through.
+    const s = statsFromRunc(d);
+    expect(s.memoryStats?.usage?.usage).toBe(4096);
+    expect(s.cpuStats?.cpuUsage?.totalUsage).toBe(5000);
+  });
+
+  it("reads the cgroup v2 tree, and says nothing for a cgroup that is gone", () => {
+    root = fs.mkdtempSync(path.join(os.tmpdir(), "cg-v2-"));
+    write(path.join(root, "cgroup.controllers"), "cpu memory pids\n");
+    const cg = "shimlab/pod/c2";
+    write(path.join(root, cg, "cpu.stat"), "usage_usec 7\nuser_usec 4\nsystem_usec 3\nnr_periods 0\nnr_throttled 0\nthrottled_usec 0\n");
+    write(path.join(root, cg, "memory.current"), "8192\n");
+    write(path.join(root, cg, "memory.max"), "max\n");
+    write(path.join(root, cg, "memory.stat"), "anon 100\nfile 200\n");
+    write(path.join(root, cg, "pids.current"), "1\n");
+    const d = readCgroupStats(cg, root) as any;
+    expect(d.cpu.usage.total).toBe(7000);
+    expect(d.memory.usage).toMatchObject({ usage: 8192, limit: 0 });
+    expect(d.memory.cache).toBe(200);
+    expect(d.pids.current).toBe(1);
+    expect(readCgroupStats("shimlab/pod/gone", root)).toBeNull();
   });
 });

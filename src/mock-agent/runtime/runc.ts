@@ -1,5 +1,6 @@
 // Containers for real: runc create/start/exec with the agent as subreaper.
 import fs from "node:fs";
+import { readCgroupStats } from "./cgroup-stats";
 import { removeCgroupDirs } from "../../util/cgroup";
 export { removeCgroupDirs };
 import path from "node:path";
@@ -193,8 +194,16 @@ export class RuncRuntime implements Runtime {
   }
 
   async stats(id: string): Promise<CgroupStatsInit> {
-    const out = await this.runc(["events", "--stats", id]);
-    return statsFromRunc(JSON.parse(out).data ?? {});
+    try {
+      const out = await this.runc(["events", "--stats", id]);
+      return statsFromRunc(JSON.parse(out).data ?? {});
+    } catch (e) {
+      // Exited, not yet deleted: runc refuses, the cgroup is still there (cgroup-stats.ts).
+      const c = this.containers.get(id);
+      const d = c ? readCgroupStats(c.cgroupsPath) : null;
+      if (!d) throw e;
+      return statsFromRunc(d);
+    }
   }
 
   async update(id: string, r: OciLinuxResources): Promise<void> {
