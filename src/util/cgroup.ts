@@ -56,3 +56,9 @@ export function removeCgroupTree(cgroupPath: string): void {
   };
   for (const r of hierarchies()) walk(path.join(r, rel));
 }
+
+/** Whether the cgroup exists in any hierarchy. */
+export function cgroupExists(cgroupPath: string): boolean {
+  const rel = relative(cgroupPath);
+  return !!rel && hierarchies().some((r) => fs.existsSync(path.join(r, rel)));
+}

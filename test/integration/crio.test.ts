@@ -28,6 +28,7 @@ import { findKernel } from "../../src/hypervisor/qemu/kernel";
 import { qemuHarnessConfig } from "../../src/harness/qemu-config";
 import { listProcesses, settle, SHIM_DAEMON_SCRIPT, MOCK_AGENT_SCRIPT } from "../../src/harness/leaks";
 import { ARTIFACTS, missing, REQUIRE_ALL } from "../helpers/env";
+import { cgroupExists } from "../../src/util/cgroup";
 import { removeAllPods } from "../helpers/cri";
 
 let skip = missing("root", "go", "gcc", "conmon", "busybox", "qemu-system-x86_64", "xz");
@@ -79,8 +80,11 @@ describe.skipIf(skip)("CRI-O drives shimlab as a vm runtime", () => {
     } finally {
       await removeAllPods(crio.cri).catch(() => undefined);
       const left = await settle(() => crio.leftovers().filter((p) => p.pid !== crio.pid), 10_000);
+      const ids = crio.containerIds();
       await crio.destroy();
       expect(left.map((p) => `${p.pid} ${p.cmdline}`), "shims, agents, conmons, VMs or containers left after removing every pod").toEqual([]);
+      // cgroupfs CRI-O's crio-<id> and crio-conmon-<id> of every pod and container it made, the removed ones too.
+      expect(ids.flatMap((id) => [`/crio-${id}`, `/crio-conmon-${id}`]).filter(cgroupExists), "CRI-O's cgroups left").toEqual([]);
     }
   }
 

@@ -13,7 +13,7 @@ import { writeCrioConfig, type CrioConfigOptions, type CrioFiles } from "./crio-
 import { unmountUnder, REPO_ROOT } from "../containerd";
 import { listProcesses, type ProcInfo } from "../leaks";
 import { runCommand } from "../shim-runner";
-import { removeCgroupTree } from "../../util/cgroup";
+import { cgroupExists, removeCgroupTree } from "../../util/cgroup";
 import type { CrioPeer } from "../peers/crio";
 
 export interface CrioOptions extends Omit<CrioConfigOptions, "dir"> {
@@ -35,6 +35,7 @@ export class Crio {
   readonly cri: CriClient;
   private proc: ChildProcess | null = null;
   private exited: Promise<void> = Promise.resolve();
+  private crioCgroupExisted = true;
 
   constructor(private readonly o: CrioOptions) {
     // Short: socket paths (conmon's attach sockets among them) live under it.
@@ -72,6 +73,7 @@ export class Crio {
   }
 
   async start(): Promise<void> {
+    this.crioCgroupExisted = cgroupExists("/crio");
     const log = fs.openSync(this.logPath, "a");
     // An empty drop-in directory: never the host's /etc/crio/crio.conf.d.
     const confD = path.join(this.dir, "crio.conf.d");
@@ -122,13 +124,25 @@ export class Crio {
     return listProcesses().filter((p) => p.pid !== process.pid && (p.cmdline.includes(this.dir + "/") || processEnvHas(p.pid, `SHIMLAB_RUN_DIR=${path.join(this.dir, "shimlab-run")}`) || inOurCgroup(p.pid)));
   }
 
-  /** Ids of every container and pod this CRI-O made (its storage keeps one directory each). */
-  private containerIds(): string[] {
+  /**
+   * Ids of every container and pod this CRI-O made: its storage keeps a directory for each that is
+   * still there, and its log names every one it created, the ones since removed too (their conmon
+   * cgroups outlive them). Other 64-hex words of the log (image ids) name no cgroup and cost a
+   * failed rmdir at most.
+   */
+  containerIds(): string[] {
+    const ids = new Set<string>();
     try {
-      return fs.readdirSync(path.join(this.dir, "runroot", "overlay-containers")).filter((n) => /^[0-9a-f]{64}$/.test(n));
+      for (const n of fs.readdirSync(path.join(this.dir, "runroot", "overlay-containers"))) if (/^[0-9a-f]{64}$/.test(n)) ids.add(n);
     } catch {
-      return [];
+      /* no storage yet */
     }
+    try {
+      for (const m of fs.readFileSync(this.logPath, "utf8").matchAll(/\b[0-9a-f]{64}\b/g)) ids.add(m[0]);
+    } catch {
+      /* no log */
+    }
+    return [...ids];
   }
 
   /**
@@ -137,7 +151,9 @@ export class Crio {
    * with the instance, as do the shimlab agents' under cgroupParent.
    */
   private removeCgroups(ids: string[]): void {
-    for (const id of ids) for (const name of [`crio-${id}`, `crio-conmon-${id}`]) removeCgroupTree(`/${name}`);
+    for (const id of ids) for (const name of [`crio-${id}`, `crio-conmon-${id}`, `crio/crio-${id}`]) removeCgroupTree(`/${name}`);
+    // CRI-O's own parent for them, when this instance made it (another may still use one it found).
+    if (!this.crioCgroupExisted) removeCgroupTree("/crio");
     removeCgroupTree(this.cgroupParent);
   }
 
