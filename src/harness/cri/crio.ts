@@ -1,6 +1,6 @@
 // A private CRI-O: its own root, runroot, socket, registries and storage
 // configuration (crio-config.ts), started and stopped by the caller, with
-// shimlab's handlers beside crun. CRI-O hands its environment to the shims it
+// shimlab's handlers beside runc. CRI-O hands its environment to the shims it
 // starts, so SHIMLAB_CGROUP_PARENT and SHIMLAB_RUN_DIR keep them inside this
 // instance's directory and cgroup, as Containerd does for containerd's.
 import fs from "node:fs";

@@ -14,7 +14,7 @@ import path from "node:path";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { cached, peersCacheDir, safeName } from "./cache";
-import { goBinary, goDownload, goBuildIn, goInstall } from "./go";
+import { goDownload, goBuildIn, goInstall, goVersion } from "./go";
 import { which } from "../../util/which";
 
 const run = promisify(execFile);
@@ -22,9 +22,9 @@ const run = promisify(execFile);
 export const CRIO_MODULE = "github.com/cri-o/cri-o";
 /** The release built and run. 1.34 is the newest line the module proxy serves here. */
 export const CRIO_VERSION = "v1.34.0";
-/** As hack/{openpgp,seccomp,btrfs_installed}_tag.sh decide here; ostree is always stubbed. */
 /** The runc CRI-O runs OCI containers with (its bundle's series). */
 export const CRIO_RUNC_VERSION = "v1.3.6";
+/** As hack/{openpgp,seccomp,btrfs_installed}_tag.sh decide here; ostree is always stubbed. */
 export const CRIO_BUILD_TAGS = ["containers_image_ostree_stub", "containers_image_openpgp", "seccomp", "exclude_graphdriver_btrfs"];
 
 export interface CrioPeer {
@@ -47,8 +47,7 @@ export function crioMissing(): string | null {
 export async function crioPeer(version = CRIO_VERSION): Promise<CrioPeer> {
   const missing = crioMissing();
   if (missing) throw new Error(`CRI-O ${version} needs ${missing}`);
-  const goVersion = (await run(goBinary(), ["env", "GOVERSION"])).stdout.trim();
-  const key = safeName(`${CRIO_MODULE}@${version}+${CRIO_BUILD_TAGS.join(",")}-${goVersion}`);
+  const key = safeName(`${CRIO_MODULE}@${version}+${CRIO_BUILD_TAGS.join(",")}-${await goVersion()}`);
   const dir = await cached(path.join(peersCacheDir(), "crio", key), async (tmp) => {
     // The module as the proxy serves it (read-only in Go's module cache), copied to build in.
     const src = path.join(tmp, "src");

@@ -37,7 +37,8 @@ async function go(args: string[], o: { cwd?: string; env?: NodeJS.ProcessEnv }):
 }
 
 let goVersionCache: string | null = null;
-async function goVersion(): Promise<string> {
+/** The toolchain's version (go1.26.x), asked once: build caches are keyed by it. */
+export async function goVersion(): Promise<string> {
   if (!goVersionCache) goVersionCache = (await run(goBinary(), ["env", "GOVERSION"])).stdout.trim();
   return goVersionCache;
 }
