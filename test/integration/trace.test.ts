@@ -6,7 +6,7 @@ import { describe, it, expect, beforeAll, afterAll, afterEach } from "vitest";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { runDemo } from "../../src/cli/demo";
+import { runDemo } from "../../src/cli/lifecycle-demo";
 import { ContainerdEmulator } from "../../src/harness/emulator";
 import { SHIM_BINARY } from "../../src/harness/containerd";
 import { readTrace, buildModel, ARROW_KINDS } from "../../src/trace/model";

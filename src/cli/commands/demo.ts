@@ -1,5 +1,5 @@
 // shimlab demo [--dir DIR] [-o page.html]
-import { runDemo } from "../demo";
+import { runDemo } from "../lifecycle-demo";
 import { str, withArgs } from "../args";
 
 export function demoCommand(argv: string[]): Promise<number> {

@@ -37,7 +37,7 @@ async function render(input: string, out: string | undefined, format = ""): Prom
 }
 
 async function doc(out: string): Promise<number> {
-  const { runDemo } = await import("../demo");
+  const { runDemo } = await import("../lifecycle-demo");
   const { readTrace, buildModel } = await import("../../trace/model");
   const { renderMarkdown } = await import("../../trace/markdown");
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "shimlab-doc-"));
