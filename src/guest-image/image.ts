@@ -64,6 +64,7 @@ export interface ImageRecord {
   kernelArtifact: ArtifactRecord;
   initrdSha256: string;
   usrTree: { files: number; bytes: number; sha256: string } | null;
+  builtAt: string;
 }
 
 export interface GuestImage extends ImageRecord {
@@ -256,6 +257,7 @@ export async function ensureImage(o: ImageOptions = {}): Promise<GuestImage> {
       kernelArtifact: { path: kernelPath, size: fs.statSync(kernelPath).size, sha256: sha256Of(kernelPath) },
       initrdSha256: sha256Of(path.join(tmp, initrdName)),
       usrTree: usrFiles.length ? treeDigest(usrTmp) : null,
+      builtAt: new Date().toISOString(),
     };
     fs.writeFileSync(path.join(tmp, "image.json"), JSON.stringify(img, null, 2));
     try {

@@ -22,7 +22,7 @@ export function writeManifest(cacheDir: string, img: ImageRecord, variant: Image
   const m: ImageManifest = {
     format: 1,
     imageFormat: IMAGE_FORMAT,
-    builtAt: new Date().toISOString(),
+    builtAt: img.builtAt,
     agentId: agentIdOf(agent),
     key: img.key,
     variant,

@@ -195,6 +195,7 @@ function fakeImage(layout: "share" | "initramfs" = "share") {
     kernelArtifact: { path: kernel, size: fs.statSync(kernel).size, sha256: sha256Of(kernel) },
     initrdSha256: sha256Of(path.join(dir, "initrd.cpio.lz4")),
     usrTree: layout === "share" ? { files: 0, bytes: 0, sha256: "e3b0" } : null,
+    builtAt: "2026-12-06T10:00:00.000Z",
   };
   const variant: ImageVariant = { kernel: "shimlab", layout, runc: true };
   const write = (v = variant) => writeManifest(cache, { ...record, runc: v.runc }, v, files, [{ dest: "kernel", src: kernel }]);
@@ -227,7 +228,7 @@ describe("the manifest a sandbox reads instead of building", () => {
     f.write();
     fs.writeFileSync(path.join(f.dist, "bundle", "mock-agent.js"), "agent v2");
     const r = findImage(f.want);
-    expect("error" in r && r.error).toMatch(new RegExp(`^the guest image in ${f.cache} .* is stale: ${path.join(f.dist, "bundle", "mock-agent.js")} changed since it was built \\(.*\\): run \`shimlab image build --cache-dir ${f.cache}\`$`));
+    expect("error" in r && r.error).toMatch(new RegExp(`^the guest image in ${f.cache} .* is stale: ${path.join(f.dist, "bundle", "mock-agent.js")} changed since it was built \\(2026-12-06T10:00:00.000Z\\): run \`shimlab image build --cache-dir ${f.cache}\`$`));
     // Rebuilt with the new agent: fresh again.
     fs.writeFileSync(path.join(f.dist, "bundle", "mock-agent.js"), "agent v1");
     expect("manifest" in findImage(f.want)).toBe(true);

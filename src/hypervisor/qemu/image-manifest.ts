@@ -53,6 +53,7 @@ export interface ArtifactRecord {
 export interface ImageManifest {
   format: number;
   imageFormat: number;
+  /** When the image (not this manifest) was built. */
   builtAt: string;
   agentId: string;
   /** The content key of the image directory (<cache>/images/<key>). */
