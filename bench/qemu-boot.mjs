@@ -21,10 +21,8 @@ import { createRequire } from "node:module";
 
 const require = createRequire(import.meta.url);
 const dist = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..", "dist");
-const { ensureImage, moduleOrder, GUEST_MODULES } = require(`${dist}/hypervisor/qemu/image.js`);
-const { CpioWriter, S_IFDIR, S_IFREG, S_IFCHR } = require(`${dist}/hypervisor/qemu/cpio.js`);
-const { findKernel } = require(`${dist}/hypervisor/qemu/kernel.js`);
-const { guestKernel } = require(`${dist}/hypervisor/qemu/index.js`);
+const { ensureImage, moduleOrder, GUEST_MODULES, guestKernel } = require(`${dist}/guest-image/index.js`);
+const { CpioWriter, S_IFDIR, S_IFREG, S_IFCHR } = require(`${dist}/guest-image/cpio.js`);
 const { QemuVm } = require(`${dist}/hypervisor/qemu/vm.js`);
 const { AgentClient } = require(`${dist}/agent/client.js`);
 const { FdLogger } = require(`${dist}/util/logger.js`);

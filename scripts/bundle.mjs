@@ -30,7 +30,7 @@ const programs = [
   { name: "shim", entry: "./shim/main" },
   { name: "mock-agent", entry: "./mock-agent/main" },
   // The guest's agent, made into a V8 startup snapshot when the guest image is built
-  // (src/hypervisor/qemu/snapshot.ts): every module is loaded at build time, main runs on start.
+  // (src/guest-image/snapshot.ts): every module is loaded at build time, main runs on start.
   {
     name: "mock-agent-snapshot",
     contents: `const m = require("./mock-agent/main");\nrequire("node:v8").startupSnapshot.setDeserializeMainFunction(() => m.main(process.argv.slice(2)));`,

@@ -263,12 +263,12 @@ relative to shimlab's directory: here ${contractDir()}.`;
   },
   {
     name: "image",
-    synopsis: "build [--kernel]",
-    summary: "build (or find cached) the QEMU guest image; --kernel first builds shimlab's guest kernel",
+    synopsis: "build [--kernel] | status",
+    summary: "build the QEMU guest image sandboxes boot (they never build it); --kernel first builds shimlab's guest kernel",
     subcommands: [
       {
         name: "build",
-        summary: "build (or find cached) the QEMU guest image and print where it is",
+        summary: "build (or find cached) the QEMU guest image, write the manifest sandboxes read, and print where it is",
         options: [
           {
             name: "kernel",
@@ -281,6 +281,14 @@ relative to shimlab's directory: here ${contractDir()}.`;
           { name: "layout", type: "string", choices: ["share", "initramfs"], help: "/usr on a read-only 9p share (default) or inside the initramfs" },
           { name: "compression", type: "string", choices: ["lz4", "gzip", "none"], help: "the initramfs's (default lz4 where installed, else gzip)" },
           { name: "json", type: "boolean", help: "print the image as JSON" },
+        ],
+      },
+      {
+        name: "status",
+        summary: "whether the image each [qemu] guest_kernel/guest_usr would boot is built and fresh, as a sandbox checks it (exit 1 when the default's is not)",
+        options: [
+          { name: "cache-dir", type: "string", metavar: "DIR", help: "the cache (default SHIMLAB_CACHE_DIR, else /var/cache/shimlab)" },
+          { name: "json", type: "boolean", help: "print the status as JSON" },
         ],
       },
     ],

@@ -170,7 +170,7 @@ export class World {
       const f = path.join(this.dir, "shimlab.toml");
       const lines = [`hypervisor = "${qemu ? "qemu" : "none"}"`];
       if (cfg.dial_timeout_ms) lines.push("[agent]", `dial_timeout_ms = ${cfg.dial_timeout_ms}`);
-      // The guest image is found in the cache by its inputs (built by start() below).
+      // The sandbox reads the guest image's manifest; start() below builds the image first.
       if (qemu) lines.push("[qemu]", ...QEMU_HARNESS_SETTINGS);
       fs.writeFileSync(f, lines.join("\n") + "\n");
       env.SHIMLAB_CONFIG = f;
@@ -180,7 +180,7 @@ export class World {
 
   async start(): Promise<void> {
     if (this.scenario.shim_config?.hypervisor === "qemu") {
-      const { ensureImage } = await import("../hypervisor/qemu/image");
+      const { ensureImage } = await import("../guest-image");
       await ensureImage({ runc: true });
     }
     await this.eventsUp();

@@ -11,10 +11,9 @@ import { spawn } from "node:child_process";
 import { Containerd } from "../../src/harness/containerd";
 import { buildBusyboxRootfs } from "../../src/harness/rootfs";
 import { listProcesses } from "../../src/harness/leaks";
-import { cacheRoot, ensureImage, type GuestImage } from "../../src/hypervisor/qemu/image";
-import { findKernel } from "../../src/hypervisor/qemu/kernel";
-import { findGuestKernel } from "../../src/hypervisor/qemu/guest-kernel";
+import { cacheRoot, ensureImage, type GuestImage, findKernel, findGuestKernel } from "../../src/guest-image";
 import { QemuHypervisor } from "../../src/hypervisor/qemu";
+import { findImage } from "../../src/hypervisor/qemu/image-manifest";
 import { ContainerdEmulator } from "../../src/harness/emulator";
 import { mountsBelow } from "../../src/pod/mount";
 import { SHIM_BINARY } from "../../src/harness/containerd";
@@ -65,7 +64,7 @@ describe.skipIf(skip)("QEMU sandboxes through ctr (TCG)", () => {
     rootfs = buildBusyboxRootfs(path.join(work, "rootfs"));
     fs.writeFileSync(path.join(rootfs, "etc", "shimlab-marker"), "from-the-host-rootfs\n");
     configPath = path.join(work, "qemu.toml");
-    // No kernel or initrd named: the shim finds the image just built in the cache by its inputs.
+    // No kernel or initrd named: the shim reads the manifest of the image just built.
     fs.writeFileSync(configPath, qemuHarnessConfig());
     // Too short for any boot under TCG: proves the deadline and the teardown.
     shortBootConfig = path.join(work, "short.toml");
@@ -91,6 +90,22 @@ describe.skipIf(skip)("QEMU sandboxes through ctr (TCG)", () => {
     expect(again.built).toBe(false);
     expect(again.key).toBe(image.key);
     expect(fs.statSync(again.initrd).size).toBe(image.initrdBytes);
+    // The manifest a sandbox reads names this image, and holds up to the sandbox's check.
+    const found = findImage({ cacheDir: cacheRoot(), kernels: [image.variant.kernel], layout: "share", runc: true });
+    expect("manifest" in found && found.manifest).toMatchObject({ key: image.key, initrd: { path: image.initrd, size: image.initrdBytes } });
+  });
+
+  it("a sandbox without a built image fails at once naming the command, and builds nothing", async () => {
+    const empty = path.join(work, "empty-cache");
+    fs.mkdirSync(empty);
+    const hv = new QemuHypervisor(QemuHypervisor.configFrom({ cache_dir: empty, boot_timeout_ms: 120_000 }, "test"));
+    const t0 = Date.now();
+    await expect(hv.start({ sandboxId: "unbuilt", namespace: "test", runDir: path.join(work, "unbuilt"), logger: new FdLogger(null) })).rejects.toThrow(
+      `no guest image in ${empty} (guest_kernel = "auto", guest_usr = "share", guest_runtime = "runc"): run \`shimlab image build --cache-dir ${empty}\``,
+    );
+    expect(Date.now() - t0).toBeLessThan(5_000);
+    expect(fs.readdirSync(empty)).toEqual([]);
+    expect(qemusUnder(empty)).toEqual([]);
   });
 
   it("image: shimlab's guest kernel when built, /usr on a read-only share holding node, runc and the agent", () => {
@@ -104,6 +119,8 @@ describe.skipIf(skip)("QEMU sandboxes through ctr (TCG)", () => {
   it("Debian's kernel with /usr in the initramfs, on a microvm; the virtio-serial stream survives the host reconnecting", async () => {
     const runDir = path.join(work, "direct");
     // The other kernel and layout: Debian's, its virtio modules loaded by init, everything unpacked from the initramfs.
+    // A sandbox never builds its image: this one is built first, as `shimlab image build --debian-kernel --layout initramfs --no-runc` does.
+    await ensureImage({ kernel: findKernel()!, layout: "initramfs", runc: false });
     const hv = new QemuHypervisor(QemuHypervisor.configFrom({ machine: "microvm", guest_kernel: "debian", guest_usr: "initramfs", guest_runtime: "host", boot_timeout_ms: 120_000 }, "test"));
     const vm = await hv.start({ sandboxId: "direct", namespace: "test", runDir, logger: new FdLogger(null) });
     try {

@@ -13,7 +13,7 @@ import { REPO_ROOT } from "../../src/harness/containerd";
 import type { ScenarioResult } from "../../src/scenarios/types";
 import { formatHistory } from "../../src/scenarios/history";
 import { busyboxRootfs, missing, REQUIRE_ALL } from "../helpers/env";
-import { findKernel } from "../../src/hypervisor/qemu/kernel";
+import { findKernel } from "../../src/guest-image";
 import { expectNoLeaks } from "../helpers/leaks";
 import { OUTSIDE } from "../helpers/outside";
 import { citation } from "../../src/contract/cite";

@@ -1,6 +1,6 @@
 // The QEMU hypervisor's pure parts: command line, QMP client (against a fake
-// QMP server), [qemu] config, the accelerator decision, and the image
-// builder's pieces (module order, require closure, cpio, PVH note).
+// QMP server), [qemu] config and the accelerator decision. The image
+// builder's are in guest-image.test.ts.
 import { describe, it, expect, afterEach } from "vitest";
 import fs from "node:fs";
 import net from "node:net";
@@ -11,14 +11,10 @@ import { BOOT_SPEED_PARAMS, kernelCommandLine, qemuArgs, type QemuSpec } from ".
 import { QmpClient, QmpError } from "../../src/hypervisor/qemu/qmp";
 import { parseQemuConfig, QEMU_DEFAULTS } from "../../src/hypervisor/qemu/config";
 import { chooseAccel, kvmRuledOut } from "../../src/hypervisor/qemu/accel";
-import { moduleOrder, requireClosure } from "../../src/hypervisor/qemu/image";
-import { CpioWriter, S_IFDIR, S_IFREG } from "../../src/hypervisor/qemu/cpio";
-import { findKernel, hasPvhNote } from "../../src/hypervisor/qemu/kernel";
 import { guestInit, AGENT_PORT_NAME, USR_SHARE_TAG } from "../../src/hypervisor/qemu/guest-init";
-import { buildGuestKernel, findGuestKernel, findKernelSources, GUEST_KERNEL_PREFIX, guestConfigPath, kernelDirPrefix, missingBuildTools, parseFragment, unmetSettings } from "../../src/hypervisor/qemu/guest-kernel";
 import { AGENT_READY_LINE } from "../../src/hypervisor/qemu/vm";
 import { SERIAL_READY_MSG } from "../../src/mock-agent/serial";
-import { vsockCid, sandboxSettings, guestKernel } from "../../src/hypervisor/qemu";
+import { vsockCid, sandboxSettings } from "../../src/hypervisor/qemu";
 import { loadConfig } from "../../src/shim/config";
 
 const cleanups: (() => unknown)[] = [];
@@ -334,137 +330,5 @@ describe("accelerator choice", () => {
     const thrown = await chooseAccel("auto", { cacheDir: dir, imageKey: "k3", facts: capable, probe: async () => Promise.reject(new Error("boom")) });
     expect(thrown.accel).toBe("tcg");
     expect((await chooseAccel("tcg", { cacheDir: dir, imageKey: "k2", facts: capable, probe: async () => true })).accel).toBe("tcg");
-  });
-});
-
-describe("guest image pieces", () => {
-  it("orders modules after their dependencies, from modules.dep", () => {
-    const dep = [
-      "kernel/fs/9p/9p.ko: kernel/net/9p/9pnet.ko kernel/fs/netfs/netfs.ko kernel/fs/fscache/fscache.ko",
-      "kernel/fs/fscache/fscache.ko: kernel/fs/netfs/netfs.ko",
-      "kernel/fs/netfs/netfs.ko:",
-      "kernel/net/9p/9pnet.ko:",
-      "kernel/net/9p/9pnet_virtio.ko: kernel/net/9p/9pnet.ko kernel/drivers/virtio/virtio_ring.ko kernel/drivers/virtio/virtio.ko",
-      "kernel/drivers/virtio/virtio.ko: kernel/drivers/virtio/virtio_ring.ko",
-      "kernel/drivers/virtio/virtio_ring.ko:",
-      "kernel/drivers/char/virtio_console.ko: kernel/drivers/virtio/virtio_ring.ko kernel/drivers/virtio/virtio.ko",
-    ].join("\n");
-    const order = moduleOrder(dep, ["virtio_console", "9pnet_virtio", "9p"]).map((m) => m.name);
-    const before = (a: string, b: string) => expect(order.indexOf(a), `${a} before ${b}`).toBeLessThan(order.indexOf(b));
-    before("virtio_ring", "virtio");
-    before("virtio", "virtio_console");
-    before("9pnet", "9pnet_virtio");
-    before("netfs", "fscache");
-    before("fscache", "9p");
-    expect(new Set(order).size).toBe(order.length);
-    expect(() => moduleOrder(dep, ["vsock"])).toThrow(/vsock is not in modules.dep/);
-  });
-
-  it("collects a program's relative require closure and refuses packages the guest lacks", () => {
-    const d = tmpdir();
-    fs.mkdirSync(path.join(d, "a/lib"), { recursive: true });
-    fs.writeFileSync(path.join(d, "a/main.js"), 'const x = require("./lib"); const fs = require("node:fs"); require("path");');
-    fs.writeFileSync(path.join(d, "a/lib/index.js"), 'require("../util");');
-    fs.writeFileSync(path.join(d, "a/util.js"), "");
-    fs.writeFileSync(path.join(d, "a/unused.js"), "");
-    expect(requireClosure(d, "a/main.js").map((f) => path.relative(d, f))).toEqual(["a/lib/index.js", "a/main.js", "a/util.js"]);
-    fs.writeFileSync(path.join(d, "a/util.js"), 'require("smol-toml");');
-    expect(() => requireClosure(d, "a/main.js")).toThrow(/requires the package smol-toml/);
-  });
-
-  it("writes a newc archive that cpio(1) reads back", async () => {
-    const d = tmpdir();
-    const out = fs.createWriteStream(path.join(d, "x.cpio"));
-    const w = new CpioWriter(out);
-    await w.add({ name: "bin", mode: S_IFDIR | 0o755 });
-    await w.add({ name: "bin/hello", mode: S_IFREG | 0o755, data: Buffer.from("hi\n") });
-    await w.add({ name: "odd", mode: S_IFREG | 0o644, data: Buffer.alloc(5, 0x61) });
-    await w.finish();
-    await new Promise((r) => out.end(r));
-    expect(fs.statSync(path.join(d, "x.cpio")).size % 512).toBe(0);
-    await expect(w.add({ name: "/abs", mode: S_IFREG })).rejects.toThrow(/relative/);
-    const r = spawnSync("cpio", ["-it", "--quiet"], { input: fs.readFileSync(path.join(d, "x.cpio")) });
-    if (r.error) return; // no cpio(1) here: the boot tests read the archive instead
-    expect(r.stdout.toString().split("\n").filter(Boolean)).toEqual(["bin", "bin/hello", "odd"]);
-  });
-
-  it("finds the Xen PVH entry note QEMU needs to boot an ELF kernel", () => {
-    const note = Buffer.alloc(12 + 4 + 4);
-    note.writeUInt32LE(4, 0); // namesz
-    note.writeUInt32LE(4, 4); // descsz
-    note.writeUInt32LE(18, 8); // XEN_ELFNOTE_PHYS32_ENTRY
-    note.write("Xen\0", 12);
-    expect(hasPvhNote(Buffer.concat([Buffer.alloc(64), note]))).toBe(true);
-    note.writeUInt32LE(17, 8);
-    expect(hasPvhNote(Buffer.concat([Buffer.alloc(64), note]))).toBe(false);
-  });
-});
-
-describe("shimlab's guest kernel", () => {
-  it("kernel/guest.config parses: every line a setting, nothing as a module, no duplicates", () => {
-    const text = fs.readFileSync(guestConfigPath(), "utf8");
-    const f = parseFragment(text);
-    const lines = text.split("\n").filter((l) => /^CONFIG_/.test(l));
-    expect(f.size).toBe(lines.length);
-    // what the guest cannot boot or run containers without
-    for (const k of ["CONFIG_PVH", "CONFIG_VIRTIO_PCI", "CONFIG_VIRTIO_MMIO", "CONFIG_VIRTIO_CONSOLE", "CONFIG_9P_FS", "CONFIG_NET_9P_VIRTIO", "CONFIG_RD_LZ4", "CONFIG_DEVTMPFS", "CONFIG_BINFMT_SCRIPT", "CONFIG_MEMCG", "CONFIG_PID_NS", "CONFIG_SECCOMP_FILTER", "CONFIG_CGROUP_BPF"])
-      expect(f.get(k), k).toBe("y");
-    expect(f.get("CONFIG_MODULES")).toBeUndefined();
-  });
-
-  it("a fragment's bad line is reported with its line number; modules are refused", () => {
-    expect(() => parseFragment("CONFIG_A=y\nCONFIG_B y\n")).toThrow(/guest.config:2: "CONFIG_B y"/);
-    expect(() => parseFragment("CONFIG_VIRTIO_PCI=m\n")).toThrow(/no modules/);
-    expect(parseFragment('# c\n# CONFIG_X is not set\nCONFIG_S="-a"\nCONFIG_N=64\n')).toEqual(new Map([["CONFIG_X", "n"], ["CONFIG_S", '"-a"'], ["CONFIG_N", "64"]]));
-  });
-
-  it("names the packages a build needs before it starts, not a failed make minutes in", async () => {
-    const d = tmpdir();
-    expect(missingBuildTools(d, d)).toEqual(["make", "gcc", "bc", "bison", "flex", "tar", "xz", "libelf's headers (gelf.h)"]);
-    for (const b of ["make", "gcc", "bc", "bison", "flex", "tar", "xz"]) fs.writeFileSync(path.join(d, b), "");
-    fs.writeFileSync(path.join(d, "gelf.h"), "");
-    expect(missingBuildTools(d, d)).toEqual([]);
-    await expect(buildGuestKernel({ cacheDir: d, source: path.join(d, "missing.tar.xz") })).rejects.toThrow();
-    const src = path.join(d, "linux-source-6.1.tar.xz");
-    fs.writeFileSync(src, "");
-    const saved = process.env.PATH;
-    process.env.PATH = path.join(d, "empty");
-    try {
-      await expect(buildGuestKernel({ cacheDir: d, source: src })).rejects.toThrow(/cannot build the guest kernel without make, gcc.*apt-get install linux-source-6.1 gcc make/);
-    } finally {
-      process.env.PATH = saved;
-    }
-  });
-
-  it("names the settings Kconfig dropped, so a missing dependency fails the build instead of the boot", () => {
-    const frag = parseFragment("CONFIG_A=y\nCONFIG_B=y\n# CONFIG_C is not set\nCONFIG_D=\"x\"\n");
-    expect(unmetSettings(frag, "CONFIG_A=y\n# CONFIG_B is not set\nCONFIG_D=\"x\"\n")).toEqual(["CONFIG_B=y (got not set)"]);
-    expect(unmetSettings(frag, "CONFIG_A=y\nCONFIG_B=y\nCONFIG_C=y\nCONFIG_D=\"y\"\n")).toEqual(["CONFIG_C=n (got y)", 'CONFIG_D="x" (got "y")']);
-  });
-
-  it("is found in the cache by the fragment it was built from; a sandbox falls back to Debian's only on auto", () => {
-    const cache = tmpdir();
-    const cfg = path.join(cache, "guest.config");
-    fs.writeFileSync(cfg, "CONFIG_PVH=y\n");
-    expect(findGuestKernel(cache, cfg)).toBeNull();
-    // a build for another fragment does not count
-    const other = path.join(cache, "kernels", `${GUEST_KERNEL_PREFIX}000000000000-00000000`);
-    fs.mkdirSync(other, { recursive: true });
-    fs.writeFileSync(path.join(other, "vmlinux"), "");
-    fs.writeFileSync(path.join(other, "kernel.json"), JSON.stringify({ version: "old", source: "s", buildMs: 1 }));
-    expect(findGuestKernel(cache, cfg)).toBeNull();
-    const mine = path.join(cache, "kernels", `${kernelDirPrefix(cfg)}12345678`);
-    fs.mkdirSync(mine, { recursive: true });
-    fs.writeFileSync(path.join(mine, "kernel.json"), JSON.stringify({ version: "6.1.192-shimlab", source: "s", buildMs: 1 }));
-    expect(findGuestKernel(cache, cfg)).toBeNull(); // no vmlinux: a build that did not finish
-    fs.writeFileSync(path.join(mine, "vmlinux"), "");
-    expect(findGuestKernel(cache, cfg)).toEqual({ path: path.join(mine, "vmlinux"), version: "6.1.192-shimlab", modulesDir: null, elf: true });
-    expect(() => guestKernel("shimlab", path.join(cache, "empty"))).toThrow(/shimlab image build --kernel/);
-    if (findKernel()) expect(guestKernel("auto", path.join(cache, "empty")).modulesDir).not.toBeNull(); // Debian's, with its modules
-    expect(findKernelSources(path.join(cache, "none"))).toEqual([]);
-    fs.writeFileSync(path.join(cache, "linux-source-6.1.tar.xz"), "");
-    fs.writeFileSync(path.join(cache, "linux-source-6.10.tar.xz"), "");
-    fs.writeFileSync(path.join(cache, "linux-source-6.1.tar.xz.sig"), "");
-    expect(findKernelSources(cache).map((p) => path.basename(p))).toEqual(["linux-source-6.1.tar.xz", "linux-source-6.10.tar.xz"]);
   });
 });

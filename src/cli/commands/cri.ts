@@ -215,6 +215,10 @@ async function up(p: Parsed): Promise<number> {
   const cni = noCni ? undefined : cniNetworkFor(process.pid);
   let qemuConfig: string | undefined;
   if (qemu) {
+    // Sandboxes never build their guest image: it is built (or found cached) before any pod asks for it.
+    const { ensureImage } = await import("../../guest-image");
+    const img = await ensureImage({ runc: true, onProgress: (m, kind) => kind !== "status" && process.stderr.write(`guest image: ${m}\n`) });
+    process.stdout.write(`guest image ${img.key} (${img.built ? "built" : "cached"}): ${img.manifest}\n`);
     qemuConfig = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "shimlab-cri-up-")), "qemu.toml");
     fs.writeFileSync(qemuConfig, `hypervisor = "qemu"\n[qemu]\naccel = "auto"\nmemory_mb = 512\nguest_runtime = "runc"\n`);
   }

@@ -6,12 +6,12 @@
 //   accel = "auto"             # auto (KVM only when a probe boot proves it) | kvm | tcg
 //   memory_mb = 512            # node in the guest needs 384 or more
 //   vcpus = 1
-//   kernel = ""                # with initrd: a prebuilt image; else `shimlab image build`'s, built on demand
+//   kernel = ""                # with initrd: a prebuilt image; else the one `shimlab image build` made (a sandbox never builds)
 //   initrd = ""
 //   cache_dir = ""             # default SHIMLAB_CACHE_DIR or /var/cache/shimlab
 //   boot_timeout_ms = 60000    # QEMU start to the agent serving, or the VM is killed
 //   guest_runtime = "runc"     # the agent's runtime in the guest: runc (copied into the image) or host (no isolation)
-//   guest_kernel = "auto"      # auto: shimlab's VM kernel once `shimlab image build --kernel` built it, else Debian's |
+//   guest_kernel = "auto"      # auto: the image for shimlab's VM kernel (`shimlab image build --kernel`), else Debian's |
 //                              #   shimlab (fail without it) | debian
 //   guest_usr = "share"        # the image's /usr (node, runc, the agent) on a read-only 9p share | "initramfs"
 //   kernel_params = []

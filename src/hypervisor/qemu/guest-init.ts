@@ -13,6 +13,10 @@
 //   shimlab.jitless                     node --jitless (steadier latency under TCG)
 //   shimlab.snapshot                    start the agent from its V8 startup snapshot (made under TCG)
 //   shimlab.build-snapshot              make that snapshot into the 9p share and power off (image build)
+//
+// It lives beside the driver, not the image builder (src/guest-image): those
+// words are the driver's, and a sandbox compares this script with the one its
+// image's manifest records to tell an image made with an older /init.
 
 export const AGENT_PORT_NAME = "agent.channel.0";
 /** Printed on the console by init; the host reads the guest's boot progress from these. */
@@ -30,7 +34,7 @@ export const USR_MOUNT_OPTIONS = "trans=virtio,version=9p2000.L,ro,cache=loose,m
 export const GUEST_AGENT_BUNDLE = `${GUEST_APP_DIR}/dist/bundle/mock-agent.js`;
 export const GUEST_AGENT_SNAPSHOT = `${GUEST_APP_DIR}/agent.blob`;
 export const GUEST_SNAPSHOT_ENTRY = `${GUEST_APP_DIR}/dist/bundle/mock-agent-snapshot.js`;
-/** Boots the image to make the snapshot (image.ts), into the 9p share, then powers off. */
+/** Boots the image to make the snapshot (src/guest-image/snapshot.ts), into the 9p share, then powers off. */
 export const SNAPSHOT_BUILD_PARAM = "shimlab.build-snapshot";
 /** The host asks for the snapshot where the guest's CPU is the one it was made on (TCG's). */
 export const SNAPSHOT_PARAM = "shimlab.snapshot";

@@ -11,9 +11,7 @@ import { hypervisorOverrides } from "../annotations";
 import type { Hypervisor, SandboxVm, StartOptions } from "../types";
 import { chooseAccel } from "./accel";
 import { parseQemuConfig, type QemuConfig } from "./config";
-import { cacheRoot, ensureImage } from "./image";
-import { findKernel, type KernelSource } from "./kernel";
-import { findGuestKernel } from "./guest-kernel";
+import { cacheRoot, findImage } from "./image-manifest";
 import { QemuVm } from "./vm";
 import { SNAPSHOT_PARAM } from "./guest-init";
 import { attachPodNetwork, detachPodNetwork, scanPodNetwork, type PodNetworkPlan } from "./network";
@@ -40,28 +38,28 @@ export class QemuHypervisor implements Hypervisor {
 
   constructor(readonly config: QemuConfig) {}
 
-  private async image(o: StartOptions, c: QemuConfig): Promise<{ kernel: string; initrd: string; usrDir?: string; key: string }> {
+  /**
+   * The kernel, initramfs and /usr a sandbox boots: the configured files, or the image
+   * `shimlab image build` made for this shimlab. A start never builds one (seconds to minutes,
+   * and a VM of its own): a missing or stale image fails it with the command to run.
+   */
+  private image(o: StartOptions, c: QemuConfig): { kernel: string; initrd: string; usrDir?: string; key: string } {
     if (c.kernel || c.initrd) {
       for (const f of [c.kernel, c.initrd]) if (f && !fs.existsSync(f)) throw unavailable(`guest image file ${f} does not exist`);
     }
     if (c.kernel && c.initrd) return { kernel: c.kernel, initrd: c.initrd, key: path.basename(c.initrd) };
     const cacheDir = c.cacheDir ?? cacheRoot(o.env);
-    const kernel = guestKernel(c.guestKernel, cacheDir);
-    o.logger.info("guest kernel chosen", { kernel: kernel.path, version: kernel.version, setting: c.guestKernel });
-    try {
-      const img = await ensureImage({
-        cacheDir,
-        kernel,
-        layout: c.guestUsr,
-        runc: c.guestRuntime === "runc",
-        qemuPath: c.path,
-        onProgress: (m) => o.logger.info(`guest image: ${m}`),
-      });
-      // An annotation may replace one of the two (from its valid_*_paths).
-      return { kernel: c.kernel ?? img.kernel, initrd: c.initrd ?? img.initrd, usrDir: img.usrDir ?? undefined, key: img.key };
-    } catch (e) {
-      throw unavailable(`no guest image: ${(e as Error).message}`);
-    }
+    const found = findImage({
+      cacheDir,
+      kernels: c.guestKernel === "auto" ? ["shimlab", "debian"] : [c.guestKernel],
+      layout: c.guestUsr,
+      runc: c.guestRuntime === "runc",
+    });
+    if ("error" in found) throw unavailable(found.error);
+    const img = found.manifest;
+    o.logger.info("guest image chosen", { key: img.key, kernel: img.kernel.path, version: img.kernelVersion, setting: c.guestKernel, built: img.builtAt });
+    // An annotation may replace one of the two (from its valid_*_paths).
+    return { kernel: c.kernel ?? img.kernel.path, initrd: c.initrd ?? img.initrd.path, usrDir: img.usr?.path, key: img.key };
   }
 
   admit(spec: OciSpec): void {
@@ -70,7 +68,7 @@ export class QemuHypervisor implements Hypervisor {
 
   async start(o: StartOptions): Promise<SandboxVm> {
     const c = sandboxSettings(this.config, o.annotations);
-    const img = await this.image(o, c);
+    const img = this.image(o, c);
     const cacheDir = c.cacheDir ?? cacheRoot(o.env);
     const kernelParams = [`shimlab.runtime=${c.guestRuntime}`, ...c.kernelParams];
     if (c.jitless) kernelParams.push("shimlab.jitless");
@@ -141,22 +139,6 @@ async function podNetwork(netns: string, o: StartOptions): Promise<PodNetworkPla
   }
   await attachPodNetwork(plan, o.logger);
   return plan;
-}
-
-/**
- * The kernel a sandbox boots: shimlab's own guest kernel when it was built (`shimlab image build
- * --kernel`), else Debian's; "shimlab" and "debian" insist on one. A sandbox never builds a kernel:
- * that takes minutes.
- */
-export function guestKernel(setting: QemuConfig["guestKernel"], cacheDir: string): KernelSource {
-  if (setting !== "debian") {
-    const built = findGuestKernel(cacheDir);
-    if (built) return built;
-    if (setting === "shimlab") throw unavailable(`guest_kernel = "shimlab", but no shimlab guest kernel is built in ${cacheDir}/kernels: run \`shimlab image build --kernel\` (needs linux-source-6.1)`);
-  }
-  const debian = findKernel();
-  if (!debian) throw unavailable("no guest kernel: install linux-image-amd64, or build shimlab's with `shimlab image build --kernel`");
-  return debian;
 }
 
 /**

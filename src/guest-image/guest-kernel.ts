@@ -6,28 +6,28 @@
 // reaches /init in a fraction of that (bench/README.md, "Boot time").
 //
 // Built once by `shimlab image build --kernel` (minutes), cached under
-// <cache>/kernels/vm-<key>/; a sandbox only ever looks it up.
+// <cache>/kernels/vm-<key>/; an image build for guest_kernel "auto" looks it up.
 import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { spawn } from "node:child_process";
-import { hasPvhNote, type KernelSource } from "./kernel";
-import { which } from "../../util/which";
+import { findKernel, hasPvhNote, type KernelSource } from "./kernel";
+import { which } from "../util/which";
 
 /** Bumped when the build steps change what comes out for the same inputs. */
 const BUILD_FORMAT = 1;
 export const GUEST_KERNEL_PREFIX = "vm-";
 
-/** kernel/guest.config, found from src/, dist/ or dist/bundle/ (and in an installed copy). */
+/** kernel/guest.config, found from src/guest-image or dist/guest-image (and in an installed copy). */
 export function guestConfigPath(): string {
   const p = findGuestConfig();
   if (!p) throw new Error(`kernel/guest.config not found above ${__dirname}`);
   return p;
 }
 
-function findGuestConfig(): string | null {
-  for (const up of ["../../..", "../..", ".."]) {
+export function findGuestConfig(): string | null {
+  for (const up of ["../..", ".."]) {
     const p = path.resolve(__dirname, up, "kernel", "guest.config");
     if (fs.existsSync(p)) return p;
   }
@@ -267,4 +267,20 @@ export async function buildGuestKernel(o: BuildOptions): Promise<GuestKernelBuil
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }
+}
+
+/**
+ * The kernel an image is built for: shimlab's own guest kernel when it was built (`shimlab image
+ * build --kernel`), else Debian's; "shimlab" and "debian" insist on one. Only `--kernel` builds a
+ * kernel: that takes minutes.
+ */
+export function guestKernel(setting: "auto" | "shimlab" | "debian", cacheDir: string): KernelSource {
+  if (setting !== "debian") {
+    const built = findGuestKernel(cacheDir);
+    if (built) return built;
+    if (setting === "shimlab") throw new Error(`no shimlab guest kernel is built in ${cacheDir}/kernels: run \`shimlab image build --kernel\` (needs linux-source-6.1)`);
+  }
+  const debian = findKernel();
+  if (!debian) throw new Error("no guest kernel: install linux-image-amd64, or build shimlab's with `shimlab image build --kernel`");
+  return debian;
 }
