@@ -14,6 +14,9 @@
 //   environment, but below a shim or agent that carries the id.
 // - or it lives in a cgroup parent the check names: containers whose shim
 //   was killed are re-parented away, but stay in the instance's cgroup parent.
+// - or its command line names a directory the check names as the run's own
+//   (made by mkdtemp, so no other run's): a logging binary the shim started
+//   with an empty environment, orphaned when the shim went.
 // Not a process tree alone (the daemons leave it), not a cgroup per run (the
 // host is cgroup v1, containerd and runc place shims and containers in cgroups
 // of their own choosing), not a shared directory prefix (a /tmp/scn- prefix is
@@ -66,18 +69,23 @@ export function environHas(pid: number, entry: string): boolean {
   }
 }
 
-/** Whether pid lives in a cgroup below parent, in any hierarchy. */
-export function inCgroupUnder(pid: number, parent: string): boolean {
+/** Whether pid lives in a cgroup below parent (or, with itself, in parent), in any hierarchy. */
+export function inCgroupUnder(pid: number, parent: string, itself = false): boolean {
   try {
-    return fs.readFileSync(`/proc/${pid}/cgroup`, "utf8").includes(`:${parent}/`);
+    return fs
+      .readFileSync(`/proc/${pid}/cgroup`, "utf8")
+      .split("\n")
+      .some((l) => l.includes(`:${parent}/`) || (itself && l.endsWith(`:${parent}`)));
   } catch {
     return false;
   }
 }
 
 export interface RunScope {
-  /** Cgroup parents of this run's instances: their processes are the run's whatever their parent. */
+  /** Cgroups of this run's instances: processes in them or below are the run's whatever their parent. */
   cgroupParents?: string[];
+  /** Directories this run made (mkdtemp): a process naming one in its command line is the run's. */
+  dirs?: string[];
   /** Another run's id (a test's); this run's by default. */
   id?: string;
 }
@@ -90,12 +98,14 @@ export interface RunScope {
 export function runScope(o: RunScope = {}, all: ProcInfo[] = listProcesses()): (p: ProcInfo) => boolean {
   const entry = `${RUN_ID_VAR}=${o.id ?? runId()}`;
   const parents = o.cgroupParents ?? [];
+  const dirs = (o.dirs ?? []).map((d) => d.replace(/\/+$/, ""));
   const byPid = new Map(all.map((p) => [p.pid, p]));
   const known = new Map<number, boolean>();
   const ours = (pid: number, depth: number): boolean => {
     const k = known.get(pid);
     if (k !== undefined) return k;
-    let r = environHas(pid, entry) || parents.some((c) => inCgroupUnder(pid, c));
+    const cmdline = byPid.get(pid)?.cmdline ?? "";
+    let r = environHas(pid, entry) || parents.some((c) => inCgroupUnder(pid, c, true)) || dirs.some((d) => cmdline.includes(d + "/") || cmdline.endsWith(d) || cmdline.includes(d + " "));
     // init and the kernel's threads carry nobody's id; a chain longer than 64 is a pid reused mid-walk.
     const ppid = byPid.get(pid)?.ppid ?? 0;
     if (!r && ppid > 1 && depth < 64) r = ours(ppid, depth + 1);

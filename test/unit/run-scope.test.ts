@@ -64,6 +64,15 @@ describe("run scope", () => {
     expect(runProcesses({ id: OTHER_RUN }).filter((p) => p.cmdline.includes(marker)).map((p) => p.cmdline)).toEqual([alive("theirs")[0].cmdline]);
   });
 
+  it("counts an orphan with an empty environment only when it names a directory of the run's own", async () => {
+    // A logging binary: the shim gives it no environment, and it outlives the shim.
+    orphan([`${marker}/logger`], {}, (cmd) => `env -i ${cmd}`);
+    await started("logger");
+    expect(runProcesses().some(mentioning("logger"))).toBe(false);
+    expect(runProcesses({ dirs: [marker] }).some(mentioning("logger"))).toBe(true);
+    expect(runProcesses({ dirs: [marker + "-not"] }).some(mentioning("logger"))).toBe(false);
+  });
+
   it("reports and kills a leak of this run, and leaves another run's process alone", async () => {
     orphan([`${marker}/ours`], ours);
     orphan([`${marker}/theirs`], theirs);
