@@ -18,6 +18,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: "forks",
+    // Leak checks see only this run's processes: a second copy of the suite on the machine has its own id.
+    globalSetup: ["test/helpers/run-id.setup.ts"],
     // Integration files each start their own containerd; two cores do not
     // gain from running them side by side, and timings get noisy.
     fileParallelism: false,

@@ -10,7 +10,7 @@ export { EventsServer, type RecordedEvent } from "./harness/events-server";
 export { defaultSpec, createBundle, type SpecOptions } from "./harness/bundle";
 export { clientStdio, type ClientStdio } from "./harness/fifo";
 export { buildBusyboxRootfs, findBusybox } from "./harness/rootfs";
-export { expectNoLeaks, expectNoProcessesMentioning, shimlabProcesses, listProcesses, mountsUnder, type ProcInfo } from "./harness/leaks";
+export { expectNoLeaks, expectNoProcessesMentioning, shimlabProcesses, listProcesses, runProcesses, mountsUnder, type ProcInfo, type RunScope } from "./harness/leaks";
 export type { OciSpec } from "./oci/spec";
 export * as conformance from "./api/conformance";
 export * as scenarios from "./scenarios";

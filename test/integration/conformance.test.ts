@@ -13,7 +13,7 @@ import { ALL_CHECKS } from "../../src/harness/conformance/checks";
 import type { SuiteReport } from "../../src/harness/conformance/types";
 import { runCommand } from "../../src/harness/shim-runner";
 import { REPO_ROOT, SHIM_BINARY } from "../../src/harness/containerd";
-import { listProcesses } from "../../src/harness/leaks";
+import { runProcesses } from "../../src/harness/leaks";
 import { busyboxRootfs, missing } from "../helpers/env";
 import { OUTSIDE } from "../helpers/outside";
 import { citation, ruleDoc } from "../../src/contract/cite";
@@ -26,9 +26,12 @@ const skip = missing("root", "runc", "busybox", "containerd-shim-runc-v2");
 const failed = (r: SuiteReport) => r.checks.filter((c) => c.status !== "pass").map((c) => `${c.name} [${c.status}]: ${c.detail}`);
 const status = (r: SuiteReport) => Object.fromEntries(r.checks.map((c) => [c.name, c.status]));
 
-/** Shim daemons (runc's or shimlab's) and mutant proxies started by the suite: none may outlive it. */
+/**
+ * Shim daemons (runc's or shimlab's) and mutant proxies started by this run's suites: none may outlive
+ * them. Every copy's suites live under shimlab-conf/, so only this run's count.
+ */
 function suiteProcesses(): string[] {
-  return listProcesses()
+  return runProcesses()
     .filter((p) => p.cmdline.includes("shimlab-conf/c-"))
     .map((p) => `${p.pid} ${p.cmdline}`);
 }

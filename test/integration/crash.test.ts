@@ -5,7 +5,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { describe, it, expect } from "vitest";
 import { shimAddressOf } from "../../src/harness/bundle";
-import { SHIM_DAEMON_SCRIPT, descendants, listProcesses, settle, shimlabProcesses } from "../../src/harness/leaks";
+import { SHIM_DAEMON_SCRIPT, descendants, listProcesses, runProcesses, settle, shimlabProcesses } from "../../src/harness/leaks";
 import { missing } from "../helpers/env";
 import { useEmulator } from "../helpers/emulator";
 import { containerProcesses } from "../helpers/leaks";
@@ -31,7 +31,7 @@ describe.skipIf(skip)("a SIGKILLed shim, under containerd", () => {
         const addr = shimAddressOf(path.join(fx.ctd.state, "io.containerd.runtime.v2.task", "default", id));
         const socket = addr.replace(/^unix:\/\//, "");
         expect(fs.existsSync(socket)).toBe(true);
-        const shim = listProcesses().filter((p) => SHIM_CMD[rt].test(p.cmdline) && p.cmdline.includes(fx.ctd.address) && p.cmdline.includes(`-id ${id}`));
+        const shim = runProcesses().filter((p) => SHIM_CMD[rt].test(p.cmdline) && p.cmdline.includes(fx.ctd.address) && p.cmdline.includes(`-id ${id}`));
         expect(shim).toHaveLength(1);
         expect(containerProcesses(fx.ctd.cgroupParent).length + (rt === "runc" ? 1 : 0)).toBeGreaterThan(0);
 
@@ -50,7 +50,9 @@ describe.skipIf(skip)("a SIGKILLed shim, under containerd", () => {
         // runc's shim (containerd 1.6) leaves its socket file behind after SIGKILL; shimlab's delete removes it.
         else fs.rmSync(socket, { force: true });
         expect(await settle(() => shimlabProcesses([fx.ctd.address]), 5_000)).toEqual([]);
-        expect(await settle(() => listProcesses().filter((p) => p.cmdline === "sleep 3071" || p.cmdline === "/bin/sh -c sleep 3071"), 5_000)).toEqual([]);
+        // Its shim killed, the container is nobody's child: it is this run's by its cgroup (ctr gives runc's /<namespace>/<id>).
+        const container = { cgroupParents: [fx.ctd.cgroupParent, `/default/${id}`] };
+        expect(await settle(() => runProcesses(container).filter((p) => p.cmdline === "sleep 3071" || p.cmdline === "/bin/sh -c sleep 3071"), 5_000)).toEqual([]);
         expect((await fx.ctd.ctr(["container", "rm", id])).code).toBe(0);
         seen[rt] = watch.forContainer(id).map((e) => normalise(e, id));
       } finally {

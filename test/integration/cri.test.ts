@@ -6,7 +6,7 @@ import { describe, it, expect, afterEach } from "vitest";
 import fs from "node:fs";
 import { containerConfig, hostNetworkPod } from "../../src/harness/cri/pod";
 import { ContainerState, type PodSandboxConfigInit } from "../../src/gen/runtime.v1";
-import { descendants, listProcesses } from "../../src/harness/leaks";
+import { descendants, runProcesses } from "../../src/harness/leaks";
 import { CRI_NAMESPACE } from "../../src/harness/cri/images";
 import { runCommand } from "../../src/harness/shim-runner";
 import { REPO_ROOT } from "../../src/harness/containerd";
@@ -188,7 +188,7 @@ describe.skipIf(skip)("CRI: one shim per pod (containerd 1.6 CRI plugin)", () =>
     // containerd runs `delete` for each task of the dead shim; the agent watches its shim and goes too.
     const s1 = await exited(c1);
     expect(s1.exitCode).toBe(255);
-    await waitUntil("the agent and the pod's processes to go", () => mockAgents(fx.env.ctd).length === 0 && !listProcesses().some((p) => p.cmdline === "sleep 3951"));
+    await waitUntil("the agent and the pod's processes to go", () => mockAgents(fx.env.ctd).length === 0 && !runProcesses({ cgroupParents: [fx.env.ctd.cgroupParent] }).some((p) => p.cmdline === "sleep 3951"));
     await fx.env.cri.runtime.StopPodSandbox({ podSandboxId: podId });
     await fx.env.cri.runtime.RemovePodSandbox({ podSandboxId: podId });
     expect((await fx.env.cri.runtime.ListPodSandbox({})).items).toEqual([]);

@@ -15,7 +15,7 @@ import { busyboxRootfs, missing } from "../helpers/env";
 import { expectNoLeaks } from "../helpers/leaks";
 import { forceRemove } from "../helpers/ctr";
 import { shows } from "../../src/harness/peers/differences";
-import { listProcesses } from "../../src/harness/leaks";
+import { runProcesses } from "../../src/harness/leaks";
 
 const skip = missing("root", "containerd", "ctr", "runc", "busybox");
 const RUNTIMES = { runc: "io.containerd.runc.v2", shimlab: "io.containerd.shimlab.v2" } as const;
@@ -68,7 +68,7 @@ describe.skipIf(skip)("containerd restarts with running shims", () => {
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
   /** The shim daemon serving id: its argv says `-id <id>` and, unlike start and delete, names no action. */
   const shimDaemon = (id: string): number => {
-    const found = listProcesses().filter((p) => {
+    const found = runProcesses().filter((p) => {
       const argv = p.cmdline.split(" ");
       const at = argv.indexOf("-id");
       return /containerd-shim-runc-v2|shim-main\.js|shim\/main\.js/.test(argv.slice(0, 2).join(" ")) && at > 0 && argv[at + 1] === id && !["start", "delete"].includes(argv[argv.length - 1]);

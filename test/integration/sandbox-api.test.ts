@@ -18,7 +18,7 @@ import { crictlBinary } from "../../src/harness/peers/cri-tools";
 import { resolveContainerd } from "../../src/harness/peers/containerd";
 import { runCommand } from "../../src/harness/shim-runner";
 import { cniMissing, cniNetworkFor } from "../../src/harness/cri/cni";
-import { descendants, listProcesses } from "../../src/harness/leaks";
+import { descendants, listProcesses, runProcesses } from "../../src/harness/leaks";
 import { CRI_NAMESPACE } from "../../src/harness/cri/images";
 import { ensureImage, findKernel } from "../../src/guest-image";
 import { qemuHarnessConfig } from "../../src/harness/qemu-config";
@@ -274,7 +274,7 @@ describe.skipIf(skip)("Sandbox API (sandboxer = shim) on containerd 2.1, beside 
 
     await fx.env.ctd.kill();
     fs.writeFileSync(path.join(signal, "go"), "");
-    await waitUntil("the quitter to exit while containerd is down", () => !listProcesses().some((p) => p.cmdline.includes("/signal/go")), 30_000);
+    await waitUntil("the quitter to exit while containerd is down", () => !runProcesses({ cgroupParents: [fx.env.ctd.cgroupParent] }).some((p) => p.cmdline.includes("/signal/go")), 30_000);
     await fx.env.ctd.start();
     // CRI answers Unavailable ("not initialized yet") until it has recovered its pods.
     await waitUntil("CRI to serve again", () => fx.env.cri.runtime.ListPodSandbox({}).then(() => true, () => false), 60_000);

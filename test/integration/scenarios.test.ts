@@ -27,7 +27,7 @@ function fail(why: string): never {
 const DIR = path.join(REPO_ROOT, "scenarios");
 const files = scenarioFiles([DIR]);
 
-/** Everything a scenario world makes lives under a "scn-" temporary directory. */
+/** Everything a scenario world makes lives under a "scn-" temporary directory (every copy's do: the checks keep this run's). */
 const MARKER = path.join(os.tmpdir(), "scn-");
 
 function explain(r: ScenarioResult): string {

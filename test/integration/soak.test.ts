@@ -6,7 +6,7 @@ import os from "node:os";
 import path from "node:path";
 import { describe, it, expect, beforeAll, afterAll, afterEach } from "vitest";
 import { Containerd } from "../../src/harness/containerd";
-import { SHIM_DAEMON_SCRIPT, descendants, listProcesses } from "../../src/harness/leaks";
+import { SHIM_DAEMON_SCRIPT, descendants, listProcesses, shimlabProcesses } from "../../src/harness/leaks";
 import { removeCgroupDirs } from "../../src/mock-agent/runtime/runc";
 import { ARTIFACTS, busyboxRootfs, missing } from "../helpers/env";
 import { expectNoLeaks } from "../helpers/leaks";
@@ -93,7 +93,7 @@ describe.skipIf(skip)("soak: lifecycles through one pod's shim", () => {
         ["run", "-d", "--runtime", rt, "--annotation", "io.kubernetes.cri.container-type=sandbox", "--annotation", `io.kubernetes.cri.sandbox-id=${pod}`, "--rootfs", rootfs, pod, "/bin/sleep", "3000"],
         { check: true },
       );
-      const shim = listProcesses().find((p) => SHIM_DAEMON_SCRIPT.test(p.cmdline) && p.cmdline.includes(`-id ${pod}`))!;
+      const shim = shimlabProcesses([ctd.address]).find((p) => SHIM_DAEMON_SCRIPT.test(p.cmdline) && p.cmdline.includes(`-id ${pod}`))!;
       expect(shim, "the pod's shim").toBeDefined();
       const agent = descendants(shim.pid).find((p) => p.cmdline.includes("mock-agent"))!;
       expect(agent, "the pod's agent").toBeDefined();

@@ -5,7 +5,7 @@ import path from "node:path";
 import os from "node:os";
 import { ContainerdEmulator } from "../emulator";
 import { buildBusyboxRootfs } from "../rootfs";
-import { listProcesses } from "../leaks";
+import { inCgroupUnder, listProcesses, runScope } from "../leaks";
 import { removeCgroupDirs } from "../../mock-agent/runtime/runc";
 import { CheckContext, sleep } from "./context";
 import { ALL_CHECKS } from "./checks";
@@ -99,19 +99,17 @@ export async function runSuite(o: SuiteOptions): Promise<SuiteReport> {
 }
 
 /**
- * Any process still naming this emulator (a shim daemon, a proxy, an agent) or
- * living in its cgroup parent after every check's clean-up is a leak: killed,
- * and reported.
+ * Any process of this run still naming this emulator (a shim daemon, a proxy,
+ * an agent, a logging binary) or living in its cgroup parent after every
+ * check's clean-up is a leak: killed, and reported.
  */
 async function reapLeftovers(emu: ContainerdEmulator): Promise<string[]> {
-  const inCgroup = (pid: number) => {
-    try {
-      return fs.readFileSync(`/proc/${pid}/cgroup`, "utf8").includes(`:${emu.cgroupParent}/`);
-    } catch {
-      return false;
-    }
+  const left = () => {
+    const all = listProcesses();
+    // The emulator's directory is this run's own: whatever names it is ours, whatever its environment.
+    const inRun = runScope({ cgroupParents: [emu.cgroupParent], dirs: [emu.dir] }, all);
+    return all.filter((p) => p.pid !== process.pid && inRun(p) && (p.cmdline.includes(emu.address) || p.cmdline.includes(emu.dir) || inCgroupUnder(p.pid, emu.cgroupParent)));
   };
-  const left = () => listProcesses().filter((p) => p.pid !== process.pid && (p.cmdline.includes(emu.address) || p.cmdline.includes(emu.dir) || inCgroup(p.pid)));
   await sleep(100);
   const found = left();
   for (const p of found) {
