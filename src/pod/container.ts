@@ -6,7 +6,7 @@ import type { AgentApi } from "../agent/client";
 import { processToGrpc, resourcesToGrpc, specToGrpc, takePidNamespace } from "../agent/spec";
 import type { StatsContainerResponse } from "../gen/grpc";
 import type { OciLinuxResources, OciProcess, OciSpec } from "../oci/spec";
-import { alreadyExists, failedPrecondition, notFound, Code, RpcError } from "../ttrpc/status";
+import { alreadyExists, failedPrecondition, isNotFound, isUnavailable, notFound } from "../errdefs";
 import type { Logger } from "../util/logger";
 import { Mutex } from "../util/mutex";
 import type { ContainerType } from "./container-type";
@@ -222,7 +222,7 @@ export class Container {
       await this.host.agent.RemoveContainer({ containerId: this.id, timeout: 10 });
     } catch (e) {
       // The agent forgot it (or is gone): there is nothing left to remove there.
-      if (!(e instanceof RpcError) || (e.code !== Code.NotFound && e.code !== Code.Unavailable)) throw e;
+      if (!isNotFound(e) && !isUnavailable(e)) throw e;
     }
     for (const k of this.shares.splice(0)) await this.host.unshareRootfs(k).catch(() => {});
     await this.host.unshareRootfs(this.id).catch(() => {});

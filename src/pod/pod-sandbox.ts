@@ -14,7 +14,7 @@ import type { PodConfig } from "./pod-config";
 import { PodFiles } from "./pod-files";
 import { ownOomScoreAdj, sandboxInitSpec, writeInitRootfs } from "./sandbox-init";
 import { SandboxStateMachine, type SandboxLife } from "./sandbox-state";
-import { failedPrecondition, unavailable } from "../ttrpc/status";
+import { failedPrecondition, unavailable } from "../errdefs";
 
 export interface PodSandboxOptions {
   id: string;

@@ -4,7 +4,7 @@ import fs from "node:fs";
 import { AgentClient, type AgentApi } from "../agent/client";
 import type { DialOptions } from "../agent/dial";
 import type { GuestNetwork, Hypervisor, SandboxVm } from "../hypervisor/types";
-import { Code, failedPrecondition, notFound, RpcError, unavailable } from "../ttrpc/status";
+import { failedPrecondition, isInvalidArgument, notFound, unavailable } from "../errdefs";
 import type { Logger } from "../util/logger";
 import { Container, type ContainerHost, type CreateOptions } from "./container";
 import { mountsBelow } from "./mount";
@@ -150,7 +150,7 @@ export class Sandbox implements ContainerHost {
       () => null,
       (e: Error) => e,
     );
-    if (!(probe instanceof RpcError && probe.code === Code.InvalidArgument)) {
+    if (!isInvalidArgument(probe)) {
       this.logger.warn("port-forward into the VM is not available: the agent does not serve shimlab.v1.PortForward", { answer: probe ? String(probe) : "a stream for port 0" });
       return;
     }

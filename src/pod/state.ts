@@ -1,7 +1,7 @@
 // One explicit state per process, and the only function that changes it.
 // Like containerd's pkg/process: an illegal move is a typed error carrying
 // runc's wording, never a boolean checked here and there.
-import { Code, RpcError } from "../ttrpc/status";
+import { ErrdefsError, type Kind } from "../errdefs";
 
 export type ProcessStatus = "created" | "running" | "paused" | "stopped" | "deleted";
 export type Operation = "start" | "pause" | "resume" | "kill" | "exit" | "delete";
@@ -14,27 +14,27 @@ const TABLE: Record<ProcessStatus, Partial<Record<Operation, ProcessStatus>>> = 
   deleted: {},
 };
 
-export class IllegalTransition extends RpcError {
+export class IllegalTransition extends ErrdefsError {
   constructor(
     readonly op: Operation,
     readonly from: ProcessStatus,
-    code: number,
+    kind: Kind,
     message: string,
   ) {
-    super(code, message);
+    super(kind, message);
     this.name = "IllegalTransition";
   }
 }
 
 /** runc's messages for the moves containerd users meet most. */
 function refuse(op: Operation, from: ProcessStatus, id: string): IllegalTransition {
-  if (from === "deleted") return new IllegalTransition(op, from, Code.NotFound, `process ${id} was deleted: not found`);
-  if (op === "kill" && from === "stopped") return new IllegalTransition(op, from, Code.NotFound, "process already finished: not found");
-  if (op === "delete") return new IllegalTransition(op, from, Code.FailedPrecondition, `cannot delete a ${from} process: failed precondition`);
-  if (op === "start") return new IllegalTransition(op, from, Code.FailedPrecondition, `cannot start a ${from} process: failed precondition`);
-  if (op === "pause") return new IllegalTransition(op, from, Code.FailedPrecondition, `cannot pause a ${from} process: failed precondition`);
-  if (op === "resume") return new IllegalTransition(op, from, Code.FailedPrecondition, `cannot resume a ${from} process: failed precondition`);
-  return new IllegalTransition(op, from, Code.FailedPrecondition, `cannot ${op} a ${from} process: failed precondition`);
+  if (from === "deleted") return new IllegalTransition(op, from, "NotFound", `process ${id} was deleted: not found`);
+  if (op === "kill" && from === "stopped") return new IllegalTransition(op, from, "NotFound", "process already finished: not found");
+  if (op === "delete") return new IllegalTransition(op, from, "FailedPrecondition", `cannot delete a ${from} process: failed precondition`);
+  if (op === "start") return new IllegalTransition(op, from, "FailedPrecondition", `cannot start a ${from} process: failed precondition`);
+  if (op === "pause") return new IllegalTransition(op, from, "FailedPrecondition", `cannot pause a ${from} process: failed precondition`);
+  if (op === "resume") return new IllegalTransition(op, from, "FailedPrecondition", `cannot resume a ${from} process: failed precondition`);
+  return new IllegalTransition(op, from, "FailedPrecondition", `cannot ${op} a ${from} process: failed precondition`);
 }
 
 export class StateMachine {

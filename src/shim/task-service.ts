@@ -11,7 +11,7 @@ import { Metrics } from "../gen/io.containerd.cgroups.v1";
 import { ProcessDetails } from "../gen/containerd.runc.v1";
 import { Options as RuntimeOptions } from "../gen/runtimeoptions.v1";
 import type { ServiceImpl } from "../ttrpc/service";
-import { Code, RpcError, failedPrecondition, invalidArgument, notFound, unimplemented } from "../ttrpc/status";
+import { alreadyExists, failedPrecondition, invalidArgument, notFound, notImplemented } from "../errdefs";
 import type { CallContext } from "../proto/message";
 import type { OciLinuxResources, OciProcess } from "../oci/spec";
 import type { Logger } from "../util/logger";
@@ -223,7 +223,7 @@ export class TaskService {
 
     Checkpoint: (req) => {
       this.container(req.id);
-      throw unimplemented("checkpoint is not supported by shimlab: like Kata Containers, it cannot checkpoint a sandboxed container");
+      throw notImplemented("checkpoint is not supported by shimlab: like Kata Containers, it cannot checkpoint a sandboxed container");
     },
 
     Kill: async (req) => {
@@ -238,7 +238,7 @@ export class TaskService {
     Exec: async (req) => {
       const c = this.container(req.id);
       validateExecId(req.execId);
-      if (c.execs.has(req.execId)) throw new RpcError(Code.AlreadyExists, `id ${req.execId}: already exists`);
+      if (c.execs.has(req.execId)) throw alreadyExists(`id ${req.execId}`);
       if (!req.spec) throw invalidArgument("exec has no process spec");
       let spec: OciProcess;
       try {
@@ -398,8 +398,8 @@ export class TaskService {
 
   private async create(req: t.CreateTaskRequest, _ctx: CallContext): Promise<t.CreateTaskResponseInit> {
     validateId("id", req.id);
-    if (this.containers.has(req.id)) throw new RpcError(Code.AlreadyExists, `container ${req.id}: already exists`);
-    if (req.checkpoint) throw unimplemented("restore from checkpoint is not supported by shimlab");
+    if (this.containers.has(req.id)) throw alreadyExists(`container ${req.id}`);
+    if (req.checkpoint) throw notImplemented("restore from checkpoint is not supported by shimlab");
     const bundle = req.bundle || process.cwd();
     let spec = readBundleSpec(bundle);
     const where = placement(req.id, spec.annotations);
