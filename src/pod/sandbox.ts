@@ -39,7 +39,8 @@ export interface SandboxOptions {
 export type SandboxState = "new" | "starting" | "ready" | "lost" | "stopping" | "stopped";
 
 export class Sandbox implements ContainerHost {
-  readonly containers = new Map<string, Container>();
+  /** The pod's containers, from their create until their delete: the one list the shim keeps of them. */
+  private readonly byId = new Map<string, Container>();
   private vm: SandboxVm | null = null;
   private client: AgentClient | null = null;
   private relay: PortRelay | null = null;
@@ -60,6 +61,11 @@ export class Sandbox implements ContainerHost {
 
   get state(): SandboxState {
     return this.state_;
+  }
+
+  /** Kept after the sandbox stops, so that containerd can still ask a container's state and delete it. */
+  get containers(): ReadonlyMap<string, Container> {
+    return this.byId;
   }
 
   get runDir(): string {
@@ -199,18 +205,18 @@ export class Sandbox implements ContainerHost {
     if (this.state_ !== "ready") throw failedPrecondition(`sandbox ${this.id} is ${this.state_}: cannot create container ${o.id}`);
     this.o.hypervisor.admit?.(o.spec);
     const c = await Container.create(o, this);
-    this.containers.set(c.id, c);
+    this.byId.set(c.id, c);
     return c;
   }
 
   container(id: string): Container {
-    const c = this.containers.get(id);
+    const c = this.byId.get(id);
     if (!c) throw notFound("container not created");
     return c;
   }
 
   remove(id: string): void {
-    this.containers.delete(id);
+    this.byId.delete(id);
   }
 
   shareRootfs(containerId: string, hostPath: string, o?: ShareOptions): Promise<string> {
@@ -236,7 +242,7 @@ export class Sandbox implements ContainerHost {
     if (wasReady && this.client && !this.client.closed) {
       await this.client.agent.DestroySandbox({}, { timeoutMs: 15_000 }).catch((e) => this.logger.warn("DestroySandbox failed", { error: e.message }));
     }
-    for (const c of this.containers.values()) await c.forceCleanup();
+    for (const c of this.byId.values()) await c.forceCleanup();
     await this.teardown();
     this.state_ = "stopped";
   }
