@@ -2,6 +2,7 @@
 // sandbox, deadlines on ordinary calls and none on the calls that block by design.
 import { EventEmitter } from "node:events";
 import { Client } from "../ttrpc/client";
+import { toNative } from "../ttrpc/errgrpc";
 import type { CallOptions, ServiceClient } from "../ttrpc/service";
 import { AgentService, Health } from "../gen/grpc";
 import { PortForward } from "../gen/shimlab.v1";
@@ -53,7 +54,8 @@ export class AgentClient extends EventEmitter {
             : name === "CreateContainer"
               ? timeouts.createContainerMs
               : timeouts.defaultMs;
-        out[name] = (req: unknown, o?: CallOptions) => raw[name](req, { timeoutMs: t, ...o });
+        // The agent's status as its errdefs kind: the pod tests kinds, and the shim's wire gives the same code back.
+        out[name] = (req: unknown, o?: CallOptions) => raw[name](req, { timeoutMs: t, ...o }).catch((e) => Promise.reject(toNative(e)));
       }
       return out as ServiceClient<S>;
     };

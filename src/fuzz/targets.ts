@@ -13,7 +13,7 @@ import * as grpc from "../gen/grpc";
 import * as cg from "../gen/io.containerd.cgroups.v1";
 import * as boot from "../gen/containerd.runtime.bootstrap.v1";
 import { parseStartInput } from "../shim/bootstrap";
-import { RpcError } from "../ttrpc/status";
+import { ErrdefsError } from "../errdefs";
 import type { ServiceDef } from "../ttrpc/service";
 import { randomMessage } from "./generate";
 import type { Rng } from "./random";
@@ -107,7 +107,7 @@ export function startStdinTarget(): Target {
         parseStartInput(input, "c1", "ns");
       } catch (e) {
         // A clear refusal is the contract; anything else is a crash.
-        if (!(e instanceof RpcError) && !(e instanceof ProtoDecodeError)) throw e;
+        if (!(e instanceof ErrdefsError) && !(e instanceof ProtoDecodeError)) throw e;
       }
     },
   };

@@ -6,7 +6,7 @@
 // Two things differ from Kata on purpose: allow-list entries must match the
 // whole key (Kata's unanchored regexp lets "path" enable "jailer_path"), and
 // an annotation naming a key shimlab does not know is refused, not ignored.
-import { invalidArgument } from "../ttrpc/status";
+import { invalidArgument } from "../errdefs";
 
 export const HYPERVISOR_ANNOTATION_PREFIX = "io.katacontainers.config.hypervisor.";
 

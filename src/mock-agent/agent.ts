@@ -12,7 +12,7 @@ import path from "node:path";
 import fs from "node:fs";
 import type { AgentService, Health } from "../gen/grpc";
 import type { ServiceImpl } from "../ttrpc/service";
-import { alreadyExists, failedPrecondition, invalidArgument, notFound, unimplemented, RpcError, Code } from "../ttrpc/status";
+import { alreadyExists, deadlineExceeded, ErrdefsError, failedPrecondition, invalidArgument, notFound, notImplemented } from "../errdefs";
 import type { Logger } from "../util/logger";
 import { OutputBuffer } from "./output";
 import { processFromGrpc, resourcesFromGrpc, specFromGrpc } from "./oci";
@@ -203,7 +203,7 @@ export class MockAgent {
     DestroySandbox: async () => {
       if (!this.sandbox) throw failedPrecondition("sandbox not created");
       for (const id of [...this.containers.keys()].reverse()) await this.removeContainer(id, 10);
-      for (const w of this.oomWaiters) w.reject(new RpcError(Code.Unavailable, "sandbox destroyed"));
+      for (const w of this.oomWaiters) w.reject(new ErrdefsError("Unavailable", "sandbox destroyed"));
       this.oomWaiters = [];
       if (this.oomTimer) clearInterval(this.oomTimer);
       this.o.runtime.removeCgroup(`${cgroupParent()}/${this.sandbox.id}`);
@@ -394,7 +394,7 @@ export class MockAgent {
       new Promise((resolve, reject) => {
         const id = this.oomEvents.shift();
         if (id !== undefined) return resolve({ containerId: id });
-        if (!this.sandbox) return reject(new RpcError(Code.Unavailable, "sandbox not created"));
+        if (!this.sandbox) return reject(new ErrdefsError("Unavailable", "sandbox not created"));
         this.oomWaiters.push({ resolve: (containerId) => resolve({ containerId }), reject });
       }),
 
@@ -472,12 +472,12 @@ export class MockAgent {
   }
 
   private net(method: string): GuestNetwork {
-    if (!this.o.network) throw unimplemented(`${method}: this agent runs on the host and shares its network, which is not its to change (a guest agent serves it)`);
+    if (!this.o.network) throw notImplemented(`${method}: this agent runs on the host and shares its network, which is not its to change (a guest agent serves it)`);
     return this.o.network;
   }
 
   private unsupported(method: string): never {
-    throw unimplemented(`${method} is not supported by the shimlab mock agent`);
+    throw notImplemented(`${method} is not supported by the shimlab mock agent`);
   }
 
   private async removeContainer(id: string, timeoutSec: number): Promise<void> {
@@ -488,7 +488,7 @@ export class MockAgent {
       await this.o.runtime.signal(c.id, "all", os.constants.signals.SIGKILL).catch(() => {});
       const waited = c.init.exited.then(() => true);
       const ok = timeoutSec > 0 ? await Promise.race([waited, new Promise<boolean>((r) => setTimeout(() => r(false), timeoutSec * 1000))]) : await waited;
-      if (!ok) throw new RpcError(Code.DeadlineExceeded, `container ${id} still has processes after ${timeoutSec}s`);
+      if (!ok) throw deadlineExceeded(`container ${id} still has processes after ${timeoutSec}s`);
     }
     await this.o.runtime.destroy(c.id);
     for (const p of [c.init, ...c.execs.values()]) {

@@ -7,7 +7,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { execFile } from "node:child_process";
 import type { Interface, InterfaceInit, Route, RouteInit } from "../gen/types";
-import { failedPrecondition, invalidArgument, notFound, RpcError, Code } from "../ttrpc/status";
+import { failedPrecondition, internal, invalidArgument, notFound } from "../errdefs";
 
 /** Runs `ip` with these arguments; its stdout. Swapped for a fake in tests. */
 export type IpRunner = (args: string[]) => Promise<string>;
@@ -137,7 +137,7 @@ export class GuestNetwork {
     await this.ip(["link", "set", "dev", name, "up"]);
     await this.ip(["link", "set", "dev", "lo", "up"]);
     const now = (await this.listInterfaces()).find((x) => x.name === name);
-    if (!now) throw new RpcError(Code.Internal, `interface ${name} vanished after it was set up`);
+    if (!now) throw internal(`interface ${name} vanished after it was set up`);
     return now;
   }
 

@@ -10,7 +10,7 @@
 import net from "node:net";
 import type { PortForward, StreamReadRequest } from "../gen/shimlab.v1";
 import type { ServiceImpl } from "../ttrpc/service";
-import { Code, failedPrecondition, invalidArgument, notFound, resourceExhausted, RpcError } from "../ttrpc/status";
+import { aborted, canceled, deadlineExceeded, ErrdefsError, failedPrecondition, invalidArgument, notFound, resourceExhausted } from "../errdefs";
 import type { Logger } from "../util/logger";
 
 /** Unread guest bytes held per stream before its socket is paused. */
@@ -28,16 +28,16 @@ export interface PortForwardOptions {
 }
 
 /** Node's errno for a socket failure, as a status the relay can act on. */
-function socketError(what: string, e: NodeJS.ErrnoException): RpcError {
-  const code = e.code === "ECONNREFUSED" || e.code === "EHOSTUNREACH" || e.code === "ENETUNREACH" ? Code.Unavailable : e.code === "ECONNRESET" || e.code === "EPIPE" ? Code.Aborted : Code.Unknown;
-  return new RpcError(code, `${what}: ${e.message}`);
+function socketError(what: string, e: NodeJS.ErrnoException): ErrdefsError {
+  const kind = e.code === "ECONNREFUSED" || e.code === "EHOSTUNREACH" || e.code === "ENETUNREACH" ? "Unavailable" : e.code === "ECONNRESET" || e.code === "EPIPE" ? "Aborted" : "Unknown";
+  return new ErrdefsError(kind, `${what}: ${e.message}`, { cause: e });
 }
 
 class GuestStream {
   private chunks: Buffer[] = [];
   private buffered = 0;
   private ended = false;
-  private error: RpcError | null = null;
+  private error: ErrdefsError | null = null;
   private reader: { len: number; resolve: (b: Buffer) => void; reject: (e: Error) => void } | null = null;
   private writeClosed = false;
 
@@ -108,7 +108,7 @@ class GuestStream {
       const onAbort = () => {
         if (this.reader?.resolve !== done) return;
         this.reader = null;
-        reject(new RpcError(Code.Canceled, `port-forward stream ${this.id}: Read cancelled`));
+        reject(canceled(`port-forward stream ${this.id}: Read cancelled`));
       };
       const done = (b: Buffer) => {
         signal.removeEventListener("abort", onAbort);
@@ -130,7 +130,7 @@ class GuestStream {
   write(data: Buffer): Promise<number> {
     if (this.writeClosed) return Promise.reject(failedPrecondition(`port-forward stream ${this.id}: Write after CloseWrite`));
     if (this.error) return Promise.reject(this.error);
-    if (this.sock.destroyed) return Promise.reject(new RpcError(Code.Aborted, `port-forward stream ${this.id}: the guest connection is closed`));
+    if (this.sock.destroyed) return Promise.reject(aborted(`port-forward stream ${this.id}: the guest connection is closed`));
     return new Promise((resolve, reject) =>
       this.sock.write(data, (e) => (e ? reject(this.error ?? socketError(`127.0.0.1:${this.port} in the guest`, e)) : resolve(data.length))),
     );
@@ -197,7 +197,7 @@ export class GuestPortForward {
       const sock = net.connect({ host, port, allowHalfOpen: true });
       const timer = setTimeout(() => {
         sock.destroy();
-        reject(new RpcError(Code.DeadlineExceeded, `dial ${host}:${port} in the guest: no answer in ${this.o.dialTimeoutMs ?? 10_000} ms`));
+        reject(deadlineExceeded(`dial ${host}:${port} in the guest: no answer in ${this.o.dialTimeoutMs ?? 10_000} ms`));
       }, this.o.dialTimeoutMs ?? 10_000);
       sock.once("error", (e) => {
         clearTimeout(timer);

@@ -2,7 +2,7 @@
 // kataShared) and tmpfs mounts that CreateSandbox asks for.
 import fs from "node:fs";
 import type { Storage } from "../gen/grpc";
-import { invalidArgument } from "../ttrpc/status";
+import { invalidArgument } from "../errdefs";
 import type { Logger } from "../util/logger";
 import { mustRun } from "./runtime/exec";
 import type { Reaper } from "./reaper";

@@ -1,6 +1,6 @@
 // Whether a task opens a pod or joins one, read from the bundle's annotations
 // in Kata's order of keys (containerd CRI, CRI-O, dockershim).
-import { invalidArgument } from "../ttrpc/status";
+import { invalidArgument } from "../errdefs";
 
 export type ContainerType = "pod_sandbox" | "pod_container" | "single_container";
 

@@ -6,12 +6,13 @@ import type { AgentApi } from "../agent/client";
 import { processToGrpc, resourcesToGrpc, specToGrpc, takePidNamespace } from "../agent/spec";
 import type { StatsContainerResponse } from "../gen/grpc";
 import type { OciLinuxResources, OciProcess, OciSpec } from "../oci/spec";
-import { alreadyExists, failedPrecondition, notFound, Code, RpcError } from "../ttrpc/status";
+import { alreadyExists, failedPrecondition, isNotFound, isUnavailable, notFound } from "../errdefs";
 import type { Logger } from "../util/logger";
 import { Mutex } from "../util/mutex";
 import type { ContainerType } from "./container-type";
 import { mountAll, unmountAll, type MountSpec } from "./mount";
 import { Process, type ProcessIO, type StdioPaths } from "./process";
+import { ContainerStateMachine } from "./state";
 import { guestMounts } from "./guest-mounts";
 
 export interface ContainerHost {
@@ -39,10 +40,10 @@ export class Container {
   readonly init: Process;
   readonly execs = new Map<string, Process>();
   readonly lock = new Mutex();
+  readonly state: ContainerStateMachine;
   private mounted = false;
   /** Host paths shared into the guest for this container's bind mounts (VM sandboxes). */
   private readonly shares: string[] = [];
-  private paused = false;
 
   private constructor(
     readonly id: string,
@@ -56,14 +57,13 @@ export class Container {
   ) {
     this.init = new Process(id, "", stdio, io, host.logger);
     this.init.pid = host.pid;
+    this.state = new ContainerStateMachine(id);
+    // The init's start, exit and delete are the container's: this machine only follows them.
+    this.init.state.onChange((_from, _to, op) => this.state.transition(op));
   }
 
   get isSandbox(): boolean {
     return this.type !== "pod_container";
-  }
-
-  get isPaused(): boolean {
-    return this.paused;
   }
 
   /** Mounts the rootfs, shares it with the agent and creates the container there (the init is created, not started). */
@@ -118,9 +118,7 @@ export class Container {
 
   addExec(execId: string, spec: OciProcess, stdio: StdioPaths, io: ProcessIO): Process {
     if (this.execs.has(execId)) throw alreadyExists(`id ${execId}`);
-    if (this.init.status !== "running" && this.init.status !== "paused") {
-      throw failedPrecondition(`container ${this.id} is ${this.init.status}: cannot exec`);
-    }
+    this.state.check("exec");
     const p = new Process(this.id, execId, stdio, io, this.host.logger);
     p.spec = spec;
     this.execs.set(execId, p);
@@ -129,7 +127,7 @@ export class Container {
 
   async startExec(p: Process): Promise<void> {
     p.state.check("start");
-    if (this.init.status !== "running") throw failedPrecondition(`container ${this.id} is ${this.init.status}: cannot start exec ${p.execId}`);
+    if (this.state.status !== "running") throw failedPrecondition(`container ${this.id} is ${this.state.status}: cannot start exec ${p.execId}`);
     const spec = p.spec!;
     await this.host.agent.ExecProcess({ containerId: this.id, execId: p.execId, process: processToGrpc(spec) });
     p.pid = this.host.pid;
@@ -164,7 +162,7 @@ export class Container {
         await this.host.agent.SignalProcess({ containerId: this.id, execId: "", signal });
         return;
       }
-      const targets = [p, ...this.execs.values()].filter((x) => x.status === "running" || x.status === "paused");
+      const targets = [p, ...this.execs.values()].filter((x) => x.status === "running");
       for (const t of targets) await this.host.agent.SignalProcess({ containerId: this.id, execId: t.execId, signal }).catch(() => {});
       return;
     }
@@ -174,17 +172,16 @@ export class Container {
   }
 
   async pause(): Promise<void> {
-    this.init.state.check("pause");
+    this.state.check("pause");
     await this.host.agent.PauseContainer({ containerId: this.id });
-    this.init.state.transition("pause");
-    this.paused = true;
+    this.state.transition("pause");
   }
 
   async resume(): Promise<void> {
-    this.init.state.check("resume");
+    this.state.check("resume");
     await this.host.agent.ResumeContainer({ containerId: this.id });
-    this.paused = false;
-    if (this.init.status === "paused") this.init.state.transition("resume");
+    // The init may have exited while the agent thawed it: stopped is then the state, not running.
+    if (this.state.can("resume")) this.state.transition("resume");
   }
 
   async stats(): Promise<StatsContainerResponse> {
@@ -196,9 +193,7 @@ export class Container {
   }
 
   async update(resources: OciLinuxResources): Promise<void> {
-    if (this.init.status !== "running" && this.init.status !== "paused" && this.init.status !== "created") {
-      throw failedPrecondition(`container ${this.id} is ${this.init.status}: cannot update`);
-    }
+    this.state.check("update");
     await this.host.agent.UpdateContainer({ containerId: this.id, resources: resourcesToGrpc(resources) });
   }
 
@@ -222,7 +217,7 @@ export class Container {
       await this.host.agent.RemoveContainer({ containerId: this.id, timeout: 10 });
     } catch (e) {
       // The agent forgot it (or is gone): there is nothing left to remove there.
-      if (!(e instanceof RpcError) || (e.code !== Code.NotFound && e.code !== Code.Unavailable)) throw e;
+      if (!isNotFound(e) && !isUnavailable(e)) throw e;
     }
     for (const k of this.shares.splice(0)) await this.host.unshareRootfs(k).catch(() => {});
     await this.host.unshareRootfs(this.id).catch(() => {});
@@ -243,7 +238,7 @@ export class Container {
    * than refuse and leave a shim that containerd's Shutdown can no longer end.
    */
   private async stopExecs(timeoutMs = 5_000): Promise<void> {
-    const live = () => [...this.execs.values()].filter((e) => e.status === "running" || e.status === "paused");
+    const live = () => [...this.execs.values()].filter((e) => e.status === "running");
     if (!live().length) return;
     for (const e of live()) await this.host.agent.SignalProcess({ containerId: this.id, execId: e.execId, signal: os.constants.signals.SIGKILL }).catch(() => {});
     let timer: NodeJS.Timeout | undefined;

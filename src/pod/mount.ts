@@ -1,7 +1,7 @@
 // Mounting what containerd's snapshotter describes onto <bundle>/rootfs, as
 // runc's shim does, and taking it down again.
 import fs from "node:fs";
-import { invalidArgument } from "../ttrpc/status";
+import { invalidArgument } from "../errdefs";
 
 export interface MountSpec {
   type: string;

@@ -14,7 +14,7 @@ import type { PodConfig } from "./pod-config";
 import { PodFiles } from "./pod-files";
 import { ownOomScoreAdj, sandboxInitSpec, writeInitRootfs } from "./sandbox-init";
 import { SandboxStateMachine, type SandboxLife } from "./sandbox-state";
-import { failedPrecondition, unavailable } from "../ttrpc/status";
+import { failedPrecondition, unavailable } from "../errdefs";
 
 export interface PodSandboxOptions {
   id: string;
@@ -213,13 +213,13 @@ export class PodSandbox {
 
   private async killContainers(signal: number): Promise<void> {
     for (const c of this.appContainers()) {
-      if (c.init.status !== "running" && c.init.status !== "paused") continue;
+      if (!c.state.can("kill")) continue;
       await c.kill("", signal, true).catch((e) => this.log.warn("signalling a container of the sandbox failed", { container: c.id, error: (e as Error).message }));
     }
   }
 
   private async containersExited(ms: number): Promise<void> {
-    const live = this.appContainers().filter((c) => c.init.status === "running" || c.init.status === "paused");
+    const live = this.appContainers().filter((c) => c.state.can("kill"));
     if (!live.length) return;
     let t: NodeJS.Timeout | undefined;
     await Promise.race([Promise.all(live.map((c) => c.init.wait())), new Promise((r) => (t = setTimeout(r, ms)))]);

@@ -14,17 +14,13 @@
 //  - a reset on either side resets the other.
 import type net from "node:net";
 import type { PortForwardApi } from "../agent/client";
-import { Code, RpcError } from "../ttrpc/status";
+import { isAborted, isNotImplemented, isUnavailable } from "../errdefs";
 import type { Logger } from "../util/logger";
 
 /** Bytes asked for per Read (the agent caps what it answers). */
 export const RELAY_READ = 256 << 10;
 
 export type RelayApi = Pick<PortForwardApi, "Dial" | "Write" | "Read" | "CloseWrite" | "Close">;
-
-function codeOf(e: unknown): number | undefined {
-  return e instanceof RpcError ? e.code : undefined;
-}
 
 /** Resolves once the socket can take more (or is gone). */
 function drained(sock: net.Socket): Promise<void> {
@@ -118,8 +114,7 @@ class RelayedConnection {
   /** A failed call: the guest's end reset or lost; the client's connection is reset too. */
   private fail(what: string, e: unknown): void {
     if (this.closed) return;
-    const code = codeOf(e);
-    (code === Code.Aborted ? this.logger.debug : this.logger.warn).call(this.logger, `port-forward: ${what} failed`, {
+    (isAborted(e) ? this.logger.debug : this.logger.warn).call(this.logger, `port-forward: ${what} failed`, {
       port: this.port,
       stream: this.streamId,
       error: (e as Error).message,
@@ -187,8 +182,7 @@ export class PortRelay {
   }
 
   private refused(port: number, e: unknown): void {
-    const code = codeOf(e);
-    if (code === Code.Unimplemented) {
+    if (isNotImplemented(e)) {
       // A kata-agent: it has no such service. Said once, clearly; every connection is reset.
       if (!this.unimplementedLogged) {
         this.logger.error("port-forward: the agent does not serve shimlab.v1.PortForward (not shimlab's agent?): connections to the pod's localhost are reset", { error: (e as Error).message });
@@ -197,7 +191,7 @@ export class PortRelay {
       return;
     }
     // Nothing listening in the guest is the everyday case (Unavailable): the client sees its reset.
-    (code === Code.Unavailable ? this.logger.info : this.logger.warn).call(this.logger, "port-forward: dial in the guest failed; client connection reset", { port, error: (e as Error).message });
+    (isUnavailable(e) ? this.logger.info : this.logger.warn).call(this.logger, "port-forward: dial in the guest failed; client connection reset", { port, error: (e as Error).message });
   }
 
   forget(c: RelayedConnection): void {

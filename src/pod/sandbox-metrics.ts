@@ -7,7 +7,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import type { MetricsInit } from "../gen/io.containerd.cgroups.v1";
-import { failedPrecondition } from "../ttrpc/status";
+import { failedPrecondition } from "../errdefs";
 
 const TICKS_PER_SECOND = 100;
 const PAGE = 4096;

@@ -4,7 +4,7 @@
 // class containerd acts on: its shim controller takes NotFound from
 // StopSandbox as "already stopped", so stopping a stopped sandbox says so,
 // as runc's shim says "process already finished: not found" to a late kill.
-import { Code, RpcError } from "../ttrpc/status";
+import { ErrdefsError, type Kind } from "../errdefs";
 
 export type SandboxLife = "created" | "starting" | "ready" | "stopping" | "stopped" | "shutdown";
 export type SandboxOp = "start" | "started" | "stop" | "stopped" | "exit" | "shutdown";
@@ -18,23 +18,23 @@ const TABLE: Record<SandboxLife, Partial<Record<SandboxOp, SandboxLife>>> = {
   shutdown: {},
 };
 
-export class IllegalSandboxMove extends RpcError {
+export class IllegalSandboxMove extends ErrdefsError {
   constructor(
     readonly op: SandboxOp,
     readonly from: SandboxLife,
-    code: number,
+    kind: Kind,
     message: string,
   ) {
-    super(code, message);
+    super(kind, message);
     this.name = "IllegalSandboxMove";
   }
 }
 
 function refuse(op: SandboxOp, from: SandboxLife, id: string): IllegalSandboxMove {
-  if (from === "shutdown") return new IllegalSandboxMove(op, from, Code.NotFound, `sandbox ${id} was shut down: not found`);
-  if (op === "stop" && from === "stopped") return new IllegalSandboxMove(op, from, Code.NotFound, `sandbox ${id} is already stopped: not found`);
-  if (op === "shutdown") return new IllegalSandboxMove(op, from, Code.FailedPrecondition, `cannot shut down sandbox ${id} while it is ${from}: failed precondition`);
-  return new IllegalSandboxMove(op, from, Code.FailedPrecondition, `cannot ${op} sandbox ${id} while it is ${from}: failed precondition`);
+  if (from === "shutdown") return new IllegalSandboxMove(op, from, "NotFound", `sandbox ${id} was shut down: not found`);
+  if (op === "stop" && from === "stopped") return new IllegalSandboxMove(op, from, "NotFound", `sandbox ${id} is already stopped: not found`);
+  if (op === "shutdown") return new IllegalSandboxMove(op, from, "FailedPrecondition", `cannot shut down sandbox ${id} while it is ${from}: failed precondition`);
+  return new IllegalSandboxMove(op, from, "FailedPrecondition", `cannot ${op} sandbox ${id} while it is ${from}: failed precondition`);
 }
 
 export class SandboxStateMachine {

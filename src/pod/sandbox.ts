@@ -4,7 +4,7 @@ import fs from "node:fs";
 import { AgentClient, type AgentApi } from "../agent/client";
 import type { DialOptions } from "../agent/dial";
 import type { GuestNetwork, Hypervisor, SandboxVm } from "../hypervisor/types";
-import { Code, failedPrecondition, notFound, RpcError, unavailable } from "../ttrpc/status";
+import { failedPrecondition, isInvalidArgument, notFound, unavailable } from "../errdefs";
 import type { Logger } from "../util/logger";
 import { Container, type ContainerHost, type CreateOptions } from "./container";
 import { mountsBelow } from "./mount";
@@ -39,7 +39,8 @@ export interface SandboxOptions {
 export type SandboxState = "new" | "starting" | "ready" | "lost" | "stopping" | "stopped";
 
 export class Sandbox implements ContainerHost {
-  readonly containers = new Map<string, Container>();
+  /** The pod's containers, from their create until their delete: the one list the shim keeps of them. */
+  private readonly byId = new Map<string, Container>();
   private vm: SandboxVm | null = null;
   private client: AgentClient | null = null;
   private relay: PortRelay | null = null;
@@ -60,6 +61,11 @@ export class Sandbox implements ContainerHost {
 
   get state(): SandboxState {
     return this.state_;
+  }
+
+  /** Kept after the sandbox stops, so that containerd can still ask a container's state and delete it. */
+  get containers(): ReadonlyMap<string, Container> {
+    return this.byId;
   }
 
   get runDir(): string {
@@ -150,7 +156,7 @@ export class Sandbox implements ContainerHost {
       () => null,
       (e: Error) => e,
     );
-    if (!(probe instanceof RpcError && probe.code === Code.InvalidArgument)) {
+    if (!isInvalidArgument(probe)) {
       this.logger.warn("port-forward into the VM is not available: the agent does not serve shimlab.v1.PortForward", { answer: probe ? String(probe) : "a stream for port 0" });
       return;
     }
@@ -199,18 +205,18 @@ export class Sandbox implements ContainerHost {
     if (this.state_ !== "ready") throw failedPrecondition(`sandbox ${this.id} is ${this.state_}: cannot create container ${o.id}`);
     this.o.hypervisor.admit?.(o.spec);
     const c = await Container.create(o, this);
-    this.containers.set(c.id, c);
+    this.byId.set(c.id, c);
     return c;
   }
 
   container(id: string): Container {
-    const c = this.containers.get(id);
+    const c = this.byId.get(id);
     if (!c) throw notFound("container not created");
     return c;
   }
 
   remove(id: string): void {
-    this.containers.delete(id);
+    this.byId.delete(id);
   }
 
   shareRootfs(containerId: string, hostPath: string, o?: ShareOptions): Promise<string> {
@@ -236,7 +242,7 @@ export class Sandbox implements ContainerHost {
     if (wasReady && this.client && !this.client.closed) {
       await this.client.agent.DestroySandbox({}, { timeoutMs: 15_000 }).catch((e) => this.logger.warn("DestroySandbox failed", { error: e.message }));
     }
-    for (const c of this.containers.values()) await c.forceCleanup();
+    for (const c of this.byId.values()) await c.forceCleanup();
     await this.teardown();
     this.state_ = "stopped";
   }

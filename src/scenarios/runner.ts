@@ -10,6 +10,7 @@ import { listProcesses, mountsUnder, shimlabProcesses } from "../harness/leaks";
 import { clientStdio, type ClientStdio } from "../harness/fifo";
 import { removeCgroupDirs } from "../mock-agent/runtime/runc";
 import { Code, RpcError } from "../ttrpc/status";
+import { Status_names } from "../gen/containerd.v1.types";
 import { History, outcomeOf } from "./history";
 import { World, type ContainerHandle, type WorldOptions } from "./world";
 import { toToxic } from "./load";
@@ -25,7 +26,6 @@ export interface RunOptions extends WorldOptions {
   onProgress?: (line: string) => void;
 }
 
-const STATUS_NAMES = ["UNKNOWN", "CREATED", "RUNNING", "STOPPED", "PAUSED", "PAUSING"];
 const PROCESS_SPEC_URL = "types.containerd.io/opencontainers/runtime-spec/1/Process";
 const RESOURCES_URL = "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources";
 const DEFAULT_CALL_MS = 10_000;
@@ -283,7 +283,7 @@ class Run {
       case "state": {
         const c = this.container(st);
         const r = await this.task(c).State({ id: c.id, execId: st.exec_id ?? "" }, call);
-        return { status: STATUS_NAMES[r.status] ?? String(r.status), exitStatus: r.exitStatus, pid: r.pid };
+        return { status: Status_names[r.status] ?? String(r.status), exitStatus: r.exitStatus, pid: r.pid };
       }
       case "delete": {
         const c = this.container(st);

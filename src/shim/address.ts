@@ -1,6 +1,6 @@
 // Where a shim listens: containerd's socket naming, computed as its Go shims do.
 import path from "node:path";
-import { invalidArgument } from "../ttrpc/status";
+import { invalidArgument } from "../errdefs";
 import { sha256Hex } from "../util/sha256";
 
 /** containerd 1.6 and 2.x put shim sockets here whatever their own state dir is. */

@@ -12,7 +12,7 @@
 // instance_id), so params count only when their id and namespace match the
 // command line, as containerd's shim library checks.
 import { BootstrapParams, BootstrapResult } from "../gen/containerd.runtime.bootstrap.v1";
-import { invalidArgument } from "../ttrpc/status";
+import { invalidArgument } from "../errdefs";
 
 export type ShimProtocol = "ttrpc" | "grpc";
 export type ResultEncoding = "plain" | "json" | "binary";

@@ -1,7 +1,7 @@
 // Reading a task's bundle: its config.json, with errors that say what is wrong.
 import fs from "node:fs";
 import path from "node:path";
-import { invalidArgument, notFound } from "../ttrpc/status";
+import { invalidArgument, notFound } from "../errdefs";
 import type { OciSpec } from "../oci/spec";
 
 /** Annotations larger than this in total are refused before they reach a VM command line or agent. */

@@ -11,7 +11,7 @@
 //   machine = "q35"                # keys: src/hypervisor/qemu/config.ts
 import fs from "node:fs";
 import { parse } from "smol-toml";
-import { invalidArgument } from "../ttrpc/status";
+import { invalidArgument } from "../errdefs";
 import type { Hypervisor } from "../hypervisor/types";
 import { NoneHypervisor } from "../hypervisor/none";
 import { parseQemuConfig } from "../hypervisor/qemu/config";

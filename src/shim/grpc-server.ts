@@ -8,7 +8,8 @@ import * as grpc from "@grpc/grpc-js";
 import type { Server as TtrpcServer, ServerCall } from "../ttrpc/server";
 import type { ServiceDef } from "../ttrpc/service";
 import type { CallContext } from "../proto/message";
-import { Code, RpcError, asRpcError } from "../ttrpc/status";
+import { Code, RpcError } from "../ttrpc/status";
+import { toGrpc } from "../ttrpc/errgrpc";
 
 export interface GrpcTransport {
   readonly server: grpc.Server;
@@ -85,7 +86,7 @@ function unaryHandler(registry: TtrpcServer, service: string, method: string): g
       (value) => callback(null, value ?? {}),
       (err) => {
         if (!(err instanceof RpcError)) registry.emit("handlerError", sc, err);
-        callback(toServiceError(asRpcError(err)));
+        callback(toServiceError(toGrpc(err)));
       },
     );
   };

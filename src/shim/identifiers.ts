@@ -1,5 +1,5 @@
 // containerd's identifier rules, checked before any path is built from an id.
-import { invalidArgument } from "../ttrpc/status";
+import { invalidArgument } from "../errdefs";
 
 /** containerd's identifiers.Validate: alphanumerics joined by single '.', '_' or '-', at most 76 characters. */
 const IDENTIFIER = /^[A-Za-z0-9]+(?:[._-](?:[A-Za-z0-9]+))*$/;

@@ -7,7 +7,7 @@ import net from "node:net";
 import path from "node:path";
 import { spawn } from "node:child_process";
 import { Readable, Writable } from "node:stream";
-import { invalidArgument } from "../ttrpc/status";
+import { invalidArgument } from "../errdefs";
 import type { ProcessIO, StdioPaths } from "../pod/process";
 
 const { O_RDONLY, O_WRONLY, O_RDWR, O_NONBLOCK, O_APPEND, O_CREAT } = fs.constants;

@@ -7,7 +7,7 @@
 import type { Any } from "../gen/google.protobuf";
 import { NamespaceMode, PodSandboxConfig } from "../gen/runtime.v1";
 import { defaultPodConfig, type NamespaceMode as Mode, type PodConfig } from "../pod/pod-config";
-import { invalidArgument } from "../ttrpc/status";
+import { invalidArgument } from "../errdefs";
 
 /** The type URL containerd's typeurl gives CRI's (gogo-registered) message. */
 export const POD_CONFIG_URLS = new Set([PodSandboxConfig.typeName, `type.googleapis.com/${PodSandboxConfig.typeName}`]);

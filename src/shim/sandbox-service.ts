@@ -14,7 +14,7 @@
 import type { Sandbox as SandboxDef } from "../gen/containerd.runtime.sandbox.v1";
 import { Metrics } from "../gen/io.containerd.cgroups.v1";
 import type { ServiceImpl } from "../ttrpc/service";
-import { alreadyExists, failedPrecondition, notFound } from "../ttrpc/status";
+import { alreadyExists, failedPrecondition, notFound } from "../errdefs";
 import type { Logger } from "../util/logger";
 import { Mutex } from "../util/mutex";
 import { GO_ZERO_TIME, timestampOf } from "../util/time";

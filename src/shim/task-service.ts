@@ -6,12 +6,13 @@ import os from "node:os";
 import path from "node:path";
 import type { Task } from "../gen/containerd.task.v2";
 import type * as t from "../gen/containerd.task.v2";
+import { Status } from "../gen/containerd.v1.types";
 import * as ev from "../gen/containerd.events";
 import { Metrics } from "../gen/io.containerd.cgroups.v1";
 import { ProcessDetails } from "../gen/containerd.runc.v1";
 import { Options as RuntimeOptions } from "../gen/runtimeoptions.v1";
 import type { ServiceImpl } from "../ttrpc/service";
-import { Code, RpcError, failedPrecondition, invalidArgument, notFound, unimplemented } from "../ttrpc/status";
+import { alreadyExists, failedPrecondition, invalidArgument, notFound, notImplemented } from "../errdefs";
 import type { CallContext } from "../proto/message";
 import type { OciLinuxResources, OciProcess } from "../oci/spec";
 import type { Logger } from "../util/logger";
@@ -33,8 +34,6 @@ import type { ShimConfig } from "./config";
 import type { NoneHypervisor } from "../hypervisor/none";
 import { loadConfig } from "./config";
 
-export const STATUS = { UNKNOWN: 0, CREATED: 1, RUNNING: 2, STOPPED: 3, PAUSED: 4, PAUSING: 5 } as const;
-
 const OCI_PROCESS_URL = "types.containerd.io/opencontainers/runtime-spec/1/Process";
 
 export interface TaskServiceOptions {
@@ -50,18 +49,17 @@ export interface TaskServiceOptions {
   openIO?: (paths: StdioPaths, owner: IoOwner) => ProcessIO;
 }
 
+/** A process of a paused container runs, frozen: runc's shim says PAUSED of it, init or exec. */
 function statusOf(p: Process, c: Container): number {
   switch (p.status) {
     case "created":
-      return STATUS.CREATED;
+      return Status.CREATED;
     case "running":
-      return c.isPaused ? STATUS.PAUSED : STATUS.RUNNING;
-    case "paused":
-      return STATUS.PAUSED;
+      return c.state.status === "paused" ? Status.PAUSED : Status.RUNNING;
     case "stopped":
-      return STATUS.STOPPED;
+      return Status.STOPPED;
     default:
-      return STATUS.UNKNOWN;
+      return Status.UNKNOWN;
   }
 }
 
@@ -71,15 +69,13 @@ export class TaskService {
   private pod: PodSandbox | null = null;
   private readonly ordering: EventOrdering;
   private readonly log: Logger;
-  /** Containers by id, kept until Delete so State answers after the sandbox is gone. */
-  private readonly containers = new Map<string, Container>();
   private shuttingDown = false;
 
   constructor(private readonly o: TaskServiceOptions) {
     this.log = o.logger;
     this.ordering = new EventOrdering({
       publishExit: (cid, execId) => {
-        const c = this.containers.get(cid);
+        const c = this.task(cid);
         if (!c) return;
         const p = execId ? c.execs.get(execId) : c.init;
         if (!p?.exit) return;
@@ -99,11 +95,21 @@ export class TaskService {
   }
 
   get taskCount(): number {
-    return this.containers.size;
+    return this.tasks().length;
+  }
+
+  /** The tasks containerd created: the sandbox's containers, but for a Sandbox API pod's own init, which is no task. */
+  private tasks(): Container[] {
+    return this.sandbox ? [...this.sandbox.containers.values()].filter((c) => !this.pod?.isInit(c)) : [];
+  }
+
+  private task(id: string): Container | undefined {
+    const c = this.sandbox?.containers.get(id);
+    return c && !this.pod?.isInit(c) ? c : undefined;
   }
 
   private container(id: string): Container {
-    const c = this.containers.get(id);
+    const c = this.task(id);
     if (!c) throw notFound("container not created");
     return c;
   }
@@ -166,19 +172,17 @@ export class TaskService {
     Delete: async (req) => {
       const c = this.container(req.id);
       if (req.execId) {
-        const p = c.process(req.execId);
-        if (p.status === "running" || p.status === "paused") throw failedPrecondition(`cannot delete a ${p.status} process`);
-        c.deleteExec(req.execId);
+        // The process table refuses a running exec ("cannot delete a running process").
+        const p = c.deleteExec(req.execId);
         this.ordering.execGone(c.id, req.execId);
         return { pid: p.pid, exitStatus: p.exit?.status ?? 0, exitedAt: this.exitedAt(p) };
       }
       return c.lock.run(async () => {
         if (c.isSandbox && this.sandbox && c.id === this.sandbox.id) {
-          const others = [...this.containers.keys()].filter((id) => id !== c.id);
+          const others = this.taskIds.filter((id) => id !== c.id);
           if (others.length) throw failedPrecondition(`sandbox ${c.id} still has containers: ${others.join(", ")}`);
         }
         const p = await c.delete();
-        this.containers.delete(c.id);
         this.sandbox?.remove(c.id);
         this.ordering.forget(c.id);
         this.o.events.publish("/tasks/delete", ev.TaskDelete, {
@@ -200,7 +204,7 @@ export class TaskService {
       // Guest pids mean nothing on the host: like Kata, the one pid there is is the VM's (or the agent's).
       const procs: t.PidsResponse["processes"] = [{ pid: c.init.pid, info: undefined }];
       for (const e of c.execs.values()) {
-        if (e.status === "running" || e.status === "paused") {
+        if (e.status === "running") {
           procs.push({ pid: e.pid, info: { typeUrl: ProcessDetails.typeName, value: ProcessDetails.encode({ execId: e.execId }) } });
         }
       }
@@ -223,7 +227,7 @@ export class TaskService {
 
     Checkpoint: (req) => {
       this.container(req.id);
-      throw unimplemented("checkpoint is not supported by shimlab: like Kata Containers, it cannot checkpoint a sandboxed container");
+      throw notImplemented("checkpoint is not supported by shimlab: like Kata Containers, it cannot checkpoint a sandboxed container");
     },
 
     Kill: async (req) => {
@@ -238,7 +242,7 @@ export class TaskService {
     Exec: async (req) => {
       const c = this.container(req.id);
       validateExecId(req.execId);
-      if (c.execs.has(req.execId)) throw new RpcError(Code.AlreadyExists, `id ${req.execId}: already exists`);
+      if (c.execs.has(req.execId)) throw alreadyExists(`id ${req.execId}`);
       if (!req.spec) throw invalidArgument("exec has no process spec");
       let spec: OciProcess;
       try {
@@ -266,7 +270,7 @@ export class TaskService {
       const p = c.process(req.execId);
       if (!p.stdio.terminal) throw failedPrecondition(`process ${p.id} has no terminal`);
       if (p.status === "stopped") throw failedPrecondition("cannot resize a stopped container");
-      if (p.status !== "running" && p.status !== "paused") throw failedPrecondition(`process ${p.id} is ${p.status}`);
+      if (p.status !== "running") throw failedPrecondition(`process ${p.id} is ${p.status}`);
       await this.sandboxOf().agent.TtyWinResize({ containerId: c.id, execId: p.execId, row: req.height, column: req.width });
       return {};
     },
@@ -308,7 +312,7 @@ export class TaskService {
     },
 
     Connect: (req) => {
-      const c = this.containers.get(req.id);
+      const c = this.task(req.id);
       // containerd 2.x reconnects to a sandbox's shim after a restart by asking Connect for the sandbox's id.
       const pid = c?.init.pid ?? (this.pod && req.id === this.pod.id ? this.pod.pid : 0);
       return { shimPid: process.pid, taskPid: pid, version: "" };
@@ -316,7 +320,7 @@ export class TaskService {
 
     Shutdown: () => {
       // A Sandbox API sandbox outlives its tasks (a pod between containers): ShutdownSandbox ends the shim.
-      if (this.containers.size > 0 || this.shuttingDown || (this.pod && this.pod.state !== "shutdown")) return {};
+      if (this.taskCount > 0 || this.shuttingDown || (this.pod && this.pod.state !== "shutdown")) return {};
       this.shuttingDown = true;
       setImmediate(() => this.o.onShutdown());
       return {};
@@ -330,8 +334,8 @@ export class TaskService {
    * before them, can go.
    */
   private sandboxExited(sandboxId: string): void {
-    for (const c of this.containers.values()) {
-      if (c.id === sandboxId || (c.init.status !== "running" && c.init.status !== "paused")) continue;
+    for (const c of this.tasks()) {
+      if (c.id === sandboxId || !c.state.can("kill")) continue;
       this.log.warn("the pod's sandbox exited: killing its container", { container: c.id });
       c.kill("", os.constants.signals.SIGKILL, true).catch((e) => this.log.warn("killing a container of an exited sandbox failed", { container: c.id, error: (e as Error).message }));
     }
@@ -361,7 +365,7 @@ export class TaskService {
           if (p.isInit && o.pauseTask && c.id === o.pauseTask) this.sandboxExited(c.id);
         },
         onOom: (cid) => {
-          const c = this.containers.get(cid);
+          const c = this.task(cid);
           if (!c) return;
           // CRI-O reads no events: it learns of an OOM kill from a file `oom` in the bundle, which
           // Kata's shim writes for CRI-O's containers (watchOOMEvents) before publishing TaskOOM.
@@ -388,7 +392,7 @@ export class TaskService {
 
   /** Ids of the tasks containerd has not deleted. */
   get taskIds(): string[] {
-    return [...this.containers.keys()];
+    return this.tasks().map((c) => c.id);
   }
 
   private sandboxOf(): Sandbox {
@@ -398,8 +402,8 @@ export class TaskService {
 
   private async create(req: t.CreateTaskRequest, _ctx: CallContext): Promise<t.CreateTaskResponseInit> {
     validateId("id", req.id);
-    if (this.containers.has(req.id)) throw new RpcError(Code.AlreadyExists, `container ${req.id}: already exists`);
-    if (req.checkpoint) throw unimplemented("restore from checkpoint is not supported by shimlab");
+    if (this.task(req.id)) throw alreadyExists(`container ${req.id}`);
+    if (req.checkpoint) throw notImplemented("restore from checkpoint is not supported by shimlab");
     const bundle = req.bundle || process.cwd();
     let spec = readBundleSpec(bundle);
     const where = placement(req.id, spec.annotations);
@@ -460,7 +464,6 @@ export class TaskService {
       }
       throw e;
     }
-    this.containers.set(c.id, c);
     this.o.events.publish("/tasks/create", ev.TaskCreate, {
       containerId: c.id,
       bundle,
@@ -483,7 +486,7 @@ export class TaskService {
 
   /** Crash paths: unmount what we mounted and stop the VM; nothing may be left behind. */
   async cleanupAll(): Promise<void> {
-    for (const c of this.containers.values()) await c.forceCleanup();
+    for (const c of this.tasks()) await c.forceCleanup();
     await this.pod?.files.release().catch(() => {});
     await this.sandbox?.stop();
   }

@@ -7,7 +7,7 @@ import path from "node:path";
 import type { TraceRecord } from "./recorder";
 import { checkOrdering, rulesCheckedAt, rulesCheckedAtReply, type Violation, type TracedEvent } from "../contract/ordering-check";
 import type { RuleId } from "../contract/rules";
-import { StateMachine, type Operation, type ProcessStatus } from "../pod/state";
+import { ContainerStateMachine, StateMachine, type ContainerOperation, type ContainerStatus } from "../pod/state";
 import { SandboxStateMachine, type SandboxLife, type SandboxOp } from "../pod/sandbox-state";
 
 /** The service containerd 2.x's shim sandboxer calls: its arrows are labelled with it. */
@@ -75,15 +75,15 @@ export interface Mark {
 export type Row = Arrow | Note | Mark;
 
 export interface StateStep {
-  status: ProcessStatus;
-  op: Operation | "create";
+  status: ContainerStatus;
+  op: ContainerOperation | "create";
   t: number;
 }
 
 export interface ProcessStates {
   proc: string;
   steps: StateStep[];
-  illegal: { op: string; from: ProcessStatus; t: number }[];
+  illegal: { op: string; from: ContainerStatus; t: number }[];
 }
 
 /** A sandbox's life through the Sandbox API, replayed through the shim's own sandbox state table. */
@@ -355,18 +355,24 @@ function rolesOf(records: TraceRecord[]): { role: string; pid: number }[] {
   return [...seen.values()];
 }
 
-/** Each process's life as containerd sees it, replayed through the shim's own state machine. */
+/**
+ * Each process's life as containerd sees it, replayed through the shim's own state machines: a
+ * container's (its init's life, and pause and resume) for the task, the process one for an exec.
+ */
 function buildStates(records: TraceRecord[], calls: Map<string, TraceRecord>): ProcessStates[] {
-  const machines = new Map<string, { sm: StateMachine; st: ProcessStates }>();
-  const get = (proc: string, t: number, create: boolean) => {
+  // An exec is never paused or resumed (those name the container), so ops outside its table stay illegal moves.
+  type Replayed = { readonly status: ContainerStatus; transition(op: ContainerOperation): ContainerStatus };
+  const machines = new Map<string, { sm: Replayed; st: ProcessStates }>();
+  const get = (proc: string, t: number, create: boolean, exec = false) => {
     let m = machines.get(proc);
     if (!m && create) {
-      m = { sm: new StateMachine(proc), st: { proc, steps: [{ status: "created", op: "create", t }], illegal: [] } };
+      const sm: Replayed = exec ? (new StateMachine(proc) as unknown as Replayed) : new ContainerStateMachine(proc);
+      m = { sm, st: { proc, steps: [{ status: "created", op: "create", t }], illegal: [] } };
       machines.set(proc, m);
     }
     return m;
   };
-  const move = (proc: string, op: Operation, t: number) => {
+  const move = (proc: string, op: ContainerOperation, t: number) => {
     const m = get(proc, t, false);
     if (!m) return;
     const from = m.sm.status;
@@ -388,7 +394,7 @@ function buildStates(records: TraceRecord[], calls: Map<string, TraceRecord>): P
           get(id, r.t, true);
           break;
         case "Exec":
-          get(`${id}/${exec}`, r.t, true);
+          get(`${id}/${exec}`, r.t, true, true);
           break;
         case "Start":
           move(proc, "start", r.t);

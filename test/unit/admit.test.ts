@@ -1,7 +1,7 @@
 // What a VM sandbox refuses before anything boots, with the field named.
 import { describe, it, expect } from "vitest";
 import { admitInVm } from "../../src/hypervisor/qemu/admit";
-import { Code, RpcError } from "../../src/ttrpc/status";
+import { ErrdefsError } from "../../src/errdefs";
 
 const spec = (namespaces: string[], mounts: { destination: string; options: string[] }[] = []) => ({
   ociVersion: "1.0.2",
@@ -13,7 +13,7 @@ const refusal = (s: unknown) => {
     admitInVm(s as never);
     return null;
   } catch (e) {
-    return e instanceof RpcError ? { code: e.code, message: e.message } : String(e);
+    return e instanceof ErrdefsError ? { kind: e.kind, message: e.message } : String(e);
   }
 };
 
@@ -24,10 +24,10 @@ describe("a VM sandbox admits", () => {
   });
 
   it("refuses the host's network (hostNetwork), the host's IPC (hostIPC) and bidirectional propagation, naming each", () => {
-    expect(refusal(spec(["pid", "ipc", "uts", "mount"]))).toMatchObject({ code: Code.InvalidArgument, message: expect.stringMatching(/^hostNetwork: /) });
-    expect(refusal(spec(["pid", "uts", "mount", "network"]))).toMatchObject({ code: Code.InvalidArgument, message: expect.stringMatching(/^hostIPC: /) });
+    expect(refusal(spec(["pid", "ipc", "uts", "mount"]))).toMatchObject({ kind: "InvalidArgument", message: expect.stringMatching(/^hostNetwork: /) });
+    expect(refusal(spec(["pid", "uts", "mount", "network"]))).toMatchObject({ kind: "InvalidArgument", message: expect.stringMatching(/^hostIPC: /) });
     expect(refusal(spec(["pid", "ipc", "uts", "mount", "network"], [{ destination: "/v", options: ["rbind", "rshared"] }]))).toMatchObject({
-      code: Code.Unimplemented,
+      kind: "NotImplemented",
       message: expect.stringMatching(/^mount \/v: propagation Bidirectional/),
     });
   });

@@ -1,13 +1,13 @@
 import { describe, it, expect } from "vitest";
 import { globMatch, hypervisorOverrides, HYPERVISOR_ANNOTATION_PREFIX as P } from "../../src/hypervisor/annotations";
-import type { RpcError } from "../../src/ttrpc/status";
+import { kindOf } from "../../src/errdefs";
 
 const err = (f: () => unknown) => {
   try {
     f();
     return "OK";
   } catch (e) {
-    return `${(e as RpcError).codeName}: ${(e as Error).message}`;
+    return `${kindOf(e)}: ${(e as Error).message}`;
   }
 };
 

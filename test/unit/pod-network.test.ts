@@ -8,7 +8,7 @@ import path from "node:path";
 import { mirrorLines, planInterfaces, planRoutes, tapLines } from "../../src/hypervisor/qemu/network";
 import { qemuArgs, type QemuSpec } from "../../src/hypervisor/qemu/cmdline";
 import { GuestNetwork, parseIpAddrOneline, parseIpRoutes } from "../../src/mock-agent/network";
-import { Code, RpcError } from "../../src/ttrpc/status";
+import { ErrdefsError } from "../../src/errdefs";
 
 // `ip -j addr show` in a pod namespace after CNI's bridge plugin (trimmed from a real one).
 const LINKS = [
@@ -127,15 +127,15 @@ describe("guest side: the agent's UpdateInterface and UpdateRoutes", () => {
 
   it("answers NotFound for a MAC no NIC has, InvalidArgument for bad input, and runs nothing then", async () => {
     const { net, calls } = fake({ eth0: "02:00:00:00:00:01" });
-    const code = (p: Promise<unknown>) => p.then(() => "ok", (e) => (e instanceof RpcError ? e.code : String(e)));
-    expect(await code(net.updateInterface({ name: "eth0", hwAddr: "02:00:00:00:00:99", IPAddresses: [] }))).toBe(Code.NotFound);
-    expect(await code(net.updateInterface({ name: "eth0; rm -rf /", hwAddr: "02:00:00:00:00:01" }))).toBe(Code.InvalidArgument);
-    expect(await code(net.updateInterface({ name: "eth0", hwAddr: "02:00:00:00:00:01", IPAddresses: [{ family: 0, address: "10.0.0.300", mask: "24" }] }))).toBe(Code.InvalidArgument);
-    expect(await code(net.updateInterface({ name: "eth0", hwAddr: "02:00:00:00:00:01", IPAddresses: [{ family: 0, address: "10.0.0.3", mask: "33" }] }))).toBe(Code.InvalidArgument);
-    expect(await code(net.updateInterface(undefined))).toBe(Code.InvalidArgument);
-    expect(await code(net.updateRoutes([{ dest: "10.0.0.0/8", device: "eth9" }]))).toBe(Code.NotFound);
-    expect(await code(net.updateRoutes([{ dest: "10.0.0.0/40", device: "eth0" }]))).toBe(Code.InvalidArgument);
-    expect(await code(net.updateRoutes([{ dest: "", gateway: "nope", device: "eth0" }]))).toBe(Code.InvalidArgument);
+    const kind = (p: Promise<unknown>) => p.then(() => "ok", (e) => (e instanceof ErrdefsError ? e.kind : String(e)));
+    expect(await kind(net.updateInterface({ name: "eth0", hwAddr: "02:00:00:00:00:99", IPAddresses: [] }))).toBe("NotFound");
+    expect(await kind(net.updateInterface({ name: "eth0; rm -rf /", hwAddr: "02:00:00:00:00:01" }))).toBe("InvalidArgument");
+    expect(await kind(net.updateInterface({ name: "eth0", hwAddr: "02:00:00:00:00:01", IPAddresses: [{ family: 0, address: "10.0.0.300", mask: "24" }] }))).toBe("InvalidArgument");
+    expect(await kind(net.updateInterface({ name: "eth0", hwAddr: "02:00:00:00:00:01", IPAddresses: [{ family: 0, address: "10.0.0.3", mask: "33" }] }))).toBe("InvalidArgument");
+    expect(await kind(net.updateInterface(undefined))).toBe("InvalidArgument");
+    expect(await kind(net.updateRoutes([{ dest: "10.0.0.0/8", device: "eth9" }]))).toBe("NotFound");
+    expect(await kind(net.updateRoutes([{ dest: "10.0.0.0/40", device: "eth0" }]))).toBe("InvalidArgument");
+    expect(await kind(net.updateRoutes([{ dest: "", gateway: "nope", device: "eth0" }]))).toBe("InvalidArgument");
     expect(calls).toEqual([]);
   });
 

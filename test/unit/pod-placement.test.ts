@@ -3,17 +3,17 @@
 import { describe, it, expect } from "vitest";
 import { placement } from "../../src/pod/container-type";
 import { specToGrpc, takePidNamespace } from "../../src/agent/spec";
-import { Code, RpcError } from "../../src/ttrpc/status";
+import { ErrdefsError } from "../../src/errdefs";
 
 const CRI = { type: "io.kubernetes.cri.container-type", id: "io.kubernetes.cri.sandbox-id" };
 const CRIO = { type: "io.kubernetes.cri-o.ContainerType", id: "io.kubernetes.cri-o.SandboxID" };
 const DOCKER = { type: "io.kubernetes.docker.type", id: "io.kubernetes.sandbox.id" };
 
-function refusal(f: () => unknown): RpcError {
+function refusal(f: () => unknown): ErrdefsError {
   try {
     f();
   } catch (e) {
-    return e as RpcError;
+    return e as ErrdefsError;
   }
   throw new Error("expected a refusal");
 }
@@ -57,7 +57,7 @@ describe("pod placement from annotations", () => {
       [DOCKER.type, ""],
     ]) {
       const e = refusal(() => placement("t", { [key]: v }));
-      expect(e.code).toBe(Code.InvalidArgument);
+      expect(e.kind).toBe("InvalidArgument");
       expect(e.message).toContain(`unknown container type ${JSON.stringify(v)} in annotation ${key}`);
     }
   });
@@ -65,7 +65,7 @@ describe("pod placement from annotations", () => {
   it("refuses a container without a sandbox id (missing or empty)", () => {
     for (const a of [{ [CRI.type]: "container" }, { [CRIO.type]: "container", [CRIO.id]: "" }, { [DOCKER.type]: "container", "io.kubernetes.cri.sandbox-name": "x" }]) {
       const e = refusal(() => placement("c9", a));
-      expect(e.code).toBe(Code.InvalidArgument);
+      expect(e.kind).toBe("InvalidArgument");
       expect(e.message).toContain("container c9 has");
       expect(e.message).toContain("but no sandbox id");
     }

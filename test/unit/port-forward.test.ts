@@ -11,6 +11,7 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { Client, Server, Code, RpcError } from "../../src/ttrpc";
+import { toNative } from "../../src/ttrpc/errgrpc";
 import { PortForward } from "../../src/gen/shimlab.v1";
 import { Health } from "../../src/gen/grpc";
 import { GuestPortForward, READ_BUFFER } from "../../src/mock-agent/port-forward";
@@ -96,7 +97,12 @@ async function rig(o: { serve?: boolean; wrap?: (api: RelayApi) => RelayApi } = 
   const client = await Client.dial(sockPath);
   const raw = client.service(PortForward) as unknown as RelayApi;
   const api = (o.wrap ? o.wrap(raw) : raw) as Rig["api"];
-  const relay = new PortRelay(api, memoryLogger(logs));
+  // The relay gets the agent's statuses as errdefs kinds, as the shim's AgentClient gives them.
+  const calls = api as unknown as Record<string, (req: unknown) => Promise<unknown>>;
+  const native = Object.fromEntries(
+    Object.keys(PortForward.methods).map((name) => [name, (req: unknown) => calls[name](req).catch((e) => Promise.reject(toNative(e)))]),
+  ) as unknown as RelayApi;
+  const relay = new PortRelay(native, memoryLogger(logs));
   cleanups.push(async () => {
     relay.close();
     agent.close();

@@ -3,7 +3,8 @@
 import fs from "node:fs";
 import { Code } from "../../ttrpc/status";
 import type { Check } from "./types";
-import { STATUS_NAME, alive, exited, socketPath, sleep } from "./context";
+import { alive, exited, socketPath, sleep } from "./context";
+import { Status_names } from "../../gen/containerd.v1.types";
 
 const SLEEP = ["/bin/sleep", "300"];
 
@@ -169,7 +170,7 @@ export const binaryChecks: Check[] = [
       ctx.equal("shim pid (Connect)", member.shimPid, sandbox.shimPid);
       ctx.equal("member's address file", fs.readFileSync(`${member.bundle}/address`, "utf8").trim(), ttrpcForm(sandbox.shim.address));
       const st = await ctx.ok("State member", member.task.State({ id: member.id }));
-      ctx.equal("member status", STATUS_NAME[st.status], "CREATED");
+      ctx.equal("member status", Status_names[st.status], "CREATED");
     },
   },
   {
@@ -189,7 +190,7 @@ export const binaryChecks: Check[] = [
       await sleep(300);
       ctx.expect(alive(sandbox.shimPid), "the shared shim exited after the member's `delete`");
       const st = await ctx.ok("State sandbox", sandbox.task.State({ id: sandbox.id }));
-      ctx.equal("sandbox status", STATUS_NAME[st.status], "RUNNING");
+      ctx.equal("sandbox status", Status_names[st.status], "RUNNING");
     },
   },
   {

@@ -2,7 +2,8 @@
 // (docs/contract/task-api.md, "Exec").
 import { Code } from "../../ttrpc/status";
 import type { Check } from "./types";
-import { STATUS_NAME, sleep } from "./context";
+import { sleep } from "./context";
+import { Status_names } from "../../gen/containerd.v1.types";
 
 const SLEEP = ["/bin/sleep", "300"];
 const W = { timeoutMs: 15_000 };
@@ -16,17 +17,17 @@ export const execChecks: Check[] = [
       const h = await ctx.running({ args: SLEEP });
       await ctx.exec(h, "e1", ["/bin/sh", "-c", "sleep 1; exit 4"]);
       const s1 = await ctx.ok("State exec created", h.task.State({ id: h.id, execId: "e1" }));
-      ctx.equal("exec State after Exec", [s1.id, STATUS_NAME[s1.status]], ["e1", "CREATED"]);
+      ctx.equal("exec State after Exec", [s1.id, Status_names[s1.status]], ["e1", "CREATED"]);
       const started = await ctx.ok("Start exec", h.task.Start({ id: h.id, execId: "e1" }));
       ctx.expect(started.pid > 0, "Start of the exec returned pid 0");
       const s2 = await ctx.ok("State exec running", h.task.State({ id: h.id, execId: "e1" }));
-      ctx.equal("exec status after Start", STATUS_NAME[s2.status], "RUNNING");
+      ctx.equal("exec status after Start", Status_names[s2.status], "RUNNING");
       const w = await ctx.ok("Wait exec", h.task.Wait({ id: h.id, execId: "e1" }, W));
       ctx.equal("exec exit_status", w.exitStatus, 4);
       const s3 = await ctx.ok("State exec stopped", h.task.State({ id: h.id, execId: "e1" }));
-      ctx.equal("exec State after exit", [STATUS_NAME[s3.status], s3.exitStatus], ["STOPPED", 4]);
+      ctx.equal("exec State after exit", [Status_names[s3.status], s3.exitStatus], ["STOPPED", 4]);
       const init = await ctx.ok("State init", h.task.State({ id: h.id }));
-      ctx.equal("init status after exec exit", STATUS_NAME[init.status], "RUNNING");
+      ctx.equal("init status after exec exit", Status_names[init.status], "RUNNING");
     },
   },
   {
@@ -65,7 +66,7 @@ export const execChecks: Check[] = [
       await ctx.fails("State deleted exec", h.task.State({ id: h.id, execId: "g" }), Code.NotFound);
       await ctx.fails("Wait deleted exec", h.task.Wait({ id: h.id, execId: "g" }, { timeoutMs: 3_000 }), Code.NotFound);
       const init = await ctx.ok("State init", h.task.State({ id: h.id }));
-      ctx.equal("init status", STATUS_NAME[init.status], "RUNNING");
+      ctx.equal("init status", Status_names[init.status], "RUNNING");
     },
   },
   {
@@ -126,11 +127,11 @@ export const execChecks: Check[] = [
       await ctx.ok("Start exec", h.task.Start({ id: h.id, execId: "p" }));
       await ctx.ok("Pause", h.task.Pause({ id: h.id }));
       const s = await ctx.ok("State exec", h.task.State({ id: h.id, execId: "p" }));
-      ctx.equal("exec status while paused", STATUS_NAME[s.status], "PAUSED");
+      ctx.equal("exec status while paused", Status_names[s.status], "PAUSED");
       await ctx.ok("Resume", h.task.Resume({ id: h.id }));
       await sleep(50);
       const s2 = await ctx.ok("State exec", h.task.State({ id: h.id, execId: "p" }));
-      ctx.equal("exec status after Resume", STATUS_NAME[s2.status], "RUNNING");
+      ctx.equal("exec status after Resume", Status_names[s2.status], "RUNNING");
     },
   },
 ];

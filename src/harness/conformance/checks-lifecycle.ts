@@ -2,7 +2,8 @@
 // Delete, and the state machine's answers to illegal moves (docs/contract/task-api.md).
 import { Code } from "../../ttrpc/status";
 import type { Check } from "./types";
-import { GO_ZERO_SECONDS, STATUS, STATUS_NAME, sleep } from "./context";
+import { GO_ZERO_SECONDS, sleep } from "./context";
+import { Status, Status_names } from "../../gen/containerd.v1.types";
 
 const SLEEP = ["/bin/sleep", "300"];
 const W = { timeoutMs: 15_000 };
@@ -17,7 +18,7 @@ export const lifecycleChecks: Check[] = [
       const h = await ctx.task({ args: SLEEP });
       ctx.expect(h.pid > 0, "Create returned pid 0");
       const st = await ctx.ok("State", h.task.State({ id: h.id }));
-      ctx.equal("status", STATUS_NAME[st.status], "CREATED");
+      ctx.equal("status", Status_names[st.status], "CREATED");
       ctx.equal("pid", st.pid, h.pid);
       ctx.equal("exited_at.seconds", st.exitedAt?.seconds, GO_ZERO_SECONDS);
     },
@@ -45,7 +46,7 @@ export const lifecycleChecks: Check[] = [
       const s = await ctx.ok("Start", h.task.Start({ id: h.id }));
       ctx.equal("Start pid", s.pid, h.pid);
       const st = await ctx.ok("State", h.task.State({ id: h.id }));
-      ctx.equal("status", STATUS_NAME[st.status], "RUNNING");
+      ctx.equal("status", Status_names[st.status], "RUNNING");
     },
   },
   {
@@ -67,7 +68,7 @@ export const lifecycleChecks: Check[] = [
       const w = await ctx.ok("Wait", h.task.Wait({ id: h.id }, W));
       ctx.equal("Wait exit_status", w.exitStatus, 3);
       const st = await ctx.ok("State", h.task.State({ id: h.id }));
-      ctx.equal("State", [STATUS_NAME[st.status], st.exitStatus], ["STOPPED", 3]);
+      ctx.equal("State", [Status_names[st.status], st.exitStatus], ["STOPPED", 3]);
     },
   },
   {
@@ -118,7 +119,7 @@ export const lifecycleChecks: Check[] = [
       const wait = h.task.Wait({ id: h.id }, W).then((w) => ((waited = true), w));
       await sleep(100);
       const st = await ctx.ok("State during Wait", h.task.State({ id: h.id }, { timeoutMs: 3_000 }));
-      ctx.equal("status during Wait", STATUS_NAME[st.status], "RUNNING");
+      ctx.equal("status during Wait", Status_names[st.status], "RUNNING");
       ctx.expect(!waited, "Wait returned while the task was running");
       await ctx.ok("Kill during Wait", h.task.Kill({ id: h.id, signal: 9 }, { timeoutMs: 3_000 }));
       const w = await wait;
@@ -134,7 +135,7 @@ export const lifecycleChecks: Check[] = [
       const h = await ctx.running({ args: SLEEP });
       const d = await ctx.illegal("Delete running", h.task.Delete({ id: h.id }));
       const st = await ctx.ok("State", h.task.State({ id: h.id }));
-      ctx.equal("status after refused Delete", STATUS_NAME[st.status], "RUNNING");
+      ctx.equal("status after refused Delete", Status_names[st.status], "RUNNING");
       return d;
     },
   },
@@ -197,8 +198,8 @@ export const lifecycleChecks: Check[] = [
       const st = await ctx.ok("State", h.task.State({ id: h.id }));
       const s = st.exitedAt?.seconds ?? 0;
       ctx.expect(s > before && s < Date.now() / 1000 + 60, `exited_at ${s} is not about now`);
-      ctx.equal("status", STATUS_NAME[st.status], "STOPPED");
-      ctx.observe("status", STATUS.STOPPED);
+      ctx.equal("status", Status_names[st.status], "STOPPED");
+      ctx.observe("status", Status.STOPPED);
     },
   },
 ];

@@ -1,7 +1,7 @@
 // Pause and Resume: states, events, and what may not be done while paused
 // (docs/contract/task-api.md, events.md).
 import type { Check } from "./types";
-import { STATUS_NAME } from "./context";
+import { Status_names } from "../../gen/containerd.v1.types";
 
 const SLEEP = ["/bin/sleep", "300"];
 const W = { timeoutMs: 15_000 };
@@ -14,9 +14,9 @@ export const pauseChecks: Check[] = [
     async run(ctx) {
       const h = await ctx.running({ args: SLEEP });
       await ctx.ok("Pause", h.task.Pause({ id: h.id }));
-      ctx.equal("status after Pause", STATUS_NAME[(await ctx.ok("State", h.task.State({ id: h.id }))).status], "PAUSED");
+      ctx.equal("status after Pause", Status_names[(await ctx.ok("State", h.task.State({ id: h.id }))).status], "PAUSED");
       await ctx.ok("Resume", h.task.Resume({ id: h.id }));
-      ctx.equal("status after Resume", STATUS_NAME[(await ctx.ok("State", h.task.State({ id: h.id }))).status], "RUNNING");
+      ctx.equal("status after Resume", Status_names[(await ctx.ok("State", h.task.State({ id: h.id }))).status], "RUNNING");
     },
   },
   {

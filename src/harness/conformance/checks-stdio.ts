@@ -3,7 +3,8 @@
 import fs from "node:fs";
 import path from "node:path";
 import type { Check } from "./types";
-import { STATUS_NAME, sleep } from "./context";
+import { sleep } from "./context";
+import { Status_names } from "../../gen/containerd.v1.types";
 
 const W = { timeoutMs: 15_000 };
 
@@ -55,7 +56,7 @@ export const stdioChecks: Check[] = [
       const w = await ctx.ok("Wait", h.task.Wait({ id: h.id }, W));
       ctx.equal("exit_status", w.exitStatus, 2);
       const st = await ctx.ok("State", h.task.State({ id: h.id }));
-      ctx.equal("[status, stdin, stdout, stderr]", [STATUS_NAME[st.status], st.stdin, st.stdout, st.stderr], ["STOPPED", "", "", ""]);
+      ctx.equal("[status, stdin, stdout, stderr]", [Status_names[st.status], st.stdin, st.stdout, st.stderr], ["STOPPED", "", "", ""]);
     },
   },
   {

@@ -8,6 +8,7 @@ import { ShimRunner, type ShimTask } from "../shim-runner";
 import type { ServiceClient } from "../../ttrpc/service";
 import { Sandbox as SandboxDef } from "../../gen/containerd.runtime.sandbox.v1";
 import { PodSandboxConfig, NamespaceMode, type PodSandboxConfigInit } from "../../gen/runtime.v1";
+import { Status_names } from "../../gen/containerd.v1.types";
 import type { ClientStdio } from "../fifo";
 import type { RecordedEvent } from "../events-server";
 import { RpcError, codeName } from "../../ttrpc/status";
@@ -17,8 +18,6 @@ import { DIFFERENCES, type Profile } from "./profiles";
 export const PROCESS_URL = "types.containerd.io/opencontainers/runtime-spec/1/Process";
 /** Go's zero time, which runc's shim sends for "not exited" (rule exit.not-exited-time). */
 export const GO_ZERO_SECONDS = -62135596800;
-export const STATUS = { UNKNOWN: 0, CREATED: 1, RUNNING: 2, STOPPED: 3, PAUSED: 4, PAUSING: 5 } as const;
-export const STATUS_NAME = ["UNKNOWN", "CREATED", "RUNNING", "STOPPED", "PAUSED", "PAUSING"];
 
 export interface TaskOptions {
   args: string[];
@@ -199,7 +198,7 @@ export class CheckContext {
     // States and exit statuses go into the record too, so --compare shows them side by side.
     const v = o.value as { status?: unknown; bundle?: unknown; exitStatus?: unknown } | undefined;
     if (v && typeof v === "object") {
-      if (typeof v.status === "number" && "bundle" in v) this.observe(`${key} → status`, `${STATUS_NAME[v.status] ?? v.status} exit_status ${v.exitStatus ?? 0}`);
+      if (typeof v.status === "number" && "bundle" in v) this.observe(`${key} → status`, `${Status_names[v.status] ?? v.status} exit_status ${v.exitStatus ?? 0}`);
       else if (typeof v.exitStatus === "number") this.observe(`${key} → exit_status`, v.exitStatus);
     }
     return o.value;

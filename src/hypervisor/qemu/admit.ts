@@ -6,7 +6,7 @@
 // fail late and obscurely (critest's HostNetwork spec ran into a 60 s
 // timeout); refused here, the caller learns which field at once.
 import type { OciSpec } from "../../oci/spec";
-import { invalidArgument, unimplemented } from "../../ttrpc/status";
+import { invalidArgument, notImplemented } from "../../errdefs";
 
 const hasNamespace = (spec: OciSpec, type: string) => (spec.linux?.namespaces ?? []).some((n) => n.type === type);
 
@@ -20,7 +20,7 @@ export function admitInVm(spec: OciSpec): void {
   }
   for (const m of spec.mounts ?? []) {
     if ((m.options ?? []).some((o) => o === "rshared" || o === "shared")) {
-      throw unimplemented(`mount ${m.destination}: propagation Bidirectional (rshared) crosses the VM: a mount made in the guest cannot reach the host; use HostToContainer (rslave) or none`);
+      throw notImplemented(`mount ${m.destination}: propagation Bidirectional (rshared) crosses the VM: a mount made in the guest cannot reach the host; use HostToContainer (rslave) or none`);
     }
   }
 }

@@ -21,7 +21,7 @@
 //                              #   src/hypervisor/annotations.ts): default_memory, default_vcpus, kernel_params,
 //                              #   machine_type, path, kernel, initrd
 //   valid_hypervisor_paths = [] valid_kernel_paths = [] valid_initrd_paths = []   # globs the path ones must match
-import { invalidArgument } from "../../ttrpc/status";
+import { invalidArgument } from "../../errdefs";
 import type { Machine } from "./cmdline";
 
 export interface QemuConfig {

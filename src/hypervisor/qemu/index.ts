@@ -6,7 +6,7 @@ import { admitInVm } from "./admit";
 import type { OciSpec } from "../../oci/spec";
 import os from "node:os";
 import path from "node:path";
-import { invalidArgument, unavailable } from "../../ttrpc/status";
+import { invalidArgument, unavailable } from "../../errdefs";
 import { hypervisorOverrides } from "../annotations";
 import type { Hypervisor, SandboxVm, StartOptions } from "../types";
 import { chooseAccel } from "./accel";

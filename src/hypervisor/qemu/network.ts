@@ -8,7 +8,7 @@
 // the pod's IP answers from inside the guest.
 import { execFile } from "node:child_process";
 import type { InterfaceInit, RouteInit } from "../../gen/types";
-import { unavailable } from "../../ttrpc/status";
+import { unavailable } from "../../errdefs";
 import type { Logger } from "../../util/logger";
 import { detachCommands, mirrorLines, tapLines, type PodNic } from "./tap-commands";
 

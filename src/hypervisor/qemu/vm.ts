@@ -10,7 +10,7 @@ import path from "node:path";
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { VirtioSerialTransport } from "../../agent/transport";
 import type { StorageInit } from "../../gen/grpc";
-import { deadlineExceeded, RpcError, unavailable } from "../../ttrpc/status";
+import { deadlineExceeded, ErrdefsError, unavailable } from "../../errdefs";
 import type { Logger } from "../../util/logger";
 import type { GuestNetwork, LoopbackListener, SandboxVm, VmExit, VmRecord } from "../types";
 import { processStartTime, socketIn, writeVmRecord } from "../rundir";
@@ -168,7 +168,7 @@ export class QemuVm implements SandboxVm {
       const diag = vm.diagnostics();
       await vm.stop();
       const msg = `${(e as Error).message}${diag ? `; ${diag}` : ""}`;
-      throw e instanceof RpcError ? new RpcError(e.code, msg) : unavailable(msg);
+      throw e instanceof ErrdefsError ? new ErrdefsError(e.kind, msg, { cause: e }) : unavailable(msg, { cause: e });
     }
     o.logger.info("vm booted", { pid: child.pid, qmpMs: vm.times.qmpMs, readyMs: vm.times.readyMs });
     return vm;

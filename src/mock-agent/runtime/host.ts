@@ -10,7 +10,7 @@ import type { CgroupStatsInit } from "../../gen/grpc";
 import type { OciLinuxResources, OciProcess } from "../../oci/spec";
 import { hasNative, native } from "../../native";
 import { ptyStreams } from "./stdio";
-import { unimplemented } from "../../ttrpc/status";
+import { notImplemented } from "../../errdefs";
 import type { ContainerConfig, Runtime, RuntimeProcess } from "./types";
 
 interface Entry {
@@ -164,7 +164,7 @@ export class HostRuntime implements Runtime {
   }
 
   async update(_id: string, _r: OciLinuxResources): Promise<void> {
-    throw unimplemented("resource updates need the runc runtime: the host runtime has no cgroup to apply them to");
+    throw notImplemented("resource updates need the runc runtime: the host runtime has no cgroup to apply them to");
   }
 
   oomKills(): number {
