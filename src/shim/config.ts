@@ -13,7 +13,7 @@ import fs from "node:fs";
 import { parse } from "smol-toml";
 import { invalidArgument } from "../ttrpc/status";
 import type { Hypervisor } from "../hypervisor/types";
-import { NoneHypervisor } from "../hypervisor/none";
+import { HostAgentHypervisor } from "../hypervisor/host-agent";
 import { parseQemuConfig } from "../hypervisor/qemu/config";
 
 export interface ShimConfig {
@@ -45,7 +45,7 @@ function build(raw: Record<string, unknown>, source: string, env: NodeJS.Process
   const debug = raw.debug === true || env.SHIMLAB_DEBUG === "1";
   // A bad [qemu] table is refused when the file is read, not when the first VM boots.
   if (hv === "qemu") parseQemuConfig(qemu, source);
-  let none: NoneHypervisor | null = null;
+  let none: HostAgentHypervisor | null = null;
   const cfg: ShimConfig = {
     source,
     hypervisorKind: hv,
@@ -61,7 +61,7 @@ function build(raw: Record<string, unknown>, source: string, env: NodeJS.Process
         return new QemuHypervisor({ ...QemuHypervisor.configFrom(qemu, source), debug: debug || qemu.debug === true });
       }
       // one per configuration, so that an agent booted ahead (prestart) is the one Create finds
-      return (none ??= new NoneHypervisor({ agentRuntime: rt, debug }));
+      return (none ??= new HostAgentHypervisor({ agentRuntime: rt, debug }));
     },
   };
   return cfg;

@@ -30,7 +30,7 @@ import type { EventSink } from "./publisher";
 import { statsToMetrics } from "./metrics";
 import { sandboxRunDir } from "../hypervisor/rundir";
 import type { ShimConfig } from "./config";
-import type { NoneHypervisor } from "../hypervisor/none";
+import type { HostAgentHypervisor } from "../hypervisor/host-agent";
 import { loadConfig } from "./config";
 
 export const STATUS = { UNKNOWN: 0, CREATED: 1, RUNNING: 2, STOPPED: 3, PAUSED: 4, PAUSING: 5 } as const;
@@ -420,8 +420,8 @@ export class TaskService {
       // What the sandbox's driver cannot give (a VM and the host's namespaces) fails here, before a VM boots.
       hypervisor.admit?.(spec);
       if (config !== this.o.config && this.o.config.hypervisorKind === "none") {
-        // An agent booted ahead (prestart.ts) was made for the daemon's own configuration, not this one.
-        await (this.o.config.hypervisor() as NoneHypervisor).discardWarm();
+        // An agent booted ahead (early-agent.ts) was made for the daemon's own configuration, not this one.
+        await (this.o.config.hypervisor() as HostAgentHypervisor).discardWarm();
       }
       const sandbox = this.openSandbox({
         id: where.sandboxId,

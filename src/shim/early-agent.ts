@@ -9,7 +9,7 @@ import type { ShimFlags } from "./flags";
 import { FdLogger, openLogFd, type Logger } from "../util/logger";
 import { loadConfig, type ShimConfig } from "./config";
 import { readBundleSpec } from "./bundle";
-import type { NoneHypervisor } from "../hypervisor/none";
+import type { HostAgentHypervisor } from "../hypervisor/host-agent";
 import { sandboxRunDir } from "../hypervisor/rundir";
 import { placement } from "../pod/container-type";
 import { validateId } from "./identifiers";
@@ -46,7 +46,7 @@ export function bootDaemon(flags: ShimFlags, bundle = process.cwd()): DaemonBoot
       const where = placement(flags.id, readBundleSpec(bundle).annotations);
       if (where.type !== "pod_container") {
         validateId("sandbox id", where.sandboxId);
-        (config.hypervisor() as NoneHypervisor).prestart({ sandboxId: where.sandboxId, namespace: flags.namespace, runDir: sandboxRunDir(flags.namespace, where.sandboxId), logger });
+        (config.hypervisor() as HostAgentHypervisor).prestart({ sandboxId: where.sandboxId, namespace: flags.namespace, runDir: sandboxRunDir(flags.namespace, where.sandboxId), logger });
       }
     } catch {
       // a bad bundle or id: Create refuses it with the reason, and boots nothing

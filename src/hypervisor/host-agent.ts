@@ -1,4 +1,4 @@
-// hypervisor = "none": the agent is a host process (shimlab's mock agent),
+// The host agent (hypervisor = "none" in configurations and VM records): the agent is a host process (shimlab's mock agent),
 // reached over a unix socket with the hybrid-vsock handshake, as a
 // Firecracker guest's agent would be.
 import fs from "node:fs";
@@ -15,7 +15,7 @@ import { inBundle } from "../util/entry";
 
 export const AGENT_PORT = 1024;
 
-export interface NoneOptions {
+export interface HostAgentOptions {
   /** runc | host | auto, passed to the mock agent. */
   agentRuntime: string;
   /** Extra environment for the agent (its failpoints, say). */
@@ -116,13 +116,13 @@ class HostAgent implements SandboxVm {
   }
 }
 
-export class NoneHypervisor implements Hypervisor {
+export class HostAgentHypervisor implements Hypervisor {
   readonly kind = "none" as const;
 
   /** An agent booted ahead of Create for this run dir, not yet handed out. */
   private warm: { runDir: string; vm: Promise<HostAgent> } | null = null;
 
-  constructor(private readonly o: NoneOptions) {}
+  constructor(private readonly o: HostAgentOptions) {}
 
   /**
    * Boots the agent for runDir now, so that Create finds it up (Kata's VM
