@@ -59,8 +59,8 @@ const launchers = [
 ];
 
 // In shim-cli.js, what main.ts loads for the daemon and for tracing is
-// replaced: the daemon module runs the full bundle instead, the daemon's
-// early agent boot is done there, and tracing (SHIMLAB_TRACE only) loads tsc's module
+// replaced: the daemon module runs the full bundle instead, the early agent
+// boot is done there, and tracing (SHIMLAB_TRACE only) loads tsc's module
 // tree. Otherwise their imports (the agent's gRPC codecs, the QEMU
 // hypervisor, the TOML parser) would make the small bundle ten times larger,
 // and every start and delete would read it.

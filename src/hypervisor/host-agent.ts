@@ -1,6 +1,7 @@
-// The host agent (hypervisor = "none" in configurations and VM records): the agent is a host process (shimlab's mock agent),
-// reached over a unix socket with the hybrid-vsock handshake, as a
-// Firecracker guest's agent would be.
+// The host agent (hypervisor = "none" in configurations and VM records): the
+// agent is a host process (shimlab's mock agent), reached over a unix socket
+// with the hybrid-vsock handshake, as a Firecracker guest's agent would be.
+// After a dead shim, `delete` reaps what it leaves with host-agent-reap.ts.
 import fs from "node:fs";
 import path from "node:path";
 import { spawn, type ChildProcess } from "node:child_process";
@@ -136,8 +137,8 @@ export class HostAgentHypervisor implements Hypervisor {
     this.warm = { runDir: s.runDir, vm };
   }
 
-  /** Stops an agent booted ahead that no Create took (the shim is going away). */
-  async discardWarm(): Promise<void> {
+  /** Stops an agent booted ahead that no start took (the shim is going away, or runs another configuration). */
+  async release(): Promise<void> {
     const w = this.warm;
     this.warm = null;
     if (!w) return;

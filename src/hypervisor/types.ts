@@ -78,6 +78,18 @@ export interface Hypervisor {
   start(o: StartOptions): Promise<SandboxVm>;
   /** Refuses, before anything starts, a spec this driver cannot honour (a VM and the host's namespaces). */
   admit?(spec: OciSpec): void;
+  /**
+   * Boots the sandbox's agent or VM now, for a start() with the same run dir to adopt (Kata's VM
+   * factory does the same): the shim asks as its daemon starts, so that the boot overlaps
+   * containerd's way to Create. A driver whose boot cannot be adopted so has none.
+   */
+  prestart?(o: StartOptions): void;
+  /**
+   * Gives back what the driver holds outside the sandboxes it handed out (an agent prestart booted
+   * that no start took), as Kata's Cleanup does: the shim calls it as it exits, and when a
+   * Create's own configuration replaces the one the daemon started with.
+   */
+  release(): Promise<void>;
 }
 
 /**

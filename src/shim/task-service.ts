@@ -30,7 +30,6 @@ import type { EventSink } from "./publisher";
 import { statsToMetrics } from "./metrics";
 import { sandboxRunDir } from "../hypervisor/rundir";
 import type { ShimConfig } from "./config";
-import type { HostAgentHypervisor } from "../hypervisor/host-agent";
 import { loadConfig } from "./config";
 
 export const STATUS = { UNKNOWN: 0, CREATED: 1, RUNNING: 2, STOPPED: 3, PAUSED: 4, PAUSING: 5 } as const;
@@ -419,9 +418,9 @@ export class TaskService {
       const hypervisor = config.hypervisor();
       // What the sandbox's driver cannot give (a VM and the host's namespaces) fails here, before a VM boots.
       hypervisor.admit?.(spec);
-      if (config !== this.o.config && this.o.config.hypervisorKind === "none") {
+      if (config !== this.o.config) {
         // An agent booted ahead (early-agent.ts) was made for the daemon's own configuration, not this one.
-        await (this.o.config.hypervisor() as HostAgentHypervisor).discardWarm();
+        await this.o.config.hypervisor().release();
       }
       const sandbox = this.openSandbox({
         id: where.sandboxId,
