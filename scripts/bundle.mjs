@@ -59,20 +59,20 @@ const launchers = [
 ];
 
 // In shim-cli.js, what main.ts loads for the daemon and for tracing is
-// replaced: the daemon module runs the full bundle instead, the daemon's
-// prestart is done there, and tracing (SHIMLAB_TRACE only) loads tsc's module
+// replaced: the daemon module runs the full bundle instead, the early agent
+// boot is done there, and tracing (SHIMLAB_TRACE only) loads tsc's module
 // tree. Otherwise their imports (the agent's gRPC codecs, the QEMU
 // hypervisor, the TOML parser) would make the small bundle ten times larger,
 // and every start and delete would read it.
 const CLI_STUBS = {
   "./daemon": `exports.runDaemon = () => require(__dirname + "/shim.js");`,
-  "./prestart": `exports.bootDaemon = () => undefined;`,
+  "./early-agent": `exports.bootDaemon = () => undefined;`,
   "../trace/shim": `module.exports = require(__dirname + "/../trace/shim.js");`,
 };
 const daemonStub = {
   name: "daemon-stub",
   setup(b) {
-    b.onResolve({ filter: /^(\.\/daemon|\.\/prestart|\.\.\/trace\/shim)$/ }, (a) => (a.importer.endsWith(path.join("shim", "main.js")) ? { path: a.path, namespace: "stub" } : undefined));
+    b.onResolve({ filter: /^(\.\/daemon|\.\/early-agent|\.\.\/trace\/shim)$/ }, (a) => (a.importer.endsWith(path.join("shim", "main.js")) ? { path: a.path, namespace: "stub" } : undefined));
     b.onLoad({ filter: /.*/, namespace: "stub" }, (a) => ({ contents: CLI_STUBS[a.path], loader: "js" }));
   },
 };

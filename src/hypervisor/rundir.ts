@@ -59,3 +59,9 @@ export function killRecorded(pid: number, startTime: string, signal: NodeJS.Sign
     return false;
   }
 }
+
+/** The record's VM or agent process and any beside it, each only if still the one recorded. */
+export function killRecordedProcesses(rec: VmRecord): void {
+  killRecorded(rec.pid, rec.startTime);
+  for (const x of rec.extraPids ?? []) killRecorded(x.pid, x.startTime);
+}

@@ -16,8 +16,11 @@ export interface VmExit {
   signal: string | null;
 }
 
+/** A driver's name, as configurations and VM records spell it: "none" is the host agent. */
+export type HypervisorKind = "none" | "qemu";
+
 export interface SandboxVm {
-  readonly kind: "none" | "qemu";
+  readonly kind: HypervisorKind;
   /** Reported as every task's pid, as Kata reports QEMU's (guest pids mean nothing on the host). */
   readonly pid: number;
   readonly agentTransport: Transport;
@@ -71,19 +74,59 @@ export interface StartOptions {
 }
 
 export interface Hypervisor {
-  readonly kind: "none" | "qemu";
+  readonly kind: HypervisorKind;
   start(o: StartOptions): Promise<SandboxVm>;
   /** Refuses, before anything starts, a spec this driver cannot honour (a VM and the host's namespaces). */
   admit?(spec: OciSpec): void;
+  /**
+   * Boots the sandbox's agent or VM now, for a start() with the same run dir to adopt (Kata's VM
+   * factory does the same): the shim asks as its daemon starts, so that the boot overlaps
+   * containerd's way to Create. A driver whose boot cannot be adopted so has none.
+   */
+  prestart?(o: StartOptions): void;
+  /**
+   * Gives back what the driver holds outside the sandboxes it handed out (an agent prestart booted
+   * that no start took), as Kata's Cleanup does: the shim calls it as it exits, and when a
+   * Create's own configuration replaces the one the daemon started with.
+   */
+  release(): Promise<void>;
 }
 
-/** What `delete` needs to clean up after a shim that died: written when the VM starts. */
+/**
+ * What `delete` reaps after the shim died: the whole sandbox, or one container of a pod (containerId),
+ * whose sandbox may still have others.
+ */
+export interface ReapScope {
+  sandboxId: string;
+  containerId?: string;
+}
+
+/** Runs a command to its end: its stdout, or a throw whose `stderr` holds what it complained. */
+export type CommandRunner = (cmd: string, args: string[]) => string;
+
+export interface ReapContext {
+  run: CommandRunner;
+  warn(message: string): void;
+}
+
+/**
+ * A driver's static reaper: undoes what a VM record of its kind says, with no VM object and no shim
+ * (Kata's sandbox cleanup from its persisted state). Each step is tried whatever became of the last:
+ * a failure is warned about, not thrown.
+ */
+export type Reaper = (rec: VmRecord, scope: ReapScope, cx: ReapContext) => void;
+
+/**
+ * What `delete` needs to clean up after a shim that died: written when the VM starts, read back by
+ * the reaper of its kind (reapers.ts).
+ */
 export interface VmRecord {
-  kind: "none" | "qemu";
+  kind: HypervisorKind;
   pid: number;
   /** /proc/<pid>/stat start time, so a recycled pid is never killed. */
   startTime: string;
   agentUrl: string;
+  /** The host agent's runc root: its containers outlive it. */
   runcRoot?: string;
   extraPids?: { pid: number; startTime: string }[];
   /** Taps made in the pod's network namespace, for `delete` to remove after a crash. */

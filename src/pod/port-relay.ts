@@ -1,5 +1,5 @@
 // The shim's end of port-forwarding into a VM: each connection that reached
-// the pod namespace's loopback (hypervisor/qemu/loopback.ts) is carried to
+// the pod namespace's loopback (the QEMU driver's loopback.ts) is carried to
 // the guest's 127.0.0.1:<port> over the agent's shimlab.v1.PortForward
 // service, the way kata carries a process's stdio: unary calls on the one
 // agent connection, a Read that waits for data, an empty Read for EOF.

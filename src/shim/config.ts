@@ -8,18 +8,17 @@
 //   runtime = "auto"               # runc | host | auto (mock agent on the host)
 //   dial_timeout_ms = 45000
 //   [qemu]                         # read when hypervisor = "qemu"
-//   machine = "q35"                # keys: src/hypervisor/qemu/config.ts
+//   machine = "q35"                # keys: the QEMU driver's config.ts
 import fs from "node:fs";
 import { parse } from "smol-toml";
 import { invalidArgument } from "../errdefs";
-import type { Hypervisor } from "../hypervisor/types";
-import { NoneHypervisor } from "../hypervisor/none";
-import { parseQemuConfig } from "../hypervisor/qemu/config";
+import type { Hypervisor, HypervisorKind } from "../hypervisor/types";
+import { HYPERVISOR_KINDS, checkDriverSettings, createDriver, isHypervisorKind, type DriverSettings } from "../hypervisor/drivers";
 
 export interface ShimConfig {
   /** Where it came from: a path, or "defaults". */
   source: string;
-  hypervisorKind: "none" | "qemu";
+  hypervisorKind: HypervisorKind;
   agentRuntime: "auto" | "runc" | "host";
   dialTimeoutMs: number;
   debug: boolean;
@@ -34,7 +33,7 @@ export const CONFIG_ENV = "SHIMLAB_CONFIG";
 function build(raw: Record<string, unknown>, source: string, env: NodeJS.ProcessEnv): ShimConfig {
   const where = (k: string) => `${source}: ${k}`;
   const hv = raw.hypervisor ?? "none";
-  if (hv !== "none" && hv !== "qemu") throw invalidArgument(`${where("hypervisor")} = ${JSON.stringify(hv)}: want "none" or "qemu"`);
+  if (!isHypervisorKind(hv)) throw invalidArgument(`${where("hypervisor")} = ${JSON.stringify(hv)}: want ${HYPERVISOR_KINDS.map((k) => JSON.stringify(k)).join(" or ")}`);
   const agent = (raw.agent ?? {}) as Record<string, unknown>;
   if (typeof agent !== "object") throw invalidArgument(`${where("[agent]")} must be a table`);
   const rt = env.SHIMLAB_AGENT_RUNTIME ?? agent.runtime ?? "auto";
@@ -43,9 +42,10 @@ function build(raw: Record<string, unknown>, source: string, env: NodeJS.Process
   if (typeof dial !== "number" || dial <= 0) throw invalidArgument(`${where("agent.dial_timeout_ms")} must be a positive number`);
   const qemu = (raw.qemu ?? {}) as Record<string, unknown>;
   const debug = raw.debug === true || env.SHIMLAB_DEBUG === "1";
+  const settings: DriverSettings = { source, debug, agentRuntime: rt, table: (raw[hv] ?? {}) as Record<string, unknown> };
   // A bad [qemu] table is refused when the file is read, not when the first VM boots.
-  if (hv === "qemu") parseQemuConfig(qemu, source);
-  let none: NoneHypervisor | null = null;
+  checkDriverSettings(hv, settings);
+  let driver: Hypervisor | null = null;
   const cfg: ShimConfig = {
     source,
     hypervisorKind: hv,
@@ -55,13 +55,8 @@ function build(raw: Record<string, unknown>, source: string, env: NodeJS.Process
     qemu,
     env,
     hypervisor() {
-      if (hv === "qemu") {
-        // Loaded only when asked for: the default path never pays for it.
-        const { QemuHypervisor } = require("../hypervisor/qemu") as typeof import("../hypervisor/qemu");
-        return new QemuHypervisor({ ...QemuHypervisor.configFrom(qemu, source), debug: debug || qemu.debug === true });
-      }
-      // one per configuration, so that an agent booted ahead (prestart) is the one Create finds
-      return (none ??= new NoneHypervisor({ agentRuntime: rt, debug }));
+      // Built when first asked for, one per configuration: what it booted ahead (prestart) is what Create finds.
+      return (driver ??= createDriver(hv, settings));
     },
   };
   return cfg;

@@ -9,14 +9,13 @@ import { Task as TaskV3 } from "../gen/containerd.task.v3";
 import type { Logger } from "../util/logger";
 import { TaskService } from "./task-service";
 import { LogOnlySink, Publisher, type EventSink } from "./publisher";
-import { bootDaemon, type DaemonBoot } from "./prestart";
+import { bootDaemon, type DaemonBoot } from "./early-agent";
 import { FailpointTable, SHIM_FAILPOINT_ANNOTATION, failpointInterceptor } from "../faults/failpoint";
 import { isSandboxBundle, readBundleSpec } from "./bundle";
 import { Sandbox as SandboxV1 } from "../gen/containerd.runtime.sandbox.v1";
 import { SandboxService } from "./sandbox-service";
 import { EVENT_FAULTS_ENV, FaultyEventSink, parseEventFaults } from "../faults/event-faults";
 import { MUTANTS_ENV, parseMutants } from "../faults/mutants";
-import type { NoneHypervisor } from "../hypervisor/none";
 
 export interface DaemonHandle {
   server: Server;
@@ -60,8 +59,12 @@ export function runDaemon(flags: ShimFlags, boot: DaemonBoot = bootDaemon(flags)
     await server.close().catch(() => {});
     await grpcTransport?.close().catch(() => {});
     if (socketFile) fs.rmSync(socketFile, { force: true });
-    // The untraced hypervisor: it alone knows the agent booted ahead.
-    if (boot.config.hypervisorKind === "none") await (boot.config.hypervisor() as NoneHypervisor).discardWarm().catch(() => {});
+    // What the driver booted ahead for a Create that never came (the untraced configuration's own driver).
+    try {
+      await boot.config.hypervisor().release();
+    } catch {
+      /* the exit goes on: an agent booted ahead dies with its lifeline, this process */
+    }
     await events.flush(2_000);
     events.close();
     process.exit(code);

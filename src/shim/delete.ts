@@ -11,10 +11,8 @@ import { recordedSocketDir } from "./start-v2";
 import { placement, type PodPlacement } from "../pod/container-type";
 import { readBundleSpec } from "./bundle";
 import { validateId } from "./identifiers";
-import { sandboxRunDir, readVmRecord, killRecorded } from "../hypervisor/rundir";
-import { detachCommands } from "../hypervisor/qemu/tap-commands";
-import { removeRedirectCommand } from "../hypervisor/qemu/loopback-commands";
-import { cgroupParent, removeCgroupTree } from "../util/cgroup";
+import { sandboxRunDir, readVmRecord } from "../hypervisor/rundir";
+import { reapVm } from "../hypervisor/reapers";
 import { Writer } from "../proto/wire";
 import { unmountAll } from "../pod/mount";
 
@@ -61,7 +59,8 @@ export function deleteResponse(pid: number, status: number, at: Date): Buffer {
   return Buffer.from(w.finish());
 }
 
-async function cleanup(flags: ShimFlags): Promise<number> {
+/** What `delete` undoes for flags.id, by itself when the shim is dead; the pid to report. */
+export async function cleanup(flags: ShimFlags): Promise<number> {
   validateId("namespace", flags.namespace);
   validateId("id", flags.id);
   const bundle = flags.bundle || process.cwd();
@@ -79,29 +78,13 @@ async function cleanup(flags: ShimFlags): Promise<number> {
   const warn = (m: string) => process.stderr.write(m + "\n");
 
   if (!shimAlive) {
-    // The shim is gone: whatever it ran for this id must go too.
-    if (rec?.runcRoot && fs.existsSync(rec.runcRoot)) {
-      const ids = where.type === "pod_container" ? [flags.id] : listRunc(rec.runcRoot);
-      for (const id of ids) {
-        try {
-          execFileSync("runc", ["--root", rec.runcRoot, "delete", "--force", id], { stdio: ["ignore", "ignore", "pipe"] });
-        } catch (e) {
-          warn(`runc delete ${id}: ${(e as Error).message.split("\n")[0]}`);
-        }
-        if (where.type === "pod_container") removeCgroupTree(`${cgroupParent()}/${where.sandboxId}/${id}`);
-      }
-    }
-    if (where.type !== "pod_container") {
-      if (rec) {
-        killRecorded(rec.pid, rec.startTime);
-        for (const x of rec.extraPids ?? []) killRecorded(x.pid, x.startTime);
-        if (rec.netns && fs.existsSync(rec.netns)) removeTaps(rec.netns, rec.nics ?? [], warn);
-        if (rec.loopback && fs.existsSync(rec.loopback.netns)) removeRedirect(rec.loopback, warn);
-      }
+    // The shim is gone: whatever it ran for this id must go too, undone by the driver that made it.
+    const one = where.type === "pod_container" ? flags.id : undefined;
+    const reaped = !rec || (await reapVm(rec, { sandboxId: where.sandboxId, containerId: one }, warn));
+    if (one === undefined) {
       unmountUnder(runDir, warn);
-      rmIfPresent(runDir);
-      // A host agent killed before its own teardown leaves its sandbox's cgroups.
-      if (rec?.runcRoot) removeCgroupTree(`${cgroupParent()}/${where.sandboxId}`);
+      // A record no driver here could reap stays, run dir and all, for a shimlab that can.
+      if (reaped) rmIfPresent(runDir);
       rmIfPresent(sock);
     }
   }
@@ -110,44 +93,9 @@ async function cleanup(flags: ShimFlags): Promise<number> {
   return rec?.pid ?? 0;
 }
 
-/** The taps a VM's pod network had, and the mirrors on the pod's veths: what the dead shim's teardown would have run. */
-function removeTaps(netns: string, nics: { hostIf: string; tap: string }[], warn: (m: string) => void): void {
-  for (const args of detachCommands(nics)) {
-    try {
-      execFileSync("nsenter", [`--net=${netns}`, "--", ...args], { stdio: ["ignore", "ignore", "pipe"] });
-    } catch (e) {
-      warn(`${args.join(" ")} in ${netns}: ${(e as Error).message.split("\n")[0]}`);
-    }
-  }
-}
-
-/**
- * The dead shim's loopback redirect: left in the pod's namespace, it would send every localhost
- * connection there to a port nobody listens on, for as long as containerd keeps the namespace.
- */
-function removeRedirect(l: { netns: string; port: number; comment: string }, warn: (m: string) => void): void {
-  const args = removeRedirectCommand(l);
-  try {
-    execFileSync("nsenter", [`--net=${l.netns}`, "--", ...args], { stdio: ["ignore", "ignore", "pipe"] });
-  } catch (e) {
-    const msg = (e as { stderr?: Buffer }).stderr?.toString() ?? (e as Error).message;
-    // Gone already (the shim got to remove it, or the record was written and the rule never added).
-    if (!/does a matching rule exist|Bad rule/i.test(msg)) warn(`${args.join(" ")} in ${l.netns}: ${msg.split("\n")[0]}`);
-  }
-}
-
 /** rmSync's force still throws and catches ENOENT inside (a stack captured each time); the usual delete finds nothing. */
 function rmIfPresent(p: string): void {
   if (fs.lstatSync(p, { throwIfNoEntry: false })) fs.rmSync(p, { recursive: true, force: true });
-}
-
-function listRunc(root: string): string[] {
-  try {
-    const out = execFileSync("runc", ["--root", root, "list", "-q"], { stdio: ["ignore", "pipe", "ignore"] }).toString();
-    return out.split("\n").filter(Boolean);
-  } catch {
-    return [];
-  }
 }
 
 /** Lazily unmounts anything left under the sandbox dir (shared rootfs binds of a VM). */

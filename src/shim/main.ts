@@ -31,8 +31,8 @@ export function main(argv: string[]): void {
       require("./delete").deleteAction(flags);
       return;
     case "":
-      // prestart first: the agent boots while the daemon's own modules load
-      require("./daemon").runDaemon(flags, require("./prestart").bootDaemon(flags));
+      // the early agent first: it boots while the daemon's own modules load
+      require("./daemon").runDaemon(flags, require("./early-agent").bootDaemon(flags));
       return;
     default:
       process.stderr.write(`containerd-shim-shimlab-v2: unknown action ${JSON.stringify(flags.action)} (want start, delete, or none for the daemon)\n`);

@@ -31,7 +31,6 @@ import type { EventSink } from "./publisher";
 import { statsToMetrics } from "./metrics";
 import { sandboxRunDir } from "../hypervisor/rundir";
 import type { ShimConfig } from "./config";
-import type { NoneHypervisor } from "../hypervisor/none";
 import { loadConfig } from "./config";
 
 const OCI_PROCESS_URL = "types.containerd.io/opencontainers/runtime-spec/1/Process";
@@ -423,9 +422,9 @@ export class TaskService {
       const hypervisor = config.hypervisor();
       // What the sandbox's driver cannot give (a VM and the host's namespaces) fails here, before a VM boots.
       hypervisor.admit?.(spec);
-      if (config !== this.o.config && this.o.config.hypervisorKind === "none") {
-        // An agent booted ahead (prestart.ts) was made for the daemon's own configuration, not this one.
-        await (this.o.config.hypervisor() as NoneHypervisor).discardWarm();
+      if (config !== this.o.config) {
+        // An agent booted ahead (early-agent.ts) was made for the daemon's own configuration, not this one.
+        await this.o.config.hypervisor().release();
       }
       const sandbox = this.openSandbox({
         id: where.sandboxId,

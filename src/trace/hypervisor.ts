@@ -1,7 +1,7 @@
 // The VM (or host agent process) starting and stopping, and the agent's
 // transport handed out tapped: a wrapper around the Hypervisor interface.
 import type { ShareOptions } from "../hypervisor/types";
-import type { GuestNetwork, Hypervisor, LoopbackListener, SandboxVm, StartOptions, VmExit } from "../hypervisor/types";
+import type { GuestNetwork, Hypervisor, HypervisorKind, LoopbackListener, SandboxVm, StartOptions, VmExit } from "../hypervisor/types";
 import type { Transport } from "../agent/transport";
 import type { StorageInit } from "../gen/grpc";
 import type { TraceRecorder } from "./recorder";
@@ -12,10 +12,19 @@ export class TracedHypervisor implements Hypervisor {
   constructor(
     private readonly inner: Hypervisor,
     private readonly rec: TraceRecorder,
-  ) {}
+  ) {
+    if (inner.prestart) this.prestart = (o) => inner.prestart!(o);
+  }
 
-  get kind(): "none" | "qemu" {
+  get kind(): HypervisorKind {
     return this.inner.kind;
+  }
+
+  /** Present when the driver's is: a caller asks `prestart?.()` of whichever it holds. */
+  readonly prestart?: (o: StartOptions) => void;
+
+  release(): Promise<void> {
+    return this.inner.release();
   }
 
   async start(o: StartOptions): Promise<SandboxVm> {
@@ -50,7 +59,7 @@ class TracedVm implements SandboxVm {
     });
   }
 
-  get kind(): "none" | "qemu" {
+  get kind(): HypervisorKind {
     return this.vm.kind;
   }
   get pid(): number {

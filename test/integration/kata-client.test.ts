@@ -82,7 +82,7 @@ describe.skipIf(skip)("Kata's Go agent client against the mock agent (hybrid vso
     const rootfs = busyboxRootfs();
     dir = fs.mkdtempSync(path.join(os.tmpdir(), "shimlab-kata-client-"));
     const sock = path.join(dir, "agent.sock");
-    // As src/hypervisor/none.ts starts it for a sandbox: hybrid vsock on a unix socket, runc, READY on fd 3.
+    // As src/hypervisor/host-agent.ts starts it for a sandbox: hybrid vsock on a unix socket, runc, READY on fd 3.
     agent = spawn(
       process.execPath,
       [AGENT_MAIN, "--listen", sock, "--hvsock", "--state-dir", path.join(dir, "agent"), "--runtime", "runc", "--ready-fd", "3", "--log", path.join(dir, "agent.log")],

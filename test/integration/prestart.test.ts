@@ -1,4 +1,4 @@
-// The daemon boots the host agent as it starts (src/shim/prestart.ts): Create
+// The daemon boots the host agent as it starts (src/shim/early-agent.ts): Create
 // takes that agent rather than booting a second, and a shim that goes away
 // without a Create takes its agent and run dir with it.
 import { describe, it, expect } from "vitest";

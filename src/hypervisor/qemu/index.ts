@@ -66,6 +66,9 @@ export class QemuHypervisor implements Hypervisor {
     admitInVm(spec);
   }
 
+  /** A VM boots only in start(), which hands it out: the driver holds nothing of its own. */
+  async release(): Promise<void> {}
+
   async start(o: StartOptions): Promise<SandboxVm> {
     const c = sandboxSettings(this.config, o.annotations);
     const img = this.image(o, c);

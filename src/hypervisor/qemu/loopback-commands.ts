@@ -1,6 +1,6 @@
 // The netfilter rule that sends a VM pod's loopback TCP to the shim's relay
-// (loopback.ts), kept free of imports like tap-commands.ts: `delete` runs
-// the removal after a crash and loads as little as it can.
+// (loopback.ts), kept free of imports like tap-commands.ts: the driver's
+// reaper (reap.ts) runs the removal in `delete` after a crash.
 
 /** What a VM record keeps of the redirect, for `delete`. */
 export interface LoopbackRecord {

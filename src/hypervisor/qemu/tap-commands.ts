@@ -1,6 +1,6 @@
 // The commands that make and unmake a pod network's taps and mirrors
-// (network.ts), kept free of imports: `delete` runs detachCommands after a
-// crash and loads as little as it can.
+// (network.ts), kept free of imports: the driver's reaper (reap.ts) runs
+// detachCommands in `delete` after a crash, which loads as little as it can.
 
 /** One mirrored interface: the veth CNI made, and the tap QEMU's NIC sits on. */
 export interface PodNic {

@@ -1,15 +1,14 @@
 // The first thing the shim daemon does, before it loads the Task service and
-// the codecs: make its logger and configuration and, with the host agent,
-// boot the agent for the sandbox this shim will serve. The agent then comes up
-// while the daemon loads and containerd connects and sends Create, instead of
-// after Create (Kata's VM factory does the same for VMs). A pod's later
-// containers join an existing sandbox and boot nothing here.
+// the codecs: make its logger and configuration and, where the driver can (the
+// host agent's), boot the agent for the sandbox this shim will serve. The agent
+// then comes up while the daemon loads and containerd connects and sends
+// Create, instead of after Create (Kata's VM factory does the same for VMs). A
+// pod's later containers join an existing sandbox and boot nothing here.
 import path from "node:path";
 import type { ShimFlags } from "./flags";
 import { FdLogger, openLogFd, type Logger } from "../util/logger";
 import { loadConfig, type ShimConfig } from "./config";
 import { readBundleSpec } from "./bundle";
-import type { NoneHypervisor } from "../hypervisor/none";
 import { sandboxRunDir } from "../hypervisor/rundir";
 import { placement } from "../pod/container-type";
 import { validateId } from "./identifiers";
@@ -41,16 +40,14 @@ export function bootDaemon(flags: ShimFlags, bundle = process.cwd()): DaemonBoot
     logger.error("bad configuration; using defaults", { error: configError.message });
     config = loadConfig("", { ...process.env, SHIMLAB_CONFIG: "" });
   }
-  if (config.hypervisorKind === "none") {
-    try {
-      const where = placement(flags.id, readBundleSpec(bundle).annotations);
-      if (where.type !== "pod_container") {
-        validateId("sandbox id", where.sandboxId);
-        (config.hypervisor() as NoneHypervisor).prestart({ sandboxId: where.sandboxId, namespace: flags.namespace, runDir: sandboxRunDir(flags.namespace, where.sandboxId), logger });
-      }
-    } catch {
-      // a bad bundle or id: Create refuses it with the reason, and boots nothing
+  try {
+    const where = placement(flags.id, readBundleSpec(bundle).annotations);
+    if (where.type !== "pod_container") {
+      validateId("sandbox id", where.sandboxId);
+      config.hypervisor().prestart?.({ sandboxId: where.sandboxId, namespace: flags.namespace, runDir: sandboxRunDir(flags.namespace, where.sandboxId), logger });
     }
+  } catch {
+    // a bad bundle or id: Create refuses it with the reason, and boots nothing
   }
   return { logger, config, configError };
 }

@@ -1,6 +1,7 @@
-// hypervisor = "none": the agent is a host process (shimlab's mock agent),
-// reached over a unix socket with the hybrid-vsock handshake, as a
-// Firecracker guest's agent would be.
+// The host agent (hypervisor = "none" in configurations and VM records): the
+// agent is a host process (shimlab's mock agent), reached over a unix socket
+// with the hybrid-vsock handshake, as a Firecracker guest's agent would be.
+// After a dead shim, `delete` reaps what it leaves with host-agent-reap.ts.
 import fs from "node:fs";
 import path from "node:path";
 import { spawn, type ChildProcess } from "node:child_process";
@@ -15,7 +16,7 @@ import { inBundle } from "../util/entry";
 
 export const AGENT_PORT = 1024;
 
-export interface NoneOptions {
+export interface HostAgentOptions {
   /** runc | host | auto, passed to the mock agent. */
   agentRuntime: string;
   /** Extra environment for the agent (its failpoints, say). */
@@ -116,13 +117,13 @@ class HostAgent implements SandboxVm {
   }
 }
 
-export class NoneHypervisor implements Hypervisor {
+export class HostAgentHypervisor implements Hypervisor {
   readonly kind = "none" as const;
 
   /** An agent booted ahead of Create for this run dir, not yet handed out. */
   private warm: { runDir: string; vm: Promise<HostAgent> } | null = null;
 
-  constructor(private readonly o: NoneOptions) {}
+  constructor(private readonly o: HostAgentOptions) {}
 
   /**
    * Boots the agent for runDir now, so that Create finds it up (Kata's VM
@@ -136,8 +137,8 @@ export class NoneHypervisor implements Hypervisor {
     this.warm = { runDir: s.runDir, vm };
   }
 
-  /** Stops an agent booted ahead that no Create took (the shim is going away). */
-  async discardWarm(): Promise<void> {
+  /** Stops an agent booted ahead that no start took (the shim is going away, or runs another configuration). */
+  async release(): Promise<void> {
     const w = this.warm;
     this.warm = null;
     if (!w) return;

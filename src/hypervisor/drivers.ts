@@ -1,0 +1,51 @@
+// The hypervisor drivers by the kind a configuration names: the shim builds
+// its driver here without naming one. The host agent, the default, is loaded
+// with the shim; QEMU's driver (its image builder and all) only when a
+// configuration builds it. Their reapers, for `delete`, are in reapers.ts.
+import type { Hypervisor, HypervisorKind } from "./types";
+import { HostAgentHypervisor } from "./host-agent";
+import { parseQemuConfig } from "./qemu/config";
+
+/** What the shim's configuration gives a driver. */
+export interface DriverSettings {
+  /** Where the configuration came from, for error messages. */
+  source: string;
+  debug: boolean;
+  /** The host agent's runtime (the configuration's [agent] runtime). */
+  agentRuntime: "auto" | "runc" | "host";
+  /** The configuration's table named after the driver ([qemu]), unchecked. */
+  table: Record<string, unknown>;
+}
+
+interface Driver {
+  /** Refuses bad settings as the configuration is read, not when the first sandbox boots. */
+  check?(s: DriverSettings): void;
+  create(s: DriverSettings): Hypervisor;
+}
+
+const DRIVERS: Record<HypervisorKind, Driver> = {
+  none: {
+    create: (s) => new HostAgentHypervisor({ agentRuntime: s.agentRuntime, debug: s.debug }),
+  },
+  qemu: {
+    check: (s) => void parseQemuConfig(s.table, s.source),
+    create: (s) => {
+      const { QemuHypervisor } = require("./qemu") as typeof import("./qemu");
+      return new QemuHypervisor({ ...QemuHypervisor.configFrom(s.table, s.source), debug: s.debug || s.table.debug === true });
+    },
+  },
+};
+
+export const HYPERVISOR_KINDS = Object.keys(DRIVERS) as HypervisorKind[];
+
+export function isHypervisorKind(k: unknown): k is HypervisorKind {
+  return typeof k === "string" && Object.hasOwn(DRIVERS, k);
+}
+
+export function checkDriverSettings(kind: HypervisorKind, s: DriverSettings): void {
+  DRIVERS[kind].check?.(s);
+}
+
+export function createDriver(kind: HypervisorKind, s: DriverSettings): Hypervisor {
+  return DRIVERS[kind].create(s);
+}
