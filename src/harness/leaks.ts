@@ -25,15 +25,15 @@ export function listProcesses(): ProcInfo[] {
   return out;
 }
 
-/** A shim daemon's script, bundled (dist/bundle) or not (dist/shim). */
-export const SHIM_DAEMON_SCRIPT = /dist\/(?:shim\/main|bundle\/shim-main)\.js/;
+/** A shim daemon's script, bundled (dist/bundle) or not (dist/shim), or the failpoint shim's (dist/fp-shim). */
+export const SHIM_DAEMON_SCRIPT = /dist\/(?:shim\/main|bundle\/shim-main|fp-shim\/main)\.js/;
 /** The mock agent's script, bundled or not. */
 export const MOCK_AGENT_SCRIPT = /dist\/(?:mock-agent\/main|bundle\/mock-agent-main)\.js/;
 
 /** shimlab shim daemons, mock agents and QEMUs whose command line mentions any of the markers. */
 export function shimlabProcesses(markers: string[] = []): ProcInfo[] {
   return listProcesses().filter((p) => {
-    const isOurs = SHIM_DAEMON_SCRIPT.test(p.cmdline) || MOCK_AGENT_SCRIPT.test(p.cmdline) || /qemu-system-x86_64.*shimlab|containerd-shim-shimlab-v2/.test(p.cmdline);
+    const isOurs = SHIM_DAEMON_SCRIPT.test(p.cmdline) || MOCK_AGENT_SCRIPT.test(p.cmdline) || /qemu-system-x86_64.*shimlab|containerd-shim-shimlab(?:-fp)?-v2/.test(p.cmdline);
     if (!isOurs) return false;
     return markers.length === 0 || markers.some((m) => p.cmdline.includes(m));
   });
