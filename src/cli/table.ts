@@ -71,7 +71,7 @@ export const COMMANDS: CommandSpec[] = [
     name: "demo",
     summary: "a pod's shim v2 lifecycle on the mock agent, told step by step",
     description: () =>
-      "Runs a pod (sandbox + two containers), an exec, a kill and the teardown through\nshimlab's shim binary with a containerd stand-in, printing each step. Every process\ntraces every hop into DIR/trace.jsonl, and the page (sequence diagram, event\nordering, state machines, files) goes to DIR/lifecycle.html or -o.",
+      "Runs a pod (sandbox + two containers), an exec, a kill and the teardown through\nshimlab's shim binary with a containerd stand-in, printing each step. Every process\ntraces every hop into DIR/trace.jsonl, and the page (sequence diagram, event\nordering, state machines, files) goes to DIR/lifecycle.html or -o. With\nSHIMLAB_EVENT_FAULTS, SHIMLAB_MUTANTS or SHIMLAB_AGENT_LINK_FAULTS set, the\nfailpoint shim (containerd-shim-shimlab-fp-v2) runs instead, which injects them.",
     options: [
       { name: "dir", type: "string", metavar: "DIR", help: "the run's directory (kept afterwards)" },
       { name: "html", short: "o", type: "string", metavar: "FILE", help: "where the page goes (default DIR/lifecycle.html)" },
