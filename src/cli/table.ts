@@ -97,7 +97,7 @@ The trace (DIR/${TRACE_FILE}) renders with: shimlab trace render DIR/${TRACE_FIL
       { name: "shim", type: "string", metavar: "PATH", help: "the real shim binary (required)" },
       { name: "dir", type: "string", metavar: "DIR", help: "the session directory (default /run/shimlab-sniff/<random>; socket paths must stay short)" },
       { name: "no-follow", type: "boolean", help: "set up, print the runtime path and exit (the proxies still record)" },
-      { name: "agent", type: "boolean", help: "record the shim-to-agent leg too (a shimlab shim, which the name containerd-shim-shimlab-v2 already says): its own wire tap on the agent transport writes into the same trace" },
+      { name: "agent", type: "boolean", help: "record the shim-to-agent leg too (a shimlab shim, which the names containerd-shim-shimlab-v2 and -fp-v2 already say): its own wire tap on the agent transport writes into the same trace" },
     ],
   },
   {
