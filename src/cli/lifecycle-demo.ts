@@ -1,12 +1,15 @@
 // `shimlab demo`: the shim v2 lifecycle of a small pod, played by shimlab's
 // containerd stand-in against shimlab's own shim binary, with no containerd
-// and nothing but Node. Every step is told as it happens.
+// and nothing but Node. Every step is told as it happens. With a fault
+// variable set (SHIMLAB_EVENT_FAULTS…), it runs the failpoint shim instead,
+// the only binary that reads them.
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { ContainerdEmulator } from "../harness/emulator";
 import { buildBusyboxRootfs, findBusybox } from "../harness/rootfs";
-import { SHIM_BINARY } from "../harness/containerd";
+import { FP_SHIM_BINARY, SHIM_BINARY } from "../harness/containerd";
+import { FP_SHIM_ENV } from "../fp-shim/binary";
 import type { ShimTask } from "../harness/shim-runner";
 import type { RecordedEvent } from "../harness/events-server";
 import { Narrator, color } from "./narrator";
@@ -57,13 +60,16 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
   }
   if (!busybox) env.SHIMLAB_AGENT_RUNTIME = "host";
   env.SHIMLAB_TRACE = tracePath;
-  const emu = new ContainerdEmulator({ binary: SHIM_BINARY, namespace: "demo", dir: path.join(dir, "containerd"), env });
+  const faults = FP_SHIM_ENV.filter((k) => process.env[k]);
+  const shimBinary = faults.length ? FP_SHIM_BINARY : SHIM_BINARY;
+  const emu = new ContainerdEmulator({ binary: shimBinary, namespace: "demo", dir: path.join(dir, "containerd"), env });
   const files = new FileWatch(rec, watchRoots(dir, tracePath, emu.address, env));
   await emu.start();
   const result: DemoResult = { events: emu.events.events, dir, isolated: false, exitCodes: {}, tracePath };
 
   n.raw(color.bold("shimlab demo — one pod, two containers, an exec, a kill and the teardown"));
   n.raw(color.dim(`files of this run: ${dir}`));
+  if (faults.length) n.warn(`${faults.join(", ")} set: the failpoint shim ${path.basename(FP_SHIM_BINARY)} runs, which injects them`);
   emu.events.on("event", (e: RecordedEvent) => n.event(e.topic, JSON.stringify(e.event)));
 
   let rootfs: string;
@@ -84,7 +90,7 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
     n.section("The pod sandbox gets its own shim", "containerd's CRI creates a pause container first; its annotations say `sandbox`, so `start` spawns a new shim daemon.");
     const podSpec = spec("demo-pod", [sh, "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"], { [ANN_TYPE]: "sandbox", [ANN_SANDBOX]: "demo-pod" });
     const podBundle = emu.bundle("demo-pod", podSpec);
-    n.containerd(`exec ${path.basename(SHIM_BINARY)} -namespace demo -id demo-pod start   (cwd = the bundle)`);
+    n.containerd(`exec ${path.basename(shimBinary)} -namespace demo -id demo-pod start   (cwd = the bundle)`);
     const pod = await emu.startShim("demo-pod", podBundle);
     tasks.push(pod);
     n.shim(`printed its address ${color.bold(pod.address)} in ${pod.startResult.ms.toFixed(0)} ms, and a daemon now serves it`);
@@ -150,7 +156,7 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
       n.shim(`Shutdown(${t.id}): tasks remain, so the shim stays`);
       t.close();
       const del = await emu.runner.delete(t.id, t.bundle);
-      n.containerd(`exec ${path.basename(SHIM_BINARY)} -id ${t.id} -bundle … delete → exit ${del.result.code}, DeleteResponse{exit_status: ${del.response?.exitStatus}}`);
+      n.containerd(`exec ${path.basename(shimBinary)} -id ${t.id} -bundle … delete → exit ${del.result.code}, DeleteResponse{exit_status: ${del.response?.exitStatus}}`);
     }
     await pod.task.Kill({ id: "demo-pod", signal: 15 });
     const pw = await pod.task.Wait({ id: "demo-pod" });

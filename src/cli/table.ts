@@ -71,7 +71,7 @@ export const COMMANDS: CommandSpec[] = [
     name: "demo",
     summary: "a pod's shim v2 lifecycle on the mock agent, told step by step",
     description: () =>
-      "Runs a pod (sandbox + two containers), an exec, a kill and the teardown through\nshimlab's shim binary with a containerd stand-in, printing each step. Every process\ntraces every hop into DIR/trace.jsonl, and the page (sequence diagram, event\nordering, state machines, files) goes to DIR/lifecycle.html or -o.",
+      "Runs a pod (sandbox + two containers), an exec, a kill and the teardown through\nshimlab's shim binary with a containerd stand-in, printing each step. Every process\ntraces every hop into DIR/trace.jsonl, and the page (sequence diagram, event\nordering, state machines, files) goes to DIR/lifecycle.html or -o. With\nSHIMLAB_EVENT_FAULTS, SHIMLAB_MUTANTS or SHIMLAB_AGENT_LINK_FAULTS set, the\nfailpoint shim (containerd-shim-shimlab-fp-v2) runs instead, which injects them.",
     options: [
       { name: "dir", type: "string", metavar: "DIR", help: "the run's directory (kept afterwards)" },
       { name: "html", short: "o", type: "string", metavar: "FILE", help: "where the page goes (default DIR/lifecycle.html)" },
@@ -97,7 +97,7 @@ The trace (DIR/${TRACE_FILE}) renders with: shimlab trace render DIR/${TRACE_FIL
       { name: "shim", type: "string", metavar: "PATH", help: "the real shim binary (required)" },
       { name: "dir", type: "string", metavar: "DIR", help: "the session directory (default /run/shimlab-sniff/<random>; socket paths must stay short)" },
       { name: "no-follow", type: "boolean", help: "set up, print the runtime path and exit (the proxies still record)" },
-      { name: "agent", type: "boolean", help: "record the shim-to-agent leg too (a shimlab shim, which the name containerd-shim-shimlab-v2 already says): its own wire tap on the agent transport writes into the same trace" },
+      { name: "agent", type: "boolean", help: "record the shim-to-agent leg too (a shimlab shim, which the names containerd-shim-shimlab-v2 and -fp-v2 already say): its own wire tap on the agent transport writes into the same trace" },
     ],
   },
   {

@@ -13,6 +13,8 @@ import { currentContainerd, type ContainerdPeer } from "./peers/containerd";
 
 export const REPO_ROOT = path.resolve(__dirname, "..", "..");
 export const SHIM_BINARY = path.join(REPO_ROOT, "bin", "containerd-shim-shimlab-v2");
+/** The failpoint shim (src/fp-shim): the same shim with fault injection, for tests and scenarios. */
+export const FP_SHIM_BINARY = path.join(REPO_ROOT, "bin", "containerd-shim-shimlab-fp-v2");
 
 export interface ContainerdOptions {
   /** Enable the CRI plugin (off by default: it wants CNI and is slower to start). */

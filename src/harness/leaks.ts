@@ -55,8 +55,8 @@ export function listProcesses(): ProcInfo[] {
   return out;
 }
 
-/** A shim daemon's script, bundled (dist/bundle) or not (dist/shim). */
-export const SHIM_DAEMON_SCRIPT = /dist\/(?:shim\/main|bundle\/shim-main)\.js/;
+/** A shim daemon's script, bundled (dist/bundle) or not (dist/shim), or the failpoint shim's (dist/fp-shim). */
+export const SHIM_DAEMON_SCRIPT = /dist\/(?:shim\/main|bundle\/shim-main|fp-shim\/main)\.js/;
 /** The mock agent's script, bundled or not. */
 export const MOCK_AGENT_SCRIPT = /dist\/(?:mock-agent\/main|bundle\/mock-agent-main)\.js/;
 

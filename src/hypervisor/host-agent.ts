@@ -9,8 +9,6 @@ import type { Readable } from "node:stream";
 import { HybridVsockTransport } from "../agent/transport";
 import type { Hypervisor, SandboxVm, StartOptions, VmExit } from "./types";
 import { processStartTime, socketIn, writeVmRecord } from "./rundir";
-import { interposeAgentLink } from "../faults/agent-link";
-import type { FaultProxy } from "../faults/proxy";
 import { reapRuncOrphans } from "./orphans";
 import { inBundle } from "../util/entry";
 
@@ -74,7 +72,6 @@ class HostAgent implements SandboxVm {
   constructor(
     private readonly child: ChildProcess,
     readonly agentTransport: HybridVsockTransport,
-    private readonly link: FaultProxy | null = null,
     private readonly runcRoot?: string,
   ) {
     // it may have died already, while we waited for its READY
@@ -105,7 +102,6 @@ class HostAgent implements SandboxVm {
   async stop(): Promise<void> {
     if (this.stopped) return this.exited.then(() => {});
     this.stopped = true;
-    await this.link?.stop().catch(() => {});
     if (this.child.exitCode === null && this.child.signalCode === null) {
       this.child.kill("SIGTERM"); // the agent kills its containers on SIGTERM
       const t = setTimeout(() => this.child.kill("SIGKILL"), 3000);
@@ -199,15 +195,6 @@ export class HostAgentHypervisor implements Hypervisor {
     });
     const ready = await agentReady(child, READY_TIMEOUT_MS);
     s.logger.info("mock agent started", { pid: child.pid, socket: sock, runtime: this.o.agentRuntime, ready });
-    // Wire faults between shim and agent, when configured: the shim dials a proxy instead.
-    let link: FaultProxy | null = null;
-    try {
-      link = await interposeAgentLink(env, sock, socketIn(s.runDir, "agent-link.sock"));
-    } catch (e) {
-      child.kill("SIGKILL");
-      throw e;
-    }
-    if (link) s.logger.warn("agent link faults installed", { proxy: link.o.listen });
-    return new HostAgent(child, new HybridVsockTransport(link ? link.o.listen : sock, AGENT_PORT), link, path.join(s.runDir, "agent", "runc"));
+    return new HostAgent(child, new HybridVsockTransport(sock, AGENT_PORT), path.join(s.runDir, "agent", "runc"));
   }
 }

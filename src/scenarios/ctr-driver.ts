@@ -7,6 +7,7 @@ import path from "node:path";
 import { Containerd } from "../harness/containerd";
 import { Code, RpcError } from "../ttrpc/status";
 import { SHIM_FAILPOINT_ANNOTATION } from "../faults/failpoint";
+import { FP_RUNTIME_TYPE } from "../fp-shim/binary";
 import type { World } from "./world";
 import type { OpStep, Scenario } from "./types";
 
@@ -103,7 +104,9 @@ export class CtrDriver {
         const def = this.s.containers[id];
         const ann = { ...def.annotations };
         if (id === this.w.sandboxId) for (const f of this.s.faults) if (f.scope === "task-rpc") ann[SHIM_FAILPOINT_ANNOTATION + f.method] = f.failpoint!;
-        const flags = ["-d", "--null-io", "--runtime", RUNTIME, ...Object.entries(ann).flatMap(([k, v]) => ["--annotation", `${k}=${v}`])];
+        // containerd finds the failpoint shim's binary (containerd-shim-shimlab-fp-v2) by this name on its PATH, beside shimlab's.
+        const runtime = this.w.fpShim ? FP_RUNTIME_TYPE : RUNTIME;
+        const flags = ["-d", "--null-io", "--runtime", runtime, ...Object.entries(ann).flatMap(([k, v]) => ["--annotation", `${k}=${v}`])];
         if (def.memory_limit) flags.push("--memory-limit", String(def.memory_limit));
         await this.must(["run", ...flags, "--rootfs", this.w.rootfs, id, ...def.args], timeoutMs);
         return {};

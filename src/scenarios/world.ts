@@ -10,7 +10,7 @@ import { ShimRunner } from "../harness/shim-runner";
 import { createBundle, defaultSpec } from "../harness/bundle";
 import { clientStdio, mkfifo, type ClientStdio } from "../harness/fifo";
 import { MOCK_AGENT_SCRIPT, SHIM_DAEMON_SCRIPT, listProcesses, shimlabProcesses } from "../harness/leaks";
-import { SHIM_BINARY } from "../harness/containerd";
+import { FP_SHIM_BINARY, SHIM_BINARY } from "../harness/containerd";
 import { Client } from "../ttrpc/client";
 import { Task } from "../gen/containerd.task.v2";
 import { Sandbox as SandboxDef } from "../gen/containerd.runtime.sandbox.v1";
@@ -29,6 +29,7 @@ import { SANDBOX_API_POD, toToxic } from "./load";
 import type { ContainerDef, Scenario } from "./types";
 
 export interface WorldOptions {
+  /** The shim to run; by default the production one, or the failpoint shim when the shim itself must inject faults. */
   binary?: string;
   /** Interceptor mutants (SHIMLAB_MUTANTS) for the shim. */
   mutants?: string[];
@@ -65,6 +66,9 @@ export interface ContainerHandle {
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Fault scopes the shim applies inside itself, which only the failpoint shim (src/fp-shim) does. */
+const SHIM_FAULT_SCOPES = new Set(["task-rpc", "events", "agent-link"]);
 
 /** Stdio whose stdout fifo exists but that nobody ever opens (the shim must not wait for a reader). */
 function neverOpenedStdio(dir: string, id: string, withStdin: boolean): ClientStdio {
@@ -109,6 +113,11 @@ export class World {
   hooks: { down(): Promise<void>; up(): Promise<void> } | null = null;
   readonly stopped = new Set<number>();
   readonly useProxy: boolean;
+  /**
+   * The shim injects some of this run's faults itself (task failpoints, event faults, agent-link
+   * toxics, mutants): only the failpoint shim does, so it runs instead of the production one.
+   */
+  readonly fpShim: boolean;
 
   constructor(
     readonly scenario: Scenario,
@@ -123,8 +132,9 @@ export class World {
     this.sandboxId = scenario.sandbox_api ? SANDBOX_API_POD : Object.keys(scenario.containers)[0];
     this.pod = scenario.sandbox_api ? { id: SANDBOX_API_POD, bundle: path.join(this.dir, "bundles", SANDBOX_API_POD), shutdown: false } : null;
     this.useProxy = scenario.faults.some((f) => f.scope === "containerd-link");
+    this.fpShim = scenario.faults.some((f) => SHIM_FAULT_SCOPES.has(f.scope)) || !!o.mutants?.length || !!o.eventFaults?.length;
     this.runner = new ShimRunner({
-      binary: o.binary ?? SHIM_BINARY,
+      binary: o.binary ?? (this.fpShim ? FP_SHIM_BINARY : SHIM_BINARY),
       namespace: this.namespace,
       address: this.address,
       ttrpcAddress: this.eventsPath,
@@ -190,7 +200,7 @@ export class World {
       const def = this.scenario.containers[id];
       const annotations: Record<string, string> = { ...def.annotations };
       if (id === this.sandboxId) {
-        // containerd's failpoint shim reads these from the bundle the shim starts in.
+        // The failpoint shim reads these from the bundle it starts in, as containerd's does.
         for (const f of this.scenario.faults) if (f.scope === "task-rpc") annotations[SHIM_FAILPOINT_ANNOTATION + f.method] = f.failpoint!;
       } else {
         annotations["io.kubernetes.cri.container-type"] = "container";

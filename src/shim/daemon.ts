@@ -10,12 +10,9 @@ import type { Logger } from "../util/logger";
 import { TaskService } from "./task-service";
 import { LogOnlySink, Publisher, type EventSink } from "./publisher";
 import { bootDaemon, type DaemonBoot } from "./early-agent";
-import { FailpointTable, SHIM_FAILPOINT_ANNOTATION, failpointInterceptor } from "../faults/failpoint";
-import { isSandboxBundle, readBundleSpec } from "./bundle";
 import { Sandbox as SandboxV1 } from "../gen/containerd.runtime.sandbox.v1";
 import { SandboxService } from "./sandbox-service";
-import { EVENT_FAULTS_ENV, FaultyEventSink, parseEventFaults } from "../faults/event-faults";
-import { MUTANTS_ENV, parseMutants } from "../faults/mutants";
+import type { DaemonDecorations } from "./decorations";
 
 export interface DaemonHandle {
   server: Server;
@@ -26,29 +23,28 @@ export interface DaemonHandle {
   shutdown(code?: number): Promise<void>;
 }
 
-export function runDaemon(flags: ShimFlags, boot: DaemonBoot = bootDaemon(flags)): DaemonHandle {
+/** decorations: the failpoint shim's wrappers (src/fp-shim); the production shim passes none. */
+export function runDaemon(flags: ShimFlags, boot: DaemonBoot = bootDaemon(flags), decorations: DaemonDecorations = {}): DaemonHandle {
   const bundle = process.cwd();
   const { logger } = boot;
+  const ctx = { bundle, logger };
   let config = boot.config;
+  const wrapHypervisor = decorations.hypervisor;
+  if (wrapHypervisor) {
+    const plain = config;
+    config = { ...plain, hypervisor: () => wrapHypervisor(plain.hypervisor(), ctx) };
+  }
   const ttrpcAddress = process.env.TTRPC_ADDRESS;
   let events: EventSink = ttrpcAddress
     ? new Publisher({ address: ttrpcAddress, namespace: flags.namespace, logger })
     : new LogOnlySink(logger);
   // Traced innermost, so the trace shows the events as they leave, faults and all.
   if (process.env.SHIMLAB_TRACE) ({ events, config } = require("../trace/shim").traceDaemon(events, config));
-  const eventFaults = process.env[EVENT_FAULTS_ENV];
-  if (eventFaults) {
-    // Fault injection at the events interface, for scenarios: nothing else changes.
-    try {
-      events = new FaultyEventSink(events, parseEventFaults(eventFaults), (action, topic) => logger.warn("event fault", { action, topic }));
-      logger.warn("event faults installed", { rules: eventFaults });
-    } catch (e) {
-      logger.error("event faults not installed", { error: (e as Error).message });
-    }
-  }
+  if (decorations.events) events = decorations.events(events, ctx);
 
   const server = new Server();
   if (process.env.SHIMLAB_TRACE) require("../trace/shim").traceServer(server);
+  decorations.server?.(server, ctx);
   let grpcTransport: import("./grpc-server").GrpcTransport | undefined;
   let exiting = false;
   const socketFile = flags.socket;
@@ -79,32 +75,6 @@ export function runDaemon(flags: ShimFlags, boot: DaemonBoot = bootDaemon(flags)
   });
 
   const sandboxes = new SandboxService({ namespace: flags.namespace, shimId: flags.id, tasks: service, logger, config, configError: boot.configError, onShutdown: () => void shutdown(0) });
-
-  // containerd's failpoint shim reads per-method failpoints from the bundle's annotations (a sandbox's bundle has none).
-  if (!isSandboxBundle(bundle)) {
-    try {
-      const spec = readBundleSpec(bundle);
-      const table = new FailpointTable();
-      table.loadPrefixed(spec.annotations, SHIM_FAILPOINT_ANNOTATION);
-      if (table.size) {
-        server.use(failpointInterceptor(table, { onFire: (method, a) => logger.warn("failpoint fired", { method, action: a.type }) }));
-        logger.info("task failpoints installed", { count: table.size });
-      }
-    } catch (e) {
-      logger.warn("failpoint annotations not read", { error: (e as Error).message });
-    }
-  }
-
-  // Deliberately broken behaviours, so that scenarios can show they catch them.
-  const mutants = process.env[MUTANTS_ENV];
-  if (mutants) {
-    try {
-      for (const m of parseMutants(mutants)) server.use(m.interceptor);
-      logger.warn("MUTANTS installed: this shim is broken on purpose", { mutants });
-    } catch (e) {
-      logger.error("mutants not installed", { error: (e as Error).message });
-    }
-  }
 
   server.register(TaskV2, service.impl);
   // containerd 2.x speaks the same API as task v3 when the shim says so.

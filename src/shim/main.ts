@@ -2,11 +2,28 @@
 // times per task (start, the daemon, delete). Each action loads only its own
 // module, so start and delete stay cheap.
 import { parseFlags, FlagError, type ShimFlags } from "./flags";
+import type { DaemonDecorations } from "./decorations";
 
 export const VERSION = "0.1.0";
 export const RUNTIME_TYPE = "io.containerd.shimlab.v2";
 
-export function main(argv: string[]): void {
+/**
+ * Which binary runs: this one, or another built on it (the failpoint shim,
+ * src/fp-shim) that containerd knows by its own name and runtime type, whose
+ * `start` must launch its own daemon, and whose daemon wraps its interfaces.
+ */
+export interface ShimEntry {
+  name: string;
+  runtimeType: string;
+  /** The script `start` launches as the daemon; this shim's own when absent. */
+  daemonScript?: string;
+  /** The daemon's wrappers, loaded by the daemon only. */
+  decorations?: () => DaemonDecorations;
+}
+
+const PRODUCTION: ShimEntry = { name: "containerd-shim-shimlab-v2", runtimeType: RUNTIME_TYPE };
+
+export function main(argv: string[], entry: ShimEntry = PRODUCTION): void {
   // containerd hands its environment down; Node would parse a CA bundle at
   // every start of every child we spawn if this stayed set.
   delete process.env.NODE_EXTRA_CA_CERTS;
@@ -18,24 +35,24 @@ export function main(argv: string[]): void {
     process.exit(2);
   }
   if (flags.version) {
-    process.stdout.write(`containerd-shim-shimlab-v2:\n  Runtime: ${RUNTIME_TYPE}\n  Version: ${VERSION}\n  Node: ${process.version}\n`);
+    process.stdout.write(`${entry.name}:\n  Runtime: ${entry.runtimeType}\n  Version: ${VERSION}\n  Node: ${process.version}\n`);
     return;
   }
   // Tracing (SHIMLAB_TRACE) is loaded only when asked for: otherwise nothing is wrapped.
   if (process.env.SHIMLAB_TRACE) require("../trace/shim").traceShimProcess(flags);
   switch (flags.action) {
     case "start":
-      require("./start").start(flags);
+      require("./start").start(flags, entry.daemonScript);
       return;
     case "delete":
       require("./delete").deleteAction(flags);
       return;
     case "":
       // the early agent first: it boots while the daemon's own modules load
-      require("./daemon").runDaemon(flags, require("./early-agent").bootDaemon(flags));
+      require("./daemon").runDaemon(flags, require("./early-agent").bootDaemon(flags), entry.decorations?.());
       return;
     default:
-      process.stderr.write(`containerd-shim-shimlab-v2: unknown action ${JSON.stringify(flags.action)} (want start, delete, or none for the daemon)\n`);
+      process.stderr.write(`${entry.name}: unknown action ${JSON.stringify(flags.action)} (want start, delete, or none for the daemon)\n`);
       process.exit(2);
   }
 }

@@ -25,7 +25,8 @@ export interface StartOptions {
 }
 import { inBundle } from "../util/entry";
 
-export function start(flags: ShimFlags): void {
+/** daemonScript: what to launch as the daemon, when another binary (src/fp-shim) runs this start. */
+export function start(flags: ShimFlags, daemonScript?: string): void {
   let answer: (address: string) => Buffer | string = (a) => a;
   let opts: StartOptions = {};
   try {
@@ -40,7 +41,7 @@ export function start(flags: ShimFlags): void {
     process.exitCode = 1;
     return;
   }
-  startShim(flags, process.cwd(), opts).then(
+  startShim(flags, process.cwd(), opts, daemonScript).then(
     (address) => {
       // fd 1 directly: process.stdout on containerd's pipe would load net and
       // the stream machinery just to write one line. Then out at once: the
@@ -57,7 +58,7 @@ export function start(flags: ShimFlags): void {
   );
 }
 
-export async function startShim(flags: ShimFlags, bundle = process.cwd(), opts: StartOptions = {}): Promise<string> {
+export async function startShim(flags: ShimFlags, bundle = process.cwd(), opts: StartOptions = {}, daemonScript?: string): Promise<string> {
   validateId("namespace", flags.namespace);
   validateId("id", flags.id);
   // A sandbox's shim learns the pod in CreateSandbox; a task's bundle says where it belongs.
@@ -105,7 +106,8 @@ export async function startShim(flags: ShimFlags, bundle = process.cwd(), opts: 
   delete env.NODE_EXTRA_CA_CERTS;
   // The daemon serves ttrpc unless containerd 2.x's bootstrap chose otherwise above.
   if (!opts.daemonEnv) delete env.SHIMLAB_DAEMON_PROTOCOL;
-  const args = [process.execPath, ...process.execArgv, inBundle ? path.join(__dirname, "shim-main.js") : require.resolve("./main"), ...daemonArgs({ ...flags, socket: sockPath })];
+  const script = daemonScript ?? (inBundle ? path.join(__dirname, "shim-main.js") : require.resolve("./main"));
+  const args = [process.execPath, ...process.execArgv, script, ...daemonArgs({ ...flags, socket: sockPath })];
   const envList: string[] = [];
   for (const [k, v] of Object.entries(env)) if (v !== undefined) envList.push(`${k}=${v}`);
   // posix_spawn (vfork) rather than child_process: no fork of our page tables,

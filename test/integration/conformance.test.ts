@@ -12,7 +12,7 @@ import { compareReports, formatComparison } from "../../src/harness/conformance/
 import { ALL_CHECKS } from "../../src/harness/conformance/checks";
 import type { SuiteReport } from "../../src/harness/conformance/types";
 import { runCommand } from "../../src/harness/shim-runner";
-import { REPO_ROOT, SHIM_BINARY } from "../../src/harness/containerd";
+import { FP_SHIM_BINARY, REPO_ROOT, SHIM_BINARY } from "../../src/harness/containerd";
 import { runProcesses } from "../../src/harness/leaks";
 import { busyboxRootfs, missing } from "../helpers/env";
 import { OUTSIDE } from "../helpers/outside";
@@ -134,12 +134,12 @@ describe.skipIf(skip)("conformance suite", () => {
     expect(out).toMatch(/2 differences, 2 documented, 0 undocumented/);
   }, 90_000);
 
-  it("catches a shim that publishes TaskExit before TaskStart and duplicates TaskDelete (event faults)", async () => {
+  it("catches a shim that publishes TaskExit before TaskStart and duplicates TaskDelete (event faults, in the failpoint shim)", async () => {
     const faults = JSON.stringify([
       { action: "delay", topic: "/tasks/start", ms: 1500 },
       { action: "duplicate", topic: "/tasks/delete" },
     ]);
-    const rep = await runSuite({ shim: SHIM_BINARY, profile: PROFILES.shimlab, rootfs, only: /^events-/, env: { SHIMLAB_EVENT_FAULTS: faults } });
+    const rep = await runSuite({ shim: FP_SHIM_BINARY, profile: PROFILES.shimlab, rootfs, only: /^events-/, env: { SHIMLAB_EVENT_FAULTS: faults } });
     const s = status(rep);
     expect(s["events-start-before-exit-fast"]).toBe("fail");
     expect(s["events-init-order"]).toBe("fail");

@@ -141,19 +141,6 @@ describe.skipIf(skip).each(MODES)("shimlab under containerd 2.x: $name", ({ name
     }
   });
 
-  it("applies Task failpoints (bundle annotations) on this transport too", async () => {
-    const id = "fp";
-    const b = emu.bundle(id, emu.spec(id, { args: ["/bin/sleep", "300"], rootPath: rootfs, annotations: { "io.containerd.runtime.v2.shim.failpoint.State": "1*error(injected by test)" } }));
-    const t = await emu.startShim(id, b);
-    try {
-      await t.task.Create({ id, bundle: b });
-      expect(await code(t.task.State({ id }))).toBe("Unknown: injected by test");
-      expect((await t.task.State({ id })).status).toBe(1);
-    } finally {
-      await finish(t);
-    }
-  });
-
   it("a blocked Wait answers when the process exits while other calls go on", async () => {
     const id = "waiter";
     const b = emu.bundle(id, emu.spec(id, { args: ["/bin/sleep", "300"], rootPath: rootfs }));

@@ -8,7 +8,7 @@ import os from "node:os";
 import path from "node:path";
 import { runDemo } from "../../src/cli/lifecycle-demo";
 import { ContainerdEmulator } from "../../src/harness/emulator";
-import { SHIM_BINARY } from "../../src/harness/containerd";
+import { FP_SHIM_BINARY, SHIM_BINARY } from "../../src/harness/containerd";
 import { readTrace, buildModel, ARROW_KINDS } from "../../src/trace/model";
 import { renderHtml } from "../../src/trace/html";
 import type { TraceRecord } from "../../src/trace/recorder";
@@ -174,8 +174,9 @@ describe("an ordering violation from a fault", () => {
 
   beforeAll(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), "shimlab-trace-fault-"));
+    // Event faults are the failpoint shim's: the production shim ignores them.
     emu = new ContainerdEmulator({
-      binary: SHIM_BINARY,
+      binary: FP_SHIM_BINARY,
       namespace: "tracefault",
       dir: path.join(dir, "emu"),
       env: {

@@ -23,7 +23,7 @@ async function sniff(shim: string, dir: string, follow: boolean, agent: boolean)
   }
   dir = path.resolve(dir || path.join("/run/shimlab-sniff", crypto.randomBytes(4).toString("hex")));
   fs.mkdirSync(dir, { recursive: true });
-  const cfg: SessionConfig = { shim, agent: agent || path.basename(shim) === "containerd-shim-shimlab-v2" };
+  const cfg: SessionConfig = { shim, agent: agent || /^containerd-shim-shimlab(-fp)?-v2$/.test(path.basename(shim)) };
   fs.writeFileSync(path.join(dir, "session.json"), JSON.stringify(cfg, null, 2) + "\n");
   const wrapper = path.join(dir, "containerd-shim-sniff-v2");
   const q = (v: string) => `'${v.replace(/'/g, `'\\''`)}'`;
