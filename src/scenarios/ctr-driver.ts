@@ -6,7 +6,6 @@ import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
 import { Containerd } from "../harness/containerd";
 import { Code, RpcError } from "../ttrpc/status";
-import { SHIM_FAILPOINT_ANNOTATION } from "../faults/failpoint";
 import type { World } from "./world";
 import type { OpStep, Scenario } from "./types";
 
@@ -101,8 +100,7 @@ export class CtrDriver {
       case "start": {
         // ctr has no separate Task.Create: `run -d` is container create, Task.Create and Task.Start.
         const def = this.s.containers[id];
-        const ann = { ...def.annotations };
-        if (id === this.w.sandboxId) for (const f of this.s.faults) if (f.scope === "task-rpc") ann[SHIM_FAILPOINT_ANNOTATION + f.method] = f.failpoint!;
+        const ann = { ...def.annotations, ...(id === this.w.sandboxId ? this.w.faultLaunch().annotations : {}) };
         const flags = ["-d", "--null-io", "--runtime", RUNTIME, ...Object.entries(ann).flatMap(([k, v]) => ["--annotation", `${k}=${v}`])];
         if (def.memory_limit) flags.push("--memory-limit", String(def.memory_limit));
         await this.must(["run", ...flags, "--rootfs", this.w.rootfs, id, ...def.args], timeoutMs);

@@ -103,8 +103,8 @@ describe("malformed scenario files", () => {
     const f = (fault: string) => problems(MINIMAL + `faults:\n${fault}`, "s.yaml");
     expect(f("  - { name: fp, scope: task-rpc, method: Start, failpoint: '1*explode' }\n")[0]).toMatch(/^s\.yaml:10:\d+: faults\[0\]\.failpoint: failpoint: invalid type at "explode"/);
     expect(f("  - { name: fp, scope: task-rpc, method: Begin, failpoint: '1*off' }\n")[0]).toMatch(/faults\[0\]\.method: expected one of State, Create, Start/);
-    expect(f("  - { name: t, scope: containerd-link, toxic: { type: latency } }\n")[0]).toMatch(/faults\[0\]\.toxic: latency needs latency/);
-    expect(f("  - { name: t, scope: containerd-link, toxic: { type: lag } }\n")[0]).toMatch(/toxic\.type: expected one of latency, bandwidth/);
+    expect(f("  - { name: t, scope: containerd-link, toxic: { type: latency } }\n")[0]).toMatch(/faults\[0\]\.toxic: missing required key "latency"/);
+    expect(f("  - { name: t, scope: containerd-link, toxic: { type: lag } }\n")[0]).toMatch(/faults\[0\]\.toxic: type: expected one of latency, bandwidth/);
     expect(f("  - { name: t, scope: wire, toxic: {} }\n")[0]).toMatch(/scope: expected one of task-rpc, agent-rpc, events, forward/);
   });
 
