@@ -10,8 +10,6 @@ import { faultSchema } from "../faults/kinds";
 import { ORDERING_RULES, RULES } from "../contract/rules";
 import { nearest, show } from "./format-errors";
 
-export { TASK_METHODS } from "../faults/kinds/task-rpc";
-
 export const CODE_NAMES = ["OK", "Canceled", "Unknown", "InvalidArgument", "DeadlineExceeded", "NotFound", "AlreadyExists", "PermissionDenied", "ResourceExhausted", "FailedPrecondition", "Aborted", "OutOfRange", "Unimplemented", "Internal", "Unavailable", "DataLoss", "Unauthenticated"] as const;
 
 export const CHECK_NAMES = ["expectations", "answered", "event-order", "exit-once", "exit-consistent", "wait-then-stopped", "events", "no-leaks"] as const;

@@ -34,8 +34,6 @@ export function kindOf(f: Pick<FaultDef, "scope">): FaultKind {
   return k;
 }
 
-export const FAULT_SCOPES = FAULT_KINDS.map((k) => scopeOf(k as FaultKind)) as FaultScope[];
-
 /** The kind's own checks of one fault (paths relative to the fault). */
 export function checkFault(f: FaultDef, c: FaultCheck): void {
   kindOf(f).check?.(f as never, c);
