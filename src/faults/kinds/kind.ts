@@ -5,6 +5,7 @@
 // annotations) or activated and healed by the runner while the scenario runs.
 import { z } from "zod";
 import { identifier, window } from "../../scenarios/format-values";
+import type { Toxic } from "../toxics";
 
 /** Keys every fault has; a window is accepted everywhere so that the loader can say why a kind fixed at shim start refuses it. */
 export const faultBase = {
@@ -32,7 +33,7 @@ export type Launch =
 export interface FaultWorld {
   forwardFault: { action: "unavailable" | "delay"; ms: number } | null;
   releaseForward(): void;
-  addLinkToxic(t: import("../toxics").Toxic): void;
+  addLinkToxic(t: Toxic): void;
   removeLinkToxic(name: string): void;
   signal(target: string, sig: NodeJS.Signals): Promise<number[]>;
   containerdUp(): Promise<void>;
