@@ -6,7 +6,7 @@ import { checkOrdering } from "../contract/ordering-check";
 import { ORDERING_RULES, type RuleId } from "../contract/rules";
 import { ruleDoc } from "../contract/cite";
 import type { History } from "./history";
-import type { CHECK_NAMES } from "./scenario-schema";
+import type { CHECK_NAMES } from "./format";
 import type { CheckResult, HistoryOp, RuleRef, Scenario, Step } from "./types";
 
 /** The contract rules behind each check; expectations cite what their steps name, events are the scenario's own. */

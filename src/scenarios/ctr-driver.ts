@@ -6,7 +6,6 @@ import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
 import { Containerd } from "../harness/containerd";
 import { Code, RpcError } from "../ttrpc/status";
-import { SHIM_FAILPOINT_ANNOTATION } from "../faults/failpoint";
 import { FP_RUNTIME_TYPE } from "../fp-shim/binary";
 import type { World } from "./world";
 import type { OpStep, Scenario } from "./types";
@@ -102,8 +101,7 @@ export class CtrDriver {
       case "start": {
         // ctr has no separate Task.Create: `run -d` is container create, Task.Create and Task.Start.
         const def = this.s.containers[id];
-        const ann = { ...def.annotations };
-        if (id === this.w.sandboxId) for (const f of this.s.faults) if (f.scope === "task-rpc") ann[SHIM_FAILPOINT_ANNOTATION + f.method] = f.failpoint!;
+        const ann = { ...def.annotations, ...(id === this.w.sandboxId ? this.w.faultLaunch().annotations : {}) };
         // containerd finds the failpoint shim's binary (containerd-shim-shimlab-fp-v2) by this name on its PATH, beside shimlab's.
         const runtime = this.w.fpShim ? FP_RUNTIME_TYPE : RUNTIME;
         const flags = ["-d", "--null-io", "--runtime", runtime, ...Object.entries(ann).flatMap(([k, v]) => ["--annotation", `${k}=${v}`])];

@@ -1,14 +1,13 @@
-// Reading scenario files: YAML with positions, the schema, then the checks a
-// schema cannot express (names that must exist, failpoint grammar, toxics),
-// each error as "file:line:col: path: what was expected".
+// Reading scenario files: YAML with positions, the format (format.ts), then
+// the checks a schema cannot express (names that must exist, what each fault
+// kind and driver allows), each error as "file:line:col: path: what was expected".
 import fs from "node:fs";
 import path from "node:path";
 import { LineCounter, parseDocument, isMap, isSeq, isPair, isScalar, type Document, type Node } from "yaml";
-import { parseTerms } from "../faults/failpoint";
-import { validateToxic, type Toxic, type ToxicSpec } from "../faults/toxics";
-import { pathText, validate, type SchemaError } from "./schema";
-import { FAULT_SCOPES, SCENARIO_SCHEMA } from "./scenario-schema";
-import type { FaultDef, Scenario, Step } from "./types";
+import { errorMap, pathText, problemsOf } from "./format-errors";
+import { scenarioFormat, STEP_NEEDS_DO, type StepFile } from "./format";
+import { checkFault, kindOf } from "../faults/kinds";
+import type { Scenario, Step } from "./types";
 import { CTR_OPS } from "./ctr-driver";
 
 /** Steps of containerd 2.x's Sandbox API (sandbox_api: true). */
@@ -65,22 +64,21 @@ export function parseScenario(text: string, file: string): Scenario {
     );
   }
   const raw = doc.toJS({ maxAliasCount: 100 }) as unknown;
-  const errors: SchemaError[] = validate(raw, SCENARIO_SCHEMA);
-  if (errors.length) throw new ScenarioError(file, errors.map((e) => `${at(e.path, e.atKey)}: ${pathText(e.path)}: ${e.message}`));
-  const r = raw as Record<string, any>;
+  const parsed = scenarioFormat.safeParse(raw, { error: errorMap, reportInput: true });
+  if (!parsed.success) throw new ScenarioError(file, problemsOf(parsed.error.issues, STEP_NEEDS_DO).map((e) => `${at(e.path, e.atKey)}: ${pathText(e.path)}: ${e.message}`));
+  const r = parsed.data;
   const problems: string[] = [];
   const bad = (p: (string | number)[], msg: string) => problems.push(`${at(p)}: ${pathText(p)}: ${msg}`);
 
   const containers = Object.keys(r.containers);
   if (r.sandbox_api && r.driver === "containerd") bad(["sandbox_api"], "the Sandbox API steps need the emulator driver (the containerd driver runs ctr, which makes no sandbox)");
   if (r.sandbox_api && containers.includes(SANDBOX_API_POD)) bad(["containers", SANDBOX_API_POD], `with sandbox_api the pod is ${JSON.stringify(SANDBOX_API_POD)}: name the containers otherwise`);
-  if (r.sandbox_api && (r.faults ?? []).some((f: FaultDef) => f.scope === "containerd-link")) bad(["faults"], "containerd-link faults are not carried to a Sandbox API pod's shim yet");
   if (!containers.length) bad(["containers"], "expected at least one container (the first is the pod's sandbox)");
-  const faults: FaultDef[] = r.faults ?? [];
+  const faults = r.faults;
   const faultNames = new Set<string>();
   const stepIds = new Set<string>();
 
-  const steps = (list: any[], base: (string | number)[]): Step[] =>
+  const steps = (list: StepFile[], base: (string | number)[]): Step[] =>
     list.map((s, i) => {
       const p = [...base, i];
       if (s.id) {
@@ -88,12 +86,12 @@ export function parseScenario(text: string, file: string): Scenario {
         stepIds.add(s.id);
       }
       const where = at(p);
-      if ("parallel" in s) return { kind: "parallel", id: s.id, abort_on_fail: s.abort_on_fail, where, branches: s.parallel.map((b: any[], j: number) => steps(b, [...p, "parallel", j])) };
+      if (s.do === undefined) return { kind: "parallel", id: s.id, abort_on_fail: s.abort_on_fail, where, branches: s.parallel.map((b, j) => steps(b, [...p, "parallel", j])) };
       if (SANDBOX_OPS.has(s.do) && !r.sandbox_api) bad([...p, "do"], `${s.do} is a Sandbox API step: the scenario needs sandbox_api: true`);
       if (r.driver === "containerd" && !CTR_OPS.has(s.do)) bad([...p, "do"], `${s.do} needs the emulator driver; with driver containerd (where start is ctr run -d) the steps are ${[...CTR_OPS].join(", ")}`);
-      if (s.container && !containers.includes(s.container)) bad([...p, "container"], `no container ${JSON.stringify(s.container)} (containers: ${containers.join(", ")})`);
-      if (typeof s.target === "string" && s.target.startsWith("init:") && !containers.includes(s.target.slice(5))) bad([...p, "target"], `no container ${JSON.stringify(s.target.slice(5))}`);
-      if (s.repeat && s.repeat > 1 && s.exec_id && !s.exec_id.includes("{i}") && s.do === "exec") bad([...p, "exec_id"], "a repeated exec needs {i} in its exec_id so that each gets its own");
+      if ("container" in s && s.container && !containers.includes(s.container)) bad([...p, "container"], `no container ${JSON.stringify(s.container)} (containers: ${containers.join(", ")})`);
+      if ("target" in s && s.target.startsWith("init:") && !containers.includes(s.target.slice(5))) bad([...p, "target"], `no container ${JSON.stringify(s.target.slice(5))}`);
+      if (s.do === "exec" && s.repeat && s.repeat > 1 && !s.exec_id.includes("{i}")) bad([...p, "exec_id"], "a repeated exec needs {i} in its exec_id so that each gets its own");
       return { kind: "op", ...s, where };
     });
 
@@ -101,26 +99,11 @@ export function parseScenario(text: string, file: string): Scenario {
     const p = ["faults", i];
     if (faultNames.has(f.name)) bad([...p, "name"], `fault name ${JSON.stringify(f.name)} is used twice`);
     faultNames.add(f.name);
-    if (f.failpoint !== undefined) {
-      try {
-        parseTerms(f.failpoint);
-      } catch (e) {
-        bad([...p, "failpoint"], `${(e as Error).message} (containerd's grammar: <count>*<off|error(msg)|panic(msg)|delay(ms)>[-><more>])`);
-      }
-    }
-    if (f.toxic) {
-      try {
-        validateToxic(toToxic(f));
-      } catch (e) {
-        bad([...p, "toxic"], (e as Error).message);
-      }
-    }
-    if (f.scope === "events" && f.action === "delay" && !f.ms) bad(p, "an events delay needs ms");
-    if (f.scope === "events" && f.action === "reorder" && !f.window_size) bad(p, "an events reorder needs window_size (>= 2)");
-    if (f.scope === "forward" && f.action === "delay" && !f.ms) bad(p, "a forward delay needs ms");
-    if (f.scope === "process" && f.target?.startsWith("init:") && !containers.includes(f.target.slice(5))) bad([...p, "target"], `no container ${JSON.stringify(f.target.slice(5))}`);
-    if (r.driver === "containerd" && (f.scope === "forward" || f.scope === "containerd-link")) bad([...p, "scope"], `scope ${f.scope} needs the emulator driver (a real containerd's side cannot be faulted here)`);
-    if (f.window && !FAULT_SCOPES[f.scope].timed) bad([...p, "window"], `scope ${f.scope} is fixed when the shim starts; time it with counts instead`);
+    const kind = kindOf(f);
+    checkFault(f, { containers, bad: (sub, msg) => bad([...p, ...sub], msg) });
+    if (r.driver === "containerd" && kind.emulatorOnly) bad([...p, "scope"], `scope ${f.scope} needs the emulator driver (a real containerd's side cannot be faulted here)`);
+    if (r.sandbox_api && kind.needsShimLinkProxy) bad([...p, "scope"], `scope ${f.scope} is not carried to a Sandbox API pod's shim yet`);
+    if (f.window && !kind.timed) bad([...p, "window"], `scope ${f.scope} is fixed when the shim starts; time it with counts instead`);
   });
 
   const scenarioSteps = steps(r.steps, ["steps"]);
@@ -130,37 +113,17 @@ export function parseScenario(text: string, file: string): Scenario {
       if ((s.do === "inject" || s.do === "heal") && s.fault && !faultNames.has(s.fault)) bad([...base, i, "fault"], `no fault named ${JSON.stringify(s.fault)} (faults: ${[...faultNames].join(", ") || "none"})`);
       if ((s.do === "inject" || s.do === "heal") && s.fault) {
         const f = faults.find((x) => x.name === s.fault);
-        if (f && !FAULT_SCOPES[f.scope].timed) bad([...base, i, "fault"], `fault ${f.name} (scope ${f.scope}) is fixed when the shim starts; it cannot be injected or healed`);
+        if (f && !kindOf(f).timed) bad([...base, i, "fault"], `fault ${f.name} (scope ${f.scope}) is fixed when the shim starts; it cannot be injected or healed`);
       }
     });
   walk(scenarioSteps, ["steps"]);
   faults.forEach((f, i) => {
     if (f.window?.after && !stepIds.has(f.window.after)) bad(["faults", i, "window", "after"], `no step with id ${JSON.stringify(f.window.after)}`);
   });
-  for (const k of ["events", "no_events"] as const) for (const c of Object.keys(r.expect?.[k] ?? {})) if (!containers.includes(c)) bad(["expect", k, c], `no container ${JSON.stringify(c)}`);
+  for (const k of ["events", "no_events"] as const) for (const c of Object.keys(r.expect[k] ?? {})) if (!containers.includes(c)) bad(["expect", k, c], `no container ${JSON.stringify(c)}`);
   if (problems.length) throw new ScenarioError(file, problems);
 
-  return {
-    file,
-    name: r.name,
-    description: r.description,
-    regression: r.regression,
-    tags: r.tags ?? [],
-    driver: r.driver ?? "emulator",
-    timeout_ms: r.timeout_ms ?? 60_000,
-    shim_config: r.shim_config,
-    sandbox_api: r.sandbox_api ?? false,
-    containers: r.containers,
-    faults,
-    steps: scenarioSteps,
-    abort_on_fail: r.abort_on_fail ?? true,
-    expect: r.expect ?? {},
-  };
-}
-
-export function toToxic(f: FaultDef): Toxic {
-  const { type, stream, toxicity, ...attrs } = f.toxic!;
-  return { name: f.name, stream: stream ?? "downstream", toxicity: toxicity === undefined ? undefined : Number(toxicity), spec: { type, ...attrs } as ToxicSpec };
+  return { ...r, file, steps: scenarioSteps };
 }
 
 export function loadScenarioFile(file: string): Scenario {

@@ -13,7 +13,8 @@ import { Code, RpcError } from "../ttrpc/status";
 import { Status_names } from "../gen/containerd.v1.types";
 import { History, outcomeOf } from "./history";
 import { World, type ContainerHandle, type WorldOptions } from "./world";
-import { toToxic } from "./load";
+import { activateFault, healFault, kindOf } from "../faults/kinds";
+import { signalName } from "../faults/kinds/process";
 import { citation } from "../contract/cite";
 import { runChecks } from "./checks";
 import { CtrDriver } from "./ctr-driver";
@@ -79,7 +80,7 @@ class Run {
 
   scheduleFaults(): void {
     for (const f of this.s.faults) {
-      if (f.scope !== "forward" && f.scope !== "containerd-link" && f.scope !== "process") continue;
+      if (!kindOf(f).timed) continue;
       if (f.window?.after) continue; // started by its step
       if (f.window?.at_ms !== undefined) this.timers.push(setTimeout(() => void this.activate(f), f.window.at_ms));
       else if (!this.s.steps.some((st) => usesFault(st, f.name))) void this.activate(f);
@@ -93,23 +94,7 @@ class Run {
 
   async activate(f: FaultDef): Promise<void> {
     const inv = this.history.invoke("nemesis", "start-fault", { value: f.name });
-    let what = "";
-    switch (f.scope) {
-      case "forward":
-        this.w.forwardFault = { action: f.action as "unavailable" | "delay", ms: f.ms ?? Infinity };
-        what = `Events/Forward ${f.action}${f.ms ? ` ${f.ms} ms` : ""}`;
-        break;
-      case "containerd-link":
-        this.w.addLinkToxic(toToxic(f));
-        what = `toxic ${f.toxic!.type} on containerd→shim`;
-        break;
-      case "process": {
-        const sig = f.action === "pause" ? "SIGSTOP" : signalName(f.signal ?? "SIGKILL");
-        const pids = await this.w.signal(f.target!, sig);
-        what = `${sig} ${f.target}${pids.length ? ` (pid ${pids.join(",")})` : ""}`;
-        break;
-      }
-    }
+    const what = await activateFault(f, this.w);
     this.faultLog.push({ time: this.w.now(), fault: f.name, what });
     this.history.complete(inv, "info", { value: { fault: f.name, what } });
     this.progress(`    ! fault ${f.name}: ${what}`);
@@ -118,19 +103,7 @@ class Run {
 
   async heal(f: FaultDef): Promise<void> {
     const inv = this.history.invoke("nemesis", "stop-fault", { value: f.name });
-    switch (f.scope) {
-      case "forward":
-        this.w.forwardFault = null;
-        this.w.releaseForward();
-        break;
-      case "containerd-link":
-        this.w.removeLinkToxic(f.name);
-        break;
-      case "process":
-        if (f.action === "pause") await this.w.signal(f.target!, "SIGCONT");
-        else if (f.target === "containerd") await this.w.containerdUp();
-        break;
-    }
+    await healFault(f, this.w);
     this.faultLog.push({ time: this.w.now(), fault: f.name, what: "healed" });
     this.history.complete(inv, "info", { value: { fault: f.name, what: "healed" } });
     this.progress(`    ! healed ${f.name}`);
@@ -230,7 +203,7 @@ class Run {
     if (want === "answered" && got === "info") return `expected an answer (ok or an error), but the client gave up: ${err}`;
     if (want === "error" && got === "ok") return `expected an error${x.error ? ` (${[x.error].flat().join("|")})` : ""}, got ok ${JSON.stringify(done.value)}`;
     if (want !== "any" && want !== "answered" && want !== "error" && got !== want) return `expected ${want}${x.error ? ` (${[x.error].flat().join("|")})` : ""}, got ${got}${err ? ` (${err})` : ` ${JSON.stringify(done.value)}`}`;
-    if (x.error && done.error && ![x.error].flat().includes(done.error.code)) return `expected error ${[x.error].flat().join("|")}, got ${err}`;
+    if (x.error && done.error && !([x.error].flat() as string[]).includes(done.error.code)) return `expected error ${[x.error].flat().join("|")}, got ${err}`;
     if (x.message && !(done.error?.message ?? "").includes(x.message)) return `expected an error message containing ${JSON.stringify(x.message)}, got ${JSON.stringify(done.error?.message ?? "")}`;
     const ms = done.time - inv.time;
     if (x.within_ms !== undefined && ms > x.within_ms) return `expected an answer within ${x.within_ms} ms, took ${ms.toFixed(0)} ms`;
@@ -272,7 +245,7 @@ class Run {
       }
       case "kill": {
         const c = this.container(st);
-        await this.task(c).Kill({ id: c.id, execId: st.exec_id ?? "", signal: st.signal ?? 15, all: !!st.all }, call);
+        await this.task(c).Kill({ id: c.id, execId: st.exec_id ?? "", signal: Number(st.signal ?? 15), all: !!st.all }, call);
         return {};
       }
       case "wait": {
@@ -530,11 +503,7 @@ function usesFault(st: Step, name: string): boolean {
   return st.do === "inject" && st.fault === name;
 }
 
-export function signalName(s: string | number): NodeJS.Signals {
-  if (typeof s === "string") return s as NodeJS.Signals;
-  const e = Object.entries(os.constants.signals).find(([, v]) => v === s);
-  return (e?.[0] ?? "SIGKILL") as NodeJS.Signals;
-}
+export { signalName };
 
 export async function runScenario(s: Scenario, o: RunOptions = {}): Promise<ScenarioResult> {
   const t0 = performance.now();

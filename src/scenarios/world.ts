@@ -19,13 +19,11 @@ import type { ServiceClient } from "../ttrpc/service";
 import { Code, RpcError } from "../ttrpc/status";
 import { FaultProxy } from "../faults/proxy";
 import type { Toxic } from "../faults/toxics";
-import { SHIM_FAILPOINT_ANNOTATION } from "../faults/failpoint";
 import { EVENT_FAULTS_ENV, type EventFaultRule } from "../faults/event-faults";
-import { AGENT_FAILPOINTS_ENV } from "../mock-agent/failpoints";
 import { QEMU_HARNESS_SETTINGS } from "../harness/qemu-config";
-import { AGENT_LINK_FAULTS_ENV } from "../faults/agent-link";
 import { MUTANTS_ENV } from "../faults/mutants";
-import { SANDBOX_API_POD, toToxic } from "./load";
+import { launchFaults, needsFpShim, needsShimLinkProxy, type FaultWorld, type ShimLaunch } from "../faults/kinds";
+import { SANDBOX_API_POD } from "./load";
 import type { ContainerDef, Scenario } from "./types";
 
 export interface WorldOptions {
@@ -68,7 +66,6 @@ export interface ContainerHandle {
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Fault scopes the shim applies inside itself, which only the failpoint shim (src/fp-shim) does. */
-const SHIM_FAULT_SCOPES = new Set(["task-rpc", "events", "agent-link"]);
 
 /** Stdio whose stdout fifo exists but that nobody ever opens (the shim must not wait for a reader). */
 function neverOpenedStdio(dir: string, id: string, withStdin: boolean): ClientStdio {
@@ -90,7 +87,7 @@ function neverOpenedStdio(dir: string, id: string, withStdin: boolean): ClientSt
   };
 }
 
-export class World {
+export class World implements FaultWorld {
   readonly dir: string;
   readonly namespace = "scn";
   readonly address: string;
@@ -131,8 +128,8 @@ export class World {
     this.eventsPath = this.address + ".ttrpc";
     this.sandboxId = scenario.sandbox_api ? SANDBOX_API_POD : Object.keys(scenario.containers)[0];
     this.pod = scenario.sandbox_api ? { id: SANDBOX_API_POD, bundle: path.join(this.dir, "bundles", SANDBOX_API_POD), shutdown: false } : null;
-    this.useProxy = scenario.faults.some((f) => f.scope === "containerd-link");
-    this.fpShim = scenario.faults.some((f) => SHIM_FAULT_SCOPES.has(f.scope)) || !!o.mutants?.length || !!o.eventFaults?.length;
+    this.useProxy = needsShimLinkProxy(scenario.faults);
+    this.fpShim = needsFpShim(scenario.faults) || !!o.mutants?.length || !!o.eventFaults?.length;
     this.runner = new ShimRunner({
       binary: o.binary ?? (this.fpShim ? FP_SHIM_BINARY : SHIM_BINARY),
       namespace: this.namespace,
@@ -156,23 +153,7 @@ export class World {
   shimEnv(): NodeJS.ProcessEnv {
     const s = this.scenario;
     const env: NodeJS.ProcessEnv = { SHIMLAB_CGROUP_PARENT: this.cgroupParent, SHIMLAB_RUN_DIR: path.join(this.dir, "run") };
-    const agentFp: Record<string, string> = {};
-    const events: EventFaultRule[] = [];
-    const agentLink: Toxic[] = [];
-    for (const f of s.faults) {
-      if (f.scope === "agent-rpc") agentFp[f.method!] = f.failpoint!;
-      if (f.scope === "events") {
-        const a = f.action as EventFaultRule["action"];
-        if (a === "delay") events.push({ action: a, topic: f.topic, ms: f.ms!, count: f.count });
-        else if (a === "reorder") events.push({ action: a, topic: f.topic, window: f.window_size!, count: f.count });
-        else events.push({ action: a, topic: f.topic, count: f.count });
-      }
-      if (f.scope === "agent-link") agentLink.push(toToxic(f));
-    }
-    events.push(...(this.o.eventFaults ?? []));
-    if (Object.keys(agentFp).length) env[AGENT_FAILPOINTS_ENV] = JSON.stringify(agentFp);
-    if (events.length) env[EVENT_FAULTS_ENV] = JSON.stringify(events);
-    if (agentLink.length) env[AGENT_LINK_FAULTS_ENV] = JSON.stringify(agentLink);
+    Object.assign(env, this.faultLaunch().env);
     if (this.o.mutants?.length) env[MUTANTS_ENV] = this.o.mutants.join(",");
     const cfg = { ...s.shim_config, ...this.o.config };
     const qemu = this.scenario.shim_config?.hypervisor === "qemu";
@@ -188,6 +169,11 @@ export class World {
     return env;
   }
 
+  /** What the faults fixed at shim start (and the mutants made of event faults) put in its environment and the sandbox's bundle. */
+  faultLaunch(): ShimLaunch {
+    return launchFaults(this.scenario.faults, { [EVENT_FAULTS_ENV]: this.o.eventFaults ?? [] });
+  }
+
   async start(): Promise<void> {
     if (this.scenario.shim_config?.hypervisor === "qemu") {
       const { ensureImage } = await import("../guest-image");
@@ -201,7 +187,7 @@ export class World {
       const annotations: Record<string, string> = { ...def.annotations };
       if (id === this.sandboxId) {
         // The failpoint shim reads these from the bundle it starts in, as containerd's does.
-        for (const f of this.scenario.faults) if (f.scope === "task-rpc") annotations[SHIM_FAILPOINT_ANNOTATION + f.method] = f.failpoint!;
+        Object.assign(annotations, this.faultLaunch().annotations);
       } else {
         annotations["io.kubernetes.cri.container-type"] = "container";
         annotations["io.kubernetes.cri.sandbox-id"] = this.sandboxId;

@@ -103,9 +103,29 @@ describe("malformed scenario files", () => {
     const f = (fault: string) => problems(MINIMAL + `faults:\n${fault}`, "s.yaml");
     expect(f("  - { name: fp, scope: task-rpc, method: Start, failpoint: '1*explode' }\n")[0]).toMatch(/^s\.yaml:10:\d+: faults\[0\]\.failpoint: failpoint: invalid type at "explode"/);
     expect(f("  - { name: fp, scope: task-rpc, method: Begin, failpoint: '1*off' }\n")[0]).toMatch(/faults\[0\]\.method: expected one of State, Create, Start/);
-    expect(f("  - { name: t, scope: containerd-link, toxic: { type: latency } }\n")[0]).toMatch(/faults\[0\]\.toxic: latency needs latency/);
-    expect(f("  - { name: t, scope: containerd-link, toxic: { type: lag } }\n")[0]).toMatch(/toxic\.type: expected one of latency, bandwidth/);
+    expect(f("  - { name: t, scope: containerd-link, toxic: { type: latency } }\n")[0]).toMatch(/faults\[0\]\.toxic: missing required key "latency"/);
+    expect(f("  - { name: t, scope: containerd-link, toxic: { type: lag } }\n")[0]).toMatch(/faults\[0\]\.toxic: type: expected one of latency, bandwidth/);
     expect(f("  - { name: t, scope: wire, toxic: {} }\n")[0]).toMatch(/scope: expected one of task-rpc, agent-rpc, events, forward/);
+  });
+
+  it("runs each fault kind's own checks, at a path inside the fault", () => {
+    const f = (fault: string) => problems(MINIMAL + `faults:\n${fault}`, "s.yaml");
+    expect(f("  - { name: e, scope: events, action: delay }\n")).toEqual(["s.yaml:10:5: faults[0]: an events delay needs ms"]);
+    expect(f("  - { name: e, scope: events, action: reorder }\n")).toEqual(["s.yaml:10:5: faults[0]: an events reorder needs window_size (>= 2)"]);
+    expect(f("  - { name: w, scope: forward, action: delay }\n")).toEqual(["s.yaml:10:5: faults[0]: a forward delay needs ms"]);
+    expect(f("  - { name: k, scope: process, target: 'init:nobody', action: kill }\n")).toEqual(['s.yaml:10:40: faults[0].target: no container "nobody"']);
+    expect(f("  - { name: fp, scope: task-rpc, method: Start, failpoint: '1*off' }\n  - { name: fp, scope: forward, action: unavailable }\n")).toEqual(['s.yaml:11:13: faults[1].name: fault name "fp" is used twice']);
+  });
+
+  it("refuses inject and heal of a fault fixed at shim start, and a link fault on a Sandbox API pod", () => {
+    const p = problems(MINIMAL + "  - { do: inject, fault: fp }\nfaults:\n  - { name: fp, scope: agent-rpc, method: CreateContainer, failpoint: '1*off' }\n", "s.yaml");
+    expect(p).toEqual(["s.yaml:9:26: steps[1].fault: fault fp (scope agent-rpc) is fixed when the shim starts; it cannot be injected or healed"]);
+    const q = problems(MINIMAL.replace("containers:", "sandbox_api: true\ncontainers:") + "faults:\n  - { name: l, scope: containerd-link, toxic: { type: timeout, timeout: 0 } }\n", "s.yaml");
+    expect(q).toContain("s.yaml:11:23: faults[0].scope: scope containerd-link is not carried to a Sandbox API pod's shim yet");
+  });
+
+  it("tells a step with neither do nor parallel what it needs, and nothing else", () => {
+    expect(problems(MINIMAL + "  - { container: job }\n", "s.yaml")).toEqual([expect.stringMatching(/^s\.yaml:9:5: steps\[1\]: a step needs "do" \(one of create, start, .*\) or "parallel"$/)]);
   });
 
   it("refuses a time window on a fault fixed at shim start", () => {
