@@ -6,7 +6,9 @@
 import { describe, it, expect, afterEach } from "vitest";
 import fs from "node:fs";
 import path from "node:path";
-import { startTaskCore, type TaskCore } from "../../src/testing/task-core";
+import { startTaskCore, type TaskCore, type TaskCoreOptions } from "../../src/testing/task-core";
+import { HostRuntime } from "../../src/mock-agent/runtime/host";
+import type { Runtime } from "../../src/mock-agent/runtime/types";
 import { refusalOf, statusOf } from "../../src/testing/wire-status";
 import { childrenOf } from "../../src/testing/children";
 import { ProcessDetails } from "../../src/gen/containerd.runc.v1";
@@ -30,9 +32,33 @@ afterEach(async () => {
   expect(childrenOf()).toEqual([]);
 });
 
-async function open(): Promise<TaskCore> {
-  core = await startTaskCore();
+async function open(o: TaskCoreOptions = {}): Promise<TaskCore> {
+  core = await startTaskCore(o);
   return core;
+}
+
+/**
+ * The host runtime, with every exec's exit reaching the agent ms late: the
+ * init's exit then reaches the shim first, which is when the order of their
+ * TaskExits is the shim's to keep, not the processes' to give.
+ */
+function lateExecExits(ms: number): Runtime {
+  const rt = new HostRuntime();
+  const exec = rt.exec.bind(rt);
+  rt.exec = async (id, execId, proc) => {
+    const p = await exec(id, execId, proc);
+    return {
+      pid: p.pid,
+      stdin: p.stdin,
+      stdout: p.stdout,
+      stderr: p.stderr,
+      terminal: p.terminal,
+      resize: (r, c) => p.resize(r, c),
+      closeStdin: () => p.closeStdin(),
+      exit: p.exit.then((s) => new Promise<number>((r) => setTimeout(() => r(s), ms))),
+    };
+  };
+  return rt;
 }
 
 /**
@@ -308,7 +334,7 @@ describe("Task service: execs", () => {
   });
 
   it("holds the init's TaskExit until its execs' exits are out, and starts no exec once the init is gone (events.init-exit-after-exec-exits, events.no-exec-start-after-init-exit)", async () => {
-    const c = await open();
+    const c = await open({ runtime: () => lateExecExits(150) });
     await runningTask(c, "box");
     await c.task.Exec({ id: "box", execId: "live", spec: c.execSpec(SLEEP) });
     await c.task.Start({ id: "box", execId: "live" });
