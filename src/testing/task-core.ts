@@ -7,7 +7,7 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { Writable } from "node:stream";
+import { PassThrough, Writable } from "node:stream";
 import { Client } from "../ttrpc/client";
 import { Server } from "../ttrpc/server";
 import type { ServiceClient } from "../ttrpc/service";
@@ -48,6 +48,11 @@ export interface TaskCore {
   bundle(id: string, o: BundleOptions): string;
   /** What a process wrote to the stdout or stderr path given at Create or Exec (any name: the streams are in memory). */
   output(stdioPath: string): string;
+  /**
+   * The client's end of the stdin path given at Create or Exec: what is written reaches the
+   * process; CloseIO{stdin} ends it, as the shim closing its own writer of a fifo would.
+   */
+  input(stdioPath: string): Writable;
   /** An exec's spec as containerd sends it: an Any holding the OCI Process as JSON. */
   execSpec(args: string[]): { typeUrl: string; value: Buffer };
   close(): Promise<void>;
@@ -85,6 +90,15 @@ export async function startTaskCore(o: TaskCoreOptions = {}): Promise<TaskCore> 
       },
     });
   };
+  const inputs = new Map<string, PassThrough>();
+  const source = (p: string): PassThrough | null => {
+    if (!p) return null;
+    const s = new PassThrough();
+    // process.ts's CloseIO path: the shim lets go of the stream, and end of file follows once the client's writes are read.
+    (s as PassThrough & { closeWriter?: () => void }).closeWriter = () => s.end();
+    inputs.set(p, s);
+    return s;
+  };
   let shutdowns = 0;
   const service = new TaskService({
     namespace: o.namespace ?? "testing",
@@ -94,7 +108,7 @@ export async function startTaskCore(o: TaskCoreOptions = {}): Promise<TaskCore> 
     config,
     onShutdown: () => void shutdowns++,
     // Client streams in memory: the fifos and files containerd would give are io.ts's own concern.
-    openIO: (paths: StdioPaths): ProcessIO => ({ stdin: null, stdout: sink(paths.stdout), stderr: sink(paths.stderr), close() {} }),
+    openIO: (paths: StdioPaths): ProcessIO => ({ stdin: source(paths.stdin), stdout: sink(paths.stdout), stderr: sink(paths.stderr), close() {} }),
   });
   const server = new Server();
   server.register(Task, service.impl);
@@ -127,6 +141,11 @@ export async function startTaskCore(o: TaskCoreOptions = {}): Promise<TaskCore> 
     },
     output(p) {
       return Buffer.concat(outputs.get(p) ?? []).toString("utf8");
+    },
+    input(p) {
+      const s = inputs.get(p);
+      if (!s) throw new Error(`no process was given stdin ${p}`);
+      return s;
     },
     execSpec(args) {
       const p: OciProcess = { args, env: ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"], cwd: "/", user: { uid: 0, gid: 0 } };

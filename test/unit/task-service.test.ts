@@ -90,7 +90,7 @@ async function runningTask(c: TaskCore, id: string, args = SLEEP): Promise<{ bun
 }
 
 describe("Task service: an init's life", () => {
-  it("create → start → wait → delete answers the exit code everywhere (create.state-created, state.echoes-create, start.running, exit.normal-status, wait.after-exit, state.stopped-after-wait, delete.response, exit.consistent, exit.exited-at)", async () => {
+  it("create → start → wait → delete answers the exit code everywhere (create.state-created, exit.not-exited-time, state.echoes-create, start.running, exit.normal-status, wait.after-exit, state.stopped-after-wait, delete.response, exit.consistent, exit.exited-at)", async () => {
     const c = await open();
     const h = held(3);
     const bundle = c.bundle("life", { args: h.args });
@@ -120,11 +120,13 @@ describe("Task service: an init's life", () => {
     expect(d).toEqual({ pid: created.pid, exitStatus: 3, exitedAt: w.exitedAt });
   });
 
-  it("publishes TaskCreate, TaskStart, TaskExit, TaskDelete once each, in order, with the fields containerd reads (events.create-fields, events.exit-fields, events.delete-fields, events.start-after-create, events.exit-after-start, events.delete-after-exit, events.once, events.bare-type-url)", async () => {
+  it("publishes TaskCreate, TaskStart, TaskExit, TaskDelete once each, in order, with the fields containerd reads (events.create-fields, events.exit-fields, events.delete-fields, events.start-after-create, events.exit-after-start, events.delete-after-exit, events.once, events.bare-type-url, events.event-before-reply, events.exit-published)", async () => {
     const c = await open();
     const bundle = c.bundle("ev", { args: ["/bin/sh", "-c", "exit 7"] });
     const { pid } = await c.task.Create({ id: "ev", bundle, stdout: "ev.out" });
+    expect(c.events.trail).toEqual(["/tasks/create ev"]); // out before the answer
     await c.task.Start({ id: "ev" });
+    expect(c.events.trail[1]).toBe("/tasks/start ev");
     const w = await c.task.Wait({ id: "ev" });
     await c.task.Delete({ id: "ev" });
 
@@ -303,11 +305,13 @@ describe("Task service: execs", () => {
     expect((await c.task.State({ id: "box" })).status).toBe(RUNNING);
   });
 
-  it("publishes TaskExecAdded, TaskExecStarted and the exec's own TaskExit in order (events.exec-fields, events.exec-added-after-create, events.exec-started-after-added, events.exec-exit-after-started)", async () => {
+  it("publishes TaskExecAdded, TaskExecStarted and the exec's own TaskExit in order (events.exec-fields, events.exec-added-after-create, events.exec-started-after-added, events.exec-exit-after-started, events.event-before-reply)", async () => {
     const c = await open();
     await runningTask(c, "box");
     await c.task.Exec({ id: "box", execId: "e2", spec: c.execSpec(["/bin/sh", "-c", "exit 4"]) });
+    expect(c.events.trail.at(-1)).toBe("/tasks/exec-added box/e2");
     const { pid } = await c.task.Start({ id: "box", execId: "e2" });
+    expect(c.events.trail.at(-1)).toBe("/tasks/exec-started box/e2");
     const w = await c.task.Wait({ id: "box", execId: "e2" });
     expect(c.events.trail).toEqual(["/tasks/create box", "/tasks/start box", "/tasks/exec-added box/e2", "/tasks/exec-started box/e2", "/tasks/exit box/e2"]);
     const [, , added, started, exit] = c.events.events;
@@ -364,6 +368,38 @@ describe("Task service: execs", () => {
     const exit = await c.events.next((e) => e.topic === "/tasks/exit" && e.event.id === "x", 3_000);
     expect(exit.event.exitStatus).toBe(42);
     expect((await c.task.State({ id: "box" })).status).toBe(RUNNING);
+  });
+});
+
+describe("Task service: stdio", () => {
+  it("gives the init and each exec streams of their own, stderr apart, all written before Wait answers (stdio.stderr-separate, stdio.exec-own)", async () => {
+    const c = await open();
+    const bundle = c.bundle("talk", { args: ["/bin/sh", "-c", "echo init-out; echo init-err >&2; exec sleep 300"] });
+    await c.task.Create({ id: "talk", bundle, stdout: "init.out", stderr: "init.err" });
+    await c.task.Start({ id: "talk" });
+    // Enough output (about 2 MB) to take the shim many reads after the exec has exited.
+    await c.task.Exec({ id: "talk", execId: "x", spec: c.execSpec(["/bin/sh", "-c", "seq 1 300000; echo exec-err >&2; exit 0"]), stdout: "x.out", stderr: "x.err" });
+    await c.task.Start({ id: "talk", execId: "x" });
+    await c.task.Wait({ id: "talk", execId: "x" });
+    // Output is pumped to its end before the exit is waited for: nothing the exec wrote can arrive after its Wait.
+    const out = c.output("x.out");
+    expect(out.length).toBe(1_988_895); // the bytes of seq 1 300000
+    expect(out.slice(-14)).toBe("299999\n300000\n");
+    expect(c.output("x.err")).toBe("exec-err\n");
+    await c.task.Kill({ id: "talk", signal: SIGKILL });
+    await c.task.Wait({ id: "talk" });
+    expect([c.output("init.out"), c.output("init.err")]).toEqual(["init-out\n", "init-err\n"]);
+  });
+
+  it("carries what the client writes to the process's stdin, and CloseIO gives it end of file (stdio.stdin-closeio, stdio.exec-stdin)", async () => {
+    const c = await open();
+    await runningTask(c, "box");
+    await c.task.Exec({ id: "box", execId: "cat", spec: c.execSpec(["/bin/cat"]), stdin: "cat.in", stdout: "cat.out" });
+    await c.task.Start({ id: "box", execId: "cat" });
+    c.input("cat.in").write("hello\n");
+    await c.task.CloseIO({ id: "box", execId: "cat", stdin: true });
+    expect((await c.task.Wait({ id: "box", execId: "cat" }, { timeoutMs: 5_000 })).exitStatus).toBe(0);
+    expect(c.output("cat.out")).toBe("hello\n");
   });
 });
 
