@@ -12,6 +12,7 @@ import type { Runtime } from "../../src/mock-agent/runtime/types";
 import { refusalOf, statusOf } from "../../src/testing/wire-status";
 import { childrenOf } from "../../src/testing/children";
 import { ProcessDetails } from "../../src/gen/containerd.runc.v1";
+import { hasNative } from "../../src/native";
 
 // containerd's task.Status on the wire, written here rather than imported so that a wrong constant in the service shows.
 const CREATED = 1;
@@ -400,6 +401,24 @@ describe("Task service: stdio", () => {
     await c.task.CloseIO({ id: "box", execId: "cat", stdin: true });
     expect((await c.task.Wait({ id: "box", execId: "cat" }, { timeoutMs: 5_000 })).exitStatus).toBe(0);
     expect(c.output("cat.out")).toBe("hello\n");
+  });
+});
+
+describe.skipIf(!hasNative())("Task service: terminals (the native addon opens the pty)", () => {
+  it("gives an exec with terminal=true a pty of its own, whose window ResizePty sets (tty.exec, tty.output, tty.resize)", async () => {
+    const c = await open();
+    const { bundle } = await runningTask(c, "box");
+    const script = "test -t 0 && test -t 1 && echo on-a-tty; until [ -e go ]; do sleep 0.01; done; stty size";
+    await c.task.Exec({ id: "box", execId: "t", spec: c.execSpec(["/bin/sh", "-c", script]), terminal: true, stdout: "t.out" });
+    await c.task.Start({ id: "box", execId: "t" });
+    expect((await c.task.State({ id: "box", execId: "t" })).terminal).toBe(true);
+    await c.task.ResizePty({ id: "box", execId: "t", width: 100, height: 40 });
+    fs.writeFileSync(path.join(bundle, "rootfs", "go"), "");
+    expect((await c.task.Wait({ id: "box", execId: "t" }, { timeoutMs: 5_000 })).exitStatus).toBe(0);
+    // A pty turns "\n" into "\r\n".
+    expect(c.output("t.out")).toBe("on-a-tty\r\n40 100\r\n");
+    // The init has no terminal to resize.
+    expect(await statusOf(c.task.ResizePty({ id: "box", width: 80, height: 24 }))).toBe("FailedPrecondition");
   });
 });
 
