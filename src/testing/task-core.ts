@@ -156,9 +156,11 @@ export async function startTaskCore(o: TaskCoreOptions = {}): Promise<TaskCore> 
       closed = true;
       client.close();
       await server.close(0);
-      // The crash path: whatever containerd did not delete is killed and reaped by the agent as it stops.
-      await service.cleanupAll();
+      // The agents first: each kills and reaps what it ran whatever state the shim is in, so that a
+      // test that failed half-way (or a shim that hangs) leaves no process behind. Then the shim's
+      // crash path, which finds its agent gone.
       for (const vm of hypervisor.vms) await vm.stop();
+      await service.cleanupAll();
       events.close();
       if (previousRunDir === undefined) delete process.env[RUN_DIR_ENV];
       else process.env[RUN_DIR_ENV] = previousRunDir;
