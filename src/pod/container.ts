@@ -211,6 +211,8 @@ export class Container {
    * Removes it from the agent and unmounts its rootfs.
    */
   async delete(): Promise<Process> {
+    // The container first: a paused one is refused as paused, though its init is still "running".
+    this.state.check("delete");
     this.init.state.check("delete");
     await this.stopExecs();
     try {

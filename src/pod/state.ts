@@ -115,10 +115,10 @@ export class IllegalContainerMove extends ErrdefsError {
   }
 }
 
-/** Pause and resume keep the wording they had when they were moves of the init process: runc's. */
+/** Pause, resume and delete keep the wording they had when they were moves of the init process: runc's ("cannot delete a paused process"). */
 function refuseContainer(op: ContainerOperation, from: ContainerStatus, id: string): IllegalContainerMove {
   if (from === "deleted") return new IllegalContainerMove(op, from, "NotFound", `container ${id} was deleted: not found`);
-  if (op === "pause" || op === "resume") return new IllegalContainerMove(op, from, "FailedPrecondition", `cannot ${op} a ${from} process: failed precondition`);
+  if (op === "pause" || op === "resume" || op === "delete") return new IllegalContainerMove(op, from, "FailedPrecondition", `cannot ${op} a ${from} process: failed precondition`);
   if (op === "exec" || op === "update") return new IllegalContainerMove(op, from, "FailedPrecondition", `container ${id} is ${from}: cannot ${op}: failed precondition`);
   return new IllegalContainerMove(op, from, "FailedPrecondition", `cannot ${op} container ${id} while it is ${from}: failed precondition`);
 }

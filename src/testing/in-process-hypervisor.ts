@@ -122,4 +122,9 @@ export class InProcessHypervisor implements Hypervisor {
     this.vms.push(vm);
     return vm;
   }
+
+  /** Nothing is booted ahead here: every agent belongs to the sandbox it was started for. */
+  release(): Promise<void> {
+    return Promise.resolve();
+  }
 }

@@ -4,18 +4,18 @@
 // it. The table below is written from containerd's pkg/process states, not
 // copied from the source, so that a wrong entry there shows here.
 import { describe, it, expect } from "vitest";
-import { StateMachine, type Operation, type ProcessStatus } from "../../src/pod/state";
+import { ContainerStateMachine, StateMachine, type Operation, type ProcessStatus } from "../../src/pod/state";
 import { SandboxStateMachine, type SandboxLife, type SandboxOp } from "../../src/pod/sandbox-state";
 import { wireStatus } from "../../src/testing/wire-status";
 
-const STATUSES: ProcessStatus[] = ["created", "running", "paused", "stopped", "deleted"];
-const OPS: Operation[] = ["start", "pause", "resume", "kill", "exit", "delete"];
+// Pausing is the container's (its cgroup is frozen): the container machine has it (test/unit/state.test.ts).
+const STATUSES: ProcessStatus[] = ["created", "running", "stopped", "deleted"];
+const OPS: Operation[] = ["start", "kill", "exit", "delete"];
 
 const LEGAL: Record<ProcessStatus, Partial<Record<Operation, ProcessStatus>>> = {
   // A created init can be killed (runc's waiting init stays created until Start or its exit) and deleted.
   created: { start: "running", kill: "created", exit: "stopped", delete: "deleted" },
-  running: { pause: "paused", kill: "running", exit: "stopped" },
-  paused: { resume: "running", kill: "paused", exit: "stopped" },
+  running: { kill: "running", exit: "stopped" },
   // A second exit (the agent's and the shim's own view) changes nothing.
   stopped: { exit: "stopped", delete: "deleted" },
   deleted: {},
@@ -25,7 +25,6 @@ const LEGAL: Record<ProcessStatus, Partial<Record<Operation, ProcessStatus>>> = 
 const PATH: Record<ProcessStatus, Operation[]> = {
   created: [],
   running: ["start"],
-  paused: ["start", "pause"],
   stopped: ["start", "exit"],
   deleted: ["exit", "delete"],
 };
@@ -86,7 +85,11 @@ describe("process state machine (src/pod/state.ts)", () => {
     };
     expect(msg("running", "start")).toMatch(/^cannot start a running process/);
     expect(msg("running", "delete")).toMatch(/^cannot delete a running process/);
-    expect(msg("paused", "delete")).toMatch(/^cannot delete a paused process/);
+    // A paused container's init is still running; the container refuses, in runc's words.
+    const c = new ContainerStateMachine("web");
+    c.transition("start");
+    c.transition("pause");
+    expect(() => c.check("delete")).toThrow(/^cannot delete a paused process/);
     expect(msg("stopped", "kill")).toBe("process already finished: not found");
     expect(msg("deleted", "start")).toMatch(/web/); // which process, where there is no state left to name
   });
