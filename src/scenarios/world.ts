@@ -230,17 +230,25 @@ export class World implements FaultWorld {
   }
 
   /** containerd goes away: no events endpoint, no connections to the shims. */
-  async containerdDown(): Promise<void> {
-    if (!this.hooks) return this.emu.containerdDown();
+  containerdDown(): Promise<void> {
+    // Handed straight on: one async layer more here reorders the step's completion against the calls it cuts off.
+    return this.hooks ? this.hooksDown() : this.emu.containerdDown();
+  }
+
+  private async hooksDown(): Promise<void> {
+    if (!this.hooks) return;
     if (this.hookDown) return;
     this.hookDown = true;
     return this.hooks.down();
   }
 
   /** containerd is back: events served again, shims reconnected by their address files' addresses. */
-  async containerdUp(): Promise<void> {
-    if (!this.hooks) return this.emu.containerdUp();
-    if (!this.hookDown) return;
+  containerdUp(): Promise<void> {
+    return this.hooks ? this.hooksUp() : this.emu.containerdUp();
+  }
+
+  private async hooksUp(): Promise<void> {
+    if (!this.hooks || !this.hookDown) return;
     await this.hooks.up();
     this.hookDown = false;
   }
