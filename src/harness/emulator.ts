@@ -1,12 +1,22 @@
-// A containerd stand-in for one shim binary: an events endpoint, bundles,
-// client stdio and the binary contract, in a private directory.
+// The containerd stand-in, the one every harness user plays containerd with
+// (conformance checks, scenarios, the demo, the tests): an events endpoint,
+// bundles, client stdio and the binary contract, in a private directory. Its
+// hook points are what faults need of containerd's side: an interceptor on
+// the events endpoint (Forward faults), containerd going down and coming back
+// (the endpoint closed and reopened, its links to shims dropped and redialled
+// from their addresses), a proxy between it and a shim's socket (the
+// containerd-link faults), and one teardown of tasks as containerd does it.
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { EventsServer } from "./events-server";
-import { ShimRunner, type ShimTask, type ShimBinaryOptions, type Containerd2Options } from "./shim-runner";
+import { ShimRunner, ShimTask, type ShimBinaryOptions, type Containerd2Options } from "./shim-runner";
 import { createBundle, defaultSpec, type SpecOptions } from "./bundle";
 import { clientStdio, type ClientStdio } from "./fifo";
+import { ShimLink } from "./shim-link";
+import { teardownSandbox, teardownTasks, type HeldSandbox, type HeldTask, type SandboxTeardownOptions, type TeardownOptions, type TeardownResult } from "./teardown";
+import { Client } from "../ttrpc/client";
+import type { Interceptor } from "../ttrpc/server";
 import type { OciSpec } from "../oci/spec";
 
 export interface EmulatorOptions {
@@ -17,8 +27,15 @@ export interface EmulatorOptions {
   env?: NodeJS.ProcessEnv;
   debug?: boolean;
   stdin?: Buffer;
-  /** Play containerd 2.x (bootstrap params on stdin, task v3, gRPC or ttrpc). */
-  containerd2?: Containerd2Options;
+  /** Play containerd 2.x (bootstrap params on stdin, task v3, gRPC or ttrpc); null: 1.6, whatever SHIMLAB_EMULATE says. */
+  containerd2?: Containerd2Options | null;
+  /** How long the shim binary's `start` and `delete` may take. */
+  timeoutMs?: number;
+  /**
+   * The containerd-link hook: given a shim's socket, the path containerd dials
+   * instead (a fault proxy in front of it). Links made by link() and redials go through it.
+   */
+  linkProxy?: (socket: string) => Promise<string>;
 }
 
 /**
@@ -47,6 +64,9 @@ export class ContainerdEmulator {
   readonly address: string;
   private readonly tasks: ShimTask[] = [];
   private readonly stdios: ClientStdio[] = [];
+  private readonly links = new Set<ShimLink>();
+  /** containerd is down: no events endpoint, no links to shims. */
+  down = false;
 
   constructor(readonly o: EmulatorOptions) {
     this.dir = o.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), "shimlab-emu-"));
@@ -64,7 +84,8 @@ export class ContainerdEmulator {
       debug: o.debug,
       env,
       stdin: o.stdin,
-      containerd2: o.containerd2 ?? containerd2FromEnv(),
+      containerd2: o.containerd2 === null ? undefined : (o.containerd2 ?? containerd2FromEnv()),
+      timeoutMs: o.timeoutMs,
     };
     this.runner = new ShimRunner(ro);
   }
@@ -75,6 +96,79 @@ export class ContainerdEmulator {
 
   async start(): Promise<void> {
     await this.events.listen();
+  }
+
+  /** The events hook: an interceptor on every Forward (faults there: Unavailable, a delay). */
+  interceptEvents(i: Interceptor): this {
+    this.events.use(i);
+    return this;
+  }
+
+  /** containerd goes away: its events endpoint closes and its links to shims drop. */
+  async containerdDown(): Promise<void> {
+    if (this.down) return;
+    this.down = true;
+    await this.events.close();
+    for (const l of this.links) l.drop();
+  }
+
+  /** containerd is back: events served again, shims redialled from their addresses (one that is gone stays unlinked). */
+  async containerdUp(): Promise<void> {
+    if (!this.down) return;
+    await this.events.listen();
+    this.down = false;
+    for (const l of this.links) {
+      if (l.retired) continue;
+      await l.redial().catch(() => {
+        /* the shim may be gone; calls will say so */
+      });
+    }
+  }
+
+  /** containerd drops its links to the shims and dials them again (as after a broken link). */
+  async reconnect(): Promise<void> {
+    for (const l of this.links) if (!l.retired) await l.redial();
+  }
+
+  /** A ttrpc connection to a shim's address, through the link hook when there is one. */
+  async dial(address: string): Promise<Client> {
+    const sock = address.replace(/^unix:\/\//, "");
+    return Client.dial(this.o.linkProxy ? await this.o.linkProxy(sock) : sock, { connectTimeoutMs: 5_000 });
+  }
+
+  /**
+   * containerd's link to a started shim: the task's own connection, or (with
+   * the link hook) a new one through it. Kept across containerd down/up.
+   * direct: never through the link hook.
+   */
+  linkTo(t: ShimTask, o: { direct: true }): ShimLink;
+  linkTo(t: ShimTask, o?: { direct?: boolean }): Promise<ShimLink>;
+  linkTo(t: ShimTask, o: { direct?: boolean } = {}): ShimLink | Promise<ShimLink> {
+    const add = (l: ShimLink) => (this.links.add(l), l);
+    if (o.direct || !this.o.linkProxy) {
+      const dialer = o.direct ? (a: string) => Client.dial(a, { connectTimeoutMs: 5_000 }) : (a: string) => this.dial(a);
+      const l = add(new ShimLink(t.address, t.client, dialer, t.taskDef));
+      return o.direct ? l : Promise.resolve(l);
+    }
+    t.close();
+    return this.dial(t.address).then((c) => add(new ShimLink(t.address, c, (a) => this.dial(a), t.taskDef)));
+  }
+
+  /** A new link to a shim already started (a pod's shim that a task joins). */
+  async link(address: string): Promise<ShimLink> {
+    const l = new ShimLink(address, await this.dial(address), (a) => this.dial(a));
+    this.links.add(l);
+    return l;
+  }
+
+  /** Takes tasks down as containerd does (teardown.ts), with this emulator's `delete`. */
+  teardown(tasks: (HeldTask | ShimTask)[], o: TeardownOptions = {}): Promise<TeardownResult> {
+    return teardownTasks(tasks.map(held), (id, bundle) => this.runner.delete(id, bundle), o);
+  }
+
+  /** A Sandbox API pod's end (StopSandbox, ShutdownSandbox), with this emulator's `delete`. */
+  teardownSandbox(h: HeldSandbox, o: SandboxTeardownOptions = {}): Promise<TeardownResult> {
+    return teardownSandbox(h, (id, bundle) => this.runner.delete(id, bundle), o);
   }
 
   bundlesDir(): string {
@@ -141,8 +235,15 @@ export class ContainerdEmulator {
   /** Closes connections, stops the events endpoint and removes the directory. */
   async close(): Promise<void> {
     for (const t of this.tasks) t.close();
+    for (const l of this.links) l.drop();
     for (const s of this.stdios) s.close();
     await this.events.close();
     if (!this.o.dir) fs.rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** A ShimTask as teardown holds it: no calls once its connection is closed. */
+function held(t: HeldTask | ShimTask): HeldTask {
+  if (!(t instanceof ShimTask)) return t;
+  return { id: t.id, bundle: t.bundle, address: t.address, task: t.client.isClosed ? undefined : t.task, close: () => t.close() };
 }

@@ -110,6 +110,8 @@ export class ShimStartError extends Error {
 export class ShimTask {
   /** Task v2's stub; on a v3 shim the same calls go to containerd.task.v3.Task (same messages). */
   readonly task: ServiceClient<typeof Task>;
+  /** The Task service definition those calls go to. */
+  readonly taskDef: typeof Task;
 
   constructor(
     readonly id: string,
@@ -121,8 +123,8 @@ export class ShimTask {
     /** What `start` answered, as containerd 2.3 reads it. */
     readonly bootstrap: ParsedResult = { version: 2, address, protocol: "ttrpc" },
   ) {
-    const def = bootstrap.version >= 3 ? TaskV3 : Task;
-    this.task = (client as Client).service(def as typeof Task, defaults);
+    this.taskDef = (bootstrap.version >= 3 ? TaskV3 : Task) as typeof Task;
+    this.task = (client as Client).service(this.taskDef, defaults);
   }
 
   close(): void {

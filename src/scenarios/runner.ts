@@ -7,7 +7,7 @@ import path from "node:path";
 import { execFileSync } from "node:child_process";
 import { buildBusyboxRootfs, findBusybox } from "../harness/rootfs";
 import { listProcesses, mountsUnder, shimlabProcesses } from "../harness/leaks";
-import { clientStdio, type ClientStdio } from "../harness/fifo";
+import type { ClientStdio } from "../harness/fifo";
 import { removeCgroupDirs } from "../mock-agent/runtime/runc";
 import { Code, RpcError } from "../ttrpc/status";
 import { Status_names } from "../gen/containerd.v1.types";
@@ -149,15 +149,16 @@ class Run {
   /** The Sandbox API pod's client (sandbox_api scenarios). */
   private sandbox() {
     if (this.w.down) throw new RpcError(Code.Unavailable, "containerd is down: no connection to the shim");
-    const svc = this.w.pod?.svc;
+    const svc = this.w.pod?.link?.sandbox;
     if (!svc) throw new RpcError(Code.FailedPrecondition, "the pod has no shim yet (create-sandbox first)");
     return svc;
   }
 
   private task(c: ContainerHandle) {
     if (this.w.down) throw new RpcError(Code.Unavailable, "containerd is down: no connection to the shim");
-    if (!c.task) throw new RpcError(Code.FailedPrecondition, `container ${c.id} has no shim yet (create it first)`);
-    return c.task;
+    const task = c.link?.task;
+    if (!task) throw new RpcError(Code.FailedPrecondition, `container ${c.id} has no shim yet (create it first)`);
+    return task;
   }
 
   private stdioOf(c: ContainerHandle, execId?: string): ClientStdio {
@@ -227,7 +228,7 @@ class Run {
     switch (st.do) {
       case "create": {
         const c = this.container(st);
-        if (!c.task) await (w.pod ? w.joinPod(c) : w.startShim(c));
+        if (!c.link?.task) await (w.pod ? w.joinPod(c) : w.startShim(c));
         const r = await this.task(c).Create({ id: c.id, bundle: c.bundle, stdin: c.stdio.stdin, stdout: c.stdio.stdout, stderr: c.stdio.stderr, terminal: !!c.def.terminal }, call);
         return { pid: r.pid };
       }
@@ -237,7 +238,7 @@ class Run {
       }
       case "exec": {
         const c = this.container(st);
-        const io = clientStdio(`${c.id}-${st.exec_id}`, { stdin: st.stdin, terminal: st.terminal, base: w.dir });
+        const io = w.emu.stdio(`${c.id}-${st.exec_id}`, { stdin: st.stdin, terminal: st.terminal });
         c.execStdio.set(st.exec_id!, io);
         const spec = { args: st.args, cwd: "/", user: { uid: 0, gid: 0 }, env: ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"], terminal: !!st.terminal };
         await this.task(c).Exec({ id: c.id, execId: st.exec_id!, stdin: io.stdin, stdout: io.stdout, stderr: io.stderr, terminal: !!st.terminal, spec: { typeUrl: PROCESS_SPEC_URL, value: Buffer.from(JSON.stringify(spec)) } }, call);
@@ -352,8 +353,8 @@ class Run {
         return {};
       case "create-sandbox": {
         if (w.down) throw new RpcError(Code.Unavailable, "containerd is down: no connection to the shim");
-        const pod = w.pod!.svc ? w.pod! : await w.startSandboxShim();
-        await pod.svc!.CreateSandbox(w.createSandboxRequest(), call);
+        const pod = w.pod!.link?.sandbox ? w.pod! : await w.startSandboxShim();
+        await pod.link!.sandbox!.CreateSandbox(w.createSandboxRequest(), call);
         return {};
       }
       case "start-sandbox": {
@@ -376,7 +377,7 @@ class Run {
         return {};
       case "shutdown-sandbox":
         await this.sandbox().ShutdownSandbox({ sandboxId: w.sandboxId }, call);
-        w.pod!.shutdown = true;
+        w.podShutDown();
         return {};
       case "inject":
       case "heal": {
@@ -394,43 +395,19 @@ class Run {
     this.clearTimers();
     await this.w.healAll();
     if (this.ctr) return this.ctr.teardown();
-    const quiet = async (p: Promise<unknown> | undefined) => {
-      try {
-        await p;
-        return true;
-      } catch {
-        return false;
-      }
-    };
     const pod = this.w.pod;
     // A pod shut down through the Sandbox API took its shim and every task with it (ShutdownSandbox refuses while tasks remain).
     const started = pod?.shutdown ? [] : [...this.w.containers.values()].filter((c) => c.address);
-    let clean = true;
-    for (const c of started.reverse()) {
-      if (!c.task) {
-        clean = false;
-        continue;
-      }
-      await quiet(c.task.Kill({ id: c.id, signal: 9, all: true }, { timeoutMs: 3_000 }));
-      await quiet(c.task.Wait({ id: c.id }, { timeoutMs: 5_000 }));
-      const d = await c.task.Delete({ id: c.id }, { timeoutMs: 5_000 }).then(
-        () => true,
-        (e: RpcError) => e.code === Code.NotFound,
-      );
-      clean &&= d;
-    }
-    const sandbox = this.w.containers.get(this.w.sandboxId);
-    if (sandbox?.task) clean = (await quiet(sandbox.task.Shutdown({ id: sandbox.id }, { timeoutMs: 3_000 }))) && clean;
-    if (pod?.svc && !pod.shutdown) {
-      // containerd 2.x's CRI on RemovePodSandbox: StopSandbox, then ShutdownSandbox (the shim sandbox controller's Shutdown).
-      await quiet(pod.svc.StopSandbox({ sandboxId: pod.id, timeoutSecs: 0 }, { timeoutMs: 15_000 }));
-      clean = (await quiet(pod.svc.ShutdownSandbox({ sandboxId: pod.id }, { timeoutMs: 15_000 }))) && clean;
-    }
-    for (const c of started) c.client?.close();
-    pod?.client?.close();
-    // As containerd does after a shim it could not shut down cleanly: the binary's delete.
-    if (!clean && sandbox?.address) await quiet(this.w.runner.delete(sandbox.id, sandbox.bundle));
-    if (!clean && pod?.address) await quiet(this.w.runner.delete(pod.id, pod.bundle));
+    // Short deadlines, and `delete` only after something failed: a leak check follows, and it must
+    // see what a shim that looked clean left behind.
+    const { clean } = await this.w.emu.teardown(
+      started.map((c) => ({ id: c.id, bundle: c.bundle, address: c.address, task: c.link?.task, close: () => c.link?.drop(), sandboxed: !!pod })),
+      { callMs: { kill: 3_000, wait: 5_000, delete: 5_000, shutdown: 3_000 }, shimDelete: "unclean" },
+    );
+    if (!pod || pod.shutdown) return;
+    const link = pod.link;
+    // containerd 2.x's CRI on RemovePodSandbox: StopSandbox, then ShutdownSandbox (the shim sandbox controller's Shutdown).
+    if (link) await this.w.emu.teardownSandbox({ id: pod.id, bundle: pod.bundle, address: pod.address, sandbox: link.sandbox, close: () => link.drop() }, { callMs: 15_000, shimDelete: "unclean", tasksClean: clean });
   }
 
   async leaks(): Promise<string[]> {

@@ -1,21 +1,19 @@
-// The containerd side of a scenario, built from the harness pieces: an
-// events endpoint that can go down and come back, bundles, client stdio, one
-// shim per pod reached (optionally) through a fault proxy, and handles on the
-// processes a fault may kill or pause.
+// The containerd side of a scenario: the harness's containerd stand-in
+// (ContainerdEmulator), with its hooks set for the scenario's faults (an
+// interceptor on its events endpoint for Forward faults, a fault proxy in
+// front of each shim's socket for link faults), its bundles and client stdio,
+// the Sandbox API pod, and handles on the processes a fault may kill or pause.
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { EventsServer, type RecordedEvent } from "../harness/events-server";
-import { ShimRunner } from "../harness/shim-runner";
-import { createBundle, defaultSpec } from "../harness/bundle";
-import { clientStdio, mkfifo, type ClientStdio } from "../harness/fifo";
+import type { RecordedEvent } from "../harness/events-server";
+import { ContainerdEmulator } from "../harness/emulator";
+import type { ShimLink } from "../harness/shim-link";
+import { mkfifo, type ClientStdio } from "../harness/fifo";
 import { MOCK_AGENT_SCRIPT, SHIM_DAEMON_SCRIPT, listProcesses, shimlabProcesses } from "../harness/leaks";
 import { FP_SHIM_BINARY, SHIM_BINARY } from "../harness/containerd";
-import { Client } from "../ttrpc/client";
-import { Task } from "../gen/containerd.task.v2";
-import { Sandbox as SandboxDef } from "../gen/containerd.runtime.sandbox.v1";
+import { ShimRunner } from "../harness/shim-runner";
 import { NamespaceMode, PodSandboxConfig } from "../gen/runtime.v1";
-import type { ServiceClient } from "../ttrpc/service";
 import { Code, RpcError } from "../ttrpc/status";
 import { FaultProxy } from "../faults/proxy";
 import type { Toxic } from "../faults/toxics";
@@ -44,8 +42,8 @@ export interface SandboxApiPod {
   /** A bundle without config.json, as the shim controller's NewBundle makes it. */
   bundle: string;
   address?: string;
-  client?: { close(): void };
-  svc?: ServiceClient<typeof SandboxDef>;
+  /** containerd's link to the pod's shim, once it is started. */
+  link?: ShimLink;
   /** ShutdownSandbox answered: the shim is gone, and with it every task it served. */
   shutdown: boolean;
 }
@@ -57,9 +55,8 @@ export interface ContainerHandle {
   stdio: ClientStdio;
   /** The shim socket's address, once its shim is started. */
   address?: string;
-  task?: ServiceClient<typeof Task>;
-  /** Only closed by the runner: ttrpc here, or gRPC when the harness plays containerd 2.x. */
-  client?: { close(): void };
+  /** containerd's link to its shim: its Task client while containerd is connected. */
+  link?: ShimLink;
   execStdio: Map<string, ClientStdio>;
 }
 
@@ -90,22 +87,19 @@ function neverOpenedStdio(dir: string, id: string, withStdin: boolean): ClientSt
 export class World implements FaultWorld {
   readonly dir: string;
   readonly namespace = "scn";
-  readonly address: string;
-  readonly eventsPath: string;
-  readonly runner: ShimRunner;
+  readonly emu: ContainerdEmulator;
   readonly events: (RecordedEvent & { time: number })[] = [];
   readonly containers = new Map<string, ContainerHandle>();
   readonly sandboxId: string;
   /** Set when the scenario has sandbox_api. */
   readonly pod: SandboxApiPod | null;
-  private server: EventsServer | null = null;
   private readonly proxies = new Map<string, FaultProxy>();
   private readonly linkToxics: Toxic[] = [];
   private readonly t0: number;
   /** Forward faults: answer Unavailable, or hold each Forward for ms (Infinity: until healed). */
   forwardFault: { action: "unavailable" | "delay"; ms: number } | null = null;
   private forwardHeld: (() => void)[] = [];
-  down = false;
+  private hookDown = false;
   /** With a real containerd (the containerd driver), going down and up is its business. */
   hooks: { down(): Promise<void>; up(): Promise<void> } | null = null;
   readonly stopped = new Set<number>();
@@ -124,25 +118,48 @@ export class World implements FaultWorld {
     this.t0 = t0;
     // Short: the shim's socket name is a hash, but fifos and the agent's socket live under here.
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), "scn-"));
-    this.address = path.join(this.dir, "containerd.sock");
-    this.eventsPath = this.address + ".ttrpc";
     this.sandboxId = scenario.sandbox_api ? SANDBOX_API_POD : Object.keys(scenario.containers)[0];
-    this.pod = scenario.sandbox_api ? { id: SANDBOX_API_POD, bundle: path.join(this.dir, "bundles", SANDBOX_API_POD), shutdown: false } : null;
     this.useProxy = needsShimLinkProxy(scenario.faults);
     this.fpShim = needsFpShim(scenario.faults) || !!o.mutants?.length || !!o.eventFaults?.length;
-    this.runner = new ShimRunner({
+    this.emu = new ContainerdEmulator({
       binary: o.binary ?? (this.fpShim ? FP_SHIM_BINARY : SHIM_BINARY),
       namespace: this.namespace,
-      address: this.address,
-      ttrpcAddress: this.eventsPath,
+      dir: this.dir,
       debug: o.debug,
       env: this.shimEnv(),
       timeoutMs: 20_000,
+      // Scenarios play containerd 1.6 (and 2.1 for the Sandbox API pod), whatever SHIMLAB_EMULATE says.
+      containerd2: null,
+      linkProxy: this.useProxy ? (sock) => this.proxyFor(sock) : undefined,
     });
+    this.emu.interceptEvents(async (_call, next) => {
+      const f = this.forwardFault;
+      if (f?.action === "unavailable") throw new RpcError(Code.Unavailable, "containerd events service unavailable (scenario fault)");
+      if (f?.action === "delay") await new Promise<void>((r) => {
+        this.forwardHeld.push(r);
+        if (Number.isFinite(f.ms)) setTimeout(r, f.ms);
+      });
+      return next();
+    });
+    this.emu.events.on("event", (e: RecordedEvent) => this.events.push({ ...e, seq: this.events.length, time: this.now() }));
+    this.pod = scenario.sandbox_api ? { id: SANDBOX_API_POD, bundle: path.join(this.emu.bundlesDir(), SANDBOX_API_POD), shutdown: false } : null;
+  }
+
+  get address(): string {
+    return this.emu.address;
+  }
+
+  get runner(): ShimRunner {
+    return this.emu.runner;
   }
 
   get cgroupParent(): string {
-    return `/shimlab-${path.basename(this.dir)}`;
+    return this.emu.cgroupParent;
+  }
+
+  /** containerd is down (the emulator's, or the real one's through the hooks). */
+  get down(): boolean {
+    return this.hooks ? this.hookDown : this.emu.down;
   }
 
   now(): number {
@@ -152,7 +169,7 @@ export class World implements FaultWorld {
   /** The shim's environment: where it may put things, and the faults fixed at its start. */
   shimEnv(): NodeJS.ProcessEnv {
     const s = this.scenario;
-    const env: NodeJS.ProcessEnv = { SHIMLAB_CGROUP_PARENT: this.cgroupParent, SHIMLAB_RUN_DIR: path.join(this.dir, "run") };
+    const env: NodeJS.ProcessEnv = { SHIMLAB_CGROUP_PARENT: `/shimlab-${path.basename(this.dir)}`, SHIMLAB_RUN_DIR: path.join(this.dir, "run") };
     Object.assign(env, this.faultLaunch().env);
     if (this.o.mutants?.length) env[MUTANTS_ENV] = this.o.mutants.join(",");
     const cfg = { ...s.shim_config, ...this.o.config };
@@ -179,7 +196,7 @@ export class World implements FaultWorld {
       const { ensureImage } = await import("../guest-image");
       await ensureImage({ runc: true });
     }
-    await this.eventsUp();
+    await this.emu.start();
     if (this.pod) fs.mkdirSync(path.join(this.pod.bundle, "rootfs"), { recursive: true, mode: 0o711 });
     const ids = Object.keys(this.scenario.containers);
     for (const id of ids) {
@@ -192,102 +209,53 @@ export class World implements FaultWorld {
         annotations["io.kubernetes.cri.container-type"] = "container";
         annotations["io.kubernetes.cri.sandbox-id"] = this.sandboxId;
       }
-      const spec = defaultSpec(id, {
-        namespace: this.namespace,
-        args: def.args,
-        env: def.env,
-        terminal: def.terminal,
-        rootPath: this.rootfs,
-        annotations,
-        memoryLimit: def.memory_limit,
-      });
-      const bundle = createBundle(path.join(this.dir, "bundles"), id, spec);
+      const spec = this.emu.spec(id, { args: def.args, env: def.env, terminal: def.terminal, rootPath: this.rootfs, annotations, memoryLimit: def.memory_limit });
+      const bundle = this.emu.bundle(id, spec);
       const stdio =
         def.stdout === "never-open"
           ? neverOpenedStdio(this.dir, id, !!def.stdin)
           : def.stdout === "none"
             ? { ...neverOpenedStdio(this.dir, id, false), stdout: "", stderr: "" }
-            : clientStdio(id, { stdin: def.stdin, terminal: def.terminal, base: this.dir });
+            : this.emu.stdio(id, { stdin: def.stdin, terminal: def.terminal });
       this.containers.set(id, { id, def, bundle, stdio, execStdio: new Map() });
     }
   }
 
   rootfs = "";
 
-  // ---- containerd's events endpoint ----
-
-  private async eventsUp(): Promise<void> {
-    const srv = new EventsServer(this.eventsPath);
-    srv.use(async (_call, next) => {
-      const f = this.forwardFault;
-      if (f?.action === "unavailable") throw new RpcError(Code.Unavailable, "containerd events service unavailable (scenario fault)");
-      if (f?.action === "delay") await new Promise<void>((r) => {
-        this.forwardHeld.push(r);
-        if (Number.isFinite(f.ms)) setTimeout(r, f.ms);
-      });
-      return next();
-    });
-    srv.on("event", (e: RecordedEvent) => this.events.push({ ...e, seq: this.events.length, time: this.now() }));
-    await srv.listen();
-    this.server = srv;
-  }
+  // ---- containerd's side going away and coming back ----
 
   releaseForward(): void {
     for (const r of this.forwardHeld.splice(0)) r();
   }
 
   /** containerd goes away: no events endpoint, no connections to the shims. */
-  async containerdDown(): Promise<void> {
-    if (this.down) return;
-    this.down = true;
-    if (this.hooks) return this.hooks.down();
-    const s = this.server;
-    this.server = null;
-    await s?.close();
-    for (const c of this.containers.values()) {
-      c.client?.close();
-      c.client = undefined;
-      c.task = undefined;
-    }
-    if (this.pod) {
-      this.pod.client?.close();
-      this.pod.client = undefined;
-      this.pod.svc = undefined;
-    }
+  containerdDown(): Promise<void> {
+    // Handed straight on: one async layer more here reorders the step's completion against the calls it cuts off.
+    return this.hooks ? this.hooksDown() : this.emu.containerdDown();
+  }
+
+  private async hooksDown(): Promise<void> {
+    if (!this.hooks) return;
+    if (this.hookDown) return;
+    this.hookDown = true;
+    return this.hooks.down();
   }
 
   /** containerd is back: events served again, shims reconnected by their address files' addresses. */
-  async containerdUp(): Promise<void> {
-    if (!this.down) return;
-    if (this.hooks) {
-      await this.hooks.up();
-      this.down = false;
-      return;
-    }
-    await this.eventsUp();
-    this.down = false;
-    await this.connectPod().catch(() => {
-      /* the shim may be gone; calls will say so */
-    });
-    for (const c of this.containers.values()) {
-      if (!c.address) continue;
-      try {
-        await this.connect(c, c.address);
-      } catch {
-        /* the shim may be gone; calls will say so */
-      }
-    }
+  containerdUp(): Promise<void> {
+    return this.hooks ? this.hooksUp() : this.emu.containerdUp();
+  }
+
+  private async hooksUp(): Promise<void> {
+    if (!this.hooks || !this.hookDown) return;
+    await this.hooks.up();
+    this.hookDown = false;
   }
 
   /** containerd drops its connections to the shims and dials them again (as after a broken link). */
-  async reconnect(): Promise<void> {
-    this.pod?.client?.close();
-    await this.connectPod();
-    for (const c of this.containers.values()) {
-      if (!c.address) continue;
-      c.client?.close();
-      await this.connect(c, c.address);
-    }
+  reconnect(): Promise<void> {
+    return this.emu.reconnect();
   }
 
   // ---- shims ----
@@ -302,9 +270,15 @@ export class World implements FaultWorld {
     const runner = new ShimRunner({ ...this.runner.o, containerd2: { series: "2.1" } });
     const t = await runner.start(pod.id, pod.bundle);
     pod.address = t.address;
-    pod.client = t.client;
-    pod.svc = (t.client as Client).service(SandboxDef);
+    // The link faults are on the Task connections; the Sandbox one stays direct.
+    pod.link = this.emu.linkTo(t, { direct: true });
     return pod;
+  }
+
+  /** ShutdownSandbox answered: the pod's shim is gone, and containerd never dials it again. */
+  podShutDown(): void {
+    this.pod!.shutdown = true;
+    if (this.pod!.link) this.pod!.link.retired = true;
   }
 
   /** CreateSandbox as CRI sends it for a host-network pod under this world's cgroup parent. */
@@ -318,52 +292,31 @@ export class World implements FaultWorld {
     return { sandboxId: pod.id, bundlePath: pod.bundle, rootfs: [], options: { typeUrl: PodSandboxConfig.typeName, value: Buffer.from(PodSandboxConfig.encode(config)) }, netnsPath: "", annotations: {} };
   }
 
-  /** containerd (back) on the pod's shim: its Sandbox client. */
-  private async connectPod(): Promise<void> {
-    const pod = this.pod;
-    if (!pod?.address || pod.shutdown) return;
-    const client = await Client.dial(pod.address, { connectTimeoutMs: 5_000 });
-    pod.client = client;
-    pod.svc = client.service(SandboxDef);
-  }
-
   /** A container of a Sandbox API pod: containerd connects to the pod's shim (task API version 3), no `start`. */
   async joinPod(c: ContainerHandle): Promise<void> {
     const pod = this.pod!;
     if (!pod.address) throw new RpcError(Code.FailedPrecondition, `sandbox ${pod.id} has no shim yet (create-sandbox first)`);
     c.address = pod.address;
-    await this.connect(c, pod.address);
+    c.link = await this.emu.link(pod.address);
   }
 
   /** `start` for this container's bundle (the pod's shim answers for every container). */
   async startShim(c: ContainerHandle): Promise<void> {
     const t = await this.runner.start(c.id, c.bundle);
     c.address = t.address;
-    if (this.useProxy) {
-      t.close();
-      await this.connect(c, t.address);
-    } else {
-      c.client = t.client;
-      c.task = t.task;
-    }
+    c.link = await this.emu.linkTo(t);
   }
 
-  private async connect(c: ContainerHandle, address: string): Promise<void> {
-    let target = address;
-    if (this.useProxy) {
-      const sock = address.replace(/^unix:\/\//, "");
-      let p = this.proxies.get(sock);
-      if (!p) {
-        p = new FaultProxy({ listen: path.join(this.dir, `link-${this.proxies.size}.sock`), upstream: sock });
-        for (const t of this.linkToxics) p.addToxic(t);
-        await p.start();
-        this.proxies.set(sock, p);
-      }
-      target = p.o.listen;
+  /** The containerd-link hook: one fault proxy per shim socket, carrying the toxics in force. */
+  private async proxyFor(sock: string): Promise<string> {
+    let p = this.proxies.get(sock);
+    if (!p) {
+      p = new FaultProxy({ listen: path.join(this.dir, `link-${this.proxies.size}.sock`), upstream: sock });
+      for (const t of this.linkToxics) p.addToxic(t);
+      await p.start();
+      this.proxies.set(sock, p);
     }
-    const client = await Client.dial(target, { connectTimeoutMs: 5_000 });
-    c.client = client;
-    c.task = client.service(Task);
+    return p.o.listen;
   }
 
   addLinkToxic(t: Toxic): void {
@@ -454,12 +407,11 @@ export class World implements FaultWorld {
 
   async close(): Promise<void> {
     for (const c of this.containers.values()) {
-      c.client?.close();
       c.stdio.close();
       for (const s of c.execStdio.values()) s.close();
     }
     for (const p of this.proxies.values()) await p.stop().catch(() => {});
-    await this.server?.close().catch(() => {});
+    await this.emu.close().catch(() => {});
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
 }

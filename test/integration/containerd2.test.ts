@@ -52,12 +52,7 @@ describe.skipIf(skip).each(MODES)("shimlab under containerd 2.x: $name", ({ name
   });
 
   async function finish(t: ShimTask): Promise<void> {
-    await t.task.Kill({ id: t.id, signal: 9, all: true }).catch(() => {});
-    await t.task.Wait({ id: t.id }, { timeoutMs: 10_000 }).catch(() => {});
-    await t.task.Delete({ id: t.id }).catch(() => {});
-    await t.task.Shutdown({ id: t.id }).catch(() => {});
-    t.close();
-    await emu.runner.delete(t.id, t.bundle);
+    await emu.teardown([t]);
   }
 
   const code = (p: Promise<unknown>) => p.then(() => "OK", (e: RpcError) => `${e.codeName}: ${e.message}`);
@@ -198,12 +193,7 @@ describe.skipIf(skip)("containerd 2.x bootstrap edge cases", () => {
       expect(d.result.code).toBe(0);
       expect((await t.task.State({ id })).status).toBe(2);
     } finally {
-      await t.task.Kill({ id, signal: 9 }).catch(() => {});
-      await t.task.Wait({ id }, { timeoutMs: 10_000 }).catch(() => {});
-      await t.task.Delete({ id }).catch(() => {});
-      await t.task.Shutdown({ id }).catch(() => {});
-      t.close();
-      await e2.runner.delete(id, b);
+      await e2.teardown([t]);
       await e2.close();
       removeCgroupDirs(e2.cgroupParent);
     }

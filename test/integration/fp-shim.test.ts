@@ -53,11 +53,7 @@ async function withEmulator(binary: string, env: NodeJS.ProcessEnv, c2: Containe
 }
 
 async function finish(emu: ContainerdEmulator, t: ShimTask): Promise<void> {
-  await t.task.Kill({ id: t.id, signal: 9, all: true }).catch(() => {});
-  await t.task.Delete({ id: t.id }).catch(() => {});
-  await t.task.Shutdown({ id: t.id }).catch(() => {});
-  t.close();
-  await emu.runner.delete(t.id, t.bundle);
+  await emu.teardown([t]);
 }
 
 describe.skipIf(skip).each(MODES)("fault injection lives in the failpoint shim only: $name", ({ c2 }) => {

@@ -47,12 +47,7 @@ describe.skipIf(skip)("Task API on shimlab, call by call", () => {
   }
 
   async function finish(t: ShimTask): Promise<void> {
-    await t.task.Kill({ id: t.id, signal: 9, all: true }).catch(() => {});
-    await t.task.Wait({ id: t.id }, { timeoutMs: 10_000 }).catch(() => {});
-    await t.task.Delete({ id: t.id }).catch(() => {});
-    await t.task.Shutdown({ id: t.id }).catch(() => {});
-    t.close();
-    await emu.runner.delete(t.id, t.bundle);
+    await emu.teardown([t]);
   }
 
   const code = (p: Promise<unknown>) => p.then(() => "OK", (e: RpcError) => `${e.codeName}: ${e.message}`);
