@@ -55,6 +55,18 @@ export function containerd2FromEnv(env = process.env): Containerd2Options | unde
   return { series: "2.3", params: "binary", protocol: m[1] as "ttrpc" | "grpc" };
 }
 
+/**
+ * The cgroup parent a stand-in's shims put their containers under. Cgroups are host-wide: a
+ * directory made straight in the temp dir (mkdtemp) names it alone, and one the caller chose
+ * (the demo's ".../containerd") is told apart by its parent's name too, so that two runs at once
+ * (two copies of the suite, two demos) never share a parent and never kill each other's containers.
+ */
+export function cgroupParentFor(dir: string): string {
+  const d = path.resolve(dir);
+  const parent = path.dirname(d);
+  return parent === path.resolve(os.tmpdir()) ? `/shimlab-${path.basename(d)}` : `/shimlab-${path.basename(parent)}-${path.basename(d)}`;
+}
+
 export class ContainerdEmulator {
   readonly dir: string;
   readonly namespace: string;
@@ -91,7 +103,7 @@ export class ContainerdEmulator {
   }
 
   get cgroupParent(): string {
-    return `/shimlab-${path.basename(this.dir)}`;
+    return cgroupParentFor(this.dir);
   }
 
   async start(): Promise<void> {

@@ -7,7 +7,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import type { RecordedEvent } from "../harness/events-server";
-import { ContainerdEmulator } from "../harness/emulator";
+import { ContainerdEmulator, cgroupParentFor } from "../harness/emulator";
 import type { ShimLink } from "../harness/shim-link";
 import { mkfifo, type ClientStdio } from "../harness/fifo";
 import { MOCK_AGENT_SCRIPT, SHIM_DAEMON_SCRIPT, listProcesses, shimlabProcesses } from "../harness/leaks";
@@ -169,7 +169,7 @@ export class World implements FaultWorld {
   /** The shim's environment: where it may put things, and the faults fixed at its start. */
   shimEnv(): NodeJS.ProcessEnv {
     const s = this.scenario;
-    const env: NodeJS.ProcessEnv = { SHIMLAB_CGROUP_PARENT: `/shimlab-${path.basename(this.dir)}`, SHIMLAB_RUN_DIR: path.join(this.dir, "run") };
+    const env: NodeJS.ProcessEnv = { SHIMLAB_CGROUP_PARENT: cgroupParentFor(this.dir), SHIMLAB_RUN_DIR: path.join(this.dir, "run") };
     Object.assign(env, this.faultLaunch().env);
     if (this.o.mutants?.length) env[MUTANTS_ENV] = this.o.mutants.join(",");
     const cfg = { ...s.shim_config, ...this.o.config };
