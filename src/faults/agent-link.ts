@@ -9,9 +9,9 @@ import { FaultProxy } from "./proxy";
 import { validateToxic, type Toxic } from "./toxics";
 import { HybridVsockTransport } from "../agent/transport";
 import type { Transport } from "../agent/transport";
-import type { StorageInit } from "../gen/grpc";
 import type { OciSpec } from "../oci/spec";
-import type { GuestNetwork, Hypervisor, LoopbackListener, SandboxVm, ShareOptions, StartOptions, VmExit } from "../hypervisor/types";
+import type { Hypervisor, SandboxVm, StartOptions } from "../hypervisor/types";
+import { ForwardingVm } from "../hypervisor/forwarding-vm";
 import { socketIn } from "../hypervisor/rundir";
 import type { Logger } from "../util/logger";
 
@@ -93,42 +93,16 @@ export class LinkFaultHypervisor implements Hypervisor {
 }
 
 /** The host agent with its transport through the proxy; the proxy goes first when it stops. */
-class ProxiedVm implements SandboxVm {
+class ProxiedVm extends ForwardingVm {
   constructor(
-    private readonly vm: SandboxVm,
-    readonly agentTransport: Transport,
+    vm: SandboxVm,
+    agentTransport: Transport,
     private readonly proxy: FaultProxy,
-  ) {}
-
-  get kind(): "none" | "qemu" {
-    return this.vm.kind;
-  }
-  get pid(): number {
-    return this.vm.pid;
-  }
-  get guest(): boolean {
-    return this.vm.guest;
-  }
-  get exited(): Promise<VmExit> {
-    return this.vm.exited;
-  }
-  get network(): GuestNetwork | null {
-    return this.vm.network;
-  }
-  openLoopback(): Promise<LoopbackListener | null> {
-    return this.vm.openLoopback();
-  }
-  shareRootfs(containerId: string, hostPath: string, o?: ShareOptions): Promise<string> {
-    return this.vm.shareRootfs(containerId, hostPath, o);
-  }
-  unshareRootfs(containerId: string): Promise<void> {
-    return this.vm.unshareRootfs(containerId);
-  }
-  sandboxStorages(): StorageInit[] {
-    return this.vm.sandboxStorages();
+  ) {
+    super(vm, agentTransport);
   }
 
-  async stop(): Promise<void> {
+  override async stop(): Promise<void> {
     await this.proxy.stop().catch(() => {});
     await this.vm.stop();
   }

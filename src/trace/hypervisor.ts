@@ -1,9 +1,7 @@
 // The VM (or host agent process) starting and stopping, and the agent's
 // transport handed out tapped: a wrapper around the Hypervisor interface.
-import type { ShareOptions } from "../hypervisor/types";
-import type { GuestNetwork, Hypervisor, HypervisorKind, LoopbackListener, SandboxVm, StartOptions, VmExit } from "../hypervisor/types";
-import type { Transport } from "../agent/transport";
-import type { StorageInit } from "../gen/grpc";
+import type { Hypervisor, HypervisorKind, SandboxVm, StartOptions } from "../hypervisor/types";
+import { ForwardingVm } from "../hypervisor/forwarding-vm";
 import type { TraceRecorder } from "./recorder";
 import { TracedTransport } from "./agent-wire";
 import { FileWatch } from "./files";
@@ -44,47 +42,22 @@ export class TracedHypervisor implements Hypervisor {
   }
 }
 
-class TracedVm implements SandboxVm {
-  readonly agentTransport: Transport;
-  readonly exited: Promise<VmExit>;
-
+class TracedVm extends ForwardingVm {
   constructor(
-    private readonly vm: SandboxVm,
+    vm: SandboxVm,
     private readonly rec: TraceRecorder,
   ) {
-    this.agentTransport = new TracedTransport(vm.agentTransport, rec);
-    this.exited = vm.exited.then((x) => {
-      rec.record("vm.exit", { from: "vm", to: "shim", vmPid: vm.pid, code: x.code, signal: x.signal });
-      return x;
-    });
+    super(
+      vm,
+      new TracedTransport(vm.agentTransport, rec),
+      vm.exited.then((x) => {
+        rec.record("vm.exit", { from: "vm", to: "shim", vmPid: vm.pid, code: x.code, signal: x.signal });
+        return x;
+      }),
+    );
   }
 
-  get kind(): HypervisorKind {
-    return this.vm.kind;
-  }
-  get pid(): number {
-    return this.vm.pid;
-  }
-  get guest(): boolean {
-    return this.vm.guest;
-  }
-  get network(): GuestNetwork | null {
-    return this.vm.network;
-  }
-  openLoopback(): Promise<LoopbackListener | null> {
-    return this.vm.openLoopback();
-  }
-  shareRootfs(containerId: string, hostPath: string, o?: ShareOptions): Promise<string> {
-    return this.vm.shareRootfs(containerId, hostPath, o);
-  }
-  unshareRootfs(containerId: string): Promise<void> {
-    return this.vm.unshareRootfs(containerId);
-  }
-  sandboxStorages(): StorageInit[] {
-    return this.vm.sandboxStorages();
-  }
-
-  async stop(): Promise<void> {
+  override async stop(): Promise<void> {
     const id = this.rec.nextId();
     this.rec.record("vm.stop", { id, from: "shim", to: "vm", vmPid: this.vm.pid });
     try {
