@@ -63,6 +63,28 @@ export class CriClient {
     return new Promise((resolve, reject) => this.client.waitForReady(Date.now() + timeoutMs, (e) => (e ? reject(e) : resolve())));
   }
 
+  /**
+   * Resolves when Status reports every condition true (RuntimeReady, NetworkReady), as the kubelet
+   * waits before it runs a pod. CRI-O reports its network ready only after its CNI manager's first
+   * poll (500 ms after start, then a CNI GC), so a client that starts at once can see it not ready.
+   */
+  async untilRuntimeReady(timeoutMs = 60_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let last = "no answer";
+    for (;;) {
+      try {
+        const s = await this.runtime.Status({}, { timeoutMs: 10_000 });
+        const down = (s.status?.conditions ?? []).filter((c) => !c.status);
+        if (s.status && !down.length) return;
+        last = down.map((c) => `${c.type}: ${c.reason} ${c.message}`.trim()).join("; ") || "no conditions";
+      } catch (e) {
+        last = (e as Error).message;
+      }
+      if (Date.now() > deadline) throw new Error(`the CRI runtime at ${this.address} is not ready after ${timeoutMs} ms: ${last}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
   close(): void {
     this.client.close();
   }

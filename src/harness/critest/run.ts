@@ -8,6 +8,7 @@ import path from "node:path";
 import { spawn } from "node:child_process";
 import type { CritestBinaries } from "../peers/cri-tools";
 import { unmountUnder } from "../containerd";
+import { CriClient } from "../cri/client";
 import { readGinkgoReport, type SpecResult } from "./report";
 import { LEFT_OUT, skipPattern, type LeftOutSpec } from "./specs";
 import { StringDecoder } from "node:string_decoder";
@@ -127,6 +128,13 @@ export async function critest(o: CritestRunOptions): Promise<CritestRun> {
   const leftOutNames = new Set(leftOut.map((l) => l.name));
   fs.mkdirSync(o.reportDir, { recursive: true });
   const base = critestArgs(o, leftOut);
+  // critest checks the runtime's conditions as one of its specs; the kubelet would not have started.
+  const cri = new CriClient(o.socket);
+  try {
+    await cri.untilRuntimeReady();
+  } finally {
+    cri.close();
+  }
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "shimlab-critest-tmp-"));
   let run: CritestRun | undefined;
   try {
