@@ -7,11 +7,15 @@
 // takes its turn run by run, runc's shim as the reference in the same run.
 //
 //   node bench/oneshot.mjs [--runs N] [--free] [--cases boot,delete,join,start,split]
-//                          [--node NAME=/path/to/node]... [--fast /path/to/launcher] [--json out]
+//                          [--node NAME=/path/to/node]... [--snapshot NAME=/path/to/node]...
+//                          [--fast /path/to/launcher] [--json out]
 //
 // --node runs the same bin + dist under another Node (a copy of bin/, dist/
 // and native/build/ per Node, so that each keeps V8 code caches of its own
-// version). --fast adds a launcher binary that takes containerd's place of
+// version). --snapshot runs `delete` and the join `start` from a V8 startup
+// snapshot of the shim-cli bundle built by that Node (`--build-snapshot`; not
+// the new `start`, whose native addon a snapshot's require cannot load).
+// --fast adds a launcher binary that takes containerd's place of
 // bin/containerd-shim-shimlab-v2 (native/oneshot.c). Timing is spawnSync's:
 // fork of this process → exit of the subcommand and EOF on its stdout, as
 // containerd waits for both; the same overhead falls on every variant.
@@ -66,12 +70,36 @@ function treeFor(name, nodeBin) {
   return { bin: path.join(t, "bin", "containerd-shim-shimlab-v2"), pathPrefix: path.join(t, "nodebin") };
 }
 
+/**
+ * A V8 startup snapshot of the shim-cli bundle, its main run on deserialisation,
+ * and a bin that starts Node from it (`env -S`, as bin/ does).
+ */
+function snapshotFor(name, nodeBin) {
+  const d = path.join(work, `snap-${name}`);
+  fs.mkdirSync(d);
+  let src = fs.readFileSync(path.join(ROOT, "dist", "bundle", "shim-cli.js"), "utf8").trimEnd();
+  const tail = "require_main().main(process.argv.slice(2));";
+  if (!src.endsWith(tail)) throw new Error("shim-cli.js no longer ends with its main call");
+  // argv: node, this bin (after --), then containerd's arguments
+  src = src.slice(0, -tail.length) + 'const __shim = require_main(); require("v8").startupSnapshot.setDeserializeMainFunction(() => __shim.main(process.argv.slice(2)));\n';
+  fs.writeFileSync(path.join(d, "entry.js"), src);
+  const blob = path.join(d, "shim-cli.blob");
+  execFileSync(nodeBin, ["--snapshot-blob", blob, "--build-snapshot", path.join(d, "entry.js")], { cwd: d });
+  const bin = path.join(d, "containerd-shim-shimlab-v2");
+  fs.writeFileSync(bin, `#!/usr/bin/env -S -u NODE_EXTRA_CA_CERTS ${nodeBin} --snapshot-blob ${blob} --\n`, { mode: 0o755 });
+  return bin;
+}
+
 const variants = [{ name: "runc", bin: RUNC_SHIM, node: null }];
 variants.push({ name: `shimlab-node${process.versions.node.split(".")[0]}`, bin: path.join(ROOT, "bin", "containerd-shim-shimlab-v2"), node: process.execPath });
 for (const spec of opts("--node")) {
   const [name, nodeBin] = spec.split("=");
   const t = treeFor(name, nodeBin);
   variants.push({ name: `shimlab-${name}`, bin: t.bin, node: nodeBin, pathPrefix: t.pathPrefix });
+}
+for (const spec of opts("--snapshot")) {
+  const [name, nodeBin] = spec.split("=");
+  variants.push({ name: `shimlab-${name}-snap`, bin: snapshotFor(name, nodeBin), node: nodeBin, skip: new Set(["start"]) });
 }
 if (opt("--fast")) variants.push({ name: "shimlab-fast", bin: path.resolve(opt("--fast")), node: process.execPath, fast: true });
 
@@ -119,8 +147,11 @@ const shimArgs = (id, b, action) => ["-namespace", NS, "-address", ADDRESS, "-pu
 
 function run(v, id, b, action, extraEnv = {}) {
   const t0 = process.hrtime.bigint();
-  const r = spawnSync(v.bin, shimArgs(id, b, action), { cwd: b, env: { ...envOf(v), ...extraEnv }, stdio: ["ignore", "pipe", "pipe"] });
+  // the launcher says on stderr when it hands over to Node: a fast figure must be the fast path's
+  const env = { ...envOf(v), ...extraEnv, ...(v.fast ? { SHIMLAB_ONESHOT_DEBUG: "1" } : {}) };
+  const r = spawnSync(v.bin, shimArgs(id, b, action), { cwd: b, env, stdio: ["ignore", "pipe", "pipe"] });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  if (v.fast && r.stderr.includes("to node:")) throw new Error(`${v.name} ${action} handed over: ${r.stderr}`);
   if (r.status !== 0) throw new Error(`${v.name} ${action} ${id}: exit ${r.status} ${r.signal ?? ""}: ${r.stderr}${r.stdout}`);
   return { ms, out: r.stdout };
 }
@@ -213,9 +244,10 @@ if (cases.has("boot")) {
 }
 
 async function bench(c, prepare, action, after) {
-  const s = Object.fromEntries(variants.map((v) => [v.name, []]));
+  const vs = variants.filter((v) => !v.skip?.has(c));
+  const s = Object.fromEntries(vs.map((v) => [v.name, []]));
   for (let i = -2; i < runs; i++) {
-    const order = variants.map((_, k) => variants[(k + Math.max(i, 0)) % variants.length]);
+    const order = vs.map((_, k) => vs[(k + Math.max(i, 0)) % vs.length]);
     for (const v of order) {
       const { id, b } = prepare(v);
       const r = run(v, id, b, action);
@@ -223,12 +255,17 @@ async function bench(c, prepare, action, after) {
       if (after) await after(v, id, b, r);
     }
   }
-  for (const v of variants) record(c, v.name, s[v.name]);
+  for (const v of vs) record(c, v.name, s[v.name]);
   log(`${c} done`);
 }
 
 // --- delete of a single container whose shim is gone
-if (cases.has("delete")) await bench("delete", () => { const id = `del${seq++}`; return { id, b: bundle(id) }; }, "delete");
+if (cases.has("delete")) {
+  await bench("delete", () => { const id = `del${seq++}`; return { id, b: bundle(id) }; }, "delete", (v, id, b, r) => {
+    // DeleteResponse{exit_status=137, exited_at}: what containerd would decode (runc's shim adds pid 0, so skip to field 2)
+    if (!r.out.includes(Buffer.from([0x10, 0x89, 0x01, 0x1a]))) throw new Error(`${v.name} delete printed ${r.out.toString("hex")}`);
+  });
+}
 
 // --- start of a pod's container that joins its sandbox's serving shim
 if (cases.has("join")) {
@@ -246,7 +283,7 @@ if (cases.has("start")) await bench("start", () => { const id = `s${seq++}`; ret
 if (cases.has("split")) {
   const hook = path.join(work, "timing-hook.js");
   fs.writeFileSync(hook, `const t = performance.now(); process.on("exit", () => require("fs").writeFileSync(process.env.ONESHOT_SPLIT_OUT, JSON.stringify({ boot: performance.nodeTiming.bootstrapComplete, hook: t, exit: performance.now(), cpu: process.cpuUsage() })));`);
-  const nodeVariants = variants.filter((v) => v.node && !v.fast);
+  const nodeVariants = variants.filter((v) => v.node && !v.fast && !v.skip);
   const pod = `pod${process.pid}`;
   for (const v of nodeVariants) if (!listeners.some((l) => l.p === socketFor(v, pod))) serve(v, pod);
   for (const action of ["delete", "join"]) {
