@@ -58,11 +58,19 @@ static const char* const SANDBOX_ID_KEYS[3] = {"io.kubernetes.cri.sandbox-id", "
 static char** g_argv;
 static char g_repo[PATH_MAX];
 static const unsigned char* g_stdin;
+static const char *g_action = "?", *g_id = "?";
 static size_t g_stdin_len;
 
 // exec()s the TypeScript shim with our argv; what we read of stdin goes back on fd 0.
 static void __attribute__((noreturn)) hand_over(const char* why) {
-  if (getenv("SHIMLAB_ONESHOT_DEBUG")) fprintf(stderr, "shimlab oneshot: to node: %s\n", why);
+  // SHIMLAB_ONESHOT_DEBUG=1 says so on stderr (never under containerd: `start`'s stderr is its answer); =/a/file appends there
+  const char* dbg = getenv("SHIMLAB_ONESHOT_DEBUG");
+  if (dbg && dbg[0] == '/') {
+    int fd = open(dbg, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0) dprintf(fd, "%s %s: to node: %s\n", g_action, g_id, why), close(fd);
+  } else if (dbg) {
+    fprintf(stderr, "shimlab oneshot: to node: %s\n", why);
+  }
   if (g_stdin_len) {
     int m = memfd_create("shimlab-stdin", 0);
     if (m < 0) goto fail;
@@ -795,6 +803,7 @@ int main(int argc, char** argv) {
   flags_t f;
   if (getenv("SHIMLAB_NO_FAST") || getenv("SHIMLAB_TRACE") || getenv("SHIMLAB_NO_BUNDLE")) hand_over("asked for");
   if (!parse_flags(argc, argv, &f)) hand_over("flags");
+  g_action = f.action, g_id = f.id;
   // the bin uses the bundle only when it is newer than tsc's last build; a stale one is not ours to launch
   char b[PATH_MAX + 64], t[PATH_MAX + 64];
   struct stat sb, st;
