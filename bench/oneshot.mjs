@@ -200,7 +200,9 @@ function daemonsOf(id) {
 
 /** Kills what `start` launched (the daemon's process group: shimlab's agent shares it) and waits for it to go. */
 async function reap(v, id) {
-  const pids = daemonsOf(id);
+  let pids = daemonsOf(id);
+  // runc's daemon may still be on its way (its start does not wait for it)
+  for (let i = 0; i < 100 && !pids.length; i++) await sleep(2), (pids = daemonsOf(id));
   if (!pids.length) log(`${v.name}: no daemon found for ${id}`);
   for (const pid of pids) {
     try {
@@ -310,6 +312,16 @@ if (cases.has("split")) {
   log("split done");
 }
 
+// Anything still running from this run's temp dir (a daemon or agent that escaped reap) goes now.
+for (const d of fs.readdirSync("/proc")) {
+  if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
+  try {
+    if (fs.readFileSync(`/proc/${d}/cmdline`, "utf8").includes(work)) {
+      log(`left over, killed: ${d}`);
+      process.kill(Number(d), "SIGKILL");
+    }
+  } catch {}
+}
 for (const fd of fifos) fs.closeSync(fd);
 for (const l of listeners) {
   fs.closeSync(l.fd);
