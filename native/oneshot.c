@@ -8,8 +8,7 @@
 // shim (bin/containerd-shim-shimlab-v2, with the same argv and stdin) for
 // everything else: any flag it does not know, an invalid id, a config.json it
 // does not fully understand, containerd 2.x's bootstrap on stdin, a socket
-// already bound, a VM record, a socket left behind, anything mounted, a run
-// dir still there. It never decides differently from the TypeScript code: it
+// already bound, a VM record, anything mounted, a run dir still there. It never decides differently from the TypeScript code: it
 // either does exactly what that would do, or hands over before it has changed
 // anything the TypeScript path would see differently. test/unit/oneshot.test.ts
 // runs both on the same inputs and compares what they print and leave behind.
@@ -565,14 +564,15 @@ static char* find_node(void) {
   }
 }
 
+// 0 when something accepts on p, else the errno of the connect.
 static int try_connect(const char* p) {
   struct sockaddr_un sa = {.sun_family = AF_UNIX};
   snprintf(sa.sun_path, sizeof sa.sun_path, "%s", p);
   int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (s < 0) return 0;
-  int ok = connect(s, (struct sockaddr*)&sa, sizeof sa) == 0;
+  if (s < 0) return errno;
+  int e = connect(s, (struct sockaddr*)&sa, sizeof sa) == 0 ? 0 : errno;
   close(s);
-  return ok;
+  return e;
 }
 
 static void __attribute__((noreturn)) do_start(const flags_t* f) {
@@ -623,7 +623,7 @@ static void __attribute__((noreturn)) do_start(const flags_t* f) {
 
   if (type == 'c') {
     // joining the pod: its shim must answer, else the node shim says why not
-    if (!exists(sock) || !try_connect(sock)) hand_over("no shim serves the sandbox");
+    if (!exists(sock) || try_connect(sock) != 0) hand_over("no shim serves the sandbox");
     if (!write_atomic(cwd, "address", address)) hand_over("address file");
     write_all(1, address, strlen(address));
     _exit(0);
@@ -754,12 +754,24 @@ static void __attribute__((noreturn)) do_delete(const flags_t* f) {
   sha256_hex(key, hash);
   snprintf(p, sizeof p, "%s/%s", dir, hash);
   if (strlen(p) > SOCKET_PATH_LIMIT) hand_over("socket path too long");
-  // a socket there (served or stale) is the node shim's to probe and remove
-  if (lexists(p)) hand_over("a socket");
-  if (type != 'c') {
+  // isServing of start.ts: a socket that accepts is a live shim, and then this id's cleanup is its own.
+  // containerd runs `delete` as soon as the daemon's connection drops, often before the daemon has
+  // unlinked its socket: a refused connect is the usual case, not an unusual one.
+  struct stat st;
+  int alive = 0, stale = 0;
+  if (lstat(p, &st) == 0) {
+    if (!S_ISSOCK(st.st_mode)) hand_over("something other than a socket at the socket path");
+    int e = try_connect(p);
+    if (e == 0) alive = 1;
+    else if (e == ECONNREFUSED || e == ENOENT) stale = 1;
+    else hand_over("a socket that neither accepts nor refuses");
+  }
+  if (!alive && type != 'c') {
     // the shim is gone and so must be what it ran: here, nothing was left
     if (mounted(run_dir, 1) != 0) hand_over("mounts under the run dir");
     if (lexists(run_dir)) hand_over("a run dir");
+    // rmIfPresent(sock); gone meanwhile (the daemon's own exit unlinks it) is as good
+    if (stale && unlink(p) != 0 && errno != ENOENT) hand_over("unlink the socket");
   }
   snprintf(p, sizeof p, "%s/rootfs", bundle);
   if (mounted(p, 0) != 0) hand_over("a mounted rootfs");

@@ -209,11 +209,24 @@ describe("the one-shot launcher against the TypeScript shim", () => {
     it("a run dir left behind: handed over, and removed the same", () => {
       same("c1", "delete", { config: spec(), extra: (d) => fs.mkdirSync(path.join(d.run, NS, "c1", "agent"), { recursive: true }) }, false);
     });
-    it("a stale socket: handed over, and removed the same", () => {
-      const sock = (d: Dirs) => path.join(d.sock, sha256Hex(`${ADDRESS}/${NS}/c1`));
-      same("c1", "delete", { config: spec(), extra: (d) => (fs.mkdirSync(d.sock, { recursive: true }), fs.writeFileSync(sock(d), "")) }, false);
+    // containerd runs `delete` as the daemon's connection drops, often before the daemon has unlinked its socket
+    const staleSocket = (group: string) => (d: Dirs) => {
+      fs.mkdirSync(d.sock, { recursive: true });
+      fs.closeSync(native().listenUnix(path.join(d.sock, sha256Hex(`${ADDRESS}/${NS}/${group}`)), 8));
+    };
+    it("a stale socket (nobody listens): its own path, removed the same", () => {
+      const { fast } = same("c1", "delete", { config: spec(), extra: staleSocket("c1") }, true);
+      expect(Object.values(fast.files)).not.toContain("<socket>");
     });
-    it("a pod's container whose sandbox shim still serves: handed over (the group's socket found), and ends the same", () => {
+    it("a pod's container beside a stale sandbox socket: its own path, the socket left to the sandbox's delete", () => {
+      const { fast } = same("c1", "delete", { config: podContainer("pod2"), extra: staleSocket("pod2") }, true);
+      expect(Object.values(fast.files)).toContain("<socket>");
+    });
+    it("a file that is no socket at the group's socket path: handed over (so the launcher looked there)", () => {
+      const file = (d: Dirs) => (fs.mkdirSync(d.sock, { recursive: true }), fs.writeFileSync(path.join(d.sock, sha256Hex(`${ADDRESS}/${NS}/pod2`)), ""));
+      same("c1", "delete", { config: podContainer("pod2"), extra: file }, false);
+    });
+    it("a pod's container whose sandbox shim still serves: its own path, nothing cleaned", () => {
       let fd = -1;
       const serve = (d: Dirs) => {
         fs.mkdirSync(d.sock, { recursive: true });
@@ -221,8 +234,18 @@ describe("the one-shot launcher against the TypeScript shim", () => {
       };
       const close = () => fs.closeSync(fd);
       for (const cfg of [podContainer("pod2"), String.raw`{"annotations": {"io.kubernetes.cri-o.ContainerType": "container", "io.kubernetes.cri.sandbox-id": "", "io.kubernetes.cri-o.SandboxID": "p\u006fd2"}}`]) {
-        same("c1", "delete", { config: cfg, extra: serve }, false, { inspect: close });
+        same("c1", "delete", { config: cfg, extra: serve }, true, { inspect: close });
       }
+    });
+    it("a single container whose shim still serves (a run dir too): its own path, nothing cleaned", () => {
+      let fd = -1;
+      const serve = (d: Dirs) => {
+        fs.mkdirSync(d.sock, { recursive: true });
+        fs.mkdirSync(path.join(d.run, NS, "c1"), { recursive: true });
+        fd = native().listenUnix(path.join(d.sock, sha256Hex(`${ADDRESS}/${NS}/c1`)), 8);
+      };
+      const { fast } = same("c1", "delete", { config: spec(), extra: serve }, true, { inspect: () => fs.closeSync(fd) });
+      expect(Object.keys(fast.files)).toContain("case/run/oneshot/c1");
     });
     it("an invalid id, an unknown flag, an address to normalise: handed over", () => {
       same("a/b", "delete", { config: spec() }, false);
@@ -248,7 +271,14 @@ describe("the one-shot launcher against the TypeScript shim", () => {
     it("a new single container: its own path, the same daemon launched the same way", () => {
       const daemon = (d: Dirs, o: Outcome) => {
         const pid = Number(fs.readFileSync(path.join(d.bundle, "shim.pid"), "utf8"));
-        const argv = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").slice(0, -1);
+        // posix_spawn returns once the child has let go of our memory, which is before execve has
+        // laid out the new argv: the launcher can be gone before /proc shows the daemon's cmdline
+        let argv: string[] = [];
+        for (let i = 0; i < 400 && !argv.length; i++) {
+          argv = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").slice(0, -1);
+          if (!argv.length) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+        }
+        if (!argv.length) throw new Error(`daemon ${pid} shows no argv: ${fs.readFileSync(`/proc/${pid}/stat`, "utf8")}`);
         const env = fs.readFileSync(`/proc/${pid}/environ`, "utf8").split("\0").filter(Boolean).sort();
         const fds = fs.readdirSync(`/proc/${pid}/fd`).map(Number).sort((a, b) => a - b);
         const targets = fds.filter((n) => n <= 3).map((n) => fs.readlinkSync(`/proc/${pid}/fd/${n}`).replace(/\d+/g, "N"));
