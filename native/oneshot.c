@@ -758,7 +758,7 @@ static void __attribute__((noreturn)) do_delete(const flags_t* f) {
   // containerd runs `delete` as soon as the daemon's connection drops, often before the daemon has
   // unlinked its socket: a refused connect is the usual case, not an unusual one.
   struct stat st;
-  int alive = 0, stale = 0;
+  int alive = 0, stale = 0; // neither: no socket at all
   if (lstat(p, &st) == 0) {
     if (!S_ISSOCK(st.st_mode)) hand_over("something other than a socket at the socket path");
     int e = try_connect(p);
@@ -766,6 +766,7 @@ static void __attribute__((noreturn)) do_delete(const flags_t* f) {
     else if (e == ECONNREFUSED || e == ENOENT) stale = 1;
     else hand_over("a socket that neither accepts nor refuses");
   }
+  (void)alive;
   if (!alive && type != 'c') {
     // the shim is gone and so must be what it ran: here, nothing was left
     if (mounted(run_dir, 1) != 0) hand_over("mounts under the run dir");
