@@ -162,6 +162,10 @@ function socketFor(v, group) {
   return path.join(dir, sha256Hex(path.posix.join(ADDRESS, NS, group)));
 }
 const listeners = [];
+// On any exit, a failed run's included: runc's shim has its sockets in /run/containerd/s, outside our temp dir.
+process.on("exit", () => {
+  for (const l of listeners) fs.rmSync(l.p, { force: true });
+});
 /**
  * The listeners anew: nobody accepts on them (this process blocks in spawnSync meanwhile), so each
  * join's connection stays in the backlog until it fills; a fresh socket drops them.
