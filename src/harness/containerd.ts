@@ -104,7 +104,8 @@ export class Containerd {
     const env: NodeJS.ProcessEnv = { SHIMLAB_CGROUP_PARENT: this.cgroupParent, SHIMLAB_RUN_DIR: path.join(this.dir, "run"), ...process.env, ...this.o.env };
     // shimlab's shim, then this containerd's own ctr, runc shim and runc, then the rest.
     const peerBin = this.resolvedPeer ? [this.resolvedPeer.binDir] : [];
-    env.PATH = [this.o.shimBinDir ?? path.join(REPO_ROOT, "bin"), ...peerBin, env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin"].join(":");
+    // SHIMLAB_TEST_SHIM_BIN_DIR: another containerd-shim-shimlab-v2 for a whole test run (native/build's launcher)
+    env.PATH = [this.o.shimBinDir ?? (process.env.SHIMLAB_TEST_SHIM_BIN_DIR || path.join(REPO_ROOT, "bin")), ...peerBin, env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin"].join(":");
     return env;
   }
 

@@ -1,0 +1,314 @@
+// native/oneshot.c against the TypeScript shim, on the same inputs: the
+// launcher must print what `start` and `delete` print, leave the same files,
+// launch the same daemon and refuse the same inputs with the same words, and
+// it must really take its own path in the usual cases (else this would only
+// compare the TypeScript shim with itself). Needs `npm run build` (the bundle
+// and native/build/containerd-shim-shimlab-v2).
+import { describe, it, expect, beforeAll, afterAll } from "vitest";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { spawnSync } from "node:child_process";
+import { native } from "../../src/native";
+import { TYPE_KEYS, SANDBOX_ID_KEYS } from "../../src/pod/container-type";
+import { DEFAULT_SOCKET_DIR, SOCKET_PATH_LIMIT } from "../../src/shim/address";
+import { MAX_IDENTIFIER_LENGTH } from "../../src/shim/identifiers";
+import { MAX_ANNOTATION_BYTES } from "../../src/shim/bundle";
+import { SOCKET_DIR_LINK } from "../../src/shim/start-v2";
+import { sha256Hex } from "../../src/util/sha256";
+
+const ROOT = path.resolve(__dirname, "../..");
+const FAST = path.join(ROOT, "native", "build", "containerd-shim-shimlab-v2");
+const NODE_SHIM = path.join(ROOT, "bin", "containerd-shim-shimlab-v2");
+const NS = "oneshot";
+const ADDRESS = "/run/containerd/containerd.sock";
+
+let work: string;
+beforeAll(() => {
+  work = fs.mkdtempSync(path.join(os.tmpdir(), "oneshot-test-"));
+});
+afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
+
+interface Layout {
+  /** config.json's text; undefined: no config.json */
+  config?: string;
+  /** what else to lay out, given the dirs */
+  extra?: (d: Dirs) => void;
+}
+interface Dirs {
+  bundle: string;
+  sock: string;
+  run: string;
+}
+interface Outcome {
+  code: number | null;
+  stdout: Buffer;
+  stderr: string;
+  /** the launcher's own word that it handed over, and why */
+  handedOver: string | null;
+  files: Record<string, string>;
+}
+
+/** Everything under dir, as relative path → content (or "<dir>", "<socket>", "-> target"). */
+function tree(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (d: string) => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name);
+      const rel = path.relative(work, p);
+      if (e.isDirectory()) {
+        out[rel] = "<dir>";
+        walk(p);
+      } else if (e.isSymbolicLink()) out[rel] = "-> " + fs.readlinkSync(p);
+      else if (e.isSocket()) out[rel] = "<socket>";
+      else if (e.isFIFO()) out[rel] = "<fifo>";
+      else out[rel] = e.name === "shim.pid" ? "<pid>" : fs.readFileSync(p, "utf8");
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+const daemons: number[] = [];
+
+/** Lays out a fresh bundle, socket dir and run dir at the same paths, and runs one shim in it. */
+function runOne(bin: string, id: string, action: string, layout: Layout, opts: { args?: string[]; stdin?: Buffer; inspect?: (d: Dirs, o: Outcome) => void; bundleOnly?: boolean; env?: NodeJS.ProcessEnv } = {}): Outcome {
+  fs.rmSync(path.join(work, "case"), { recursive: true, force: true });
+  const d: Dirs = { bundle: path.join(work, "case", "bundles", id), sock: path.join(work, "case", "s"), run: path.join(work, "case", "run") };
+  fs.mkdirSync(path.join(d.bundle, "rootfs"), { recursive: true });
+  if (layout.config !== undefined) fs.writeFileSync(path.join(d.bundle, "config.json"), layout.config);
+  layout.extra?.(d);
+  const env: NodeJS.ProcessEnv = { ...process.env, SHIMLAB_SOCKET_DIR: d.sock, SHIMLAB_RUN_DIR: d.run, SHIMLAB_ONESHOT_DEBUG: "1", ...opts.env };
+  for (const k of ["MAX_SHIM_VERSION", "SHIMLAB_SHIM_PROTOCOL", "SHIMLAB_TRACE", "SHIMLAB_NO_BUNDLE", "SHIMLAB_NO_FAST", "NODE_OPTIONS"]) delete env[k];
+  const args = opts.args ?? ["-namespace", NS, "-address", ADDRESS, "-publish-binary", "/usr/bin/containerd", "-id", id, "-bundle", d.bundle, action];
+  const r = spawnSync(bin, args, { cwd: d.bundle, env, input: opts.stdin ?? Buffer.alloc(0), stdio: [opts.stdin ? "pipe" : "ignore", "pipe", "pipe"] });
+  const stderr = r.stderr.toString();
+  const m = /^shimlab oneshot: to node: (.*)$/m.exec(stderr);
+  const o: Outcome = { code: r.status, stdout: r.stdout, stderr: stderr.replace(/^shimlab oneshot: to node: .*\n/m, ""), handedOver: m ? m[1] : null, files: {} };
+  const pidFile = path.join(d.bundle, "shim.pid");
+  if (fs.existsSync(pidFile)) daemons.push(Number(fs.readFileSync(pidFile, "utf8")));
+  opts.inspect?.(d, o);
+  o.files = tree(opts.bundleOnly ? d.bundle : path.join(work, "case"));
+  return o;
+}
+
+/** containerd.task.v2.DeleteResponse's fields: 1 pid, 2 exit_status, 3 exited_at {1 seconds, 2 nanos}. */
+function decodeDelete(b: Buffer): { pid: number; status: number; sec: number; nanos: number } {
+  let i = 0;
+  const varint = () => {
+    let v = 0,
+      mul = 1;
+    for (;;) {
+      const c = b[i++];
+      v += (c & 0x7f) * mul;
+      mul *= 128;
+      if (c < 0x80) return v;
+    }
+  };
+  const r = { pid: 0, status: 0, sec: 0, nanos: 0 };
+  while (i < b.length) {
+    const tag = varint();
+    if (tag === 8) r.pid = varint();
+    else if (tag === 16) r.status = varint();
+    else if (tag === 26) {
+      const end = varint() + i;
+      while (i < end) {
+        const t = varint();
+        if (t === 8) r.sec = varint();
+        else if (t === 16) r.nanos = varint();
+        else throw new Error(`timestamp field ${t}`);
+      }
+    } else throw new Error(`DeleteResponse field tag ${tag}`);
+  }
+  return r;
+}
+
+function killDaemons() {
+  for (const pid of daemons.splice(0)) {
+    try {
+      process.kill(-pid, "SIGKILL");
+    } catch {}
+  }
+}
+afterAll(killDaemons);
+
+const spec = (annotations?: Record<string, string>, more: Record<string, unknown> = {}) =>
+  JSON.stringify({ ociVersion: "1.0.2", process: { args: ["/bin/true"], cwd: "/" }, root: { path: "rootfs" }, ...more, ...(annotations ? { annotations } : {}) });
+const podContainer = (sandbox: string) => spec({ "io.kubernetes.cri.container-type": "container", "io.kubernetes.cri.sandbox-id": sandbox });
+
+/** Runs both, checks the launcher took its own path (or handed over) as expected, and that both ended alike. */
+function same(id: string, action: string, layout: Layout, expectFast: boolean, opts: Parameters<typeof runOne>[4] = {}) {
+  const fast = runOne(FAST, id, action, layout, opts);
+  const ts = runOne(NODE_SHIM, id, action, layout, opts);
+  if (expectFast) expect(fast.handedOver, `the launcher handed over: ${fast.handedOver}`).toBeNull();
+  else expect(fast.handedOver, "the launcher did not hand over").not.toBeNull();
+  expect(ts.handedOver).toBeNull();
+  expect({ code: fast.code, stderr: fast.stderr }).toEqual({ code: ts.code, stderr: ts.stderr });
+  expect(fast.files).toEqual(ts.files);
+  if (action === "delete" && ts.code === 0) {
+    const [a, b] = [decodeDelete(fast.stdout), decodeDelete(ts.stdout)];
+    expect({ pid: a.pid, status: a.status }).toEqual({ pid: b.pid, status: b.status });
+    expect(Math.abs(a.sec - b.sec)).toBeLessThanOrEqual(5);
+    expect(a.nanos % 1e6).toBe(0); // a JS Date's milliseconds, as the TypeScript side writes them
+  } else {
+    expect(fast.stdout.toString()).toBe(ts.stdout.toString());
+  }
+  return { fast, ts };
+}
+
+describe("the one-shot launcher against the TypeScript shim", () => {
+  it("holds the TypeScript rules' constants", () => {
+    const r = JSON.parse(spawnSync(FAST, [], { env: { SHIMLAB_ONESHOT_RULES: "1" } }).stdout.toString());
+    expect(r).toEqual({
+      typeKeys: [...TYPE_KEYS],
+      sandboxIdKeys: [...SANDBOX_ID_KEYS],
+      defaultSocketDir: DEFAULT_SOCKET_DIR,
+      socketPathLimit: SOCKET_PATH_LIMIT,
+      maxIdentifierLength: MAX_IDENTIFIER_LENGTH,
+      maxAnnotationBytes: MAX_ANNOTATION_BYTES,
+      defaultRunRoot: "/run/shimlab",
+      sigkillStatus: 137,
+      socketDirLink: SOCKET_DIR_LINK,
+    });
+  });
+
+  describe("delete", () => {
+    it("a single container whose shim is gone: its own path, the same DeleteResponse", () => {
+      const { fast } = same("c1", "delete", { config: spec() }, true);
+      expect(decodeDelete(fast.stdout)).toMatchObject({ pid: 0, status: 137 });
+    });
+    it("no config.json, -bundle empty (the cwd): its own path", () => {
+      same("c1", "delete", { config: undefined }, true, { args: ["-namespace", NS, "-address", ADDRESS, "-id", "c1", "-bundle", "", "delete"] });
+    });
+    for (const [name, cfg] of [
+      ["a pod's container", podContainer("pod1")],
+      ["a pod's sandbox", spec({ "io.kubernetes.cri.container-type": "podsandbox" })],
+      ["CRI-O's keys, escaped", String.raw`{"annotations": {"io.kubernetes.cri-o.Container\u0054ype": "container", "io.kubernetes.cri-o.SandboxID": "p\u006fd2", "junk": "\u00e9\ud83d\ude00\n"}}`],
+      ["an empty first sandbox id", spec({ "io.kubernetes.cri.container-type": "container", "io.kubernetes.cri.sandbox-id": "", "io.kubernetes.sandbox.id": "pod3" })],
+      ["the last of repeated keys", '{"annotations": {"io.kubernetes.cri.container-type": "container"}, "annotations": {}, "process": {"args": 1, "args": ["a"]}}'],
+      ["unicode elsewhere", spec(undefined, { hostname: "h\u00e9\u{1f600}", n: [1.5e-3, -0, true, null, {}] })],
+    ] as const) {
+      it(`${name}: its own path`, () => {
+        same("c1", "delete", { config: cfg }, true);
+      });
+    }
+    for (const [name, cfg] of [
+      ["invalid JSON (a single container to the TypeScript side)", "{"],
+      ["a BOM", "\ufeff" + spec()],
+      ["a raw control character in a string", '{"hostname": "a\tb"}'],
+      ["a trailing comma", '{"annotations": {},}'],
+      ["an unknown container type", spec({ "io.kubernetes.cri.container-type": "pod" })],
+      ["a container without a sandbox id", spec({ "io.kubernetes.cri.container-type": "container" })],
+      ["an annotation that is not a string", '{"annotations": {"a": 1}}'],
+      ["an invalid sandbox id", podContainer("../x")],
+    ] as const) {
+      it(`${name}: handed over, and ends the same`, () => {
+        same("c1", "delete", { config: cfg }, false);
+      });
+    }
+    it("a run dir left behind: handed over, and removed the same", () => {
+      same("c1", "delete", { config: spec(), extra: (d) => fs.mkdirSync(path.join(d.run, NS, "c1", "agent"), { recursive: true }) }, false);
+    });
+    // containerd runs `delete` as the daemon's connection drops, often before the daemon has unlinked its socket
+    const staleSocket = (group: string) => (d: Dirs) => {
+      fs.mkdirSync(d.sock, { recursive: true });
+      fs.closeSync(native().listenUnix(path.join(d.sock, sha256Hex(`${ADDRESS}/${NS}/${group}`)), 8));
+    };
+    it("a stale socket (nobody listens): its own path, removed the same", () => {
+      const { fast } = same("c1", "delete", { config: spec(), extra: staleSocket("c1") }, true);
+      expect(Object.values(fast.files)).not.toContain("<socket>");
+    });
+    it("a pod's container beside a stale sandbox socket: its own path, the socket left to the sandbox's delete", () => {
+      const { fast } = same("c1", "delete", { config: podContainer("pod2"), extra: staleSocket("pod2") }, true);
+      expect(Object.values(fast.files)).toContain("<socket>");
+    });
+    it("a file that is no socket at the group's socket path: handed over (so the launcher looked there)", () => {
+      const file = (d: Dirs) => (fs.mkdirSync(d.sock, { recursive: true }), fs.writeFileSync(path.join(d.sock, sha256Hex(`${ADDRESS}/${NS}/pod2`)), ""));
+      same("c1", "delete", { config: podContainer("pod2"), extra: file }, false);
+    });
+    it("a pod's container whose sandbox shim still serves: its own path, nothing cleaned", () => {
+      let fd = -1;
+      const serve = (d: Dirs) => {
+        fs.mkdirSync(d.sock, { recursive: true });
+        fd = native().listenUnix(path.join(d.sock, sha256Hex(`${ADDRESS}/${NS}/pod2`)), 8);
+      };
+      const close = () => fs.closeSync(fd);
+      for (const cfg of [podContainer("pod2"), String.raw`{"annotations": {"io.kubernetes.cri-o.ContainerType": "container", "io.kubernetes.cri.sandbox-id": "", "io.kubernetes.cri-o.SandboxID": "p\u006fd2"}}`]) {
+        same("c1", "delete", { config: cfg, extra: serve }, true, { inspect: close });
+      }
+    });
+    it("a single container whose shim still serves (a run dir too): its own path, nothing cleaned", () => {
+      let fd = -1;
+      const serve = (d: Dirs) => {
+        fs.mkdirSync(d.sock, { recursive: true });
+        fs.mkdirSync(path.join(d.run, NS, "c1"), { recursive: true });
+        fd = native().listenUnix(path.join(d.sock, sha256Hex(`${ADDRESS}/${NS}/c1`)), 8);
+      };
+      const { fast } = same("c1", "delete", { config: spec(), extra: serve }, true, { inspect: () => fs.closeSync(fd) });
+      expect(Object.keys(fast.files)).toContain("case/run/oneshot/c1");
+    });
+    it("an invalid id, an unknown flag, an address to normalise: handed over", () => {
+      same("a/b", "delete", { config: spec() }, false);
+      same("c1", "delete", { config: spec() }, false, { args: ["-namespace", NS, "-nope", "-id", "c1", "delete"] });
+      same("c1", "delete", { config: spec() }, false, { args: ["-namespace", NS, "-address", "/run//containerd/../c.sock", "-id", "c1", "delete"] });
+    });
+  });
+
+  describe("start", () => {
+    it("a pod's container joining its sandbox's shim: its own path, the same address", () => {
+      let fd = -1;
+      const serve = (d: Dirs) => {
+        fs.mkdirSync(d.sock, { recursive: true });
+        fd = native().listenUnix(path.join(d.sock, sha256Hex(`${ADDRESS}/${NS}/pod1`)), 8);
+      };
+      const close = () => fs.closeSync(fd);
+      const fast = runOne(FAST, "c2", "start", { config: podContainer("pod1"), extra: serve }, { inspect: close });
+      const ts = runOne(NODE_SHIM, "c2", "start", { config: podContainer("pod1"), extra: serve }, { inspect: close });
+      expect(fast.handedOver).toBeNull();
+      expect(fast.stdout.toString()).toMatch(/^unix:\/\/.*\/s\/[0-9a-f]{64}$/);
+      expect({ code: fast.code, out: fast.stdout.toString(), err: fast.stderr, files: fast.files }).toEqual({ code: ts.code, out: ts.stdout.toString(), err: ts.stderr, files: ts.files });
+    });
+    it("a new single container: its own path, the same daemon launched the same way", () => {
+      const daemon = (d: Dirs, o: Outcome) => {
+        const pid = Number(fs.readFileSync(path.join(d.bundle, "shim.pid"), "utf8"));
+        // posix_spawn returns once the child has let go of our memory, which is before execve has
+        // laid out the new argv: the launcher can be gone before /proc shows the daemon's cmdline
+        let argv: string[] = [];
+        for (let i = 0; i < 400 && !argv.length; i++) {
+          argv = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").slice(0, -1);
+          if (!argv.length) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+        }
+        if (!argv.length) throw new Error(`daemon ${pid} shows no argv: ${fs.readFileSync(`/proc/${pid}/stat`, "utf8")}`);
+        const env = fs.readFileSync(`/proc/${pid}/environ`, "utf8").split("\0").filter(Boolean).sort();
+        const fds = fs.readdirSync(`/proc/${pid}/fd`).map(Number).sort((a, b) => a - b);
+        const targets = fds.filter((n) => n <= 3).map((n) => fs.readlinkSync(`/proc/${pid}/fd/${n}`).replace(/\d+/g, "N"));
+        const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+        (o as Outcome & { daemon: unknown }).daemon = { argv0: path.basename(argv[0]), argv: argv.slice(1), env, targets, sessionLeader: Number(stat[3]) === pid, cwd: fs.readlinkSync(`/proc/${pid}/cwd`) };
+        process.kill(-pid, "SIGKILL");
+      };
+      // neither reaches the daemon: a protocol only start-v2 may choose, and Node's CA bundle
+      const dropped = { SHIMLAB_DAEMON_PROTOCOL: "grpc", NODE_EXTRA_CA_CERTS: "/nonexistent.pem", ONESHOT_KEPT: "yes" };
+      // the bundle only: the daemon was booting its agent in the run dir when it was killed
+      const fast = runOne(FAST, "c3", "start", { config: spec() }, { inspect: daemon, bundleOnly: true, env: dropped }) as Outcome & { daemon: unknown };
+      const ts = runOne(NODE_SHIM, "c3", "start", { config: spec() }, { inspect: daemon, bundleOnly: true, env: dropped }) as Outcome & { daemon: unknown };
+      expect(Object.keys(fast.files).sort()).toEqual(["case/bundles/c3/address", "case/bundles/c3/config.json", "case/bundles/c3/rootfs", "case/bundles/c3/shim.pid"]);
+      expect(fast.handedOver).toBeNull();
+      expect(fast.code).toBe(0);
+      expect(fast.daemon).toMatchObject({ argv0: "node", sessionLeader: true });
+      const env = (fast.daemon as { env: string[] }).env;
+      expect(env).toContain("ONESHOT_KEPT=yes");
+      expect(env.filter((e) => /^(SHIMLAB_DAEMON_PROTOCOL|NODE_EXTRA_CA_CERTS)=/.test(e))).toEqual([]);
+      expect({ out: fast.stdout.toString(), err: fast.stderr, files: fast.files, daemon: fast.daemon }).toEqual({ out: ts.stdout.toString(), err: ts.stderr, files: ts.files, daemon: ts.daemon });
+    });
+    it("a sandbox with no shim serving it, a bad spec, a bad id, options on stdin: handed over, refused alike", () => {
+      same("c4", "start", { config: podContainer("pod9") }, false);
+      same("c4", "start", { config: '{"process": null}' }, false);
+      same("c4", "start", { config: '{"process": {"args": [1]}}' }, false);
+      same("c4", "start", { config: undefined }, false);
+      same("-x", "start", { config: spec() }, false);
+      // containerd 2.x's bootstrap, for another task: refused with what it held, so stdin reached the TypeScript side
+      const { ts } = same("c4", "start", { config: spec() }, false, { stdin: Buffer.from('{"instance_id": "other", "namespace": "oneshot"}') });
+      expect(ts.stderr).toContain('"other"');
+    });
+  });
+});
