@@ -8,15 +8,16 @@
 //
 //   node bench/oneshot.mjs [--runs N] [--free] [--cases boot,delete,join,start,split]
 //                          [--node NAME=/path/to/node]... [--snapshot NAME=/path/to/node]...
-//                          [--fast /path/to/launcher] [--json out]
+//                          [--json out]
 //
 // --node runs the same bin + dist under another Node (a copy of bin/, dist/
 // and native/build/ per Node, so that each keeps V8 code caches of its own
 // version). --snapshot runs `delete` and the join `start` from a V8 startup
 // snapshot of the shim-cli bundle built by that Node (`--build-snapshot`; not
 // the new `start`, whose native addon a snapshot's require cannot load).
-// --fast adds a launcher binary that takes containerd's place of
-// bin/containerd-shim-shimlab-v2 (native/oneshot.c). Timing is spawnSync's:
+// `shimlab` is the binary containerd runs, bin/containerd-shim-shimlab-v2 (the
+// launcher, native/oneshot.c), `shimlab-nodeNN` its TypeScript shim
+// (bin/containerd-shim-shimlab-v2.js) under this Node. Timing is spawnSync's:
 // fork of this process → exit of the subcommand and EOF on its stdout, as
 // containerd waits for both; the same overhead falls on every variant.
 // A benchmark, not a test: nothing passes or fails.
@@ -67,7 +68,7 @@ function treeFor(name, nodeBin) {
   // keep the bundle newer than tsc's build info, as in the source tree
   const now = new Date();
   for (const f of fs.readdirSync(path.join(t, "dist", "bundle"))) fs.utimesSync(path.join(t, "dist", "bundle", f), now, now);
-  return { bin: path.join(t, "bin", "containerd-shim-shimlab-v2"), pathPrefix: path.join(t, "nodebin") };
+  return { bin: path.join(t, "bin", "containerd-shim-shimlab-v2.js"), pathPrefix: path.join(t, "nodebin") };
 }
 
 /**
@@ -91,7 +92,8 @@ function snapshotFor(name, nodeBin) {
 }
 
 const variants = [{ name: "runc", bin: RUNC_SHIM, node: null }];
-variants.push({ name: `shimlab-node${process.versions.node.split(".")[0]}`, bin: path.join(ROOT, "bin", "containerd-shim-shimlab-v2"), node: process.execPath });
+variants.push({ name: "shimlab", bin: path.join(ROOT, "bin", "containerd-shim-shimlab-v2"), node: process.execPath, fast: true });
+variants.push({ name: `shimlab-node${process.versions.node.split(".")[0]}`, bin: path.join(ROOT, "bin", "containerd-shim-shimlab-v2.js"), node: process.execPath });
 for (const spec of opts("--node")) {
   const [name, nodeBin] = spec.split("=");
   const t = treeFor(name, nodeBin);
@@ -101,7 +103,6 @@ for (const spec of opts("--snapshot")) {
   const [name, nodeBin] = spec.split("=");
   variants.push({ name: `shimlab-${name}-snap`, bin: snapshotFor(name, nodeBin), node: nodeBin, skip: new Set(["start"]) });
 }
-if (opt("--fast")) variants.push({ name: "shimlab-fast", bin: path.resolve(opt("--fast")), node: process.execPath, fast: true });
 
 const require = createRequire(import.meta.url);
 const { sha256Hex } = require(path.join(ROOT, "dist", "util", "sha256.js"));

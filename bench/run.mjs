@@ -7,7 +7,7 @@
 // VMs, so only figures taken in the same mode compare.
 //
 //   node bench/run.mjs [--free] [--only lifecycle,memory,state,gostate,echo] [--runs N] [--out file]
-//                      [--variants shimlab-tree,shimlab-nocache,shimlab-base,shimlab-fast]   (lifecycle only; see lib/variants.mjs)
+//                      [--variants shimlab-tree,shimlab-nocache,shimlab-base,shimlab-node]   (lifecycle only; see lib/variants.mjs)
 import fs from "node:fs";
 import path from "node:path";
 import { spawnSync } from "node:child_process";

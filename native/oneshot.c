@@ -5,7 +5,7 @@
 // in Node each costs ~30 ms pinned, ~20 of them Node's own bootstrap. This
 // launcher does what the TypeScript subcommands (src/shim/start.ts,
 // src/shim/delete.ts) do when nothing is unusual, and exec()s the TypeScript
-// shim (bin/containerd-shim-shimlab-v2, with the same argv and stdin) for
+// shim (bin/containerd-shim-shimlab-v2.js, with the same argv and stdin) for
 // everything else: any flag it does not know, an invalid id, a config.json it
 // does not fully understand, containerd 2.x's bootstrap on stdin, a socket
 // already bound, a VM record, anything mounted, a run dir still there. It never decides differently from the TypeScript code: it
@@ -18,9 +18,9 @@
 // the constants below against the TypeScript modules' exports
 // (SHIMLAB_ONESHOT_RULES=1 prints them).
 //
-// Opt-in: built to native/build/containerd-shim-shimlab-v2; put that on
-// containerd's PATH instead of bin/ to use it. SHIMLAB_NO_FAST=1 hands
-// everything to the TypeScript shim.
+// Built to bin/containerd-shim-shimlab-v2, the binary containerd runs (it
+// runs the daemon, node and dist/bundle/shim-main.js, itself). SHIMLAB_NO_FAST=1
+// hands everything to the TypeScript shim.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -85,7 +85,7 @@ static void __attribute__((noreturn)) hand_over(const char* why) {
     close(m);
   }
   char bin[PATH_MAX + 64];
-  snprintf(bin, sizeof bin, "%s/bin/containerd-shim-shimlab-v2", g_repo);
+  snprintf(bin, sizeof bin, "%s/bin/containerd-shim-shimlab-v2.js", g_repo);
   execv(bin, g_argv);
 fail:
   fprintf(stderr, "shimlab: cannot run the node shim: %s\n", strerror(errno));
@@ -795,12 +795,12 @@ static void __attribute__((noreturn)) do_delete(const flags_t* f) {
 
 int main(int argc, char** argv) {
   g_argv = argv;
-  // <repo>/native/build/<this binary>: the node shim and the bundle are in <repo>
+  // <repo>/bin/<this binary> (symlinks resolved, as npm's .bin links are): the node shim and the bundle are in <repo>
   char exe[PATH_MAX];
   ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
   if (n <= 0) return fprintf(stderr, "shimlab: /proc/self/exe: %s\n", strerror(errno)), 1;
   exe[n] = 0;
-  for (int up = 0; up < 3; up++) {
+  for (int up = 0; up < 2; up++) {
     char* s = strrchr(exe, '/');
     if (!s || s == exe) return fprintf(stderr, "shimlab: cannot place %s\n", exe), 1;
     *s = 0;

@@ -39,11 +39,12 @@ if (!fresh(initOut, initSrc)) {
   execFileSync("strip", [initOut], { stdio: "inherit" });
   console.log(`build-native: ${path.relative(repo, initOut)}`);
 }
-// The one-shot launcher (native/oneshot.c): `start` and `delete` without Node
-// in the usual case. Opt-in: containerd uses it only if it comes first on its
-// PATH. Static, because a dynamic link costs a fair part of its ~1 ms.
+// The shim binary containerd runs, bin/containerd-shim-shimlab-v2 (native/oneshot.c):
+// `start` and `delete` without Node in the usual case, everything else handed to
+// bin/containerd-shim-shimlab-v2.js. Static, because a dynamic link costs a fair
+// part of its ~1 ms.
 const oneshotSrc = path.join(repo, "native", "oneshot.c");
-const oneshotOut = path.join(repo, "native", "build", "containerd-shim-shimlab-v2");
+const oneshotOut = path.join(repo, "bin", "containerd-shim-shimlab-v2");
 if (!fresh(oneshotOut, oneshotSrc)) {
   execFileSync(cc, ["-O2", "-Wall", "-Wextra", "-static", "-s", oneshotSrc, "-o", oneshotOut], { stdio: "inherit" });
   console.log(`build-native: ${path.relative(repo, oneshotOut)}`);

@@ -5,7 +5,8 @@
 // One file loads faster than a tree of a hundred modules: no path resolution,
 // no per-module wrapper compile; lazy requires stay lazy (esbuild keeps each
 // module in its own closure, run on first require).
-// bin/containerd-shim-shimlab-v2 uses dist/bundle/shim-main.js when it exists.
+// bin/containerd-shim-shimlab-v2.js uses dist/bundle/shim-main.js when it exists, and the launcher
+// (bin/containerd-shim-shimlab-v2) starts the daemon from it.
 import fs from "node:fs";
 import path from "node:path";
 import crypto from "node:crypto";

@@ -15,12 +15,13 @@ export const VARIANTS = {
   // another build of shimlab (SHIMLAB_BENCH_BASE=<its bin/containerd-shim-shimlab-v2>),
   // e.g. main before a change, for before/after figures from one run
   "shimlab-base": {},
-  // the native one-shot launcher for start and delete (native/oneshot.c): a
-  // symlink, not a wrapper, since an sh exec would be a third of its cost
-  "shimlab-fast": {},
+  // the TypeScript shim for start and delete too, without the launcher
+  // (native/oneshot.c) that bin/containerd-shim-shimlab-v2 is
+  "shimlab-node": {},
 };
 
-const binOf = (n) => (n === "shimlab-base" ? process.env.SHIMLAB_BENCH_BASE : path.join(ROOT, "bin", "containerd-shim-shimlab-v2"));
+const binOf = (n) =>
+  n === "shimlab-base" ? process.env.SHIMLAB_BENCH_BASE : path.join(ROOT, "bin", n === "shimlab-node" ? "containerd-shim-shimlab-v2.js" : "containerd-shim-shimlab-v2");
 
 export function variantBinDir(names) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "shimlab-bench-bin-"));
@@ -28,10 +29,6 @@ export function variantBinDir(names) {
     if (!VARIANTS[n] || !binOf(n)) throw new Error(`variant ${n}: unknown, or SHIMLAB_BENCH_BASE unset`);
     const env = Object.entries(VARIANTS[n]).map(([k, v]) => `${k}=${v}`).join(" ");
     const f = path.join(dir, `containerd-shim-${n}-v2`);
-    if (n === "shimlab-fast") {
-      fs.symlinkSync(path.join(ROOT, "native", "build", "containerd-shim-shimlab-v2"), f);
-      continue;
-    }
     fs.writeFileSync(f, `#!/bin/sh\n${env} exec ${binOf(n)} "$@"\n`, { mode: 0o755 });
   }
   return dir;

@@ -104,7 +104,7 @@ export class Containerd {
     const env: NodeJS.ProcessEnv = { SHIMLAB_CGROUP_PARENT: this.cgroupParent, SHIMLAB_RUN_DIR: path.join(this.dir, "run"), ...process.env, ...this.o.env };
     // shimlab's shim, then this containerd's own ctr, runc shim and runc, then the rest.
     const peerBin = this.resolvedPeer ? [this.resolvedPeer.binDir] : [];
-    // SHIMLAB_TEST_SHIM_BIN_DIR: another containerd-shim-shimlab-v2 for a whole test run (native/build's launcher)
+    // SHIMLAB_TEST_SHIM_BIN_DIR: another containerd-shim-shimlab-v2 for a whole test run (another build, a wrapper)
     env.PATH = [this.o.shimBinDir ?? (process.env.SHIMLAB_TEST_SHIM_BIN_DIR || path.join(REPO_ROOT, "bin")), ...peerBin, env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin"].join(":");
     return env;
   }

@@ -3,7 +3,7 @@
 // launch the same daemon and refuse the same inputs with the same words, and
 // it must really take its own path in the usual cases (else this would only
 // compare the TypeScript shim with itself). Needs `npm run build` (the bundle
-// and native/build/containerd-shim-shimlab-v2).
+// and bin/containerd-shim-shimlab-v2, the launcher).
 import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import fs from "node:fs";
 import os from "node:os";
@@ -18,8 +18,8 @@ import { SOCKET_DIR_LINK } from "../../src/shim/start-v2";
 import { sha256Hex } from "../../src/util/sha256";
 
 const ROOT = path.resolve(__dirname, "../..");
-const FAST = path.join(ROOT, "native", "build", "containerd-shim-shimlab-v2");
-const NODE_SHIM = path.join(ROOT, "bin", "containerd-shim-shimlab-v2");
+const FAST = path.join(ROOT, "bin", "containerd-shim-shimlab-v2");
+const NODE_SHIM = path.join(ROOT, "bin", "containerd-shim-shimlab-v2.js");
 const NS = "oneshot";
 const ADDRESS = "/run/containerd/containerd.sock";
 
