@@ -15,6 +15,7 @@ export const LOADERS: Record<string, () => Promise<Command>> = {
   conformance: async () => (await import("./commands/conformance")).conformanceCommand,
   scenario: async () => (await import("./commands/scenario")).scenarioCommand,
   image: async () => (await import("./commands/image")).run,
+  factory: async () => (await import("./commands/factory")).factoryCommand,
   install: async () => {
     const { installCommand } = await import("./commands/install");
     return (argv) => installCommand(argv, "install");

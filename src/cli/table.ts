@@ -53,6 +53,12 @@ export interface CommandSpec {
   notes?: () => string;
 }
 
+const FACTORY_OPTIONS: OptionSpec[] = [
+  { name: "config", type: "string", metavar: "FILE", help: "shimlab's TOML: [factory] socket and pool_size, [agent] runtime (default SHIMLAB_CONFIG, else the defaults)" },
+  { name: "dir", type: "string", metavar: "DIR", help: "the factory's directory: its pool, pid file and log (default /run/shimlab-factory)" },
+  { name: "socket", type: "string", metavar: "PATH", help: "its socket (default the config's [factory] socket, or <dir>/factory.sock with --dir alone)" },
+  { name: "size", type: "string", metavar: "N", help: "warm agents to keep (default the config's [factory] pool_size, else 2)" },
+];
 const TIMEOUT: OptionSpec = { name: "timeout", type: "string", metavar: "SEC", help: "seconds the call may take" };
 const CTR: PositionalSpec = { name: "CTR", help: "a container id" };
 const POD: PositionalSpec = { name: "POD", help: "a pod (sandbox) id" };
@@ -260,6 +266,19 @@ and its HTML form (built by npm run build)
 A failing verdict names each broken rule as id (docs/contract/<page>.md#id), a path
 relative to shimlab's directory: here ${contractDir()}.`;
     },
+  },
+  {
+    name: "factory",
+    synopsis: "run | start | stop | status",
+    summary: "warm sandboxes: a pool of booted agents that new sandboxes take instead of booting their own ([factory] enable in the shim's config)",
+    description: () =>
+      "As Kata's VM factory keeps booted VMs, the factory keeps booted host agents. A shim whose\nconfiguration says [factory] enable = true takes one over the factory's socket as its sandbox\nstarts, and boots its own when the factory is gone or its pool empty. An agent serves one\nsandbox; once handed out it lives as long as its shim, whatever becomes of the factory.",
+    subcommands: [
+      { name: "run", summary: "serve in the foreground until SIGTERM (a systemd unit's ExecStart: deploy/shimlab-factory.service)", options: FACTORY_OPTIONS },
+      { name: "start", summary: "run it in the background; returns once its pool is full", options: [...FACTORY_OPTIONS, { name: "no-wait", type: "boolean", help: "return as soon as it answers, before the pool is full" }] },
+      { name: "stop", summary: "stop it and its pooled agents (agents it handed out are their shims' and live on)", options: FACTORY_OPTIONS },
+      { name: "status", summary: "its pool and counts (exit 1 when none answers)", options: [...FACTORY_OPTIONS, { name: "json", type: "boolean", help: "as JSON" }] },
+    ],
   },
   {
     name: "image",

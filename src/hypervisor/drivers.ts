@@ -15,6 +15,8 @@ export interface DriverSettings {
   agentRuntime: "auto" | "runc" | "host";
   /** The configuration's table named after the driver ([qemu]), unchecked. */
   table: Record<string, unknown>;
+  /** A `shimlab factory` to take warm sandboxes from ([factory] enable). */
+  factorySocket?: string;
 }
 
 interface Driver {
@@ -25,7 +27,7 @@ interface Driver {
 
 const DRIVERS: Record<HypervisorKind, Driver> = {
   none: {
-    create: (s) => new HostAgentHypervisor({ agentRuntime: s.agentRuntime, debug: s.debug }),
+    create: (s) => new HostAgentHypervisor({ agentRuntime: s.agentRuntime, debug: s.debug, factorySocket: s.factorySocket }),
   },
   qemu: {
     check: (s) => void parseQemuConfig(s.table, s.source),

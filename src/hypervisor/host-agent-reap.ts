@@ -21,4 +21,5 @@ export const reap: Reaper = (rec, scope, cx) => {
   killRecordedProcesses(rec);
   // A host agent killed before its own teardown leaves its sandbox's cgroups.
   if (rec.runcRoot) removeCgroupTree(`${cgroupParent()}/${scope.sandboxId}`);
+  for (const d of rec.dirs ?? []) fs.rmSync(d, { recursive: true, force: true });
 };

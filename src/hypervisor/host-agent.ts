@@ -8,7 +8,9 @@ import { spawn, type ChildProcess } from "node:child_process";
 import type { Readable } from "node:stream";
 import { HybridVsockTransport } from "../agent/transport";
 import type { Hypervisor, SandboxVm, StartOptions, VmExit } from "./types";
-import { processStartTime, socketIn, writeVmRecord } from "./rundir";
+import { killRecorded, processStartTime, socketIn, writeVmRecord } from "./rundir";
+import { processAlive } from "../util/proc";
+import { takeWarmAgent, type WarmAgent } from "./factory/client";
 import { reapRuncOrphans } from "./orphans";
 import { inBundle } from "../util/entry";
 
@@ -17,6 +19,8 @@ export const AGENT_PORT = 1024;
 export interface HostAgentOptions {
   /** runc | host | auto, passed to the mock agent. */
   agentRuntime: string;
+  /** A `shimlab factory` socket: sandboxes take a warm agent from its pool, and boot one only when it has none. */
+  factorySocket?: string;
   /** Extra environment for the agent (its failpoints, say). */
   agentEnv?: Record<string, string>;
   debug?: boolean;
@@ -27,7 +31,7 @@ export function mockAgentEntry(): string {
 }
 
 /** How long to wait for the agent's READY before dialling anyway (dialling then retries within its own budget). */
-const READY_TIMEOUT_MS = 10_000;
+export const READY_TIMEOUT_MS = 10_000;
 
 /**
  * Resolves once the agent says READY on fd 3 (true), or exits or stays silent
@@ -35,7 +39,7 @@ const READY_TIMEOUT_MS = 10_000;
  * Waiting for the word saves polling the socket with backoff, which cost up to
  * half the agent's start-up time in idle retries.
  */
-function agentReady(child: ChildProcess, timeoutMs: number): Promise<boolean> {
+export function agentReady(child: ChildProcess, timeoutMs: number): Promise<boolean> {
   const line = child.stdio[3] as Readable | null;
   if (!line) return Promise.resolve(false);
   return new Promise((resolve) => {
@@ -57,6 +61,46 @@ function agentReady(child: ChildProcess, timeoutMs: number): Promise<boolean> {
   });
 }
 
+/** The agent's process: a child of this shim, or a factory's warm agent that this shim adopted. */
+interface AgentProcess {
+  readonly pid: number;
+  readonly exited: Promise<VmExit>;
+  alive(): boolean;
+  kill(signal: NodeJS.Signals): void;
+}
+
+function childProcess(child: ChildProcess): AgentProcess {
+  // it may have died already, while we waited for its READY
+  const exited: Promise<VmExit> =
+    child.exitCode !== null || child.signalCode !== null
+      ? Promise.resolve({ code: child.exitCode, signal: child.signalCode })
+      : new Promise((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
+  return {
+    pid: child.pid!,
+    exited,
+    alive: () => child.exitCode === null && child.signalCode === null,
+    kill: (sig) => void child.kill(sig),
+  };
+}
+
+/** How often the shim looks for an adopted agent (not its child: no exit event) to have gone. */
+const ADOPTED_POLL_MS = 200;
+
+/** A process this shim did not spawn, known by pid and start time; its end is seen by polling. */
+function adoptedProcess(pid: number, startTime: string): AgentProcess {
+  let timer: NodeJS.Timeout | undefined;
+  const exited = new Promise<VmExit>((resolve) => {
+    timer = setInterval(() => {
+      if (processAlive(pid, startTime)) return;
+      clearInterval(timer);
+      // not our child: its status went to its parent
+      resolve({ code: null, signal: null });
+    }, ADOPTED_POLL_MS);
+    timer.unref();
+  });
+  return { pid, exited, alive: () => processAlive(pid, startTime), kill: (sig) => void killRecorded(pid, startTime, sig) };
+}
+
 class HostAgent implements SandboxVm {
   readonly kind = "none" as const;
   readonly guest = false;
@@ -66,27 +110,26 @@ class HostAgent implements SandboxVm {
   openLoopback(): Promise<null> {
     return Promise.resolve(null);
   }
-  readonly exited: Promise<VmExit>;
   private stopped = false;
 
   constructor(
-    private readonly child: ChildProcess,
+    private readonly proc: AgentProcess,
     readonly agentTransport: HybridVsockTransport,
     private readonly runcRoot?: string,
-  ) {
-    // it may have died already, while we waited for its READY
-    this.exited =
-      child.exitCode !== null || child.signalCode !== null
-        ? Promise.resolve({ code: child.exitCode, signal: child.signalCode })
-        : new Promise((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
+    /** The agent's directory when it is not under the sandbox's run dir (a factory's agent): it goes with the agent. */
+    private readonly ownDir?: string,
+  ) {}
+
+  get exited(): Promise<VmExit> {
+    return this.proc.exited;
   }
 
   get pid(): number {
-    return this.child.pid!;
+    return this.proc.pid;
   }
 
   get alive(): boolean {
-    return !this.stopped && this.child.exitCode === null && this.child.signalCode === null;
+    return !this.stopped && this.proc.alive();
   }
 
   async shareRootfs(_id: string, hostPath: string): Promise<string> {
@@ -102,14 +145,15 @@ class HostAgent implements SandboxVm {
   async stop(): Promise<void> {
     if (this.stopped) return this.exited.then(() => {});
     this.stopped = true;
-    if (this.child.exitCode === null && this.child.signalCode === null) {
-      this.child.kill("SIGTERM"); // the agent kills its containers on SIGTERM
-      const t = setTimeout(() => this.child.kill("SIGKILL"), 3000);
+    if (this.proc.alive()) {
+      this.proc.kill("SIGTERM"); // the agent kills its containers on SIGTERM
+      const t = setTimeout(() => this.proc.kill("SIGKILL"), 3000);
       await this.exited;
       clearTimeout(t);
     }
     // An agent that died (SIGKILL, crash) could not: do what a VM's death would.
     reapRuncOrphans(this.runcRoot);
+    if (this.ownDir) fs.rmSync(this.ownDir, { recursive: true, force: true });
   }
 }
 
@@ -128,7 +172,7 @@ export class HostAgentHypervisor implements Hypervisor {
    */
   prestart(s: StartOptions): void {
     if (this.warm) return;
-    const vm = this.boot(s);
+    const vm = this.acquire(s);
     vm.catch(() => {});
     this.warm = { runDir: s.runDir, vm };
   }
@@ -154,47 +198,73 @@ export class HostAgentHypervisor implements Hypervisor {
       }
       await vm?.stop();
     }
+    return this.acquire(s);
+  }
+
+  /**
+   * A warm agent from the factory when one is configured and this sandbox's agent needs nothing of
+   * its own (an environment: failpoints, a trace); else, or when the factory has none to give or
+   * is gone, one booted here. The factory is an optimisation: nothing fails for its sake.
+   */
+  private async acquire(s: StartOptions): Promise<HostAgent> {
+    if (this.o.factorySocket && !s.env && !this.o.agentEnv) {
+      try {
+        return await this.adopt(s, await takeWarmAgent(this.o.factorySocket, { kind: "none", agentRuntime: this.o.agentRuntime }));
+      } catch (e) {
+        s.logger.info("no warm agent from the factory: booting one", { factory: this.o.factorySocket, reason: (e as Error).message });
+      }
+    }
     return this.boot(s);
   }
 
-  private async boot(s: StartOptions): Promise<HostAgent> {
+  private adopt(s: StartOptions, a: WarmAgent): HostAgent {
     fs.mkdirSync(s.runDir, { recursive: true, mode: 0o700 });
-    const sock = socketIn(s.runDir, "agent.sock");
-    const args = [
-      mockAgentEntry(),
-      "--listen",
-      sock,
-      "--hvsock",
-      "--state-dir",
-      path.join(s.runDir, "agent"),
-      "--runtime",
-      this.o.agentRuntime,
-      "--watch-fd",
-      "3",
-      "--ready-fd",
-      "3",
-      "--log",
-      path.join(s.runDir, "agent.log"),
-    ];
-    if (this.o.debug) args.push("--debug");
-    const env = { ...(s.env ?? process.env), ...this.o.agentEnv };
-    delete env.NODE_EXTRA_CA_CERTS;
-    const child = spawn(process.execPath, args, {
-      cwd: s.runDir,
-      // fd 3 is the agent's lifeline: when this shim dies, it reads EOF and exits.
-      stdio: ["ignore", "ignore", "ignore", "pipe"],
-      env,
-    });
-    if (!child.pid) throw new Error("could not start the mock agent");
+    // From here the agent is this sandbox's: its record says what `delete` reaps after a crash, its directory included.
+    writeVmRecord(s.runDir, { kind: "none", pid: a.pid, startTime: a.startTime, agentUrl: `hvsock://${a.socket}:${AGENT_PORT}`, runcRoot: a.runcRoot, dirs: [a.dir] });
+    s.logger.info("mock agent taken from the factory", { pid: a.pid, socket: a.socket });
+    return new HostAgent(adoptedProcess(a.pid, a.startTime), new HybridVsockTransport(a.socket, AGENT_PORT), a.runcRoot, a.dir);
+  }
+
+  private async boot(s: StartOptions): Promise<HostAgent> {
+    const a = spawnHostAgent({ dir: s.runDir, agentRuntime: this.o.agentRuntime, debug: this.o.debug, env: { ...(s.env ?? process.env), ...this.o.agentEnv } });
     writeVmRecord(s.runDir, {
       kind: "none",
-      pid: child.pid,
-      startTime: processStartTime(child.pid) ?? "",
-      agentUrl: `hvsock://${sock}:${AGENT_PORT}`,
-      runcRoot: path.join(s.runDir, "agent", "runc"),
+      pid: a.child.pid!,
+      startTime: processStartTime(a.child.pid!) ?? "",
+      agentUrl: `hvsock://${a.socket}:${AGENT_PORT}`,
+      runcRoot: a.runcRoot,
     });
-    const ready = await agentReady(child, READY_TIMEOUT_MS);
-    s.logger.info("mock agent started", { pid: child.pid, socket: sock, runtime: this.o.agentRuntime, ready });
-    return new HostAgent(child, new HybridVsockTransport(sock, AGENT_PORT), path.join(s.runDir, "agent", "runc"));
+    const ready = await agentReady(a.child, READY_TIMEOUT_MS);
+    s.logger.info("mock agent started", { pid: a.child.pid, socket: a.socket, runtime: this.o.agentRuntime, ready });
+    return new HostAgent(childProcess(a.child), new HybridVsockTransport(a.socket, AGENT_PORT), a.runcRoot);
   }
+}
+
+export interface SpawnedAgent {
+  child: ChildProcess;
+  socket: string;
+  runcRoot: string;
+}
+
+/**
+ * Spawns the mock agent for dir (its socket, state and log there); fd 3 of the child is its
+ * lifeline and READY line (lifeline.ts of the mock agent). detached: a factory's agents get a
+ * session of their own, so that a signal to the factory's process group reaches none of them.
+ */
+export function spawnHostAgent(o: { dir: string; agentRuntime: string; debug?: boolean; env: NodeJS.ProcessEnv; detached?: boolean }): SpawnedAgent {
+  fs.mkdirSync(o.dir, { recursive: true, mode: 0o700 });
+  const sock = socketIn(o.dir, "agent.sock");
+  const args = [mockAgentEntry(), "--listen", sock, "--hvsock", "--state-dir", path.join(o.dir, "agent"), "--runtime", o.agentRuntime, "--watch-fd", "3", "--ready-fd", "3", "--log", path.join(o.dir, "agent.log")];
+  if (o.debug) args.push("--debug");
+  const env = { ...o.env };
+  delete env.NODE_EXTRA_CA_CERTS;
+  const child = spawn(process.execPath, args, {
+    cwd: o.dir,
+    // fd 3 is the agent's lifeline: when its holder dies, it reads EOF and exits.
+    stdio: ["ignore", "ignore", "ignore", "pipe"],
+    env,
+    detached: o.detached,
+  });
+  if (!child.pid) throw new Error("could not start the mock agent");
+  return { child, socket: sock, runcRoot: path.join(o.dir, "agent", "runc") };
 }

@@ -3,6 +3,7 @@ import { sha256Hex } from "../util/sha256";
 import fs from "node:fs";
 import path from "node:path";
 import type { VmRecord } from "./types";
+import { processStartTime } from "../util/proc";
 
 export function runRoot(): string {
   return process.env.SHIMLAB_RUN_DIR || "/run/shimlab";
@@ -23,14 +24,7 @@ export function socketIn(dir: string, name: string, root = runRoot()): string {
   return path.join(d, `${h}-${name}`.slice(0, 40));
 }
 
-export function processStartTime(pid: number): string | null {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19] ?? null;
-  } catch {
-    return null;
-  }
-}
+export { processStartTime } from "../util/proc";
 
 export function writeVmRecord(dir: string, rec: VmRecord): void {
   const f = path.join(dir, "vm.json");

@@ -129,6 +129,8 @@ export interface VmRecord {
   /** The host agent's runc root: its containers outlive it. */
   runcRoot?: string;
   extraPids?: { pid: number; startTime: string }[];
+  /** Directories of the sandbox's outside its run dir (a factory's agent keeps its own): removed with it. */
+  dirs?: string[];
   /** Taps made in the pod's network namespace, for `delete` to remove after a crash. */
   netns?: string;
   nics?: { hostIf: string; tap: string }[];

@@ -8,7 +8,8 @@
 //   --state-dir DIR    container bundles and runc's state
 //   --runtime R        runc | host | auto (runc when root and runc exist)
 //   --guest            this agent is a VM's: mount storages, set the hostname
-//   --watch-fd N       exit (killing its containers) when fd N reaches EOF
+//   --watch-fd N       exit (killing its containers) when fd N reaches EOF, or, once
+//                      told "ADOPT <pid> <start>" there (a factory's warm agent), when that process ends
 //   --ready-fd N       write "READY\n" to fd N once the socket accepts connections
 //   --log FILE         log destination (default stderr)
 import fs from "node:fs";
@@ -28,6 +29,7 @@ import { installFailpoints } from "./failpoints";
 import { GuestNetwork } from "./network";
 import { PortForward } from "../gen/shimlab.v1";
 import { GuestPortForward } from "./port-forward";
+import { signalReady, watchLifeline } from "./lifeline";
 
 export const AGENT_PORT = 1024;
 
@@ -227,13 +229,7 @@ export function main(argv: string[]): void {
       fs.chmodSync(args.listen!, 0o600);
       log.info("agent serving", { listen: args.listen, hvsock: args.hvsock, runtime: runtime.name });
       // The host side waits for this instead of polling the socket, like a VM's boot-complete signal.
-      if (args.readyFd !== undefined) {
-        try {
-          fs.writeSync(args.readyFd, "READY\n");
-        } catch (e) {
-          log.warn("could not signal readiness", { error: (e as Error).message });
-        }
-      }
+      if (args.readyFd !== undefined) signalReady(args.readyFd, log);
     });
     l.on("error", (e) => {
       log.error("listen failed", { error: e.message });
@@ -243,12 +239,8 @@ export function main(argv: string[]): void {
   if (args.serial) serveSerial(args.serial, server, log);
 
   if (args.watchFd !== undefined) {
-    // The shim holds the other end: EOF means the shim is gone, and so must we be.
-    const w = new net.Socket({ fd: args.watchFd, readable: true, writable: false });
-    w.on("data", () => {});
-    w.on("end", () => void exit("shim went away"));
-    w.on("close", () => void exit("shim went away"));
-    w.on("error", () => void exit("shim went away"));
+    // The shim (or, until it hands us out, the factory) holds the other end.
+    watchLifeline(args.watchFd, log, (why) => void exit(why));
   }
   process.on("SIGTERM", () => void exit("SIGTERM"));
   process.on("SIGINT", () => void exit("SIGINT"));

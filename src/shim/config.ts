@@ -9,11 +9,16 @@
 //   dial_timeout_ms = 45000
 //   [qemu]                         # read when hypervisor = "qemu"
 //   machine = "q35"                # keys: the QEMU driver's config.ts
+//   [factory]                      # warm sandboxes (`shimlab factory`), as Kata's [factory]
+//   enable = false                 # take a warm agent from the factory's pool; boot one when it has none
+//   socket = "/run/shimlab-factory/factory.sock"
+//   pool_size = 2                  # read by `shimlab factory start --config`
 import fs from "node:fs";
 import { parse } from "smol-toml";
 import { invalidArgument } from "../errdefs";
 import type { Hypervisor, HypervisorKind } from "../hypervisor/types";
 import { HYPERVISOR_KINDS, checkDriverSettings, createDriver, isHypervisorKind, type DriverSettings } from "../hypervisor/drivers";
+import { DEFAULT_FACTORY_SOCKET } from "../hypervisor/factory/protocol";
 
 export interface ShimConfig {
   /** Where it came from: a path, or "defaults". */
@@ -23,12 +28,33 @@ export interface ShimConfig {
   dialTimeoutMs: number;
   debug: boolean;
   qemu: Record<string, unknown>;
+  /** The factory: its socket when enabled, and the pool size `shimlab factory` keeps. */
+  factory: FactorySettings;
   /** Environment the shim runs with (containerd's). */
   env: NodeJS.ProcessEnv;
   hypervisor(): Hypervisor;
 }
 
 export const CONFIG_ENV = "SHIMLAB_CONFIG";
+
+export interface FactorySettings {
+  enable: boolean;
+  socket: string;
+  poolSize: number;
+}
+
+function factorySettings(raw: unknown, where: (k: string) => string): FactorySettings {
+  const t = (raw ?? {}) as Record<string, unknown>;
+  if (typeof t !== "object" || Array.isArray(t)) throw invalidArgument(`${where("[factory]")} must be a table`);
+  for (const k of Object.keys(t)) if (!["enable", "socket", "pool_size"].includes(k)) throw invalidArgument(`${where(`factory.${k}`)}: unknown key (want enable, socket, pool_size)`);
+  const enable = t.enable ?? false;
+  if (typeof enable !== "boolean") throw invalidArgument(`${where("factory.enable")} must be true or false`);
+  const socket = t.socket ?? DEFAULT_FACTORY_SOCKET;
+  if (typeof socket !== "string" || !socket.startsWith("/")) throw invalidArgument(`${where("factory.socket")} must be an absolute path`);
+  const poolSize = t.pool_size ?? 2;
+  if (typeof poolSize !== "number" || !Number.isInteger(poolSize) || poolSize < 0 || poolSize > 64) throw invalidArgument(`${where("factory.pool_size")} must be an integer from 0 to 64`);
+  return { enable, socket, poolSize };
+}
 
 function build(raw: Record<string, unknown>, source: string, env: NodeJS.ProcessEnv): ShimConfig {
   const where = (k: string) => `${source}: ${k}`;
@@ -42,7 +68,9 @@ function build(raw: Record<string, unknown>, source: string, env: NodeJS.Process
   if (typeof dial !== "number" || dial <= 0) throw invalidArgument(`${where("agent.dial_timeout_ms")} must be a positive number`);
   const qemu = (raw.qemu ?? {}) as Record<string, unknown>;
   const debug = raw.debug === true || env.SHIMLAB_DEBUG === "1";
-  const settings: DriverSettings = { source, debug, agentRuntime: rt, table: (raw[hv] ?? {}) as Record<string, unknown> };
+  const factory = factorySettings(raw.factory, where);
+  if (factory.enable && hv !== "none") throw invalidArgument(`${where("factory.enable")}: the factory keeps host agents only (hypervisor = "none"), not ${hv} VMs yet`);
+  const settings: DriverSettings = { source, debug, agentRuntime: rt, table: (raw[hv] ?? {}) as Record<string, unknown>, factorySocket: factory.enable ? factory.socket : undefined };
   // A bad [qemu] table is refused when the file is read, not when the first VM boots.
   checkDriverSettings(hv, settings);
   let driver: Hypervisor | null = null;
@@ -53,6 +81,7 @@ function build(raw: Record<string, unknown>, source: string, env: NodeJS.Process
     dialTimeoutMs: dial,
     debug,
     qemu,
+    factory,
     env,
     hypervisor() {
       // Built when first asked for, one per configuration: what it booted ahead (prestart) is what Create finds.

@@ -1,0 +1,130 @@
+// shimlab factory run|start|stop|status: the node's pool of warm sandboxes
+// (src/hypervisor/factory). `run` serves in the foreground (a systemd unit's
+// ExecStart, deploy/shimlab-factory.service); `start` runs it in the
+// background and returns once it answers; `stop` ends it (its pooled agents
+// with it, never the ones it handed out); `status` asks it.
+import fs from "node:fs";
+import path from "node:path";
+import { spawn } from "node:child_process";
+import { dispatch, str, bool, type Parsed } from "../args";
+import { loadConfig } from "../../shim/config";
+import { Factory } from "../../hypervisor/factory/service";
+import { factoryStatus } from "../../hypervisor/factory/client";
+import { DEFAULT_FACTORY_DIR } from "../../hypervisor/factory/protocol";
+import type { FactoryStatus } from "../../hypervisor/factory/protocol";
+import { FdLogger } from "../../util/logger";
+import { processAlive } from "../../util/proc";
+
+export function factoryCommand(argv: string[]): Promise<number> {
+  return dispatch(["factory"], argv, (sub, p) => (sub === "run" ? run(p) : sub === "start" ? start(p) : sub === "stop" ? stop(p) : status(p)));
+}
+
+interface Settings {
+  dir: string;
+  socket: string;
+  size: number;
+  agentRuntime: "auto" | "runc" | "host";
+  debug: boolean;
+}
+
+/** The options over the configuration's [factory] and [agent], over the defaults. */
+function settings(p: Parsed): Settings {
+  const cfg = loadConfig(str(p, "config"));
+  const dir = path.resolve(str(p, "dir") ?? DEFAULT_FACTORY_DIR);
+  const socket = str(p, "socket") ?? (str(p, "dir") && !str(p, "config") ? path.join(dir, "factory.sock") : cfg.factory.socket);
+  const sizeText = str(p, "size");
+  const size = sizeText === undefined ? cfg.factory.poolSize : Number(sizeText);
+  if (!Number.isInteger(size) || size < 0 || size > 64) throw new Error(`--size ${sizeText}: want an integer from 0 to 64`);
+  return { dir, socket: path.resolve(socket), size, agentRuntime: cfg.agentRuntime, debug: cfg.debug };
+}
+
+async function run(p: Parsed): Promise<number> {
+  const s = settings(p);
+  const logger = new FdLogger(2, s.debug ? "debug" : "info", { component: "factory" });
+  const f = new Factory({ ...s, logger });
+  await f.start();
+  await new Promise<void>((resolve) => {
+    process.once("SIGTERM", () => resolve());
+    process.once("SIGINT", () => resolve());
+  });
+  logger.info("factory stopping");
+  await f.stop();
+  logger.info("factory stopped");
+  // nothing of ours is left to wait for (a pooled agent's readiness timer would hold the loop)
+  process.exit(0);
+}
+
+function line(st: FactoryStatus, socket: string): string {
+  return `factory ${st.pid} on ${socket}: ${st.ready}/${st.size} warm host agents ready (${st.agentRuntime}), ${st.booting} booting; handed out ${st.handedOut}, missed ${st.misses}, replaced ${st.replaced}\n`;
+}
+
+async function start(p: Parsed): Promise<number> {
+  const s = settings(p);
+  const already = await factoryStatus(s.socket, 500).catch(() => null);
+  if (already) {
+    process.stdout.write(`already running: ${line(already, s.socket)}`);
+    return 0;
+  }
+  fs.mkdirSync(s.dir, { recursive: true, mode: 0o700 });
+  const log = path.join(s.dir, "factory.log");
+  const out = fs.openSync(log, "a");
+  const args = [process.argv[1], "factory", "run", "--dir", s.dir, "--socket", s.socket, "--size", String(s.size)];
+  if (str(p, "config")) args.push("--config", str(p, "config")!);
+  const env = { ...process.env };
+  delete env.NODE_EXTRA_CA_CERTS;
+  const child = spawn(process.execPath, args, { detached: true, stdio: ["ignore", out, out], env });
+  fs.closeSync(out);
+  child.unref();
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const st = await factoryStatus(s.socket, 500).catch(() => null);
+    // ready when the pool is full, or at once with --no-wait
+    if (st && (bool(p, "no-wait") || st.ready >= st.size)) {
+      process.stdout.write(line(st, s.socket));
+      return 0;
+    }
+    if (child.exitCode !== null || Date.now() > deadline) {
+      process.stderr.write(`shimlab factory: ${child.exitCode !== null ? `exited (${child.exitCode})` : "did not fill its pool in 15 s"}; log ${log}\n`);
+      return 1;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function stop(p: Parsed): Promise<number> {
+  const s = settings(p);
+  const pidFile = path.join(s.dir, "factory.pid");
+  let rec: [number, string] | null = null;
+  try {
+    const [pid, startTime] = fs.readFileSync(pidFile, "utf8").trim().split(" ");
+    rec = [Number(pid), startTime];
+  } catch {
+    rec = null;
+  }
+  if (!rec || !processAlive(rec[0], rec[1])) {
+    process.stdout.write(`no factory running on ${s.dir}\n`);
+    return 0;
+  }
+  process.kill(rec[0], "SIGTERM");
+  const deadline = Date.now() + 15_000;
+  while (processAlive(rec[0], rec[1])) {
+    if (Date.now() > deadline) {
+      process.stderr.write(`shimlab factory: ${rec[0]} still running 15 s after SIGTERM\n`);
+      return 1;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  process.stdout.write(`factory ${rec[0]} stopped\n`);
+  return 0;
+}
+
+async function status(p: Parsed): Promise<number> {
+  const s = settings(p);
+  const st = await factoryStatus(s.socket).catch((e: Error) => {
+    process.stderr.write(`shimlab factory: ${e.message}\n`);
+    return null;
+  });
+  if (!st) return 1;
+  process.stdout.write(bool(p, "json") ? JSON.stringify(st) + "\n" : line(st, s.socket));
+  return 0;
+}

@@ -1,0 +1,43 @@
+// `shimlab factory`'s wire: one JSON object per line each way over a unix
+// socket, a request and its answer per connection. The factory is node-local
+// and its callers are shims on the same host; a line of JSON is all the
+// protocol it needs (Kata's factory speaks gRPC for the same handful of calls).
+import type { HypervisorKind } from "../types";
+
+/** Where the factory listens unless told otherwise (the shim's [factory] socket, `--socket`). */
+export const DEFAULT_FACTORY_DIR = "/run/shimlab-factory";
+export const DEFAULT_FACTORY_SOCKET = `${DEFAULT_FACTORY_DIR}/factory.sock`;
+
+export type FactoryRequest =
+  /** A warm agent, for the process pid (started at startTime) to hold from now on. */
+  | { op: "take"; kind: HypervisorKind; agentRuntime: string; pid: number; startTime: string }
+  | { op: "status" };
+
+/** A warm agent handed out: from the answer on, the taker owns the process and its directory. */
+export interface WarmAgent {
+  pid: number;
+  startTime: string;
+  /** The agent's hybrid-vsock socket. */
+  socket: string;
+  runcRoot: string;
+  /** Its directory (socket, state, log), which goes with it. */
+  dir: string;
+}
+
+export interface FactoryStatus {
+  pid: number;
+  kind: HypervisorKind;
+  agentRuntime: string;
+  /** The pool's target size. */
+  size: number;
+  /** Booted and waiting. */
+  ready: number;
+  booting: number;
+  handedOut: number;
+  /** Takes that found the pool empty. */
+  misses: number;
+  /** Warm agents found dead or stale and replaced. */
+  replaced: number;
+}
+
+export type FactoryResponse = { ok: true; agent?: WarmAgent; status?: FactoryStatus } | { ok: false; error: string };

@@ -1,0 +1,320 @@
+// `shimlab factory`: warm sandboxes, as Kata's VM factory (VMCache) keeps
+// booted VMs for new sandboxes. A small pool of booted host agents, each
+// waiting for a sandbox; a shim takes one over the factory's socket instead
+// of booting its own, and the pool is refilled behind it.
+//
+// Rules: an agent serves one sandbox and is never given twice (it leaves the
+// pool before it is handed out); one found dead or built from an older mock
+// agent than the one installed is replaced, not handed out; and a handed-out
+// agent no longer depends on the factory: it is told to live as long as its
+// shim (the mock agent's lifeline, "ADOPT"), runs in a session of its own,
+// and its directory and record become the shim's. A factory that dies leaves
+// its pooled agents to see EOF on their lifelines and exit; the next factory
+// on the same directory removes what they left (pool/<id>.json).
+import fs from "node:fs";
+import net from "node:net";
+import path from "node:path";
+import crypto from "node:crypto";
+import type { ChildProcess } from "node:child_process";
+import type { Duplex } from "node:stream";
+import { agentReady, mockAgentEntry, READY_TIMEOUT_MS, spawnHostAgent } from "../host-agent";
+import { killRecorded, processStartTime } from "../rundir";
+import { processAlive } from "../../util/proc";
+import type { Logger } from "../../util/logger";
+import type { FactoryRequest, FactoryResponse, FactoryStatus, WarmAgent } from "./protocol";
+
+export interface FactoryOptions {
+  /** The factory's own directory: the pool's agents and their records, its pid file. */
+  dir: string;
+  socket: string;
+  /** How many warm agents it keeps. */
+  size: number;
+  agentRuntime: "auto" | "runc" | "host";
+  debug?: boolean;
+  logger: Logger;
+  /** The agents' environment (default: the factory's). */
+  env?: NodeJS.ProcessEnv;
+}
+
+interface Warm extends WarmAgent {
+  id: string;
+  child: ChildProcess;
+  ready: boolean;
+  bootedAt: number;
+}
+
+/** Waiting this long for an agent's "ADOPTED" means it is wedged: replaced, not handed out. */
+const ADOPT_TIMEOUT_MS = 2000;
+/** After a boot that failed, the next one waits this long (an agent that cannot start must not spin). */
+const BOOT_BACKOFF_MS = 1000;
+
+export class Factory {
+  private readonly pool: Warm[] = [];
+  private server: net.Server | null = null;
+  private stopping = false;
+  private failures = 0;
+  private refillTimer: NodeJS.Timeout | null = null;
+  private readonly stats = { handedOut: 0, misses: 0, replaced: 0 };
+  /** Open connections: a stopping factory hangs up on them rather than wait for their callers. */
+  private readonly conns = new Set<net.Socket>();
+
+  constructor(private readonly o: FactoryOptions) {}
+
+  private get poolDir(): string {
+    return path.join(this.o.dir, "pool");
+  }
+
+  async start(): Promise<void> {
+    fs.mkdirSync(this.poolDir, { recursive: true, mode: 0o700 });
+    this.reapLeftovers();
+    fs.mkdirSync(path.dirname(this.o.socket), { recursive: true, mode: 0o700 });
+    await this.claimSocket();
+    const server = net.createServer((c) => this.serve(c));
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(this.o.socket, () => {
+        server.removeListener("error", reject);
+        resolve();
+      });
+    });
+    fs.chmodSync(this.o.socket, 0o600);
+    fs.writeFileSync(path.join(this.o.dir, "factory.pid"), `${process.pid} ${processStartTime(process.pid) ?? ""}\n`);
+    this.o.logger.info("factory serving", { socket: this.o.socket, size: this.o.size, runtime: this.o.agentRuntime });
+    this.refill();
+  }
+
+  /** A socket file nobody answers on is a dead factory's: removed. A live one is refused. */
+  private async claimSocket(): Promise<void> {
+    if (!fs.existsSync(this.o.socket)) return;
+    const live = await new Promise<boolean>((resolve) => {
+      const c = net.createConnection({ path: this.o.socket });
+      c.once("connect", () => (c.destroy(), resolve(true)));
+      c.once("error", () => resolve(false));
+    });
+    if (live) throw new Error(`a factory already serves ${this.o.socket}`);
+    fs.rmSync(this.o.socket, { force: true });
+  }
+
+  /** What a factory that died on this directory left: pooled agents (still on their lifeline, or not) and their directories. */
+  private reapLeftovers(): void {
+    for (const f of fs.readdirSync(this.poolDir)) {
+      if (!f.endsWith(".json")) continue;
+      const file = path.join(this.poolDir, f);
+      try {
+        const rec = JSON.parse(fs.readFileSync(file, "utf8")) as { pid: number; startTime: string; dir: string };
+        killRecorded(rec.pid, rec.startTime);
+        if (rec.dir && rec.dir.startsWith(this.poolDir + path.sep)) fs.rmSync(rec.dir, { recursive: true, force: true });
+        this.o.logger.info("removed a warm agent a previous factory left", { pid: rec.pid, dir: rec.dir });
+      } catch (e) {
+        this.o.logger.warn("unreadable pool record", { file, error: (e as Error).message });
+      }
+      fs.rmSync(file, { force: true });
+    }
+  }
+
+  status(): FactoryStatus {
+    return {
+      pid: process.pid,
+      kind: "none",
+      agentRuntime: this.o.agentRuntime,
+      size: this.o.size,
+      ready: this.pool.filter((w) => w.ready).length,
+      booting: this.pool.filter((w) => !w.ready).length,
+      ...this.stats,
+    };
+  }
+
+  private serve(c: net.Socket): void {
+    let text = "";
+    this.conns.add(c);
+    c.on("close", () => this.conns.delete(c));
+    c.on("error", () => {});
+    c.on("data", (d) => {
+      text += d.toString("utf8");
+      const nl = text.indexOf("\n");
+      if (nl < 0) {
+        if (text.length > 4096) c.end(JSON.stringify({ ok: false, error: "request too long" }) + "\n");
+        return;
+      }
+      c.removeAllListeners("data");
+      let req: FactoryRequest;
+      try {
+        req = JSON.parse(text.slice(0, nl)) as FactoryRequest;
+      } catch {
+        c.end(JSON.stringify({ ok: false, error: "request is not JSON" }) + "\n");
+        return;
+      }
+      this.answer(req).then(
+        (r) => c.end(JSON.stringify(r) + "\n"),
+        (e: Error) => c.end(JSON.stringify({ ok: false, error: e.message }) + "\n"),
+      );
+    });
+  }
+
+  private async answer(req: FactoryRequest): Promise<FactoryResponse> {
+    if (req.op === "status") return { ok: true, status: this.status() };
+    if (req.op !== "take") return { ok: false, error: `unknown op ${JSON.stringify((req as { op: unknown }).op)}` };
+    if (this.stopping) return { ok: false, error: "the factory is stopping" };
+    if (req.kind !== "none") return { ok: false, error: `this factory keeps host agents, not ${req.kind}` };
+    if (req.agentRuntime !== this.o.agentRuntime) return { ok: false, error: `this factory's agents run containers with ${this.o.agentRuntime}, not ${req.agentRuntime}` };
+    if (!Number.isInteger(req.pid) || typeof req.startTime !== "string" || !processAlive(req.pid, req.startTime)) return { ok: false, error: "the taker is not a live process" };
+    const agent = await this.handOut(req.pid, req.startTime);
+    if (!agent) {
+      this.stats.misses++;
+      return { ok: false, error: "the pool is empty" };
+    }
+    return { ok: true, agent };
+  }
+
+  /** The first ready agent that is alive, fresh and accepts its new holder; the others met on the way are replaced. */
+  private async handOut(pid: number, startTime: string): Promise<WarmAgent | null> {
+    for (;;) {
+      const w = this.pool.find((x) => x.ready);
+      if (!w) return null;
+      // Out of the pool before anything else: no second taker can meet it.
+      this.pool.splice(this.pool.indexOf(w), 1);
+      this.refill();
+      const why = this.unfit(w) ?? (await this.adopt(w, pid, startTime));
+      if (why) {
+        this.o.logger.warn("warm agent replaced", { pid: w.pid, reason: why });
+        this.stats.replaced++;
+        this.discard(w);
+        continue;
+      }
+      // Ours no more: its record (and so leftover reaping) and its exit are the shim's business now.
+      fs.rmSync(this.recordOf(w), { force: true });
+      w.child.removeAllListeners("exit");
+      w.child.unref();
+      this.stats.handedOut++;
+      this.o.logger.info("warm agent handed out", { pid: w.pid, to: pid });
+      return { pid: w.pid, startTime: w.startTime, socket: w.socket, runcRoot: w.runcRoot, dir: w.dir };
+    }
+  }
+
+  /** Why an agent must not be handed out: dead, or booted from a mock agent older than the one installed now. */
+  private unfit(w: Warm): string | null {
+    if (!processAlive(w.pid, w.startTime)) return "dead";
+    try {
+      if (fs.statSync(mockAgentEntry()).mtimeMs > w.bootedAt) return "stale (the mock agent was rebuilt since it booted)";
+    } catch {
+      /* no entry to compare: it was fine when it booted */
+    }
+    return null;
+  }
+
+  /** Tells the agent its new holder; null once it said ADOPTED. */
+  private adopt(w: Warm, pid: number, startTime: string): Promise<string | null> {
+    const line = w.child.stdio[3] as Duplex | null;
+    if (!line) return Promise.resolve("no lifeline");
+    return new Promise((resolve) => {
+      let seen = "";
+      const done = (why: string | null) => {
+        clearTimeout(t);
+        line.removeListener("data", onData);
+        if (why === null) line.destroy();
+        resolve(why);
+      };
+      const onData = (d: Buffer) => {
+        seen += d.toString("latin1");
+        if (seen.includes("ADOPTED\n")) done(null);
+        else if (seen.includes("REFUSED")) done(`refused: ${seen.trim()}`);
+      };
+      const t = setTimeout(() => done("no ADOPTED in time"), ADOPT_TIMEOUT_MS);
+      line.on("data", onData);
+      line.write(`ADOPT ${pid} ${startTime}\n`);
+    });
+  }
+
+  private recordOf(w: { id: string }): string {
+    return path.join(this.poolDir, `${w.id}.json`);
+  }
+
+  private discard(w: Warm): void {
+    w.child.removeAllListeners("exit");
+    killRecorded(w.pid, w.startTime);
+    (w.child.stdio[3] as Duplex | null)?.destroy();
+    fs.rmSync(w.dir, { recursive: true, force: true });
+    fs.rmSync(this.recordOf(w), { force: true });
+  }
+
+  private refill(): void {
+    if (this.stopping || this.refillTimer) return;
+    while (this.pool.length < this.o.size) {
+      if (this.refillTimer) return;
+      if (this.failures > 0) {
+        // one at a time, after a pause, until a boot works again
+        this.refillTimer = setTimeout(() => {
+          this.refillTimer = null;
+          this.boot();
+          this.refill();
+        }, BOOT_BACKOFF_MS * Math.min(this.failures, 10));
+        return;
+      }
+      this.boot();
+    }
+  }
+
+  private boot(): void {
+    if (this.stopping || this.pool.length >= this.o.size) return;
+    const id = `${Date.now().toString(36)}-${crypto.randomBytes(4).toString("hex")}`;
+    const dir = path.join(this.poolDir, id);
+    let a;
+    try {
+      a = spawnHostAgent({ dir, agentRuntime: this.o.agentRuntime, debug: this.o.debug, env: this.o.env ?? process.env, detached: true });
+    } catch (e) {
+      this.o.logger.error("could not boot a warm agent", { error: (e as Error).message });
+      this.failures++;
+      fs.rmSync(dir, { recursive: true, force: true });
+      return;
+    }
+    const w: Warm = { id, dir, child: a.child, pid: a.child.pid!, startTime: processStartTime(a.child.pid!) ?? "", socket: a.socket, runcRoot: a.runcRoot, ready: false, bootedAt: Date.now() };
+    // the record first: a factory killed from here on leaves nothing the next one cannot find
+    fs.writeFileSync(this.recordOf(w), JSON.stringify({ pid: w.pid, startTime: w.startTime, dir }), { mode: 0o600 });
+    this.pool.push(w);
+    a.child.once("exit", (code, signal) => {
+      const i = this.pool.indexOf(w);
+      if (i < 0) return;
+      this.pool.splice(i, 1);
+      this.o.logger.warn("warm agent died in the pool", { pid: w.pid, code, signal });
+      if (w.ready) this.stats.replaced++;
+      else this.failures++;
+      this.discard(w);
+      this.refill();
+    });
+    void agentReady(a.child, READY_TIMEOUT_MS).then((ok) => {
+      if (!this.pool.includes(w)) return;
+      if (!ok) {
+        this.o.logger.error("a warm agent did not get ready", { pid: w.pid });
+        this.pool.splice(this.pool.indexOf(w), 1);
+        this.failures++;
+        this.discard(w);
+        this.refill();
+        return;
+      }
+      this.failures = 0;
+      w.ready = true;
+      this.o.logger.info("warm agent ready", { pid: w.pid, ready: this.pool.filter((x) => x.ready).length });
+    });
+  }
+
+  /** Stops serving and stops every pooled agent; handed-out agents are their shims' and live on. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    if (this.refillTimer) clearTimeout(this.refillTimer);
+    const closed = new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    if (this.conns.size) this.o.logger.info("hanging up on open connections", { connections: this.conns.size });
+    for (const c of this.conns) c.destroy();
+    await closed;
+    fs.rmSync(this.o.socket, { force: true });
+    const pooled = this.pool.splice(0);
+    await Promise.all(
+      pooled.map(async (w) => {
+        this.discard(w);
+        const gone = new Promise<void>((r) => (w.child.exitCode !== null || w.child.signalCode !== null ? r() : w.child.once("exit", () => r())));
+        await Promise.race([gone, new Promise((r) => setTimeout(r, 3000))]);
+      }),
+    );
+    fs.rmSync(path.join(this.o.dir, "factory.pid"), { force: true });
+  }
+}

@@ -1,0 +1,194 @@
+// Warm sandboxes (`shimlab factory`, src/hypervisor/factory): a shim whose
+// configuration enables the factory takes a booted agent from its pool
+// instead of booting one; the pool refills; an agent serves one sandbox; a
+// dead warm agent is replaced, not handed out; the factory's death breaks no
+// running pod and leaves nothing a new factory does not remove; and without a
+// factory (or with an empty pool) sandboxes boot their own, as before.
+import { describe, it, expect, beforeAll, afterAll } from "vitest";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { execFileSync, spawn } from "node:child_process";
+import { missing } from "../helpers/env";
+import { useEmulator } from "../helpers/emulator";
+import { expectNoProcessesMentioning } from "../helpers/leaks";
+import { REPO_ROOT } from "../../src/harness/containerd";
+import { factoryStatus } from "../../src/hypervisor/factory/client";
+import type { FactoryStatus } from "../../src/hypervisor/factory/protocol";
+import { readVmRecord } from "../../src/hypervisor/rundir";
+
+const skip = missing("root", "runc", "busybox");
+const SHIMLAB = path.join(REPO_ROOT, "bin", "shimlab");
+
+async function until<T>(f: () => T | null | undefined | false | Promise<T | null | undefined | false>, what: string, ms = 15_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await f();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+const alive = (pid: number) => {
+  try {
+    return !/\) [ZX] /.test(fs.readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return false;
+  }
+};
+
+/** Mock agents whose parent is pid (a shim that booted its own). */
+function agentsOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const d of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${d}/stat`, "utf8");
+      if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === pid && fs.readFileSync(`/proc/${d}/cmdline`, "utf8").includes("mock-agent")) out.push(Number(d));
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
+describe.skipIf(skip)("warm sandboxes from shimlab factory", () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "shimlab-factory-"));
+  const socket = path.join(dir, "factory.sock");
+  const config = path.join(dir, "shim.toml");
+  fs.writeFileSync(config, `[factory]\nenable = true\nsocket = ${JSON.stringify(socket)}\npool_size = 2\n`);
+  const fx = useEmulator({ namespace: "fac", env: { ...process.env, SHIMLAB_CONFIG: config } });
+  const runDir = (id: string) => path.join(fx.emu.dir, "run", "fac", id);
+
+  const factory = (sub: string, ...more: string[]) => execFileSync(SHIMLAB, ["factory", sub, "--config", config, "--dir", dir, ...more], { encoding: "utf8", timeout: 30_000 });
+  const status = (): Promise<FactoryStatus> => factoryStatus(socket);
+  const pooled = (): { pid: number; dir: string }[] =>
+    fs
+      .readdirSync(path.join(dir, "pool"))
+      .filter((f) => f.endsWith(".json"))
+      .map((f) => JSON.parse(fs.readFileSync(path.join(dir, "pool", f), "utf8")));
+
+  beforeAll(() => {
+    expect(factory("start")).toMatch(/2\/2 warm host agents ready/);
+  }, 60_000);
+
+  afterAll(async () => {
+    try {
+      factory("stop");
+    } finally {
+      // every agent the factory booted is gone: pooled ones with it, handed-out ones with their shims
+      fs.copyFileSync(path.join(dir, "factory.log"), "/tmp/factory-test.log");
+      await expectNoProcessesMentioning([dir]);
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  /** A one-task sandbox: its shim, Create and Start; what the test does, then the rest of containerd's teardown. */
+  async function withSandbox(id: string, args: string[], body: (t: Awaited<ReturnType<typeof fx.emu.startShim>>, daemon: number) => Promise<void>) {
+    const b = fx.emu.bundle(id, fx.emu.spec(id, { args, rootPath: fx.rootfs }));
+    const t = await fx.emu.startShim(id, b);
+    try {
+      const daemon = Number(fs.readFileSync(path.join(b, "shim.pid"), "utf8"));
+      await t.task.Create({ id, bundle: b });
+      await t.task.Start({ id });
+      await body(t, daemon);
+    } finally {
+      await t.task.Kill({ id, signal: 9, all: true }).catch(() => {});
+      await t.task.Wait({ id }, { timeoutMs: 10_000 }).catch(() => {});
+      await t.task.Delete({ id }).catch(() => {});
+      await t.task.Shutdown({ id }).catch(() => {});
+      t.close();
+      await fx.emu.runner.delete(id, b);
+    }
+  }
+
+  it("a sandbox takes a warm agent instead of booting one; the pool refills; the agent goes with the sandbox", async () => {
+    const before = pooled();
+    expect(before).toHaveLength(2);
+    const s0 = await status();
+    let agent = 0;
+    let agentDir = "";
+    await withSandbox("w1", ["/bin/sh", "-c", "exit 3"], async (t, daemon) => {
+      const rec = readVmRecord(runDir("w1"))!;
+      agent = rec.pid;
+      agentDir = rec.dirs![0];
+      expect(before.map((p) => p.pid)).toContain(agent);
+      // no agent of its own: the shim did not boot one
+      expect(agentsOf(daemon)).toEqual([]);
+      expect((await t.task.Wait({ id: "w1" }, { timeoutMs: 10_000 })).exitStatus).toBe(3);
+      const s1 = await status();
+      expect(s1.handedOut).toBe(s0.handedOut + 1);
+      // out of the pool for good: its record is gone, another booted in its place
+      expect(pooled().map((p) => p.pid)).not.toContain(agent);
+      await until(async () => (await status()).ready === 2, "the pool to refill");
+    });
+    await until(() => !alive(agent), "the taken agent to exit with its sandbox");
+    expect(fs.existsSync(agentDir)).toBe(false);
+  });
+
+  it("two sandboxes never share an agent", async () => {
+    const pids: number[] = [];
+    await withSandbox("w2", ["sleep", "30"], async () => {
+      pids.push(readVmRecord(runDir("w2"))!.pid);
+      await withSandbox("w3", ["sleep", "30"], async () => {
+        pids.push(readVmRecord(runDir("w3"))!.pid);
+      });
+    });
+    expect(new Set(pids).size).toBe(2);
+  });
+
+  it("a warm agent that died in the pool is replaced, never handed out", async () => {
+    await until(async () => (await status()).ready === 2, "a full pool");
+    const s0 = await status();
+    const victim = pooled()[0].pid;
+    process.kill(victim, "SIGKILL");
+    await until(async () => (await status()).replaced > s0.replaced, "the factory to see it die");
+    await until(async () => (await status()).ready === 2, "its replacement");
+    await withSandbox("w4", ["/bin/true"], async () => {
+      expect(readVmRecord(runDir("w4"))!.pid).not.toBe(victim);
+    });
+  });
+
+  it("the factory's death breaks no running pod; its pooled agents go; a new factory removes what they left", async () => {
+    await until(async () => (await status()).ready === 2, "a full pool");
+    const factoryPid = (await status()).pid;
+    await withSandbox("w5", ["sleep", "60"], async (t) => {
+      const agent = readVmRecord(runDir("w5"))!.pid;
+      const pool = pooled();
+      expect(pool.map((p) => p.pid)).not.toContain(agent);
+      process.kill(factoryPid, "SIGKILL");
+      await until(() => !alive(factoryPid), "the factory to die");
+      // the pooled agents see EOF on their lifelines and exit; the handed-out one lives on
+      await until(() => pool.every((p) => !alive(p.pid)), "the pooled agents to exit");
+      await new Promise((r) => setTimeout(r, 600)); // past the adopted agent's poll of its holder
+      expect(alive(agent)).toBe(true);
+      // the pod still works: an exec, then its task's end
+      const st = await t.task.State({ id: "w5" });
+      expect(st.status).toBe(2); // RUNNING
+      await t.task.Kill({ id: "w5", signal: 9 });
+      expect((await t.task.Wait({ id: "w5" }, { timeoutMs: 10_000 })).exitStatus).toBe(137);
+    });
+    // what the dead factory left (pool records, directories), a new one removes
+    expect(pooled().length).toBeGreaterThan(0);
+    const left = pooled().map((p) => p.dir);
+    factory("start");
+    for (const d of left) expect(fs.existsSync(d), d).toBe(false);
+    expect(pooled()).toHaveLength(2);
+  });
+
+  it("without a factory, or from an empty pool, a sandbox boots its own agent", async () => {
+    factory("stop");
+    await withSandbox("w6", ["/bin/true"], async (t, daemon) => {
+      expect(agentsOf(daemon)).toHaveLength(1);
+      expect((await t.task.Wait({ id: "w6" }, { timeoutMs: 10_000 })).exitStatus).toBe(0);
+    });
+    factory("start", "--size", "0");
+    await withSandbox("w7", ["/bin/true"], async (_t, daemon) => {
+      expect(agentsOf(daemon)).toHaveLength(1);
+    });
+    expect((await status()).misses).toBe(1);
+    factory("stop");
+    factory("start");
+  });
+});
