@@ -7,13 +7,14 @@
 // VMs, so only figures taken in the same mode compare.
 //
 //   node bench/run.mjs [--free] [--only lifecycle,memory,state,gostate,echo] [--runs N] [--out file]
-//                      [--variants shimlab-tree,shimlab-nocache,shimlab-base,shimlab-node]   (lifecycle only; see lib/variants.mjs)
+//                      [--variants shimlab-tree,shimlab-nocache,shimlab-base,shimlab-node,shimlab-warm]   (lifecycle only; see lib/variants.mjs)
 import fs from "node:fs";
 import path from "node:path";
 import { spawnSync } from "node:child_process";
 import { ROOT, dist, placement, loadavg } from "./lib/env.mjs";
 import { round } from "./lib/stats.mjs";
 import { variantBinDir } from "./lib/variants.mjs";
+import { factoryStatusLine, startFactory, stopFactory } from "./lib/factory.mjs";
 import { CpuAccount } from "./lib/cpuacct.mjs";
 
 const argv = process.argv.slice(2);
@@ -51,6 +52,8 @@ const rootfs = buildBusyboxRootfs(path.join(fs.mkdtempSync("/tmp/shimlab-bench-r
 const variants = opt("--variants", "").split(",").filter(Boolean);
 const variantDir = variants.length ? variantBinDir(variants) : null;
 const ctd = new Containerd(variantDir ? { env: { PATH: `${variantDir}:${process.env.PATH}` } } : {});
+const warm = variants.includes("shimlab-warm");
+if (warm) log(startFactory({ SHIMLAB_CGROUP_PARENT: ctd.cgroupParent }));
 const details = {};
 let cpu = null;
 try {
@@ -136,6 +139,10 @@ try {
   removeCgroupDirs(ctd.cgroupParent);
   fs.rmSync(path.dirname(rootfs), { recursive: true, force: true });
   if (variantDir) fs.rmSync(variantDir, { recursive: true, force: true });
+  if (warm) {
+    log(factoryStatusLine());
+    stopFactory();
+  }
 }
 if (only.has("echo")) {
   const { echoBench } = await import("./echo.mjs");

@@ -6,6 +6,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { ROOT } from "./env.mjs";
+import { WARM_CONFIG } from "./factory.mjs";
 
 export const VARIANTS = {
   // the module tree as tsc emits it, without the bundle or code cache
@@ -18,6 +19,9 @@ export const VARIANTS = {
   // the TypeScript shim for start and delete too, without the launcher
   // (native/oneshot.c) that bin/containerd-shim-shimlab-v2 is
   "shimlab-node": {},
+  // warm sandboxes: the shim takes its agent from a `shimlab factory` that
+  // bench/run.mjs starts beside it (lib/factory.mjs), instead of booting one
+  "shimlab-warm": { SHIMLAB_CONFIG: WARM_CONFIG },
 };
 
 const binOf = (n) =>
@@ -27,7 +31,7 @@ export function variantBinDir(names) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "shimlab-bench-bin-"));
   for (const n of names) {
     if (!VARIANTS[n] || !binOf(n)) throw new Error(`variant ${n}: unknown, or SHIMLAB_BENCH_BASE unset`);
-    const env = Object.entries(VARIANTS[n]).map(([k, v]) => `${k}=${v}`).join(" ");
+    const env = Object.entries(VARIANTS[n]).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(" ");
     const f = path.join(dir, `containerd-shim-${n}-v2`);
     fs.writeFileSync(f, `#!/bin/sh\n${env} exec ${binOf(n)} "$@"\n`, { mode: 0o755 });
   }

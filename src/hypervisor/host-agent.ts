@@ -10,6 +10,7 @@ import { HybridVsockTransport } from "../agent/transport";
 import type { Hypervisor, SandboxVm, StartOptions, VmExit } from "./types";
 import { killRecorded, processStartTime, socketIn, writeVmRecord } from "./rundir";
 import { processAlive } from "../util/proc";
+import { cgroupParent, joinCgroupsOf } from "../util/cgroup";
 import { takeWarmAgent, type WarmAgent } from "./factory/client";
 import { reapRuncOrphans } from "./orphans";
 import { inBundle } from "../util/entry";
@@ -209,7 +210,7 @@ export class HostAgentHypervisor implements Hypervisor {
   private async acquire(s: StartOptions): Promise<HostAgent> {
     if (this.o.factorySocket && !s.env && !this.o.agentEnv) {
       try {
-        return await this.adopt(s, await takeWarmAgent(this.o.factorySocket, { kind: "none", agentRuntime: this.o.agentRuntime }));
+        return await this.adopt(s, await takeWarmAgent(this.o.factorySocket, { kind: "none", agentRuntime: this.o.agentRuntime, cgroupParent: cgroupParent(s.env ?? process.env) }));
       } catch (e) {
         s.logger.info("no warm agent from the factory: booting one", { factory: this.o.factorySocket, reason: (e as Error).message });
       }
@@ -221,6 +222,8 @@ export class HostAgentHypervisor implements Hypervisor {
     fs.mkdirSync(s.runDir, { recursive: true, mode: 0o700 });
     // From here the agent is this sandbox's: its record says what `delete` reaps after a crash, its directory included.
     writeVmRecord(s.runDir, { kind: "none", pid: a.pid, startTime: a.startTime, agentUrl: `hvsock://${a.socket}:${AGENT_PORT}`, runcRoot: a.runcRoot, dirs: [a.dir] });
+    // as if this shim had spawned it: its cgroups (a systemd service's, containerd's), not the factory's
+    joinCgroupsOf(a.pid);
     s.logger.info("mock agent taken from the factory", { pid: a.pid, socket: a.socket });
     return new HostAgent(adoptedProcess(a.pid, a.startTime), new HybridVsockTransport(a.socket, AGENT_PORT), a.runcRoot, a.dir);
   }

@@ -6,6 +6,7 @@
 // process does, so that the factory's own end (or death) no longer matters.
 import fs from "node:fs";
 import net from "node:net";
+import os from "node:os";
 import { processAlive } from "../util/proc";
 import type { Logger } from "../util/logger";
 
@@ -35,7 +36,13 @@ export function watchLifeline(fd: number, log: Logger, gone: (why: string) => vo
       return;
     }
     adopted = true;
-    log.info("adopted", { holder: pid });
+    // A factory boots its pool at low priority (background work); serving a pod is not.
+    try {
+      os.setPriority(os.getPriority(pid));
+    } catch {
+      /* the holder is gone, or raising priority is not ours to do */
+    }
+    log.info("adopted", { holder: pid, priority: os.getPriority() });
     w.write("ADOPTED\n");
     const t = setInterval(() => {
       if (!processAlive(pid, startTime)) {

@@ -62,3 +62,29 @@ export function cgroupExists(cgroupPath: string): boolean {
   const rel = relative(cgroupPath);
   return !!rel && hierarchies().some((r) => fs.existsSync(path.join(r, rel)));
 }
+
+/**
+ * Moves pid into the cgroups process `of` is in, in every hierarchy (v1's one per controller set,
+ * v2's unified one), as if `of` had spawned it: a factory's warm agent then belongs to the shim
+ * that took it (its service's cgroup, its accounting), not to the factory's. Best effort: a
+ * hierarchy that refuses (not root, a v1 controller mounted elsewhere) is skipped.
+ */
+export function joinCgroupsOf(pid: number, of: number = process.pid): void {
+  let lines: string[];
+  try {
+    lines = fs.readFileSync(`/proc/${of}/cgroup`, "utf8").trim().split("\n");
+  } catch {
+    return;
+  }
+  for (const line of lines) {
+    const m = /^\d+:([^:]*):(\/.*)$/.exec(line);
+    if (!m) continue;
+    const [, controllers, cg] = m;
+    const root = controllers === "" ? "/sys/fs/cgroup" : path.join("/sys/fs/cgroup", controllers.replace(/^name=/, ""));
+    try {
+      fs.writeFileSync(path.join(root, cg, "cgroup.procs"), String(pid));
+    } catch {
+      /* this hierarchy is not ours to write, or not mounted there */
+    }
+  }
+}

@@ -61,7 +61,9 @@ describe.skipIf(skip)("warm sandboxes from shimlab factory", () => {
   const fx = useEmulator({ namespace: "fac", env: { ...process.env, SHIMLAB_CONFIG: config } });
   const runDir = (id: string) => path.join(fx.emu.dir, "run", "fac", id);
 
-  const factory = (sub: string, ...more: string[]) => execFileSync(SHIMLAB, ["factory", sub, "--config", config, "--dir", dir, ...more], { encoding: "utf8", timeout: 30_000 });
+  // its agents' containers go under the emulator's cgroup parent, as the shims' own agents' would
+  const factory = (sub: string, ...more: string[]) =>
+    execFileSync(SHIMLAB, ["factory", sub, "--config", config, "--dir", dir, ...more], { encoding: "utf8", timeout: 30_000, env: { ...process.env, SHIMLAB_CGROUP_PARENT: fx.emu.cgroupParent } });
   const status = (): Promise<FactoryStatus> => factoryStatus(socket);
   const pooled = (): { pid: number; dir: string }[] =>
     fs
@@ -114,8 +116,9 @@ describe.skipIf(skip)("warm sandboxes from shimlab factory", () => {
       agent = rec.pid;
       agentDir = rec.dirs![0];
       expect(before.map((p) => p.pid)).toContain(agent);
-      // no agent of its own: the shim did not boot one
+      // no agent of its own: the shim did not boot one; the one it took is in its cgroups now, not the factory's
       expect(agentsOf(daemon)).toEqual([]);
+      expect(fs.readFileSync(`/proc/${agent}/cgroup`, "utf8")).toBe(fs.readFileSync(`/proc/${daemon}/cgroup`, "utf8"));
       expect((await t.task.Wait({ id: "w1" }, { timeoutMs: 10_000 })).exitStatus).toBe(3);
       const s1 = await status();
       expect(s1.handedOut).toBe(s0.handedOut + 1);

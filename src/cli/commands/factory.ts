@@ -55,7 +55,7 @@ async function run(p: Parsed): Promise<number> {
 }
 
 function line(st: FactoryStatus, socket: string): string {
-  return `factory ${st.pid} on ${socket}: ${st.ready}/${st.size} warm host agents ready (${st.agentRuntime}), ${st.booting} booting; handed out ${st.handedOut}, missed ${st.misses}, replaced ${st.replaced}\n`;
+  return `factory ${st.pid} on ${socket}: ${st.ready}/${st.size} warm host agents ready (${st.agentRuntime}, cgroups under ${st.cgroupParent}), ${st.booting} booting; handed out ${st.handedOut}, missed ${st.misses}, replaced ${st.replaced}\n`;
 }
 
 async function start(p: Parsed): Promise<number> {

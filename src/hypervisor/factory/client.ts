@@ -3,6 +3,7 @@
 // caller's cue to boot its own: a factory only ever saves time.
 import net from "node:net";
 import { processStartTime } from "../../util/proc";
+import { cgroupParent } from "../../util/cgroup";
 import type { HypervisorKind } from "../types";
 import type { FactoryRequest, FactoryResponse, FactoryStatus, WarmAgent } from "./protocol";
 
@@ -43,10 +44,11 @@ export function factoryCall(socket: string, req: FactoryRequest, timeoutMs = TAK
 }
 
 /** A warm agent for this process to hold; throws when the factory has none to give. */
-export async function takeWarmAgent(socket: string, want: { kind: HypervisorKind; agentRuntime: string }): Promise<WarmAgent> {
+export async function takeWarmAgent(socket: string, want: { kind: HypervisorKind; agentRuntime: string; cgroupParent?: string }): Promise<WarmAgent> {
   const startTime = processStartTime(process.pid);
   if (!startTime) throw new Error("cannot read this process's start time");
-  const r = await factoryCall(socket, { op: "take", kind: want.kind, agentRuntime: want.agentRuntime, pid: process.pid, startTime });
+  // An agent computes its containers' cgroups from its own environment: it must be the one this shim's would have had.
+  const r = await factoryCall(socket, { op: "take", kind: want.kind, agentRuntime: want.agentRuntime, cgroupParent: want.cgroupParent ?? cgroupParent(), pid: process.pid, startTime });
   if (!r.ok) throw new Error(r.error);
   if (!r.agent) throw new Error("the factory's answer has no agent");
   return r.agent;

@@ -10,7 +10,7 @@ export const DEFAULT_FACTORY_SOCKET = `${DEFAULT_FACTORY_DIR}/factory.sock`;
 
 export type FactoryRequest =
   /** A warm agent, for the process pid (started at startTime) to hold from now on. */
-  | { op: "take"; kind: HypervisorKind; agentRuntime: string; pid: number; startTime: string }
+  | { op: "take"; kind: HypervisorKind; agentRuntime: string; cgroupParent: string; pid: number; startTime: string }
   | { op: "status" };
 
 /** A warm agent handed out: from the answer on, the taker owns the process and its directory. */
@@ -28,6 +28,8 @@ export interface FactoryStatus {
   pid: number;
   kind: HypervisorKind;
   agentRuntime: string;
+  /** Where its agents put their containers' cgroups (their SHIMLAB_CGROUP_PARENT). */
+  cgroupParent: string;
   /** The pool's target size. */
   size: number;
   /** Booted and waiting. */

@@ -15,11 +15,13 @@ import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import crypto from "node:crypto";
+import os from "node:os";
 import type { ChildProcess } from "node:child_process";
 import type { Duplex } from "node:stream";
 import { agentReady, mockAgentEntry, READY_TIMEOUT_MS, spawnHostAgent } from "../host-agent";
 import { killRecorded, processStartTime } from "../rundir";
 import { processAlive } from "../../util/proc";
+import { cgroupParent } from "../../util/cgroup";
 import type { Logger } from "../../util/logger";
 import type { FactoryRequest, FactoryResponse, FactoryStatus, WarmAgent } from "./protocol";
 
@@ -47,6 +49,8 @@ interface Warm extends WarmAgent {
 const ADOPT_TIMEOUT_MS = 2000;
 /** After a boot that failed, the next one waits this long (an agent that cannot start must not spin). */
 const BOOT_BACKOFF_MS = 1000;
+/** The pool's agents boot at this niceness. */
+const POOL_NICE = 10;
 
 export class Factory {
   private readonly pool: Warm[] = [];
@@ -59,6 +63,10 @@ export class Factory {
   private readonly conns = new Set<net.Socket>();
 
   constructor(private readonly o: FactoryOptions) {}
+
+  private get cgroupParent(): string {
+    return cgroupParent(this.o.env ?? process.env);
+  }
 
   private get poolDir(): string {
     return path.join(this.o.dir, "pool");
@@ -118,6 +126,7 @@ export class Factory {
       pid: process.pid,
       kind: "none",
       agentRuntime: this.o.agentRuntime,
+      cgroupParent: this.cgroupParent,
       size: this.o.size,
       ready: this.pool.filter((w) => w.ready).length,
       booting: this.pool.filter((w) => !w.ready).length,
@@ -158,6 +167,7 @@ export class Factory {
     if (this.stopping) return { ok: false, error: "the factory is stopping" };
     if (req.kind !== "none") return { ok: false, error: `this factory keeps host agents, not ${req.kind}` };
     if (req.agentRuntime !== this.o.agentRuntime) return { ok: false, error: `this factory's agents run containers with ${this.o.agentRuntime}, not ${req.agentRuntime}` };
+    if (req.cgroupParent !== this.cgroupParent) return { ok: false, error: `this factory's agents put containers under ${this.cgroupParent}, not ${req.cgroupParent}` };
     if (!Number.isInteger(req.pid) || typeof req.startTime !== "string" || !processAlive(req.pid, req.startTime)) return { ok: false, error: "the taker is not a live process" };
     const agent = await this.handOut(req.pid, req.startTime);
     if (!agent) {
@@ -267,6 +277,12 @@ export class Factory {
       this.failures++;
       fs.rmSync(dir, { recursive: true, force: true });
       return;
+    }
+    // Filling the pool is background work: it must not slow the pods being started meanwhile (an adopted agent takes its shim's priority).
+    try {
+      os.setPriority(a.child.pid!, POOL_NICE);
+    } catch {
+      /* not ours to change: it boots at ours */
     }
     const w: Warm = { id, dir, child: a.child, pid: a.child.pid!, startTime: processStartTime(a.child.pid!) ?? "", socket: a.socket, runcRoot: a.runcRoot, ready: false, bootedAt: Date.now() };
     // the record first: a factory killed from here on leaves nothing the next one cannot find

@@ -1,0 +1,85 @@
+// The factory's configuration and its wire, without root or agents: [factory]
+// in the shim's TOML, and what a factory answers to requests it must refuse
+// (its pool is empty here; test/integration/factory.test.ts hands agents out).
+import { describe, it, expect, beforeAll, afterAll } from "vitest";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { loadConfig } from "../../src/shim/config";
+import { Factory } from "../../src/hypervisor/factory/service";
+import { factoryCall, factoryStatus, takeWarmAgent } from "../../src/hypervisor/factory/client";
+import { DEFAULT_FACTORY_SOCKET } from "../../src/hypervisor/factory/protocol";
+import { nullLogger } from "../../src/util/logger";
+import { processStartTime } from "../../src/util/proc";
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), "factory-unit-"));
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+function config(text: string) {
+  const f = path.join(dir, `c${Math.random().toString(36).slice(2)}.toml`);
+  fs.writeFileSync(f, text);
+  return loadConfig(f, {});
+}
+
+describe("[factory] in the shim's configuration", () => {
+  it("is off unless enabled, with Kata-like defaults", () => {
+    expect(config("").factory).toEqual({ enable: false, socket: DEFAULT_FACTORY_SOCKET, poolSize: 2 });
+    expect(config('[factory]\nenable = true\nsocket = "/x/f.sock"\npool_size = 5\n').factory).toEqual({ enable: true, socket: "/x/f.sock", poolSize: 5 });
+  });
+
+  it("refuses what it cannot honour, as InvalidArgument naming the key", () => {
+    expect(() => config("[factory]\nenable = 1\n")).toThrow(/factory\.enable must be true or false/);
+    expect(() => config('[factory]\nsocket = "rel.sock"\n')).toThrow(/factory\.socket must be an absolute path/);
+    expect(() => config("[factory]\npool_size = 65\n")).toThrow(/factory\.pool_size must be an integer from 0 to 64/);
+    expect(() => config("[factory]\nvm_cache_number = 2\n")).toThrow(/factory\.vm_cache_number: unknown key/);
+    expect(() => config('hypervisor = "qemu"\n[factory]\nenable = true\n')).toThrow(/keeps host agents only/);
+  });
+});
+
+describe("a factory's answers", () => {
+  const socket = path.join(dir, "f.sock");
+  let f: Factory;
+  beforeAll(async () => {
+    f = new Factory({ dir: path.join(dir, "factory"), socket, size: 0, agentRuntime: "host", logger: nullLogger, env: {} });
+    await f.start();
+  });
+  afterAll(() => f.stop());
+
+  const raw = (text: string) =>
+    new Promise<string>((resolve, reject) => {
+      const c = net.createConnection({ path: socket }, () => c.write(text));
+      let out = "";
+      c.on("data", (d) => (out += d));
+      c.on("end", () => resolve(out));
+      c.on("error", reject);
+    });
+
+  it("status: its pool and counts", async () => {
+    const st = await factoryStatus(socket);
+    expect(st).toMatchObject({ pid: process.pid, kind: "none", agentRuntime: "host", size: 0, ready: 0, booting: 0 });
+  });
+
+  it("refuses bad requests with an error, and goes on serving", async () => {
+    expect(JSON.parse(await raw("not json\n"))).toEqual({ ok: false, error: "request is not JSON" });
+    expect(JSON.parse(await raw('{"op":"fly"}\n'))).toEqual({ ok: false, error: 'unknown op "fly"' });
+    expect(JSON.parse(await raw("x".repeat(5000)))).toEqual({ ok: false, error: "request too long" });
+    const me = { pid: process.pid, startTime: processStartTime(process.pid)!, cgroupParent: "/shimlab" };
+    expect(await factoryCall(socket, { op: "take", kind: "qemu", agentRuntime: "host", ...me })).toEqual({ ok: false, error: "this factory keeps host agents, not qemu" });
+    expect(await factoryCall(socket, { op: "take", kind: "none", agentRuntime: "runc", ...me })).toEqual({ ok: false, error: "this factory's agents run containers with host, not runc" });
+    expect(await factoryCall(socket, { op: "take", kind: "none", agentRuntime: "host", ...me, cgroupParent: "/other" })).toEqual({ ok: false, error: "this factory's agents put containers under /shimlab, not /other" });
+    expect(await factoryCall(socket, { op: "take", kind: "none", agentRuntime: "host", ...me, startTime: "1" })).toEqual({ ok: false, error: "the taker is not a live process" });
+    expect((await factoryStatus(socket)).misses).toBe(0);
+  });
+
+  it("an empty pool is a miss, which the taker hears as an error to boot its own", async () => {
+    await expect(takeWarmAgent(socket, { kind: "none", agentRuntime: "host", cgroupParent: "/shimlab" })).rejects.toThrow("the pool is empty");
+    expect((await factoryStatus(socket)).misses).toBe(1);
+  });
+
+  it("a second factory on a live socket is refused; no factory is an error to the taker", async () => {
+    const g = new Factory({ dir: path.join(dir, "factory2"), socket, size: 0, agentRuntime: "host", logger: nullLogger });
+    await expect(g.start()).rejects.toThrow(/a factory already serves/);
+    await expect(takeWarmAgent(path.join(dir, "none.sock"), { kind: "none", agentRuntime: "host" })).rejects.toThrow(/no factory at/);
+  });
+});
