@@ -12,10 +12,23 @@ import type { Logger } from "../util/logger";
 
 /** How often an adopted agent looks for its shim: what a dead shim's agent costs at most in extra life. */
 const ADOPTED_POLL_MS = 250;
+/**
+ * An adopted agent that no one dials in this long was never really taken: the factory died
+ * between the adoption and its answer, and the shim booted its own. It exits rather than live
+ * on, unused, as long as that shim.
+ */
+const UNCLAIMED_MS = 30_000;
 
-export function watchLifeline(fd: number, log: Logger, gone: (why: string) => void): void {
+export interface Lifeline {
+  /** A connection came: whoever adopted this agent uses it. */
+  claimed(): void;
+}
+
+export function watchLifeline(fd: number, log: Logger, gone: (why: string) => void): Lifeline {
   const w = new net.Socket({ fd, readable: true, writable: true });
   let adopted = false;
+  let unclaimed: NodeJS.Timeout | null = null;
+  let claimed = false;
   let text = "";
   const lost = () => {
     if (!adopted) gone("shim went away");
@@ -44,6 +57,10 @@ export function watchLifeline(fd: number, log: Logger, gone: (why: string) => vo
     }
     log.info("adopted", { holder: pid, priority: os.getPriority() });
     w.write("ADOPTED\n");
+    if (!claimed) {
+      unclaimed = setTimeout(() => gone("adopted, but never dialled"), UNCLAIMED_MS);
+      unclaimed.unref();
+    }
     const t = setInterval(() => {
       if (!processAlive(pid, startTime)) {
         clearInterval(t);
@@ -54,6 +71,12 @@ export function watchLifeline(fd: number, log: Logger, gone: (why: string) => vo
   w.on("end", lost);
   w.on("close", lost);
   w.on("error", lost);
+  return {
+    claimed() {
+      claimed = true;
+      if (unclaimed) clearTimeout(unclaimed);
+    },
+  };
 }
 
 /** Says READY on fd once the agent serves (the holder waits for the word rather than polling the socket). */

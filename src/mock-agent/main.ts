@@ -29,7 +29,7 @@ import { installFailpoints } from "./failpoints";
 import { GuestNetwork } from "./network";
 import { PortForward } from "../gen/shimlab.v1";
 import { GuestPortForward } from "./port-forward";
-import { signalReady, watchLifeline } from "./lifeline";
+import { signalReady, watchLifeline, type Lifeline } from "./lifeline";
 
 export const AGENT_PORT = 1024;
 
@@ -216,7 +216,11 @@ export function main(argv: string[]): void {
   server.on("protocolError", (_c, reason) => log.warn("dropped a connection", { reason }));
   // Kata's shim keeps one connection per sandbox; the log lets a test (or a person) see that it did.
   let connections = 0;
-  server.on("connection", () => log.info("agent connection opened", { connections: ++connections }));
+  let lifeline: Lifeline | null = null;
+  server.on("connection", () => {
+    lifeline?.claimed();
+    log.info("agent connection opened", { connections: ++connections });
+  });
 
   if (args.listen) {
     fs.mkdirSync(path.dirname(args.listen), { recursive: true, mode: 0o700 });
@@ -240,7 +244,7 @@ export function main(argv: string[]): void {
 
   if (args.watchFd !== undefined) {
     // The shim (or, until it hands us out, the factory) holds the other end.
-    watchLifeline(args.watchFd, log, (why) => void exit(why));
+    lifeline = watchLifeline(args.watchFd, log, (why) => void exit(why));
   }
   process.on("SIGTERM", () => void exit("SIGTERM"));
   process.on("SIGINT", () => void exit("SIGINT"));

@@ -153,6 +153,10 @@ export const scenarioFormat = z
     driver: z.enum(["emulator", "containerd"]).default("emulator"),
     timeout_ms: posInt.default(60_000).meta({ description: "the whole run" }),
     shim_config: z.strictObject({ dial_timeout_ms: posInt.optional(), hypervisor: z.enum(["none", "qemu"]).optional() }).optional(),
+    factory: z
+      .strictObject({ pool_size: z.int().min(0).max(8).default(1).meta({ description: "warm agents it keeps" }) })
+      .optional()
+      .meta({ description: "run a factory of warm sandboxes (`shimlab factory`) beside the shim, whose configuration enables it" }),
     sandbox_api: z.boolean().default(false).meta({ description: 'the pod "pod" is made through containerd 2.x\'s Sandbox API' }),
     containers: z.record(z.string().regex(ID_PATTERN, { error: "a container id (letters, digits, '.', '_', '-')" }), containerDef).meta({ description: "the first is the pod's sandbox; the others join its shim" }),
     faults: z.array(faultSchema).default([]),

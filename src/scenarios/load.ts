@@ -74,6 +74,8 @@ export function parseScenario(text: string, file: string): Scenario {
   if (r.sandbox_api && r.driver === "containerd") bad(["sandbox_api"], "the Sandbox API steps need the emulator driver (the containerd driver runs ctr, which makes no sandbox)");
   if (r.sandbox_api && containers.includes(SANDBOX_API_POD)) bad(["containers", SANDBOX_API_POD], `with sandbox_api the pod is ${JSON.stringify(SANDBOX_API_POD)}: name the containers otherwise`);
   if (!containers.length) bad(["containers"], "expected at least one container (the first is the pod's sandbox)");
+  if (r.factory && r.driver === "containerd") bad(["factory"], "the factory of warm sandboxes needs the emulator driver");
+  if (r.factory && (r.shim_config?.hypervisor === "qemu" || r.sandbox_api)) bad(["factory"], "the factory keeps host agents: not with hypervisor qemu or the Sandbox API");
   const faults = r.faults;
   const faultNames = new Set<string>();
   const stepIds = new Set<string>();
@@ -91,6 +93,7 @@ export function parseScenario(text: string, file: string): Scenario {
       if (r.driver === "containerd" && !CTR_OPS.has(s.do)) bad([...p, "do"], `${s.do} needs the emulator driver; with driver containerd (where start is ctr run -d) the steps are ${[...CTR_OPS].join(", ")}`);
       if ("container" in s && s.container && !containers.includes(s.container)) bad([...p, "container"], `no container ${JSON.stringify(s.container)} (containers: ${containers.join(", ")})`);
       if ("target" in s && s.target.startsWith("init:") && !containers.includes(s.target.slice(5))) bad([...p, "target"], `no container ${JSON.stringify(s.target.slice(5))}`);
+      if ("target" in s && (s.target === "factory" || s.target === "warm-agent") && !r.factory) bad([...p, "target"], `${s.target} needs the scenario's factory (factory: { pool_size: N })`);
       if (s.do === "exec" && s.repeat && s.repeat > 1 && !s.exec_id.includes("{i}")) bad([...p, "exec_id"], "a repeated exec needs {i} in its exec_id so that each gets its own");
       return { kind: "op", ...s, where };
     });
@@ -100,7 +103,7 @@ export function parseScenario(text: string, file: string): Scenario {
     if (faultNames.has(f.name)) bad([...p, "name"], `fault name ${JSON.stringify(f.name)} is used twice`);
     faultNames.add(f.name);
     const kind = kindOf(f);
-    checkFault(f, { containers, bad: (sub, msg) => bad([...p, ...sub], msg) });
+    checkFault(f, { containers, factory: !!r.factory, bad: (sub, msg) => bad([...p, ...sub], msg) });
     if (r.driver === "containerd" && kind.emulatorOnly) bad([...p, "scope"], `scope ${f.scope} needs the emulator driver (a real containerd's side cannot be faulted here)`);
     if (r.sandbox_api && kind.needsShimLinkProxy) bad([...p, "scope"], `scope ${f.scope} is not carried to a Sandbox API pod's shim yet`);
     if (f.window && !kind.timed) bad([...p, "window"], `scope ${f.scope} is fixed when the shim starts; time it with counts instead`);

@@ -70,6 +70,13 @@ class Run {
   ) {
     this.history = new History(() => w.now());
     this.deadline = performance.now() + s.timeout_ms;
+    // What a factory-link fault did, when it did it (the take comes whenever the shim starts).
+    if (w.factory)
+      w.factory.onFault = (what) => {
+        const f = s.faults.find((x) => x.scope === "factory-link");
+        this.faultLog.push({ time: w.now(), fault: f?.name ?? "factory-link", what });
+        this.progress(`    ! ${f?.name ?? "factory-link"}: ${what}`);
+      };
   }
 
   left(): number {
@@ -392,6 +399,13 @@ class Run {
   // ---- containerd's teardown, then what was left behind ----
 
   async teardown(): Promise<void> {
+    await this.teardownTasks();
+    // The factory goes before the leak check, which then sees everything it booted gone too: its
+    // pool with it, the agents it handed out with their shims.
+    await this.w.factory?.stop();
+  }
+
+  private async teardownTasks(): Promise<void> {
     this.clearTimers();
     await this.w.healAll();
     if (this.ctr) return this.ctr.teardown();

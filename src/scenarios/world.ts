@@ -22,6 +22,7 @@ import { QEMU_HARNESS_SETTINGS } from "../harness/qemu-config";
 import { MUTANTS_ENV } from "../faults/mutants";
 import { launchFaults, needsFpShim, needsShimLinkProxy, type FaultWorld, type ShimLaunch } from "../faults/kinds";
 import { SANDBOX_API_POD } from "./load";
+import { ScenarioFactory, type FactoryLinkFault } from "./world-factory";
 import type { ContainerDef, Scenario } from "./types";
 
 export interface WorldOptions {
@@ -109,6 +110,16 @@ export class World implements FaultWorld {
    * toxics, mutants): only the failpoint shim does, so it runs instead of the production one.
    */
   readonly fpShim: boolean;
+  /** The scenario's factory of warm sandboxes, when it has one. */
+  readonly factory: ScenarioFactory | null;
+
+  get factoryFault(): FactoryLinkFault {
+    return this.factory?.fault ?? null;
+  }
+
+  set factoryFault(f: FactoryLinkFault) {
+    if (this.factory) this.factory.fault = f;
+  }
 
   constructor(
     readonly scenario: Scenario,
@@ -119,6 +130,7 @@ export class World implements FaultWorld {
     // Short: the shim's socket name is a hash, but fifos and the agent's socket live under here.
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), "scn-"));
     this.sandboxId = scenario.sandbox_api ? SANDBOX_API_POD : Object.keys(scenario.containers)[0];
+    this.factory = scenario.factory ? new ScenarioFactory(this.dir, scenario.factory.pool_size, { SHIMLAB_CGROUP_PARENT: cgroupParentFor(this.dir) }) : null;
     this.useProxy = needsShimLinkProxy(scenario.faults);
     this.fpShim = needsFpShim(scenario.faults) || !!o.mutants?.length || !!o.eventFaults?.length;
     this.emu = new ContainerdEmulator({
@@ -174,10 +186,11 @@ export class World implements FaultWorld {
     if (this.o.mutants?.length) env[MUTANTS_ENV] = this.o.mutants.join(",");
     const cfg = { ...s.shim_config, ...this.o.config };
     const qemu = this.scenario.shim_config?.hypervisor === "qemu";
-    if (cfg.dial_timeout_ms || qemu) {
+    if (cfg.dial_timeout_ms || qemu || this.factory) {
       const f = path.join(this.dir, "shimlab.toml");
       const lines = [`hypervisor = "${qemu ? "qemu" : "none"}"`];
       if (cfg.dial_timeout_ms) lines.push("[agent]", `dial_timeout_ms = ${cfg.dial_timeout_ms}`);
+      if (this.factory) lines.push("[factory]", "enable = true", `socket = ${JSON.stringify(this.factory.socket)}`);
       // The sandbox reads the guest image's manifest; start() below builds the image first.
       if (qemu) lines.push("[qemu]", ...QEMU_HARNESS_SETTINGS);
       fs.writeFileSync(f, lines.join("\n") + "\n");
@@ -196,6 +209,7 @@ export class World implements FaultWorld {
       const { ensureImage } = await import("../guest-image");
       await ensureImage({ runc: true });
     }
+    await this.factory?.start();
     await this.emu.start();
     if (this.pod) fs.mkdirSync(path.join(this.pod.bundle, "rootfs"), { recursive: true, mode: 0o711 });
     const ids = Object.keys(this.scenario.containers);
@@ -336,6 +350,8 @@ export class World implements FaultWorld {
     const mine = shimlabProcesses([this.dir]);
     if (target === "shim") return mine.filter((p) => SHIM_DAEMON_SCRIPT.test(p.cmdline)).map((p) => p.pid);
     if (target === "agent") return mine.filter((p) => MOCK_AGENT_SCRIPT.test(p.cmdline)).map((p) => p.pid);
+    if (target === "factory") return this.factory?.pids() ?? [];
+    if (target === "warm-agent") return (this.factory?.warmAgents() ?? []).slice(0, 1);
     if (target === "vm") return listProcesses().filter((p) => p.cmdline.includes("qemu-system") && p.cmdline.includes(this.dir)).map((p) => p.pid);
     if (target.startsWith("init:")) {
       const suffix = `:${this.cgroupParent}/${this.sandboxId}/${target.slice(5)}`;
@@ -411,6 +427,7 @@ export class World implements FaultWorld {
       for (const s of c.execStdio.values()) s.close();
     }
     for (const p of this.proxies.values()) await p.stop().catch(() => {});
+    await this.factory?.stop().catch(() => {});
     await this.emu.close().catch(() => {});
     fs.rmSync(this.dir, { recursive: true, force: true });
   }

@@ -10,6 +10,7 @@ import { agentRpcFault } from "./agent-rpc";
 import { containerdLinkFault } from "./containerd-link";
 import { eventsFault } from "./events";
 import { forwardFault } from "./forward";
+import { factoryLinkFault } from "./factory-link";
 import { processFault } from "./process";
 import { taskRpcFault } from "./task-rpc";
 import { scopeOf, type FaultCheck, type FaultKind, type FaultWorld, type Launch } from "./kind";
@@ -17,10 +18,10 @@ import { scopeOf, type FaultCheck, type FaultKind, type FaultWorld, type Launch 
 export type { FaultCheck, FaultKind, FaultWorld, Launch } from "./kind";
 
 /** In the order the docs list them and a wrong scope's message names them. */
-export const FAULT_KINDS = [taskRpcFault, agentRpcFault, eventsFault, forwardFault, containerdLinkFault, agentLinkFault, processFault] as const;
+export const FAULT_KINDS = [taskRpcFault, agentRpcFault, eventsFault, forwardFault, containerdLinkFault, agentLinkFault, factoryLinkFault, processFault] as const;
 
 export const faultSchema = z
-  .discriminatedUnion("scope", [taskRpcFault.schema, agentRpcFault.schema, eventsFault.schema, forwardFault.schema, containerdLinkFault.schema, agentLinkFault.schema, processFault.schema])
+  .discriminatedUnion("scope", [taskRpcFault.schema, agentRpcFault.schema, eventsFault.schema, forwardFault.schema, containerdLinkFault.schema, agentLinkFault.schema, factoryLinkFault.schema, processFault.schema])
   .meta({ id: "fault", description: "a fault: its name, its scope (the kind) and the kind's keys" });
 
 export type FaultDef = z.infer<typeof faultSchema>;

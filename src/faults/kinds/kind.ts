@@ -17,6 +17,8 @@ export const faultBase = {
 export interface FaultCheck {
   /** The scenario's containers, by id. */
   containers: readonly string[];
+  /** Whether the scenario runs a factory of warm sandboxes. */
+  factory?: boolean;
   bad(path: (string | number)[], message: string): void;
 }
 
@@ -36,6 +38,8 @@ export interface FaultWorld {
   addLinkToxic(t: Toxic): void;
   removeLinkToxic(name: string): void;
   signal(target: string, sig: NodeJS.Signals): Promise<number[]>;
+  /** What the scenario's factory link does to the next take. */
+  factoryFault: "die-mid-handout" | null;
   containerdUp(): Promise<void>;
 }
 

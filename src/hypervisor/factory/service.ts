@@ -52,6 +52,19 @@ const BOOT_BACKOFF_MS = 1000;
 /** The pool's agents boot at this niceness. */
 const POOL_NICE = 10;
 
+function commandLines(): string[] {
+  const out: string[] = [];
+  for (const p of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      out.push(fs.readFileSync(`/proc/${p}/cmdline`, "utf8"));
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
 export class Factory {
   private readonly pool: Warm[] = [];
   private server: net.Server | null = null;
@@ -118,6 +131,13 @@ export class Factory {
         this.o.logger.warn("unreadable pool record", { file, error: (e as Error).message });
       }
       fs.rmSync(file, { force: true });
+    }
+    // An agent handed out as its factory died (adopted, the answer never sent) has no record: its
+    // directory goes once no process names it (it exits unclaimed, or with the shim that adopted it).
+    const named = commandLines();
+    for (const d of fs.readdirSync(this.poolDir, { withFileTypes: true })) {
+      const dir = path.join(this.poolDir, d.name);
+      if (d.isDirectory() && !named.some((c) => c.includes(dir + path.sep))) fs.rmSync(dir, { recursive: true, force: true });
     }
   }
 

@@ -1,0 +1,136 @@
+// A scenario's `shimlab factory`: the real one (bin/shimlab factory run, a
+// process of its own so that a scenario can kill it), in the world's
+// directory, with its agents' containers under the world's cgroup parent.
+// The shim reaches it through a proxy on the factory's socket, where the
+// factory-link fault acts: "die-mid-handout" lets a take through, and when the
+// factory's answer comes back (the agent adopted, out of the pool, its record
+// gone), kills the factory and hangs up instead of forwarding it — the worst
+// moment for a factory to die.
+import fs from "node:fs";
+import net from "node:net";
+import path from "node:path";
+import { spawn, type ChildProcess } from "node:child_process";
+import { REPO_ROOT } from "../harness/containerd";
+import { factoryStatus } from "../hypervisor/factory/client";
+import { processAlive } from "../util/proc";
+
+export type FactoryLinkFault = "die-mid-handout" | null;
+
+export class ScenarioFactory {
+  readonly dir: string;
+  readonly realSocket: string;
+  /** What the shim's configuration names: the proxy. */
+  readonly socket: string;
+  fault: FactoryLinkFault = null;
+  private proc: ChildProcess | null = null;
+  private proxy: net.Server | null = null;
+  private readonly conns = new Set<net.Socket>();
+  /** Told what the fault did, for the scenario's fault timeline. */
+  onFault: (what: string) => void = () => {};
+
+  constructor(
+    worldDir: string,
+    private readonly size: number,
+    private readonly env: NodeJS.ProcessEnv,
+  ) {
+    this.dir = path.join(worldDir, "f");
+    this.realSocket = path.join(this.dir, "factory.sock");
+    this.socket = path.join(this.dir, "p.sock");
+  }
+
+  async start(): Promise<void> {
+    fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    const log = fs.openSync(path.join(this.dir, "factory.log"), "a");
+    const args = [path.join(REPO_ROOT, "bin", "shimlab"), "factory", "run", "--dir", this.dir, "--socket", this.realSocket, "--size", String(this.size)];
+    this.proc = spawn(process.execPath, args, { env: { ...process.env, ...this.env }, stdio: ["ignore", log, log] });
+    fs.closeSync(log);
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      const st = await factoryStatus(this.realSocket, 500).catch(() => null);
+      if (st && st.ready >= st.size) break;
+      if (this.proc.exitCode !== null || Date.now() > deadline) throw new Error(`the scenario's factory did not fill its pool; log ${path.join(this.dir, "factory.log")}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    this.proxy = net.createServer((c) => this.relay(c));
+    await new Promise<void>((resolve) => this.proxy!.listen(this.socket, resolve));
+  }
+
+  private relay(client: net.Socket): void {
+    const up = net.createConnection({ path: this.realSocket });
+    this.conns.add(client);
+    this.conns.add(up);
+    let request = "";
+    let take = false;
+    const done = () => {
+      client.destroy();
+      up.destroy();
+      this.conns.delete(client);
+      this.conns.delete(up);
+    };
+    client.on("data", (d) => {
+      request += d.toString("utf8");
+      take ||= /"op"\s*:\s*"take"/.test(request);
+      up.write(d);
+    });
+    up.on("data", (d) => {
+      if (take && this.fault === "die-mid-handout") {
+        const answer = d.toString("utf8").trim();
+        const agent = /"pid":(\d+)/.exec(answer)?.[1];
+        this.onFault(`factory killed, its answer to a take in flight${agent ? ` (agent ${agent} adopted, never told)` : ` (${answer.slice(0, 80)})`}`);
+        this.kill("SIGKILL");
+        done();
+        return;
+      }
+      client.write(d);
+    });
+    client.on("end", () => up.end());
+    up.on("end", () => client.end());
+    client.on("error", done);
+    up.on("error", done);
+    client.on("close", done);
+    up.on("close", () => {
+      if (!client.writableEnded) client.end();
+    });
+  }
+
+  /** The factory's pid while it runs. */
+  pids(): number[] {
+    const p = this.proc;
+    return p?.pid && p.exitCode === null && p.signalCode === null ? [p.pid] : [];
+  }
+
+  /** Its pooled agents (alive), oldest first. */
+  warmAgents(): number[] {
+    const pool = path.join(this.dir, "pool");
+    let recs: { pid: number; startTime: string }[] = [];
+    try {
+      recs = fs
+        .readdirSync(pool)
+        .filter((f) => f.endsWith(".json"))
+        .sort()
+        .map((f) => JSON.parse(fs.readFileSync(path.join(pool, f), "utf8")));
+    } catch {
+      /* none */
+    }
+    return recs.filter((r) => processAlive(r.pid, r.startTime)).map((r) => r.pid);
+  }
+
+  kill(sig: NodeJS.Signals): void {
+    for (const pid of this.pids()) process.kill(pid, sig);
+  }
+
+  /** Stops the factory (its pooled agents with it) and the proxy; agents it handed out are their shims'. */
+  async stop(): Promise<void> {
+    for (const c of this.conns) c.destroy();
+    await new Promise<void>((r) => (this.proxy ? this.proxy.close(() => r()) : r()));
+    this.proxy = null;
+    const p = this.proc;
+    if (p && p.exitCode === null && p.signalCode === null) {
+      const gone = new Promise<void>((r) => p.once("exit", () => r()));
+      p.kill("SIGTERM");
+      const t = setTimeout(() => p.kill("SIGKILL"), 10_000);
+      await gone;
+      clearTimeout(t);
+    }
+  }
+}
