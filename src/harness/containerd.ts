@@ -143,9 +143,23 @@ export class Containerd {
     }
   }
 
+  /**
+   * ctr's subcommand arguments as this containerd's tests run them: a `ctr run` on runc's shim
+   * gets this containerd's own runc root. runc's shim defaults to /run/containerd/runc/<namespace>
+   * whatever containerd's --root and --state say, so two copies of a suite (or two containerds)
+   * running a container of the same id in the same namespace would meet there ("container with
+   * given ID already exists").
+   */
+  ctrArgs(args: string[]): string[] {
+    if (args[0] !== "run" || args.includes("--runc-root")) return args;
+    const i = args.indexOf("--runtime");
+    const runtime = i >= 0 ? args[i + 1] : "io.containerd.runc.v2";
+    return runtime === "io.containerd.runc.v2" ? ["run", "--runc-root", path.join(this.dir, "runc"), ...args.slice(1)] : args;
+  }
+
   /** Runs ctr against this containerd. */
   async ctr(args: string[], o: { namespace?: string; stdin?: Buffer; timeoutMs?: number; check?: boolean } = {}): Promise<CommandResult & { out: string; err: string }> {
-    const r = await runCommand(this.resolvedPeer?.ctr ?? "ctr", ["--address", this.address, "--namespace", o.namespace ?? "default", ...args], {
+    const r = await runCommand(this.resolvedPeer?.ctr ?? "ctr", ["--address", this.address, "--namespace", o.namespace ?? "default", ...this.ctrArgs(args)], {
       env: this.env(),
       stdin: o.stdin,
       timeoutMs: o.timeoutMs ?? 60_000,

@@ -10,7 +10,7 @@ import { native } from "../../src/native";
 export async function ctrInTerminal(c: Containerd, args: string[], rows: number, cols: number, timeoutMs = 60_000): Promise<{ code: number | null; out: string }> {
   const p = native().openpty();
   native().setWinsize(p.master, rows, cols);
-  const child = spawn("ctr", ["--address", c.address, ...args], { stdio: [p.slave, p.slave, p.slave], env: c.env(), detached: true });
+  const child = spawn("ctr", ["--address", c.address, ...c.ctrArgs(args)], { stdio: [p.slave, p.slave, p.slave], env: c.env(), detached: true });
   fs.closeSync(p.slave);
   const m = new tty.ReadStream(p.master);
   let out = "";
