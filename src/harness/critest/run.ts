@@ -9,6 +9,7 @@ import { spawn } from "node:child_process";
 import type { CritestBinaries } from "../peers/cri-tools";
 import { unmountUnder } from "../containerd";
 import { CriClient } from "../cri/client";
+import { CRITEST_LOCK, hostLock } from "./host-lock";
 import { readGinkgoReport, type SpecResult } from "./report";
 import { LEFT_OUT, skipPattern, type LeftOutSpec } from "./specs";
 import { StringDecoder } from "node:string_decoder";
@@ -164,8 +165,18 @@ async function dryRunThenRun(o: CritestRunOptions, base: string[], leftOut: read
   const parallel = o.parallel ?? 1;
   const jsonReport = path.join(o.reportDir, `${o.name}.json`);
   const junitReport = path.join(o.reportDir, `${o.name}.junit.xml`);
-  const log = path.join(o.reportDir, `${o.name}.log`);
   for (const f of [jsonReport, junitReport]) fs.rmSync(f, { force: true });
+  // Another copy of the suite may be running critest: its port-forward specs and ours bind the same host ports.
+  const release = await hostLock(CRITEST_LOCK, { timeoutMs: 1800_000, onWait: (pid) => o.progress?.line(`waiting for critest ${pid} (another run on this host) to finish: port-forward specs bind fixed host ports`) });
+  try {
+    return await runLocked(o, base, leftOutNames, jsonReport, junitReport, parallel, tmp);
+  } finally {
+    release();
+  }
+}
+
+async function runLocked(o: CritestRunOptions, base: string[], leftOutNames: Set<string>, jsonReport: string, junitReport: string, parallel: number, tmp: string): Promise<CritestRun> {
+  const log = path.join(o.reportDir, `${o.name}.log`);
   const started = Date.now();
   const counter = new GinkgoCounter();
   o.progress?.line(`running on handler ${o.handler}${parallel > 1 ? ` with ${parallel} ginkgo nodes` : ""}; log ${log}`);
