@@ -7,6 +7,7 @@
 // from their addresses), a proxy between it and a shim's socket (the
 // containerd-link faults), and one teardown of tasks as containerd does it.
 import fs from "node:fs";
+import { removeCgroupTree } from "../util/cgroup";
 import os from "node:os";
 import path from "node:path";
 import { EventsServer } from "./events-server";
@@ -251,6 +252,9 @@ export class ContainerdEmulator {
     for (const s of this.stdios) s.close();
     await this.events.close();
     if (!this.o.dir) fs.rmSync(this.dir, { recursive: true, force: true });
+    // Its cgroup parent is its own (cgroupParentFor): the empty directories go with it; one still
+    // holding a container stays, for a leak check to see.
+    removeCgroupTree(this.cgroupParent);
   }
 }
 
