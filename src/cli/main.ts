@@ -62,6 +62,12 @@ export async function run(argv: string[]): Promise<number> {
 
 export function main(argv: string[]): void {
   delete process.env.NODE_EXTRA_CA_CERTS;
+  // A reader that went away (`shimlab scenario run … | head`) must not kill a command before its
+  // teardown: what it started (shims, containerds, VMs) would be left running. Its output is lost.
+  for (const s of [process.stdout, process.stderr])
+    s.on("error", (e: NodeJS.ErrnoException) => {
+      if (e.code !== "EPIPE") throw e;
+    });
   run(argv).then(
     (code) => {
       process.exitCode = code;
