@@ -29,31 +29,11 @@
 import fs from "node:fs";
 import path from "node:path";
 import { runId, RUN_ID_VAR } from "./run-id";
+import { listProcesses, type ProcInfo } from "../util/proc";
 
 export { runId, RUN_ID_VAR } from "./run-id";
-
-export interface ProcInfo {
-  pid: number;
-  ppid: number;
-  cmdline: string;
-}
-
-/** Every process on the host: a leak check wants runProcesses(). */
-export function listProcesses(): ProcInfo[] {
-  const out: ProcInfo[] = [];
-  for (const d of fs.readdirSync("/proc")) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const cmdline = fs.readFileSync(`/proc/${d}/cmdline`, "utf8").split("\0").filter(Boolean).join(" ");
-      const stat = fs.readFileSync(`/proc/${d}/stat`, "utf8");
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      if (cmdline) out.push({ pid: Number(d), ppid, cmdline });
-    } catch {
-      /* gone */
-    }
-  }
-  return out;
-}
+// Every process on the host (a leak check wants runProcesses()): util/proc reads /proc for the shim's layers and the harness alike.
+export { listProcesses, type ProcInfo } from "../util/proc";
 
 /** A shim daemon's script, bundled (dist/bundle) or not (dist/shim), or the failpoint shim's (dist/fp-shim). */
 export const SHIM_DAEMON_SCRIPT = /dist\/(?:shim\/main|bundle\/shim-main|fp-shim\/main)\.js/;

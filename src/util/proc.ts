@@ -1,23 +1,47 @@
-// A process named by pid and start time: a pid alone may have been recycled.
+// Processes from /proc: a process named by pid and start time (a pid alone
+// may have been recycled), and every process with its command line.
 import fs from "node:fs";
 
-/** /proc/<pid>/stat's start time (field 22), or null when no such process. */
-export function processStartTime(pid: number): string | null {
+/** /proc/<pid>/stat's fields after the command name (state is [0], ppid [1], start time [19]); null when no such process. */
+function statFields(pid: number | string): string[] | null {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19] ?? null;
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   } catch {
     return null;
   }
 }
 
+/** /proc/<pid>/stat's start time (field 22), or null when no such process. */
+export function processStartTime(pid: number): string | null {
+  return statFields(pid)?.[19] ?? null;
+}
+
 /** Whether pid is still the process that started at startTime (and not a zombie). */
 export function processAlive(pid: number, startTime: string): boolean {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return f[0] !== "Z" && f[0] !== "X" && f[19] === startTime;
-  } catch {
-    return false;
+  const f = statFields(pid);
+  return !!f && f[0] !== "Z" && f[0] !== "X" && f[19] === startTime;
+}
+
+export interface ProcInfo {
+  pid: number;
+  ppid: number;
+  /** Its arguments joined by spaces. */
+  cmdline: string;
+}
+
+/** Every process on the host with a command line (kernel threads have none). */
+export function listProcesses(): ProcInfo[] {
+  const out: ProcInfo[] = [];
+  for (const d of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const cmdline = fs.readFileSync(`/proc/${d}/cmdline`, "utf8").split("\0").filter(Boolean).join(" ");
+      const f = statFields(d);
+      if (cmdline && f) out.push({ pid: Number(d), ppid: Number(f[1]), cmdline });
+    } catch {
+      /* gone */
+    }
   }
+  return out;
 }

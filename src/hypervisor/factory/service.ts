@@ -20,7 +20,7 @@ import type { ChildProcess } from "node:child_process";
 import type { Duplex } from "node:stream";
 import { agentReady, mockAgentEntry, READY_TIMEOUT_MS, spawnHostAgent } from "../host-agent";
 import { killRecorded, processStartTime } from "../rundir";
-import { processAlive } from "../../util/proc";
+import { listProcesses, processAlive } from "../../util/proc";
 import { cgroupParent } from "../../util/cgroup";
 import type { Logger } from "../../util/logger";
 import type { FactoryRequest, FactoryResponse, FactoryStatus, WarmAgent } from "./protocol";
@@ -51,19 +51,6 @@ const ADOPT_TIMEOUT_MS = 2000;
 const BOOT_BACKOFF_MS = 1000;
 /** The pool's agents boot at this niceness. */
 const POOL_NICE = 10;
-
-function commandLines(): string[] {
-  const out: string[] = [];
-  for (const p of fs.readdirSync("/proc")) {
-    if (!/^\d+$/.test(p)) continue;
-    try {
-      out.push(fs.readFileSync(`/proc/${p}/cmdline`, "utf8"));
-    } catch {
-      /* gone */
-    }
-  }
-  return out;
-}
 
 export class Factory {
   private readonly pool: Warm[] = [];
@@ -134,10 +121,10 @@ export class Factory {
     }
     // An agent handed out as its factory died (adopted, the answer never sent) has no record: its
     // directory goes once no process names it (it exits unclaimed, or with the shim that adopted it).
-    const named = commandLines();
+    const named = listProcesses();
     for (const d of fs.readdirSync(this.poolDir, { withFileTypes: true })) {
       const dir = path.join(this.poolDir, d.name);
-      if (d.isDirectory() && !named.some((c) => c.includes(dir + path.sep))) fs.rmSync(dir, { recursive: true, force: true });
+      if (d.isDirectory() && !named.some((p) => p.cmdline.includes(dir + path.sep))) fs.rmSync(dir, { recursive: true, force: true });
     }
   }
 
