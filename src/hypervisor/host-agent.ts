@@ -10,7 +10,7 @@ import { HybridVsockTransport } from "../agent/transport";
 import type { Hypervisor, SandboxVm, StartOptions, VmExit } from "./types";
 import { killRecorded, processStartTime, socketIn, writeVmRecord } from "./rundir";
 import { processAlive } from "../util/proc";
-import { cgroupParent, joinCgroupsOf } from "../util/cgroup";
+import { joinCgroupsOf } from "../util/cgroup";
 import { takeWarmAgent, type WarmAgent } from "./factory/client";
 import { reapRuncOrphans } from "./orphans";
 import { inBundle } from "../util/entry";
@@ -210,7 +210,7 @@ export class HostAgentHypervisor implements Hypervisor {
   private async acquire(s: StartOptions): Promise<HostAgent> {
     if (this.o.factorySocket && !s.env && !this.o.agentEnv) {
       try {
-        return await this.adopt(s, await takeWarmAgent(this.o.factorySocket, { kind: "none", agentRuntime: this.o.agentRuntime, cgroupParent: cgroupParent(s.env ?? process.env) }));
+        return await this.adopt(s, await takeWarmAgent(this.o.factorySocket, { kind: "none", agentRuntime: this.o.agentRuntime }));
       } catch (e) {
         s.logger.info("no warm agent from the factory: booting one", { factory: this.o.factorySocket, reason: (e as Error).message });
       }

@@ -258,7 +258,6 @@ export class Factory {
   private refill(): void {
     if (this.stopping || this.refillTimer) return;
     while (this.pool.length < this.o.size) {
-      if (this.refillTimer) return;
       if (this.failures > 0) {
         // one at a time, after a pause, until a boot works again
         this.refillTimer = setTimeout(() => {
