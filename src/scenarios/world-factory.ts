@@ -11,7 +11,7 @@ import net from "node:net";
 import path from "node:path";
 import { spawn, type ChildProcess } from "node:child_process";
 import { REPO_ROOT } from "../harness/containerd";
-import { factoryStatus } from "../hypervisor/factory/client";
+import { untilFactoryReady } from "../hypervisor/factory/client";
 import { processAlive } from "../util/proc";
 
 export type FactoryLinkFault = "die-mid-handout" | null;
@@ -44,13 +44,8 @@ export class ScenarioFactory {
     const args = [path.join(REPO_ROOT, "bin", "shimlab"), "factory", "run", "--dir", this.dir, "--socket", this.realSocket, "--size", String(this.size)];
     this.proc = spawn(process.execPath, args, { env: { ...process.env, ...this.env }, stdio: ["ignore", log, log] });
     fs.closeSync(log);
-    const deadline = Date.now() + 20_000;
-    for (;;) {
-      const st = await factoryStatus(this.realSocket, 500).catch(() => null);
-      if (st && st.ready >= st.size) break;
-      if (this.proc.exitCode !== null || Date.now() > deadline) throw new Error(`the scenario's factory did not fill its pool; log ${path.join(this.dir, "factory.log")}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    const p = this.proc;
+    if (!(await untilFactoryReady(this.realSocket, { timeoutMs: 20_000, gone: () => p.exitCode !== null }))) throw new Error(`the scenario's factory did not fill its pool; log ${path.join(this.dir, "factory.log")}`);
     this.proxy = net.createServer((c) => this.relay(c));
     await new Promise<void>((resolve) => this.proxy!.listen(this.socket, resolve));
   }

@@ -9,7 +9,7 @@ import { spawn } from "node:child_process";
 import { dispatch, str, bool, type Parsed } from "../args";
 import { loadConfig } from "../../shim/config";
 import { Factory } from "../../hypervisor/factory/service";
-import { factoryStatus } from "../../hypervisor/factory/client";
+import { factoryStatus, untilFactoryReady } from "../../hypervisor/factory/client";
 import { DEFAULT_FACTORY_DIR } from "../../hypervisor/factory/protocol";
 import type { FactoryStatus } from "../../hypervisor/factory/protocol";
 import { FdLogger } from "../../util/logger";
@@ -75,20 +75,14 @@ async function start(p: Parsed): Promise<number> {
   const child = spawn(process.execPath, args, { detached: true, stdio: ["ignore", out, out], env });
   fs.closeSync(out);
   child.unref();
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    const st = await factoryStatus(s.socket, 500).catch(() => null);
-    // ready when the pool is full, or at once with --no-wait
-    if (st && (bool(p, "no-wait") || st.ready >= st.size)) {
-      process.stdout.write(line(st, s.socket));
-      return 0;
-    }
-    if (child.exitCode !== null || Date.now() > deadline) {
-      process.stderr.write(`shimlab factory: ${child.exitCode !== null ? `exited (${child.exitCode})` : "did not fill its pool in 15 s"}; log ${log}\n`);
-      return 1;
-    }
-    await new Promise((r) => setTimeout(r, 100));
+  // ready when the pool is full, or at once with --no-wait
+  const st = await untilFactoryReady(s.socket, { timeoutMs: 15_000, full: !bool(p, "no-wait"), gone: () => child.exitCode !== null });
+  if (!st) {
+    process.stderr.write(`shimlab factory: ${child.exitCode !== null ? `exited (${child.exitCode})` : "did not fill its pool in 15 s"}; log ${log}\n`);
+    return 1;
   }
+  process.stdout.write(line(st, s.socket));
+  return 0;
 }
 
 async function stop(p: Parsed): Promise<number> {

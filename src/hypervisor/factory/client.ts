@@ -60,3 +60,17 @@ export async function factoryStatus(socket: string, timeoutMs = TAKE_TIMEOUT_MS)
   if (!r.status) throw new Error("the factory's answer has no status");
   return r.status;
 }
+
+/**
+ * The status of a factory just started, once it answers and (unless `full` is false) its pool is
+ * full; null when `gone()` says its process ended, or after timeoutMs.
+ */
+export async function untilFactoryReady(socket: string, o: { timeoutMs: number; full?: boolean; gone: () => boolean }): Promise<FactoryStatus | null> {
+  const deadline = Date.now() + o.timeoutMs;
+  for (;;) {
+    const st = await factoryStatus(socket, 500).catch(() => null);
+    if (st && (o.full === false || st.ready >= st.size)) return st;
+    if (o.gone() || Date.now() > deadline) return null;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
