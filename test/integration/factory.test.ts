@@ -8,9 +8,11 @@ import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { missing } from "../helpers/env";
 import { useEmulator } from "../helpers/emulator";
+import { agentsOf, alive } from "../helpers/procs";
+import { waitUntil } from "../helpers/cri";
 import { expectNoProcessesMentioning } from "../helpers/leaks";
 import { REPO_ROOT } from "../../src/harness/containerd";
 import { factoryStatus } from "../../src/hypervisor/factory/client";
@@ -19,39 +21,6 @@ import { readVmRecord } from "../../src/hypervisor/rundir";
 
 const skip = missing("root", "runc", "busybox");
 const SHIMLAB = path.join(REPO_ROOT, "bin", "shimlab");
-
-async function until<T>(f: () => T | null | undefined | false | Promise<T | null | undefined | false>, what: string, ms = 15_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
-const alive = (pid: number) => {
-  try {
-    return !/\) [ZX] /.test(fs.readFileSync(`/proc/${pid}/stat`, "utf8"));
-  } catch {
-    return false;
-  }
-};
-
-/** Mock agents whose parent is pid (a shim that booted its own). */
-function agentsOf(pid: number): number[] {
-  const out: number[] = [];
-  for (const d of fs.readdirSync("/proc")) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${d}/stat`, "utf8");
-      if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === pid && fs.readFileSync(`/proc/${d}/cmdline`, "utf8").includes("mock-agent")) out.push(Number(d));
-    } catch {
-      /* gone */
-    }
-  }
-  return out;
-}
 
 describe.skipIf(skip)("warm sandboxes from shimlab factory", () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "shimlab-factory-"));
@@ -124,9 +93,9 @@ describe.skipIf(skip)("warm sandboxes from shimlab factory", () => {
       expect(s1.handedOut).toBe(s0.handedOut + 1);
       // out of the pool for good: its record is gone, another booted in its place
       expect(pooled().map((p) => p.pid)).not.toContain(agent);
-      await until(async () => (await status()).ready === 2, "the pool to refill");
+      await waitUntil("the pool to refill", async () => (await status()).ready === 2, 15_000);
     });
-    await until(() => !alive(agent), "the taken agent to exit with its sandbox");
+    await waitUntil("the taken agent to exit with its sandbox", () => !alive(agent), 15_000);
     expect(fs.existsSync(agentDir)).toBe(false);
   });
 
@@ -142,28 +111,28 @@ describe.skipIf(skip)("warm sandboxes from shimlab factory", () => {
   });
 
   it("a warm agent that died in the pool is replaced, never handed out", async () => {
-    await until(async () => (await status()).ready === 2, "a full pool");
+    await waitUntil("a full pool", async () => (await status()).ready === 2, 15_000);
     const s0 = await status();
     const victim = pooled()[0].pid;
     process.kill(victim, "SIGKILL");
-    await until(async () => (await status()).replaced > s0.replaced, "the factory to see it die");
-    await until(async () => (await status()).ready === 2, "its replacement");
+    await waitUntil("the factory to see it die", async () => (await status()).replaced > s0.replaced, 15_000);
+    await waitUntil("its replacement", async () => (await status()).ready === 2, 15_000);
     await withSandbox("w4", ["/bin/true"], async () => {
       expect(readVmRecord(runDir("w4"))!.pid).not.toBe(victim);
     });
   });
 
   it("the factory's death breaks no running pod; its pooled agents go; a new factory removes what they left", async () => {
-    await until(async () => (await status()).ready === 2, "a full pool");
+    await waitUntil("a full pool", async () => (await status()).ready === 2, 15_000);
     const factoryPid = (await status()).pid;
     await withSandbox("w5", ["sleep", "60"], async (t) => {
       const agent = readVmRecord(runDir("w5"))!.pid;
       const pool = pooled();
       expect(pool.map((p) => p.pid)).not.toContain(agent);
       process.kill(factoryPid, "SIGKILL");
-      await until(() => !alive(factoryPid), "the factory to die");
+      await waitUntil("the factory to die", () => !alive(factoryPid), 15_000);
       // the pooled agents see EOF on their lifelines and exit; the handed-out one lives on
-      await until(() => pool.every((p) => !alive(p.pid)), "the pooled agents to exit");
+      await waitUntil("the pooled agents to exit", () => pool.every((p) => !alive(p.pid)), 15_000);
       await new Promise((r) => setTimeout(r, 600)); // past the adopted agent's poll of its holder
       expect(alive(agent)).toBe(true);
       // the pod still works: an exec, then its task's end

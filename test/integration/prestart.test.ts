@@ -7,24 +7,9 @@ import path from "node:path";
 import { Options as RuntimeOptions } from "../../src/gen/runtimeoptions.v1";
 import { missing } from "../helpers/env";
 import { useEmulator } from "../helpers/emulator";
+import { agentsOf, alive } from "../helpers/procs";
 
 const skip = missing("root", "runc", "busybox");
-
-/** Node processes whose parent is pid: the daemon's mock agent. */
-function agentsOf(pid: number): number[] {
-  const out: number[] = [];
-  for (const d of fs.readdirSync("/proc")) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${d}/stat`, "utf8");
-      const after = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      if (Number(after[1]) === pid && fs.readFileSync(`/proc/${d}/cmdline`, "utf8").includes("mock-agent")) out.push(Number(d));
-    } catch {
-      /* gone */
-    }
-  }
-  return out;
-}
 
 async function until<T>(f: () => T | null | undefined | false, what: string, ms = 10_000): Promise<T> {
   const end = Date.now() + ms;
@@ -35,8 +20,6 @@ async function until<T>(f: () => T | null | undefined | false, what: string, ms 
     await new Promise((r) => setTimeout(r, 20));
   }
 }
-
-const alive = (pid: number) => fs.existsSync(`/proc/${pid}`) && !/\) Z /.test(fs.readFileSync(`/proc/${pid}/stat`, "utf8"));
 
 describe.skipIf(skip)("agent booted as the daemon starts", () => {
   const fx = useEmulator({ namespace: "pre" });
