@@ -55,9 +55,14 @@ describe("drivers by kind", () => {
   });
 
   it("a configuration naming an unknown driver is refused with the ones there are", () => {
-    const f = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "shimlab-drivers-")), "c.toml");
-    fs.writeFileSync(f, 'hypervisor = "firecracker"\n');
-    expect(() => loadConfig(f, {})).toThrow(/hypervisor = "firecracker": want "none" or "qemu"/);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "shimlab-drivers-"));
+    try {
+      const f = path.join(dir, "c.toml");
+      fs.writeFileSync(f, 'hypervisor = "firecracker"\n');
+      expect(() => loadConfig(f, {})).toThrow(/hypervisor = "firecracker": want "none" or "qemu"/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("the default configuration builds the host agent once, with its capabilities", async () => {

@@ -16,10 +16,16 @@ import { cleanup } from "../../src/shim/delete";
 import { SOCKET_DIR_LINK } from "../../src/shim/start-v2";
 import type { ShimFlags } from "../../src/shim/flags";
 
-const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), "shimlab-reap-"));
+const dirs: string[] = [];
+const tmp = (): string => {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), "shimlab-reap-"));
+  dirs.push(d);
+  return d;
+};
 
 const children: ChildProcess[] = [];
 afterEach(() => {
+  for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
   for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
   vi.unstubAllEnvs();
   vi.restoreAllMocks();
