@@ -86,6 +86,20 @@ static void __attribute__((noreturn)) hand_over(const char* why) {
   }
   char bin[PATH_MAX + 64];
   snprintf(bin, sizeof bin, "%s/bin/containerd-shim-shimlab-v2.js", g_repo);
+  // an installed launcher names its Node (containerd's PATH may have none): run the script with it,
+  // without the CA bundle its `env -S -u` line would have dropped
+  const char* node = getenv("SHIMLAB_NODE");
+  if (node && *node) {
+    unsetenv("NODE_EXTRA_CA_CERTS");
+    int argc = 0;
+    while (g_argv[argc]) argc++;
+    char** args = calloc((size_t)argc + 2, sizeof *args);
+    if (!args) goto fail;
+    args[0] = (char*)node, args[1] = bin;
+    for (int i = 1; i < argc; i++) args[i + 1] = g_argv[i];
+    execv(node, args);
+    goto fail;
+  }
   execv(bin, g_argv);
 fail:
   fprintf(stderr, "shimlab: cannot run the node shim: %s\n", strerror(errno));
@@ -551,9 +565,12 @@ static const char* env_or(const char* k, const char* dflt) {
 
 // ---- start -----------------------------------------------------------------------------------
 static char* find_node(void) {
+  static char out[PATH_MAX];
+  // `shimlab install` names the Node to run (SHIMLAB_NODE); else the first on PATH, as the bin's `env node`
+  const char* pinned = getenv("SHIMLAB_NODE");
+  if (pinned && *pinned) return access(pinned, X_OK) == 0 ? snprintf(out, sizeof out, "%s", pinned), out : NULL;
   const char* path = getenv("PATH");
   if (!path) path = "/usr/local/bin:/usr/bin:/bin";
-  static char out[PATH_MAX];
   for (const char* s = path;;) {
     const char* e = strchr(s, ':');
     size_t n = e ? (size_t)(e - s) : strlen(s);

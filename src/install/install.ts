@@ -81,28 +81,41 @@ export function manifestPath(prefix: string): string {
   return path.join(prefix, "share", "shimlab", "install.json");
 }
 
-export function launcherText(node: string, repoRoot: string): string {
-  const main = path.join(repoRoot, "dist", "shim", "main.js");
-  // env -u: a CA bundle in containerd's environment would cost every start ~40 ms.
-  return [
-    `#!/usr/bin/env -S -u NODE_EXTRA_CA_CERTS ${node}`,
-    `${LAUNCHER_MARK.replace("#", "//")} from ${repoRoot}`,
-    `require(${JSON.stringify(main)}).main(process.argv.slice(2));`,
-    "",
-  ].join("\n");
+/**
+ * The installed shim: a sh script that runs the checkout's native launcher (bin/containerd-shim-shimlab-v2,
+ * native/oneshot.c: `start` and `delete` without Node, the daemon on the bundle) with this Node named,
+ * for containerd's PATH may have none. A build without the native launcher runs the Node shim itself.
+ */
+export function launcherText(node: string, repoRoot: string, env: Record<string, string> = {}, note = ""): string {
+  const native = path.join(repoRoot, "bin", SHIM_NAME);
+  const q = (v: string) => `'${v.replace(/'/g, `'\\''`)}'`;
+  const vars = Object.entries(env).map(([k, v]) => `${k}=${q(v)} `).join("");
+  const run = isNativeLauncher(native)
+    ? `SHIMLAB_NODE=${q(node)} ${vars}exec ${q(native)} "$@"`
+    : // env -u: a CA bundle in containerd's environment would cost every start ~40 ms.
+      `${vars}exec env -u NODE_EXTRA_CA_CERTS ${q(node)} ${q(path.join(repoRoot, "bin", `${SHIM_NAME}.js`))} "$@"`;
+  return ["#!/bin/sh", `${LAUNCHER_MARK} from ${repoRoot}${note}`, run, ""].join("\n");
 }
 
 /** The shim-sandboxer launcher: the shim with shimlab's config set, whatever containerd's environment says. */
 export function sandboxerLauncherText(node: string, repoRoot: string, shimConfig: string): string {
-  const main = path.join(repoRoot, "dist", "shim", "main.js");
-  return [
-    `#!/usr/bin/env -S -u NODE_EXTRA_CA_CERTS ${node}`,
-    `${LAUNCHER_MARK.replace("#", "//")} from ${repoRoot}, for sandboxer = "shim"`,
-    "// containerd 2.1 cannot pass a shim-sandboxer runtime its options: the config goes in the environment.",
-    `process.env.SHIMLAB_CONFIG = ${JSON.stringify(shimConfig)};`,
-    `require(${JSON.stringify(main)}).main(process.argv.slice(2));`,
-    "",
-  ].join("\n");
+  // containerd 2.1 cannot pass a shim-sandboxer runtime its options: the config goes in the environment.
+  return launcherText(node, repoRoot, { SHIMLAB_CONFIG: shimConfig }, ', for sandboxer = "shim"');
+}
+
+/** Whether file is the compiled launcher (an ELF), not the Node script or a missing build. */
+function isNativeLauncher(file: string): boolean {
+  try {
+    const fd = fs.openSync(file, "r");
+    try {
+      const b = Buffer.alloc(4);
+      return fs.readSync(fd, b, 0, 4, 0) === 4 && b.toString("latin1") === "\x7fELF";
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    return false;
+  }
 }
 
 function isLauncher(file: string): boolean {
@@ -161,6 +174,7 @@ export function install(o: InstallOptions): { steps: Step[]; manifest: Manifest 
   const prefix = path.resolve(o.prefix);
   const mainJs = path.join(o.repoRoot, "dist", "shim", "main.js");
   if (!fs.existsSync(mainJs)) throw new Error(`${mainJs} is missing: run \`npm run build\` in ${o.repoRoot} first`);
+  if (!fs.existsSync(path.join(o.repoRoot, "bin", `${SHIM_NAME}.js`))) throw new Error(`${o.repoRoot} has no bin/${SHIM_NAME}.js: not a shimlab checkout`);
   const steps: Step[] = [];
   const launcher = path.join(prefix, "bin", SHIM_NAME);
   const sandboxerLauncher = path.join(prefix, "bin", SANDBOXER_SHIM_NAME);
@@ -243,8 +257,9 @@ export function install(o: InstallOptions): { steps: Step[]; manifest: Manifest 
 /**
  * What a copied install needs at run time: the build, the addon, production node_modules, and Node
  * itself; and docs/, since every rule shimlab prints cites docs/contract/<page>.md (dist/docs has the HTML).
+ * bin/: the native launcher and the Node shim it hands unusual cases to, beside dist/ as in the checkout.
  */
-const COPIED = ["package.json", "dist", path.join("native", "build"), "node_modules", "kernel", "docs"];
+const COPIED = ["package.json", path.join("bin", SHIM_NAME), path.join("bin", `${SHIM_NAME}.js`), "dist", path.join("native", "build"), "node_modules", "kernel", "docs"];
 
 /**
  * What changes when a copied path's content does. A directory's own mtime moves only when entries
@@ -283,7 +298,8 @@ function copyRuntime(repoRoot: string, node: string, dest: string): boolean {
   fs.mkdirSync(dest, { recursive: true });
   for (const p of COPIED) {
     const src = path.join(repoRoot, p);
-    if (fs.existsSync(src)) fs.cpSync(src, path.join(dest, p), { recursive: true, dereference: true });
+    // Timestamps kept: the launcher runs the bundle only when it is newer than dist/.tsbuildinfo.
+    if (fs.existsSync(src)) fs.cpSync(src, path.join(dest, p), { recursive: true, dereference: true, preserveTimestamps: true });
   }
   fs.copyFileSync(node, path.join(dest, "node"));
   fs.chmodSync(path.join(dest, "node"), 0o755);

@@ -98,10 +98,11 @@ describe.skipIf(skip)("shimlab install on the test's containerd", () => {
       const bundle = path.join(ctd.state, "io.containerd.runtime.v2.task", "default", id);
       const binPath = fs.readFileSync(path.join(bundle, "shim-binary-path"), "utf8");
       expect(binPath).toBe(path.join(prefix, "bin", "containerd-shim-shimlab-v2"));
-      // The shim daemon runs the copied Node on the copied build.
+      // The shim daemon runs the copied Node on the copied build's bundle, as the copied native launcher starts it.
       const pid = Number(fs.readFileSync(path.join(bundle, "shim.pid"), "utf8"));
       expect(fs.readlinkSync(`/proc/${pid}/exe`)).toBe(path.join(prefix, "lib", "shimlab", "node"));
-      expect(fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")[1]).toBe(path.join(prefix, "lib", "shimlab", "dist", "shim", "main.js"));
+      expect(fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")[1]).toBe(path.join(prefix, "lib", "shimlab", "dist", "bundle", "shim-main.js"));
+      expect(fs.readFileSync(path.join(prefix, "bin", "containerd-shim-shimlab-v2"), "utf8")).toContain(`exec '${path.join(prefix, "lib", "shimlab", "bin", "containerd-shim-shimlab-v2")}'`);
       // The copy carries the contract its reports cite (docs/contract/<page>.md#<id>), Markdown and HTML.
       expect(fs.readFileSync(path.join(prefix, "lib", "shimlab", "docs", "contract", "task-api.md"), "utf8")).toContain('<a id="kill.unknown-container"></a>');
       expect(fs.readFileSync(path.join(prefix, "lib", "shimlab", "dist", "docs", "contract", "task-api.html"), "utf8")).toContain('id="kill.unknown-container"');

@@ -214,6 +214,22 @@ describe("shimlab install into a temporary prefix", () => {
     expect(fs.readFileSync(real, "utf8")).toBe(original);
   });
 
+  it("installs the native launcher with its Node named: start and delete without Node, the rest on that Node even with none on PATH", () => {
+    const cfg = path.join(dir, "config.toml");
+    fs.copyFileSync(path.join(FIXTURES, "config-v2.toml"), cfg);
+    const prefix = path.join(dir, "p");
+    install({ prefix, containerdConfig: cfg, repoRoot: REPO });
+    const launcher = path.join(prefix, "bin", "containerd-shim-shimlab-v2");
+    expect(fs.readFileSync(launcher, "utf8").split("\n")[2]).toBe(`SHIMLAB_NODE='${process.execPath}' exec '${path.join(REPO, "bin", "containerd-shim-shimlab-v2")}' "$@"`);
+    // The compiled launcher answers (it found the checkout through its own path)...
+    const empty = path.join(dir, "empty");
+    fs.mkdirSync(empty);
+    const noNode = { PATH: empty };
+    expect(JSON.parse(execFileSync(launcher, [], { encoding: "utf8", env: { ...noNode, SHIMLAB_ONESHOT_RULES: "1" } })).defaultSocketDir).toBe("/run/containerd/s");
+    // ...and hands what it does not do itself (-v) to the Node shim on the named Node, though PATH has no node.
+    expect(execFileSync(launcher, ["-v"], { encoding: "utf8", env: noNode })).toContain("io.containerd.shimlab.v2");
+  });
+
   it("selects containerd 2.x's sandboxer: podsandbox keeps the options table, shim names a launcher carrying the config; switching back removes it", () => {
     const original = fs.readFileSync(path.join(FIXTURES, "config-v3.toml"), "utf8");
     const cfg = path.join(dir, "config.toml");
@@ -240,7 +256,7 @@ describe("shimlab install into a temporary prefix", () => {
     expect(execFileSync(sbxLauncher, ["-v"], { encoding: "utf8" })).toContain("io.containerd.shimlab.v2");
     expect(readManifest(prefix)?.sandboxerLauncher).toBe(sbxLauncher);
     // The config it carries is the installed one: a daemon it starts reads SHIMLAB_CONFIG (integration test).
-    expect(fs.readFileSync(sbxLauncher, "utf8")).toContain(`process.env.SHIMLAB_CONFIG = ${JSON.stringify(shimConfig)};`);
+    expect(fs.readFileSync(sbxLauncher, "utf8")).toContain(`SHIMLAB_CONFIG='${shimConfig}' exec`);
     expect(install({ prefix, containerdConfig: cfg, repoRoot: REPO, sandboxer: "shim" }).steps.filter((s) => s.changed)).toEqual([]);
 
     // Back to the default: no sandboxer key, the options table again, the shim-sandboxer launcher gone.
@@ -310,6 +326,7 @@ describe("shimlab install --copy", () => {
     };
     put("package.json", JSON.stringify({ name: "shimlab" }));
     put("dist/shim/main.js", "// the shim\n");
+    put("bin/containerd-shim-shimlab-v2.js", "// the Node shim\n");
     put("dist/docs/contract/task-api.html", '<a id="kill.unknown-container"></a>\n');
     put("node_modules/.package-lock.json", "{}\n");
     fs.cpSync(path.join(REPO, "docs"), path.join(repo, "docs"), { recursive: true });
@@ -329,6 +346,12 @@ describe("shimlab install --copy", () => {
     expect(fs.readFileSync(path.join(lib, "docs", "contract", "task-api.md"), "utf8")).toContain('<a id="kill.unknown-container"></a>');
     expect(fs.existsSync(path.join(lib, "docs", "README.md"))).toBe(true);
     expect(fs.readFileSync(path.join(lib, "dist", "docs", "contract", "task-api.html"), "utf8")).toContain('id="kill.unknown-container"');
+
+    // The Node shim comes along; with no native launcher built, the installed one runs it with the copied Node.
+    expect(fs.existsSync(path.join(lib, "bin", "containerd-shim-shimlab-v2.js"))).toBe(true);
+    expect(fs.readFileSync(path.join(prefix, "bin", "containerd-shim-shimlab-v2"), "utf8")).toContain(
+      `exec env -u NODE_EXTRA_CA_CERTS '${path.join(lib, "node")}' '${path.join(lib, "bin", "containerd-shim-shimlab-v2.js")}' "$@"`,
+    );
 
     // Nothing changed: the copy is left alone.
     const again = install({ prefix, containerdConfig: cfg, repoRoot: repo, node, copy: true });
