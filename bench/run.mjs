@@ -6,15 +6,15 @@
 // place things): cross-CPU wake-ups roughly double small latencies on these
 // VMs, so only figures taken in the same mode compare.
 //
-//   node bench/run.mjs [--free] [--only lifecycle,memory,state,gostate,echo] [--runs N] [--out file]
-//                      [--variants shimlab-tree,shimlab-nocache,shimlab-base,shimlab-node,shimlab-warm]   (lifecycle only; see lib/variants.mjs)
+//   node bench/run.mjs [--free] [--only lifecycle,memory,state,gostate,cri,echo] [--runs N] [--out file]
+//                      [--variants shimlab-tree,shimlab-nocache,shimlab-base,shimlab-node,shimlab-warm]   (lifecycle; shimlab-warm also cri; see lib/variants.mjs)
 import fs from "node:fs";
 import path from "node:path";
 import { spawnSync } from "node:child_process";
 import { ROOT, dist, placement, loadavg } from "./lib/env.mjs";
 import { round } from "./lib/stats.mjs";
 import { variantBinDir } from "./lib/variants.mjs";
-import { factoryStatusLine, startFactory, stopFactory } from "./lib/factory.mjs";
+import { lifecycleFactory } from "./lib/factory.mjs";
 import { CpuAccount } from "./lib/cpuacct.mjs";
 
 const argv = process.argv.slice(2);
@@ -34,7 +34,7 @@ if (!flag("--free") && !process.env.SHIMLAB_BENCH_PINNED) {
 }
 delete process.env.NODE_EXTRA_CA_CERTS; // containerd (and so every shim) inherits our environment
 
-const only = new Set((opt("--only", "lifecycle,memory,state,gostate,echo")).split(","));
+const only = new Set((opt("--only", "lifecycle,memory,state,gostate,cri,echo")).split(","));
 const runs = Number(opt("--runs", "20"));
 const outFile = path.resolve(opt("--out", path.join(ROOT, "bench", "results.json")));
 const log = (m) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${m}\n`);
@@ -54,7 +54,8 @@ const variants = opt("--variants", "shimlab-warm").split(",").filter(Boolean);
 const variantDir = variants.length ? variantBinDir(variants) : null;
 const ctd = new Containerd(variantDir ? { env: { PATH: `${variantDir}:${process.env.PATH}` } } : {});
 const warm = variants.includes("shimlab-warm");
-if (warm) log(startFactory({ SHIMLAB_CGROUP_PARENT: ctd.cgroupParent }));
+const lifecycleWarm = warm && only.has("lifecycle");
+if (lifecycleWarm) log(lifecycleFactory.start({ SHIMLAB_CGROUP_PARENT: ctd.cgroupParent }));
 const details = {};
 let cpu = null;
 try {
@@ -140,9 +141,24 @@ try {
   removeCgroupDirs(ctd.cgroupParent);
   fs.rmSync(path.dirname(rootfs), { recursive: true, force: true });
   if (variantDir) fs.rmSync(variantDir, { recursive: true, force: true });
+  if (lifecycleWarm) {
+    log(lifecycleFactory.status());
+    lifecycleFactory.stop();
+  }
+}
+if (only.has("cri")) {
+  const { criBench } = await import("./cri.mjs");
+  const r = await criBench({ runs: Math.max(5, Math.round(runs / 2)), warm, log });
+  details.cri = r;
+  const note = "through containerd's CRI, timed from the CRI client (median)";
+  add("cri_runpodsandbox_ms", "ms", r.shimlab.runPod.median, r.runc.runPod.median, note);
+  add("cri_start_container_ms", "ms", r.shimlab.container.median, r.runc.container.median, `CreateContainer + StartContainer ${note}`);
+  add("cri_execsync_ms", "ms", r.shimlab.exec.median, r.runc.exec.median, note);
+  add("cri_teardown_ms", "ms", r.shimlab.teardown.median, r.runc.teardown.median, `StopPodSandbox + RemovePodSandbox ${note}`);
+  add("cri_pod_rss_mb", "MB", r.shimlab.rssKb.median / 1024, r.runc.rssKb.median / 1024, "RSS of what serves one pod: shim + agent, or runc's shim");
   if (warm) {
-    log(factoryStatusLine());
-    stopFactory();
+    add("cri_runpodsandbox_ms_warm", "ms", r["shimlab-warm"].runPod.median, r.runc.runPod.median, `${note}; the agent from a factory`);
+    add("cri_start_container_ms_warm", "ms", r["shimlab-warm"].container.median, r.runc.container.median, `CreateContainer + StartContainer ${note}; the agent from a factory`);
   }
 }
 if (only.has("echo")) {

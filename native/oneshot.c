@@ -59,6 +59,7 @@ static char g_repo[PATH_MAX];
 static const unsigned char* g_stdin;
 static const char *g_action = "?", *g_id = "?";
 static size_t g_stdin_len;
+static char g_config_path[PATH_MAX]; // the runtime options' ConfigPath, for the daemon's SHIMLAB_CONFIG
 
 // exec()s the TypeScript shim with our argv; what we read of stdin goes back on fd 0.
 static void __attribute__((noreturn)) hand_over(const char* why) {
@@ -592,6 +593,51 @@ static int try_connect(const char* p) {
   return e;
 }
 
+// ---- runtime options on stdin ----------------------------------------------------------
+// containerd 1.6/1.7 write the runtime's options on `start`'s stdin: for a shimlab handler of CRI,
+// an Any of runtimeoptions.v1.Options {1 type_url, 2 config_path, 3 config_body}. The daemon is
+// told the ConfigPath (SHIMLAB_CONFIG), as start-v2.ts does. Anything else is the node shim's.
+static int pb_varint(const unsigned char** p, const unsigned char* end, uint64_t* v) {
+  *v = 0;
+  for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+    unsigned char c = *(*p)++;
+    *v |= (uint64_t)(c & 0x7f) << shift;
+    if (!(c & 0x80)) return 1;
+  }
+  return 0;
+}
+
+// The length-delimited fields 1..n of a message into v[]/l[] (absent: NULL); 0 for any other field or wire type.
+static int pb_fields(const unsigned char* b, size_t len, int n, const unsigned char** v, size_t* l) {
+  for (int i = 0; i < n; i++) v[i] = NULL, l[i] = 0;
+  const unsigned char *p = b, *end = b + len;
+  while (p < end) {
+    uint64_t tag, size;
+    if (!pb_varint(&p, end, &tag) || (tag & 7) != 2 || (tag >> 3) < 1 || (tag >> 3) > (uint64_t)n) return 0;
+    if (!pb_varint(&p, end, &size) || size > (uint64_t)(end - p)) return 0;
+    v[(tag >> 3) - 1] = p, l[(tag >> 3) - 1] = (size_t)size;
+    p += size;
+  }
+  return 1;
+}
+
+static int is_str(const unsigned char* v, size_t l, const char* want) {
+  return v && l == strlen(want) && !memcmp(v, want, l);
+}
+
+// 1 with out = the ConfigPath ("" for none) when b is runtimeoptions.v1.Options in an Any and nothing more.
+static int runtime_options(const unsigned char* b, size_t len, char* out, size_t cap) {
+  const unsigned char* v[3];
+  size_t l[3];
+  *out = 0;
+  if (!pb_fields(b, len, 2, v, l)) return 0;
+  if (!is_str(v[0], l[0], "runtimeoptions.v1.Options") && !is_str(v[0], l[0], "type.googleapis.com/runtimeoptions.v1.Options")) return 0;
+  if (!v[1]) return 1;
+  if (!pb_fields(v[1], l[1], 3, v, l) || l[2] || l[1] >= cap || memchr(v[1], 0, l[1])) return 0;
+  if (v[1]) memcpy(out, v[1], l[1]), out[l[1]] = 0;
+  return 1;
+}
+
 static void __attribute__((noreturn)) do_start(const flags_t* f) {
   // containerd 2.x (a bootstrap on stdin, a sandbox bundle) and asked-for protocols are the node shim's
   if (getenv("MAX_SHIM_VERSION") || getenv("SHIMLAB_SHIM_PROTOCOL")) hand_over("containerd 2.x or a protocol asked for");
@@ -616,7 +662,7 @@ static void __attribute__((noreturn)) do_start(const flags_t* f) {
       g_stdin = b;
       if (g_stdin_len > (10u << 20)) hand_over("stdin too large");
     }
-    if (g_stdin_len) hand_over("options on stdin");
+    if (g_stdin_len && !runtime_options(g_stdin, g_stdin_len, g_config_path, sizeof g_config_path)) hand_over("options on stdin");
   }
   if (!valid_id(f->namespace_) || !valid_id(f->id)) hand_over("invalid namespace or id");
   char cwd[PATH_MAX];
@@ -679,10 +725,12 @@ static void __attribute__((noreturn)) do_start(const flags_t* f) {
   args[n] = NULL;
   size_t ne = 0;
   for (char** e = environ; *e; e++) ne++;
-  char** envp = calloc(ne + 1, sizeof *envp);
+  char** envp = calloc(ne + 2, sizeof *envp);
   size_t k = 0;
   for (char** e = environ; *e; e++)
-    if (strncmp(*e, "NODE_EXTRA_CA_CERTS=", 20) && strncmp(*e, "SHIMLAB_DAEMON_PROTOCOL=", 24)) envp[k++] = *e;
+    if (strncmp(*e, "NODE_EXTRA_CA_CERTS=", 20) && strncmp(*e, "SHIMLAB_DAEMON_PROTOCOL=", 24) && (!*g_config_path || strncmp(*e, "SHIMLAB_CONFIG=", 15))) envp[k++] = *e;
+  char config_env[PATH_MAX + 16];
+  if (*g_config_path) snprintf(config_env, sizeof config_env, "SHIMLAB_CONFIG=%s", g_config_path), envp[k++] = config_env;
   envp[k] = NULL;
 
   // spawnDetached of native/shimlab.c: a new session, default signals, an empty mask, fds 0-3 only

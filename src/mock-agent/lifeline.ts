@@ -7,7 +7,7 @@
 import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
-import { processAlive } from "../util/proc";
+import { processAlive, setProcessPriority } from "../util/proc";
 import type { Logger } from "../util/logger";
 
 /** How often an adopted agent looks for its shim: what a dead shim's agent costs at most in extra life. */
@@ -49,11 +49,12 @@ export function watchLifeline(fd: number, log: Logger, gone: (why: string) => vo
       return;
     }
     adopted = true;
-    // A factory boots its pool at low priority (background work); serving a pod is not.
+    // A factory boots its pool at low priority (background work); serving a pod is not. Every thread:
+    // the libuv pool that does the agent's file work was made while the process was niced.
     try {
-      os.setPriority(os.getPriority(pid));
+      setProcessPriority(process.pid, os.getPriority(pid));
     } catch {
-      /* the holder is gone, or raising priority is not ours to do */
+      /* the holder is gone */
     }
     log.info("adopted", { holder: pid, priority: os.getPriority() });
     w.write("ADOPTED\n");

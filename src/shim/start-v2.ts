@@ -25,10 +25,12 @@ export function bootstrap(flags: ShimFlags, input: Buffer, bundle = process.cwd(
     // containerd joins a pod's tasks to its sandbox's shim only for a version 3 shim, and
     // otherwise runs `start` for each one: a sandbox's shim answers version 3 whatever it was asked.
     if (a.encoding === "plain") a = { encoding: "json", protocol: a.protocol };
-    // The runtime's options (ConfigPath) come only here for a sandbox: no Create carries them.
-    const configPath = runtimeConfigPath(input);
-    if (configPath) daemonEnv.SHIMLAB_CONFIG = configPath;
   }
+  // The runtime's options (ConfigPath): a sandbox's come only here (no Create carries them); a
+  // task's Create brings them again, but the daemon boots its agent before that Create, by this
+  // config (its factory, its driver), and native/oneshot.c does the same.
+  const configPath = runtimeConfigPath(input);
+  if (configPath) daemonEnv.SHIMLAB_CONFIG = configPath;
   // Only the daemon `start` launches should read this; never pass ours on.
   daemonEnv[DAEMON_PROTOCOL_ENV] = a.protocol;
   const p = parsed.params;

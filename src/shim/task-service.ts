@@ -478,6 +478,8 @@ export class TaskService {
   private configFor(req: t.CreateTaskRequest): ShimConfig {
     if (req.options && req.options.typeUrl === RuntimeOptions.typeName) {
       const opts = RuntimeOptions.decode(req.options.value);
+      // The file the daemon booted on (`start` passed it on): the same config, and the agent it booted ahead.
+      if (opts.configPath && this.o.config.source !== "defaults" && path.resolve(opts.configPath) === path.resolve(this.o.config.source)) return this.o.config;
       if (opts.configPath) return loadConfig(opts.configPath, this.o.config.env);
     }
     return this.o.config;

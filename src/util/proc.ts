@@ -1,6 +1,7 @@
 // Processes from /proc: a process named by pid and start time (a pid alone
 // may have been recycled), and every process with its command line.
 import fs from "node:fs";
+import os from "node:os";
 
 /** /proc/<pid>/stat's fields after the command name (state is [0], ppid [1], start time [19]); null when no such process. */
 function statFields(pid: number | string): string[] | null {
@@ -44,4 +45,29 @@ export function listProcesses(): ProcInfo[] {
     }
   }
   return out;
+}
+
+/**
+ * Sets the niceness of every thread of pid. Linux keeps a niceness per thread and setpriority(2)
+ * on a pid changes only its main thread: a process reniced after it started keeps its other
+ * threads (Node's libuv pool and V8's workers) where they were, and new threads inherit from
+ * whichever thread makes them. Returns how many threads took it.
+ */
+export function setProcessPriority(pid: number, priority: number): number {
+  let tids: string[];
+  try {
+    tids = fs.readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return 0;
+  }
+  let n = 0;
+  for (const tid of tids) {
+    try {
+      os.setPriority(Number(tid), priority);
+      n++;
+    } catch {
+      /* a thread that just ended */
+    }
+  }
+  return n;
 }

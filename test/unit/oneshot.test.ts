@@ -16,6 +16,8 @@ import { MAX_IDENTIFIER_LENGTH } from "../../src/shim/identifiers";
 import { MAX_ANNOTATION_BYTES } from "../../src/shim/bundle";
 import { SOCKET_DIR_LINK } from "../../src/shim/start-v2";
 import { sha256Hex } from "../../src/util/sha256";
+import { Any } from "../../src/gen/google.protobuf";
+import { Options as RuntimeOptions } from "../../src/gen/runtimeoptions.v1";
 
 const ROOT = path.resolve(__dirname, "../..");
 const FAST = path.join(ROOT, "bin", "containerd-shim-shimlab-v2");
@@ -299,6 +301,42 @@ describe("the one-shot launcher against the TypeScript shim", () => {
       expect(env).toContain("ONESHOT_KEPT=yes");
       expect(env.filter((e) => /^(SHIMLAB_DAEMON_PROTOCOL|NODE_EXTRA_CA_CERTS)=/.test(e))).toEqual([]);
       expect({ out: fast.stdout.toString(), err: fast.stderr, files: fast.files, daemon: fast.daemon }).toEqual({ out: ts.stdout.toString(), err: ts.stderr, files: ts.files, daemon: ts.daemon });
+    });
+    it("CRI's runtime options on stdin (containerd 1.6/1.7): its own path, the daemon told the ConfigPath as the TypeScript shim tells it", () => {
+      const cfg = path.join(work, "handler.toml");
+      const daemonEnv = (d: Dirs, o: Outcome) => {
+        const pid = Number(fs.readFileSync(path.join(d.bundle, "shim.pid"), "utf8"));
+        let env: string[] = [];
+        for (let i = 0; i < 400 && !env.some((e) => e.startsWith("PATH=")); i++) {
+          env = fs.readFileSync(`/proc/${pid}/environ`, "utf8").split("\0").filter(Boolean);
+          if (!env.length) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+        }
+        (o as Outcome & { config?: string[] }).config = env.filter((e) => e.startsWith("SHIMLAB_CONFIG="));
+        process.kill(-pid, "SIGKILL");
+      };
+      // a SHIMLAB_CONFIG of containerd's environment gives way to the handler's
+      const opts = { inspect: daemonEnv, bundleOnly: true, env: { SHIMLAB_CONFIG: "/from/containerd.toml" } };
+      for (const typeUrl of ["runtimeoptions.v1.Options", "type.googleapis.com/runtimeoptions.v1.Options"]) {
+        const stdin = Buffer.from(Any.encode({ typeUrl, value: RuntimeOptions.encode({ typeUrl: "", configPath: cfg }) }));
+        const fast = runOne(FAST, "c5", "start", { config: spec() }, { ...opts, stdin }) as Outcome & { config?: string[] };
+        const ts = runOne(NODE_SHIM, "c5", "start", { config: spec() }, { ...opts, stdin }) as Outcome & { config?: string[] };
+        expect(fast.handedOver).toBeNull();
+        expect(fast.config).toEqual([`SHIMLAB_CONFIG=${cfg}`]);
+        expect({ out: fast.stdout.toString(), err: fast.stderr, files: fast.files, config: fast.config }).toEqual({ out: ts.stdout.toString(), err: ts.stderr, files: ts.files, config: ts.config });
+      }
+      // no ConfigPath: containerd's environment stands
+      const bare = runOne(FAST, "c5", "start", { config: spec() }, { ...opts, stdin: Buffer.from(Any.encode({ typeUrl: RuntimeOptions.typeName, value: new Uint8Array() })) }) as Outcome & { config?: string[] };
+      expect([bare.handedOver, bare.config]).toEqual([null, ["SHIMLAB_CONFIG=/from/containerd.toml"]]);
+      // what the launcher does not read itself goes to the TypeScript shim: a config body, runc's options, a stray field
+      for (const stdin of [
+        // config_body = 3 (containerd's runtimeoptions.v1, which shimlab's proto leaves out)
+        Any.encode({ typeUrl: RuntimeOptions.typeName, value: Buffer.concat([RuntimeOptions.encode({ typeUrl: "", configPath: cfg }), Buffer.from([0x1a, 0x01, 0x78])]) }),
+        Any.encode({ typeUrl: "containerd.runc.v1.Options", value: new Uint8Array([0x10, 0x01]) }),
+        Buffer.concat([Buffer.from(Any.encode({ typeUrl: RuntimeOptions.typeName, value: new Uint8Array() })), Buffer.from([0x18, 0x01])]),
+      ]) {
+        const o = runOne(FAST, "c5", "start", { config: spec() }, { ...opts, stdin: Buffer.from(stdin) });
+        expect(o.handedOver).toBe("options on stdin");
+      }
     });
     it("a sandbox with no shim serving it, a bad spec, a bad id, options on stdin: handed over, refused alike", () => {
       same("c4", "start", { config: podContainer("pod9") }, false);

@@ -20,7 +20,7 @@ import type { ChildProcess } from "node:child_process";
 import type { Duplex } from "node:stream";
 import { agentReady, mockAgentEntry, READY_TIMEOUT_MS, spawnHostAgent } from "../host-agent";
 import { killRecorded, processStartTime } from "../rundir";
-import { listProcesses, processAlive } from "../../util/proc";
+import { listProcesses, processAlive, setProcessPriority } from "../../util/proc";
 import { cgroupParent } from "../../util/cgroup";
 import type { Logger } from "../../util/logger";
 import type { FactoryRequest, FactoryResponse, FactoryStatus, WarmAgent } from "./protocol";
@@ -239,6 +239,13 @@ export class Factory {
       };
       const t = setTimeout(() => done("no ADOPTED in time"), ADOPT_TIMEOUT_MS);
       line.on("data", onData);
+      // The taker's priority before the word, not after: a niced agent on a busy CPU would answer,
+      // and then serve the pod's first calls, late. All its threads (util/proc setProcessPriority).
+      try {
+        setProcessPriority(w.pid, os.getPriority(pid));
+      } catch {
+        /* the taker is gone: the agent refuses below */
+      }
       line.write(`ADOPT ${pid} ${startTime}\n`);
     });
   }
@@ -285,11 +292,7 @@ export class Factory {
       return;
     }
     // Filling the pool is background work: it must not slow the pods being started meanwhile (an adopted agent takes its shim's priority).
-    try {
-      os.setPriority(a.child.pid!, POOL_NICE);
-    } catch {
-      /* not ours to change: it boots at ours */
-    }
+    setProcessPriority(a.child.pid!, POOL_NICE);
     const w: Warm = { id, dir, child: a.child, pid: a.child.pid!, startTime: processStartTime(a.child.pid!) ?? "", socket: a.socket, runcRoot: a.runcRoot, ready: false, bootedAt: Date.now() };
     // the record first: a factory killed from here on leaves nothing the next one cannot find
     fs.writeFileSync(this.recordOf(w), JSON.stringify({ pid: w.pid, startTime: w.startTime, dir }), { mode: 0o600 });
