@@ -4,6 +4,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { manifestDir, sha256Of, type ImageManifest } from "../hypervisor/qemu/image-manifest";
 import { extractVmlinux, type KernelSource } from "./kernel";
+import { listProcesses } from "../util/proc";
 
 /** Images kept in the cache: each change to the agent's code makes a new one. */
 export const KEEP_IMAGES = 6;
@@ -48,22 +49,9 @@ export function removeStaleBuilds(imagesDir: string): void {
 /** Image directories a running QEMU shares /usr from (its command line names them). */
 function imagesInUse(imagesDir: string): Set<string> {
   const used = new Set<string>();
-  let pids: string[] = [];
-  try {
-    pids = fs.readdirSync("/proc").filter((n) => /^\d+$/.test(n));
-  } catch {
-    return used;
-  }
   const marker = `path=${imagesDir}/`;
-  for (const pid of pids) {
-    let cmd: string;
-    try {
-      cmd = fs.readFileSync(`/proc/${pid}/cmdline`, "latin1");
-    } catch {
-      continue; // gone
-    }
-    for (let i = cmd.indexOf(marker); i >= 0; i = cmd.indexOf(marker, i + 1)) used.add(cmd.slice(i + marker.length).split(/[/,\0]/)[0]);
-  }
+  for (const { cmdline } of listProcesses())
+    for (let i = cmdline.indexOf(marker); i >= 0; i = cmdline.indexOf(marker, i + 1)) used.add(cmdline.slice(i + marker.length).split(/[/, ]/)[0]);
   return used;
 }
 

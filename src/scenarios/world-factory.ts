@@ -11,8 +11,7 @@ import net from "node:net";
 import path from "node:path";
 import { spawn, type ChildProcess } from "node:child_process";
 import { REPO_ROOT } from "../harness/containerd";
-import { untilFactoryReady } from "../hypervisor/factory/client";
-import { processAlive } from "../util/proc";
+import { factoryStatus, untilFactoryReady } from "../hypervisor/factory/client";
 
 export type FactoryLinkFault = "die-mid-handout" | null;
 
@@ -94,20 +93,10 @@ export class ScenarioFactory {
     return p?.pid && p.exitCode === null && p.signalCode === null ? [p.pid] : [];
   }
 
-  /** Its pooled agents (alive), oldest first. */
-  warmAgents(): number[] {
-    const pool = path.join(this.dir, "pool");
-    let recs: { pid: number; startTime: string }[] = [];
-    try {
-      recs = fs
-        .readdirSync(pool)
-        .filter((f) => f.endsWith(".json"))
-        .sort()
-        .map((f) => JSON.parse(fs.readFileSync(path.join(pool, f), "utf8")));
-    } catch {
-      /* none */
-    }
-    return recs.filter((r) => processAlive(r.pid, r.startTime)).map((r) => r.pid);
+  /** Its pooled agents, the next to be handed out first, as the factory itself tells them. */
+  async warmAgents(): Promise<number[]> {
+    if (!this.pids().length) return [];
+    return (await factoryStatus(this.realSocket, 2_000).catch(() => null))?.warm ?? [];
   }
 
   kill(sig: NodeJS.Signals): void {

@@ -346,12 +346,12 @@ export class World implements FaultWorld {
 
   // ---- processes a fault can hit ----
 
-  pidsOf(target: string): number[] {
+  async pidsOf(target: string): Promise<number[]> {
     const mine = shimlabProcesses([this.dir]);
     if (target === "shim") return mine.filter((p) => SHIM_DAEMON_SCRIPT.test(p.cmdline)).map((p) => p.pid);
     if (target === "agent") return mine.filter((p) => MOCK_AGENT_SCRIPT.test(p.cmdline)).map((p) => p.pid);
     if (target === "factory") return this.factory?.pids() ?? [];
-    if (target === "warm-agent") return (this.factory?.warmAgents() ?? []).slice(0, 1);
+    if (target === "warm-agent") return ((await this.factory?.warmAgents()) ?? []).slice(0, 1);
     if (target === "vm") return listProcesses().filter((p) => p.cmdline.includes("qemu-system") && p.cmdline.includes(this.dir)).map((p) => p.pid);
     if (target.startsWith("init:")) {
       const suffix = `:${this.cgroupParent}/${this.sandboxId}/${target.slice(5)}`;
@@ -381,7 +381,7 @@ export class World implements FaultWorld {
       } else await this.containerdDown();
       return [];
     }
-    const pids = this.pidsOf(target);
+    const pids = await this.pidsOf(target);
     for (const pid of pids) {
       try {
         process.kill(pid, sig);

@@ -12,6 +12,7 @@ import { CpioWriter, S_IFDIR, S_IFREG } from "../../src/guest-image/cpio";
 import { findKernel, hasPvhNote } from "../../src/guest-image/kernel";
 import { buildGuestKernel, findGuestKernel, findKernelSources, GUEST_KERNEL_PREFIX, guestConfigPath, guestKernel, kernelDirPrefix, missingBuildTools, parseFragment, unmetSettings } from "../../src/guest-image/guest-kernel";
 import { writeManifest } from "../../src/guest-image/manifest";
+import { pruneImages } from "../../src/guest-image/cache";
 import type { ImageRecord } from "../../src/guest-image/image";
 import { agentFiles, buildCommand, findImage, IMAGE_FORMAT, manifestPath, sha256Of, staleness, type ImageManifest, type ImageVariant } from "../../src/hypervisor/qemu/image-manifest";
 
@@ -27,6 +28,22 @@ function tmpdir(): string {
 }
 
 describe("guest image pieces", () => {
+  it("prunes old images but keeps the newest, the current one and any a running QEMU shares /usr from", async () => {
+    const images = tmpdir();
+    const t = Date.now() / 1000;
+    for (const [i, n] of ["a", "b", "c", "d", "cur"].entries()) {
+      fs.mkdirSync(path.join(images, n, "usr"), { recursive: true });
+      fs.utimesSync(path.join(images, n), t - 100 + i, t - 100 + i);
+    }
+    // a stand-in for QEMU: its command line names the oldest image's /usr, as -fsdev ...,path=<image>/usr does
+    const { spawn } = await import("node:child_process");
+    const qemu = spawn("sh", ["-c", "sleep 30", "qemu", `-fsdev local,id=usr,path=${images}/a/usr,readonly=on`], { stdio: "ignore" });
+    cleanups.push(() => qemu.kill("SIGKILL"));
+    for (let i = 0; i < 100 && !fs.readFileSync(`/proc/${qemu.pid}/cmdline`, "utf8").includes("path="); i++) await new Promise((r) => setTimeout(r, 10));
+    pruneImages(images, 2, "cur"); // two kept: the current one and the newest other
+    expect(fs.readdirSync(images).sort()).toEqual(["a", "cur", "d"]);
+  });
+
   it("orders modules after their dependencies, from modules.dep", () => {
     const dep = [
       "kernel/fs/9p/9p.ko: kernel/net/9p/9pnet.ko kernel/fs/netfs/netfs.ko kernel/fs/fscache/fscache.ko",

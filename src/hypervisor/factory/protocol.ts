@@ -34,6 +34,8 @@ export interface FactoryStatus {
   size: number;
   /** Booted and waiting. */
   ready: number;
+  /** The waiting agents' pids, the next to be handed out first. */
+  warm: number[];
   booting: number;
   handedOut: number;
   /** Takes that found the pool empty. */

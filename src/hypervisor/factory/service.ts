@@ -136,6 +136,7 @@ export class Factory {
       cgroupParent: this.cgroupParent,
       size: this.o.size,
       ready: this.pool.filter((w) => w.ready).length,
+      warm: this.pool.filter((w) => w.ready).map((w) => w.pid),
       booting: this.pool.filter((w) => !w.ready).length,
       ...this.stats,
     };
