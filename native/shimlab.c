@@ -11,10 +11,15 @@
 //    (a VM pod's loopback relay);
 //  - posix_spawn of a detached process: libuv fork()s, which copies the page
 //    tables of a ~40 MB Node process; glibc's posix_spawn uses CLONE_VFORK and
-//    shares them until exec (the shim's `start` launching its daemon).
+//    shares them until exec (the shim's `start` launching its daemon);
+//  - memory a long-lived daemon or agent need not hold alone: a bundle's source
+//    as an external string over a read-only mapping of its file (page cache,
+//    shared by every process that maps it, where a copy in each V8 heap would be
+//    private), and malloc_trim for what start-up freed but glibc kept.
 //
 // Plain Node-API (C), no dependencies; built by scripts/build-native.mjs.
 #define _GNU_SOURCE
+#define NAPI_EXPERIMENTAL // node_api_create_external_string_latin1 (Node >= 20.4)
 #include <node_api.h>
 
 #include <errno.h>
@@ -30,7 +35,10 @@
 #include <linux/netfilter_ipv4.h>
 #include <netinet/in.h>
 #include <sched.h>
+#include <malloc.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -636,6 +644,52 @@ static napi_value CloseFd(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// ---- memory ----------------------------------------------------------------------
+
+static void unmap_source(node_api_basic_env env, void* data, void* hint) {
+  (void)env;
+  munmap(data, (size_t)(uintptr_t)hint);
+}
+
+// mapLatin1(path): the file as a string whose characters stay in the file's pages (unless V8 chose
+// to copy it), or null when it cannot be (empty, not ASCII, not mappable). ASCII only: the files are
+// UTF-8, which reads the same as Latin-1 only below 0x80.
+static napi_value MapLatin1(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char file[4096];
+  size_t n;
+  if (argc < 1 || napi_get_value_string_utf8(env, argv[0], file, sizeof file, &n) != napi_ok || n >= sizeof file - 1) {
+    napi_throw_type_error(env, NULL, "mapLatin1(path)");
+    return NULL;
+  }
+  CHECK(napi_get_null(env, &out));
+  int fd = open(file, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return out;
+  struct stat st;
+  if (fstat(fd, &st) != 0 || st.st_size <= 0) return close(fd), out;
+  size_t len = (size_t)st.st_size;
+  char* p = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+  close(fd);
+  if (p == MAP_FAILED) return out;
+  for (size_t i = 0; i < len; i++)
+    if ((unsigned char)p[i] >= 0x80) return munmap(p, len), out;
+  bool copied = false;
+  napi_value str;
+  if (node_api_create_external_string_latin1(env, p, len, unmap_source, (void*)(uintptr_t)len, &str, &copied) != napi_ok) return munmap(p, len), out;
+  // copied: V8 made a string of its own and has already run the finaliser; the text is the same
+  return str;
+}
+
+// mallocTrim(): gives the kernel back what glibc's heaps hold free; true if any was.
+static napi_value MallocTrim(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value out;
+  CHECK(napi_get_boolean(env, malloc_trim(0) == 1, &out));
+  return out;
+}
+
 // ---- sockets in a network namespace -------------------------------------------
 
 typedef struct {
@@ -870,6 +924,8 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"consoleReceive", 0, ConsoleReceive, 0, 0, 0, napi_default, 0},
       {"vsockConnect", 0, VsockConnect, 0, 0, 0, napi_default, 0},
       {"closeFd", 0, CloseFd, 0, 0, 0, napi_default, 0},
+      {"mapLatin1", 0, MapLatin1, 0, 0, 0, napi_default, 0},
+      {"mallocTrim", 0, MallocTrim, 0, 0, 0, napi_default, 0},
       {"pipe", 0, Pipe, 0, 0, 0, napi_default, 0},
       {"listenUnix", 0, ListenUnix, 0, 0, 0, napi_default, 0},
       {"spawnDetached", 0, SpawnDetached, 0, 0, 0, napi_default, 0},

@@ -79,7 +79,7 @@ const daemonStub = {
 };
 
 fs.mkdirSync(out, { recursive: true });
-for (const f of fs.readdirSync(out)) if (f.endsWith(".cache") || f.endsWith(".tmp")) fs.rmSync(path.join(out, f));
+for (const f of fs.readdirSync(out)) if (f.endsWith(".cache") || f.endsWith(".tmp") || f.endsWith(".wrapped")) fs.rmSync(path.join(out, f));
 const hashes = {};
 for (const p of programs) {
   const bundle = path.join(out, `${p.name}.js`);
@@ -100,7 +100,8 @@ for (const p of programs) {
     minifyWhitespace: true,
     minifySyntax: true,
   });
-  if (!p.noCodeCache) fs.writeFileSync(buildCacheFile(bundle), buildCodeCache(bundle));
+  // the daemon's and the agent's bundles also as V8 compiles them, for the loader to map (code-cache.ts wrappedSource)
+  if (!p.noCodeCache) fs.writeFileSync(buildCacheFile(bundle), buildCodeCache(bundle, { wrapped: p.name !== "shim-cli" }));
   hashes[p.name] = crypto.createHash("sha256").update(fs.readFileSync(bundle)).digest("hex").slice(0, 12);
 }
 for (const l of launchers) {

@@ -23,7 +23,8 @@ import { Reaper } from "./reaper";
 import { RuncRuntime } from "./runtime/runc";
 import { HostRuntime } from "./runtime/host";
 import type { Runtime } from "./runtime/types";
-import { hasNative } from "../native";
+import { hasNative, native } from "../native";
+import { trimWhenSettled } from "../util/trim";
 import { serveSerial } from "./serial";
 import { installFailpoints } from "./failpoints";
 import { GuestNetwork } from "./network";
@@ -234,6 +235,7 @@ export function main(argv: string[]): void {
       log.info("agent serving", { listen: args.listen, hvsock: args.hvsock, runtime: runtime.name });
       // The host side waits for this instead of polling the socket, like a VM's boot-complete signal.
       if (args.readyFd !== undefined) signalReady(args.readyFd, log);
+      trimWhenSettled(() => native().mallocTrim());
     });
     l.on("error", (e) => {
       log.error("listen failed", { error: e.message });

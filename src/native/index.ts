@@ -24,6 +24,10 @@ export interface NativeAddon {
   listenTcpInNetns(netnsPath: string, ipv4: string, port: number, backlog?: number): number;
   /** Where a redirected connection was going (SO_ORIGINAL_DST); throws ENOENT when netfilter tracked none. */
   originalDst(fd: number): { address: string; port: number };
+  /** An ASCII file as a string over a read-only mapping of it (shared pages, not heap); null when it cannot be. */
+  mapLatin1(path: string): string | null;
+  /** malloc_trim(0): glibc gives its heaps' free pages back; true when it released any. */
+  mallocTrim(): boolean;
 }
 
 let cached: NativeAddon | null = null;
@@ -40,6 +44,9 @@ export function sandboxInitPath(): string {
 
 export function native(): NativeAddon {
   if (cached) return cached;
+  // the bundle's loader (util/code-cache) may have loaded it already, to map the bundle's source
+  const early = (globalThis as Record<symbol, unknown>)[Symbol.for("shimlab.native")] as NativeAddon | undefined;
+  if (early) return (cached = early);
   if (loadError) throw loadError;
   try {
     // process.dlopen, not require: inside a startup snapshot (the guest's agent) require knows only built-ins.

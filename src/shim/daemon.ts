@@ -13,6 +13,8 @@ import { bootDaemon, type DaemonBoot } from "./early-agent";
 import { Sandbox as SandboxV1 } from "../gen/containerd.runtime.sandbox.v1";
 import { SandboxService } from "./sandbox-service";
 import type { DaemonDecorations } from "./decorations";
+import { native } from "../native";
+import { trimWhenSettled } from "../util/trim";
 
 export interface DaemonHandle {
   server: Server;
@@ -95,6 +97,7 @@ export function runDaemon(flags: ShimFlags, boot: DaemonBoot = bootDaemon(flags)
   else if (socketFile) listener.listen(socketFile, () => fs.chmodSync(socketFile, 0o600));
   else throw new Error("the shim daemon needs a socket: fd 3 from start, or -socket");
   logger.info("shim serving", { socket: socketFile, protocol, config: config.source, hypervisor: config.hypervisorKind });
+  trimWhenSettled(() => native().mallocTrim());
 
   const crash = async (why: string) => {
     logger.error("shim terminating", { reason: why });

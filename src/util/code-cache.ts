@@ -33,14 +33,44 @@ function read(file: string): Buffer | undefined {
   }
 }
 
+/** The roles whose bundle source is mapped (wrappedSource): the daemon and the agent. */
+export const LONG_LIVED: readonly string[] = ["daemon", "agent"];
+
+/** <bundle>.wrapped, written by the build for LONG_LIVED roles' bundles: the bundle as V8 compiles it (Module.wrap), byte for byte. */
+export const wrappedFile = (bundle: string): string => bundle + ".wrapped";
+
+/**
+ * The bundle's wrapped source. Read through the addon's mapLatin1 when it can: the characters then
+ * stay in the file's pages, shared by every daemon and agent, instead of a private copy in each
+ * V8 heap (V8 keeps a script's source for as long as its functions may be compiled: ~1.2 MB of
+ * the daemon's). Else read and wrapped here. The addon is left where native() finds it.
+ */
+function wrappedSource(bundle: string): string {
+  try {
+    // a .wrapped from another build (older than the bundle, or of another length) is never mapped, nor run
+    const [w, b] = [fs.statSync(wrappedFile(bundle)), fs.statSync(bundle)];
+    if (w.size !== Module.wrap("").length + b.size || w.mtimeMs < b.mtimeMs) throw new Error("stale");
+    const addonFile = process.env.SHIMLAB_NATIVE ?? path.resolve(path.dirname(bundle), "..", "..", "native", "build", "shimlab.node");
+    const m = { exports: {} as { mapLatin1?(p: string): string | null } };
+    process.dlopen(m, addonFile);
+    (globalThis as Record<symbol, unknown>)[Symbol.for("shimlab.native")] = m.exports;
+    const mapped = m.exports.mapLatin1?.(wrappedFile(bundle));
+    if (mapped) return mapped;
+  } catch {
+    /* no addon here: the ordinary read */
+  }
+  return Module.wrap(fs.readFileSync(bundle, "utf8"));
+}
+
 /** Runs bundle as a CommonJS module (its own require, module, __filename, __dirname); role "" uses the build-time cache only. */
 export function runWithCodeCache(bundle: string, hash: string, role: string): void {
-  const source = fs.readFileSync(bundle, "utf8");
   const roleFile = role ? roleCacheFile(bundle, hash, role) : "";
   let cachedData = roleFile ? read(roleFile) : undefined;
   const warm = cachedData !== undefined;
   if (!warm) cachedData = read(buildCacheFile(bundle));
-  const script = new vm.Script(Module.wrap(source), { filename: bundle, cachedData });
+  // mapped only for the processes that live as long as a pod: a `start` or `delete` is gone in milliseconds
+  const source = LONG_LIVED.includes(role) ? wrappedSource(bundle) : Module.wrap(fs.readFileSync(bundle, "utf8"));
+  const script = new vm.Script(source, { filename: bundle, cachedData });
   if (roleFile && (!warm || script.cachedDataRejected)) {
     // Written at exit, when this run has compiled all it needed.
     process.once("exit", () => saveCache(script, roleFile));
@@ -67,7 +97,9 @@ function saveCache(script: vm.Script, file: string): void {
   }
 }
 
-/** The build-time cache: top-level code of the bundle, compiled exactly as runWithCodeCache compiles it. */
-export function buildCodeCache(bundle: string): Buffer {
-  return new vm.Script(Module.wrap(fs.readFileSync(bundle, "utf8")), { filename: bundle }).createCachedData();
+/** The build-time cache: top-level code of the bundle, compiled exactly as runWithCodeCache compiles it; and <bundle>.wrapped when asked. */
+export function buildCodeCache(bundle: string, o: { wrapped?: boolean } = {}): Buffer {
+  const wrapped = Module.wrap(fs.readFileSync(bundle, "utf8"));
+  if (o.wrapped) fs.writeFileSync(wrappedFile(bundle), wrapped);
+  return new vm.Script(wrapped, { filename: bundle }).createCachedData();
 }

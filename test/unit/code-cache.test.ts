@@ -17,9 +17,15 @@ let bundle: string;
 
 /** Runs bundle through runWithCodeCache in a fresh Node (via tsx), as the launchers do. */
 function run(hash: string, role: string, ...args: string[]): string {
-  const code = `require(${JSON.stringify(LOADER)}).runWithCodeCache(${JSON.stringify(bundle)}, ${JSON.stringify(hash)}, ${JSON.stringify(role)})`;
-  return execFileSync(process.execPath, ["--import", "tsx", "-e", code, "--", ...args], { cwd: path.resolve(__dirname, "..", ".."), env: { ...process.env, NODE_EXTRA_CA_CERTS: "" } }).toString();
+  return runBundle(bundle, hash, role, {}, ...args);
 }
+
+function runBundle(file: string, hash: string, role: string, env: NodeJS.ProcessEnv, ...args: string[]): string {
+  const code = `require(${JSON.stringify(LOADER)}).runWithCodeCache(${JSON.stringify(file)}, ${JSON.stringify(hash)}, ${JSON.stringify(role)})`;
+  return execFileSync(process.execPath, ["--import", "tsx", "-e", code, "--", ...args], { cwd: path.resolve(__dirname, "..", ".."), env: { ...process.env, NODE_EXTRA_CA_CERTS: "", ...env } }).toString();
+}
+
+const ADDON = path.resolve(__dirname, "..", "..", "native", "build", "shimlab.node");
 
 beforeAll(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "shimlab-codecache-"));
@@ -37,6 +43,52 @@ beforeAll(() => {
 });
 
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+describe("a long-lived process's bundle source", () => {
+  // prints whether its own source is mapped from <bundle>.wrapped (so in shared file pages, not its heap)
+  const PROG = "process.stdout.write(JSON.stringify({ out: 'ran ' + module.exports.constructor.name, mapped: require('node:fs').readFileSync('/proc/self/maps', 'utf8').includes(__filename + '.wrapped') }));";
+  const withAddon = { SHIMLAB_NATIVE: ADDON };
+
+  it("is mapped from <bundle>.wrapped for a daemon and an agent, read into the heap for a start or delete", () => {
+    const b = path.join(dir, "long.js");
+    fs.writeFileSync(b, PROG);
+    fs.writeFileSync(buildCacheFile(b), buildCodeCache(b, { wrapped: true }));
+    expect(fs.readFileSync(`${b}.wrapped`, "utf8")).toBe(Module.wrap(PROG));
+    expect(JSON.parse(runBundle(b, "h", "daemon", withAddon))).toEqual({ out: "ran Object", mapped: true });
+    expect(JSON.parse(runBundle(b, "h", "agent", withAddon))).toEqual({ out: "ran Object", mapped: true });
+    expect(JSON.parse(runBundle(b, "h", "start", withAddon))).toEqual({ out: "ran Object", mapped: false });
+    // no addon: the same program, read as before
+    expect(JSON.parse(runBundle(b, "h", "daemon", { SHIMLAB_NATIVE: path.join(dir, "none.node") }))).toEqual({ out: "ran Object", mapped: false });
+  });
+
+  it("never runs a .wrapped left by another build of the bundle", () => {
+    const b = path.join(dir, "stale.js");
+    fs.writeFileSync(b, PROG);
+    fs.writeFileSync(`${b}.wrapped`, Module.wrap("process.stdout.write(JSON.stringify({ out: 'the old build' }));"));
+    expect(JSON.parse(runBundle(b, "h", "daemon", withAddon))).toEqual({ out: "ran Object", mapped: false });
+    // of the same length, but older than the bundle
+    const old = Module.wrap(PROG.replace("ran ", "old "));
+    fs.writeFileSync(`${b}.wrapped`, old);
+    const past = new Date(Date.now() - 60_000);
+    fs.utimesSync(`${b}.wrapped`, past, past);
+    expect(JSON.parse(runBundle(b, "h", "daemon", withAddon))).toEqual({ out: "ran Object", mapped: false });
+  });
+
+  it("maps only an ASCII file (UTF-8 reads as Latin-1 only below 0x80), and nothing that is not there", () => {
+    const m = { exports: {} as { mapLatin1(p: string): string | null; mallocTrim(): boolean } };
+    process.dlopen(m, ADDON);
+    const ascii = path.join(dir, "ascii.txt");
+    fs.writeFileSync(ascii, "plain text\n".repeat(1000));
+    expect(m.exports.mapLatin1(ascii)).toBe("plain text\n".repeat(1000));
+    const utf8 = path.join(dir, "utf8.txt");
+    fs.writeFileSync(utf8, "caf\u00e9\n");
+    expect(m.exports.mapLatin1(utf8)).toBeNull();
+    expect(m.exports.mapLatin1(path.join(dir, "absent"))).toBeNull();
+    fs.writeFileSync(path.join(dir, "empty"), "");
+    expect(m.exports.mapLatin1(path.join(dir, "empty"))).toBeNull();
+    expect(typeof m.exports.mallocTrim()).toBe("boolean");
+  });
+});
 
 describe("runWithCodeCache", () => {
   it("runs the file as a CommonJS module with its own require, module, __filename and __dirname", () => {
