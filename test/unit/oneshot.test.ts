@@ -79,6 +79,10 @@ function runOne(bin: string, id: string, action: string, layout: Layout, opts: {
   const d: Dirs = { bundle: path.join(work, "case", "bundles", id), sock: path.join(work, "case", "s"), run: path.join(work, "case", "run") };
   fs.mkdirSync(path.join(d.bundle, "rootfs"), { recursive: true });
   if (layout.config !== undefined) fs.writeFileSync(path.join(d.bundle, "config.json"), layout.config);
+  // containerd's log fifo, as it makes it before `start`: here with no reader, so a daemon's log goes
+  // nowhere and leaves nothing (else a daemon killed a little later than the other would have made a
+  // `log` file the other did not)
+  if (action === "start") spawnSync("mkfifo", [path.join(d.bundle, "log")]);
   layout.extra?.(d);
   const env: NodeJS.ProcessEnv = { ...process.env, SHIMLAB_SOCKET_DIR: d.sock, SHIMLAB_RUN_DIR: d.run, SHIMLAB_ONESHOT_DEBUG: "1", ...opts.env };
   for (const k of ["MAX_SHIM_VERSION", "SHIMLAB_SHIM_PROTOCOL", "SHIMLAB_TRACE", "SHIMLAB_NO_BUNDLE", "SHIMLAB_NO_FAST", "NODE_OPTIONS"]) delete env[k];
@@ -293,7 +297,7 @@ describe("the one-shot launcher against the TypeScript shim", () => {
       // the bundle only: the daemon was booting its agent in the run dir when it was killed
       const fast = runOne(FAST, "c3", "start", { config: spec() }, { inspect: daemon, bundleOnly: true, env: dropped }) as Outcome & { daemon: unknown };
       const ts = runOne(NODE_SHIM, "c3", "start", { config: spec() }, { inspect: daemon, bundleOnly: true, env: dropped }) as Outcome & { daemon: unknown };
-      expect(Object.keys(fast.files).sort()).toEqual(["case/bundles/c3/address", "case/bundles/c3/config.json", "case/bundles/c3/rootfs", "case/bundles/c3/shim.pid"]);
+      expect(Object.keys(fast.files).sort()).toEqual(["case/bundles/c3/address", "case/bundles/c3/config.json", "case/bundles/c3/log", "case/bundles/c3/rootfs", "case/bundles/c3/shim.pid"]);
       expect(fast.handedOver).toBeNull();
       expect(fast.code).toBe(0);
       expect(fast.daemon).toMatchObject({ argv0: "node", sessionLeader: true });
