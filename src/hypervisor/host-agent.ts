@@ -86,20 +86,41 @@ function childProcess(child: ChildProcess): AgentProcess {
 
 /** How often the shim looks for an adopted agent (not its child: no exit event) to have gone. */
 const ADOPTED_POLL_MS = 200;
+/** Once signalled, an adopted agent is watched closely: a sandbox's teardown waits on its exit. */
+const SIGNALLED_POLL_MS = 2;
 
-/** A process this shim did not spawn, known by pid and start time; its end is seen by polling. */
+/**
+ * A process this shim did not spawn, known by pid and start time; its end is seen by polling
+ * (no SIGCHLD comes for it): every 200 ms while it serves, every 2 ms once signalled, else each
+ * sandbox stop would wait up to 200 ms for an exit that took 5.
+ */
 function adoptedProcess(pid: number, startTime: string): AgentProcess {
   let timer: NodeJS.Timeout | undefined;
-  const exited = new Promise<VmExit>((resolve) => {
+  let resolve!: (x: VmExit) => void;
+  const exited = new Promise<VmExit>((r) => (resolve = r));
+  let ended = false;
+  const watch = (ms: number) => {
+    if (ended) return;
+    clearInterval(timer);
     timer = setInterval(() => {
       if (processAlive(pid, startTime)) return;
+      ended = true;
       clearInterval(timer);
       // not our child: its status went to its parent
       resolve({ code: null, signal: null });
-    }, ADOPTED_POLL_MS);
+    }, ms);
     timer.unref();
-  });
-  return { pid, exited, alive: () => processAlive(pid, startTime), kill: (sig) => void killRecorded(pid, startTime, sig) };
+  };
+  watch(ADOPTED_POLL_MS);
+  return {
+    pid,
+    exited,
+    alive: () => processAlive(pid, startTime),
+    kill: (sig) => {
+      killRecorded(pid, startTime, sig);
+      watch(SIGNALLED_POLL_MS);
+    },
+  };
 }
 
 class HostAgent implements SandboxVm {
