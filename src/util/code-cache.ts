@@ -100,6 +100,12 @@ function saveCache(script: vm.Script, file: string): void {
 /** The build-time cache: top-level code of the bundle, compiled exactly as runWithCodeCache compiles it; and <bundle>.wrapped when asked. */
 export function buildCodeCache(bundle: string, o: { wrapped?: boolean } = {}): Buffer {
   const wrapped = Module.wrap(fs.readFileSync(bundle, "utf8"));
-  if (o.wrapped) fs.writeFileSync(wrappedFile(bundle), wrapped);
+  if (o.wrapped) {
+    // a new file, never the old one rewritten: running daemons and agents map the old one, and a
+    // mapping of a file truncated under it faults (SIGBUS) when V8 next reads the source
+    const tmp = `${wrappedFile(bundle)}.${process.pid}.tmp`;
+    fs.writeFileSync(tmp, wrapped);
+    fs.renameSync(tmp, wrappedFile(bundle));
+  }
   return new vm.Script(wrapped, { filename: bundle }).createCachedData();
 }

@@ -49,8 +49,8 @@ interface Warm extends WarmAgent {
 const ADOPT_TIMEOUT_MS = 2000;
 /** After a boot that failed, the next one waits this long (an agent that cannot start must not spin). */
 const BOOT_BACKOFF_MS = 1000;
-/** How long after the last take the pool starts refilling. */
-const REFILL_QUIET_MS = 150;
+/** How long after a take the pool starts refilling. */
+const REFILL_DELAY_MS = 150;
 
 /** The pool's agents boot at this niceness. */
 const POOL_NICE = 10;
@@ -61,7 +61,7 @@ export class Factory {
   private stopping = false;
   private failures = 0;
   private refillTimer: NodeJS.Timeout | null = null;
-  private quietTimer: NodeJS.Timeout | null = null;
+  private refillSoonTimer: NodeJS.Timeout | null = null;
   private readonly stats = { handedOut: 0, misses: 0, replaced: 0 };
   /** Open connections: a stopping factory hangs up on them rather than wait for their callers. */
   private readonly conns = new Set<net.Socket>();
@@ -268,18 +268,18 @@ export class Factory {
   }
 
   /**
-   * Refills once takes have been quiet for REFILL_QUIET_MS: a boot started beside a handout (a fork of
+   * Refills REFILL_DELAY_MS after a take, not inside it: a boot started beside a handout (a fork of
    * this process, then a Node start-up) would compete for the CPU with the very sandbox that was
-   * just handed its agent (measured pinned to one CPU: the take went from 10-15 ms to 2 ms, and
-   * the warm lifecycle from slower than a cold one to faster).
+   * just handed its agent (measured pinned to one CPU: the take went from 10-15 ms to 3-5 ms, and
+   * the warm lifecycle from slower than a cold one to faster). Later takes do not push it back, so
+   * a burst of sandboxes does not keep the pool empty.
    */
   private refillSoon(): void {
-    if (this.stopping) return;
-    if (this.quietTimer) clearTimeout(this.quietTimer);
-    this.quietTimer = setTimeout(() => {
-      this.quietTimer = null;
+    if (this.stopping || this.refillSoonTimer) return;
+    this.refillSoonTimer = setTimeout(() => {
+      this.refillSoonTimer = null;
       this.refill();
-    }, REFILL_QUIET_MS);
+    }, REFILL_DELAY_MS);
   }
 
   private refill(): void {
@@ -347,7 +347,7 @@ export class Factory {
   async stop(): Promise<void> {
     this.stopping = true;
     if (this.refillTimer) clearTimeout(this.refillTimer);
-    if (this.quietTimer) clearTimeout(this.quietTimer);
+    if (this.refillSoonTimer) clearTimeout(this.refillSoonTimer);
     const closed = new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
     if (this.conns.size) this.o.logger.info("hanging up on open connections", { connections: this.conns.size });
     for (const c of this.conns) c.destroy();
