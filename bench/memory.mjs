@@ -6,7 +6,8 @@
 // used (a pod lives for minutes or days, so idle is the figure that counts;
 // the Go shim's hardly changes). Means per shim, in MB (10^6 bytes).
 import fs from "node:fs";
-import { RUNTIMES, childrenOf, comm, sleep } from "./lib/env.mjs";
+import path from "node:path";
+import { RUNTIMES, sleep } from "./lib/env.mjs";
 
 function rollup(pid) {
   const text = fs.readFileSync(`/proc/${pid}/smaps_rollup`, "utf8");
@@ -55,20 +56,33 @@ async function removeAll(ctd, ids) {
   }
 }
 
-export async function memoryBench(ctd, rootfs, { counts = [1, 10, 30], earlyMs = 2000, idleMs = 15000, log = () => {} } = {}) {
-  const out = { shimlab: {}, runc: {} };
-  for (const rt of Object.keys(RUNTIMES)) {
+/**
+ * A shimlab sandbox's agent, by its VM record (the shim's run dir, SHIMLAB_RUN_DIR under the
+ * containerd's dir): a factory's agent is not the shim's child, so a child lookup misses it.
+ */
+function agentOf(ctd, id) {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(ctd.dir, "run", "default", id, "vm.json"), "utf8")).pid;
+  } catch {
+    return undefined;
+  }
+}
+
+/** runtimes: name → runtime type; a name starting with "shimlab" has an agent to count. */
+export async function memoryBench(ctd, rootfs, { runtimes = RUNTIMES, counts = [1, 10, 30], earlyMs = 2000, idleMs = 15000, log = () => {} } = {}) {
+  const out = Object.fromEntries(Object.keys(runtimes).map((rt) => [rt, {}]));
+  for (const rt of Object.keys(runtimes)) {
     const ids = [];
     try {
       for (const n of counts) {
         while (ids.length < n) {
           const id = `mem-${rt}-${process.pid}-${ids.length}`;
-          await runDetached(ctd, rootfs, RUNTIMES[rt], id);
+          await runDetached(ctd, rootfs, runtimes[rt], id);
           ids.push(id);
         }
         const t0 = Date.now();
         const shims = shimPids(ctd, ids);
-        const agents = () => (rt === "shimlab" ? shims.flatMap((p) => childrenOf(p).filter((c) => comm(c) === "node")) : []);
+        const agents = () => (rt.startsWith("shimlab") ? ids.map((id) => agentOf(ctd, id)).filter((p) => p && fs.existsSync(`/proc/${p}`)) : []);
         await sleep(earlyMs);
         const early = { shim: summarise(shims.map(rollup)), agent: summarise(agents().map(rollup)) };
         await sleep(Math.max(0, idleMs - (Date.now() - t0)));

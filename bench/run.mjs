@@ -13,7 +13,7 @@ import path from "node:path";
 import { spawnSync } from "node:child_process";
 import { ROOT, dist, placement, loadavg } from "./lib/env.mjs";
 import { round } from "./lib/stats.mjs";
-import { variantBinDir } from "./lib/variants.mjs";
+import { variantBinDir, runtimeOf } from "./lib/variants.mjs";
 import { lifecycleFactory } from "./lib/factory.mjs";
 import { CpuAccount } from "./lib/cpuacct.mjs";
 
@@ -54,8 +54,9 @@ const variants = opt("--variants", "shimlab-warm").split(",").filter(Boolean);
 const variantDir = variants.length ? variantBinDir(variants) : null;
 const ctd = new Containerd(variantDir ? { env: { PATH: `${variantDir}:${process.env.PATH}` } } : {});
 const warm = variants.includes("shimlab-warm");
-const lifecycleWarm = warm && only.has("lifecycle");
-if (lifecycleWarm) log(lifecycleFactory.start({ SHIMLAB_CGROUP_PARENT: ctd.cgroupParent }));
+// the factory the warm lifecycles and the warm pods' memory take their agents from (cri has its own)
+const factoryUp = warm && (only.has("lifecycle") || only.has("memory"));
+if (factoryUp) log(lifecycleFactory.start({ SHIMLAB_CGROUP_PARENT: ctd.cgroupParent }));
 const details = {};
 let cpu = null;
 try {
@@ -101,6 +102,15 @@ try {
       add(`agent_uss_mb_${n}`, "MB", r.shimlab[n].agent.uss, NaN, "shimlab's mock agent (runc's shim has none)");
       add(`shim_uss_mb_${n}_at_2s`, "MB", r.shimlab[n].early.shim.uss, r.runc[n].early.shim.uss, "2 s after the last start, before V8's memory reducer");
     }
+    if (factoryUp) {
+      // 10 pods taking their agents from the lifecycle's factory (pool of 2, refilled as they start)
+      const w = await memoryBench(ctd, rootfs, { runtimes: { "shimlab-warm": runtimeOf("shimlab-warm") }, counts: [10], log });
+      details.memory.warm = w;
+      const x = w["shimlab-warm"][10];
+      add("pod_uss_mb_10_warm", "MB", x.shim.uss + x.agent.uss, r.runc[10].shim.uss, "shim + agent from the factory; runc: shim");
+      add("shim_uss_mb_10_warm", "MB", x.shim.uss, r.runc[10].shim.uss);
+      add("agent_uss_mb_10_warm", "MB", x.agent.uss, NaN, "the factory's agent, adopted by the shim");
+    }
   }
   if (only.has("state")) {
     const { stateBench } = await import("./state-rpc.mjs");
@@ -141,7 +151,7 @@ try {
   removeCgroupDirs(ctd.cgroupParent);
   fs.rmSync(path.dirname(rootfs), { recursive: true, force: true });
   if (variantDir) fs.rmSync(variantDir, { recursive: true, force: true });
-  if (lifecycleWarm) {
+  if (factoryUp) {
     log(lifecycleFactory.status());
     lifecycleFactory.stop();
   }

@@ -48,23 +48,3 @@ export function timed(cmd, args, opts = {}) {
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** Pids of a process's children (all threads). */
-export function childrenOf(pid) {
-  let out = [];
-  try {
-    for (const t of fs.readdirSync(`/proc/${pid}/task`)) {
-      try {
-        out.push(...fs.readFileSync(`/proc/${pid}/task/${t}/children`, "utf8").split(/\s+/).filter(Boolean).map(Number));
-      } catch {}
-    }
-  } catch {}
-  return out;
-}
-
-export function comm(pid) {
-  try {
-    return fs.readFileSync(`/proc/${pid}/comm`, "utf8").trim();
-  } catch {
-    return "";
-  }
-}

@@ -24,7 +24,7 @@ import { RuncRuntime } from "./runtime/runc";
 import { HostRuntime } from "./runtime/host";
 import type { Runtime } from "./runtime/types";
 import { hasNative, native } from "../native";
-import { trimWhenSettled } from "../util/trim";
+import { trimWhenSettled, type Trims } from "../util/trim";
 import { serveSerial } from "./serial";
 import { installFailpoints } from "./failpoints";
 import { GuestNetwork } from "./network";
@@ -218,8 +218,11 @@ export function main(argv: string[]): void {
   // Kata's shim keeps one connection per sandbox; the log lets a test (or a person) see that it did.
   let connections = 0;
   let lifeline: Lifeline | null = null;
+  let trims: Trims | null = null;
   server.on("connection", () => {
     lifeline?.claimed();
+    // a factory's agent booted (and trimmed) long ago: its pod's work starts now
+    trims?.again();
     log.info("agent connection opened", { connections: ++connections });
   });
 
@@ -235,7 +238,7 @@ export function main(argv: string[]): void {
       log.info("agent serving", { listen: args.listen, hvsock: args.hvsock, runtime: runtime.name });
       // The host side waits for this instead of polling the socket, like a VM's boot-complete signal.
       if (args.readyFd !== undefined) signalReady(args.readyFd, log);
-      trimWhenSettled(() => native().mallocTrim());
+      trims = trimWhenSettled(() => native().mallocTrim());
     });
     l.on("error", (e) => {
       log.error("listen failed", { error: e.message });

@@ -4,7 +4,13 @@
 // agent's, measured with malloc_trim from gdb); giving it back a few seconds
 // after start-up, after V8's memory reducer has run too, and then now and
 // then, costs a fraction of a millisecond each time.
-export function trimWhenSettled(trim: () => unknown, afterMs: readonly number[] = [4_000, 12_000], everyMs = 60_000): void {
+
+export interface Trims {
+  /** Work began again (a factory's agent taken into a pod): trim after it settles, as after start-up. */
+  again(): void;
+}
+
+export function trimWhenSettled(trim: () => unknown, afterMs: readonly number[] = [4_000, 12_000], everyMs = 60_000): Trims {
   const run = () => {
     try {
       trim();
@@ -12,6 +18,12 @@ export function trimWhenSettled(trim: () => unknown, afterMs: readonly number[] 
       /* no addon: nothing given back */
     }
   };
-  for (const ms of afterMs) setTimeout(run, ms).unref();
+  let pending: NodeJS.Timeout[] = [];
+  const settle = () => {
+    for (const t of pending) clearTimeout(t);
+    pending = afterMs.map((ms) => setTimeout(run, ms).unref());
+  };
+  settle();
   setInterval(run, everyMs).unref();
+  return { again: settle };
 }

@@ -101,7 +101,7 @@ printf '\\342\\200\\242 [FAILED] [0.1 seconds]\\nSS\\n'
       const lines: string[] = [];
       const out = { write: (s: string) => lines.push(s), isTTY: false };
       const progress = new Progress("critest x", { stream: out, intervalMs: 0, heartbeatMs: 0 });
-      const run = await critest({ binaries: { critest: script, ginkgo: script } as never, socket: "/nowhere.sock", handler: "h", reportDir: dir, name: "x", leftOut: [], progress, readyTimeoutMs: 0 });
+      const run = await critest({ binaries: { critest: script, ginkgo: script } as never, socket: "/nowhere.sock", handler: "h", reportDir: dir, name: "x", leftOut: [], progress, readyTimeoutMs: 0, lock: path.join(dir, "lock") });
       expect(run.exitCode).toBe(0);
       const text = lines.join("");
       expect(text).toContain("critest x: dry run (checking the spec selection) on handler h\n");

@@ -18,6 +18,19 @@ describe("trimWhenSettled", () => {
     expect(at).toEqual([4_000, 12_000, 60_000, 120_000]);
   });
 
+  it("trims after settling again when work begins again (a factory's agent taken into a pod), once per settling", () => {
+    vi.useFakeTimers();
+    const at: number[] = [];
+    const t0 = Date.now();
+    const t = trimWhenSettled(() => at.push(Date.now() - t0), [4_000, 12_000], 60_000);
+    vi.advanceTimersByTime(20_000);
+    t.again();
+    vi.advanceTimersByTime(1_000);
+    t.again(); // a second connection before the first settled: one settling, from the last
+    vi.advanceTimersByTime(20_000);
+    expect(at).toEqual([4_000, 12_000, 25_000, 33_000]);
+  });
+
   it("keeps no process alive for its sake (its timers are unref'd)", () => {
     vi.useFakeTimers();
     const timers: { hasRef(): boolean }[] = [];

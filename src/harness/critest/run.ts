@@ -40,6 +40,12 @@ export interface CritestRunOptions {
   timeoutMs?: number;
   /** How long the runtime may take to report every Status condition true before critest starts (default 60 s; 0: no wait). */
   readyTimeoutMs?: number;
+  /**
+   * The host-wide lock critest runs under (default CRITEST_LOCK: its port-forward specs bind fixed
+   * host ports). A stand-in critest that binds nothing takes a lock of its own, and so never waits
+   * for another run's real one.
+   */
+  lock?: string;
 }
 
 export interface CritestRun {
@@ -167,7 +173,7 @@ async function dryRunThenRun(o: CritestRunOptions, base: string[], leftOut: read
   const junitReport = path.join(o.reportDir, `${o.name}.junit.xml`);
   for (const f of [jsonReport, junitReport]) fs.rmSync(f, { force: true });
   // Another copy of the suite may be running critest: its port-forward specs and ours bind the same host ports.
-  const release = await hostLock(CRITEST_LOCK, { timeoutMs: 1800_000, onWait: (pid) => o.progress?.line(`waiting for critest ${pid} (another run on this host) to finish: port-forward specs bind fixed host ports`) });
+  const release = await hostLock(o.lock ?? CRITEST_LOCK, { timeoutMs: 1800_000, onWait: (pid) => o.progress?.line(`waiting for critest ${pid} (another run on this host) to finish: port-forward specs bind fixed host ports`) });
   try {
     return await runLocked(o, base, leftOutNames, jsonReport, junitReport, parallel, tmp);
   } finally {
