@@ -46,7 +46,7 @@ const expectSchema = z
 
 /** Keys every op step may have. */
 const common = {
-  id: identifier.optional().meta({ description: "the step's id (fault windows start after it)" }),
+  id: identifier.optional().meta({ description: "the step's id (a fault window `after` it is in place when it begins)" }),
   expect: expectSchema.optional(),
   abort_on_fail: z.boolean().optional(),
   repeat: posInt.optional().meta({ description: "N concurrent copies; {i} in exec_id/data is the copy's index" }),

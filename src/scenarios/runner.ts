@@ -94,9 +94,10 @@ class Run {
     }
   }
 
-  onStep(id: string | undefined): void {
+  /** The faults whose window opens at this step, in place before the step's call goes out. */
+  async onStep(id: string | undefined): Promise<void> {
     if (!id) return;
-    for (const f of this.s.faults) if (f.window?.after === id) void this.activate(f);
+    await Promise.all(this.s.faults.filter((f) => f.window?.after === id).map((f) => this.activate(f)));
   }
 
   async activate(f: FaultDef): Promise<void> {
@@ -129,7 +130,7 @@ class Run {
         this.abort(`scenario timeout (${this.s.timeout_ms} ms) reached before ${st.where}`);
         return;
       }
-      this.onStep(st.id);
+      await this.onStep(st.id);
       if (st.kind === "parallel") {
         await Promise.all(st.branches.map((b, j) => this.steps(b, `${proc}.${j}`)));
         continue;
