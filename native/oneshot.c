@@ -633,8 +633,10 @@ static int runtime_options(const unsigned char* b, size_t len, char* out, size_t
   if (!pb_fields(b, len, 2, v, l)) return 0;
   if (!is_str(v[0], l[0], "runtimeoptions.v1.Options") && !is_str(v[0], l[0], "type.googleapis.com/runtimeoptions.v1.Options")) return 0;
   if (!v[1]) return 1;
-  if (!pb_fields(v[1], l[1], 3, v, l) || l[2] || l[1] >= cap || memchr(v[1], 0, l[1])) return 0;
-  if (v[1]) memcpy(out, v[1], l[1]), out[l[1]] = 0;
+  if (!pb_fields(v[1], l[1], 3, v, l) || l[2] || l[1] >= cap) return 0;
+  if (!v[1]) return 1; // no config_path
+  if (memchr(v[1], 0, l[1])) return 0;
+  memcpy(out, v[1], l[1]), out[l[1]] = 0;
   return 1;
 }
 

@@ -133,15 +133,16 @@ export class Factory {
   }
 
   status(): FactoryStatus {
+    const warm = this.pool.filter((w) => w.ready);
     return {
       pid: process.pid,
       kind: "none",
       agentRuntime: this.o.agentRuntime,
       cgroupParent: this.cgroupParent,
       size: this.o.size,
-      ready: this.pool.filter((w) => w.ready).length,
-      warm: this.pool.filter((w) => w.ready).map((w) => w.pid),
-      booting: this.pool.filter((w) => !w.ready).length,
+      ready: warm.length,
+      warm: warm.map((w) => w.pid),
+      booting: this.pool.length - warm.length,
       ...this.stats,
     };
   }
