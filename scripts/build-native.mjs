@@ -39,6 +39,14 @@ if (!fresh(initOut, initSrc)) {
   execFileSync("strip", [initOut], { stdio: "inherit" });
   console.log(`build-native: ${path.relative(repo, initOut)}`);
 }
+// A warm QEMU VM's keeper (`shimlab factory`): its parent for the VM's whole life, so that the
+// VM ends with its holder and not with the factory that booted it. Static: small and self-contained.
+const keeperSrc = path.join(repo, "native", "vm-keeper.c");
+const keeperOut = path.join(repo, "native", "build", "vm-keeper");
+if (!fresh(keeperOut, keeperSrc)) {
+  execFileSync(cc, ["-O2", "-Wall", "-Wextra", "-static", "-s", keeperSrc, "-o", keeperOut], { stdio: "inherit" });
+  console.log(`build-native: ${path.relative(repo, keeperOut)}`);
+}
 // The shim binary containerd runs, bin/containerd-shim-shimlab-v2 (native/oneshot.c):
 // `start` and `delete` without Node in the usual case, everything else handed to
 // bin/containerd-shim-shimlab-v2.js. Static, because a dynamic link costs a fair

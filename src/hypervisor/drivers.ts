@@ -5,6 +5,9 @@
 import type { Hypervisor, HypervisorKind } from "./types";
 import { HostAgentHypervisor } from "./host-agent";
 import { parseQemuConfig } from "./qemu/config";
+import { hostAgentWarmer, type Warmer } from "./factory/warmer";
+import { cgroupParent } from "../util/cgroup";
+import type { Logger } from "../util/logger";
 
 /** What the shim's configuration gives a driver. */
 export interface DriverSettings {
@@ -23,17 +26,26 @@ interface Driver {
   /** Refuses bad settings as the configuration is read, not when the first sandbox boots. */
   check?(s: DriverSettings): void;
   create(s: DriverSettings): Hypervisor;
+  /** What `shimlab factory` keeps warm for this driver (factory/warmer.ts). */
+  warmer(s: DriverSettings, o: { logger: Logger; env: NodeJS.ProcessEnv }): Warmer;
 }
 
 const DRIVERS: Record<HypervisorKind, Driver> = {
   none: {
     create: (s) => new HostAgentHypervisor({ agentRuntime: s.agentRuntime, debug: s.debug, factorySocket: s.factorySocket }),
+    warmer: (s, o) => hostAgentWarmer({ agentRuntime: s.agentRuntime, debug: s.debug, env: o.env, cgroupParent: cgroupParent(o.env) }),
   },
   qemu: {
     check: (s) => void parseQemuConfig(s.table, s.source),
     create: (s) => {
       const { QemuHypervisor } = require("./qemu") as typeof import("./qemu");
-      return new QemuHypervisor({ ...QemuHypervisor.configFrom(s.table, s.source), debug: s.debug || s.table.debug === true });
+      return new QemuHypervisor({ ...QemuHypervisor.configFrom(s.table, s.source), debug: s.debug || s.table.debug === true }, s.factorySocket);
+    },
+    warmer: (s, o) => {
+      const { QemuHypervisor } = require("./qemu") as typeof import("./qemu");
+      const { qemuWarmer } = require("./qemu/warm") as typeof import("./qemu/warm");
+      // the factory's own driver takes from no factory
+      return qemuWarmer(new QemuHypervisor({ ...QemuHypervisor.configFrom(s.table, s.source), debug: s.debug || s.table.debug === true }), o);
     },
   },
 };
@@ -50,4 +62,8 @@ export function checkDriverSettings(kind: HypervisorKind, s: DriverSettings): vo
 
 export function createDriver(kind: HypervisorKind, s: DriverSettings): Hypervisor {
   return DRIVERS[kind].create(s);
+}
+
+export function createWarmer(kind: HypervisorKind, s: DriverSettings, o: { logger: Logger; env: NodeJS.ProcessEnv }): Warmer {
+  return DRIVERS[kind].warmer(s, o);
 }

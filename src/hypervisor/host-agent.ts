@@ -9,10 +9,10 @@ import type { Readable } from "node:stream";
 import { HybridVsockTransport } from "../agent/transport";
 import type { Hypervisor, SandboxVm, StartOptions, VmExit } from "./types";
 import { killRecorded, processStartTime, socketIn, writeVmRecord } from "./rundir";
-import { processAlive } from "../util/proc";
 import { joinCgroupsOf } from "../util/cgroup";
 import { takeWarmAgent, type WarmAgent } from "./factory/client";
 import { reapRuncOrphans } from "./orphans";
+import { adoptedProcess, childProcess, type HostProcess as AgentProcess } from "./process";
 import { inBundle } from "../util/entry";
 
 export const AGENT_PORT = 1024;
@@ -70,67 +70,6 @@ export function agentReady(child: ChildProcess, timeoutMs: number): Promise<bool
     line.on("data", onData);
     child.once("exit", onExit);
   });
-}
-
-/** The agent's process: a child of this shim, or a factory's warm agent that this shim adopted. */
-interface AgentProcess {
-  readonly pid: number;
-  readonly exited: Promise<VmExit>;
-  alive(): boolean;
-  kill(signal: NodeJS.Signals): void;
-}
-
-function childProcess(child: ChildProcess): AgentProcess {
-  // it may have died already, while we waited for its READY
-  const exited: Promise<VmExit> =
-    child.exitCode !== null || child.signalCode !== null
-      ? Promise.resolve({ code: child.exitCode, signal: child.signalCode })
-      : new Promise((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
-  return {
-    pid: child.pid!,
-    exited,
-    alive: () => child.exitCode === null && child.signalCode === null,
-    kill: (sig) => void child.kill(sig),
-  };
-}
-
-/** How often the shim looks for an adopted agent (not its child: no exit event) to have gone. */
-const ADOPTED_POLL_MS = 200;
-/** Once signalled, an adopted agent is watched closely: a sandbox's teardown waits on its exit. */
-const SIGNALLED_POLL_MS = 2;
-
-/**
- * A process this shim did not spawn, known by pid and start time; its end is seen by polling
- * (no SIGCHLD comes for it): every 200 ms while it serves, every 2 ms once signalled, else each
- * sandbox stop would wait up to 200 ms for an exit that took 5.
- */
-function adoptedProcess(pid: number, startTime: string): AgentProcess {
-  let timer: NodeJS.Timeout | undefined;
-  let resolve!: (x: VmExit) => void;
-  const exited = new Promise<VmExit>((r) => (resolve = r));
-  let ended = false;
-  const watch = (ms: number) => {
-    if (ended) return;
-    clearInterval(timer);
-    timer = setInterval(() => {
-      if (processAlive(pid, startTime)) return;
-      ended = true;
-      clearInterval(timer);
-      // not our child: its status went to its parent
-      resolve({ code: null, signal: null });
-    }, ms);
-    timer.unref();
-  };
-  watch(ADOPTED_POLL_MS);
-  return {
-    pid,
-    exited,
-    alive: () => processAlive(pid, startTime),
-    kill: (sig) => {
-      killRecorded(pid, startTime, sig);
-      watch(SIGNALLED_POLL_MS);
-    },
-  };
 }
 
 class HostAgent implements SandboxVm {

@@ -53,18 +53,7 @@ export async function unmountAll(p: string): Promise<void> {
   }
 }
 
-/** Mount points at or below dir (a VM's shared rootfs binds live in its run dir). */
-export function mountsBelow(dir: string): string[] {
-  try {
-    return fs
-      .readFileSync("/proc/self/mountinfo", "utf8")
-      .split("\n")
-      .map((l) => (l.split(" ")[4] ?? "").replace(/\\040/g, " "))
-      .filter((m) => m && (m === dir || m.startsWith(dir + "/")));
-  } catch {
-    return [];
-  }
-}
+export { mountsBelow } from "../util/mounts";
 
 export interface SubMount {
   path: string;

@@ -17,7 +17,9 @@ import fs from "node:fs";
 import { parse } from "smol-toml";
 import { invalidArgument } from "../errdefs";
 import type { Hypervisor, HypervisorKind } from "../hypervisor/types";
-import { HYPERVISOR_KINDS, checkDriverSettings, createDriver, isHypervisorKind, type DriverSettings } from "../hypervisor/drivers";
+import { HYPERVISOR_KINDS, checkDriverSettings, createDriver, createWarmer, isHypervisorKind, type DriverSettings } from "../hypervisor/drivers";
+import type { Warmer } from "../hypervisor/factory/warmer";
+import type { Logger } from "../util/logger";
 import { DEFAULT_FACTORY_SOCKET } from "../hypervisor/factory/protocol";
 
 export interface ShimConfig {
@@ -33,6 +35,8 @@ export interface ShimConfig {
   /** Environment the shim runs with (containerd's). */
   env: NodeJS.ProcessEnv;
   hypervisor(): Hypervisor;
+  /** What `shimlab factory` keeps warm for this configuration's driver. */
+  warmer(o: { logger: Logger }): Warmer;
 }
 
 export const CONFIG_ENV = "SHIMLAB_CONFIG";
@@ -69,7 +73,6 @@ function build(raw: Record<string, unknown>, source: string, env: NodeJS.Process
   const qemu = (raw.qemu ?? {}) as Record<string, unknown>;
   const debug = raw.debug === true || env.SHIMLAB_DEBUG === "1";
   const factory = factorySettings(raw.factory, where);
-  if (factory.enable && hv !== "none") throw invalidArgument(`${where("factory.enable")}: the factory keeps host agents only (hypervisor = "none"), not ${hv} VMs yet`);
   const settings: DriverSettings = { source, debug, agentRuntime: rt, table: (raw[hv] ?? {}) as Record<string, unknown>, factorySocket: factory.enable ? factory.socket : undefined };
   // A bad [qemu] table is refused when the file is read, not when the first VM boots.
   checkDriverSettings(hv, settings);
@@ -87,6 +90,7 @@ function build(raw: Record<string, unknown>, source: string, env: NodeJS.Process
       // Built when first asked for, one per configuration: what it booted ahead (prestart) is what Create finds.
       return (driver ??= createDriver(hv, settings));
     },
+    warmer: (o) => createWarmer(hv, settings, { ...o, env }),
   };
   return cfg;
 }

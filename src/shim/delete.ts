@@ -3,7 +3,6 @@
 // prints a DeleteResponse. A missing file is never an error here.
 import fs from "node:fs";
 import path from "node:path";
-import type { execFileSync as ExecFileSync } from "node:child_process";
 import type { ShimFlags } from "./flags";
 import { socketAddress, socketPath } from "./address";
 import { isServing, writeAll } from "./start";
@@ -15,11 +14,9 @@ import { sandboxRunDir, readVmRecord } from "../hypervisor/rundir";
 import { reapVm } from "../hypervisor/reapers";
 import { Writer } from "../proto/wire";
 import { unmountAll } from "../pod/mount";
+import { unmountBelow } from "../util/mounts";
 
 const SIGKILL_STATUS = 137;
-
-/** child_process costs a few ms to load and a clean delete never runs anything. */
-const execFileSync = ((...a: Parameters<typeof ExecFileSync>) => (require("node:child_process") as typeof import("node:child_process")).execFileSync(...a)) as typeof ExecFileSync;
 
 export function deleteAction(flags: ShimFlags): void {
   cleanup(flags).then(
@@ -82,7 +79,7 @@ export async function cleanup(flags: ShimFlags): Promise<number> {
     const one = where.type === "pod_container" ? flags.id : undefined;
     const reaped = !rec || (await reapVm(rec, { sandboxId: where.sandboxId, containerId: one }, warn));
     if (one === undefined) {
-      unmountUnder(runDir, warn);
+      unmountBelow(runDir, warn);
       // A record no driver here could reap stays, run dir and all, for a shimlab that can.
       if (reaped) rmIfPresent(runDir);
       rmIfPresent(sock);
@@ -98,23 +95,3 @@ function rmIfPresent(p: string): void {
   if (fs.lstatSync(p, { throwIfNoEntry: false })) fs.rmSync(p, { recursive: true, force: true });
 }
 
-/** Lazily unmounts anything left under the sandbox dir (shared rootfs binds of a VM). */
-function unmountUnder(dir: string, warn: (m: string) => void): void {
-  let mounts: string[];
-  try {
-    mounts = fs
-      .readFileSync("/proc/self/mountinfo", "utf8")
-      .split("\n")
-      .map((l) => l.split(" ")[4])
-      .filter((m) => m && (m === dir || m.startsWith(dir + "/")));
-  } catch {
-    return;
-  }
-  for (const m of mounts.sort((a, b) => b.length - a.length)) {
-    try {
-      execFileSync("umount", ["-l", m.replace(/\\040/g, " ")], { stdio: "ignore" });
-    } catch (e) {
-      warn(`umount ${m}: ${(e as Error).message}`);
-    }
-  }
-}

@@ -77,6 +77,9 @@ export async function startTaskCore(o: TaskCoreOptions = {}): Promise<TaskCore> 
     factory: { enable: false, socket: "", poolSize: 0 },
     env: process.env,
     hypervisor: () => hypervisor,
+    warmer: () => {
+      throw new Error("an in-process task core has no factory");
+    },
   };
   const events = new RecordingSink();
   const outputs = new Map<string, Buffer[]>();

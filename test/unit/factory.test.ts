@@ -33,7 +33,14 @@ describe("[factory] in the shim's configuration", () => {
     expect(() => config('[factory]\nsocket = "rel.sock"\n')).toThrow(/factory\.socket must be an absolute path/);
     expect(() => config("[factory]\npool_size = 65\n")).toThrow(/factory\.pool_size must be an integer from 0 to 64/);
     expect(() => config("[factory]\nvm_cache_number = 2\n")).toThrow(/factory\.vm_cache_number: unknown key/);
-    expect(() => config('hypervisor = "qemu"\n[factory]\nenable = true\n')).toThrow(/keeps host agents only/);
+  });
+
+  it("enables warm VMs for hypervisor = \"qemu\" too: the factory's warmer is the driver's", () => {
+    // (QEMU's warmer is loaded with its driver, by require: test/integration/factory-qemu.test.ts builds it)
+    const c = config('hypervisor = "qemu"\n[factory]\nenable = true\n');
+    expect(c.factory.enable).toBe(true);
+    expect(c.hypervisorKind).toBe("qemu");
+    expect(config("[factory]\nenable = true\n").warmer({ logger: nullLogger }).kind).toBe("none");
   });
 });
 

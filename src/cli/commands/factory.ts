@@ -20,6 +20,7 @@ export function factoryCommand(argv: string[]): Promise<number> {
 }
 
 interface Settings {
+  cfg: ReturnType<typeof loadConfig>;
   dir: string;
   socket: string;
   size: number;
@@ -35,13 +36,13 @@ function settings(p: Parsed): Settings {
   const sizeText = str(p, "size");
   const size = sizeText === undefined ? cfg.factory.poolSize : Number(sizeText);
   if (!Number.isInteger(size) || size < 0 || size > 64) throw new Error(`--size ${sizeText}: want an integer from 0 to 64`);
-  return { dir, socket: path.resolve(socket), size, agentRuntime: cfg.agentRuntime, debug: cfg.debug };
+  return { cfg, dir, socket: path.resolve(socket), size, agentRuntime: cfg.agentRuntime, debug: cfg.debug };
 }
 
 async function run(p: Parsed): Promise<number> {
   const s = settings(p);
   const logger = new FdLogger(2, s.debug ? "debug" : "info", { component: "factory" });
-  const f = new Factory({ ...s, logger });
+  const f = new Factory({ ...s, logger, warmer: s.cfg.warmer({ logger }) });
   await f.start();
   await new Promise<void>((resolve) => {
     process.once("SIGTERM", () => resolve());
@@ -55,7 +56,8 @@ async function run(p: Parsed): Promise<number> {
 }
 
 function line(st: FactoryStatus, socket: string): string {
-  return `factory ${st.pid} on ${socket}: ${st.ready}/${st.size} warm host agents ready (${st.agentRuntime}, cgroups under ${st.cgroupParent}), ${st.booting} booting; handed out ${st.handedOut}, missed ${st.misses}, replaced ${st.replaced}\n`;
+  const what = st.kind === "qemu" ? `QEMU VMs ready (guest runtime ${st.agentRuntime})` : `host agents ready (${st.agentRuntime}, cgroups under ${st.cgroupParent})`;
+  return `factory ${st.pid} on ${socket}: ${st.ready}/${st.size} warm ${what}, ${st.booting} booting; handed out ${st.handedOut}, missed ${st.misses}, replaced ${st.replaced}\n`;
 }
 
 async function start(p: Parsed): Promise<number> {
@@ -76,9 +78,11 @@ async function start(p: Parsed): Promise<number> {
   fs.closeSync(out);
   child.unref();
   // ready when the pool is full, or at once with --no-wait
-  const st = await untilFactoryReady(s.socket, { timeoutMs: 15_000, full: !bool(p, "no-wait"), gone: () => child.exitCode !== null });
+  // A VM under TCG boots in seconds, several at once more slowly still.
+  const waitMs = s.cfg.hypervisorKind === "qemu" ? 180_000 : 15_000;
+  const st = await untilFactoryReady(s.socket, { timeoutMs: waitMs, full: !bool(p, "no-wait"), gone: () => child.exitCode !== null });
   if (!st) {
-    process.stderr.write(`shimlab factory: ${child.exitCode !== null ? `exited (${child.exitCode})` : "did not fill its pool in 15 s"}; log ${log}\n`);
+    process.stderr.write(`shimlab factory: ${child.exitCode !== null ? `exited (${child.exitCode})` : `did not fill its pool in ${waitMs / 1000} s`}; log ${log}\n`);
     return 1;
   }
   process.stdout.write(line(st, s.socket));

@@ -8,13 +8,36 @@ import type { HypervisorKind } from "../types";
 export const DEFAULT_FACTORY_DIR = "/run/shimlab-factory";
 export const DEFAULT_FACTORY_SOCKET = `${DEFAULT_FACTORY_DIR}/factory.sock`;
 
-export type FactoryRequest =
-  /** A warm agent, for the process pid (started at startTime) to hold from now on. */
-  | { op: "take"; kind: HypervisorKind; agentRuntime: string; cgroupParent: string; pid: number; startTime: string }
-  | { op: "status" };
+/** A warm sandbox, for the process pid (started at startTime) to hold from now on. */
+export interface TakeRequest {
+  op: "take";
+  kind: HypervisorKind;
+  agentRuntime: string;
+  cgroupParent: string;
+  pid: number;
+  startTime: string;
+  /** A VM's shape (qemu/warm.ts): QEMU, machine, memory, CPUs, kernel and image, which a warm VM must have. */
+  shape?: string;
+}
 
-/** A warm agent handed out: from the answer on, the taker owns the process and its directory. */
+export type FactoryRequest = TakeRequest | { op: "status" };
+
+/** A warm QEMU VM handed out: QEMU runs under its keeper (native/vm-keeper.c), which ends with its holder. */
+export interface WarmVm {
+  /** QEMU's pid and start time. */
+  pid: number;
+  startTime: string;
+  /** Its directory (sockets, the shared directory), which goes with it. */
+  dir: string;
+  agentSocket: string;
+  qmpSocket: string;
+  consoleSocket: string;
+  sharedDir: string;
+}
+
+/** A warm sandbox handed out: from the answer on, the taker owns the process and its directory. */
 export interface WarmAgent {
+  /** The process the taker now holds: the agent, or a VM's keeper. */
   pid: number;
   startTime: string;
   /** The agent's hybrid-vsock socket. */
@@ -22,6 +45,8 @@ export interface WarmAgent {
   runcRoot: string;
   /** Its directory (socket, state, log), which goes with it. */
   dir: string;
+  /** For a QEMU pool: the VM. */
+  vm?: WarmVm;
 }
 
 export interface FactoryStatus {
@@ -30,6 +55,8 @@ export interface FactoryStatus {
   agentRuntime: string;
   /** Where its agents put their containers' cgroups (their SHIMLAB_CGROUP_PARENT). */
   cgroupParent: string;
+  /** A QEMU pool's VM shape (TakeRequest.shape). */
+  shape?: string;
   /** The pool's target size. */
   size: number;
   /** Booted and waiting. */

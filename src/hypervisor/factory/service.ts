@@ -1,13 +1,15 @@
 // `shimlab factory`: warm sandboxes, as Kata's VM factory (VMCache) keeps
-// booted VMs for new sandboxes. A small pool of booted host agents, each
-// waiting for a sandbox; a shim takes one over the factory's socket instead
-// of booting its own, and the pool is refilled behind it.
+// booted VMs for new sandboxes. A small pool of booted host agents or QEMU
+// VMs (warmer.ts, qemu/warm.ts), each waiting for a sandbox; a shim takes one
+// over the factory's socket instead of booting its own, and the pool is
+// refilled behind it.
 //
 // Rules: an agent serves one sandbox and is never given twice (it leaves the
 // pool before it is handed out); one found dead or built from an older mock
 // agent than the one installed is replaced, not handed out; and a handed-out
 // agent no longer depends on the factory: it is told to live as long as its
-// shim (the mock agent's lifeline, "ADOPT"), runs in a session of its own,
+// shim (the mock agent's lifeline, "ADOPT"; a VM's keeper speaks the same),
+// runs in a session of its own,
 // and its directory and record become the shim's. A factory that dies leaves
 // its pooled agents to see EOF on their lifelines and exit; the next factory
 // on the same directory removes what they left (pool/<id>.json).
@@ -18,8 +20,8 @@ import crypto from "node:crypto";
 import os from "node:os";
 import type { ChildProcess } from "node:child_process";
 import type { Duplex } from "node:stream";
-import { agentReady, mockAgentEntry, READY_TIMEOUT_MS, spawnHostAgent } from "../host-agent";
 import { killRecorded, processStartTime } from "../rundir";
+import { hostAgentWarmer, type WarmBoot, type Warmer } from "./warmer";
 import { listProcesses, processAlive, setProcessPriority } from "../../util/proc";
 import { cgroupParent } from "../../util/cgroup";
 import type { Logger } from "../../util/logger";
@@ -36,11 +38,17 @@ export interface FactoryOptions {
   logger: Logger;
   /** The agents' environment (default: the factory's). */
   env?: NodeJS.ProcessEnv;
+  /** What the pool holds (default: host agents, with agentRuntime, debug and env). */
+  warmer?: Warmer;
 }
 
-interface Warm extends WarmAgent {
+interface Warm {
   id: string;
+  dir: string;
   child: ChildProcess;
+  pid: number;
+  startTime: string;
+  boot: WarmBoot;
   ready: boolean;
   bootedAt: number;
 }
@@ -66,10 +74,16 @@ export class Factory {
   /** Open connections: a stopping factory hangs up on them rather than wait for their callers. */
   private readonly conns = new Set<net.Socket>();
 
-  constructor(private readonly o: FactoryOptions) {}
+  /** Boots that have not spawned their process yet: a pool slot each. */
+  private spawning = 0;
+  private readonly warmer: Warmer;
 
-  private get cgroupParent(): string {
-    return cgroupParent(this.o.env ?? process.env);
+  constructor(private readonly o: FactoryOptions) {
+    this.warmer = o.warmer ?? hostAgentWarmer({ agentRuntime: o.agentRuntime, debug: o.debug, env: o.env ?? process.env, cgroupParent: cgroupParent(o.env ?? process.env) });
+  }
+
+  private get filling(): number {
+    return this.pool.length + this.spawning;
   }
 
   private get poolDir(): string {
@@ -77,6 +91,7 @@ export class Factory {
   }
 
   async start(): Promise<void> {
+    await this.warmer.init?.();
     fs.mkdirSync(this.poolDir, { recursive: true, mode: 0o700 });
     this.reapLeftovers();
     fs.mkdirSync(path.dirname(this.o.socket), { recursive: true, mode: 0o700 });
@@ -92,7 +107,7 @@ export class Factory {
     });
     fs.chmodSync(this.o.socket, 0o600);
     fs.writeFileSync(path.join(this.o.dir, "factory.pid"), `${process.pid} ${processStartTime(process.pid) ?? ""}\n`);
-    this.o.logger.info("factory serving", { socket: this.o.socket, size: this.o.size, runtime: this.o.agentRuntime });
+    this.o.logger.info("factory serving", { socket: this.o.socket, size: this.o.size, ...this.warmer.describe() });
     this.refill();
   }
 
@@ -136,13 +151,11 @@ export class Factory {
     const warm = this.pool.filter((w) => w.ready);
     return {
       pid: process.pid,
-      kind: "none",
-      agentRuntime: this.o.agentRuntime,
-      cgroupParent: this.cgroupParent,
+      ...this.warmer.describe(),
       size: this.o.size,
       ready: warm.length,
-      warm: warm.map((w) => w.pid),
-      booting: this.pool.length - warm.length,
+      warm: warm.map((w) => w.boot.handout().vm?.pid ?? w.pid),
+      booting: this.filling - warm.length,
       ...this.stats,
     };
   }
@@ -178,9 +191,8 @@ export class Factory {
     if (req.op === "status") return { ok: true, status: this.status() };
     if (req.op !== "take") return { ok: false, error: `unknown op ${JSON.stringify((req as { op: unknown }).op)}` };
     if (this.stopping) return { ok: false, error: "the factory is stopping" };
-    if (req.kind !== "none") return { ok: false, error: `this factory keeps host agents, not ${req.kind}` };
-    if (req.agentRuntime !== this.o.agentRuntime) return { ok: false, error: `this factory's agents run containers with ${this.o.agentRuntime}, not ${req.agentRuntime}` };
-    if (req.cgroupParent !== this.cgroupParent) return { ok: false, error: `this factory's agents put containers under ${this.cgroupParent}, not ${req.cgroupParent}` };
+    const refused = this.warmer.refuse(req);
+    if (refused) return { ok: false, error: refused };
     if (!Number.isInteger(req.pid) || typeof req.startTime !== "string" || !processAlive(req.pid, req.startTime)) return { ok: false, error: "the taker is not a live process" };
     const agent = await this.handOut(req.pid, req.startTime);
     this.refillSoon();
@@ -210,20 +222,18 @@ export class Factory {
       w.child.removeAllListeners("exit");
       w.child.unref();
       this.stats.handedOut++;
-      this.o.logger.info("warm agent handed out", { pid: w.pid, to: pid });
-      return { pid: w.pid, startTime: w.startTime, socket: w.socket, runcRoot: w.runcRoot, dir: w.dir };
+      const out = w.boot.handout();
+      this.o.logger.info("warm sandbox handed out", { pid: out.vm?.pid ?? w.pid, to: pid });
+      return out;
     }
   }
 
-  /** Why an agent must not be handed out: dead, or booted from a mock agent older than the one installed now. */
+  /** Why a warm sandbox must not be handed out: dead, or built from files changed since it booted. */
   private unfit(w: Warm): string | null {
     if (!processAlive(w.pid, w.startTime)) return "dead";
-    try {
-      if (fs.statSync(mockAgentEntry()).mtimeMs > w.bootedAt) return "stale (the mock agent was rebuilt since it booted)";
-    } catch {
-      /* no entry to compare: it was fine when it booted */
-    }
-    return null;
+    const vm = w.boot.handout().vm;
+    if (vm && !processAlive(vm.pid, vm.startTime)) return "its VM is dead";
+    return this.warmer.stale(w.bootedAt);
   }
 
   /** Tells the agent its new holder; null once it said ADOPTED. */
@@ -248,7 +258,7 @@ export class Factory {
       // The taker's priority before the word, not after: a niced agent on a busy CPU would answer,
       // and then serve the pod's first calls, late. All its threads (util/proc setProcessPriority).
       try {
-        setProcessPriority(w.pid, os.getPriority(pid));
+        for (const p of w.boot.pids()) setProcessPriority(p, os.getPriority(pid));
       } catch {
         /* the taker is gone: the agent refuses below */
       }
@@ -285,7 +295,7 @@ export class Factory {
 
   private refill(): void {
     if (this.stopping || this.refillTimer) return;
-    while (this.pool.length < this.o.size) {
+    while (this.filling < this.o.size) {
       if (this.failures > 0) {
         // one at a time, after a pause, until a boot works again
         this.refillTimer = setTimeout(() => {
@@ -300,47 +310,63 @@ export class Factory {
   }
 
   private boot(): void {
-    if (this.stopping || this.pool.length >= this.o.size) return;
+    if (this.stopping || this.filling >= this.o.size) return;
     const id = `${Date.now().toString(36)}-${crypto.randomBytes(4).toString("hex")}`;
     const dir = path.join(this.poolDir, id);
-    let a;
-    try {
-      a = spawnHostAgent({ dir, agentRuntime: this.o.agentRuntime, debug: this.o.debug, env: this.o.env ?? process.env, detached: true });
-    } catch (e) {
-      this.o.logger.error("could not boot a warm agent", { error: (e as Error).message });
-      this.failures++;
-      fs.rmSync(dir, { recursive: true, force: true });
-      return;
-    }
-    // Filling the pool is background work: it must not slow the pods being started meanwhile (an adopted agent takes its shim's priority).
-    setProcessPriority(a.child.pid!, POOL_NICE);
-    const w: Warm = { id, dir, child: a.child, pid: a.child.pid!, startTime: processStartTime(a.child.pid!) ?? "", socket: a.socket, runcRoot: a.runcRoot, ready: false, bootedAt: Date.now() };
+    this.spawning++;
+    const bootedAt = Date.now();
+    this.warmer.boot(dir).then(
+      (b) => {
+        this.spawning--;
+        this.booted(id, dir, b, bootedAt);
+      },
+      (e: Error) => {
+        this.spawning--;
+        this.o.logger.error("could not boot a warm sandbox", { error: e.message });
+        this.failures++;
+        fs.rmSync(dir, { recursive: true, force: true });
+        this.refill();
+      },
+    );
+  }
+
+  private booted(id: string, dir: string, b: WarmBoot, bootedAt: number): void {
+    const pid = b.child.pid!;
+    const w: Warm = { id, dir, child: b.child, boot: b, pid, startTime: processStartTime(pid) ?? "", ready: false, bootedAt };
     // the record first: a factory killed from here on leaves nothing the next one cannot find
     fs.writeFileSync(this.recordOf(w), JSON.stringify({ pid: w.pid, startTime: w.startTime, dir }), { mode: 0o600 });
+    if (this.stopping) {
+      this.discard(w);
+      return;
+    }
+    // Filling the pool is background work: it must not slow the pods being started meanwhile (an adopted one takes its shim's priority).
+    for (const p of b.pids()) setProcessPriority(p, POOL_NICE);
     this.pool.push(w);
-    a.child.once("exit", (code, signal) => {
+    b.child.once("exit", (code, signal) => {
       const i = this.pool.indexOf(w);
       if (i < 0) return;
       this.pool.splice(i, 1);
-      this.o.logger.warn("warm agent died in the pool", { pid: w.pid, code, signal });
+      this.o.logger.warn("warm sandbox died in the pool", { pid: w.pid, code, signal });
       if (w.ready) this.stats.replaced++;
       else this.failures++;
       this.discard(w);
       this.refill();
     });
-    void agentReady(a.child, READY_TIMEOUT_MS).then((ok) => {
+    void b.ready.then((ok) => {
       if (!this.pool.includes(w)) return;
       if (!ok) {
-        this.o.logger.error("a warm agent did not get ready", { pid: w.pid });
+        this.o.logger.error("a warm sandbox did not get ready", { pid: w.pid });
         this.pool.splice(this.pool.indexOf(w), 1);
         this.failures++;
         this.discard(w);
         this.refill();
         return;
       }
+      // A VM's QEMU is known (and reniced) only once its keeper forked it.
+      for (const p of b.pids()) setProcessPriority(p, POOL_NICE);
       this.failures = 0;
       w.ready = true;
-      this.o.logger.info("warm agent ready", { pid: w.pid, ready: this.pool.filter((x) => x.ready).length });
+      this.o.logger.info("warm sandbox ready", { pid: w.pid, ready: this.pool.filter((x) => x.ready).length });
     });
   }
 

@@ -12,7 +12,9 @@ import type { Hypervisor, SandboxVm, StartOptions } from "../types";
 import { chooseAccel } from "./accel";
 import { parseQemuConfig, type QemuConfig } from "./config";
 import { cacheRoot, findImage } from "./image-manifest";
-import { QemuVm } from "./vm";
+import { QemuVm, type LaunchOptions } from "./vm";
+import { vmShape } from "./shape";
+import { takeWarmAgent } from "../factory/client";
 import { SNAPSHOT_PARAM } from "./guest-init";
 import { attachPodNetwork, detachPodNetwork, scanPodNetwork, type PodNetworkPlan } from "./network";
 import { ruleComment } from "./loopback-commands";
@@ -36,14 +38,18 @@ export class QemuHypervisor implements Hypervisor {
     return parseQemuConfig(raw, source);
   }
 
-  constructor(readonly config: QemuConfig) {}
+  /** factorySocket: a `shimlab factory` of QEMU VMs, to take a warm VM from when a sandbox fits its pool. */
+  constructor(
+    readonly config: QemuConfig,
+    private readonly factorySocket?: string,
+  ) {}
 
   /**
    * The kernel, initramfs and /usr a sandbox boots: the configured files, or the image
    * `shimlab image build` made for this shimlab. A start never builds one (seconds to minutes,
    * and a VM of its own): a missing or stale image fails it with the command to run.
    */
-  private image(o: StartOptions, c: QemuConfig): { kernel: string; initrd: string; usrDir?: string; key: string } {
+  private image(o: Pick<StartOptions, "env" | "logger">, c: QemuConfig): { kernel: string; initrd: string; usrDir?: string; key: string } {
     if (c.kernel || c.initrd) {
       for (const f of [c.kernel, c.initrd]) if (f && !fs.existsSync(f)) throw unavailable(`guest image file ${f} does not exist`);
     }
@@ -69,7 +75,11 @@ export class QemuHypervisor implements Hypervisor {
   /** A VM boots only in start(), which hands it out: the driver holds nothing of its own. */
   async release(): Promise<void> {}
 
-  async start(o: StartOptions): Promise<SandboxVm> {
+  /**
+   * What a VM for these settings boots with, but its sockets and the pod's own devices: the
+   * sandbox's (annotations and all), or a factory's warm VMs' (no annotations).
+   */
+  async vmSpec(o: Pick<StartOptions, "annotations" | "env" | "logger"> & { sandboxId: string }): Promise<{ c: QemuConfig; spec: LaunchOptions["spec"] }> {
     const c = sandboxSettings(this.config, o.annotations);
     const img = this.image(o, c);
     const cacheDir = c.cacheDir ?? cacheRoot(o.env);
@@ -107,22 +117,54 @@ export class QemuHypervisor implements Hypervisor {
       },
     });
     o.logger.info("accelerator chosen", { accel: accel.accel, why: accel.why });
+    return { c, spec: spec(accel.accel) };
+  }
+
+  async start(o: StartOptions): Promise<SandboxVm> {
+    const { c, spec } = await this.vmSpec(o);
     const network = o.netns ? await podNetwork(o.netns, o) : undefined;
+    const launch: LaunchOptions = {
+      qemuPath: c.path,
+      spec,
+      runDir: o.runDir,
+      logger: o.logger,
+      bootTimeoutMs: c.bootTimeoutMs,
+      env: o.env,
+      share: true,
+      network,
+      loopback: o.netns ? { netns: o.netns, comment: ruleComment(o.sandboxId) } : undefined,
+    };
+    if (this.factorySocket) {
+      const warm = await this.takeWarm(launch, o);
+      if (warm) return warm;
+    }
     try {
-      return await QemuVm.launch({
-        qemuPath: c.path,
-        spec: spec(accel.accel),
-        runDir: o.runDir,
-        logger: o.logger,
-        bootTimeoutMs: c.bootTimeoutMs,
-        env: o.env,
-        share: true,
-        network,
-        loopback: o.netns ? { netns: o.netns, comment: ruleComment(o.sandboxId) } : undefined,
-      });
+      return await QemuVm.launch(launch);
     } catch (e) {
       if (network) await detachPodNetwork(network, o.logger);
       throw e;
+    }
+  }
+
+  /**
+   * A warm VM from the factory, when this sandbox's VM would be the same as the pool's (its shape:
+   * QEMU, machine, memory, CPUs, kernel, image) and needs no NIC (a warm VM gets none yet); null
+   * when not, or when the factory has none to give or is gone: a factory only ever saves time.
+   */
+  private async takeWarm(launch: LaunchOptions, o: StartOptions): Promise<QemuVm | null> {
+    const skip = (reason: string) => (o.logger.info("no warm VM from the factory: booting one", { factory: this.factorySocket, reason }), null);
+    if (launch.network) return skip("the pod has a network of its own, and a warm VM takes no NIC");
+    let w;
+    try {
+      w = await takeWarmAgent(this.factorySocket!, { kind: "qemu", agentRuntime: this.config.guestRuntime, shape: vmShape(launch.qemuPath, launch.spec) });
+    } catch (e) {
+      return skip((e as Error).message);
+    }
+    if (!w.vm) return skip("the factory's answer has no VM");
+    try {
+      return await QemuVm.adopt(launch, { ...w.vm, keeper: { pid: w.pid, startTime: w.startTime } });
+    } catch (e) {
+      return skip(`the warm VM could not be taken over: ${(e as Error).message}`);
     }
   }
 }

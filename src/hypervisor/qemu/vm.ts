@@ -8,17 +8,21 @@ import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { execFile, spawn, type ChildProcess } from "node:child_process";
+import type { Readable } from "node:stream";
 import { VirtioSerialTransport } from "../../agent/transport";
 import type { StorageInit } from "../../gen/grpc";
 import { deadlineExceeded, ErrdefsError, unavailable } from "../../errdefs";
 import type { Logger } from "../../util/logger";
 import type { GuestNetwork, LoopbackListener, SandboxVm, VmExit, VmRecord } from "../types";
 import { processStartTime, socketIn, writeVmRecord } from "../rundir";
+import { adoptedProcess, childProcess, type HostProcess } from "../process";
 import { qemuArgs, SHARE_TAG, type QemuSpec } from "./cmdline";
 import { GUEST_SHARED_DIR } from "./guest-init";
 import { QmpClient } from "./qmp";
 import { detachPodNetwork, type PodNetworkPlan } from "./network";
 import { PodLoopback } from "./loopback";
+import type { WarmVm } from "../factory/protocol";
+import { mountsBelow } from "../../util/mounts";
 
 /** The mock agent logs this once it listens on the port (src/mock-agent/serial.ts says the same). */
 export const AGENT_READY_LINE = "agent serving on virtio-serial";
@@ -41,7 +45,18 @@ export interface LaunchOptions {
   network?: PodNetworkPlan;
   /** The pod's own network namespace (none for host networking): openLoopback() redirects its loopback. */
   loopback?: { netns: string; comment: string };
+  /**
+   * A warm VM's keeper (native/vm-keeper.c, `shimlab factory`): QEMU runs under it, in a session of
+   * its own, and lives as long as the keeper's holder (the lifeline on the keeper's fd 3) instead of
+   * dying with the process that launched it.
+   */
+  keeper?: string;
+  /** Called with the spawned process (QEMU, or its keeper) before the boot is waited for. */
+  onSpawn?: (child: ChildProcess) => void;
 }
+
+/** A booted VM that a factory handed out, and its keeper: what its new holder needs to take it over. */
+export type WarmVmHandle = WarmVm & { keeper: { pid: number; startTime: string } };
 
 export interface BootTimes {
   /** Spawn to QMP answering. */
@@ -85,34 +100,34 @@ export class QemuVm implements SandboxVm {
   private readonly shares = new Set<string>();
   private lineWaiters: { line: string; resolve: () => void }[] = [];
   private readonly sockets: string[];
+  private readonly socketPaths: { agent: string; qmp: string; console: string };
   private readonly sharedDir: string | null;
   private record: VmRecord | null = null;
   private loopback: PodLoopback | null = null;
+  /** A warm VM's directory, outside the sandbox's run dir: it goes with the VM. */
+  private ownDir: string | null = null;
 
   private constructor(
-    private readonly child: ChildProcess,
+    private readonly proc: HostProcess,
     private readonly o: LaunchOptions,
     args: string[],
     sockets: { agent: string; qmp: string; console: string },
     sharedDir: string | null,
+    stderr?: Readable | null,
   ) {
     this.args = args;
     this.agentTransport = new VirtioSerialTransport(sockets.agent);
     this.sockets = [sockets.agent, sockets.qmp, sockets.console];
+    this.socketPaths = sockets;
     this.sharedDir = sharedDir;
     this.consoleLog = path.join(o.runDir, "console.log");
-    this.exited = new Promise((resolve) =>
-      child.once("exit", (code, signal) => {
-        this.exit = { code, signal };
-        resolve(this.exit);
-      }),
-    );
-    child.stderr?.setEncoding("utf8");
-    child.stderr?.on("data", (d: string) => (this.stderr = (this.stderr + d).slice(-TAIL_MAX)));
+    this.exited = proc.exited.then((x) => (this.exit = x));
+    stderr?.setEncoding("utf8");
+    stderr?.on("data", (d: string) => (this.stderr = (this.stderr + d).slice(-TAIL_MAX)));
   }
 
   get pid(): number {
-    return this.child.pid!;
+    return this.proc.pid;
   }
 
   get network(): GuestNetwork | null {
@@ -146,21 +161,31 @@ export class QemuVm implements SandboxVm {
     // Kata starts the VMM inside the pod's namespace too: QEMU opens its taps by name there.
     // nsenter and setpriv both exec, so the pid spawned is QEMU's.
     const qemu = nics?.length ? ["nsenter", `--net=${o.network!.netns}`, "--", o.qemuPath, ...args] : [o.qemuPath, ...args];
-    const [cmd, argv] = sp ? [sp, ["--pdeathsig", "SIGKILL", "--", ...qemu]] : [qemu[0], qemu.slice(1)];
+    const [cmd, argv] = o.keeper ? [o.keeper, qemu] : sp ? [sp, ["--pdeathsig", "SIGKILL", "--", ...qemu]] : [qemu[0], qemu.slice(1)];
     const t0 = Date.now();
-    const child = spawn(cmd, argv, { cwd: o.runDir, stdio: ["ignore", "ignore", "pipe"], env });
+    const child = spawn(cmd, argv, { cwd: o.runDir, stdio: ["ignore", "ignore", "pipe", ...(o.keeper ? (["pipe"] as const) : [])], env, detached: !!o.keeper });
     const spawnErr = new Promise<Error>((resolve) => child.once("error", resolve));
     if (!child.pid) throw unavailable(`cannot start ${o.qemuPath}: ${(await spawnErr).message}`);
-    const vm = new QemuVm(child, o, [o.qemuPath, ...args], sockets, sharedDir);
+    o.onSpawn?.(child);
+    let proc = childProcess(child);
+    if (o.keeper) {
+      // The keeper forks QEMU: the VM's pid is its child's.
+      const qemuPid = await keptChild(child.pid, proc);
+      if (!qemuPid) throw unavailable(`the VM keeper ${o.keeper} started no QEMU: ${(await proc.exited.then((x) => `it exited (code ${x.code}, signal ${x.signal})`))}`);
+      const keeper = proc;
+      proc = { pid: qemuPid, exited: keeper.exited, alive: keeper.alive, kill: (sig) => void process.kill(qemuPid, sig) };
+    }
+    const vm = new QemuVm(proc, o, [o.qemuPath, ...args], sockets, sharedDir, child.stderr);
+    vm.keeperProcess = o.keeper ? child : null;
     vm.record = {
       kind: "qemu",
-      pid: child.pid,
-      startTime: processStartTime(child.pid) ?? "",
+      pid: proc.pid,
+      startTime: processStartTime(proc.pid) ?? "",
       agentUrl: vm.agentTransport.url,
       ...(nics?.length ? { netns: o.network!.netns, nics: o.network!.nics.map((n) => ({ hostIf: n.hostIf, tap: n.tap })) } : {}),
     };
     writeVmRecord(o.runDir, vm.record);
-    o.logger.info("qemu started", { pid: child.pid, accel: o.spec.accel, machine: o.spec.machine, memoryMb: o.spec.memoryMb });
+    o.logger.info("qemu started", { pid: proc.pid, accel: o.spec.accel, machine: o.spec.machine, memoryMb: o.spec.memoryMb });
     o.logger.debug("qemu command line", { args: vm.args.join(" ") });
     try {
       await vm.boot(t0, sockets);
@@ -170,7 +195,66 @@ export class QemuVm implements SandboxVm {
       const msg = `${(e as Error).message}${diag ? `; ${diag}` : ""}`;
       throw e instanceof ErrdefsError ? new ErrdefsError(e.kind, msg, { cause: e }) : unavailable(msg, { cause: e });
     }
-    o.logger.info("vm booted", { pid: child.pid, qmpMs: vm.times.qmpMs, readyMs: vm.times.readyMs });
+    o.logger.info("vm booted", { pid: proc.pid, qmpMs: vm.times.qmpMs, readyMs: vm.times.readyMs });
+    return vm;
+  }
+
+  /** The keeper a warm VM was launched under (its fd 3 is the lifeline); null for a sandbox's own VM. */
+  keeperProcess: ChildProcess | null = null;
+
+  /** What a factory hands out of a warm VM it launched (under a keeper) and released. */
+  warmHandle(): Omit<WarmVmHandle, "keeper" | "dir" | "pid"> & { keeperStartTime: string } {
+    if (!this.keeperProcess || !this.sharedDir) throw new Error("not a warm VM: launched without a keeper or a shared directory");
+    return {
+      startTime: this.record?.startTime ?? "",
+      keeperStartTime: processStartTime(this.keeperProcess.pid!) ?? "",
+      agentSocket: this.socketPaths.agent,
+      qmpSocket: this.socketPaths.qmp,
+      consoleSocket: this.socketPaths.console,
+      sharedDir: this.sharedDir,
+    };
+  }
+
+  /**
+   * Lets go of a booted VM without stopping it: its console and QMP connections close, so that the
+   * sandbox it is handed to can make its own (QEMU serves one client on each). For a factory.
+   */
+  release(): void {
+    for (const w of this.lineWaiters) w.resolve();
+    this.lineWaiters = [];
+    this.qmp?.close();
+    this.qmp = null;
+    this.console?.destroy();
+    this.console = null;
+    if (this.consoleFd !== null) fs.closeSync(this.consoleFd);
+    this.consoleFd = null;
+  }
+
+  /**
+   * Takes over a VM a factory booted (warm): its console and QMP, its agent's port, its shared
+   * directory. Its record, in this sandbox's run dir, names its keeper and its directory, for
+   * `delete` to reap after a crash; the keeper already ends it with this process.
+   */
+  static async adopt(o: LaunchOptions, w: WarmVmHandle): Promise<QemuVm> {
+    fs.mkdirSync(o.runDir, { recursive: true, mode: 0o700 });
+    const t0 = Date.now();
+    const sockets = { agent: w.agentSocket, qmp: w.qmpSocket, console: w.consoleSocket };
+    const vm = new QemuVm(adoptedProcess(w.pid, w.startTime), o, [o.qemuPath], sockets, w.sharedDir);
+    vm.ownDir = w.dir;
+    vm.record = { kind: "qemu", pid: w.pid, startTime: w.startTime, agentUrl: vm.agentTransport.url, extraPids: [w.keeper], dirs: [w.dir] };
+    writeVmRecord(o.runDir, vm.record);
+    const deadline = t0 + o.bootTimeoutMs;
+    try {
+      vm.attachConsole(await vm.step("connecting its console", vm.connectConsole(sockets.console, deadline), deadline));
+      vm.qmp = await vm.step("connecting QMP", vm.connectQmp(sockets.qmp, deadline), deadline);
+      const st = await vm.step("querying its status", vm.qmp.queryStatus(), deadline);
+      if (!st.running) throw unavailable(`the warm VM is not running its guest (status ${st.status})`);
+    } catch (e) {
+      await vm.stop();
+      throw e;
+    }
+    vm.times = { qmpMs: Date.now() - t0, readyMs: Date.now() - t0 };
+    o.logger.info("warm vm adopted", { pid: w.pid, keeper: w.keeper.pid, ms: vm.times.readyMs });
     return vm;
   }
 
@@ -359,7 +443,7 @@ export class QemuVm implements SandboxVm {
       if (!gone) {
         this.o.logger.warn("qemu did not quit; killing it", { pid: this.pid });
         try {
-          this.child.kill("SIGKILL");
+          this.proc.kill("SIGKILL");
         } catch {
           /* already gone */
         }
@@ -373,5 +457,24 @@ export class QemuVm implements SandboxVm {
     for (const id of [...this.shares]) await this.unshareRootfs(id).catch((e) => this.o.logger.error("unshare failed", { container: id, error: (e as Error).message }));
     for (const s of this.sockets) fs.rmSync(s, { force: true });
     if (this.o.network) await detachPodNetwork(this.o.network, this.o.logger);
+    if (this.ownDir) {
+      // never a recursive removal through a bind that would not go
+      if (mountsBelow(this.ownDir).length === 0) fs.rmSync(this.ownDir, { recursive: true, force: true });
+      else this.o.logger.error("the warm VM's directory still has mounts: left in place", { dir: this.ownDir });
+    }
   }
+}
+
+/** The pid of the one child a VM keeper forks, once it has (a few ms after its spawn); null if it exited first. */
+async function keptChild(keeperPid: number, keeper: HostProcess): Promise<number | null> {
+  for (let i = 0; i < 400 && keeper.alive(); i++) {
+    try {
+      const kids = fs.readFileSync(`/proc/${keeperPid}/task/${keeperPid}/children`, "utf8").trim();
+      if (kids) return Number(kids.split(/\s+/)[0]);
+    } catch {
+      return null;
+    }
+    await delay(5);
+  }
+  return null;
 }

@@ -1,0 +1,101 @@
+// A `shimlab factory` of QEMU VMs (Kata's VMCache): VMs booted ahead with the
+// configuration's settings and no sandbox's annotations, their agent serving,
+// each under a keeper (native/vm-keeper.c) that ends it with its holder: the
+// factory while it is pooled, the shim that took it from then on. Handed out
+// with its sockets and its shared directory; the shim gives it its sandbox
+// (CreateSandbox: hostname, storages) as it would a VM it booted.
+import crypto from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import type { ChildProcess } from "node:child_process";
+import type { Logger } from "../../util/logger";
+import type { Warmer, WarmBoot } from "../factory/warmer";
+import type { QemuConfig } from "./config";
+import type { LaunchOptions } from "./vm";
+import { QemuVm } from "./vm";
+import { vmShape } from "./shape";
+import { shimlabDist } from "./image-manifest";
+import type { QemuHypervisor } from "./index";
+
+/** native/build/vm-keeper beside the dist/ this runs from (a checkout, or `shimlab install --copy`'s). */
+export function keeperPath(): string {
+  return process.env.SHIMLAB_VM_KEEPER ?? path.join(path.dirname(shimlabDist()), "native", "build", "vm-keeper");
+}
+
+export function qemuWarmer(hv: QemuHypervisor, o: { logger: Logger; env?: NodeJS.ProcessEnv }): Warmer {
+  let prepared: { c: QemuConfig; spec: LaunchOptions["spec"]; shape: string } | null = null;
+  const need = () => {
+    if (!prepared) throw new Error("the QEMU warmer was not initialised");
+    return prepared;
+  };
+  return {
+    kind: "qemu",
+    /** The image and accelerator, once: a factory with no image to boot fails as it starts. */
+    async init() {
+      const keeper = keeperPath();
+      if (!fs.existsSync(keeper)) throw new Error(`${keeper} is missing: run npm run build`);
+      const { c, spec } = await hv.vmSpec({ sandboxId: "factory", env: o.env, logger: o.logger });
+      prepared = { c, spec, shape: vmShape(c.path, spec) };
+    },
+    describe: () => ({ kind: "qemu", agentRuntime: need().c.guestRuntime, cgroupParent: "", shape: need().shape }),
+    refuse(req) {
+      if (req.kind !== "qemu") return `this factory keeps QEMU VMs, not ${req.kind === "none" ? "host agents" : req.kind}`;
+      if (req.shape !== need().shape) return `this factory's VMs are ${need().shape}, not ${req.shape ?? "unspecified"}`;
+      return null;
+    },
+    async boot(dir): Promise<WarmBoot> {
+      const { c, spec } = need();
+      let resolveSpawn!: (c: ChildProcess) => void;
+      const spawned = new Promise<ChildProcess>((r) => (resolveSpawn = r));
+      let vm: QemuVm | null = null;
+      const launched = QemuVm.launch({
+        qemuPath: c.path,
+        // A CID of its own where vhost-vsock exists: the sandbox's would be derived from an id not known yet.
+        spec: { ...spec, vsockCid: spec.vsockCid === undefined ? undefined : 3 + crypto.randomInt(0xfffffff0 - 3) },
+        runDir: dir,
+        logger: o.logger,
+        bootTimeoutMs: c.bootTimeoutMs,
+        env: o.env,
+        share: true,
+        keeper: keeperPath(),
+        onSpawn: resolveSpawn,
+      });
+      const child = await Promise.race([spawned, launched.then(() => spawned)]);
+      const ready = launched.then(
+        (v) => {
+          vm = v;
+          // The taker connects its own: QEMU serves one client on each.
+          v.release();
+          return true;
+        },
+        (e: Error) => {
+          o.logger.error("a warm VM did not boot", { error: e.message });
+          return false;
+        },
+      );
+      const qemu = () => {
+        if (!vm) throw new Error("the warm VM is not booted yet");
+        return vm;
+      };
+      return {
+        child,
+        ready,
+        pids: () => (vm ? [child.pid!, vm.pid] : [child.pid!]),
+        handout: () => {
+          const v = qemu();
+          const rec = v.warmHandle();
+          return { pid: child.pid!, startTime: rec.keeperStartTime, socket: rec.agentSocket, runcRoot: "", dir, vm: { pid: v.pid, startTime: rec.startTime, dir, agentSocket: rec.agentSocket, qmpSocket: rec.qmpSocket, consoleSocket: rec.consoleSocket, sharedDir: rec.sharedDir } };
+        },
+      };
+    },
+    stale(bootedAt) {
+      const { spec } = need();
+      for (const f of [spec.kernel, spec.initrd]) {
+        const st = fs.statSync(f, { throwIfNoEntry: false });
+        if (!st) return `stale (${f} is gone)`;
+        if (st.mtimeMs > bootedAt) return `stale (${f} was rebuilt since it booted)`;
+      }
+      return null;
+    },
+  };
+}
