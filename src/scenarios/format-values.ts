@@ -21,7 +21,7 @@ export const nonNeg = z.int().min(0);
 export const target = z
   .string()
   .regex(/^(shim|agent|vm|containerd|factory|warm-agent|init:[A-Za-z0-9._-]+)$/, { error: "shim, agent, vm, containerd, factory, warm-agent or init:<container>" })
-  .meta({ id: "target", description: "shim, agent, vm, containerd, factory, warm-agent or init:<container>; vm is the QEMU process, factory the scenario's factory of warm sandboxes, warm-agent the oldest agent in its pool" });
+  .meta({ id: "target", description: "shim, agent, vm, containerd, factory, warm-agent or init:<container>; vm is the QEMU process, factory the scenario's factory of warm sandboxes, warm-agent the next warm sandbox in its pool (an agent, or a QEMU VM)" });
 
 /** A signal by number or by name. */
 export const signal = z.union([z.int().min(1).max(64), z.string().regex(/^SIG[A-Z0-9]+$/)], { error: "a signal number or name (SIGKILL)" }).meta({ id: "signal" });

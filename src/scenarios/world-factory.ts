@@ -1,6 +1,7 @@
 // A scenario's `shimlab factory`: the real one (bin/shimlab factory run, a
 // process of its own so that a scenario can kill it), in the world's
-// directory, with its agents' containers under the world's cgroup parent.
+// directory, with its agents' containers under the world's cgroup parent,
+// pooling what the scenario's shim configuration boots (agents or QEMU VMs).
 // The shim reaches it through a proxy on the factory's socket, where the
 // factory-link fault acts: "die-mid-handout" lets a take through, and when the
 // factory's answer comes back (the agent adopted, out of the pool, its record
@@ -21,6 +22,8 @@ export class ScenarioFactory {
   /** What the shim's configuration names: the proxy. */
   readonly socket: string;
   fault: FactoryLinkFault = null;
+  /** The shim's configuration, for the factory to pool what its driver boots (host agents, or QEMU VMs). */
+  config: { file: string; qemu: boolean } | null = null;
   private proc: ChildProcess | null = null;
   private proxy: net.Server | null = null;
   private readonly conns = new Set<net.Socket>();
@@ -41,10 +44,12 @@ export class ScenarioFactory {
     fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     const log = fs.openSync(path.join(this.dir, "factory.log"), "a");
     const args = [path.join(REPO_ROOT, "bin", "shimlab"), "factory", "run", "--dir", this.dir, "--socket", this.realSocket, "--size", String(this.size)];
+    if (this.config) args.push("--config", this.config.file);
     this.proc = spawn(process.execPath, args, { env: { ...process.env, ...this.env }, stdio: ["ignore", log, log] });
     fs.closeSync(log);
     const p = this.proc;
-    if (!(await untilFactoryReady(this.realSocket, { timeoutMs: 20_000, gone: () => p.exitCode !== null }))) throw new Error(`the scenario's factory did not fill its pool; log ${path.join(this.dir, "factory.log")}`);
+    // a VM under TCG boots in seconds, more on a loaded machine
+    if (!(await untilFactoryReady(this.realSocket, { timeoutMs: this.config?.qemu ? 180_000 : 20_000, gone: () => p.exitCode !== null }))) throw new Error(`the scenario's factory did not fill its pool; log ${path.join(this.dir, "factory.log")}`);
     this.proxy = net.createServer((c) => this.relay(c));
     await new Promise<void>((resolve) => this.proxy!.listen(this.socket, resolve));
   }
@@ -93,7 +98,7 @@ export class ScenarioFactory {
     return p?.pid && p.exitCode === null && p.signalCode === null ? [p.pid] : [];
   }
 
-  /** Its pooled agents, the next to be handed out first, as the factory itself tells them. */
+  /** Its pooled agents (a QEMU pool's: its VMs), the next to be handed out first, as the factory itself tells them. */
   async warmAgents(): Promise<number[]> {
     if (!this.pids().length) return [];
     return (await factoryStatus(this.realSocket, 2_000).catch(() => null))?.warm ?? [];

@@ -195,6 +195,7 @@ export class World implements FaultWorld {
       if (qemu) lines.push("[qemu]", ...QEMU_HARNESS_SETTINGS);
       fs.writeFileSync(f, lines.join("\n") + "\n");
       env.SHIMLAB_CONFIG = f;
+      if (this.factory) this.factory.config = { file: f, qemu };
     }
     return env;
   }
