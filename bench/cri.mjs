@@ -11,7 +11,7 @@ import { summary } from "./lib/stats.mjs";
 import { warmFactory } from "./lib/factory.mjs";
 
 const { startCriContainerd } = dist("harness/cri/containerd.js");
-const { hostNetworkPod, containerConfig } = dist("harness/cri/pod.js");
+const { hostNetworkPod, podConfig, containerConfig } = dist("harness/cri/pod.js");
 const { listProcesses } = dist("util/proc.js");
 const { removeCgroupDirs } = dist("mock-agent/runtime/runc.js");
 
@@ -19,11 +19,13 @@ export const PHASES = ["runPod", "container", "exec", "teardown", "total"];
 const rssKb = (pid) => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? NaN);
 
 let seq = 0;
-async function onePod(env, handler) {
+/** One pod's phases; `network`: on CNI's network instead of the host's (a VM pod must have its own). */
+export async function onePod(env, handler, { network = false } = {}) {
   const rt = env.cri.runtime;
   const n = seq++;
   const t = [performance.now()];
-  const config = hostNetworkPod({ name: `bench-${handler}-${n}`, uid: `bench-${process.pid}-${handler}-${n}`, cgroupParent: env.ctd.cgroupParent });
+  const pod = { name: `bench-${handler}-${n}`, uid: `bench-${process.pid}-${handler}-${n}`, cgroupParent: env.ctd.cgroupParent };
+  const config = network ? podConfig({ ...pod, network: "pod" }) : hostNetworkPod(pod);
   const { podSandboxId } = await rt.RunPodSandbox({ config, runtimeHandler: handler });
   t.push(performance.now());
   const { containerId } = await rt.CreateContainer({ podSandboxId, sandboxConfig: config, config: containerConfig({ name: "app", image: env.images.busybox, command: ["sleep", "300"] }) });

@@ -6,7 +6,7 @@
 // place things): cross-CPU wake-ups roughly double small latencies on these
 // VMs, so only figures taken in the same mode compare.
 //
-//   node bench/run.mjs [--free] [--only lifecycle,memory,state,gostate,cri,echo] [--runs N] [--out file]
+//   node bench/run.mjs [--free] [--only lifecycle,memory,state,gostate,cri,qemu,echo] [--runs N] [--out file]
 //                      [--variants shimlab-tree,shimlab-nocache,shimlab-base,shimlab-node,shimlab-warm]   (lifecycle; shimlab-warm also cri; see lib/variants.mjs)
 import fs from "node:fs";
 import path from "node:path";
@@ -34,7 +34,7 @@ if (!flag("--free") && !process.env.SHIMLAB_BENCH_PINNED) {
 }
 delete process.env.NODE_EXTRA_CA_CERTS; // containerd (and so every shim) inherits our environment
 
-const only = new Set((opt("--only", "lifecycle,memory,state,gostate,cri,echo")).split(","));
+const only = new Set((opt("--only", "lifecycle,memory,state,gostate,cri,qemu,echo")).split(","));
 const runs = Number(opt("--runs", "20"));
 const outFile = path.resolve(opt("--out", path.join(ROOT, "bench", "results.json")));
 const log = (m) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${m}\n`);
@@ -169,6 +169,16 @@ if (only.has("cri")) {
   if (warm) {
     add("cri_runpodsandbox_ms_warm", "ms", r["shimlab-warm"].runPod.median, r.runc.runPod.median, `${note}; the agent from a factory`);
     add("cri_start_container_ms_warm", "ms", r["shimlab-warm"].container.median, r.runc.container.median, `CreateContainer + StartContainer ${note}; the agent from a factory`);
+  }
+}
+if (only.has("qemu")) {
+  const { qemuPodBench } = await import("./qemu-pod.mjs");
+  const r = await qemuPodBench({ runs: 3, log });
+  if (r) {
+    details.qemu = r;
+    const note = "RunPodSandbox to the first container running (+ CreateContainer, StartContainer), CNI network, TCG; runc's pod on the same network (median of 3)";
+    add("qemu_pod_ready_ms", "ms", r["shimlab-qemu"].median, r.runc.median, `${note}; the shim boots its VM`);
+    add("qemu_pod_ready_ms_warm", "ms", r["shimlab-qemu-warm"].median, r.runc.median, `${note}; a warm VM from a factory, its NIC plugged in at handout`);
   }
 }
 if (only.has("echo")) {

@@ -32,6 +32,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <arpa/inet.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
 #include <linux/netfilter_ipv4.h>
 #include <netinet/in.h>
 #include <sched.h>
@@ -782,6 +784,117 @@ static napi_value ListenTcpInNetns(napi_env env, napi_callback_info info) {
   return v;
 }
 
+// openTapInNetns(netnsPath, name) → fd: the tap `name` of a pod's network
+// namespace, opened there (a tun file belongs to the namespace of whoever
+// opened it) with QEMU's own flags, for a running VM to take over QMP
+// (getfd): a warm VM booted outside the pod's namespace gets its NIC so.
+// On a thread of its own, for the reason netns_listen_main gives.
+typedef struct {
+  char netns[4096];
+  char name[IFNAMSIZ];
+  int fd;
+  int err;
+  const char* what;
+} netns_tap_t;
+
+static void* netns_tap_main(void* arg) {
+  netns_tap_t* j = (netns_tap_t*)arg;
+  int ns = open(j->netns, O_RDONLY | O_CLOEXEC);
+  if (ns < 0) {
+    j->err = errno;
+    j->what = "open network namespace";
+    return NULL;
+  }
+  if (setns(ns, CLONE_NEWNET) != 0) {
+    j->err = errno;
+    j->what = "setns(CLONE_NEWNET)";
+    close(ns);
+    return NULL;
+  }
+  close(ns);
+  int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+  if (fd < 0) {
+    j->err = errno;
+    j->what = "open /dev/net/tun";
+    return NULL;
+  }
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+  memcpy(ifr.ifr_name, j->name, strlen(j->name));
+  if (ioctl(fd, TUNSETIFF, &ifr) != 0) {
+    j->err = errno;
+    j->what = "TUNSETIFF";
+    close(fd);
+    return NULL;
+  }
+  j->fd = fd;
+  return NULL;
+}
+
+static napi_value OpenTapInNetns(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  netns_tap_t j;
+  memset(&j, 0, sizeof j);
+  size_t len = 0, nlen = 0;
+  if (argc < 2 || napi_get_value_string_utf8(env, argv[0], j.netns, sizeof j.netns, &len) != napi_ok || len == 0 ||
+      len >= sizeof j.netns - 1 || napi_get_value_string_utf8(env, argv[1], j.name, sizeof j.name, &nlen) != napi_ok ||
+      nlen == 0 || nlen >= IFNAMSIZ - 1) {
+    napi_throw_type_error(env, NULL, "openTapInNetns(netnsPath, tapName)");
+    return NULL;
+  }
+  j.fd = -1;
+  pthread_t t;
+  int e = pthread_create(&t, NULL, netns_tap_main, &j);
+  if (e != 0) return throw_errno(env, "pthread_create", e);
+  pthread_join(t, NULL);
+  if (j.fd < 0) return throw_errno(env, j.what, j.err);
+  napi_value v;
+  napi_create_int32(env, j.fd, &v);
+  return v;
+}
+
+// sendWithFd(socketFd, buffer, fd): one sendmsg of buffer with fd as
+// SCM_RIGHTS, as QMP's getfd wants its descriptor: with the command's bytes.
+// The socket is non-blocking (libuv's); a message this small goes at once
+// or not at all (EAGAIN is thrown).
+static napi_value SendWithFd(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t sock, fd;
+  void* data = NULL;
+  size_t len = 0;
+  if (argc < 3 || !get_i32(env, argv[0], &sock) || napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok || !get_i32(env, argv[2], &fd) || len == 0) {
+    napi_throw_type_error(env, NULL, "sendWithFd(socketFd, buffer, fd)");
+    return NULL;
+  }
+  struct iovec iov = {data, len};
+  char ctrl[CMSG_SPACE(sizeof(int))];
+  memset(ctrl, 0, sizeof ctrl);
+  struct msghdr m;
+  memset(&m, 0, sizeof m);
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  m.msg_control = ctrl;
+  m.msg_controllen = sizeof ctrl;
+  struct cmsghdr* c = CMSG_FIRSTHDR(&m);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(c), &fd, sizeof(int));
+  ssize_t n;
+  do n = sendmsg(sock, &m, MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) return throw_errno(env, "sendmsg", errno);
+  if ((size_t)n != len) return throw_errno(env, "sendmsg (short)", EAGAIN);
+  napi_value v;
+  napi_get_undefined(env, &v);
+  return v;
+}
+
 // originalDst(fd) → { address, port }: where a connection was going before
 // netfilter's REDIRECT (SO_ORIGINAL_DST, from its conntrack entry).
 static napi_value OriginalDst(napi_env env, napi_callback_info info) {
@@ -931,6 +1044,8 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"spawnDetached", 0, SpawnDetached, 0, 0, 0, napi_default, 0},
       {"listenTcpInNetns", 0, ListenTcpInNetns, 0, 0, 0, napi_default, 0},
       {"originalDst", 0, OriginalDst, 0, 0, 0, napi_default, 0},
+      {"openTapInNetns", 0, OpenTapInNetns, 0, 0, 0, napi_default, 0},
+      {"sendWithFd", 0, SendWithFd, 0, 0, 0, napi_default, 0},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

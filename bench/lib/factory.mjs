@@ -11,17 +11,22 @@ import { ROOT } from "./env.mjs";
 
 const shimlab = (args, env) => execFileSync(path.join(ROOT, "bin", "shimlab"), args, { encoding: "utf8", env: { ...process.env, ...env } }).trim();
 
-/** A factory's directory and the shim config that names its socket; `config` can be given to a runtime before start(). */
-export function warmFactory(tag, size = 2) {
+/**
+ * A factory's directory and the shim config that names its socket; `config` can be given to a
+ * runtime before start(). `toml`: the rest of that config (a [qemu] table, for a pool of VMs).
+ */
+export function warmFactory(tag, size = 2, toml = "") {
   const dir = path.join(os.tmpdir(), `shimlab-bench-factory-${process.pid}-${tag}`);
   const config = path.join(dir, "shim.toml");
   const args = (cmd) => ["factory", cmd, "--config", config, "--dir", dir];
+  const socket = path.join(dir, "factory.sock");
   return {
     config,
+    socket,
     /** env: the shims' SHIMLAB_CGROUP_PARENT. Writes the config (shims read it only when they start). */
     start: (env) => {
       fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-      fs.writeFileSync(config, `[factory]\nenable = true\nsocket = ${JSON.stringify(path.join(dir, "factory.sock"))}\npool_size = ${size}\n`);
+      fs.writeFileSync(config, `${toml}[factory]\nenable = true\nsocket = ${JSON.stringify(socket)}\npool_size = ${size}\n`);
       return shimlab(args("start"), env);
     },
     status: () => shimlab(args("status")),

@@ -56,7 +56,9 @@ export class GuestNetwork {
     this.ip = o.ip ?? runIp;
     this.sysNet = o.sysNet ?? "/sys/class/net";
     this.procSys = o.procSys ?? "/proc/sys";
-    this.waitMs = o.waitMs ?? 2000;
+    // A NIC hot-plugged into a running guest (a factory's warm VM) shows up some time after the shim
+    // plugged it, under TCG most of all: Kata's agent waits for its device as long.
+    this.waitMs = o.waitMs ?? 10_000;
   }
 
   /**

@@ -24,6 +24,10 @@ export interface NativeAddon {
   listenTcpInNetns(netnsPath: string, ipv4: string, port: number, backlog?: number): number;
   /** Where a redirected connection was going (SO_ORIGINAL_DST); throws ENOENT when netfilter tracked none. */
   originalDst(fd: number): { address: string; port: number };
+  /** The tap `name` of a network namespace, opened there (IFF_TAP | IFF_NO_PI | IFF_VNET_HDR): an fd for QEMU's getfd. */
+  openTapInNetns(netnsPath: string, name: string): number;
+  /** One sendmsg of data with fd as SCM_RIGHTS on a unix socket's fd. */
+  sendWithFd(socketFd: number, data: Buffer, fd: number): void;
   /** An ASCII file as a string over a read-only mapping of it (shared pages, not heap); null when it cannot be. */
   mapLatin1(path: string): string | null;
   /** malloc_trim(0): glibc gives its heaps' free pages back; true when it released any. */

@@ -22,6 +22,10 @@ import { missing, REQUIRE_ALL } from "../helpers/env";
 import { useCriContainerd } from "../helpers/cri-fixture";
 import { shimDaemons, waitUntil } from "../helpers/cri";
 import { qemuHarnessConfig } from "../../src/harness/qemu-config";
+import { REPO_ROOT } from "../../src/harness/containerd";
+import { alive } from "../helpers/procs";
+import { factoryStatus } from "../../src/hypervisor/factory/client";
+import { readVmRecord } from "../../src/hypervisor/rundir";
 
 let skip = missing("root", "containerd", "ctr", "runc", "busybox", "qemu-system-x86_64", "xz");
 if (!skip) {
@@ -35,7 +39,7 @@ const gateway = net.subnet.replace(/\.0\/\d+$/, ".1");
 const inSubnet = (ip: string) => ip.startsWith(net.subnet.replace(/\.0\/\d+$/, "."));
 const qemusUnder = (dir: string) => listProcesses().filter((p) => p.cmdline.includes("qemu-system") && p.cmdline.includes(dir));
 
-type Handler = "runc" | "shimlab" | "shimlab-qemu";
+type Handler = "runc" | "shimlab" | "shimlab-qemu" | "shimlab-qemu-warm";
 interface Seen {
   ipInSubnet: boolean;
   eth0HasPodIp: boolean;
@@ -70,7 +74,10 @@ describe.skipIf(skip)("CRI pods on a CNI network (bridge + host-local), on runc,
       await ensureImage({ runc: true });
       const qemuCfg = path.join(work, "qemu.toml");
       fs.writeFileSync(qemuCfg, qemuHarnessConfig());
-      return { cni: net, shimlabHandlers: { "shimlab-qemu": qemuCfg } };
+      // the same VMs, warm: a factory's, the pod's NIC plugged in at handout
+      const warmCfg = path.join(work, "qemu-warm.toml");
+      fs.writeFileSync(warmCfg, `${qemuHarnessConfig()}[factory]\nenable = true\nsocket = ${JSON.stringify(path.join(work, "factory", "factory.sock"))}\npool_size = 1\n`);
+      return { cni: net, shimlabHandlers: { "shimlab-qemu": qemuCfg, "shimlab-qemu-warm": warmCfg } };
     },
     dirs: () => [work],
   });
@@ -84,9 +91,14 @@ describe.skipIf(skip)("CRI pods on a CNI network (bridge + host-local), on runc,
       hostServer.listen(0, "0.0.0.0", () => resolve());
     });
     hostPort = (hostServer.address() as AddressInfo).port;
-  });
+    factory("start");
+  }, 240_000);
+
+  const factory = (sub: string) =>
+    execFileSync(path.join(REPO_ROOT, "bin", "shimlab"), ["factory", sub, "--config", path.join(work, "qemu-warm.toml"), "--dir", path.join(work, "factory")], { encoding: "utf8", timeout: 200_000 });
 
   afterAll(() => {
+    factory("stop");
     hostServer?.close();
     if (work) fs.rmSync(work, { recursive: true, force: true });
   });
@@ -95,9 +107,10 @@ describe.skipIf(skip)("CRI pods on a CNI network (bridge + host-local), on runc,
     expect(qemusUnder(fx.env.ctd.dir)).toEqual([]);
   });
 
-  async function flow(handler: Handler): Promise<Seen> {
+  async function flow(handler: Handler, vm?: (pid: number) => void): Promise<Seen> {
     const config = podConfig({ name: `net-${handler}`, uid: `uid-net-${handler}-${process.pid}`, cgroupParent: fx.env.ctd.cgroupParent, network: "pod" });
     const { podSandboxId } = await fx.env.cri.runtime.RunPodSandbox({ config, runtimeHandler: handler });
+    vm?.(readVmRecord(path.join(fx.env.ctd.dir, "run", "k8s.io", podSandboxId))!.pid);
     const ip = (await fx.env.cri.runtime.PodSandboxStatus({ podSandboxId })).status?.network?.ip ?? "";
     const { containerId } = await fx.env.cri.runtime.CreateContainer({
       podSandboxId,
@@ -164,9 +177,19 @@ describe.skipIf(skip)("CRI pods on a CNI network (bridge + host-local), on runc,
     expect(seen["shimlab-qemu"]).toEqual(expected(true));
   }, 240_000);
 
-  it("shimlab-qemu, shim SIGKILLed: QEMU dies with it and containerd's `delete` removes the tap and the mirror from the pod's namespace", async () => {
-    const config = podConfig({ name: "net-crash", uid: `uid-net-crash-${process.pid}`, cgroupParent: fx.env.ctd.cgroupParent, network: "pod" });
-    const { podSandboxId } = await fx.env.cri.runtime.RunPodSandbox({ config, runtimeHandler: "shimlab-qemu" });
+  it("handler shimlab-qemu-warm: the same, in a factory's warm VM whose NIC was plugged in when it was handed out", async () => {
+    const warm = (await factoryStatus(path.join(work, "factory", "factory.sock"))).warm;
+    expect(warm).toHaveLength(1);
+    seen["shimlab-qemu-warm"] = await flow("shimlab-qemu-warm", (vmPid) => expect(vmPid).toBe(warm[0]));
+    expect(seen["shimlab-qemu-warm"]).toEqual(expected(true));
+  }, 240_000);
+
+  it.each(["shimlab-qemu", "shimlab-qemu-warm"])("%s, shim SIGKILLed: QEMU dies with it and containerd's `delete` removes the tap and the mirror from the pod's namespace (and a warm VM's directory)", async (handler) => {
+    if (handler === "shimlab-qemu-warm") await waitUntil("the factory's pool to refill", async () => (await factoryStatus(path.join(work, "factory", "factory.sock"))).ready === 1, 180_000);
+    const config = podConfig({ name: `net-crash-${handler}`, uid: `uid-net-crash-${handler}-${process.pid}`, cgroupParent: fx.env.ctd.cgroupParent, network: "pod" });
+    const { podSandboxId } = await fx.env.cri.runtime.RunPodSandbox({ config, runtimeHandler: handler });
+    const rec = readVmRecord(path.join(fx.env.ctd.dir, "run", "k8s.io", podSandboxId))!;
+    expect((rec.dirs ?? []).length).toBe(handler === "shimlab-qemu-warm" ? 1 : 0);
     const info = JSON.parse((await fx.env.cri.runtime.PodSandboxStatus({ podSandboxId, verbose: true })).info.info ?? "{}");
     const netns: string = info.runtimeSpec.linux.namespaces.find((n: { type: string }) => n.type === "network").path;
     const inNs = (...a: string[]) => execFileSync("nsenter", [`--net=${netns}`, "--", ...a]).toString();
@@ -174,10 +197,12 @@ describe.skipIf(skip)("CRI pods on a CNI network (bridge + host-local), on runc,
     expect(inNs("tc", "qdisc", "show", "dev", "eth0")).toContain("ingress");
     const [shim] = shimDaemons(fx.env.ctd, "shimlab");
     process.kill(shim.pid, "SIGKILL");
-    await waitUntil("QEMU to die with its shim", () => qemusUnder(fx.env.ctd.dir).length === 0, 30_000);
+    // (a warm VM's command line names the factory's directory: its pid, then)
+    await waitUntil("QEMU to die with its shim", () => qemusUnder(fx.env.ctd.dir).length === 0 && !alive(rec.pid), 30_000);
     // The namespace is containerd's and still there (the pod is not stopped): only `delete` can have cleaned it.
     await waitUntil("the tap and eth0's ingress mirror to go", () => !inNs("ip", "-o", "link").includes("tap0_kata") && !inNs("tc", "qdisc", "show", "dev", "eth0").includes("ingress"), 30_000);
     expect(inNs("ip", "-o", "-4", "addr", "show", "eth0")).toMatch(/inet 10\./); // CNI's own setup untouched
+    for (const d of rec.dirs ?? []) expect(fs.existsSync(d), d).toBe(false);
     await fx.env.cri.runtime.StopPodSandbox({ podSandboxId });
     await fx.env.cri.runtime.RemovePodSandbox({ podSandboxId });
   }, 240_000);

@@ -97,6 +97,8 @@ describe.skipIf(skip)("warm QEMU VMs from shimlab factory (TCG)", () => {
       // no QEMU of its own; the warm one is its keeper's, not the shim's child
       expect(qemuChildrenOf(daemon)).toEqual([]);
       expect(listProcesses().find((p) => p.pid === vm)?.ppid).toBe(keeper);
+      // in the shim's cgroups now, as a VM it booted would be, not the factory's
+      for (const p of [vm, keeper]) expect(fs.readFileSync(`/proc/${p}/cgroup`, "utf8")).toBe(fs.readFileSync(`/proc/${daemon}/cgroup`, "utf8"));
       // the container's rootfs reached the guest through the warm VM's shared directory
       expect(mountsBelow(vmDir).length).toBeGreaterThan(0);
       expect((await t.task.Wait({ id: "q1" }, { timeoutMs: 60_000 })).exitStatus).toBe(7);

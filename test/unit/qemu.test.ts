@@ -16,6 +16,7 @@ import { AGENT_READY_LINE } from "../../src/hypervisor/qemu/vm";
 import { SERIAL_READY_MSG } from "../../src/mock-agent/serial";
 import { vsockCid, sandboxSettings } from "../../src/hypervisor/qemu";
 import { loadConfig } from "../../src/shim/config";
+import { native } from "../../src/native";
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -84,6 +85,14 @@ describe("QEMU command line", () => {
     expect(cid).toBeLessThan(0xffffffff);
     expect(vsockCid("sandbox-a")).toBe(cid);
     expect(vsockCid("sandbox-b")).not.toBe(cid);
+  });
+
+  it("a warm VM's empty PCIe root ports, for the NICs plugged in at handout: q35 only", () => {
+    const a = qemuArgs({ ...base, hotplugPorts: 2 });
+    expect(values(a, "-device").filter((d) => d.startsWith("pcie-root-port"))).toEqual(["pcie-root-port,id=hp0,bus=pcie.0,chassis=1", "pcie-root-port,id=hp1,bus=pcie.0,chassis=2"]);
+    expect(values(qemuArgs(base), "-device").some((d) => d.startsWith("pcie-root-port"))).toBe(false);
+    expect(() => qemuArgs({ ...base, machine: "microvm", hotplugPorts: 1 })).toThrow(/need machine q35/);
+    expect(() => qemuArgs({ ...base, hotplugPorts: 9 })).toThrow(/0\.\.8/);
   });
 
   it("kernel parameters are single printable words, after shimlab's fixed ones", () => {
@@ -181,6 +190,25 @@ async function fakeQmp(answer: (cmd: string, args: unknown) => object | null, o:
 }
 
 describe("QMP client", () => {
+  it("getfd: the command's bytes go out with the descriptor, on the connection's own socket, and the reply resolves it", async () => {
+    const q = await fakeQmp((cmd) => (cmd === "getfd" ? { return: {} } : null));
+    const c = await QmpClient.connect(q.sock);
+    cleanups.push(() => c.close());
+    const sent: { fd: number; text: string; passed: number }[] = [];
+    const fd = fs.openSync("/dev/null", "r");
+    cleanups.push(() => fs.closeSync(fd));
+    await c.getfd("fd-tap0", fd, (sockFd, data, passed) => {
+      sent.push({ fd: sockFd, text: data.toString(), passed });
+      native().sendWithFd(sockFd, data, passed);
+    });
+    expect(sent).toHaveLength(1);
+    expect(sent[0].passed).toBe(fd);
+    expect(JSON.parse(sent[0].text)).toMatchObject({ execute: "getfd", arguments: { fdname: "fd-tap0" } });
+    expect(q.seen).toEqual(["qmp_capabilities", "getfd"]);
+    // a sender that fails fails the call, and the connection serves on
+    await expect(c.getfd("x", fd, () => { throw new Error("sendmsg: EAGAIN"); })).rejects.toThrow(/QMP getfd: sendmsg: EAGAIN/);
+  });
+
   it("negotiates capabilities, then query-status and quit; events arrive beside replies", async () => {
     const q = await fakeQmp((cmd) => (cmd === "query-status" ? { return: { status: "running", running: true, singlestep: false } } : cmd === "quit" ? { return: {} } : null));
     const c = await QmpClient.connect(q.sock);

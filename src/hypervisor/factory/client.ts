@@ -44,11 +44,11 @@ export function factoryCall(socket: string, req: FactoryRequest, timeoutMs = TAK
 }
 
 /** A warm agent for this process to hold; throws when the factory has none to give. */
-export async function takeWarmAgent(socket: string, want: { kind: HypervisorKind; agentRuntime: string; cgroupParent?: string; shape?: string }): Promise<WarmAgent> {
+export async function takeWarmAgent(socket: string, want: { kind: HypervisorKind; agentRuntime: string; cgroupParent?: string; shape?: string; nics?: number }): Promise<WarmAgent> {
   const startTime = processStartTime(process.pid);
   if (!startTime) throw new Error("cannot read this process's start time");
   // An agent computes its containers' cgroups from its own environment: it must be the one this shim's would have had.
-  const r = await factoryCall(socket, { op: "take", kind: want.kind, agentRuntime: want.agentRuntime, cgroupParent: want.cgroupParent ?? cgroupParent(), pid: process.pid, startTime, ...(want.shape ? { shape: want.shape } : {}) });
+  const r = await factoryCall(socket, { op: "take", kind: want.kind, agentRuntime: want.agentRuntime, cgroupParent: want.cgroupParent ?? cgroupParent(), pid: process.pid, startTime, ...(want.shape ? { shape: want.shape } : {}), ...(want.nics ? { nics: want.nics } : {}) });
   if (!r.ok) throw new Error(r.error);
   if (!r.agent) throw new Error("the factory's answer has no agent");
   return r.agent;

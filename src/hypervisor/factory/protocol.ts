@@ -18,6 +18,8 @@ export interface TakeRequest {
   startTime: string;
   /** A VM's shape (qemu/warm.ts): QEMU, machine, memory, CPUs, kernel and image, which a warm VM must have. */
   shape?: string;
+  /** How many NICs the VM must take at handout (a QEMU pool's VMs have so many hotplug ports). */
+  nics?: number;
 }
 
 export type FactoryRequest = TakeRequest | { op: "status" };
@@ -33,6 +35,8 @@ export interface WarmVm {
   qmpSocket: string;
   consoleSocket: string;
   sharedDir: string;
+  /** Its empty PCIe root ports, for the pod's NICs. */
+  hotplugPorts: number;
 }
 
 /** A warm sandbox handed out: from the answer on, the taker owns the process and its directory. */

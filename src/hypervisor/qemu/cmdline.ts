@@ -25,6 +25,11 @@ export interface QemuSpec {
   usrDir?: string;
   /** virtio-net NICs on taps (the pod's network, network.ts); QEMU must run in the taps' namespace. */
   nics?: { tap: string; mac: string }[];
+  /**
+   * Empty PCIe root ports (q35 only) for NICs plugged in later over QMP: a factory's warm VM gets
+   * its pod's network when it is handed out (vm.ts plugNetwork).
+   */
+  hotplugPorts?: number;
   /** vhost-vsock guest CID; only where /dev/vhost-vsock exists. */
   vsockCid?: number;
   pidFile?: string;
@@ -33,6 +38,8 @@ export interface QemuSpec {
 }
 
 export const SHARE_TAG = "kataShared";
+/** The ids of the root ports hotplugPorts adds: hp0, hp1... */
+export const HOTPLUG_PORT_PREFIX = "hp";
 
 /** Characters QEMU's option parser treats specially: a path with them would be split or misread. */
 function optPath(what: string, p: string): string {
@@ -118,6 +125,10 @@ export function qemuArgs(s: QemuSpec): string[] {
     // romfile= : no iPXE option ROM (the kernel boots directly; Debian's qemu does not require ipxe-qemu).
     a.push("-device", `${dev("virtio-net")},netdev=network-${i},mac=${n.mac}${s.machine === "microvm" ? "" : ",romfile="}`);
   }
+  const ports = s.hotplugPorts ?? 0;
+  if (!Number.isInteger(ports) || ports < 0 || ports > 8) throw new Error(`hotplug ports ${ports}: want 0..8`);
+  if (ports && s.machine !== "q35") throw new Error("hotplug ports need machine q35 (microvm has no PCI)");
+  for (let i = 0; i < ports; i++) a.push("-device", `pcie-root-port,id=${HOTPLUG_PORT_PREFIX}${i},bus=pcie.0,chassis=${i + 1}`);
   if (s.vsockCid !== undefined) {
     if (!Number.isInteger(s.vsockCid) || s.vsockCid < 3 || s.vsockCid > 0xfffffffe) throw new Error(`vsock guest CID ${s.vsockCid}: want 3..4294967294`);
     a.push("-device", `${dev("vhost-vsock")},id=vsock-${s.vsockCid},guest-cid=${s.vsockCid}`);

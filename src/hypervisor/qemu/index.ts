@@ -15,6 +15,7 @@ import { cacheRoot, findImage } from "./image-manifest";
 import { QemuVm, type LaunchOptions } from "./vm";
 import { vmShape } from "./shape";
 import { takeWarmAgent } from "../factory/client";
+import { joinCgroupsOf } from "../../util/cgroup";
 import { SNAPSHOT_PARAM } from "./guest-init";
 import { attachPodNetwork, detachPodNetwork, scanPodNetwork, type PodNetworkPlan } from "./network";
 import { ruleComment } from "./loopback-commands";
@@ -148,19 +149,24 @@ export class QemuHypervisor implements Hypervisor {
 
   /**
    * A warm VM from the factory, when this sandbox's VM would be the same as the pool's (its shape:
-   * QEMU, machine, memory, CPUs, kernel, image) and needs no NIC (a warm VM gets none yet); null
-   * when not, or when the factory has none to give or is gone: a factory only ever saves time.
+   * QEMU, machine, memory, CPUs, kernel, image) and the pool's VMs have ports for its NICs (plugged
+   * in at handout); null when not, or when the factory has none to give or is gone: a factory only
+   * ever saves time.
    */
   private async takeWarm(launch: LaunchOptions, o: StartOptions): Promise<QemuVm | null> {
     const skip = (reason: string) => (o.logger.info("no warm VM from the factory: booting one", { factory: this.factorySocket, reason }), null);
-    if (launch.network) return skip("the pod has a network of its own, and a warm VM takes no NIC");
+    const nics = launch.network?.nics.length ?? 0;
     let w;
     try {
-      w = await takeWarmAgent(this.factorySocket!, { kind: "qemu", agentRuntime: this.config.guestRuntime, shape: vmShape(launch.qemuPath, launch.spec) });
+      w = await takeWarmAgent(this.factorySocket!, { kind: "qemu", agentRuntime: this.config.guestRuntime, shape: vmShape(launch.qemuPath, launch.spec), nics });
     } catch (e) {
       return skip((e as Error).message);
     }
     if (!w.vm) return skip("the factory's answer has no VM");
+    // Ours now, as if this shim had booted it: its cgroups (a service's, containerd's, the pod's
+    // accounting), not the factory's, which a restart of the factory's service may empty.
+    joinCgroupsOf(w.pid);
+    joinCgroupsOf(w.vm.pid);
     try {
       return await QemuVm.adopt(launch, { ...w.vm, keeper: { pid: w.pid, startTime: w.startTime } });
     } catch (e) {

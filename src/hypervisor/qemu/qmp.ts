@@ -113,6 +113,33 @@ export class QmpClient extends EventEmitter {
     });
   }
 
+  /**
+   * QMP's getfd: QEMU keeps fd under name, for a later command to use (netdev_add's fd=). The
+   * descriptor rides with the command's own bytes (SCM_RIGHTS), which a net.Socket cannot send:
+   * sendWithFd (the addon's) writes them on the socket's descriptor, with nothing else queued.
+   */
+  getfd(name: string, fd: number, sendWithFd: (socketFd: number, data: Buffer, fd: number) => void, timeoutMs = 5000): Promise<void> {
+    if (this.closed) return Promise.reject(new Error("QMP getfd: connection closed"));
+    const sockFd = (this.sock as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    if (typeof sockFd !== "number" || sockFd < 0) return Promise.reject(new Error("QMP getfd: the socket has no descriptor"));
+    if (this.sock.writableLength > 0) return Promise.reject(new Error("QMP getfd: other writes are still queued"));
+    const id = `shimlab-${this.nextId++}`;
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new Error(`QMP getfd: no reply within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.pending.set(id, { resolve: () => resolve(), reject, timer });
+      try {
+        sendWithFd(sockFd, Buffer.from(JSON.stringify({ execute: "getfd", arguments: { fdname: name }, id }) + "\n"), fd);
+      } catch (e) {
+        clearTimeout(timer);
+        this.pending.delete(id);
+        reject(new Error(`QMP getfd: ${(e as Error).message}`));
+      }
+    });
+  }
+
   async queryStatus(timeoutMs?: number): Promise<{ status: string; running: boolean }> {
     return this.execute("query-status", undefined, timeoutMs);
   }

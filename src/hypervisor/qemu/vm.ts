@@ -16,7 +16,8 @@ import type { Logger } from "../../util/logger";
 import type { GuestNetwork, LoopbackListener, SandboxVm, VmExit, VmRecord } from "../types";
 import { processStartTime, socketIn, writeVmRecord } from "../rundir";
 import { adoptedProcess, childProcess, type HostProcess } from "../process";
-import { qemuArgs, SHARE_TAG, type QemuSpec } from "./cmdline";
+import { HOTPLUG_PORT_PREFIX, qemuArgs, SHARE_TAG, type QemuSpec } from "./cmdline";
+import { native } from "../../native";
 import { GUEST_SHARED_DIR } from "./guest-init";
 import { QmpClient } from "./qmp";
 import { detachPodNetwork, type PodNetworkPlan } from "./network";
@@ -203,7 +204,7 @@ export class QemuVm implements SandboxVm {
   keeperProcess: ChildProcess | null = null;
 
   /** What a factory hands out of a warm VM it launched (under a keeper) and released. */
-  warmHandle(): Omit<WarmVmHandle, "keeper" | "dir" | "pid"> & { keeperStartTime: string } {
+  warmHandle(): Omit<WarmVmHandle, "keeper" | "dir" | "pid" | "hotplugPorts"> & { keeperStartTime: string } {
     if (!this.keeperProcess || !this.sharedDir) throw new Error("not a warm VM: launched without a keeper or a shared directory");
     return {
       startTime: this.record?.startTime ?? "",
@@ -213,6 +214,30 @@ export class QemuVm implements SandboxVm {
       consoleSocket: this.socketPaths.console,
       sharedDir: this.sharedDir,
     };
+  }
+
+  /**
+   * The pod's NICs into a running VM, as Kata hot-plugs its endpoints: each tap is opened in the
+   * pod's namespace (QEMU runs outside it) and handed to QEMU over QMP (getfd), then a netdev on it
+   * and a virtio-net device with the veth's MAC on one of the VM's empty root ports. The agent finds
+   * each by MAC (UpdateInterface waits for it to show up).
+   */
+  private async plugNetwork(n: PodNetworkPlan, ports: number): Promise<void> {
+    if (n.nics.length > ports) throw unavailable(`the warm VM has ${ports} ports for NICs, and the pod has ${n.nics.length}`);
+    const qmp = this.qmp!;
+    const addon = native();
+    for (const [i, nic] of n.nics.entries()) {
+      const fdName = `fd-${nic.tap}`;
+      const fd = addon.openTapInNetns(n.netns, nic.tap);
+      try {
+        await qmp.getfd(fdName, fd, addon.sendWithFd);
+      } finally {
+        addon.closeFd(fd);
+      }
+      await qmp.execute("netdev_add", { type: "tap", id: `network-${i}`, fd: fdName });
+      await qmp.execute("device_add", { driver: "virtio-net-pci", id: `net-${i}`, netdev: `network-${i}`, mac: nic.mac, bus: `${HOTPLUG_PORT_PREFIX}${i}`, romfile: "" });
+    }
+    this.o.logger.info("pod NICs plugged into the warm VM", { nics: n.nics.map((x) => `${x.tap} ${x.mac}`).join(", ") });
   }
 
   /**
@@ -241,7 +266,16 @@ export class QemuVm implements SandboxVm {
     const sockets = { agent: w.agentSocket, qmp: w.qmpSocket, console: w.consoleSocket };
     const vm = new QemuVm(adoptedProcess(w.pid, w.startTime), o, [o.qemuPath], sockets, w.sharedDir);
     vm.ownDir = w.dir;
-    vm.record = { kind: "qemu", pid: w.pid, startTime: w.startTime, agentUrl: vm.agentTransport.url, extraPids: [w.keeper], dirs: [w.dir] };
+    const n = o.network;
+    vm.record = {
+      kind: "qemu",
+      pid: w.pid,
+      startTime: w.startTime,
+      agentUrl: vm.agentTransport.url,
+      extraPids: [w.keeper],
+      dirs: [w.dir],
+      ...(n?.nics.length ? { netns: n.netns, nics: n.nics.map((x) => ({ hostIf: x.hostIf, tap: x.tap })) } : {}),
+    };
     writeVmRecord(o.runDir, vm.record);
     const deadline = t0 + o.bootTimeoutMs;
     try {
@@ -249,6 +283,7 @@ export class QemuVm implements SandboxVm {
       vm.qmp = await vm.step("connecting QMP", vm.connectQmp(sockets.qmp, deadline), deadline);
       const st = await vm.step("querying its status", vm.qmp.queryStatus(), deadline);
       if (!st.running) throw unavailable(`the warm VM is not running its guest (status ${st.status})`);
+      if (n?.nics.length) await vm.step("plugging in the pod's NICs", vm.plugNetwork(n, w.hotplugPorts), deadline);
     } catch (e) {
       await vm.stop();
       throw e;

@@ -15,6 +15,9 @@ import type { LaunchOptions } from "./vm";
 import { QemuVm } from "./vm";
 import { vmShape } from "./shape";
 import { shimlabDist } from "./image-manifest";
+
+/** Empty PCIe root ports a warm q35 VM boots with: NICs for the pod it is handed to (Kata's pods have one, CNI's usual). */
+export const WARM_NIC_PORTS = 2;
 import type { QemuHypervisor } from "./index";
 
 /** native/build/vm-keeper beside the dist/ this runs from (a checkout, or `shimlab install --copy`'s). */
@@ -41,6 +44,8 @@ export function qemuWarmer(hv: QemuHypervisor, o: { logger: Logger; env?: NodeJS
     refuse(req) {
       if (req.kind !== "qemu") return `this factory keeps QEMU VMs, not ${req.kind === "none" ? "host agents" : req.kind}`;
       if (req.shape !== need().shape) return `this factory's VMs are ${need().shape}, not ${req.shape ?? "unspecified"}`;
+      const ports = portsFor(need().spec);
+      if ((req.nics ?? 0) > ports) return `this factory's VMs take ${ports} NICs at most, not ${req.nics}`;
       return null;
     },
     async boot(dir): Promise<WarmBoot> {
@@ -51,7 +56,7 @@ export function qemuWarmer(hv: QemuHypervisor, o: { logger: Logger; env?: NodeJS
       const launched = QemuVm.launch({
         qemuPath: c.path,
         // A CID of its own where vhost-vsock exists: the sandbox's would be derived from an id not known yet.
-        spec: { ...spec, vsockCid: spec.vsockCid === undefined ? undefined : 3 + crypto.randomInt(0xfffffff0 - 3) },
+        spec: { ...spec, vsockCid: spec.vsockCid === undefined ? undefined : 3 + crypto.randomInt(0xfffffff0 - 3), hotplugPorts: portsFor(spec) },
         runDir: dir,
         logger: o.logger,
         bootTimeoutMs: c.bootTimeoutMs,
@@ -84,7 +89,7 @@ export function qemuWarmer(hv: QemuHypervisor, o: { logger: Logger; env?: NodeJS
         handout: () => {
           const v = qemu();
           const rec = v.warmHandle();
-          return { pid: child.pid!, startTime: rec.keeperStartTime, socket: rec.agentSocket, runcRoot: "", dir, vm: { pid: v.pid, startTime: rec.startTime, dir, agentSocket: rec.agentSocket, qmpSocket: rec.qmpSocket, consoleSocket: rec.consoleSocket, sharedDir: rec.sharedDir } };
+          return { pid: child.pid!, startTime: rec.keeperStartTime, socket: rec.agentSocket, runcRoot: "", dir, vm: { pid: v.pid, startTime: rec.startTime, dir, agentSocket: rec.agentSocket, qmpSocket: rec.qmpSocket, consoleSocket: rec.consoleSocket, sharedDir: rec.sharedDir, hotplugPorts: portsFor(spec) } };
         },
       };
     },
@@ -98,4 +103,8 @@ export function qemuWarmer(hv: QemuHypervisor, o: { logger: Logger; env?: NodeJS
       return null;
     },
   };
+}
+
+function portsFor(spec: LaunchOptions["spec"]): number {
+  return spec.machine === "q35" ? WARM_NIC_PORTS : 0;
 }
