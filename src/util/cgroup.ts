@@ -88,3 +88,67 @@ export function joinCgroupsOf(pid: number, of: number = process.pid): void {
     }
   }
 }
+
+/** Background work's CPU cgroup: where it goes, and how to take it away again. */
+export interface CpuCgroup {
+  readonly dir: string;
+  /** Moves pid (all its threads) in; best effort. */
+  add(pid: number): void;
+  /** Removes the directory once nothing is in it. */
+  remove(): void;
+}
+
+/**
+ * A child of this process's own cgroup in the CPU hierarchy with the least weight it can have
+ * (v1 cpu.shares 2, v2 cpu.weight 1), for work that must yield to everything else. Niceness does
+ * not do that across cgroups: the scheduler shares the CPU between groups first, so a niced
+ * process alone in its group takes its group's whole share from the pods in another (a factory's
+ * refill boot took half of one CPU from the very pod it had just been handed to). Null where no
+ * such cgroup can be made (not root, v2 without the cpu controller delegated).
+ */
+export function lowCpuCgroup(name: string): CpuCgroup | null {
+  let lines: string[];
+  try {
+    lines = fs.readFileSync("/proc/self/cgroup", "utf8").trim().split("\n");
+  } catch {
+    return null;
+  }
+  const v2 = fs.existsSync("/sys/fs/cgroup/cgroup.controllers");
+  let base: string | null = null;
+  for (const line of lines) {
+    const m = /^\d+:([^:]*):(\/.*)$/.exec(line);
+    if (!m) continue;
+    if (v2 && m[1] === "") base = path.join("/sys/fs/cgroup", m[2]);
+    else if (!v2 && m[1].split(",").includes("cpu")) base = path.join("/sys/fs/cgroup", m[1], m[2]);
+  }
+  if (!base) return null;
+  const dir = path.join(base, name);
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, v2 ? "cpu.weight" : "cpu.shares"), v2 ? "1" : "2");
+  } catch {
+    try {
+      fs.rmdirSync(dir);
+    } catch {
+      /* not ours to remove either */
+    }
+    return null;
+  }
+  return {
+    dir,
+    add(pid) {
+      try {
+        fs.writeFileSync(path.join(dir, "cgroup.procs"), String(pid));
+      } catch {
+        /* gone, or refused: it stays where it was */
+      }
+    },
+    remove() {
+      try {
+        fs.rmdirSync(dir);
+      } catch {
+        /* still in use (a pooled process on its way out), or gone */
+      }
+    },
+  };
+}

@@ -202,7 +202,8 @@ describe.skipIf(skip)("CRI pods on a CNI network (bridge + host-local), on runc,
     // The namespace is containerd's and still there (the pod is not stopped): only `delete` can have cleaned it.
     await waitUntil("the tap and eth0's ingress mirror to go", () => !inNs("ip", "-o", "link").includes("tap0_kata") && !inNs("tc", "qdisc", "show", "dev", "eth0").includes("ingress"), 30_000);
     expect(inNs("ip", "-o", "-4", "addr", "show", "eth0")).toMatch(/inet 10\./); // CNI's own setup untouched
-    for (const d of rec.dirs ?? []) expect(fs.existsSync(d), d).toBe(false);
+    // the reaper's last step, after the taps
+    for (const d of rec.dirs ?? []) await waitUntil(`the warm VM's directory ${d} to go`, () => !fs.existsSync(d), 30_000);
     await fx.env.cri.runtime.StopPodSandbox({ podSandboxId });
     await fx.env.cri.runtime.RemovePodSandbox({ podSandboxId });
   }, 240_000);

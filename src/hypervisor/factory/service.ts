@@ -23,7 +23,7 @@ import type { Duplex } from "node:stream";
 import { killRecorded, processStartTime } from "../rundir";
 import { hostAgentWarmer, type WarmBoot, type Warmer } from "./warmer";
 import { listProcesses, processAlive, setProcessPriority } from "../../util/proc";
-import { cgroupParent } from "../../util/cgroup";
+import { cgroupParent, lowCpuCgroup, type CpuCgroup } from "../../util/cgroup";
 import type { Logger } from "../../util/logger";
 import type { FactoryRequest, FactoryResponse, FactoryStatus, WarmAgent } from "./protocol";
 
@@ -77,6 +77,8 @@ export class Factory {
   /** Boots that have not spawned their process yet: a pool slot each. */
   private spawning = 0;
   private readonly warmer: Warmer;
+  /** Where the pool boots, below the factory's own CPU cgroup: see lowCpuCgroup. */
+  private background: CpuCgroup | null = null;
 
   constructor(private readonly o: FactoryOptions) {
     this.warmer = o.warmer ?? hostAgentWarmer({ agentRuntime: o.agentRuntime, debug: o.debug, env: o.env ?? process.env, cgroupParent: cgroupParent(o.env ?? process.env) });
@@ -92,6 +94,8 @@ export class Factory {
 
   async start(): Promise<void> {
     await this.warmer.init?.();
+    // A fixed name: a factory that died leaves the directory to the next, not one per pid.
+    this.background = lowCpuCgroup("shimlab-factory-pool");
     fs.mkdirSync(this.poolDir, { recursive: true, mode: 0o700 });
     this.reapLeftovers();
     fs.mkdirSync(path.dirname(this.o.socket), { recursive: true, mode: 0o700 });
@@ -339,8 +343,9 @@ export class Factory {
       this.discard(w);
       return;
     }
-    // Filling the pool is background work: it must not slow the pods being started meanwhile (an adopted one takes its shim's priority).
-    for (const p of b.pids()) setProcessPriority(p, POOL_NICE);
+    // Filling the pool is background work: it must not slow the pods being started meanwhile (an
+    // adopted one takes its shim's priority, and its cgroups).
+    this.toBackground(b);
     this.pool.push(w);
     b.child.once("exit", (code, signal) => {
       const i = this.pool.indexOf(w);
@@ -362,12 +367,19 @@ export class Factory {
         this.refill();
         return;
       }
-      // A VM's QEMU is known (and reniced) only once its keeper forked it.
-      for (const p of b.pids()) setProcessPriority(p, POOL_NICE);
+      // A VM's QEMU is known only once its keeper forked it.
+      this.toBackground(b);
       this.failures = 0;
       w.ready = true;
       this.o.logger.info("warm sandbox ready", { pid: w.pid, ready: this.pool.filter((x) => x.ready).length });
     });
+  }
+
+  private toBackground(b: WarmBoot): void {
+    for (const p of b.pids()) {
+      setProcessPriority(p, POOL_NICE);
+      this.background?.add(p);
+    }
   }
 
   /** Stops serving and stops every pooled agent; handed-out agents are their shims' and live on. */
@@ -388,6 +400,7 @@ export class Factory {
         await Promise.race([gone, new Promise((r) => setTimeout(r, 3000))]);
       }),
     );
+    this.background?.remove();
     fs.rmSync(path.join(this.o.dir, "factory.pid"), { force: true });
   }
 }

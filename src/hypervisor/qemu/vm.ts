@@ -52,8 +52,8 @@ export interface LaunchOptions {
    * dying with the process that launched it.
    */
   keeper?: string;
-  /** Called with the spawned process (QEMU, or its keeper) before the boot is waited for. */
-  onSpawn?: (child: ChildProcess) => void;
+  /** Called with the spawned process (QEMU, or its keeper) and QEMU's pid, before the boot is waited for. */
+  onSpawn?: (child: ChildProcess, qemuPid: number) => void;
 }
 
 /** A booted VM that a factory handed out, and its keeper: what its new holder needs to take it over. */
@@ -167,7 +167,6 @@ export class QemuVm implements SandboxVm {
     const child = spawn(cmd, argv, { cwd: o.runDir, stdio: ["ignore", "ignore", "pipe", ...(o.keeper ? (["pipe"] as const) : [])], env, detached: !!o.keeper });
     const spawnErr = new Promise<Error>((resolve) => child.once("error", resolve));
     if (!child.pid) throw unavailable(`cannot start ${o.qemuPath}: ${(await spawnErr).message}`);
-    o.onSpawn?.(child);
     let proc = childProcess(child);
     if (o.keeper) {
       // The keeper forks QEMU: the VM's pid is its child's.
@@ -176,6 +175,7 @@ export class QemuVm implements SandboxVm {
       const keeper = proc;
       proc = { pid: qemuPid, exited: keeper.exited, alive: keeper.alive, kill: (sig) => void process.kill(qemuPid, sig) };
     }
+    o.onSpawn?.(child, proc.pid);
     const vm = new QemuVm(proc, o, [o.qemuPath, ...args], sockets, sharedDir, child.stderr);
     vm.keeperProcess = o.keeper ? child : null;
     vm.record = {

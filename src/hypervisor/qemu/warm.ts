@@ -50,8 +50,9 @@ export function qemuWarmer(hv: QemuHypervisor, o: { logger: Logger; env?: NodeJS
     },
     async boot(dir): Promise<WarmBoot> {
       const { c, spec } = need();
-      let resolveSpawn!: (c: ChildProcess) => void;
-      const spawned = new Promise<ChildProcess>((r) => (resolveSpawn = r));
+      let resolveSpawn!: (s: { child: ChildProcess; qemuPid: number }) => void;
+      // once QEMU runs under its keeper: the factory moves both to the background at once
+      const spawned = new Promise<{ child: ChildProcess; qemuPid: number }>((r) => (resolveSpawn = r));
       let vm: QemuVm | null = null;
       const launched = QemuVm.launch({
         qemuPath: c.path,
@@ -63,9 +64,9 @@ export function qemuWarmer(hv: QemuHypervisor, o: { logger: Logger; env?: NodeJS
         env: o.env,
         share: true,
         keeper: keeperPath(),
-        onSpawn: resolveSpawn,
+        onSpawn: (child, qemuPid) => resolveSpawn({ child, qemuPid }),
       });
-      const child = await Promise.race([spawned, launched.then(() => spawned)]);
+      const { child, qemuPid } = await Promise.race([spawned, launched.then(() => spawned)]);
       const ready = launched.then(
         (v) => {
           vm = v;
@@ -85,7 +86,7 @@ export function qemuWarmer(hv: QemuHypervisor, o: { logger: Logger; env?: NodeJS
       return {
         child,
         ready,
-        pids: () => (vm ? [child.pid!, vm.pid] : [child.pid!]),
+        pids: () => [child.pid!, qemuPid],
         handout: () => {
           const v = qemu();
           const rec = v.warmHandle();
