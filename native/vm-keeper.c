@@ -86,6 +86,8 @@ int main(int argc, char **argv) {
     perror("vm-keeper: signalfd");
     return 1;
   }
+  // A factory gone between its ADOPT and our answer must not take the VM with it through SIGPIPE.
+  signal(SIGPIPE, SIG_IGN);
   pid_t me = getpid();
   child = fork();
   if (child < 0) {
@@ -96,6 +98,7 @@ int main(int argc, char **argv) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != me) _exit(1);  // the keeper died before the prctl
     sigprocmask(SIG_UNBLOCK, &chld, NULL);
+    signal(SIGPIPE, SIG_DFL);
     close(3);
     execvp(argv[1], argv + 1);
     fprintf(stderr, "vm-keeper: exec %s: %s\n", argv[1], strerror(errno));

@@ -227,6 +227,7 @@ export class Factory {
       w.child.unref();
       this.stats.handedOut++;
       const out = w.boot.handout();
+      w.boot.release?.();
       this.o.logger.info("warm sandbox handed out", { pid: out.vm?.pid ?? w.pid, to: pid });
       return out;
     }

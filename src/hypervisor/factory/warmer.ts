@@ -18,6 +18,8 @@ export interface WarmBoot {
   pids(): number[];
   /** What a taker gets, once ready. */
   handout(): WarmAgent;
+  /** Lets go of what the factory still holds of one handed out (a VM's stderr pipe). */
+  release?(): void;
 }
 
 export interface Warmer {

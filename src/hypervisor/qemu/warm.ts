@@ -87,6 +87,9 @@ export function qemuWarmer(hv: QemuHypervisor, o: { logger: Logger; env?: NodeJS
         child,
         ready,
         pids: () => [child.pid!, qemuPid],
+        // QEMU's stderr came to the factory while it was pooled: its new holder has no use for the
+        // factory's end, and the factory keeps nothing of a VM it no longer holds (QEMU ignores EPIPE).
+        release: () => child.stderr?.destroy(),
         handout: () => {
           const v = qemu();
           const rec = v.warmHandle();
