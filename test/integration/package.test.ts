@@ -38,7 +38,7 @@ describe.skipIf(skip)("the npm package in an empty project", () => {
 
   it("holds what the library needs and nothing of the checkout's build state", () => {
     const files = (JSON.parse(run("npm", ["pack", "--dry-run", "--json"], REPO)) as { files: { path: string }[] }[])[0].files.map((f) => f.path);
-    for (const f of ["dist/index.js", "dist/index.mjs", "dist/index.d.ts", "dist/vitest.mjs", "dist/bundle/shim-main.js", "bin/containerd-shim-shimlab-v2", "native/build/shimlab.node", "kernel/guest.config"])
+    for (const f of ["dist/index.js", "dist/index.mjs", "dist/index.d.ts", "dist/vitest.mjs", "dist/bundle/shim-main.js", "bin/containerd-shim-shimlab-v2", "native/build/shimlab.node", "native/build/vm-keeper", "kernel/guest.config"])
       expect(files, f).toContain(f);
     // The contract every report cites, as Markdown and as the HTML trace pages link to, and the learner's guide.
     for (const f of ["docs/README.md", "docs/contract/README.md", "docs/contract/task-api.md", "docs/contract/events.md", "dist/docs/contract/events.html"]) expect(files, f).toContain(f);
