@@ -16,6 +16,9 @@ import type { DaemonDecorations } from "./decorations";
 import { native } from "../native";
 import { trimWhenSettled } from "../util/trim";
 
+/** How long a shim whose sandbox was shut down waits for containerd to hang up before it closes the connection itself. */
+const SANDBOX_PEER_HANGUP_MS = 2_000;
+
 export interface DaemonHandle {
   server: Server;
   service: TaskService;
@@ -50,10 +53,11 @@ export function runDaemon(flags: ShimFlags, boot: DaemonBoot = bootDaemon(flags)
   let grpcTransport: import("./grpc-server").GrpcTransport | undefined;
   let exiting = false;
   const socketFile = flags.socket;
-  const shutdown = async (code = 0): Promise<void> => {
+  const shutdown = async (code = 0, peersFirstMs = 0): Promise<void> => {
     if (exiting) return;
     exiting = true;
     logger.info("shim exiting", { tasks: service.taskCount, sandbox: sandboxes.current?.id });
+    if (peersFirstMs) await server.peersGone(peersFirstMs);
     await server.close().catch(() => {});
     await grpcTransport?.close().catch(() => {});
     if (socketFile) fs.rmSync(socketFile, { force: true });
@@ -76,7 +80,10 @@ export function runDaemon(flags: ShimFlags, boot: DaemonBoot = bootDaemon(flags)
     onShutdown: () => void shutdown(0),
   });
 
-  const sandboxes = new SandboxService({ namespace: flags.namespace, shimId: flags.id, tasks: service, logger, config, configError: boot.configError, onShutdown: () => void shutdown(0) });
+  const sandboxes = new SandboxService({ namespace: flags.namespace, shimId: flags.id, tasks: service, logger, config, configError: boot.configError,
+    // containerd's sandbox controller fails RemovePodSandbox on a ShutdownSandbox whose answer races the connection's
+    // end (it ignores ttrpc.ErrClosed only after the Task API's Shutdown), and closes its connection right after.
+    onShutdown: () => void shutdown(0, SANDBOX_PEER_HANGUP_MS) });
 
   server.register(TaskV2, service.impl);
   // containerd 2.x speaks the same API as task v3 when the shim says so.

@@ -129,6 +129,28 @@ export class Server extends EventEmitter {
   }
 
   /**
+   * Waits, up to ms, until every peer has closed its connection. Go ttrpc's
+   * client fails a call whose response and the connection's EOF arrive
+   * together (dispatch selects at random between the two): a server about to
+   * close after an answer the peer must see lets the peer hang up first.
+   */
+  async peersGone(ms: number): Promise<void> {
+    if (!this.conns.size) return;
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.off("disconnect", check);
+        resolve();
+      };
+      const check = () => {
+        if (!this.conns.size) done();
+      };
+      const timer = setTimeout(done, ms);
+      this.on("disconnect", check);
+    });
+  }
+
+  /**
    * Stops accepting and closes every connection. A listener's close waits for
    * its connections to end, and a client may keep its connection open (one per
    * task of a pod): so connections are ended here — a last response written

@@ -150,6 +150,28 @@ describe("ttrpc client and server", () => {
     expect(await echo.Echo({ key: "k", value: "v" })).toEqual({ key: "k", value: "v" });
   });
 
+  it("peersGone waits for the peer to hang up, and no longer than it is told", async () => {
+    const { server, sock } = await startServer();
+    const c = await Client.dial(sock);
+    cleanups.push(() => c.close());
+    await c.service(Echo).Echo({ key: "k" });
+    let gone = false;
+    const waiting = server.peersGone(10_000).then(() => (gone = true));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(gone).toBe(false);
+    c.close();
+    await waiting;
+    expect(server.connections.size).toBe(0);
+
+    const stays = await Client.dial(sock);
+    cleanups.push(() => stays.close());
+    await stays.service(Echo).Echo({ key: "k" });
+    const t0 = Date.now();
+    await server.peersGone(100);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(90);
+    expect(server.connections.size).toBe(1);
+  });
+
   it("answers 1000 concurrent calls on one connection, matched by stream id", async () => {
     const { sock } = await startServer();
     const c = await Client.dial(sock);
