@@ -694,22 +694,23 @@ static napi_value MallocTrim(napi_env env, napi_callback_info info) {
 
 // ---- sockets in a network namespace -------------------------------------------
 
-typedef struct {
+// A job done inside a network namespace, on a thread of its own that ends
+// right after: setns(CLONE_NEWNET) changes only the calling thread, and a
+// socket (or a tun file) keeps the namespace it was made in. Done on Node's
+// main thread instead, a failed setns back would leave every later socket of
+// the process in the pod's namespace; a thread that dies takes its namespace
+// with it. A job embeds this first: work() gets it back as its own struct.
+typedef struct netns_job {
   char netns[4096];
-  struct sockaddr_in addr;
-  int backlog;
+  // In the namespace: the fd made, or -1 with errno set and *what naming the step that failed.
+  int (*work)(struct netns_job* j, const char** what);
   int fd;
   int err;
   const char* what;
-} netns_listen_t;
+} netns_job_t;
 
-// Runs on a thread of its own that ends right after: setns(CLONE_NEWNET)
-// changes only the calling thread, and a socket keeps the namespace it was
-// made in. Done on Node's main thread instead, a failed setns back would
-// leave every later socket of the process in the pod's namespace; a thread
-// that dies takes its namespace with it.
-static void* netns_listen_main(void* arg) {
-  netns_listen_t* j = (netns_listen_t*)arg;
+static void* netns_job_main(void* arg) {
+  netns_job_t* j = (netns_job_t*)arg;
   int ns = open(j->netns, O_RDONLY | O_CLOEXEC);
   if (ns < 0) {
     j->err = errno;
@@ -723,28 +724,51 @@ static void* netns_listen_main(void* arg) {
     return NULL;
   }
   close(ns);
+  j->fd = j->work(j, &j->what);
+  if (j->fd < 0) j->err = errno;
+  return NULL;
+}
+
+// Runs j in its namespace: the fd it made, as a number, or a thrown error naming the step that failed.
+static napi_value run_netns_job(napi_env env, netns_job_t* j) {
+  j->fd = -1;
+  pthread_t t;
+  int e = pthread_create(&t, NULL, netns_job_main, j);
+  if (e != 0) return throw_errno(env, "pthread_create", e);
+  pthread_join(t, NULL);
+  if (j->fd < 0) return throw_errno(env, j->what, j->err);
+  napi_value v;
+  napi_create_int32(env, j->fd, &v);
+  return v;
+}
+
+// Closes fd keeping the errno of the call that failed before it.
+static int fail_closing(int fd, const char** what, const char* step) {
+  int e = errno;
+  close(fd);
+  errno = e;
+  *what = step;
+  return -1;
+}
+
+typedef struct {
+  netns_job_t job;
+  struct sockaddr_in addr;
+  int backlog;
+} netns_listen_t;
+
+static int netns_listen(netns_job_t* job, const char** what) {
+  netns_listen_t* j = (netns_listen_t*)job;
   int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (s < 0) {
-    j->err = errno;
-    j->what = "socket";
-    return NULL;
+    *what = "socket";
+    return -1;
   }
   int one = 1;
   setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (bind(s, (struct sockaddr*)&j->addr, sizeof j->addr) != 0) {
-    j->err = errno;
-    j->what = "bind";
-    close(s);
-    return NULL;
-  }
-  if (listen(s, j->backlog) != 0) {
-    j->err = errno;
-    j->what = "listen";
-    close(s);
-    return NULL;
-  }
-  j->fd = s;
-  return NULL;
+  if (bind(s, (struct sockaddr*)&j->addr, sizeof j->addr) != 0) return fail_closing(s, what, "bind");
+  if (listen(s, j->backlog) != 0) return fail_closing(s, what, "listen");
+  return s;
 }
 
 // listenTcpInNetns(netnsPath, ipv4, port, backlog) → a listening TCP socket fd
@@ -759,8 +783,8 @@ static napi_value ListenTcpInNetns(napi_env env, napi_callback_info info) {
   size_t len = 0;
   uint32_t port = 0;
   int32_t backlog = 511;
-  if (argc < 3 || napi_get_value_string_utf8(env, argv[0], j.netns, sizeof j.netns, &len) != napi_ok || len == 0 ||
-      len >= sizeof j.netns - 1 || napi_get_value_string_utf8(env, argv[1], host, sizeof host, &len) != napi_ok ||
+  if (argc < 3 || napi_get_value_string_utf8(env, argv[0], j.job.netns, sizeof j.job.netns, &len) != napi_ok || len == 0 ||
+      len >= sizeof j.job.netns - 1 || napi_get_value_string_utf8(env, argv[1], host, sizeof host, &len) != napi_ok ||
       !get_u32(env, argv[2], &port) || port > 65535) {
     napi_throw_type_error(env, NULL, "listenTcpInNetns(netnsPath, ipv4, port, backlog)");
     return NULL;
@@ -773,63 +797,32 @@ static napi_value ListenTcpInNetns(napi_env env, napi_callback_info info) {
     return NULL;
   }
   j.backlog = backlog;
-  j.fd = -1;
-  pthread_t t;
-  int e = pthread_create(&t, NULL, netns_listen_main, &j);
-  if (e != 0) return throw_errno(env, "pthread_create", e);
-  pthread_join(t, NULL);
-  if (j.fd < 0) return throw_errno(env, j.what, j.err);
-  napi_value v;
-  napi_create_int32(env, j.fd, &v);
-  return v;
+  j.job.work = netns_listen;
+  return run_netns_job(env, &j.job);
 }
 
 // openTapInNetns(netnsPath, name) → fd: the tap `name` of a pod's network
 // namespace, opened there (a tun file belongs to the namespace of whoever
 // opened it) with QEMU's own flags, for a running VM to take over QMP
 // (getfd): a warm VM booted outside the pod's namespace gets its NIC so.
-// On a thread of its own, for the reason netns_listen_main gives.
 typedef struct {
-  char netns[4096];
+  netns_job_t job;
   char name[IFNAMSIZ];
-  int fd;
-  int err;
-  const char* what;
 } netns_tap_t;
 
-static void* netns_tap_main(void* arg) {
-  netns_tap_t* j = (netns_tap_t*)arg;
-  int ns = open(j->netns, O_RDONLY | O_CLOEXEC);
-  if (ns < 0) {
-    j->err = errno;
-    j->what = "open network namespace";
-    return NULL;
-  }
-  if (setns(ns, CLONE_NEWNET) != 0) {
-    j->err = errno;
-    j->what = "setns(CLONE_NEWNET)";
-    close(ns);
-    return NULL;
-  }
-  close(ns);
+static int netns_tap(netns_job_t* job, const char** what) {
+  netns_tap_t* j = (netns_tap_t*)job;
   int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
   if (fd < 0) {
-    j->err = errno;
-    j->what = "open /dev/net/tun";
-    return NULL;
+    *what = "open /dev/net/tun";
+    return -1;
   }
   struct ifreq ifr;
   memset(&ifr, 0, sizeof ifr);
   ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
   memcpy(ifr.ifr_name, j->name, strlen(j->name));
-  if (ioctl(fd, TUNSETIFF, &ifr) != 0) {
-    j->err = errno;
-    j->what = "TUNSETIFF";
-    close(fd);
-    return NULL;
-  }
-  j->fd = fd;
-  return NULL;
+  if (ioctl(fd, TUNSETIFF, &ifr) != 0) return fail_closing(fd, what, "TUNSETIFF");
+  return fd;
 }
 
 static napi_value OpenTapInNetns(napi_env env, napi_callback_info info) {
@@ -839,21 +832,14 @@ static napi_value OpenTapInNetns(napi_env env, napi_callback_info info) {
   netns_tap_t j;
   memset(&j, 0, sizeof j);
   size_t len = 0, nlen = 0;
-  if (argc < 2 || napi_get_value_string_utf8(env, argv[0], j.netns, sizeof j.netns, &len) != napi_ok || len == 0 ||
-      len >= sizeof j.netns - 1 || napi_get_value_string_utf8(env, argv[1], j.name, sizeof j.name, &nlen) != napi_ok ||
+  if (argc < 2 || napi_get_value_string_utf8(env, argv[0], j.job.netns, sizeof j.job.netns, &len) != napi_ok || len == 0 ||
+      len >= sizeof j.job.netns - 1 || napi_get_value_string_utf8(env, argv[1], j.name, sizeof j.name, &nlen) != napi_ok ||
       nlen == 0 || nlen >= IFNAMSIZ - 1) {
     napi_throw_type_error(env, NULL, "openTapInNetns(netnsPath, tapName)");
     return NULL;
   }
-  j.fd = -1;
-  pthread_t t;
-  int e = pthread_create(&t, NULL, netns_tap_main, &j);
-  if (e != 0) return throw_errno(env, "pthread_create", e);
-  pthread_join(t, NULL);
-  if (j.fd < 0) return throw_errno(env, j.what, j.err);
-  napi_value v;
-  napi_create_int32(env, j.fd, &v);
-  return v;
+  j.job.work = netns_tap;
+  return run_netns_job(env, &j.job);
 }
 
 // sendWithFd(socketFd, buffer, fd): one sendmsg of buffer with fd as
