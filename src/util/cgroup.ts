@@ -70,23 +70,32 @@ export function cgroupExists(cgroupPath: string): boolean {
  * hierarchy that refuses (not root, a v1 controller mounted elsewhere) is skipped.
  */
 export function joinCgroupsOf(pid: number, of: number = process.pid): void {
+  for (const c of cgroupsOf(of)) {
+    try {
+      fs.writeFileSync(path.join(c.dir, "cgroup.procs"), String(pid));
+    } catch {
+      /* this hierarchy is not ours to write, or not mounted there */
+    }
+  }
+}
+
+/** The cgroups pid is in, one per hierarchy (/proc/<pid>/cgroup): its controllers ([] for v2's unified one) and directory. */
+function cgroupsOf(pid: number | "self"): { controllers: string[]; dir: string }[] {
   let lines: string[];
   try {
-    lines = fs.readFileSync(`/proc/${of}/cgroup`, "utf8").trim().split("\n");
+    lines = fs.readFileSync(`/proc/${pid}/cgroup`, "utf8").trim().split("\n");
   } catch {
-    return;
+    return [];
   }
+  const out: { controllers: string[]; dir: string }[] = [];
   for (const line of lines) {
     const m = /^\d+:([^:]*):(\/.*)$/.exec(line);
     if (!m) continue;
     const [, controllers, cg] = m;
     const root = controllers === "" ? "/sys/fs/cgroup" : path.join("/sys/fs/cgroup", controllers.replace(/^name=/, ""));
-    try {
-      fs.writeFileSync(path.join(root, cg, "cgroup.procs"), String(pid));
-    } catch {
-      /* this hierarchy is not ours to write, or not mounted there */
-    }
+    out.push({ controllers: controllers ? controllers.split(",") : [], dir: path.join(root, cg) });
   }
+  return out;
 }
 
 /** Background work's CPU cgroup: where it goes, and how to take it away again. */
@@ -108,22 +117,10 @@ export interface CpuCgroup {
  * Null where no such cgroup can be made (not root, v2 without the cpu controller delegated).
  */
 export function lowCpuCgroup(name: string): CpuCgroup | null {
-  let lines: string[];
-  try {
-    lines = fs.readFileSync("/proc/self/cgroup", "utf8").trim().split("\n");
-  } catch {
-    return null;
-  }
   const v2 = fs.existsSync("/sys/fs/cgroup/cgroup.controllers");
-  let base: string | null = null;
-  for (const line of lines) {
-    const m = /^\d+:([^:]*):(\/.*)$/.exec(line);
-    if (!m) continue;
-    if (v2 && m[1] === "") base = path.join("/sys/fs/cgroup", m[2]);
-    else if (!v2 && m[1].split(",").includes("cpu")) base = path.join("/sys/fs/cgroup", m[1], m[2]);
-  }
-  if (!base) return null;
-  const dir = path.join(base, name);
+  const own = cgroupsOf("self").find((c) => (v2 ? c.controllers.length === 0 : c.controllers.includes("cpu")));
+  if (!own) return null;
+  const dir = path.join(own.dir, name);
   try {
     fs.mkdirSync(dir, { recursive: true });
     fs.writeFileSync(path.join(dir, v2 ? "cpu.weight" : "cpu.shares"), v2 ? "11" : "110");

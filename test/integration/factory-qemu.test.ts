@@ -10,7 +10,8 @@ import os from "node:os";
 import path from "node:path";
 import { execFileSync } from "node:child_process";
 import { missing, REQUIRE_ALL } from "../helpers/env";
-import { useEmulator } from "../helpers/emulator";
+import { useEmulator, withTask } from "../helpers/emulator";
+import type { ShimTask } from "../../src/harness/shim-runner";
 import { alive } from "../helpers/procs";
 import { waitUntil } from "../helpers/cri";
 import { expectNoProcessesMentioning } from "../helpers/leaks";
@@ -64,23 +65,8 @@ describe.skipIf(skip)("warm QEMU VMs from shimlab factory (TCG)", () => {
     }
   }, 60_000);
 
-  async function withSandbox(id: string, args: string[], body: (t: Awaited<ReturnType<typeof fx.emu.startShim>>, daemon: number) => Promise<void>, f = fx) {
-    const b = f.emu.bundle(id, f.emu.spec(id, { args, rootPath: f.rootfs }));
-    const t = await f.emu.startShim(id, b);
-    try {
-      const daemon = Number(fs.readFileSync(path.join(b, "shim.pid"), "utf8"));
-      await t.task.Create({ id, bundle: b }, { timeoutMs: BOOT_MS });
-      await t.task.Start({ id }, { timeoutMs: 60_000 });
-      await body(t, daemon);
-    } finally {
-      await t.task.Kill({ id, signal: 9, all: true }).catch(() => {});
-      await t.task.Wait({ id }, { timeoutMs: 30_000 }).catch(() => {});
-      await t.task.Delete({ id }).catch(() => {});
-      await t.task.Shutdown({ id }).catch(() => {});
-      t.close();
-      await f.emu.runner.delete(id, b);
-    }
-  }
+  const withSandbox = (id: string, args: string[], body: (t: ShimTask, daemon: number) => Promise<void>, f = fx) =>
+    withTask(f, id, args, body, { createMs: BOOT_MS, startMs: 60_000, waitMs: 30_000 });
 
   it("a sandbox takes the warm VM instead of booting one; its container runs in it; the VM and its directory go with the sandbox", async () => {
     const s0 = await status();

@@ -10,7 +10,8 @@ import os from "node:os";
 import path from "node:path";
 import { execFileSync } from "node:child_process";
 import { missing } from "../helpers/env";
-import { useEmulator } from "../helpers/emulator";
+import { useEmulator, withTask } from "../helpers/emulator";
+import type { ShimTask } from "../../src/harness/shim-runner";
 import { agentsOf, alive } from "../helpers/procs";
 import { waitUntil } from "../helpers/cri";
 import { expectNoProcessesMentioning } from "../helpers/leaks";
@@ -55,24 +56,7 @@ describe.skipIf(skip)("warm sandboxes from shimlab factory", () => {
     }
   }, 60_000);
 
-  /** A one-task sandbox: its shim, Create and Start; what the test does, then the rest of containerd's teardown. */
-  async function withSandbox(id: string, args: string[], body: (t: Awaited<ReturnType<typeof fx.emu.startShim>>, daemon: number) => Promise<void>) {
-    const b = fx.emu.bundle(id, fx.emu.spec(id, { args, rootPath: fx.rootfs }));
-    const t = await fx.emu.startShim(id, b);
-    try {
-      const daemon = Number(fs.readFileSync(path.join(b, "shim.pid"), "utf8"));
-      await t.task.Create({ id, bundle: b });
-      await t.task.Start({ id });
-      await body(t, daemon);
-    } finally {
-      await t.task.Kill({ id, signal: 9, all: true }).catch(() => {});
-      await t.task.Wait({ id }, { timeoutMs: 10_000 }).catch(() => {});
-      await t.task.Delete({ id }).catch(() => {});
-      await t.task.Shutdown({ id }).catch(() => {});
-      t.close();
-      await fx.emu.runner.delete(id, b);
-    }
-  }
+  const withSandbox = (id: string, args: string[], body: (t: ShimTask, daemon: number) => Promise<void>) => withTask(fx, id, args, body);
 
   it("a sandbox takes a warm agent instead of booting one; the pool refills; the agent goes with the sandbox", async () => {
     const before = pooled();

@@ -11,16 +11,9 @@ import { vmShape } from "../../src/hypervisor/qemu/shape";
 import type { QemuHypervisor } from "../../src/hypervisor/qemu";
 import { nullLogger } from "../../src/util/logger";
 import { processStartTime } from "../../src/util/proc";
+import { alive } from "../helpers/procs";
 
 const KEEPER = keeperPath();
-
-function alive(pid: number): boolean {
-  try {
-    return !/\) [ZX] /.test(fs.readFileSync(`/proc/${pid}/stat`, "utf8"));
-  } catch {
-    return false;
-  }
-}
 
 async function until(what: string, f: () => boolean, ms = 5000): Promise<void> {
   const end = Date.now() + ms;

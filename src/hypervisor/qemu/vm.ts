@@ -100,8 +100,7 @@ export class QemuVm implements SandboxVm {
   private stopping: Promise<void> | null = null;
   private readonly shares = new Set<string>();
   private lineWaiters: { line: string; resolve: () => void }[] = [];
-  private readonly sockets: string[];
-  private readonly socketPaths: { agent: string; qmp: string; console: string };
+  private readonly sockets: { agent: string; qmp: string; console: string };
   private readonly sharedDir: string | null;
   private record: VmRecord | null = null;
   private loopback: PodLoopback | null = null;
@@ -118,8 +117,7 @@ export class QemuVm implements SandboxVm {
   ) {
     this.args = args;
     this.agentTransport = new VirtioSerialTransport(sockets.agent);
-    this.sockets = [sockets.agent, sockets.qmp, sockets.console];
-    this.socketPaths = sockets;
+    this.sockets = sockets;
     this.sharedDir = sharedDir;
     this.consoleLog = path.join(o.runDir, "console.log");
     this.exited = proc.exited.then((x) => (this.exit = x));
@@ -177,7 +175,6 @@ export class QemuVm implements SandboxVm {
     }
     o.onSpawn?.(child, proc.pid);
     const vm = new QemuVm(proc, o, [o.qemuPath, ...args], sockets, sharedDir, child.stderr);
-    vm.keeperProcess = o.keeper ? child : null;
     vm.record = {
       kind: "qemu",
       pid: proc.pid,
@@ -200,18 +197,14 @@ export class QemuVm implements SandboxVm {
     return vm;
   }
 
-  /** The keeper a warm VM was launched under (its fd 3 is the lifeline); null for a sandbox's own VM. */
-  keeperProcess: ChildProcess | null = null;
-
   /** What a factory hands out of a warm VM it launched (under a keeper) and released. */
-  warmHandle(): Omit<WarmVmHandle, "keeper" | "dir" | "pid" | "hotplugPorts"> & { keeperStartTime: string } {
-    if (!this.keeperProcess || !this.sharedDir) throw new Error("not a warm VM: launched without a keeper or a shared directory");
+  warmHandle(): Omit<WarmVmHandle, "keeper" | "dir" | "pid" | "hotplugPorts"> {
+    if (!this.o.keeper || !this.sharedDir) throw new Error("not a warm VM: launched without a keeper or a shared directory");
     return {
       startTime: this.record?.startTime ?? "",
-      keeperStartTime: processStartTime(this.keeperProcess.pid!) ?? "",
-      agentSocket: this.socketPaths.agent,
-      qmpSocket: this.socketPaths.qmp,
-      consoleSocket: this.socketPaths.console,
+      agentSocket: this.sockets.agent,
+      qmpSocket: this.sockets.qmp,
+      consoleSocket: this.sockets.console,
       sharedDir: this.sharedDir,
     };
   }
@@ -242,7 +235,8 @@ export class QemuVm implements SandboxVm {
 
   /**
    * Lets go of a booted VM without stopping it: its console and QMP connections close, so that the
-   * sandbox it is handed to can make its own (QEMU serves one client on each). For a factory.
+   * sandbox it is handed to can make its own (QEMU serves one client on each). For a factory, and
+   * the end of a teardown.
    */
   release(): void {
     for (const w of this.lineWaiters) w.resolve();
@@ -485,12 +479,9 @@ export class QemuVm implements SandboxVm {
         await this.exited;
       }
     }
-    this.qmp?.close();
-    this.console?.destroy();
-    if (this.consoleFd !== null) fs.closeSync(this.consoleFd);
-    this.consoleFd = null;
+    this.release();
     for (const id of [...this.shares]) await this.unshareRootfs(id).catch((e) => this.o.logger.error("unshare failed", { container: id, error: (e as Error).message }));
-    for (const s of this.sockets) fs.rmSync(s, { force: true });
+    for (const s of Object.values(this.sockets)) fs.rmSync(s, { force: true });
     if (this.o.network) await detachPodNetwork(this.o.network, this.o.logger);
     if (this.ownDir) {
       // never a recursive removal through a bind that would not go

@@ -15,6 +15,8 @@ import type { LaunchOptions } from "./vm";
 import { QemuVm } from "./vm";
 import { vmShape } from "./shape";
 import { shimlabDist } from "./image-manifest";
+import { processStartTime } from "../rundir";
+import type { WarmAgent } from "../factory/protocol";
 
 /** Empty PCIe root ports a warm q35 VM boots with: NICs for the pod it is handed to (Kata's pods have one, CNI's usual). */
 export const WARM_NIC_PORTS = 2;
@@ -53,7 +55,8 @@ export function qemuWarmer(hv: QemuHypervisor, o: { logger: Logger; env?: NodeJS
       let resolveSpawn!: (s: { child: ChildProcess; qemuPid: number }) => void;
       // once QEMU runs under its keeper: the factory moves both to the background at once
       const spawned = new Promise<{ child: ChildProcess; qemuPid: number }>((r) => (resolveSpawn = r));
-      let vm: QemuVm | null = null;
+      // made once, when it is ready: the factory asks for it at every status and handout
+      let out: WarmAgent | null = null;
       const launched = QemuVm.launch({
         qemuPath: c.path,
         // A CID of its own where vhost-vsock exists: the sandbox's would be derived from an id not known yet.
@@ -67,11 +70,13 @@ export function qemuWarmer(hv: QemuHypervisor, o: { logger: Logger; env?: NodeJS
         onSpawn: (child, qemuPid) => resolveSpawn({ child, qemuPid }),
       });
       const { child, qemuPid } = await Promise.race([spawned, launched.then(() => spawned)]);
+      const keeperStartTime = processStartTime(child.pid!) ?? "";
       const ready = launched.then(
         (v) => {
-          vm = v;
           // The taker connects its own: QEMU serves one client on each.
           v.release();
+          const h = v.warmHandle();
+          out = { pid: child.pid!, startTime: keeperStartTime, socket: h.agentSocket, runcRoot: "", dir, vm: { ...h, pid: v.pid, dir, hotplugPorts: portsFor(spec) } };
           return true;
         },
         (e: Error) => {
@@ -79,10 +84,6 @@ export function qemuWarmer(hv: QemuHypervisor, o: { logger: Logger; env?: NodeJS
           return false;
         },
       );
-      const qemu = () => {
-        if (!vm) throw new Error("the warm VM is not booted yet");
-        return vm;
-      };
       return {
         child,
         ready,
@@ -91,9 +92,8 @@ export function qemuWarmer(hv: QemuHypervisor, o: { logger: Logger; env?: NodeJS
         // factory's end, and the factory keeps nothing of a VM it no longer holds (QEMU ignores EPIPE).
         release: () => child.stderr?.destroy(),
         handout: () => {
-          const v = qemu();
-          const rec = v.warmHandle();
-          return { pid: child.pid!, startTime: rec.keeperStartTime, socket: rec.agentSocket, runcRoot: "", dir, vm: { pid: v.pid, startTime: rec.startTime, dir, agentSocket: rec.agentSocket, qmpSocket: rec.qmpSocket, consoleSocket: rec.consoleSocket, sharedDir: rec.sharedDir, hotplugPorts: portsFor(spec) } };
+          if (!out) throw new Error("the warm VM is not booted yet");
+          return out;
         },
       };
     },
