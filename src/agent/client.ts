@@ -5,7 +5,7 @@ import { Client } from "../ttrpc/client";
 import { toNative } from "../ttrpc/errgrpc";
 import type { CallOptions, ServiceClient } from "../ttrpc/service";
 import { AgentService, Health } from "../gen/grpc";
-import { PortForward } from "../gen/shimlab.v1";
+import type { PortForward } from "../gen/shimlab.v1";
 import { dialWithRetry, type DialOptions } from "./dial";
 import type { Transport } from "./transport";
 
@@ -34,7 +34,8 @@ export type PortForwardApi = ServiceClient<typeof PortForward>;
 export class AgentClient extends EventEmitter {
   readonly agent: AgentApi;
   readonly health: HealthApi;
-  readonly portForward: PortForwardApi;
+  private forward: PortForwardApi | null = null;
+  private readonly withTimeouts: <S extends typeof AgentService | typeof Health | typeof PortForward>(def: S) => ServiceClient<S>;
 
   private constructor(
     readonly rpc: Client,
@@ -42,10 +43,10 @@ export class AgentClient extends EventEmitter {
     timeouts: AgentTimeouts,
   ) {
     super();
-    const withTimeouts = <S extends typeof AgentService | typeof Health | typeof PortForward>(def: S): ServiceClient<S> => {
+    const withTimeouts = (this.withTimeouts = <S extends typeof AgentService | typeof Health | typeof PortForward>(def: S): ServiceClient<S> => {
       const raw = rpc.service(def) as Record<string, (req: unknown, o?: CallOptions) => Promise<unknown>>;
       const out: Record<string, unknown> = {};
-      const blocking = def === PortForward ? BLOCKING_PORT_FORWARD : BLOCKING_METHODS;
+      const blocking = def.name === "shimlab.v1.PortForward" ? BLOCKING_PORT_FORWARD : BLOCKING_METHODS;
       for (const name of Object.keys(def.methods)) {
         const t = blocking.has(name)
           ? undefined
@@ -58,11 +59,15 @@ export class AgentClient extends EventEmitter {
         out[name] = (req: unknown, o?: CallOptions) => raw[name](req, { timeoutMs: t, ...o }).catch((e) => Promise.reject(toNative(e)));
       }
       return out as ServiceClient<S>;
-    };
+    });
     this.agent = withTimeouts(AgentService);
     this.health = withTimeouts(Health);
-    this.portForward = withTimeouts(PortForward);
     rpc.on("close", (err) => this.emit("close", err));
+  }
+
+  /** shimlab.v1.PortForward, made by its first use (a VM pod's port relay): its codecs are not in a host pod's memory. */
+  async portForward(): Promise<PortForwardApi> {
+    return (this.forward ??= this.withTimeouts((await import("../gen/shimlab.v1")).PortForward));
   }
 
   /** Dials (with retries), then asks Health.Check, as Kata's shim does first. */

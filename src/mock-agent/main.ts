@@ -25,12 +25,17 @@ import { HostRuntime } from "./runtime/host";
 import type { Runtime } from "./runtime/types";
 import { hasNative, native } from "../native";
 import { trimWhenSettled, type Trims } from "../util/trim";
-import { serveSerial } from "./serial";
 import { installFailpoints } from "./failpoints";
-import { GuestNetwork } from "./network";
-import { PortForward } from "../gen/shimlab.v1";
-import { GuestPortForward } from "./port-forward";
 import { signalReady, watchLifeline, type Lifeline } from "./lifeline";
+
+/** What only an agent in a VM runs (the pod's network, port forwarding), loaded there only: a host agent's idle memory is a pod's. */
+function guestModules() {
+  return {
+    ...(require("./network") as typeof import("./network")),
+    ...(require("./port-forward") as typeof import("./port-forward")),
+    PortForward: (require("../gen/shimlab.v1") as typeof import("../gen/shimlab.v1")).PortForward,
+  };
+}
 
 export const AGENT_PORT = 1024;
 
@@ -186,7 +191,8 @@ export function main(argv: string[]): void {
   // Only a guest's agent forwards ports: its loopback is the pod's. A host agent's loopback is the
   // host's (its containers join the pod's namespace, the agent does not), so there the service is
   // absent and answers Unimplemented, as a real kata-agent does.
-  const portForward = args.guest ? new GuestPortForward({ logger: log }) : null;
+  const guest = args.guest ? guestModules() : null;
+  const portForward = guest ? new guest.GuestPortForward({ logger: log }) : null;
   const exit = async (why: string, code = 0) => {
     if (exiting) return;
     exiting = true;
@@ -202,7 +208,7 @@ export function main(argv: string[]): void {
     stateDir: args.stateDir,
     logger: log,
     guest: args.guest,
-    network: args.guest ? new GuestNetwork() : null,
+    network: guest ? new guest.GuestNetwork() : null,
     reaper,
     onDestroyed: () => {
       portForward?.close();
@@ -211,7 +217,7 @@ export function main(argv: string[]): void {
   });
   server.register(AgentService, agent.service);
   server.register(Health, agent.health);
-  if (portForward) server.register(PortForward, portForward.service);
+  if (guest && portForward) server.register(guest.PortForward, portForward.service);
   installFailpoints(server, process.env, log);
   server.on("handlerError", (call, err) => log.error("handler failed", { method: `${call.service}/${call.method}`, error: String(err?.stack ?? err) }));
   server.on("protocolError", (_c, reason) => log.warn("dropped a connection", { reason }));
@@ -245,7 +251,7 @@ export function main(argv: string[]): void {
       void exit("listen failed", 1);
     });
   }
-  if (args.serial) serveSerial(args.serial, server, log);
+  if (args.serial) (require("./serial") as typeof import("./serial")).serveSerial(args.serial, server, log);
 
   if (args.watchFd !== undefined) {
     // The shim (or, until it hands us out, the factory) holds the other end.

@@ -8,7 +8,7 @@ import { failedPrecondition, isInvalidArgument, notFound, unavailable } from "..
 import type { Logger } from "../util/logger";
 import { Container, type ContainerHost, type CreateOptions } from "./container";
 import { mountsBelow } from "./mount";
-import { PortRelay } from "./port-relay";
+import type { PortRelay } from "./port-relay";
 import type { ShareOptions } from "../hypervisor/types";
 import type { Process } from "./process";
 
@@ -152,7 +152,8 @@ export class Sandbox implements ContainerHost {
     // Only shimlab's agent serves shimlab.v1.PortForward. Port 0 is refused as InvalidArgument by
     // one that does, before anything is dialled; a kata-agent answers Unimplemented. No rule is
     // put in the pod's namespace for an agent that could not carry its connections.
-    const probe = await this.client!.portForward.Dial({ port: 0 }).then(
+    const portForward = await this.client!.portForward();
+    const probe = await portForward.Dial({ port: 0 }).then(
       () => null,
       (e: Error) => e,
     );
@@ -168,7 +169,8 @@ export class Sandbox implements ContainerHost {
       return;
     }
     if (!loopback) return;
-    const relay = new PortRelay(this.client!.portForward, this.logger);
+    const { PortRelay } = await import("./port-relay");
+    const relay = new PortRelay(portForward, this.logger);
     this.relay = relay;
     loopback.onConnection((sock, port) => relay.handle(sock, port));
   }

@@ -14,7 +14,6 @@
 //   socket = "/run/shimlab-factory/factory.sock"
 //   pool_size = 2                  # read by `shimlab factory start --config`
 import fs from "node:fs";
-import { parse } from "smol-toml";
 import { invalidArgument } from "../errdefs";
 import type { Hypervisor, HypervisorKind } from "../hypervisor/types";
 import { HYPERVISOR_KINDS, checkDriverSettings, createDriver, createWarmer, isHypervisorKind, type DriverSettings } from "../hypervisor/drivers";
@@ -106,7 +105,8 @@ export function loadConfig(path: string | undefined, env: NodeJS.ProcessEnv = pr
   }
   let raw: Record<string, unknown>;
   try {
-    raw = parse(text) as Record<string, unknown>;
+    // The TOML parser only when there is a file: a daemon on the defaults never loads it.
+    raw = (require("smol-toml") as typeof import("smol-toml")).parse(text) as Record<string, unknown>;
   } catch (e) {
     throw invalidArgument(`shimlab config ${file} is not valid TOML: ${(e as Error).message}`);
   }

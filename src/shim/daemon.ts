@@ -5,7 +5,6 @@ import net from "node:net";
 import type { ShimFlags } from "./flags";
 import { Server } from "../ttrpc/server";
 import { Task as TaskV2 } from "../gen/containerd.task.v2";
-import { Task as TaskV3 } from "../gen/containerd.task.v3";
 import type { Logger } from "../util/logger";
 import { TaskService } from "./task-service";
 import { LogOnlySink, Publisher, type EventSink } from "./publisher";
@@ -15,6 +14,17 @@ import { SandboxService } from "./sandbox-service";
 import type { DaemonDecorations } from "./decorations";
 import { native } from "../native";
 import { trimWhenSettled } from "../util/trim";
+
+/**
+ * containerd 2.x's task v3 service: v2's messages under another package name, field for field
+ * (proto/containerd/task/v3/shim.proto; test/unit/task-v3.test.ts holds them to it). Served with
+ * v2's codecs, a daemon does not hold a second copy of 26 of them; a trace, which names the
+ * messages it shows, loads v3's own.
+ */
+function taskV3(): typeof import("../gen/containerd.task.v3").Task {
+  if (process.env.SHIMLAB_TRACE) return (require("../gen/containerd.task.v3") as typeof import("../gen/containerd.task.v3")).Task;
+  return { ...TaskV2, name: "containerd.task.v3.Task" } as unknown as typeof import("../gen/containerd.task.v3").Task;
+}
 
 /** How long a shim whose sandbox was shut down waits for containerd to hang up before it closes the connection itself. */
 const SANDBOX_PEER_HANGUP_MS = 2_000;
@@ -87,6 +97,7 @@ export function runDaemon(flags: ShimFlags, boot: DaemonBoot = bootDaemon(flags)
 
   server.register(TaskV2, service.impl);
   // containerd 2.x speaks the same API as task v3 when the shim says so.
+  const TaskV3 = taskV3();
   server.register(TaskV3, service.impl as never);
   // ...and the Sandbox API on the same socket, for a CRI runtime with sandboxer = "shim".
   server.register(SandboxV1, sandboxes.impl);

@@ -12,21 +12,26 @@
 // is FailedPrecondition, except a stop of a stopped sandbox, NotFound as
 // runc's shim answers a kill of an exited process (sandbox-state.ts).
 import type { Sandbox as SandboxDef } from "../gen/containerd.runtime.sandbox.v1";
-import { Metrics } from "../gen/io.containerd.cgroups.v1";
 import type { ServiceImpl } from "../ttrpc/service";
 import { alreadyExists, failedPrecondition, notFound } from "../errdefs";
 import type { Logger } from "../util/logger";
 import { Mutex } from "../util/mutex";
 import { GO_ZERO_TIME, timestampOf } from "../util/time";
 import { cgroupParent } from "../util/cgroup";
-import { PodSandbox } from "../pod/pod-sandbox";
-import { cgroupMetrics, processMetrics } from "../pod/sandbox-metrics";
-import { sandboxInitSpec } from "../pod/sandbox-init";
+import type { PodSandbox } from "../pod/pod-sandbox";
 import { sandboxInitPath } from "../native";
 import type { ShimConfig } from "./config";
 import type { TaskService } from "./task-service";
-import { podConfigFrom } from "./pod-options";
 import { validateId } from "./identifiers";
+
+/**
+ * What only a Sandbox API pod needs, loaded by its first CreateSandbox: CRI's runtime.v1 codecs alone were
+ * ~0.35 MB of every daemon's idle memory, and a Task API pod (containerd 1.x, 2.x's podsandbox) never reads them.
+ */
+async function sandboxModules() {
+  const [options, init, pod] = await Promise.all([import("./pod-options"), import("../pod/sandbox-init"), import("../pod/pod-sandbox")]);
+  return { ...options, ...init, ...pod };
+}
 
 export interface SandboxServiceOptions {
   namespace: string;
@@ -73,12 +78,13 @@ export class SandboxService {
 
   readonly impl: ServiceImpl<typeof SandboxDef> = {
     CreateSandbox: (req) =>
-      this.lock.run(() => {
+      this.lock.run(async () => {
         validateId("sandbox id", req.sandboxId);
         if (this.pod?.id === req.sandboxId) throw alreadyExists(`sandbox ${req.sandboxId} already exists`);
         if (this.pod) throw failedPrecondition(`this shim serves sandbox ${this.pod.id}: one sandbox per shim`);
         // A sandbox has no ConfigPath of its own as a task's Create has: never run it on defaults the operator did not ask for.
         if (this.o.configError) throw this.o.configError;
+        const { podConfigFrom, sandboxInitSpec, PodSandbox } = await sandboxModules();
         const pod = podConfigFrom(req.options, req.sandboxId);
         const config = this.o.config;
         const hypervisor = config.hypervisor();
@@ -176,10 +182,11 @@ export class SandboxService {
         return {};
       }),
 
-    SandboxMetrics: (req) => {
+    SandboxMetrics: async (req) => {
       const p = this.sandbox(req.sandboxId);
       if (p.state !== "ready") throw failedPrecondition(`sandbox ${p.id} is ${p.state}: no metrics`);
       const vm = p.sandbox.vmHandle;
+      const [{ processMetrics, cgroupMetrics }, { Metrics }] = await Promise.all([import("../pod/sandbox-metrics"), import("../gen/io.containerd.cgroups.v1")]);
       const m = vm?.kind === "qemu" ? processMetrics(vm.pid) : cgroupMetrics(`${cgroupParent()}/${p.id}`);
       if (!m) throw failedPrecondition(`sandbox ${p.id} has no cgroup ${cgroupParent()}/${p.id} (the agent's host runtime makes none)`);
       return { metrics: { timestamp: timestampOf(new Date()), id: p.id, data: { typeUrl: Metrics.typeName, value: Metrics.encode(m) } } };

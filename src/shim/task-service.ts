@@ -8,7 +8,6 @@ import type { Task } from "../gen/containerd.task.v2";
 import type * as t from "../gen/containerd.task.v2";
 import { Status } from "../gen/containerd.v1.types";
 import * as ev from "../gen/containerd.events";
-import { Metrics } from "../gen/io.containerd.cgroups.v1";
 import { ProcessDetails } from "../gen/containerd.runc.v1";
 import { Options as RuntimeOptions } from "../gen/runtimeoptions.v1";
 import type { ServiceImpl } from "../ttrpc/service";
@@ -307,6 +306,8 @@ export class TaskService {
     Stats: async (req) => {
       const c = this.container(req.id);
       const s = await c.stats();
+      // cgroups v1's codecs are loaded by the first Stats: ctr's pods never ask, a CRI's do every few seconds.
+      const { Metrics } = await import("../gen/io.containerd.cgroups.v1");
       return { stats: { typeUrl: Metrics.typeName, value: Metrics.encode(statsToMetrics(s)) } };
     },
 
