@@ -8,6 +8,7 @@ import { AgentService, Health } from "../gen/grpc";
 import type { PortForward } from "../gen/shimlab.v1";
 import { dialWithRetry, type DialOptions } from "./dial";
 import type { Transport } from "./transport";
+import { markUnusual } from "../util/code-cache";
 
 /** Calls that wait for the guest (process exit, output, OOM) and must never time out (kata#5249). */
 export const BLOCKING_METHODS = new Set(["WaitProcess", "ReadStdout", "ReadStderr", "WriteStdin", "GetOOMEvent"]);
@@ -67,6 +68,7 @@ export class AgentClient extends EventEmitter {
 
   /** shimlab.v1.PortForward, made by its first use (a VM pod's port relay): its codecs are not in a host pod's memory. */
   async portForward(): Promise<PortForwardApi> {
+    markUnusual();
     return (this.forward ??= this.withTimeouts((await import("../gen/shimlab.v1")).PortForward));
   }
 

@@ -8,6 +8,7 @@ import { parseQemuConfig } from "./qemu/config";
 import { hostAgentWarmer, type Warmer } from "./factory/warmer";
 import { cgroupParent } from "../util/cgroup";
 import type { Logger } from "../util/logger";
+import { markUnusual } from "../util/code-cache";
 
 /** What the shim's configuration gives a driver. */
 export interface DriverSettings {
@@ -38,6 +39,7 @@ const DRIVERS: Record<HypervisorKind, Driver> = {
   qemu: {
     check: (s) => void parseQemuConfig(s.table, s.source),
     create: (s) => {
+      markUnusual();
       const { QemuHypervisor } = require("./qemu") as typeof import("./qemu");
       return new QemuHypervisor({ ...QemuHypervisor.configFrom(s.table, s.source), debug: s.debug || s.table.debug === true }, s.factorySocket);
     },

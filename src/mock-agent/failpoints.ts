@@ -3,6 +3,7 @@
 import type { Server } from "../ttrpc/server";
 import type { FailpointTable } from "../faults/failpoint";
 import type { Logger } from "../util/logger";
+import { markUnusual } from "../util/code-cache";
 
 export const AGENT_FAILPOINTS_ENV = "SHIMLAB_AGENT_FAILPOINTS";
 
@@ -10,6 +11,7 @@ export function installFailpoints(server: Server, env: NodeJS.ProcessEnv, log: L
   const raw = env[AGENT_FAILPOINTS_ENV];
   if (!raw) return null;
   // loaded only when asked for: a production agent's memory carries none of it
+  markUnusual();
   const { FailpointTable, failpointInterceptor } = require("../faults/failpoint") as typeof import("../faults/failpoint");
   const table = new FailpointTable();
   const parsed = JSON.parse(raw) as Record<string, string>;

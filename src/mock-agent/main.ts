@@ -27,9 +27,11 @@ import { hasNative, native } from "../native";
 import { trimWhenSettled, type Trims } from "../util/trim";
 import { installFailpoints } from "./failpoints";
 import { signalReady, watchLifeline, type Lifeline } from "./lifeline";
+import { markUnusual } from "../util/code-cache";
 
 /** What only an agent in a VM runs (the pod's network, port forwarding), loaded there only: a host agent's idle memory is a pod's. */
 function guestModules() {
+  markUnusual();
   return {
     ...(require("./network") as typeof import("./network")),
     ...(require("./port-forward") as typeof import("./port-forward")),
@@ -182,6 +184,7 @@ export function main(argv: string[]): void {
   // Tracing (SHIMLAB_TRACE) is loaded only when asked for: otherwise nothing is wrapped.
   if (process.env.SHIMLAB_TRACE) {
     const trace = require("../trace/agent") as typeof import("../trace/agent");
+    markUnusual();
     trace.traceAgentProcess();
     runtime = trace.traceRuntime(runtime);
   }
@@ -251,6 +254,7 @@ export function main(argv: string[]): void {
       void exit("listen failed", 1);
     });
   }
+  if (args.serial) markUnusual();
   if (args.serial) (require("./serial") as typeof import("./serial")).serveSerial(args.serial, server, log);
 
   if (args.watchFd !== undefined) {

@@ -14,6 +14,7 @@ import { SandboxService } from "./sandbox-service";
 import type { DaemonDecorations } from "./decorations";
 import { native } from "../native";
 import { trimWhenSettled } from "../util/trim";
+import { markUnusual } from "../util/code-cache";
 
 /**
  * containerd 2.x's task v3 service: v2's messages under another package name, field for field
@@ -22,6 +23,7 @@ import { trimWhenSettled } from "../util/trim";
  * messages it shows, loads v3's own.
  */
 function taskV3(): typeof import("../gen/containerd.task.v3").Task {
+  if (process.env.SHIMLAB_TRACE) markUnusual();
   if (process.env.SHIMLAB_TRACE) return (require("../gen/containerd.task.v3") as typeof import("../gen/containerd.task.v3")).Task;
   return { ...TaskV2, name: "containerd.task.v3.Task" } as unknown as typeof import("../gen/containerd.task.v3").Task;
 }
@@ -108,6 +110,7 @@ export function runDaemon(flags: ShimFlags, boot: DaemonBoot = bootDaemon(flags)
   // containerd 2.x may have been told (by `start`'s bootstrap result) to speak gRPC to us.
   const protocol = process.env.SHIMLAB_DAEMON_PROTOCOL || "ttrpc";
   if (protocol === "grpc") {
+    markUnusual();
     const { serveGrpc } = require("./grpc-server") as typeof import("./grpc-server");
     grpcTransport = serveGrpc(server, listener, [TaskV3, TaskV2, SandboxV1]);
   } else server.serve(listener);

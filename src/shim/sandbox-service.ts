@@ -23,12 +23,14 @@ import { sandboxInitPath } from "../native";
 import type { ShimConfig } from "./config";
 import type { TaskService } from "./task-service";
 import { validateId } from "./identifiers";
+import { markUnusual } from "../util/code-cache";
 
 /**
  * What only a Sandbox API pod needs, loaded by its first CreateSandbox: CRI's runtime.v1 codecs alone were
  * ~0.35 MB of every daemon's idle memory, and a Task API pod (containerd 1.x, 2.x's podsandbox) never reads them.
  */
 async function sandboxModules() {
+  markUnusual();
   const [options, init, pod] = await Promise.all([import("./pod-options"), import("../pod/sandbox-init"), import("../pod/pod-sandbox")]);
   return { ...options, ...init, ...pod };
 }
@@ -186,6 +188,7 @@ export class SandboxService {
       const p = this.sandbox(req.sandboxId);
       if (p.state !== "ready") throw failedPrecondition(`sandbox ${p.id} is ${p.state}: no metrics`);
       const vm = p.sandbox.vmHandle;
+      markUnusual();
       const [{ processMetrics, cgroupMetrics }, { Metrics }] = await Promise.all([import("../pod/sandbox-metrics"), import("../gen/io.containerd.cgroups.v1")]);
       const m = vm?.kind === "qemu" ? processMetrics(vm.pid) : cgroupMetrics(`${cgroupParent()}/${p.id}`);
       if (!m) throw failedPrecondition(`sandbox ${p.id} has no cgroup ${cgroupParent()}/${p.id} (the agent's host runtime makes none)`);

@@ -9,7 +9,13 @@
 //  - <bundle>.<hash>.<role>.cache, written once by the program itself as it
 //    exits, when it ran without one: everything that run compiled, i.e. the
 //    whole path of a `start`, a daemon's lifecycle, a `delete`. Later runs in
-//    that role load it and compile next to nothing.
+//    that role load it and compile next to nothing. A run that took a path
+//    only some runs of its role take (markUnusual) writes
+//    <bundle>.<hash>.<role>.unusual.cache instead. A usual run that loaded
+//    it removes it, and the next usual run writes the usual one: a cache's
+//    every function is deserialised into the heap of every run that loads
+//    it, so a daemon whose cache a Sandbox API daemon had written held
+//    ~0.7 MB more at idle.
 // <hash> is the bundle's content hash (fixed at build time): V8 itself only
 // checks a cache against the source's length, its own version and its flags,
 // so a cache must never outlive its bundle; the build removes old ones too.
@@ -24,6 +30,14 @@ type Wrapper = (exports: unknown, require: NodeRequire, module: Module, filename
 
 export const buildCacheFile = (bundle: string): string => bundle + ".cache";
 export const roleCacheFile = (bundle: string, hash: string, role: string): string => `${bundle}.${hash}.${role}.cache`;
+export const unusualCacheFile = (bundle: string, hash: string, role: string): string => `${bundle}.${hash}.${role}.unusual.cache`;
+
+const UNUSUAL = Symbol.for("shimlab.code-cache.unusual");
+
+/** This run takes a path only some runs of its role take (a module loaded on first use): its compiled code is not its role's cache. */
+export function markUnusual(): void {
+  (globalThis as Record<symbol, unknown>)[UNUSUAL] = true;
+}
 
 function read(file: string): Buffer | undefined {
   try {
@@ -64,16 +78,28 @@ function wrappedSource(bundle: string): string {
 
 /** Runs bundle as a CommonJS module (its own require, module, __filename, __dirname); role "" uses the build-time cache only. */
 export function runWithCodeCache(bundle: string, hash: string, role: string): void {
-  const roleFile = role ? roleCacheFile(bundle, hash, role) : "";
-  let cachedData = roleFile ? read(roleFile) : undefined;
-  const warm = cachedData !== undefined;
-  if (!warm) cachedData = read(buildCacheFile(bundle));
+  const usualFile = role ? roleCacheFile(bundle, hash, role) : "";
+  const unusualFile = role ? unusualCacheFile(bundle, hash, role) : "";
+  let cachedData = usualFile ? read(usualFile) : undefined;
+  let loaded: "usual" | "unusual" | "" = cachedData ? "usual" : "";
+  if (!loaded && unusualFile) loaded = (cachedData = read(unusualFile)) ? "unusual" : "";
+  if (!loaded) cachedData = read(buildCacheFile(bundle));
   // mapped only for the processes that live as long as a pod: a `start` or `delete` is gone in milliseconds
   const source = LONG_LIVED.includes(role) ? wrappedSource(bundle) : Module.wrap(fs.readFileSync(bundle, "utf8"));
   const script = new vm.Script(source, { filename: bundle, cachedData });
-  if (roleFile && (!warm || script.cachedDataRejected)) {
+  if (role) {
+    const accepted = loaded && !script.cachedDataRejected ? loaded : "";
     // Written at exit, when this run has compiled all it needed.
-    process.once("exit", () => saveCache(script, roleFile));
+    process.once("exit", () => {
+      const unusual = (globalThis as Record<symbol, unknown>)[UNUSUAL] === true;
+      if (unusual) {
+        if (!accepted) saveCache(script, unusualFile);
+      } else if (accepted === "unusual") {
+        // Everything the unusual cache held is compiled in this run too, and would be in a cache it
+        // wrote: the next usual run, with only the build-time cache, writes a clean one.
+        fs.rmSync(unusualFile, { force: true });
+      } else if (accepted !== "usual") saveCache(script, usualFile);
+    });
   }
   const m = new Module(bundle, undefined);
   m.filename = bundle;

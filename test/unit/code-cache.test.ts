@@ -8,7 +8,7 @@ import path from "node:path";
 import vm from "node:vm";
 import Module from "node:module";
 import { execFileSync } from "node:child_process";
-import { buildCodeCache, buildCacheFile, roleCacheFile } from "../../src/util/code-cache";
+import { buildCodeCache, buildCacheFile, roleCacheFile, unusualCacheFile } from "../../src/util/code-cache";
 
 const LOADER = path.resolve(__dirname, "..", "..", "src", "util", "code-cache.ts");
 
@@ -113,6 +113,37 @@ describe("runWithCodeCache", () => {
     expect(fs.readdirSync(dir).filter((f) => f.includes(".h1..cache"))).toEqual([]);
     run("h2", "start", "c");
     expect(fs.existsSync(roleCacheFile(bundle, "h2", "start"))).toBe(true);
+  });
+
+  it("keeps an unusual run's compiled code out of its role's cache until a usual run writes one", () => {
+    // a run with "odd" takes a path only some runs take, as a Sandbox API daemon loads its modules (markUnusual)
+    const odd = path.join(dir, "odd.js");
+    fs.writeFileSync(odd, `if (process.argv.at(-1) === "odd") require(${JSON.stringify(LOADER)}).markUnusual();\nprocess.stdout.write("ran " + process.argv.at(-1));`);
+    fs.writeFileSync(buildCacheFile(odd), buildCodeCache(odd));
+    const usual = roleCacheFile(odd, "h5", "r");
+    const unusual = unusualCacheFile(odd, "h5", "r");
+    const mtime = (f: string) => fs.statSync(f).mtimeMs;
+
+    expect(runBundle(odd, "h5", "r", {}, "odd")).toBe("ran odd");
+    expect([fs.existsSync(usual), fs.existsSync(unusual)]).toEqual([false, true]);
+    const unusualAt = mtime(unusual);
+    runBundle(odd, "h5", "r", {}, "odd"); // the unusual cache serves an unusual run, and is not rewritten
+    expect([fs.existsSync(usual), mtime(unusual)]).toEqual([false, unusualAt]);
+
+    // A usual run that loaded it has all it held compiled too: it removes it, and writes nothing.
+    expect(runBundle(odd, "h5", "r", {}, "even")).toBe("ran even");
+    expect([fs.existsSync(usual), fs.existsSync(unusual)]).toEqual([false, false]);
+    runBundle(odd, "h5", "r", {}, "odd"); // an unusual run again (with no cache, it writes its own)
+    expect([fs.existsSync(usual), fs.existsSync(unusual)]).toEqual([false, true]);
+    runBundle(odd, "h5", "r", {}, "even");
+    expect(runBundle(odd, "h5", "r", {}, "even")).toBe("ran even"); // the next usual run, on the build-time cache, writes the usual one
+    expect([fs.existsSync(usual), fs.existsSync(unusual)]).toEqual([true, false]);
+    runBundle(odd, "h5", "r", {}, "odd");
+    expect(fs.existsSync(unusual)).toBe(false); // an unusual run takes the usual cache and writes nothing
+    const usualAt = mtime(usual);
+    runBundle(odd, "h5", "r", {}, "even"); // which then serves every run, and is never rewritten
+    expect(mtime(usual)).toBe(usualAt);
+    expect(new vm.Script(Module.wrap(fs.readFileSync(odd, "utf8")), { filename: odd, cachedData: fs.readFileSync(usual) }).cachedDataRejected).toBe(false);
   });
 
   it("runs right on a garbage cache", () => {
