@@ -254,8 +254,10 @@ export function main(argv: string[]): void {
       void exit("listen failed", 1);
     });
   }
-  if (args.serial) markUnusual();
-  if (args.serial) (require("./serial") as typeof import("./serial")).serveSerial(args.serial, server, log);
+  if (args.serial) {
+    markUnusual();
+    (require("./serial") as typeof import("./serial")).serveSerial(args.serial, server, log);
+  }
 
   if (args.watchFd !== undefined) {
     // The shim (or, until it hands us out, the factory) holds the other end.

@@ -11,7 +11,6 @@ import { mountsBelow } from "./mount";
 import type { PortRelay } from "./port-relay";
 import type { ShareOptions } from "../hypervisor/types";
 import type { Process } from "./process";
-import { markUnusual } from "../util/code-cache";
 
 export interface SandboxHooks {
   onExit(c: Container, p: Process): void;
@@ -153,7 +152,6 @@ export class Sandbox implements ContainerHost {
     // Only shimlab's agent serves shimlab.v1.PortForward. Port 0 is refused as InvalidArgument by
     // one that does, before anything is dialled; a kata-agent answers Unimplemented. No rule is
     // put in the pod's namespace for an agent that could not carry its connections.
-    markUnusual();
     const portForward = await this.client!.portForward();
     const probe = await portForward.Dial({ port: 0 }).then(
       () => null,

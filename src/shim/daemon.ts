@@ -23,8 +23,10 @@ import { markUnusual } from "../util/code-cache";
  * messages it shows, loads v3's own.
  */
 function taskV3(): typeof import("../gen/containerd.task.v3").Task {
-  if (process.env.SHIMLAB_TRACE) markUnusual();
-  if (process.env.SHIMLAB_TRACE) return (require("../gen/containerd.task.v3") as typeof import("../gen/containerd.task.v3")).Task;
+  if (process.env.SHIMLAB_TRACE) {
+    markUnusual();
+    return (require("../gen/containerd.task.v3") as typeof import("../gen/containerd.task.v3")).Task;
+  }
   return { ...TaskV2, name: "containerd.task.v3.Task" } as unknown as typeof import("../gen/containerd.task.v3").Task;
 }
 
