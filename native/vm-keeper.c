@@ -12,7 +12,14 @@
 // start time), watched through a pidfd from then on. The holder's end kills
 // the VM at once; QEMU's own end ends this with QEMU's status.
 //
-//   vm-keeper <qemu> [args...]      (fd 3: the lifeline)
+// With --claim, an adopted VM must also be claimed: its taker creates <file>
+// once it has taken the VM over, and a VM still unclaimed <ms> after its
+// adoption is killed. The factory may die between the adoption and its
+// answer; the taker then boots a VM of its own, and the adopted one would
+// have lived, unused, as long as the taker (the mock agent's lifeline has
+// the same rule).
+//
+//   vm-keeper [--claim <file> <ms>] <qemu> [args...]      (fd 3: the lifeline)
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
@@ -24,6 +31,7 @@
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef SYS_pidfd_open
@@ -66,6 +74,12 @@ static int start_time(pid_t pid, char *out, size_t n) {
   return 0;
 }
 
+static long long now_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
 static void say(int fd, const char *s) {
   ssize_t r;
   do r = write(fd, s, strlen(s));
@@ -73,8 +87,16 @@ static void say(int fd, const char *s) {
 }
 
 int main(int argc, char **argv) {
-  if (argc < 2) {
-    fprintf(stderr, "usage: vm-keeper <qemu> [args...] (fd 3: the lifeline)\n");
+  const char *claim_file = NULL;
+  long long claim_ms = 0, claim_by = -1;  // claim_by: the deadline, once adopted and until claimed
+  if (argc >= 4 && strcmp(argv[1], "--claim") == 0) {
+    claim_file = argv[2];
+    claim_ms = atoll(argv[3]);
+    argv += 3;
+    argc -= 3;
+  }
+  if (argc < 2 || (claim_file && claim_ms <= 0)) {
+    fprintf(stderr, "usage: vm-keeper [--claim <file> <ms>] <qemu> [args...] (fd 3: the lifeline)\n");
     return 2;
   }
   sigset_t chld;
@@ -109,9 +131,21 @@ int main(int argc, char **argv) {
   size_t used = 0;
   for (;;) {
     struct pollfd p[3] = {{sfd, POLLIN, 0}, {lifeline, POLLIN, 0}, {holder, POLLIN, 0}};
-    if (poll(p, 3, -1) < 0) {
+    int wait_ms = -1;
+    if (claim_by >= 0) {
+      long long left = claim_by - now_ms();
+      wait_ms = left > 0 ? (int)left : 0;
+    }
+    if (poll(p, 3, wait_ms) < 0) {
       if (errno == EINTR) continue;
       finish(1);
+    }
+    if (claim_by >= 0 && now_ms() >= claim_by) {
+      if (access(claim_file, F_OK) != 0) {
+        fprintf(stderr, "vm-keeper: adopted but not claimed in %lld ms (no %s): the VM goes\n", claim_ms, claim_file);
+        finish(0);
+      }
+      claim_by = -1;
     }
     if (p[0].revents) {
       struct signalfd_siginfo si;
@@ -147,6 +181,7 @@ int main(int argc, char **argv) {
         int fd = (int)syscall(SYS_pidfd_open, pid, 0);
         if (fd >= 0 && start_time(pid, have, sizeof have) == 0 && strcmp(have, want) == 0) {
           holder = fd;
+          if (claim_file) claim_by = now_ms() + claim_ms;
           say(lifeline, "ADOPTED\n");
           // From here the factory's end means nothing: it may close it, or die.
           close(lifeline);

@@ -3,6 +3,7 @@
 // rules (whom a pool's VM fits), without booting one.
 import { describe, it, expect } from "vitest";
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { spawn, type ChildProcess } from "node:child_process";
 import type { Duplex } from "node:stream";
@@ -24,8 +25,8 @@ async function until(what: string, f: () => boolean, ms = 5000): Promise<void> {
 }
 
 /** A keeper over `sleep 60`, and the pid of the sleep it forked. */
-async function keep(): Promise<{ k: ChildProcess; line: Duplex; kept: number }> {
-  const k = spawn(KEEPER, ["sleep", "60"], { stdio: ["ignore", "ignore", "pipe", "pipe"], detached: true });
+async function keep(flags: string[] = []): Promise<{ k: ChildProcess; line: Duplex; kept: number }> {
+  const k = spawn(KEEPER, [...flags, "sleep", "60"], { stdio: ["ignore", "ignore", "pipe", "pipe"], detached: true });
   let kept = 0;
   await until("the keeper's child", () => {
     try {
@@ -69,6 +70,40 @@ describe.skipIf(!fs.existsSync(KEEPER))("vm-keeper", () => {
     holder.kill("SIGKILL");
     await exited(k);
     await until("the kept process to die with its holder", () => !alive(kept));
+  });
+
+  it("with --claim, kills an adopted VM its taker never claims, and keeps a claimed one", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "shimlab-keeper-"));
+    const holder = spawn("sleep", ["60"], { stdio: "ignore" });
+    try {
+      await until("the holder", () => processStartTime(holder.pid!) !== null);
+      const adopt = async (file: string) => {
+        const kept = await keep(["--claim", file, "300"]);
+        kept.line.write(`ADOPT ${holder.pid} ${processStartTime(holder.pid!)}\n`);
+        expect(await answer(kept.line)).toBe("ADOPTED\n");
+        kept.line.destroy();
+        return kept;
+      };
+      // taken over by no one: the factory died between the adoption and its answer
+      const lost = await adopt(path.join(dir, "never"));
+      let err = "";
+      lost.k.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+      expect(await exited(lost.k)).toBe(0);
+      await until("the unclaimed VM to die", () => !alive(lost.kept));
+      expect(err).toMatch(/adopted but not claimed in 300 ms/);
+      // claimed in time: it lives on, and ends with its holder
+      const file = path.join(dir, "claimed");
+      const taken = await adopt(file);
+      fs.writeFileSync(file, "");
+      await new Promise((r) => setTimeout(r, 600));
+      expect(alive(taken.kept)).toBe(true);
+      holder.kill("SIGKILL");
+      await exited(taken.k);
+      await until("the claimed VM to die with its holder", () => !alive(taken.kept));
+    } finally {
+      holder.kill("SIGKILL");
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("exits with what it keeps, when that ends by itself", async () => {

@@ -52,9 +52,14 @@ export interface LaunchOptions {
    * dying with the process that launched it.
    */
   keeper?: string;
+  /** With a keeper: a VM adopted and not claimed (adopt() writes WARM_CLAIM_FILE in its directory) within ms is killed. */
+  unclaimedMs?: number;
   /** Called with the spawned process (QEMU, or its keeper) and QEMU's pid, before the boot is waited for. */
   onSpawn?: (child: ChildProcess, qemuPid: number) => void;
 }
+
+/** What a warm VM's taker writes in its directory once it has taken it over, for its keeper (--claim). */
+export const WARM_CLAIM_FILE = "claimed";
 
 /** A booted VM that a factory handed out, and its keeper: what its new holder needs to take it over. */
 export type WarmVmHandle = WarmVm & { keeper: { pid: number; startTime: string } };
@@ -160,7 +165,8 @@ export class QemuVm implements SandboxVm {
     // Kata starts the VMM inside the pod's namespace too: QEMU opens its taps by name there.
     // nsenter and setpriv both exec, so the pid spawned is QEMU's.
     const qemu = nics?.length ? ["nsenter", `--net=${o.network!.netns}`, "--", o.qemuPath, ...args] : [o.qemuPath, ...args];
-    const [cmd, argv] = o.keeper ? [o.keeper, qemu] : sp ? [sp, ["--pdeathsig", "SIGKILL", "--", ...qemu]] : [qemu[0], qemu.slice(1)];
+    const claim = o.keeper && o.unclaimedMs ? ["--claim", path.join(o.runDir, WARM_CLAIM_FILE), String(o.unclaimedMs)] : [];
+    const [cmd, argv] = o.keeper ? [o.keeper, [...claim, ...qemu]] : sp ? [sp, ["--pdeathsig", "SIGKILL", "--", ...qemu]] : [qemu[0], qemu.slice(1)];
     const t0 = Date.now();
     const child = spawn(cmd, argv, { cwd: o.runDir, stdio: ["ignore", "ignore", "pipe", ...(o.keeper ? (["pipe"] as const) : [])], env, detached: !!o.keeper });
     const spawnErr = new Promise<Error>((resolve) => child.once("error", resolve));
@@ -282,6 +288,8 @@ export class QemuVm implements SandboxVm {
       await vm.stop();
       throw e;
     }
+    // Its keeper kills a VM adopted and never claimed: the factory died before its answer reached us.
+    fs.writeFileSync(path.join(w.dir, WARM_CLAIM_FILE), `${process.pid}\n`);
     vm.times = { qmpMs: Date.now() - t0, readyMs: Date.now() - t0 };
     o.logger.info("warm vm adopted", { pid: w.pid, keeper: w.keeper.pid, ms: vm.times.readyMs });
     return vm;

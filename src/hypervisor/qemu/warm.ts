@@ -20,6 +20,12 @@ import type { WarmAgent } from "../factory/protocol";
 
 /** Empty PCIe root ports a warm q35 VM boots with: NICs for the pod it is handed to (Kata's pods have one, CNI's usual). */
 export const WARM_NIC_PORTS = 2;
+/**
+ * A VM adopted for a shim that never takes it over (the factory died between the adoption and
+ * its answer, and the shim booted its own) is killed this long after, instead of living as long
+ * as that shim: the agent's lifeline waits as long for its first connection.
+ */
+const UNCLAIMED_MS = 30_000;
 import type { QemuHypervisor } from "./index";
 
 /** native/build/vm-keeper beside the dist/ this runs from (a checkout, or `shimlab install --copy`'s). */
@@ -67,6 +73,7 @@ export function qemuWarmer(hv: QemuHypervisor, o: { logger: Logger; env?: NodeJS
         env: o.env,
         share: true,
         keeper: keeperPath(),
+        unclaimedMs: UNCLAIMED_MS,
         onSpawn: (child, qemuPid) => resolveSpawn({ child, qemuPid }),
       });
       const { child, qemuPid } = await Promise.race([spawned, launched.then(() => spawned)]);
