@@ -23,6 +23,7 @@ import { ensureImage, findKernel } from "../../src/guest-image";
 import { QEMU_HARNESS_SETTINGS } from "../../src/harness/qemu-config";
 import { listProcesses } from "../../src/util/proc";
 import { mountsBelow } from "../../src/util/mounts";
+import { WARM_CLAIM_FILE } from "../../src/hypervisor/qemu/vm";
 
 let skip = missing("root", "runc", "busybox", "qemu-system-x86_64");
 if (!skip && !findKernel()) {
@@ -80,6 +81,9 @@ describe.skipIf(skip)("warm QEMU VMs from shimlab factory (TCG)", () => {
       expect(rec.pid).toBe(vm);
       keeper = rec.extraPids![0].pid;
       vmDir = rec.dirs![0];
+      // claimed, so its keeper keeps it past the unclaimed deadline (vm-keeper --claim)
+      expect(fs.existsSync(path.join(vmDir, WARM_CLAIM_FILE))).toBe(true);
+      expect(listProcesses().find((p) => p.pid === keeper)?.cmdline ?? "").toMatch(/--claim \S+\/claimed 30000 /);
       // no QEMU of its own; the warm one is its keeper's, not the shim's child
       expect(qemuChildrenOf(daemon)).toEqual([]);
       expect(listProcesses().find((p) => p.pid === vm)?.ppid).toBe(keeper);
