@@ -17,6 +17,7 @@ import { vmShape } from "./shape";
 import { shimlabDist } from "./image-manifest";
 import { processStartTime } from "../rundir";
 import type { WarmAgent } from "../factory/protocol";
+import type { QemuHypervisor } from "./index";
 
 /** Empty PCIe root ports a warm q35 VM boots with: NICs for the pod it is handed to (Kata's pods have one, CNI's usual). */
 export const WARM_NIC_PORTS = 2;
@@ -26,7 +27,6 @@ export const WARM_NIC_PORTS = 2;
  * as that shim: the agent's lifeline waits as long for its first connection.
  */
 const UNCLAIMED_MS = 30_000;
-import type { QemuHypervisor } from "./index";
 
 /** native/build/vm-keeper beside the dist/ this runs from (a checkout, or `shimlab install --copy`'s). */
 export function keeperPath(): string {
