@@ -22,6 +22,7 @@
 // runs the daemon, node and dist/bundle/shim-main.js, itself). SHIMLAB_NO_FAST=1
 // hands everything to the TypeScript shim.
 #define _GNU_SOURCE
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -34,6 +35,8 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -52,6 +55,8 @@ static const char* const SANDBOX_ID_KEYS[3] = {"io.kubernetes.cri.sandbox-id", "
 #define SIGKILL_STATUS 137                     // src/shim/delete.ts
 #define SOCKET_DIR_LINK "s"                    // src/shim/start-v2.ts
 #define LISTEN_BACKLOG 512                     // src/shim/start.ts
+#define DEFAULT_FACTORY_SOCKET "/run/shimlab-factory/factory.sock" // src/hypervisor/factory/protocol.ts
+#define HANDOFF_VERSION "shimlab-handoff-1"                          // src/shim/park.ts
 
 // ---- handing over --------------------------------------------------------------
 static char** g_argv;
@@ -564,6 +569,197 @@ static const char* env_or(const char* k, const char* dflt) {
   return v && *v ? v : dflt;
 }
 
+// ---- a parked daemon from the factory ----------------------------------------------------------
+// With `[factory] enable = true` in the configuration the daemon will read, `start` asks the
+// factory for a parked daemon (src/shim/park.ts) and hands it the listening socket, the log fifo,
+// the daemon's argv, environment and directory instead of starting Node. Any failure or refusal
+// on the way leaves everything as it was, and the daemon is spawned as without a factory. The
+// parked daemon checks the configuration itself; what is read here only decides whether to ask.
+
+static void warm_note(const char* why) {
+  const char* dbg = getenv("SHIMLAB_ONESHOT_DEBUG");
+  if (dbg && dbg[0] == '/') {
+    int fd = open(dbg, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0) dprintf(fd, "%s %s: no parked daemon: %s\n", g_action, g_id, why), close(fd);
+  }
+}
+
+// The [factory] table's enable and socket, from the simplest TOML only (what the configuration
+// files here look like): 1 with the socket when enable = true is all it can find about the
+// factory; 0 when it is off, absent, or written in a form this scanner does not know.
+static int factory_socket(const char* file, char* out, size_t cap) {
+  int fd = open(file, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  static char text[1 << 16];
+  ssize_t n = read(fd, text, sizeof text - 1);
+  close(fd);
+  if (n <= 0 || n == (ssize_t)sizeof text - 1) return 0;
+  text[n] = 0;
+  if (strstr(text, "\"\"\"") || strstr(text, "'''") || memchr(text, 0, (size_t)n)) return 0;
+  int in_factory = 0, tables = 0, enable = 0;
+  snprintf(out, cap, "%s", DEFAULT_FACTORY_SOCKET);
+  for (char* line = text; line && *line;) {
+    char* next = strchr(line, '\n');
+    if (next) *next++ = 0;
+    while (*line == ' ' || *line == '\t') line++;
+    size_t len = strlen(line);
+    while (len && (line[len - 1] == ' ' || line[len - 1] == '\t' || line[len - 1] == '\r')) line[--len] = 0;
+    char* c = line;
+    if (!*c || *c == '#') {
+      line = next;
+      continue;
+    }
+    if (*c == '[') {
+      char name[64];
+      int end = 0;
+      if (sscanf(c, "[ %63[A-Za-z0-9_-] ]%n", name, &end) == 1 && end > 0 && (!c[end] || c[end] == ' ' || c[end] == '\t' || c[end] == '#')) {
+        in_factory = !strcmp(name, "factory");
+        if (in_factory && tables++) return 0; // twice: TOML's error
+      } else {
+        if (strstr(c, "factory")) return 0; // [factory.x], [[factory]], quoted: not ours to read
+        in_factory = 0;
+      }
+      line = next;
+      continue;
+    }
+    if (!in_factory) {
+      // a root key naming the factory (factory.enable = ..., factory = { ... }) comes before any table
+      if (!strncmp(c, "factory", 7) && !isalnum((unsigned char)c[7]) && c[7] != '_' && c[7] != '-') return 0;
+      line = next;
+      continue;
+    }
+    char key[32];
+    int vo = 0;
+    if (sscanf(c, "%31[A-Za-z0-9_-] = %n", key, &vo) != 1 || vo == 0) return 0;
+    char* v = c + vo;
+    char* rest;
+    if (!strcmp(key, "enable")) {
+      if (!strncmp(v, "true", 4)) enable = 1, rest = v + 4;
+      else if (!strncmp(v, "false", 5)) enable = 0, rest = v + 5;
+      else return 0;
+    } else if (!strcmp(key, "socket")) {
+      char q = *v;
+      if (q != '"' && q != '\'') return 0;
+      char* e = strchr(v + 1, q);
+      if (!e || memchr(v + 1, '\\', (size_t)(e - v - 1)) || (size_t)(e - v - 1) >= cap) return 0;
+      snprintf(out, cap, "%.*s", (int)(e - v - 1), v + 1);
+      rest = e + 1;
+    } else if (!strcmp(key, "pool_size") || !strcmp(key, "daemon_pool_size")) {
+      rest = v + strspn(v, "0123456789");
+    } else {
+      return 0;
+    }
+    while (*rest == ' ' || *rest == '\t') rest++;
+    if (*rest && *rest != '#') return 0;
+    line = next;
+  }
+  return enable && out[0] == '/';
+}
+
+static int unix_connect(const char* p, int timeout_ms) {
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  if (strlen(p) >= sizeof sa.sun_path) return -1;
+  snprintf(sa.sun_path, sizeof sa.sun_path, "%s", p);
+  int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return -1;
+  struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+  setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  if (connect(s, (struct sockaddr*)&sa, sizeof sa) != 0) return close(s), -1;
+  return s;
+}
+
+// One line (up to '\n', which is dropped) into b; 0 on a timeout, EOF or a line too long.
+static int read_line(int s, char* b, size_t cap) {
+  size_t n = 0;
+  b[0] = 0;
+  while (n < cap - 1) {
+    ssize_t r = read(s, b + n, 1);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return b[n] = 0, 0;
+    if (b[n] == '\n') {
+      b[n] = 0;
+      return 1;
+    }
+    n++;
+  }
+  b[n] = 0;
+  return 0;
+}
+
+// The daemon's pid once a parked daemon took the socket and said READY; 0 when none did.
+static pid_t warm_daemon(int listen_fd, int log, const char* cwd, const char* node, const char* script, const char* const* args, char* const* envp) {
+  const char* config = *g_config_path ? g_config_path : getenv("SHIMLAB_CONFIG");
+  char factory[PATH_MAX];
+  if (!config || !*config || !factory_socket(config, factory, sizeof factory)) return 0;
+  int s = unix_connect(factory, 1000);
+  if (s < 0) return warm_note("no factory answers"), 0;
+  static const char ask[] = "{\"op\":\"daemon\"}\n";
+  char answer[PATH_MAX + 256];
+  int ok = write_all(s, ask, sizeof ask - 1) && read_line(s, answer, sizeof answer);
+  close(s);
+  // {"ok":true,"daemon":{"pid":N,"socket":"..."}}: JSON.stringify's, from src/hypervisor/factory/service.ts
+  const char* k = ok && !strncmp(answer, "{\"ok\":true,", 11) ? strstr(answer, "\"socket\":\"") : NULL;
+  char* e = k ? strchr(k + 10, '"') : NULL;
+  if (!e || memchr(k + 10, '\\', (size_t)(e - k - 10))) return warm_note(ok ? answer : "the factory did not answer"), 0;
+  char park[PATH_MAX];
+  snprintf(park, sizeof park, "%.*s", (int)(e - k - 10), k + 10);
+  s = unix_connect(park, 2000);
+  if (s < 0) return warm_note("its socket refused"), 0;
+
+  // the hand-over: a 4-byte little-endian length, then NUL-terminated fields (src/shim/park.ts parseHandoff)
+  size_t cap = 4096, len = 4;
+  char* b = malloc(cap);
+  if (!b) abort();
+#define ADD(str)                                     \
+  do {                                               \
+    size_t l_ = strlen(str) + 1;                     \
+    while (len + l_ > cap)                           \
+      if (!(b = realloc(b, cap *= 2))) abort();      \
+    memcpy(b + len, (str), l_), len += l_;           \
+  } while (0)
+  int nargs = 0;
+  while (args[2 + nargs]) nargs++;
+  char count[16];
+  snprintf(count, sizeof count, "%d", nargs);
+  ADD(HANDOFF_VERSION);
+  ADD(node);
+  ADD(script);
+  ADD(cwd);
+  ADD(count);
+  for (int i = 0; i < nargs; i++) ADD(args[2 + i]);
+  for (char* const* v = envp; *v; v++) ADD(*v);
+#undef ADD
+  uint32_t body = (uint32_t)(len - 4);
+  b[0] = (char)(body & 0xff), b[1] = (char)(body >> 8 & 0xff), b[2] = (char)(body >> 16 & 0xff), b[3] = (char)(body >> 24);
+  int fds[2] = {listen_fd, log};
+  int nfds = log >= 0 ? 2 : 1;
+  char ctrl[CMSG_SPACE(sizeof fds)];
+  memset(ctrl, 0, sizeof ctrl);
+  struct iovec iov = {b, len};
+  struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctrl, .msg_controllen = CMSG_SPACE(sizeof(int) * nfds)};
+  struct cmsghdr* c = CMSG_FIRSTHDR(&m);
+  c->cmsg_level = SOL_SOCKET, c->cmsg_type = SCM_RIGHTS, c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+  memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+  ssize_t sent;
+  do sent = sendmsg(s, &m, MSG_NOSIGNAL);
+  while (sent < 0 && errno == EINTR);
+  // the rest without fds, when the environment was long
+  ok = sent > 0 && write_all(s, b + sent, len - (size_t)sent);
+  free(b);
+  char word[256];
+  word[0] = 0;
+  pid_t pid = 0;
+  if (ok && read_line(s, word, sizeof word) && !strncmp(word, "READY ", 6)) pid = (pid_t)atoi(word + 6);
+  // GO commits both sides: a daemon that hears nothing exits, and never serves this socket
+  if (pid <= 0 || !write_all(s, "GO\n", 3)) {
+    warm_note(*word ? word : "no READY");
+    pid = 0;
+  }
+  close(s);
+  return pid;
+}
+
 // ---- start -----------------------------------------------------------------------------------
 static char* find_node(void) {
   static char out[PATH_MAX];
@@ -735,6 +931,20 @@ static void __attribute__((noreturn)) do_start(const flags_t* f) {
   if (*g_config_path) snprintf(config_env, sizeof config_env, "SHIMLAB_CONFIG=%s", g_config_path), envp[k++] = config_env;
   envp[k] = NULL;
 
+  pid_t warm = warm_daemon(s, log, cwd, node_path, script, args, envp);
+  if (warm > 0) {
+    if (log >= 0) close(log);
+    char pids[24];
+    snprintf(pids, sizeof pids, "%d", (int)warm);
+    if (!write_atomic(cwd, "shim.pid", pids)) {
+      fprintf(stderr, "shimlab start: cannot write shim.pid: %s\n", strerror(errno));
+      _exit(1);
+    }
+    close(s);
+    write_all(1, address, strlen(address));
+    _exit(0);
+  }
+
   // spawnDetached of native/shimlab.c: a new session, default signals, an empty mask, fds 0-3 only
   posix_spawn_file_actions_t fa;
   posix_spawnattr_t attr;
@@ -875,9 +1085,17 @@ int main(int argc, char** argv) {
   snprintf(g_repo, sizeof g_repo, "%s", exe);
   if (getenv("SHIMLAB_ONESHOT_RULES")) {
     printf("{\"typeKeys\":[\"%s\",\"%s\",\"%s\"],\"sandboxIdKeys\":[\"%s\",\"%s\",\"%s\"],\"defaultSocketDir\":\"%s\",\"socketPathLimit\":%d,"
-           "\"maxIdentifierLength\":%d,\"maxAnnotationBytes\":%d,\"defaultRunRoot\":\"%s\",\"sigkillStatus\":%d,\"socketDirLink\":\"%s\"}\n",
+           "\"maxIdentifierLength\":%d,\"maxAnnotationBytes\":%d,\"defaultRunRoot\":\"%s\",\"sigkillStatus\":%d,\"socketDirLink\":\"%s\","
+           "\"defaultFactorySocket\":\"%s\",\"handoffVersion\":\"%s\"}\n",
            TYPE_KEYS[0], TYPE_KEYS[1], TYPE_KEYS[2], SANDBOX_ID_KEYS[0], SANDBOX_ID_KEYS[1], SANDBOX_ID_KEYS[2], DEFAULT_SOCKET_DIR, SOCKET_PATH_LIMIT,
-           MAX_IDENTIFIER_LENGTH, MAX_ANNOTATION_BYTES, DEFAULT_RUN_ROOT, SIGKILL_STATUS, SOCKET_DIR_LINK);
+           MAX_IDENTIFIER_LENGTH, MAX_ANNOTATION_BYTES, DEFAULT_RUN_ROOT, SIGKILL_STATUS, SOCKET_DIR_LINK, DEFAULT_FACTORY_SOCKET, HANDOFF_VERSION);
+    return 0;
+  }
+  const char* probe = getenv("SHIMLAB_ONESHOT_FACTORY_OF");
+  if (probe) {
+    // what the scanner makes of a configuration, for test/unit/oneshot.test.ts to hold against loadConfig
+    char sock[PATH_MAX];
+    if (factory_socket(probe, sock, sizeof sock)) printf("%s\n", sock);
     return 0;
   }
   flags_t f;

@@ -15,7 +15,10 @@
 //  - memory a long-lived daemon or agent need not hold alone: a bundle's source
 //    as an external string over a read-only mapping of its file (page cache,
 //    shared by every process that maps it, where a copy in each V8 heap would be
-//    private), and malloc_trim for what start-up freed but glibc kept.
+//    private), and malloc_trim for what start-up freed but glibc kept;
+//  - a parked daemon's hand-over (src/shim/park.ts): the fds and the words of
+//    the launcher that takes it (native/oneshot.c), dup2, and the launcher's
+//    resource limits, which a daemon it had spawned would have inherited.
 //
 // Plain Node-API (C), no dependencies; built by scripts/build-native.mjs.
 #define _GNU_SOURCE
@@ -42,6 +45,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/un.h>
@@ -1011,6 +1015,215 @@ out:
   return result;
 }
 
+// ---- a parked daemon's hand-over (src/shim/park.ts, native/oneshot.c) ------------------
+
+#define HANDOFF_MAX (1u << 20)
+#define HANDOFF_MAX_FDS 2
+
+static long deadline_in(int ms) { return ms > 0 ? now_ms() + ms : -1; }
+
+// Reads exactly n bytes from a blocking-or-not stream fd by the deadline; fds that ride along
+// (SCM_RIGHTS) are collected into fds[*nfds]. 0 on success, else an errno.
+static int read_full(int fd, char* b, size_t n, long deadline, int* fds, int* nfds) {
+  size_t got = 0;
+  while (got < n) {
+    int e = wait_fd(fd, POLLIN, deadline);
+    if (e) return e;
+    struct iovec iov = {b + got, n - got};
+    char ctrl[CMSG_SPACE(sizeof(int) * HANDOFF_MAX_FDS)];
+    struct msghdr m;
+    memset(&m, 0, sizeof m);
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = ctrl;
+    m.msg_controllen = sizeof ctrl;
+    ssize_t r = recvmsg(fd, &m, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+    if (r < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (r < 0) return errno;
+    for (struct cmsghdr* c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+      int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+      for (int i = 0; i < k; i++) {
+        int f;
+        memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof f);
+        if (fds && *nfds < HANDOFF_MAX_FDS) fds[(*nfds)++] = f;
+        else close(f);
+      }
+    }
+    if (m.msg_flags & MSG_CTRUNC) return EPROTO;
+    if (r == 0) return ECONNRESET;
+    got += (size_t)r;
+  }
+  return 0;
+}
+
+// awaitHandoff(listenFd, lifelineFd, claimMs) → { conn, pid, data, fds } | { gone: reason }.
+// Blocks the calling thread: a parked daemon has nothing else to do. The lifeline is the
+// factory's end of a socketpair: "HANDOUT\n" means a launcher was given our socket and has
+// claimMs to come; its EOF before that means the factory is gone, and so is our reason to be.
+static napi_value AwaitHandoff(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t lfd, life, claim_ms;
+  if (argc < 3 || !get_i32(env, argv[0], &lfd) || !get_i32(env, argv[1], &life) || !get_i32(env, argv[2], &claim_ms)) {
+    napi_throw_type_error(env, NULL, "awaitHandoff(listenFd, lifelineFd, claimMs)");
+    return NULL;
+  }
+  const char* gone = NULL;
+  long claim_by = -1;
+  char word[64];
+  size_t wl = 0;
+  int conn = -1;
+  for (;;) {
+    struct pollfd p[2] = {{lfd, POLLIN, 0}, {life, POLLIN, 0}};
+    int nfd = life >= 0 ? 2 : 1;
+    long left = claim_by < 0 ? -1 : claim_by - now_ms();
+    if (claim_by >= 0 && left <= 0) {
+      gone = "handed out, never claimed";
+      break;
+    }
+    int r = poll(p, (nfds_t)nfd, (int)left);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return throw_errno(env, "poll", errno);
+    if (nfd == 2 && p[1].revents) {
+      char b[64];
+      ssize_t n = read(life, b, sizeof b);
+      if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+      if (n <= 0) {
+        life = -1;  // EOF: the factory hung up
+        if (claim_by < 0) {
+          gone = "the factory hung up";
+          break;
+        }
+        continue;
+      }
+      for (ssize_t i = 0; i < n; i++) {
+        if (b[i] == '\n') {
+          word[wl] = 0;
+          if (strcmp(word, "HANDOUT") == 0 && claim_by < 0) claim_by = deadline_in(claim_ms);
+          wl = 0;
+        } else if (wl < sizeof word - 1) word[wl++] = b[i];
+      }
+    }
+    if (p[0].revents & POLLIN) {
+      conn = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+      if (conn < 0 && (errno == EINTR || errno == EAGAIN || errno == ECONNABORTED)) continue;
+      if (conn < 0) return throw_errno(env, "accept", errno);
+      break;
+    }
+  }
+  napi_value out, v;
+  napi_create_object(env, &out);
+  if (gone) {
+    napi_create_string_utf8(env, gone, NAPI_AUTO_LENGTH, &v);
+    napi_set_named_property(env, out, "gone", v);
+    return out;
+  }
+  // the launcher's words: a 4-byte little-endian length, then that many bytes; its fds with them
+  int fds[HANDOFF_MAX_FDS], nfds = 0;
+  unsigned char hdr[4];
+  long by = deadline_in(2000);
+  int e = read_full(conn, (char*)hdr, 4, by, fds, &nfds);
+  uint32_t len = (uint32_t)hdr[0] | (uint32_t)hdr[1] << 8 | (uint32_t)hdr[2] << 16 | (uint32_t)hdr[3] << 24;
+  char* data = NULL;
+  if (!e && len > HANDOFF_MAX) e = EMSGSIZE;
+  if (!e && !(data = malloc(len ? len : 1))) e = ENOMEM;
+  if (!e) e = read_full(conn, data, len, by, fds, &nfds);
+  struct ucred cred;
+  socklen_t cl = sizeof cred;
+  if (!e && getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &cl) != 0) e = errno;
+  if (e) {
+    free(data);
+    for (int i = 0; i < nfds; i++) close(fds[i]);
+    close(conn);
+    char msg[96];
+    snprintf(msg, sizeof msg, "a launcher's hand-over: %s", strerror(e));
+    napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &v);
+    napi_set_named_property(env, out, "gone", v);
+    return out;
+  }
+  napi_create_int32(env, conn, &v);
+  napi_set_named_property(env, out, "conn", v);
+  napi_create_int32(env, cred.pid, &v);
+  napi_set_named_property(env, out, "pid", v);
+  napi_create_buffer_copy(env, len, data, NULL, &v);
+  free(data);
+  napi_set_named_property(env, out, "data", v);
+  napi_value arr;
+  napi_create_array_with_length(env, (size_t)nfds, &arr);
+  for (int i = 0; i < nfds; i++) {
+    napi_create_int32(env, fds[i], &v);
+    napi_set_element(env, arr, (uint32_t)i, v);
+  }
+  napi_set_named_property(env, out, "fds", arr);
+  return out;
+}
+
+// confirmHandoff(conn, word, timeoutMs) → true once the launcher answered "GO\n" to word; false on
+// anything else, its hang-up or the timeout (it went on without us). conn is closed either way.
+static napi_value ConfirmHandoff(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t conn, ms;
+  char word[256];
+  size_t wlen = 0;
+  if (argc < 3 || !get_i32(env, argv[0], &conn) || napi_get_value_string_utf8(env, argv[1], word, sizeof word, &wlen) != napi_ok || !get_i32(env, argv[2], &ms)) {
+    napi_throw_type_error(env, NULL, "confirmHandoff(conn, word, timeoutMs)");
+    return NULL;
+  }
+  bool ok = false;
+  ssize_t n;
+  do n = send(conn, word, wlen, MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
+  if (n == (ssize_t)wlen) {
+    char b[3];
+    ok = read_full(conn, b, 3, deadline_in(ms), NULL, NULL) == 0 && memcmp(b, "GO\n", 3) == 0;
+  }
+  close(conn);
+  napi_value v;
+  napi_get_boolean(env, ok, &v);
+  return v;
+}
+
+// dup2(from, to): Node has no call for it; a hand-over puts the launcher's fds where a daemon it
+// had spawned would have found them (2: the log, 3: the listening socket).
+static napi_value Dup2(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t from, to;
+  if (argc < 2 || !get_i32(env, argv[0], &from) || !get_i32(env, argv[1], &to)) {
+    napi_throw_type_error(env, NULL, "dup2(from, to)");
+    return NULL;
+  }
+  int r;
+  do r = dup2(from, to);
+  while (r < 0 && errno == EINTR);
+  if (r < 0) return throw_errno(env, "dup2", errno);
+  return NULL;
+}
+
+// adoptLimitsOf(pid): this process's resource limits become pid's (prlimit), every one of them.
+static napi_value AdoptLimitsOf(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t pid;
+  if (argc < 1 || !get_i32(env, argv[0], &pid)) {
+    napi_throw_type_error(env, NULL, "adoptLimitsOf(pid)");
+    return NULL;
+  }
+  for (int r = 0; r < RLIM_NLIMITS; r++) {
+    struct rlimit l;
+    if (prlimit((pid_t)pid, (enum __rlimit_resource)r, NULL, &l) != 0) return throw_errno(env, "prlimit (read)", errno);
+    if (prlimit(0, (enum __rlimit_resource)r, &l, NULL) != 0) return throw_errno(env, "prlimit (set)", errno);
+  }
+  return NULL;
+}
+
+
 static napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"setChildSubreaper", 0, SetChildSubreaper, 0, 0, 0, napi_default, 0},
@@ -1032,6 +1245,10 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"originalDst", 0, OriginalDst, 0, 0, 0, napi_default, 0},
       {"openTapInNetns", 0, OpenTapInNetns, 0, 0, 0, napi_default, 0},
       {"sendWithFd", 0, SendWithFd, 0, 0, 0, napi_default, 0},
+      {"awaitHandoff", 0, AwaitHandoff, 0, 0, 0, napi_default, 0},
+      {"confirmHandoff", 0, ConfirmHandoff, 0, 0, 0, napi_default, 0},
+      {"dup2", 0, Dup2, 0, 0, 0, napi_default, 0},
+      {"adoptLimitsOf", 0, AdoptLimitsOf, 0, 0, 0, napi_default, 0},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -47,7 +47,7 @@ const launchers = [
     name: "shim-main",
     code: (h) =>
       `const action = ${ACTION};\n` +
-      `const [bundle, role] = action ? ["shim-cli", action] : ["shim", process.argv.includes("-socket") ? "daemon" : ""];\n` +
+      `const [bundle, role] = action ? ["shim-cli", action] : ["shim", process.argv.includes("-socket") || process.argv[2] === "-park" ? "daemon" : ""];\n` +
       `if (process.env.SHIMLAB_NO_CODE_CACHE) require(\`./\${bundle}.js\`);\n` +
       `else {\n${LOADER}runWithCodeCache(\`\${__dirname}/\${bundle}.js\`, ${JSON.stringify(h)}[bundle], role);\n}\n`,
   },
@@ -68,12 +68,13 @@ const launchers = [
 const CLI_STUBS = {
   "./daemon": `exports.runDaemon = () => require(__dirname + "/shim.js");`,
   "./early-agent": `exports.bootDaemon = () => undefined;`,
+  "./park": `exports.park = () => require(__dirname + "/shim.js");`,
   "../trace/shim": `module.exports = require(__dirname + "/../trace/shim.js");`,
 };
 const daemonStub = {
   name: "daemon-stub",
   setup(b) {
-    b.onResolve({ filter: /^(\.\/daemon|\.\/early-agent|\.\.\/trace\/shim)$/ }, (a) => (a.importer.endsWith(path.join("shim", "main.js")) ? { path: a.path, namespace: "stub" } : undefined));
+    b.onResolve({ filter: /^(\.\/daemon|\.\/early-agent|\.\/park|\.\.\/trace\/shim)$/ }, (a) => (a.importer.endsWith(path.join("shim", "main.js")) ? { path: a.path, namespace: "stub" } : undefined));
     b.onLoad({ filter: /.*/, namespace: "stub" }, (a) => ({ contents: CLI_STUBS[a.path], loader: "js" }));
   },
 };

@@ -58,6 +58,7 @@ const FACTORY_OPTIONS: OptionSpec[] = [
   { name: "dir", type: "string", metavar: "DIR", help: "the factory's directory: its pool, pid file and log (default /run/shimlab-factory)" },
   { name: "socket", type: "string", metavar: "PATH", help: "its socket (default the config's [factory] socket, or <dir>/factory.sock with --dir alone)" },
   { name: "size", type: "string", metavar: "N", help: "warm agents to keep (default the config's [factory] pool_size, else 2)" },
+  { name: "daemons", type: "string", metavar: "N", help: "parked shim daemons to keep, for `start` to take (default the config's [factory] daemon_pool_size, else --size)" },
 ];
 const TIMEOUT: OptionSpec = { name: "timeout", type: "string", metavar: "SEC", help: "seconds the call may take" };
 const CTR: PositionalSpec = { name: "CTR", help: "a container id" };

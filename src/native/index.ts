@@ -32,6 +32,16 @@ export interface NativeAddon {
   mapLatin1(path: string): string | null;
   /** malloc_trim(0): glibc gives its heaps' free pages back; true when it released any. */
   mallocTrim(): boolean;
+  /**
+   * A parked daemon's wait (src/shim/park.ts), blocking: a launcher's connection on listenFd with its
+   * words and fds, or why none will come (the lifeline's EOF before a HANDOUT, or claimMs after one).
+   */
+  awaitHandoff(listenFd: number, lifelineFd: number, claimMs: number): { conn: number; pid: number; data: Buffer; fds: number[] } | { gone: string };
+  /** Says word on conn and waits for the launcher's "GO\n"; false when it went on without us. Closes conn. */
+  confirmHandoff(conn: number, word: string, timeoutMs: number): boolean;
+  dup2(from: number, to: number): void;
+  /** Takes every resource limit of pid as this process's own. */
+  adoptLimitsOf(pid: number): void;
 }
 
 let cached: NativeAddon | null = null;

@@ -13,6 +13,7 @@
 //   enable = false                 # take a warm agent from the factory's pool; boot one when it has none
 //   socket = "/run/shimlab-factory/factory.sock"
 //   pool_size = 2                  # read by `shimlab factory start --config`
+//   daemon_pool_size = 2           # parked shim daemons for `start` to take (default: pool_size)
 import fs from "node:fs";
 import { invalidArgument } from "../errdefs";
 import type { Hypervisor, HypervisorKind } from "../hypervisor/types";
@@ -44,19 +45,23 @@ export interface FactorySettings {
   enable: boolean;
   socket: string;
   poolSize: number;
+  /** Parked shim daemons (src/shim/park.ts) the factory keeps: `start` takes one instead of starting Node. */
+  daemonPoolSize: number;
 }
 
 function factorySettings(raw: unknown, where: (k: string) => string): FactorySettings {
   const t = (raw ?? {}) as Record<string, unknown>;
   if (typeof t !== "object" || Array.isArray(t)) throw invalidArgument(`${where("[factory]")} must be a table`);
-  for (const k of Object.keys(t)) if (!["enable", "socket", "pool_size"].includes(k)) throw invalidArgument(`${where(`factory.${k}`)}: unknown key (want enable, socket, pool_size)`);
+  for (const k of Object.keys(t)) if (!["enable", "socket", "pool_size", "daemon_pool_size"].includes(k)) throw invalidArgument(`${where(`factory.${k}`)}: unknown key (want enable, socket, pool_size, daemon_pool_size)`);
   const enable = t.enable ?? false;
   if (typeof enable !== "boolean") throw invalidArgument(`${where("factory.enable")} must be true or false`);
   const socket = t.socket ?? DEFAULT_FACTORY_SOCKET;
   if (typeof socket !== "string" || !socket.startsWith("/")) throw invalidArgument(`${where("factory.socket")} must be an absolute path`);
   const poolSize = t.pool_size ?? 2;
   if (typeof poolSize !== "number" || !Number.isInteger(poolSize) || poolSize < 0 || poolSize > 64) throw invalidArgument(`${where("factory.pool_size")} must be an integer from 0 to 64`);
-  return { enable, socket, poolSize };
+  const daemonPoolSize = t.daemon_pool_size ?? poolSize;
+  if (typeof daemonPoolSize !== "number" || !Number.isInteger(daemonPoolSize) || daemonPoolSize < 0 || daemonPoolSize > 64) throw invalidArgument(`${where("factory.daemon_pool_size")} must be an integer from 0 to 64`);
+  return { enable, socket, poolSize, daemonPoolSize };
 }
 
 function build(raw: Record<string, unknown>, source: string, env: NodeJS.ProcessEnv): ShimConfig {

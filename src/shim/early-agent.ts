@@ -24,7 +24,8 @@ export interface DaemonBoot {
   configError?: Error;
 }
 
-export function bootDaemon(flags: ShimFlags, bundle = process.cwd()): DaemonBoot {
+/** loaded: the configuration when the caller has read it already (a parked daemon, src/shim/park.ts). */
+export function bootDaemon(flags: ShimFlags, bundle = process.cwd(), loaded?: { config: ShimConfig }): DaemonBoot {
   const logger: Logger = new FdLogger(openLogFd(path.join(bundle, "log")), flags.debug ? "debug" : "info", {
     runtime: "io.containerd.shimlab.v2",
     namespace: flags.namespace,
@@ -34,7 +35,7 @@ export function bootDaemon(flags: ShimFlags, bundle = process.cwd()): DaemonBoot
   let config: ShimConfig;
   let configError: Error | undefined;
   try {
-    config = loadConfig(undefined, process.env);
+    config = loaded?.config ?? loadConfig(undefined, process.env);
   } catch (e) {
     configError = e as Error;
     logger.error("bad configuration; using defaults", { error: configError.message });

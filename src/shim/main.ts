@@ -27,6 +27,11 @@ export function main(argv: string[], entry: ShimEntry = PRODUCTION): void {
   // containerd hands its environment down; Node would parse a CA bundle at
   // every start of every child we spawn if this stayed set.
   delete process.env.NODE_EXTRA_CA_CERTS;
+  // a factory's parked daemon (src/shim/park.ts): a daemon waiting for the `start` that takes it
+  if (argv[0] === "-park" && entry === PRODUCTION) {
+    require("./park").park(argv.slice(1));
+    return;
+  }
   let flags: ShimFlags;
   try {
     flags = parseFlags(argv);

@@ -74,7 +74,7 @@ export async function startTaskCore(o: TaskCoreOptions = {}): Promise<TaskCore> 
     dialTimeoutMs: 5_000,
     debug: false,
     qemu: {},
-    factory: { enable: false, socket: "", poolSize: 0 },
+    factory: { enable: false, socket: "", poolSize: 0, daemonPoolSize: 0 },
     env: process.env,
     hypervisor: () => hypervisor,
     warmer: () => {

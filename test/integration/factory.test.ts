@@ -16,7 +16,7 @@ import { agentsOf, alive } from "../helpers/procs";
 import { waitUntil } from "../helpers/cri";
 import { expectNoProcessesMentioning } from "../helpers/leaks";
 import { REPO_ROOT } from "../../src/harness/containerd";
-import { factoryStatus } from "../../src/hypervisor/factory/client";
+import { factoryCall, factoryStatus } from "../../src/hypervisor/factory/client";
 import type { FactoryStatus } from "../../src/hypervisor/factory/protocol";
 import { readVmRecord } from "../../src/hypervisor/rundir";
 
@@ -41,8 +41,19 @@ describe.skipIf(skip)("warm sandboxes from shimlab factory", () => {
       .filter((f) => f.endsWith(".json"))
       .map((f) => JSON.parse(fs.readFileSync(path.join(dir, "pool", f), "utf8")));
 
+  // the factory's parked shim daemons (src/shim/park.ts), which `start` takes instead of starting Node
+  const parked = (): number[] =>
+    fs
+      .readdirSync(path.join(dir, "daemons"))
+      .filter((f) => f.endsWith(".json"))
+      .map((f) => (JSON.parse(fs.readFileSync(path.join(dir, "daemons", f), "utf8")) as { pid: number }).pid);
+  const fullPools = async () => {
+    const st = await status();
+    return st.ready === 2 && st.daemons?.ready === 2;
+  };
+
   beforeAll(() => {
-    expect(factory("start")).toMatch(/2\/2 warm host agents ready/);
+    expect(factory("start")).toMatch(/2\/2 warm host agents ready.*2\/2 parked shim daemons/);
   }, 60_000);
 
   afterAll(async () => {
@@ -61,10 +72,21 @@ describe.skipIf(skip)("warm sandboxes from shimlab factory", () => {
   it("a sandbox takes a warm agent instead of booting one; the pool refills; the agent goes with the sandbox", async () => {
     const before = pooled();
     expect(before).toHaveLength(2);
+    const daemonsBefore = parked();
+    expect(daemonsBefore).toHaveLength(2);
     const s0 = await status();
     let agent = 0;
     let agentDir = "";
     await withSandbox("w1", ["/bin/sh", "-c", "exit 3"], async (t, daemon) => {
+      // the shim daemon was a parked one, now where a daemon `start` spawned would be: the
+      // launcher's cgroups and niceness, the bundle as its directory, the log fifo as its stderr
+      expect(daemonsBefore).toContain(daemon);
+      expect(parked()).not.toContain(daemon);
+      expect(fs.readFileSync(`/proc/${daemon}/cgroup`, "utf8")).toBe(fs.readFileSync("/proc/self/cgroup", "utf8"));
+      expect(os.getPriority(daemon)).toBe(os.getPriority(0));
+      expect(fs.readlinkSync(`/proc/${daemon}/cwd`)).toBe(path.join(fx.emu.bundlesDir(), "w1"));
+      expect(fs.readlinkSync(`/proc/${daemon}/fd/2`)).toBe(path.join(fx.emu.bundlesDir(), "w1", "log"));
+      expect((await status()).daemons!.handedOut).toBe(s0.daemons!.handedOut + 1);
       const rec = readVmRecord(runDir("w1"))!;
       agent = rec.pid;
       agentDir = rec.dirs![0];
@@ -77,7 +99,7 @@ describe.skipIf(skip)("warm sandboxes from shimlab factory", () => {
       expect(s1.handedOut).toBe(s0.handedOut + 1);
       // out of the pool for good: its record is gone, another booted in its place
       expect(pooled().map((p) => p.pid)).not.toContain(agent);
-      await waitUntil("the pool to refill", async () => (await status()).ready === 2, 15_000);
+      await waitUntil("the pools to refill", fullPools, 15_000);
     });
     await waitUntil("the taken agent to exit with its sandbox", () => !alive(agent), 15_000);
     expect(fs.existsSync(agentDir)).toBe(false);
@@ -94,6 +116,35 @@ describe.skipIf(skip)("warm sandboxes from shimlab factory", () => {
     expect(new Set(pids).size).toBe(2);
   });
 
+  it("a parked daemon that cannot become the shim asked for refuses, and `start` spawns its own", async () => {
+    await waitUntil("full pools", fullPools, 15_000);
+    const before = parked();
+    const s0 = await status();
+    // the bundle as it was when they loaded it is what they would run: touched, they are stale
+    const bundle = path.join(REPO_ROOT, "dist", "bundle", "shim.js");
+    const now = new Date();
+    fs.utimesSync(bundle, now, now);
+    await withSandbox("w8", ["/bin/sh", "-c", "exit 4"], async (t, daemon) => {
+      expect(before).not.toContain(daemon);
+      expect((await t.task.Wait({ id: "w8" }, { timeoutMs: 10_000 })).exitStatus).toBe(4);
+    });
+    expect((await status()).daemons!.handedOut).toBe(s0.daemons!.handedOut + 1);
+    const refused = before.filter((p) => !parked().includes(p));
+    expect(refused).toHaveLength(1);
+    await waitUntil("the one that refused to exit", () => !alive(refused[0]), 10_000);
+    expect(fs.readFileSync(path.join(dir, "factory.log"), "utf8")).toMatch(/refused a hand-over: the shim was rebuilt since this daemon loaded it/);
+  });
+
+  it("a parked daemon handed out that nobody claims exits", async () => {
+    await waitUntil("full pools", fullPools, 15_000);
+    const r = await factoryCall(socket, { op: "daemon" });
+    expect(r.ok).toBe(true);
+    const pid = (r as { daemon: { pid: number } }).daemon.pid;
+    expect(alive(pid)).toBe(true);
+    expect(parked()).not.toContain(pid);
+    await waitUntil("it to give up on its launcher", () => !alive(pid), 10_000);
+  });
+
   it("a warm agent that died in the pool is replaced, never handed out", async () => {
     await waitUntil("a full pool", async () => (await status()).ready === 2, 15_000);
     const s0 = await status();
@@ -107,16 +158,19 @@ describe.skipIf(skip)("warm sandboxes from shimlab factory", () => {
   });
 
   it("the factory's death breaks no running pod; its pooled agents go; a new factory removes what they left", async () => {
-    await waitUntil("a full pool", async () => (await status()).ready === 2, 15_000);
+    await waitUntil("full pools", fullPools, 15_000);
     const factoryPid = (await status()).pid;
-    await withSandbox("w5", ["sleep", "60"], async (t) => {
+    await withSandbox("w5", ["sleep", "60"], async (t, shim) => {
       const agent = readVmRecord(runDir("w5"))!.pid;
       const pool = pooled();
       expect(pool.map((p) => p.pid)).not.toContain(agent);
+      const daemons = parked();
+      expect(daemons).not.toContain(shim);
       process.kill(factoryPid, "SIGKILL");
       await waitUntil("the factory to die", () => !alive(factoryPid), 15_000);
       // the pooled agents see EOF on their lifelines and exit; the handed-out one lives on
       await waitUntil("the pooled agents to exit", () => pool.every((p) => !alive(p.pid)), 15_000);
+      await waitUntil("the parked daemons to exit", () => daemons.every((p) => !alive(p)), 15_000);
       await new Promise((r) => setTimeout(r, 600)); // past the adopted agent's poll of its holder
       expect(alive(agent)).toBe(true);
       // the pod still works: an exec, then its task's end

@@ -24,14 +24,16 @@ function config(text: string) {
 
 describe("[factory] in the shim's configuration", () => {
   it("is off unless enabled, with Kata-like defaults", () => {
-    expect(config("").factory).toEqual({ enable: false, socket: DEFAULT_FACTORY_SOCKET, poolSize: 2 });
-    expect(config('[factory]\nenable = true\nsocket = "/x/f.sock"\npool_size = 5\n').factory).toEqual({ enable: true, socket: "/x/f.sock", poolSize: 5 });
+    expect(config("").factory).toEqual({ enable: false, socket: DEFAULT_FACTORY_SOCKET, poolSize: 2, daemonPoolSize: 2 });
+    expect(config('[factory]\nenable = true\nsocket = "/x/f.sock"\npool_size = 5\n').factory).toEqual({ enable: true, socket: "/x/f.sock", poolSize: 5, daemonPoolSize: 5 });
+    expect(config("[factory]\npool_size = 1\ndaemon_pool_size = 0\n").factory).toMatchObject({ poolSize: 1, daemonPoolSize: 0 });
   });
 
   it("refuses what it cannot honour, as InvalidArgument naming the key", () => {
     expect(() => config("[factory]\nenable = 1\n")).toThrow(/factory\.enable must be true or false/);
     expect(() => config('[factory]\nsocket = "rel.sock"\n')).toThrow(/factory\.socket must be an absolute path/);
     expect(() => config("[factory]\npool_size = 65\n")).toThrow(/factory\.pool_size must be an integer from 0 to 64/);
+    expect(() => config("[factory]\ndaemon_pool_size = -1\n")).toThrow(/factory\.daemon_pool_size must be an integer from 0 to 64/);
     expect(() => config("[factory]\nvm_cache_number = 2\n")).toThrow(/factory\.vm_cache_number: unknown key/);
   });
 
@@ -77,6 +79,8 @@ describe("a factory's answers", () => {
     expect(await factoryCall(socket, { op: "take", kind: "none", agentRuntime: "host", ...me, cgroupParent: "/other" })).toEqual({ ok: false, error: "this factory's agents put containers under /shimlab, not /other" });
     expect(await factoryCall(socket, { op: "take", kind: "none", agentRuntime: "host", ...me, startTime: "1" })).toEqual({ ok: false, error: "the taker is not a live process" });
     expect((await factoryStatus(socket)).misses).toBe(0);
+    // parked shim daemons only from a factory told to keep them (the CLI's, with the bundle built)
+    expect(await factoryCall(socket, { op: "daemon" })).toEqual({ ok: false, error: "this factory parks no shim daemons" });
   });
 
   it("an empty pool is a miss, which the taker hears as an error to boot its own", async () => {

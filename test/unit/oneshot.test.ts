@@ -15,6 +15,9 @@ import { DEFAULT_SOCKET_DIR, SOCKET_PATH_LIMIT } from "../../src/shim/address";
 import { MAX_IDENTIFIER_LENGTH } from "../../src/shim/identifiers";
 import { MAX_ANNOTATION_BYTES } from "../../src/shim/bundle";
 import { SOCKET_DIR_LINK } from "../../src/shim/start-v2";
+import { loadConfig } from "../../src/shim/config";
+import { DEFAULT_FACTORY_SOCKET } from "../../src/hypervisor/factory/protocol";
+import { HANDOFF_VERSION } from "../../src/shim/park";
 import { sha256Hex } from "../../src/util/sha256";
 import { Any } from "../../src/gen/google.protobuf";
 import { Options as RuntimeOptions } from "../../src/gen/runtimeoptions.v1";
@@ -175,6 +178,64 @@ describe("the one-shot launcher against the TypeScript shim", () => {
       defaultRunRoot: "/run/shimlab",
       sigkillStatus: 137,
       socketDirLink: SOCKET_DIR_LINK,
+      defaultFactorySocket: DEFAULT_FACTORY_SOCKET,
+      handoffVersion: HANDOFF_VERSION,
+    });
+  });
+
+  // The launcher reads [factory] only to decide whether to ask the factory for a parked daemon,
+  // which then checks the configuration with loadConfig itself: whatever it finds enabled, the
+  // TypeScript finds enabled with the same socket; the plain forms it must find.
+  describe("[factory] as the launcher reads it", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "shimlab-oneshot-factory-"));
+    afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const scan = (text: string): string | null => {
+      const file = path.join(dir, "c.toml");
+      fs.writeFileSync(file, text);
+      const out = spawnSync(FAST, [], { env: { SHIMLAB_ONESHOT_FACTORY_OF: file } }).stdout.toString().trim();
+      return out || null;
+    };
+    const ts = (text: string): string | null => {
+      const file = path.join(dir, "c.toml");
+      fs.writeFileSync(file, text);
+      try {
+        const f = loadConfig(file, {}).factory;
+        return f.enable ? f.socket : null;
+      } catch {
+        return null;
+      }
+    };
+    const plain: [string, string][] = [
+      ["enable and a socket", `[factory]\nenable = true\nsocket = "/x/f.sock"\npool_size = 2\n`],
+      ["the default socket", `[factory]\nenable = true\n`],
+      ["a literal string, comments, other tables", `hypervisor = "none"\n# [factory] in a comment\n[agent]\nruntime = "host"\n[ factory ]  # warm\n  enable=true # yes\n  socket = '/y/f.sock'\n  daemon_pool_size = 1\n[qemu]\nmachine = "q35"\n`],
+    ];
+    for (const [name, text] of plain)
+      it(`finds it: ${name}`, () => {
+        expect(scan(text)).not.toBeNull();
+        expect(scan(text)).toBe(ts(text));
+      });
+    const others: [string, string][] = [
+      ["no [factory]", `hypervisor = "none"\n`],
+      ["enable = false", `[factory]\nenable = false\nsocket = "/x/f.sock"\n`],
+      ["an unknown key (loadConfig refuses the file)", `[factory]\nenable = true\nwarm = 3\n`],
+      ["a dotted root key", `factory.enable = true\n`],
+      ["an inline table", `factory = { enable = true }\n`],
+      ["[factory] twice", `[factory]\nenable = true\n[factory]\nenable = true\n`],
+      ["a sub-table", `[factory]\nenable = true\n[factory.x]\ny = 1\n`],
+      ["a multi-line string", `x = """\n[factory]\nenable = true\n"""\n`],
+      ["an escaped socket", `[factory]\nenable = true\nsocket = "/x/\\u0066.sock"\n`],
+      ["a relative socket", `[factory]\nenable = true\nsocket = "f.sock"\n`],
+      ['enable = "true"', `[factory]\nenable = "true"\n`],
+      ["a table after it, then enable", `[factory]\nsocket = "/x/f.sock"\n[agent]\nenable = true\n`],
+    ];
+    for (const [name, text] of others)
+      it(`never finds what loadConfig does not: ${name}`, () => {
+        const c = scan(text);
+        if (c !== null) expect(c).toBe(ts(text));
+      });
+    it("a missing or unreadable file: nothing", () => {
+      expect(spawnSync(FAST, [], { env: { SHIMLAB_ONESHOT_FACTORY_OF: path.join(dir, "none.toml") } }).stdout.toString()).toBe("");
     });
   });
 

@@ -14,6 +14,7 @@ import { DEFAULT_FACTORY_DIR } from "../../hypervisor/factory/protocol";
 import type { FactoryStatus } from "../../hypervisor/factory/protocol";
 import { FdLogger } from "../../util/logger";
 import { processAlive } from "../../util/proc";
+import { shimlabDist } from "../../hypervisor/qemu/image-manifest";
 
 export function factoryCommand(argv: string[]): Promise<number> {
   return dispatch(["factory"], argv, (sub, p) => (sub === "run" ? run(p) : sub === "start" ? start(p) : sub === "stop" ? stop(p) : status(p)));
@@ -24,8 +25,15 @@ interface Settings {
   dir: string;
   socket: string;
   size: number;
+  /** Parked shim daemons; 0 without the bundle (`npm run build`), which they run. */
+  daemons: number;
   agentRuntime: "auto" | "runc" | "host";
   debug: boolean;
+}
+
+/** What a parked daemon runs: the bundle launcher that native/oneshot.c starts a daemon from. */
+function shimMain(): string {
+  return path.join(shimlabDist(), "bundle", "shim-main.js");
 }
 
 /** The options over the configuration's [factory] and [agent], over the defaults. */
@@ -36,13 +44,16 @@ function settings(p: Parsed): Settings {
   const sizeText = str(p, "size");
   const size = sizeText === undefined ? cfg.factory.poolSize : Number(sizeText);
   if (!Number.isInteger(size) || size < 0 || size > 64) throw new Error(`--size ${sizeText}: want an integer from 0 to 64`);
-  return { cfg, dir, socket: path.resolve(socket), size, agentRuntime: cfg.agentRuntime, debug: cfg.debug };
+  const daemonsText = str(p, "daemons");
+  const daemons = daemonsText === undefined ? (sizeText === undefined ? cfg.factory.daemonPoolSize : size) : Number(daemonsText);
+  if (!Number.isInteger(daemons) || daemons < 0 || daemons > 64) throw new Error(`--daemons ${daemonsText}: want an integer from 0 to 64`);
+  return { cfg, dir, socket: path.resolve(socket), size, daemons: fs.existsSync(shimMain()) ? daemons : 0, agentRuntime: cfg.agentRuntime, debug: cfg.debug };
 }
 
 async function run(p: Parsed): Promise<number> {
   const s = settings(p);
   const logger = new FdLogger(2, s.debug ? "debug" : "info", { component: "factory" });
-  const f = new Factory({ ...s, logger, warmer: s.cfg.warmer({ logger }) });
+  const f = new Factory({ ...s, logger, warmer: s.cfg.warmer({ logger }), daemons: { node: process.execPath, script: shimMain(), size: s.daemons } });
   await f.start();
   await new Promise<void>((resolve) => {
     process.once("SIGTERM", () => resolve());
@@ -57,7 +68,9 @@ async function run(p: Parsed): Promise<number> {
 
 function line(st: FactoryStatus, socket: string): string {
   const what = st.kind === "qemu" ? `QEMU VMs ready (guest runtime ${st.agentRuntime})` : `host agents ready (${st.agentRuntime}, cgroups under ${st.cgroupParent})`;
-  return `factory ${st.pid} on ${socket}: ${st.ready}/${st.size} warm ${what}, ${st.booting} booting; handed out ${st.handedOut}, missed ${st.misses}, replaced ${st.replaced}\n`;
+  const d = st.daemons;
+  const parked = d ? `; ${d.ready}/${d.size} parked shim daemons, handed out ${d.handedOut}, missed ${d.misses}` : "";
+  return `factory ${st.pid} on ${socket}: ${st.ready}/${st.size} warm ${what}, ${st.booting} booting; handed out ${st.handedOut}, missed ${st.misses}, replaced ${st.replaced}${parked}\n`;
 }
 
 async function start(p: Parsed): Promise<number> {
@@ -70,7 +83,7 @@ async function start(p: Parsed): Promise<number> {
   fs.mkdirSync(s.dir, { recursive: true, mode: 0o700 });
   const log = path.join(s.dir, "factory.log");
   const out = fs.openSync(log, "a");
-  const args = [process.argv[1], "factory", "run", "--dir", s.dir, "--socket", s.socket, "--size", String(s.size)];
+  const args = [process.argv[1], "factory", "run", "--dir", s.dir, "--socket", s.socket, "--size", String(s.size), "--daemons", String(s.daemons)];
   if (str(p, "config")) args.push("--config", str(p, "config")!);
   const env = { ...process.env };
   delete env.NODE_EXTRA_CA_CERTS;

@@ -69,7 +69,7 @@ export async function untilFactoryReady(socket: string, o: { timeoutMs: number; 
   const deadline = Date.now() + o.timeoutMs;
   for (;;) {
     const st = await factoryStatus(socket, 500).catch(() => null);
-    if (st && (o.full === false || st.ready >= st.size)) return st;
+    if (st && (o.full === false || (st.ready >= st.size && (!st.daemons || st.daemons.ready >= st.daemons.size)))) return st;
     if (o.gone() || Date.now() > deadline) return null;
     await new Promise((r) => setTimeout(r, 50));
   }

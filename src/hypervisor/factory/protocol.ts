@@ -22,7 +22,29 @@ export interface TakeRequest {
   nics?: number;
 }
 
-export type FactoryRequest = TakeRequest | { op: "status" };
+/**
+ * A parked shim daemon for a `start` (native/oneshot.c asks, src/shim/park.ts is what waits): its
+ * socket, to hand the daemon's fds and words to. The launcher's own checks follow there.
+ */
+export interface DaemonRequest {
+  op: "daemon";
+}
+
+export type FactoryRequest = TakeRequest | DaemonRequest | { op: "status" };
+
+/** A parked daemon handed out: the launcher connects to socket within PARKED_CLAIM_MS. */
+export interface ParkedDaemon {
+  pid: number;
+  socket: string;
+}
+
+/** A parked daemon's command line: `<node> <shim-main.js> -park <its socket> <the factory's socket>`. */
+export const PARK_ARG = "-park";
+/** Its end of the factory's socketpair: "HANDOUT\n" once a launcher was given it; EOF before that, the factory's end. */
+export const PARKED_LIFELINE_FD = 4;
+export const HANDOUT_WORD = "HANDOUT";
+/** How long a handed-out daemon waits for its launcher before it exits. */
+export const PARKED_CLAIM_MS = 5_000;
 
 /** A warm QEMU VM handed out: QEMU runs under its keeper (native/vm-keeper.c), which ends with its holder. */
 export interface WarmVm {
@@ -73,6 +95,8 @@ export interface FactoryStatus {
   misses: number;
   /** Warm agents found dead or stale and replaced. */
   replaced: number;
+  /** Parked shim daemons (src/shim/park.ts), when the factory keeps them. */
+  daemons?: { size: number; ready: number; starting: number; handedOut: number; misses: number };
 }
 
-export type FactoryResponse = { ok: true; agent?: WarmAgent; status?: FactoryStatus } | { ok: false; error: string };
+export type FactoryResponse = { ok: true; agent?: WarmAgent; daemon?: ParkedDaemon; status?: FactoryStatus } | { ok: false; error: string };

@@ -26,6 +26,7 @@ import { listProcesses, processAlive, setProcessPriority } from "../../util/proc
 import { cgroupParent, lowCpuCgroup, type CpuCgroup } from "../../util/cgroup";
 import type { Logger } from "../../util/logger";
 import type { FactoryRequest, FactoryResponse, FactoryStatus, WarmAgent } from "./protocol";
+import { DaemonPool, type DaemonPoolOptions } from "./daemon-pool";
 
 export interface FactoryOptions {
   /** The factory's own directory: the pool's agents and their records, its pid file. */
@@ -40,6 +41,8 @@ export interface FactoryOptions {
   env?: NodeJS.ProcessEnv;
   /** What the pool holds (default: host agents, with agentRuntime, debug and env). */
   warmer?: Warmer;
+  /** Parked shim daemons too (daemon-pool.ts): the shim's node and bundle launcher, and how many. */
+  daemons?: Pick<DaemonPoolOptions, "node" | "script" | "size">;
 }
 
 interface Warm {
@@ -80,8 +83,14 @@ export class Factory {
   /** Where the pool boots, below the factory's own CPU cgroup: see lowCpuCgroup. */
   private background: CpuCgroup | null = null;
 
+  private readonly daemons: DaemonPool | null;
+
   constructor(private readonly o: FactoryOptions) {
     this.warmer = o.warmer ?? hostAgentWarmer({ agentRuntime: o.agentRuntime, debug: o.debug, env: o.env ?? process.env, cgroupParent: cgroupParent(o.env ?? process.env) });
+    this.daemons =
+      o.daemons && o.daemons.size > 0
+        ? new DaemonPool({ ...o.daemons, dir: path.join(o.dir, "daemons"), factorySocket: o.socket, env: o.env ?? process.env, logger: o.logger }, () => this.background)
+        : null;
   }
 
   private get filling(): number {
@@ -111,8 +120,9 @@ export class Factory {
     });
     fs.chmodSync(this.o.socket, 0o600);
     fs.writeFileSync(path.join(this.o.dir, "factory.pid"), `${process.pid} ${processStartTime(process.pid) ?? ""}\n`);
-    this.o.logger.info("factory serving", { socket: this.o.socket, size: this.o.size, ...this.warmer.describe() });
+    this.o.logger.info("factory serving", { socket: this.o.socket, size: this.o.size, daemons: this.o.daemons?.size ?? 0, ...this.warmer.describe() });
     this.refill();
+    this.daemons?.start();
   }
 
   /** A socket file nobody answers on is a dead factory's: removed. A live one is refused. */
@@ -161,6 +171,7 @@ export class Factory {
       warm: warm.map((w) => w.boot.handout().vm?.pid ?? w.pid),
       booting: this.filling - warm.length,
       ...this.stats,
+      ...(this.daemons ? { daemons: this.daemons.status() } : {}),
     };
   }
 
@@ -193,6 +204,12 @@ export class Factory {
 
   private async answer(req: FactoryRequest): Promise<FactoryResponse> {
     if (req.op === "status") return { ok: true, status: this.status() };
+    if (req.op === "daemon") {
+      if (this.stopping) return { ok: false, error: "the factory is stopping" };
+      if (!this.daemons) return { ok: false, error: "this factory parks no shim daemons" };
+      const daemon = this.daemons.take();
+      return daemon ? { ok: true, daemon } : { ok: false, error: "no parked daemon is ready" };
+    }
     if (req.op !== "take") return { ok: false, error: `unknown op ${JSON.stringify((req as { op: unknown }).op)}` };
     if (this.stopping) return { ok: false, error: "the factory is stopping" };
     const refused = this.warmer.refuse(req);
@@ -393,6 +410,7 @@ export class Factory {
     for (const c of this.conns) c.destroy();
     await closed;
     fs.rmSync(this.o.socket, { force: true });
+    await this.daemons?.stop();
     const pooled = this.pool.splice(0);
     await Promise.all(
       pooled.map(async (w) => {

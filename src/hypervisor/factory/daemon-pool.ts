@@ -1,0 +1,190 @@
+// The factory's parked shim daemons: Node processes that have loaded the shim daemon's code
+// (src/shim/park.ts) and wait for a `start` (native/oneshot.c) to take one over, so that a new
+// pod's critical path starts no Node process for its shim. A warm agent takes the agent's boot
+// off that path; a parked daemon takes the daemon's.
+//
+// Rules, as for warm agents: one use each (out of the pool before its socket is told to anyone);
+// a parked daemon dies with its factory (EOF on its lifeline) unless it was handed out, and one
+// handed out that nobody claims exits by itself (PARKED_CLAIM_MS); a handed-out daemon is its
+// launcher's and the factory forgets it. Everything a daemon must agree on with the launcher
+// (node, bundle, environment, configuration) the daemon checks itself at the hand-over, and
+// refuses what it cannot honour: the launcher then spawns its own.
+import fs from "node:fs";
+import path from "node:path";
+import crypto from "node:crypto";
+import { spawn, type ChildProcess } from "node:child_process";
+import type { Duplex } from "node:stream";
+import { killRecorded } from "../rundir";
+import { processStartTime, setProcessPriority } from "../../util/proc";
+import type { CpuCgroup } from "../../util/cgroup";
+import type { Logger } from "../../util/logger";
+import { HANDOUT_WORD, PARK_ARG, PARKED_LIFELINE_FD, type FactoryStatus, type ParkedDaemon } from "./protocol";
+
+export interface DaemonPoolOptions {
+  /** The parked daemons' sockets and records. */
+  dir: string;
+  /** The factory's socket, which a configuration must name for its shims to take one. */
+  factorySocket: string;
+  /** Node, and the shim's bundle launcher (dist/bundle/shim-main.js). */
+  node: string;
+  script: string;
+  size: number;
+  env: NodeJS.ProcessEnv;
+  logger: Logger;
+}
+
+interface Parked {
+  id: string;
+  child: ChildProcess;
+  pid: number;
+  startTime: string;
+  socket: string;
+}
+
+/** After a start that died at once, the next waits this long. */
+const BACKOFF_MS = 1000;
+/** How long after a take the pool starts refilling (the factory's REFILL_DELAY_MS, for the same reason). */
+const REFILL_DELAY_MS = 150;
+const POOL_NICE = 10;
+
+export class DaemonPool {
+  private readonly parked: Parked[] = [];
+  private readonly stats = { handedOut: 0, misses: 0 };
+  private stopping = false;
+  private failures = 0;
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly o: DaemonPoolOptions,
+    private readonly background: () => CpuCgroup | null,
+  ) {}
+
+  start(): void {
+    fs.mkdirSync(this.o.dir, { recursive: true, mode: 0o700 });
+    // a dead factory's parked daemons exit on their lifeline's EOF; what is left of them goes
+    for (const f of fs.readdirSync(this.o.dir)) {
+      const file = path.join(this.o.dir, f);
+      if (f.endsWith(".json")) {
+        try {
+          const rec = JSON.parse(fs.readFileSync(file, "utf8")) as { pid: number; startTime: string };
+          killRecorded(rec.pid, rec.startTime);
+        } catch {
+          /* unreadable: only the file goes */
+        }
+      }
+      fs.rmSync(file, { force: true });
+    }
+    this.refill();
+  }
+
+  /** A parked daemon that is listening, out of the pool for good; null when none is. */
+  take(): ParkedDaemon | null {
+    for (const p of this.parked) {
+      // it binds its socket once everything is loaded: no socket yet, not ready
+      if (!fs.existsSync(p.socket) || processStartTime(p.pid) !== p.startTime) continue;
+      this.parked.splice(this.parked.indexOf(p), 1);
+      const line = p.child.stdio[PARKED_LIFELINE_FD] as Duplex | null;
+      line?.end(`${HANDOUT_WORD}\n`);
+      p.child.removeAllListeners("exit");
+      p.child.unref();
+      fs.rmSync(this.recordOf(p), { force: true });
+      this.stats.handedOut++;
+      this.failures = 0;
+      this.refillSoon();
+      return { pid: p.pid, socket: p.socket };
+    }
+    this.stats.misses++;
+    this.refillSoon();
+    return null;
+  }
+
+  status(): NonNullable<FactoryStatus["daemons"]> {
+    const ready = this.parked.filter((p) => fs.existsSync(p.socket)).length;
+    return { size: this.o.size, ready, starting: this.parked.length - ready, ...this.stats };
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    if (this.timer) clearTimeout(this.timer);
+    const all = this.parked.splice(0);
+    await Promise.all(
+      all.map(async (p) => {
+        const gone = new Promise<void>((r) => (p.child.exitCode !== null || p.child.signalCode !== null ? r() : p.child.once("exit", () => r())));
+        p.child.removeAllListeners("exit");
+        killRecorded(p.pid, p.startTime);
+        await Promise.race([gone, new Promise((r) => setTimeout(r, 3000))]);
+        fs.rmSync(this.recordOf(p), { force: true });
+        fs.rmSync(p.socket, { force: true });
+      }),
+    );
+  }
+
+  private recordOf(p: { id: string }): string {
+    return path.join(this.o.dir, `${p.id}.json`);
+  }
+
+  private refillSoon(): void {
+    if (this.stopping || this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.refill();
+    }, REFILL_DELAY_MS);
+  }
+
+  private refill(): void {
+    if (this.stopping || this.timer) return;
+    if (this.failures > 0 && this.parked.length < this.o.size) {
+      // one at a time, after a pause, until a start works again
+      this.timer = setTimeout(() => {
+        this.timer = null;
+        this.spawnOne();
+        this.refill();
+      }, BACKOFF_MS * Math.min(this.failures, 10));
+      return;
+    }
+    while (this.parked.length < this.o.size) if (!this.spawnOne()) return;
+  }
+
+  private spawnOne(): boolean {
+    if (this.stopping || this.parked.length >= this.o.size) return false;
+    const id = crypto.randomBytes(6).toString("hex");
+    const socket = path.join(this.o.dir, `${id}.sock`);
+    const env = { ...this.o.env };
+    delete env.NODE_EXTRA_CA_CERTS;
+    let child: ChildProcess;
+    try {
+      // its stderr is the factory's (a refusal says why there); after a hand-over, the pod's log
+      child = spawn(this.o.node, [this.o.script, PARK_ARG, socket, this.o.factorySocket], { detached: true, stdio: ["ignore", "ignore", "inherit", "ignore", "pipe"], env });
+    } catch (e) {
+      this.o.logger.error("could not start a parked daemon", { error: (e as Error).message });
+      this.failures++;
+      return false;
+    }
+    if (!child.pid) {
+      child.on("error", () => {});
+      this.failures++;
+      return false;
+    }
+    const p: Parked = { id, child, pid: child.pid, startTime: processStartTime(child.pid) ?? "", socket };
+    fs.writeFileSync(this.recordOf(p), JSON.stringify({ pid: p.pid, startTime: p.startTime }), { mode: 0o600 });
+    (child.stdio[PARKED_LIFELINE_FD] as Duplex | null)?.on("error", () => {});
+    setProcessPriority(p.pid, POOL_NICE);
+    this.background()?.add(p.pid);
+    this.parked.push(p);
+    const startedAt = Date.now();
+    child.once("exit", (code, signal) => {
+      const i = this.parked.indexOf(p);
+      if (i < 0) return;
+      this.parked.splice(i, 1);
+      // one that never got as far as its socket is a failure to back off from; a later death is replaced
+      const neverReady = !fs.existsSync(socket);
+      fs.rmSync(this.recordOf(p), { force: true });
+      fs.rmSync(socket, { force: true });
+      this.o.logger.warn("a parked daemon exited in the pool", { pid: p.pid, code, signal });
+      if (neverReady && Date.now() - startedAt < 10_000) this.failures++;
+      else this.failures = 0;
+      this.refill();
+    });
+    return true;
+  }
+}

@@ -1,0 +1,193 @@
+// A parked shim daemon: a factory's (src/hypervisor/factory/daemon-pool.ts) Node process that has
+// already paid what every daemon pays before its first call (Node's bootstrap, the bundle and its
+// code cache, the Task and Sandbox services' modules, the TOML parser) and waits for a `start` to
+// take it. The launcher (native/oneshot.c) asks the factory for one, connects to its socket and
+// hands it what a daemon it spawned would have had: the listening socket (fd 3), the log fifo
+// (fd 2), its argv, environment and working directory. From then on it is that daemon, in the
+// launcher's cgroups, niceness, OOM score, limits and umask.
+//
+// It never decides differently from a daemon the launcher would have spawned: what it read before
+// the hand-over (the Node binary, the bundle, the environment that loading reads) must be what
+// that daemon would have read, and the configuration must enable this very factory; otherwise it
+// refuses, the launcher spawns its own, and it exits. The launcher answers "GO" to its "READY"
+// before either commits, so a launcher that gave up waiting never shares its socket.
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { native } from "../native";
+import { parseFlags, type ShimFlags } from "./flags";
+import { validateId } from "./identifiers";
+import { loadConfig, type ShimConfig } from "./config";
+import { joinCgroupsOf } from "../util/cgroup";
+import { setProcessPriority } from "../util/proc";
+import { PARK_ARG, PARKED_CLAIM_MS, PARKED_LIFELINE_FD } from "../hypervisor/factory/protocol";
+
+/** The first word of a launcher's hand-over (native/oneshot.c HANDOFF_VERSION). */
+export const HANDOFF_VERSION = "shimlab-handoff-1";
+/** How long the launcher has to say GO (native/oneshot.c waits 2 s for READY). */
+const GO_MS = 2_000;
+/**
+ * What is read while loading, before the hand-over: a launcher whose environment sets any of these
+ * otherwise than the factory did gets a daemon of its own. Everything else is read after it.
+ */
+export const LOAD_TIME_ENV = ["NODE_OPTIONS", "NODE_PATH", "SHIMLAB_NATIVE", "SHIMLAB_NO_CODE_CACHE", "SHIMLAB_NO_BUNDLE", "SHIMLAB_TRACE"];
+
+/** A launcher's hand-over, as native/oneshot.c writes it: NUL-terminated fields. */
+export interface Handoff {
+  node: string;
+  script: string;
+  cwd: string;
+  args: string[];
+  env: Record<string, string>;
+}
+
+export function parseHandoff(data: Buffer): Handoff {
+  const f = data.toString("utf8").split("\0");
+  if (f.pop() !== "") throw new Error("the hand-over does not end in NUL");
+  const [version, node, script, cwd, nargs] = f;
+  if (version !== HANDOFF_VERSION) throw new Error(`hand-over version ${JSON.stringify(version)}, want ${HANDOFF_VERSION}`);
+  const n = Number(nargs);
+  if (!Number.isInteger(n) || n < 0 || 5 + n > f.length) throw new Error("the hand-over's argument count is wrong");
+  const env: Record<string, string> = {};
+  for (const e of f.slice(5 + n)) {
+    const eq = e.indexOf("=");
+    if (eq <= 0) throw new Error(`the hand-over's environment holds ${JSON.stringify(e)}`);
+    env[e.slice(0, eq)] = e.slice(eq + 1);
+  }
+  return { node, script, cwd, args: f.slice(5, 5 + n), env };
+}
+
+interface Parked {
+  factorySocket: string;
+  script: string;
+  /** The bundle's files as they were when this process loaded them. */
+  stamp: string;
+  env: NodeJS.ProcessEnv;
+}
+
+/** Why this parked daemon must not become the daemon `h` asks for, or the daemon's flags and configuration. */
+export function refusal(h: Handoff, p: Parked): { why: string } | { flags: ShimFlags; config: ShimConfig } {
+  const real = (f: string) => {
+    try {
+      return fs.realpathSync(f);
+    } catch {
+      return f;
+    }
+  };
+  if (real(h.node) !== real(process.execPath)) return { why: `another node (${h.node})` };
+  if (real(h.script) !== real(p.script)) return { why: `another shim (${h.script})` };
+  if (bundleStamp(p.script) !== p.stamp) return { why: "the shim was rebuilt since this daemon loaded it" };
+  for (const k of LOAD_TIME_ENV) if ((h.env[k] ?? "") !== (p.env[k] ?? "")) return { why: `${k} differs` };
+  let flags: ShimFlags;
+  try {
+    flags = parseFlags(h.args);
+    if (flags.action !== "" || !flags.socket) throw new Error("not a daemon's command line");
+    validateId("namespace", flags.namespace);
+    validateId("id", flags.id);
+  } catch (e) {
+    return { why: `arguments: ${(e as Error).message}` };
+  }
+  let config: ShimConfig;
+  try {
+    config = loadConfig(undefined, h.env);
+  } catch (e) {
+    return { why: `configuration: ${(e as Error).message}` };
+  }
+  // the factory is opt-in per configuration: this one must name the factory that parked us
+  if (!config.factory.enable || path.resolve(config.factory.socket) !== path.resolve(p.factorySocket)) return { why: "the configuration does not enable this factory" };
+  return { flags, config };
+}
+
+/** The bundle's identity on disk: its two files' sizes and modification times. */
+function bundleStamp(script: string): string {
+  return [script, path.join(path.dirname(script), "shim.js")]
+    .map((f) => {
+      try {
+        const st = fs.statSync(f);
+        return `${st.size}:${st.mtimeMs}`;
+      } catch {
+        return "-";
+      }
+    })
+    .join(" ");
+}
+
+/** Becomes the launcher's daemon: its process attributes, then its fds, environment and directory. */
+function become(launcher: number, h: Handoff, fds: number[]): void {
+  const a = native();
+  // what a daemon the launcher spawned would have inherited (its cgroups and niceness: on arrival)
+  try {
+    fs.writeFileSync("/proc/self/oom_score_adj", fs.readFileSync(`/proc/${launcher}/oom_score_adj`, "utf8"));
+  } catch {
+    /* not ours to change: as a spawned daemon, it keeps what it has */
+  }
+  a.adoptLimitsOf(launcher);
+  const umask = /^Umask:\s*([0-7]+)$/m.exec(fs.readFileSync(`/proc/${launcher}/status`, "utf8"));
+  if (umask) process.umask(parseInt(umask[1], 8));
+  const [socket, log] = fds;
+  a.dup2(socket, 3);
+  a.closeFd(socket);
+  if (log !== undefined) {
+    a.dup2(log, 2);
+    a.closeFd(log);
+  } else {
+    const nul = fs.openSync("/dev/null", "w");
+    a.dup2(nul, 2);
+    fs.closeSync(nul);
+  }
+  for (const k of Object.keys(process.env)) delete process.env[k];
+  Object.assign(process.env, h.env);
+  process.argv = [process.execPath, h.script, ...h.args];
+  process.chdir(h.cwd);
+}
+
+export function park(args: string[]): void {
+  const [socket, factorySocket] = args;
+  if (!socket || !factorySocket) {
+    process.stderr.write(`usage: shim-main.js ${PARK_ARG} <socket> <factory socket>\n`);
+    process.exit(2);
+  }
+  // what every daemon loads before its first call, loaded now
+  const { runDaemon } = require("./daemon") as typeof import("./daemon");
+  const { bootDaemon } = require("./early-agent") as typeof import("./early-agent");
+  require("smol-toml");
+  const a = native();
+  const parked: Parked = { factorySocket, script: process.argv[1], stamp: bundleStamp(process.argv[1]), env: { ...process.env } };
+  fs.rmSync(socket, { force: true });
+  const listenFd = a.listenUnix(socket, 4);
+  const got = a.awaitHandoff(listenFd, PARKED_LIFELINE_FD, PARKED_CLAIM_MS);
+  a.closeFd(listenFd);
+  fs.rmSync(socket, { force: true });
+  if ("gone" in got) process.exit(0);
+  // Out of the pool's background CPU share and niceness first: what follows is on a pod's
+  // critical path. A hand-over refused later ends this process anyway.
+  try {
+    joinCgroupsOf(process.pid, got.pid);
+    setProcessPriority(process.pid, os.getPriority(got.pid));
+  } catch {
+    /* the launcher is gone: it will not say GO */
+  }
+  const refuse = (why: string) => {
+    for (const fd of got.fds) a.closeFd(fd);
+    a.confirmHandoff(got.conn, `REFUSED ${why.replace(/\n/g, " ")}\n`, 0);
+    process.stderr.write(`parked shim daemon ${process.pid}: refused a hand-over: ${why}\n`);
+    process.exit(0);
+  };
+  let h: Handoff;
+  try {
+    h = parseHandoff(got.data);
+  } catch (e) {
+    return refuse((e as Error).message);
+  }
+  if (got.fds.length < 1) return refuse("no listening socket came with it");
+  const verdict = refusal(h, parked);
+  if ("why" in verdict) return refuse(verdict.why);
+  try {
+    become(got.pid, h, got.fds);
+  } catch (e) {
+    return refuse(`taking the launcher's place: ${(e as Error).message}`);
+  }
+  if (!a.confirmHandoff(got.conn, `READY ${process.pid}\n`, GO_MS)) process.exit(0);
+  a.closeFd(PARKED_LIFELINE_FD);
+  runDaemon(verdict.flags, bootDaemon(verdict.flags, h.cwd, { config: verdict.config }));
+}
