@@ -6,6 +6,7 @@
 // its agent from a factory (lib/factory.mjs). Also the RSS of what serves each
 // pod (shim and agent, or runc's shim), read while it runs.
 import fs from "node:fs";
+import path from "node:path";
 import { dist } from "./lib/env.mjs";
 import { summary } from "./lib/stats.mjs";
 import { warmFactory } from "./lib/factory.mjs";
@@ -35,12 +36,43 @@ export async function onePod(env, handler, { network = false } = {}) {
   if (ex.exitCode !== 0) throw new Error(`exec on ${handler} exited ${ex.exitCode}`);
   t.push(performance.now());
   // What serves this pod, measured while it runs: not containerd, not a `start`/`delete` in flight.
-  const procs = listProcesses().filter((p) => p.cmdline.includes(env.ctd.dir) && !/ (start|delete)$/.test(p.cmdline) && !p.cmdline.startsWith(env.ctd.peer.containerd));
+  // (a factory's parked daemon keeps its own argv: its shim.pid names it; a factory's agent, the sandbox's VM record)
+  const shimPidsOfPod = shimPidFiles(env.ctd.state, podSandboxId);
+  try {
+    shimPidsOfPod.push(JSON.parse(fs.readFileSync(path.join(env.ctd.dir, "run", "k8s.io", podSandboxId, "vm.json"), "utf8")).pid);
+  } catch {
+    /* runc's pod, or an agent the shim started (its argv names the containerd's directory) */
+  }
+  const procs = listProcesses().filter((p) => shimPidsOfPod.includes(p.pid) || (p.cmdline.includes(env.ctd.dir) && !/ (start|delete)$/.test(p.cmdline) && !p.cmdline.startsWith(env.ctd.peer.containerd)));
   const rss = procs.reduce((a, p) => a + rssKb(p.pid), 0);
   await rt.StopPodSandbox({ podSandboxId });
   await rt.RemovePodSandbox({ podSandboxId });
   t.push(performance.now());
   return { runPod: t[1] - t[0], container: t[2] - t[1], exec: t[3] - t[2], teardown: t[4] - t[3], total: t[4] - t[0], rssKb: rss, procs: procs.length };
+}
+
+/** The pids in the shim.pid files of a pod's bundles (its sandbox's, its containers'), under containerd's state. */
+function shimPidFiles(state, podSandboxId) {
+  const out = [];
+  const root = path.join(state, "io.containerd.runtime.v2.task", "k8s.io");
+  let ids = [];
+  try {
+    ids = fs.readdirSync(root);
+  } catch {
+    return out;
+  }
+  for (const id of ids) {
+    try {
+      const spec = JSON.parse(fs.readFileSync(path.join(root, id, "config.json"), "utf8"));
+      const a = spec.annotations ?? {};
+      if (id !== podSandboxId && a["io.kubernetes.cri.sandbox-id"] !== podSandboxId) continue;
+      const pid = Number(fs.readFileSync(path.join(root, id, "shim.pid"), "utf8"));
+      if (pid > 0 && !out.includes(pid)) out.push(pid);
+    } catch {
+      /* not a bundle of this pod, or no shim.pid (runc's shim writes one too) */
+    }
+  }
+  return out;
 }
 
 /** Medians (and the rest of the summary) per handler and phase, in ms; rssKb per pod. */

@@ -18,7 +18,10 @@ function rollup(pid) {
 const mean = (xs, k) => (xs.length ? xs.reduce((a, x) => a + x[k], 0) / xs.length / 1000 : NaN);
 const summarise = (xs) => ({ count: xs.length, rss: mean(xs, "rss"), pss: mean(xs, "pss"), uss: mean(xs, "uss") });
 
-/** The shim daemon serving id: the process whose argv has `-id <id>` and our containerd's `-address`. */
+/**
+ * The shim daemon serving id: the process whose argv has `-id <id>` and our containerd's `-address`,
+ * else the one its bundle's shim.pid names (a factory's parked daemon keeps its own argv).
+ */
 function shimPids(ctd, ids) {
   const want = new Set(ids);
   const found = new Map();
@@ -33,6 +36,15 @@ function shimPids(ctd, ids) {
     const at = (f) => (argv.indexOf(f) >= 0 ? argv[argv.indexOf(f) + 1] : undefined);
     const id = at("-id");
     if (want.has(id) && at("-address") === ctd.address && !argv.includes("start") && !argv.includes("delete")) found.set(id, Number(d));
+  }
+  for (const id of ids) {
+    if (found.has(id)) continue;
+    try {
+      const pid = Number(fs.readFileSync(path.join(ctd.state, "io.containerd.runtime.v2.task", "default", id, "shim.pid"), "utf8"));
+      if (pid > 0 && fs.existsSync(`/proc/${pid}`)) found.set(id, pid);
+    } catch {
+      /* no bundle: missing below */
+    }
   }
   const missing = ids.filter((id) => !found.has(id));
   if (missing.length) throw new Error(`no shim process found for ${missing.join(", ")}`);

@@ -694,9 +694,11 @@ static pid_t warm_daemon(int listen_fd, int log, const char* cwd, const char* no
   if (!config || !*config || !factory_socket(config, factory, sizeof factory)) return 0;
   int s = unix_connect(factory, 1000);
   if (s < 0) return warm_note("no factory answers"), 0;
-  static const char ask[] = "{\"op\":\"daemon\"}\n";
+  // our pid: the factory moves the next parked daemons into our cgroups (containerd's) ahead of time
+  char ask[64];
+  int asklen = snprintf(ask, sizeof ask, "{\"op\":\"daemon\",\"pid\":%d}\n", (int)getpid());
   char answer[PATH_MAX + 256];
-  int ok = write_all(s, ask, sizeof ask - 1) && read_line(s, answer, sizeof answer);
+  int ok = write_all(s, ask, (size_t)asklen) && read_line(s, answer, sizeof answer);
   close(s);
   // {"ok":true,"daemon":{"pid":N,"socket":"..."}}: JSON.stringify's, from src/hypervisor/factory/service.ts
   const char* k = ok && !strncmp(answer, "{\"ok\":true,", 11) ? strstr(answer, "\"socket\":\"") : NULL;

@@ -9,7 +9,7 @@ import type { Readable } from "node:stream";
 import { HybridVsockTransport } from "../agent/transport";
 import type { Hypervisor, SandboxVm, StartOptions, VmExit } from "./types";
 import { killRecorded, processStartTime, socketIn, writeVmRecord } from "./rundir";
-import { joinCgroupsOf } from "../util/cgroup";
+import { joinCgroupsOfLater } from "../util/cgroup";
 import { takeWarmAgent, type WarmAgent } from "./factory/client";
 import { reapRuncOrphans } from "./orphans";
 import { adoptedProcess, childProcess, type HostProcess as AgentProcess } from "./process";
@@ -188,12 +188,13 @@ export class HostAgentHypervisor implements Hypervisor {
     return this.boot(s);
   }
 
-  private adopt(s: StartOptions, a: WarmAgent): HostAgent {
+  private async adopt(s: StartOptions, a: WarmAgent): Promise<HostAgent> {
     fs.mkdirSync(s.runDir, { recursive: true, mode: 0o700 });
     // From here the agent is this sandbox's: its record says what `delete` reaps after a crash, its directory included.
     writeVmRecord(s.runDir, { kind: "none", pid: a.pid, startTime: a.startTime, agentUrl: `hvsock://${a.socket}:${AGENT_PORT}`, runcRoot: a.runcRoot, dirs: [a.dir] });
-    // as if this shim had spawned it: its cgroups (a systemd service's, containerd's), not the factory's
-    joinCgroupsOf(a.pid);
+    // as if this shim had spawned it: its cgroups (a systemd service's, containerd's), not the factory's,
+    // before it forks runc for the pod. The move waits for an RCU grace period, off this thread.
+    await joinCgroupsOfLater(a.pid);
     s.logger.info("mock agent taken from the factory", { pid: a.pid, socket: a.socket });
     return new HostAgent(adoptedProcess(a.pid, a.startTime), new HybridVsockTransport(a.socket, AGENT_PORT), a.runcRoot, a.dir);
   }

@@ -29,7 +29,7 @@ export function main(argv: string[], entry: ShimEntry = PRODUCTION): void {
   delete process.env.NODE_EXTRA_CA_CERTS;
   // a factory's parked daemon (src/shim/park.ts): a daemon waiting for the `start` that takes it
   if (argv[0] === "-park" && entry === PRODUCTION) {
-    require("./park").park(argv.slice(1));
+    void require("./park").park(argv.slice(1));
     return;
   }
   let flags: ShimFlags;

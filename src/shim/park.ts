@@ -18,9 +18,9 @@ import { native } from "../native";
 import { parseFlags, type ShimFlags } from "./flags";
 import { validateId } from "./identifiers";
 import { loadConfig, type ShimConfig } from "./config";
-import { joinCgroupsOf } from "../util/cgroup";
+import { joinCgroupsOfLater } from "../util/cgroup";
 import { setProcessPriority } from "../util/proc";
-import { PARK_ARG, PARKED_CLAIM_MS, PARKED_LIFELINE_FD } from "../hypervisor/factory/protocol";
+import { PARK_ARG, PARKED_CLAIM_MS, PARKED_LIFELINE_FD, PARKED_WORD } from "../hypervisor/factory/protocol";
 
 /** The first word of a launcher's hand-over (native/oneshot.c HANDOFF_VERSION). */
 export const HANDOFF_VERSION = "shimlab-handoff-1";
@@ -115,7 +115,7 @@ function bundleStamp(script: string): string {
 /** Becomes the launcher's daemon: its process attributes, then its fds, environment and directory. */
 function become(launcher: number, h: Handoff, fds: number[]): void {
   const a = native();
-  // what a daemon the launcher spawned would have inherited (its cgroups and niceness: on arrival)
+  // what a daemon the launcher spawned would have inherited (its niceness and cgroups: on arrival)
   try {
     fs.writeFileSync("/proc/self/oom_score_adj", fs.readFileSync(`/proc/${launcher}/oom_score_adj`, "utf8"));
   } catch {
@@ -141,7 +141,7 @@ function become(launcher: number, h: Handoff, fds: number[]): void {
   process.chdir(h.cwd);
 }
 
-export function park(args: string[]): void {
+export async function park(args: string[]): Promise<void> {
   const [socket, factorySocket] = args;
   if (!socket || !factorySocket) {
     process.stderr.write(`usage: shim-main.js ${PARK_ARG} <socket> <factory socket>\n`);
@@ -155,18 +155,25 @@ export function park(args: string[]): void {
   const parked: Parked = { factorySocket, script: process.argv[1], stamp: bundleStamp(process.argv[1]), env: { ...process.env } };
   fs.rmSync(socket, { force: true });
   const listenFd = a.listenUnix(socket, 4);
+  try {
+    fs.writeSync(PARKED_LIFELINE_FD, `${PARKED_WORD}\n`);
+  } catch {
+    /* the factory is gone: the wait below sees its EOF */
+  }
   const got = a.awaitHandoff(listenFd, PARKED_LIFELINE_FD, PARKED_CLAIM_MS);
   a.closeFd(listenFd);
   fs.rmSync(socket, { force: true });
   if ("gone" in got) process.exit(0);
-  // Out of the pool's background CPU share and niceness first: what follows is on a pod's
-  // critical path. A hand-over refused later ends this process anyway.
+  // Out of the pool's niceness and background CPU share first: what follows is on a pod's critical
+  // path. The cgroups' move waits for an RCU grace period on libuv's threads while this one checks
+  // the hand-over (a refused one ends this process anyway); READY waits for it, so that from the
+  // pod's first call on, its CPU and memory are the launcher's cgroups'.
   try {
-    joinCgroupsOf(process.pid, got.pid);
     setProcessPriority(process.pid, os.getPriority(got.pid));
   } catch {
     /* the launcher is gone: it will not say GO */
   }
+  const moved = joinCgroupsOfLater(process.pid, got.pid);
   const refuse = (why: string) => {
     for (const fd of got.fds) a.closeFd(fd);
     a.confirmHandoff(got.conn, `REFUSED ${why.replace(/\n/g, " ")}\n`, 0);
@@ -187,6 +194,7 @@ export function park(args: string[]): void {
   } catch (e) {
     return refuse(`taking the launcher's place: ${(e as Error).message}`);
   }
+  await moved;
   if (!a.confirmHandoff(got.conn, `READY ${process.pid}\n`, GO_MS)) process.exit(0);
   a.closeFd(PARKED_LIFELINE_FD);
   runDaemon(verdict.flags, bootDaemon(verdict.flags, h.cwd, { config: verdict.config }));

@@ -16,9 +16,9 @@ import { spawn, type ChildProcess } from "node:child_process";
 import type { Duplex } from "node:stream";
 import { killRecorded } from "../rundir";
 import { processStartTime, setProcessPriority } from "../../util/proc";
-import type { CpuCgroup } from "../../util/cgroup";
+import { cgroupDirsOf, moveIntoLater, type CpuCgroup } from "../../util/cgroup";
 import type { Logger } from "../../util/logger";
-import { HANDOUT_WORD, PARK_ARG, PARKED_LIFELINE_FD, type FactoryStatus, type ParkedDaemon } from "./protocol";
+import { HANDOUT_WORD, PARK_ARG, PARKED_LIFELINE_FD, PARKED_WORD, type FactoryStatus, type ParkedDaemon } from "./protocol";
 
 export interface DaemonPoolOptions {
   /** The parked daemons' sockets and records. */
@@ -39,6 +39,8 @@ interface Parked {
   pid: number;
   startTime: string;
   socket: string;
+  /** It said PARKED: everything loaded, its socket listening. */
+  ready: boolean;
 }
 
 /** After a start that died at once, the next waits this long. */
@@ -53,6 +55,12 @@ export class DaemonPool {
   private stopping = false;
   private failures = 0;
   private timer: NodeJS.Timeout | null = null;
+  /**
+   * The cgroups of the last launcher that took one (containerd's, as a rule). A parked daemon is
+   * moved into them once it is ready, in the background: at the hand-over it is already where it
+   * must be, and the move's RCU grace period (~13 ms here) is not on the pod's path.
+   */
+  private takers: string[] = [];
 
   constructor(
     private readonly o: DaemonPoolOptions,
@@ -77,15 +85,16 @@ export class DaemonPool {
     this.refill();
   }
 
-  /** A parked daemon that is listening, out of the pool for good; null when none is. */
-  take(): ParkedDaemon | null {
+  /** A parked daemon that is ready, out of the pool for good; null when none is. taker: the launcher's pid. */
+  take(taker?: number): ParkedDaemon | null {
+    this.learnTaker(taker);
     for (const p of this.parked) {
-      // it binds its socket once everything is loaded: no socket yet, not ready
-      if (!fs.existsSync(p.socket) || processStartTime(p.pid) !== p.startTime) continue;
+      if (!p.ready || !fs.existsSync(p.socket) || processStartTime(p.pid) !== p.startTime) continue;
       this.parked.splice(this.parked.indexOf(p), 1);
       const line = p.child.stdio[PARKED_LIFELINE_FD] as Duplex | null;
       line?.end(`${HANDOUT_WORD}\n`);
       p.child.removeAllListeners("exit");
+      line?.removeAllListeners("data");
       p.child.unref();
       fs.rmSync(this.recordOf(p), { force: true });
       this.stats.handedOut++;
@@ -98,8 +107,20 @@ export class DaemonPool {
     return null;
   }
 
+  private learnTaker(taker: number | undefined): void {
+    if (!taker || !Number.isInteger(taker) || taker <= 0) return;
+    const dirs = cgroupDirsOf(taker);
+    if (!dirs.length || dirs.join("\n") === this.takers.join("\n")) return;
+    this.takers = dirs;
+    for (const p of this.parked) if (p.ready) this.place(p);
+  }
+
+  private place(p: Parked): void {
+    if (this.takers.length) void moveIntoLater(p.pid, this.takers);
+  }
+
   status(): NonNullable<FactoryStatus["daemons"]> {
-    const ready = this.parked.filter((p) => fs.existsSync(p.socket)).length;
+    const ready = this.parked.filter((p) => p.ready).length;
     return { size: this.o.size, ready, starting: this.parked.length - ready, ...this.stats };
   }
 
@@ -165,9 +186,19 @@ export class DaemonPool {
       this.failures++;
       return false;
     }
-    const p: Parked = { id, child, pid: child.pid, startTime: processStartTime(child.pid) ?? "", socket };
+    const p: Parked = { id, child, pid: child.pid, startTime: processStartTime(child.pid) ?? "", socket, ready: false };
     fs.writeFileSync(this.recordOf(p), JSON.stringify({ pid: p.pid, startTime: p.startTime }), { mode: 0o600 });
-    (child.stdio[PARKED_LIFELINE_FD] as Duplex | null)?.on("error", () => {});
+    const line = child.stdio[PARKED_LIFELINE_FD] as Duplex | null;
+    line?.on("error", () => {});
+    let said = "";
+    line?.on("data", (d: Buffer) => {
+      said += d.toString("latin1");
+      if (!p.ready && said.includes(`${PARKED_WORD}\n`)) {
+        p.ready = true;
+        this.failures = 0;
+        this.place(p);
+      }
+    });
     setProcessPriority(p.pid, POOL_NICE);
     this.background()?.add(p.pid);
     this.parked.push(p);
@@ -176,8 +207,8 @@ export class DaemonPool {
       const i = this.parked.indexOf(p);
       if (i < 0) return;
       this.parked.splice(i, 1);
-      // one that never got as far as its socket is a failure to back off from; a later death is replaced
-      const neverReady = !fs.existsSync(socket);
+      // one that never got ready is a failure to back off from; a later death is replaced
+      const neverReady = !p.ready;
       fs.rmSync(this.recordOf(p), { force: true });
       fs.rmSync(socket, { force: true });
       this.o.logger.warn("a parked daemon exited in the pool", { pid: p.pid, code, signal });

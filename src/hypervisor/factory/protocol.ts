@@ -28,6 +28,8 @@ export interface TakeRequest {
  */
 export interface DaemonRequest {
   op: "daemon";
+  /** The launcher's pid: the factory moves the next parked daemons into its cgroups ahead of time. */
+  pid?: number;
 }
 
 export type FactoryRequest = TakeRequest | DaemonRequest | { op: "status" };
@@ -43,6 +45,8 @@ export const PARK_ARG = "-park";
 /** Its end of the factory's socketpair: "HANDOUT\n" once a launcher was given it; EOF before that, the factory's end. */
 export const PARKED_LIFELINE_FD = 4;
 export const HANDOUT_WORD = "HANDOUT";
+/** What a parked daemon says on its lifeline once it is ready: everything loaded, its socket listening. */
+export const PARKED_WORD = "PARKED";
 /** How long a handed-out daemon waits for its launcher before it exits. */
 export const PARKED_CLAIM_MS = 5_000;
 

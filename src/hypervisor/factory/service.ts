@@ -23,7 +23,7 @@ import type { Duplex } from "node:stream";
 import { killRecorded, processStartTime } from "../rundir";
 import { hostAgentWarmer, type WarmBoot, type Warmer } from "./warmer";
 import { listProcesses, processAlive, setProcessPriority } from "../../util/proc";
-import { cgroupParent, lowCpuCgroup, type CpuCgroup } from "../../util/cgroup";
+import { cgroupDirsOf, cgroupParent, lowCpuCgroup, moveIntoLater, type CpuCgroup } from "../../util/cgroup";
 import type { Logger } from "../../util/logger";
 import type { FactoryRequest, FactoryResponse, FactoryStatus, WarmAgent } from "./protocol";
 import { DaemonPool, type DaemonPoolOptions } from "./daemon-pool";
@@ -82,6 +82,13 @@ export class Factory {
   private readonly warmer: Warmer;
   /** Where the pool boots, below the factory's own CPU cgroup: see lowCpuCgroup. */
   private background: CpuCgroup | null = null;
+  /**
+   * The last taker's cgroups (a shim's: containerd's, as a rule). A host agent that is ready is
+   * moved into them in the background, as parked daemons are (daemon-pool.ts): the taker's own
+   * move of it is then none, and its RCU grace period (~13 ms) is off the sandbox's path. Not a
+   * VM: an idle guest under TCG still spins, and stays in the pool's low CPU share until taken.
+   */
+  private takers: string[] = [];
 
   private readonly daemons: DaemonPool | null;
 
@@ -207,7 +214,7 @@ export class Factory {
     if (req.op === "daemon") {
       if (this.stopping) return { ok: false, error: "the factory is stopping" };
       if (!this.daemons) return { ok: false, error: "this factory parks no shim daemons" };
-      const daemon = this.daemons.take();
+      const daemon = this.daemons.take(req.pid);
       return daemon ? { ok: true, daemon } : { ok: false, error: "no parked daemon is ready" };
     }
     if (req.op !== "take") return { ok: false, error: `unknown op ${JSON.stringify((req as { op: unknown }).op)}` };
@@ -215,6 +222,7 @@ export class Factory {
     const refused = this.warmer.refuse(req);
     if (refused) return { ok: false, error: refused };
     if (!Number.isInteger(req.pid) || typeof req.startTime !== "string" || !processAlive(req.pid, req.startTime)) return { ok: false, error: "the taker is not a live process" };
+    this.learnTaker(req.pid);
     const agent = await this.handOut(req.pid, req.startTime);
     this.refillSoon();
     if (!agent) {
@@ -389,8 +397,22 @@ export class Factory {
       this.toBackground(b);
       this.failures = 0;
       w.ready = true;
+      this.place(w);
       this.o.logger.info("warm sandbox ready", { pid: w.pid, ready: this.pool.filter((x) => x.ready).length });
     });
+  }
+
+  private learnTaker(pid: number): void {
+    if (this.warmer.describe().kind !== "none") return;
+    const dirs = cgroupDirsOf(pid);
+    if (!dirs.length || dirs.join("\n") === this.takers.join("\n")) return;
+    this.takers = dirs;
+    for (const w of this.pool) if (w.ready) this.place(w);
+  }
+
+  private place(w: Warm): void {
+    if (!this.takers.length) return;
+    for (const p of w.boot.pids()) void moveIntoLater(p, this.takers);
   }
 
   private toBackground(b: WarmBoot): void {

@@ -15,7 +15,7 @@ import { cacheRoot, findImage } from "./image-manifest";
 import { QemuVm, type LaunchOptions } from "./vm";
 import { vmShape } from "./shape";
 import { takeWarmAgent } from "../factory/client";
-import { joinCgroupsOf } from "../../util/cgroup";
+import { joinCgroupsOfLater } from "../../util/cgroup";
 import { SNAPSHOT_PARAM } from "./guest-init";
 import { attachPodNetwork, detachPodNetwork, scanPodNetwork, type PodNetworkPlan } from "./network";
 import { ruleComment } from "./loopback-commands";
@@ -164,9 +164,10 @@ export class QemuHypervisor implements Hypervisor {
     }
     if (!w.vm) return skip("the factory's answer has no VM");
     // Ours now, as if this shim had booted it: its cgroups (a service's, containerd's, the pod's
-    // accounting), not the factory's, which a restart of the factory's service may empty.
-    joinCgroupsOf(w.pid);
-    joinCgroupsOf(w.vm.pid);
+    // accounting), not the factory's, which a restart of the factory's service may empty. Each move
+    // waits for an RCU grace period, on libuv's threads, not this one.
+    await joinCgroupsOfLater(w.pid);
+    await joinCgroupsOfLater(w.vm.pid);
     try {
       return await QemuVm.adopt(launch, { ...w.vm, keeper: { pid: w.pid, startTime: w.startTime } });
     } catch (e) {
