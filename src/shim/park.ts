@@ -20,6 +20,7 @@ import { validateId } from "./identifiers";
 import { loadConfig, type ShimConfig } from "./config";
 import { joinCgroupsOfLater } from "../util/cgroup";
 import { setProcessPriority } from "../util/proc";
+import { markUnusual } from "../util/code-cache";
 import { PARK_ARG, PARKED_CLAIM_MS, PARKED_LIFELINE_FD, PARKED_WORD } from "../hypervisor/factory/protocol";
 
 /** The first word of a launcher's hand-over (native/oneshot.c HANDOFF_VERSION). */
@@ -147,6 +148,9 @@ export async function park(args: string[]): Promise<void> {
     process.stderr.write(`usage: shim-main.js ${PARK_ARG} <socket> <factory socket>\n`);
     process.exit(2);
   }
+  // Its code is not a usual daemon's (this module, the TOML parser, all loaded up front): a cache it
+  // wrote would hold them for every daemon after it (src/util/code-cache.ts).
+  markUnusual();
   // what every daemon loads before its first call, loaded now
   const { runDaemon } = require("./daemon") as typeof import("./daemon");
   const { bootDaemon } = require("./early-agent") as typeof import("./early-agent");
