@@ -728,6 +728,7 @@ static pid_t warm_daemon(int listen_fd, int log, const char* cwd, const char* no
   ADD(node);
   ADD(script);
   ADD(cwd);
+  ADD(factory);
   ADD(count);
   for (int i = 0; i < nargs; i++) ADD(args[2 + i]);
   for (char* const* v = envp; *v; v++) ADD(*v);

@@ -38,6 +38,8 @@ export interface Handoff {
   node: string;
   script: string;
   cwd: string;
+  /** The factory socket the launcher asked, as it read the configuration's [factory] socket. */
+  factory: string;
   args: string[];
   env: Record<string, string>;
 }
@@ -45,21 +47,20 @@ export interface Handoff {
 export function parseHandoff(data: Buffer): Handoff {
   const f = data.toString("utf8").split("\0");
   if (f.pop() !== "") throw new Error("the hand-over does not end in NUL");
-  const [version, node, script, cwd, nargs] = f;
+  const [version, node, script, cwd, factory, nargs] = f;
   if (version !== HANDOFF_VERSION) throw new Error(`hand-over version ${JSON.stringify(version)}, want ${HANDOFF_VERSION}`);
   const n = Number(nargs);
-  if (!Number.isInteger(n) || n < 0 || 5 + n > f.length) throw new Error("the hand-over's argument count is wrong");
+  if (!Number.isInteger(n) || n < 0 || 6 + n > f.length) throw new Error("the hand-over's argument count is wrong");
   const env: Record<string, string> = {};
-  for (const e of f.slice(5 + n)) {
+  for (const e of f.slice(6 + n)) {
     const eq = e.indexOf("=");
     if (eq <= 0) throw new Error(`the hand-over's environment holds ${JSON.stringify(e)}`);
     env[e.slice(0, eq)] = e.slice(eq + 1);
   }
-  return { node, script, cwd, args: f.slice(5, 5 + n), env };
+  return { node, script, cwd, factory, args: f.slice(6, 6 + n), env };
 }
 
 interface Parked {
-  factorySocket: string;
   script: string;
   /** The bundle's files as they were when this process loaded them. */
   stamp: string;
@@ -94,8 +95,9 @@ export function refusal(h: Handoff, p: Parked): { why: string } | { flags: ShimF
   } catch (e) {
     return { why: `configuration: ${(e as Error).message}` };
   }
-  // the factory is opt-in per configuration: this one must name the factory that parked us
-  if (!config.factory.enable || path.resolve(config.factory.socket) !== path.resolve(p.factorySocket)) return { why: "the configuration does not enable this factory" };
+  // The factory is opt-in per configuration: this one must enable it, at the socket the launcher
+  // asked (the launcher's reading of [factory] and loadConfig's agree, or nothing happens).
+  if (!config.factory.enable || path.resolve(config.factory.socket) !== path.resolve(h.factory)) return { why: "the configuration does not enable the factory the launcher asked" };
   return { flags, config };
 }
 
@@ -156,7 +158,7 @@ export async function park(args: string[]): Promise<void> {
   const { bootDaemon } = require("./early-agent") as typeof import("./early-agent");
   require("smol-toml");
   const a = native();
-  const parked: Parked = { factorySocket, script: process.argv[1], stamp: bundleStamp(process.argv[1]), env: { ...process.env } };
+  const parked: Parked = { script: process.argv[1], stamp: bundleStamp(process.argv[1]), env: { ...process.env } };
   fs.rmSync(socket, { force: true });
   const listenFd = a.listenUnix(socket, 4);
   try {

@@ -13,16 +13,16 @@ afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 const words = (...f: string[]) => Buffer.from(f.map((x) => x + "\0").join(""));
 
 describe("a launcher's hand-over", () => {
-  it("reads as native/oneshot.c writes it: version, node, script, cwd, argv, environment", () => {
-    const h = parseHandoff(words(HANDOFF_VERSION, "/usr/bin/node", "/s/shim-main.js", "/b", "2", "-id", "x", "A=1", "B=x=y", "C="));
-    expect(h).toEqual({ node: "/usr/bin/node", script: "/s/shim-main.js", cwd: "/b", args: ["-id", "x"], env: { A: "1", B: "x=y", C: "" } });
+  it("reads as native/oneshot.c writes it: version, node, script, cwd, factory socket, argv, environment", () => {
+    const h = parseHandoff(words(HANDOFF_VERSION, "/usr/bin/node", "/s/shim-main.js", "/b", "/f.sock", "2", "-id", "x", "A=1", "B=x=y", "C="));
+    expect(h).toEqual({ node: "/usr/bin/node", script: "/s/shim-main.js", cwd: "/b", factory: "/f.sock", args: ["-id", "x"], env: { A: "1", B: "x=y", C: "" } });
   });
   it("refuses what is not that", () => {
-    expect(() => parseHandoff(words("shimlab-handoff-0", "n", "s", "/b", "0"))).toThrow(/version/);
-    expect(() => parseHandoff(Buffer.from(`${HANDOFF_VERSION}\0n\0s\0/b\x000`))).toThrow(/NUL/);
-    expect(() => parseHandoff(words(HANDOFF_VERSION, "n", "s", "/b", "3", "-id"))).toThrow(/count/);
-    expect(() => parseHandoff(words(HANDOFF_VERSION, "n", "s", "/b", "x"))).toThrow(/count/);
-    expect(() => parseHandoff(words(HANDOFF_VERSION, "n", "s", "/b", "0", "NOEQUALS"))).toThrow(/environment/);
+    expect(() => parseHandoff(words("shimlab-handoff-0", "n", "s", "/b", "/f", "0"))).toThrow(/version/);
+    expect(() => parseHandoff(Buffer.from(`${HANDOFF_VERSION}\0n\0s\0/b\0/f\x000`))).toThrow(/NUL/);
+    expect(() => parseHandoff(words(HANDOFF_VERSION, "n", "s", "/b", "/f", "3", "-id"))).toThrow(/count/);
+    expect(() => parseHandoff(words(HANDOFF_VERSION, "n", "s", "/b", "/f", "x"))).toThrow(/count/);
+    expect(() => parseHandoff(words(HANDOFF_VERSION, "n", "s", "/b", "/f", "0", "NOEQUALS"))).toThrow(/environment/);
   });
 });
 
@@ -37,11 +37,12 @@ describe("what a parked daemon refuses", () => {
     // as park.ts takes it: both files' size and mtime
     return [script, path.join(dir, "shim.js")].map((f) => `${fs.statSync(f).size}:${fs.statSync(f).mtimeMs}`).join(" ");
   };
-  const parked = () => ({ factorySocket, script, stamp: stamp(), env: { PATH: "/bin" } as NodeJS.ProcessEnv });
+  const parked = () => ({ script, stamp: stamp(), env: { PATH: "/bin" } as NodeJS.ProcessEnv });
   const handoff = (o: Partial<Handoff> = {}): Handoff => ({
     node: process.execPath,
     script,
     cwd: dir,
+    factory: factorySocket,
     args: ["-namespace", "ns", "-id", "c1", "-address", "/run/c.sock", "-socket", "/run/s/x"],
     env: { PATH: "/usr/bin", SHIMLAB_CONFIG: config },
     ...o,
@@ -61,7 +62,8 @@ describe("what a parked daemon refuses", () => {
     ["a subcommand's argv", { args: ["-namespace", "ns", "-id", "c1", "delete"] }, /not a daemon/],
     ["an invalid id", { args: ["-namespace", "ns", "-id", "../x", "-socket", "/s"] }, /arguments/],
     ["a configuration without the factory", { env: { SHIMLAB_CONFIG: path.join(dir, "none.toml") } }, /configuration/],
-    ["no configuration", { env: {} }, /does not enable this factory/],
+    ["no configuration", { env: {} }, /does not enable the factory/],
+    ["another factory than the configuration's", { factory: path.join(dir, "other.sock") }, /does not enable the factory/],
     ...LOAD_TIME_ENV.map((k): [string, Partial<Handoff>, RegExp] => [`${k} set otherwise`, { env: { SHIMLAB_CONFIG: config, [k]: "x" } }, new RegExp(`${k} differs`)]),
   ];
   for (const [name, o, why] of cases)
@@ -69,11 +71,11 @@ describe("what a parked daemon refuses", () => {
       const v = refusal(handoff(o as Partial<Handoff>), parked());
       expect("why" in v && v.why).toMatch(why);
     });
-  it("a configuration that names another factory", () => {
+  it("a configuration that names another factory than the launcher asked", () => {
     const other = path.join(dir, "other.toml");
     fs.writeFileSync(other, `[factory]\nenable = true\nsocket = "/elsewhere/factory.sock"\n`);
     const v = refusal(handoff({ env: { SHIMLAB_CONFIG: other } }), parked());
-    expect("why" in v && v.why).toMatch(/does not enable this factory/);
+    expect("why" in v && v.why).toMatch(/does not enable the factory/);
   });
   it("a bundle rebuilt since it was loaded", () => {
     const p = parked();
