@@ -14,7 +14,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { REPO_ROOT } from "../harness/containerd";
 import { factoryStatus, untilFactoryReady } from "../hypervisor/factory/client";
 
-export type FactoryLinkFault = "die-mid-handout" | null;
+export type FactoryLinkFault = "die-mid-handout" | "die-mid-daemon-handout" | null;
 
 export class ScenarioFactory {
   readonly dir: string;
@@ -60,6 +60,7 @@ export class ScenarioFactory {
     this.conns.add(up);
     let request = "";
     let take = false;
+    let daemon = false;
     const done = () => {
       client.destroy();
       up.destroy();
@@ -69,13 +70,15 @@ export class ScenarioFactory {
     client.on("data", (d) => {
       request += d.toString("utf8");
       take ||= /"op"\s*:\s*"take"/.test(request);
+      daemon ||= /"op"\s*:\s*"daemon"/.test(request);
       up.write(d);
     });
     up.on("data", (d) => {
-      if (take && this.fault === "die-mid-handout") {
+      if ((take && this.fault === "die-mid-handout") || (daemon && this.fault === "die-mid-daemon-handout")) {
         const answer = d.toString("utf8").trim();
-        const agent = /"pid":(\d+)/.exec(answer)?.[1];
-        this.onFault(`factory killed, its answer to a take in flight${agent ? ` (agent ${agent} adopted, never told)` : ` (${answer.slice(0, 80)})`}`);
+        const pid = /"pid":(\d+)/.exec(answer)?.[1];
+        if (take) this.onFault(`factory killed, its answer to a take in flight${pid ? ` (agent ${pid} adopted, never told)` : ` (${answer.slice(0, 80)})`}`);
+        else this.onFault(`factory killed, its answer to a start's request for a parked daemon in flight${pid ? ` (daemon ${pid} handed out, never claimed)` : ` (${answer.slice(0, 80)})`}`);
         this.kill("SIGKILL");
         done();
         return;

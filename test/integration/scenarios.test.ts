@@ -47,6 +47,8 @@ describe.skipIf(skip)("scenarios", () => {
       const r = await runScenario(s, { rootfs: busyboxRootfs() });
       expect(r.verdict, explain(r)).toBe("pass");
       expect(r.history.length).toBeGreaterThan(0);
+      // a factory-link fault acts when the shim asks the factory: a scenario that never got there tested nothing
+      for (const f of s.faults.filter((x) => x.scope === "factory-link")) expect(r.faults.some((x) => x.fault === f.name && /factory killed/.test(x.what)), `${f.name} never fired`).toBe(true);
     }, vm ? 180_000 : undefined);
   }
 });

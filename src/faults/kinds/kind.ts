@@ -39,7 +39,7 @@ export interface FaultWorld {
   removeLinkToxic(name: string): void;
   signal(target: string, sig: NodeJS.Signals): Promise<number[]>;
   /** What the scenario's factory link does to the next take. */
-  factoryFault: "die-mid-handout" | null;
+  factoryFault: "die-mid-handout" | "die-mid-daemon-handout" | null;
   containerdUp(): Promise<void>;
 }
 
