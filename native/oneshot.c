@@ -839,6 +839,19 @@ static int runtime_options(const unsigned char* b, size_t len, char* out, size_t
   return 1;
 }
 
+// The daemon serves: its pid in shim.pid, the address on stdout for containerd, and done.
+static void __attribute__((noreturn)) started(pid_t pid, int listen_fd, const char* cwd, const char* address) {
+  char pids[24];
+  snprintf(pids, sizeof pids, "%d", (int)pid);
+  if (!write_atomic(cwd, "shim.pid", pids)) {
+    fprintf(stderr, "shimlab start: cannot write shim.pid: %s\n", strerror(errno));
+    _exit(1);
+  }
+  close(listen_fd);
+  write_all(1, address, strlen(address));
+  _exit(0);
+}
+
 static void __attribute__((noreturn)) do_start(const flags_t* f) {
   // containerd 2.x (a bootstrap on stdin, a sandbox bundle) and asked-for protocols are the node shim's
   if (getenv("MAX_SHIM_VERSION") || getenv("SHIMLAB_SHIM_PROTOCOL")) hand_over("containerd 2.x or a protocol asked for");
@@ -937,15 +950,7 @@ static void __attribute__((noreturn)) do_start(const flags_t* f) {
   pid_t warm = warm_daemon(s, log, cwd, node_path, script, args, envp);
   if (warm > 0) {
     if (log >= 0) close(log);
-    char pids[24];
-    snprintf(pids, sizeof pids, "%d", (int)warm);
-    if (!write_atomic(cwd, "shim.pid", pids)) {
-      fprintf(stderr, "shimlab start: cannot write shim.pid: %s\n", strerror(errno));
-      _exit(1);
-    }
-    close(s);
-    write_all(1, address, strlen(address));
-    _exit(0);
+    started(warm, s, cwd, address);
   }
 
   // spawnDetached of native/shimlab.c: a new session, default signals, an empty mask, fds 0-3 only
@@ -977,15 +982,7 @@ static void __attribute__((noreturn)) do_start(const flags_t* f) {
     unlink(sock);
     hand_over("posix_spawn");
   }
-  char pids[24];
-  snprintf(pids, sizeof pids, "%d", (int)pid);
-  if (!write_atomic(cwd, "shim.pid", pids)) {
-    fprintf(stderr, "shimlab start: cannot write shim.pid: %s\n", strerror(errno));
-    _exit(1);
-  }
-  close(s);
-  write_all(1, address, strlen(address));
-  _exit(0);
+  started(pid, s, cwd, address);
 }
 
 // ---- delete ----------------------------------------------------------------------------------
