@@ -181,8 +181,15 @@ export async function park(args: string[]): Promise<void> {
   }
   const moved = joinCgroupsOfLater(process.pid, got.pid);
   const refuse = (why: string) => {
-    for (const fd of got.fds) a.closeFd(fd);
-    a.confirmHandoff(got.conn, `REFUSED ${why.replace(/\n/g, " ")}\n`, 0);
+    for (const fd of got.fds) {
+      try {
+        a.closeFd(fd);
+      } catch {
+        /* become() had moved it already */
+      }
+    }
+    // the launcher hangs up on anything but READY: this only waits for that
+    a.confirmHandoff(got.conn, `REFUSED ${why.replace(/\n/g, " ")}\n`, 1_000);
     process.stderr.write(`parked shim daemon ${process.pid}: refused a hand-over: ${why}\n`);
     process.exit(0);
   };

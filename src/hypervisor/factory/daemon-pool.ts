@@ -130,8 +130,8 @@ export class DaemonPool {
     const all = this.parked.splice(0);
     await Promise.all(
       all.map(async (p) => {
-        const gone = new Promise<void>((r) => (p.child.exitCode !== null || p.child.signalCode !== null ? r() : p.child.once("exit", () => r())));
         p.child.removeAllListeners("exit");
+        const gone = new Promise<void>((r) => (p.child.exitCode !== null || p.child.signalCode !== null ? r() : p.child.once("exit", () => r())));
         killRecorded(p.pid, p.startTime);
         await Promise.race([gone, new Promise((r) => setTimeout(r, 3000))]);
         fs.rmSync(this.recordOf(p), { force: true });
