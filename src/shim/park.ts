@@ -21,6 +21,7 @@ import { loadConfig, type ShimConfig } from "./config";
 import { joinCgroupsOfLater } from "../util/cgroup";
 import { setProcessPriority } from "../util/proc";
 import { markUnusual } from "../util/code-cache";
+import { bundleStamp } from "../util/bundle-stamp";
 import { PARK_ARG, PARKED_CLAIM_MS, PARKED_LIFELINE_FD, PARKED_WORD } from "../hypervisor/factory/protocol";
 
 /** The first word of a launcher's hand-over (native/oneshot.c HANDOFF_VERSION). */
@@ -99,20 +100,6 @@ export function refusal(h: Handoff, p: Parked): { why: string } | { flags: ShimF
   // asked (the launcher's reading of [factory] and loadConfig's agree, or nothing happens).
   if (!config.factory.enable || path.resolve(config.factory.socket) !== path.resolve(h.factory)) return { why: "the configuration does not enable the factory the launcher asked" };
   return { flags, config };
-}
-
-/** The bundle's identity on disk: its two files' sizes and modification times. */
-function bundleStamp(script: string): string {
-  return [script, path.join(path.dirname(script), "shim.js")]
-    .map((f) => {
-      try {
-        const st = fs.statSync(f);
-        return `${st.size}:${st.mtimeMs}`;
-      } catch {
-        return "-";
-      }
-    })
-    .join(" ");
 }
 
 /** Becomes the launcher's daemon: its process attributes, then its fds, environment and directory. */

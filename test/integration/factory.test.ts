@@ -29,6 +29,8 @@ describe.skipIf(skip)("warm sandboxes from shimlab factory", () => {
   const config = path.join(dir, "shim.toml");
   fs.writeFileSync(config, `[factory]\nenable = true\nsocket = ${JSON.stringify(socket)}\npool_size = 2\n`);
   const fx = useEmulator({ namespace: "fac", env: { ...process.env, SHIMLAB_CONFIG: config } });
+  // the same configuration, but Node options the factory's parked daemons were not started with
+  const other = useEmulator({ namespace: "fac2", env: { ...process.env, SHIMLAB_CONFIG: config, NODE_OPTIONS: "--max-semi-space-size=2" } });
   const runDir = (id: string) => path.join(fx.emu.dir, "run", "fac", id);
 
   // its agents' containers go under the emulator's cgroup parent, as the shims' own agents' would
@@ -120,11 +122,8 @@ describe.skipIf(skip)("warm sandboxes from shimlab factory", () => {
     await waitUntil("full pools", fullPools, 15_000);
     const before = parked();
     const s0 = await status();
-    // the bundle as it was when they loaded it is what they would run: touched, they are stale
-    const bundle = path.join(REPO_ROOT, "dist", "bundle", "shim.js");
-    const now = new Date();
-    fs.utimesSync(bundle, now, now);
-    await withSandbox("w8", ["/bin/sh", "-c", "exit 4"], async (t, daemon) => {
+    // a containerd whose shims start Node with other options than the factory's daemons were started with
+    await withTask(other, "w8", ["/bin/sh", "-c", "exit 4"], async (t, daemon) => {
       expect(before).not.toContain(daemon);
       expect((await t.task.Wait({ id: "w8" }, { timeoutMs: 10_000 })).exitStatus).toBe(4);
     });
@@ -132,7 +131,29 @@ describe.skipIf(skip)("warm sandboxes from shimlab factory", () => {
     const refused = before.filter((p) => !parked().includes(p));
     expect(refused).toHaveLength(1);
     await waitUntil("the one that refused to exit", () => !alive(refused[0]), 10_000);
-    expect(fs.readFileSync(path.join(dir, "factory.log"), "utf8")).toMatch(/refused a hand-over: the shim was rebuilt since this daemon loaded it/);
+    expect(fs.readFileSync(path.join(dir, "factory.log"), "utf8")).toMatch(/refused a hand-over: NODE_OPTIONS differs/);
+  });
+
+  it("parked daemons started before the shim was rebuilt are replaced, never handed out", async () => {
+    await waitUntil("full pools", fullPools, 15_000);
+    const before = parked();
+    const s0 = await status();
+    const bundle = path.join(REPO_ROOT, "dist", "bundle", "shim.js");
+    const later = new Date(Date.now() + 1000);
+    fs.utimesSync(bundle, later, later);
+    await withSandbox("w9", ["/bin/true"], async (_t, daemon) => {
+      expect(before).not.toContain(daemon);
+    });
+    const s1 = await status();
+    expect(s1.daemons!.replaced).toBe(s0.daemons!.replaced + 2);
+    expect(s1.daemons!.misses).toBe(s0.daemons!.misses + 1);
+    for (const p of before) await waitUntil(`stale daemon ${p} to go`, () => !alive(p), 10_000);
+    // their replacements run the bundle as it is now, and are handed out
+    await waitUntil("full pools", fullPools, 15_000);
+    const fresh = parked();
+    await withSandbox("w10", ["/bin/true"], async (_t, daemon) => {
+      expect(fresh).toContain(daemon);
+    });
   });
 
   it("a parked daemon handed out that nobody claims exits", async () => {

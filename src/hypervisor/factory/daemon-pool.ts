@@ -18,6 +18,7 @@ import { killRecorded } from "../rundir";
 import { processStartTime, setProcessPriority } from "../../util/proc";
 import { cgroupDirsOf, moveIntoLater, type CpuCgroup } from "../../util/cgroup";
 import type { Logger } from "../../util/logger";
+import { bundleStamp } from "../../util/bundle-stamp";
 import { HANDOUT_WORD, PARK_ARG, PARKED_LIFELINE_FD, PARKED_WORD, type FactoryStatus, type ParkedDaemon } from "./protocol";
 
 export interface DaemonPoolOptions {
@@ -41,6 +42,8 @@ interface Parked {
   socket: string;
   /** It said PARKED: everything loaded, its socket listening. */
   ready: boolean;
+  /** The bundle as it was when it started (util/bundle-stamp). */
+  stamp: string;
 }
 
 /** After a start that died at once, the next waits this long. */
@@ -51,7 +54,7 @@ const POOL_NICE = 10;
 
 export class DaemonPool {
   private readonly parked: Parked[] = [];
-  private readonly stats = { handedOut: 0, misses: 0 };
+  private readonly stats = { handedOut: 0, misses: 0, replaced: 0 };
   private stopping = false;
   private failures = 0;
   private timer: NodeJS.Timeout | null = null;
@@ -88,8 +91,16 @@ export class DaemonPool {
   /** A parked daemon that is ready, out of the pool for good; null when none is. taker: the launcher's pid. */
   take(taker?: number): ParkedDaemon | null {
     this.learnTaker(taker);
-    for (const p of this.parked) {
-      if (!p.ready || !fs.existsSync(p.socket) || processStartTime(p.pid) !== p.startTime) continue;
+    const now = bundleStamp(this.o.script);
+    for (const p of [...this.parked]) {
+      if (!p.ready) continue;
+      if (processStartTime(p.pid) !== p.startTime || !fs.existsSync(p.socket) || p.stamp !== now) {
+        // dead, or running a bundle built before the last build: replaced, never handed out
+        this.o.logger.warn("parked daemon replaced", { pid: p.pid, reason: p.stamp !== now ? "the shim was rebuilt since it started" : "dead" });
+        this.stats.replaced++;
+        this.discard(p);
+        continue;
+      }
       this.parked.splice(this.parked.indexOf(p), 1);
       const line = p.child.stdio[PARKED_LIFELINE_FD] as Duplex | null;
       line?.end(`${HANDOUT_WORD}\n`);
@@ -117,6 +128,16 @@ export class DaemonPool {
 
   private place(p: Parked): void {
     if (this.takers.length) void moveIntoLater(p.pid, this.takers);
+  }
+
+  private discard(p: Parked): void {
+    const i = this.parked.indexOf(p);
+    if (i >= 0) this.parked.splice(i, 1);
+    p.child.removeAllListeners("exit");
+    killRecorded(p.pid, p.startTime);
+    (p.child.stdio[PARKED_LIFELINE_FD] as Duplex | null)?.destroy();
+    fs.rmSync(this.recordOf(p), { force: true });
+    fs.rmSync(p.socket, { force: true });
   }
 
   status(): NonNullable<FactoryStatus["daemons"]> {
@@ -186,7 +207,7 @@ export class DaemonPool {
       this.failures++;
       return false;
     }
-    const p: Parked = { id, child, pid: child.pid, startTime: processStartTime(child.pid) ?? "", socket, ready: false };
+    const p: Parked = { id, child, pid: child.pid, startTime: processStartTime(child.pid) ?? "", socket, ready: false, stamp: bundleStamp(this.o.script) };
     fs.writeFileSync(this.recordOf(p), JSON.stringify({ pid: p.pid, startTime: p.startTime }), { mode: 0o600 });
     const line = child.stdio[PARKED_LIFELINE_FD] as Duplex | null;
     line?.on("error", () => {});

@@ -100,7 +100,7 @@ export interface FactoryStatus {
   /** Warm agents found dead or stale and replaced. */
   replaced: number;
   /** Parked shim daemons (src/shim/park.ts), when the factory keeps them. */
-  daemons?: { size: number; ready: number; starting: number; handedOut: number; misses: number };
+  daemons?: { size: number; ready: number; starting: number; handedOut: number; misses: number; replaced: number };
 }
 
 export type FactoryResponse = { ok: true; agent?: WarmAgent; daemon?: ParkedDaemon; status?: FactoryStatus } | { ok: false; error: string };
