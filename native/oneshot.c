@@ -56,7 +56,7 @@ static const char* const SANDBOX_ID_KEYS[3] = {"io.kubernetes.cri.sandbox-id", "
 #define SOCKET_DIR_LINK "s"                    // src/shim/start-v2.ts
 #define LISTEN_BACKLOG 512                     // src/shim/start.ts
 #define DEFAULT_FACTORY_SOCKET "/run/shimlab-factory/factory.sock" // src/hypervisor/factory/protocol.ts
-#define HANDOFF_VERSION "shimlab-handoff-1"                          // src/shim/park.ts
+#define HANDOFF_VERSION "shimlab-handoff-1"                          // src/shim/handoff.ts
 
 // ---- handing over --------------------------------------------------------------
 static char** g_argv;

@@ -1224,6 +1224,102 @@ static napi_value AdoptLimitsOf(napi_env env, napi_callback_info info) {
 }
 
 
+// handOff(parkSocket, data, fds, timeoutMs) → the daemon's pid, or a string saying why not: the
+// launcher's side of a parked daemon's hand-over (src/shim/start.ts; native/oneshot.c has its own).
+// Connects, sends data with fds (SCM_RIGHTS), waits for "READY <pid>\n" and answers "GO\n".
+static napi_value HandOff(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct sockaddr_un sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sun_family = AF_UNIX;
+  size_t plen = 0;
+  void* data = NULL;
+  size_t len = 0;
+  uint32_t nfds = 0;
+  int32_t ms = 0;
+  bool isArr = false;
+  if (argc < 4 || napi_get_value_string_utf8(env, argv[0], sa.sun_path, sizeof sa.sun_path, &plen) != napi_ok || plen >= sizeof sa.sun_path - 1 ||
+      napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok || len == 0 || napi_is_array(env, argv[2], &isArr) != napi_ok || !isArr ||
+      napi_get_array_length(env, argv[2], &nfds) != napi_ok || nfds < 1 || nfds > HANDOFF_MAX_FDS || !get_i32(env, argv[3], &ms)) {
+    napi_throw_type_error(env, NULL, "handOff(parkSocket, data, fds[1..2], timeoutMs)");
+    return NULL;
+  }
+  int fds[HANDOFF_MAX_FDS];
+  for (uint32_t i = 0; i < nfds; i++) {
+    napi_value v;
+    napi_get_element(env, argv[2], i, &v);
+    if (!get_i32(env, v, &fds[i])) {
+      napi_throw_type_error(env, NULL, "handOff: fds must be integers");
+      return NULL;
+    }
+  }
+  const char* why = NULL;
+  char word[256] = "";
+  int32_t pid = 0;
+  int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+  if (s < 0) why = "socket";
+  else {
+    setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    if (connect(s, (struct sockaddr*)&sa, sizeof sa) != 0) why = "its socket refused";
+  }
+  if (!why) {
+    // the 4-byte little-endian length, then the words (src/shim/handoff.ts); the fds ride with the first bytes
+    unsigned char hdr[4] = {(unsigned char)(len & 0xff), (unsigned char)(len >> 8 & 0xff), (unsigned char)(len >> 16 & 0xff), (unsigned char)(len >> 24)};
+    struct iovec iov[2] = {{hdr, 4}, {data, len}};
+    char ctrl[CMSG_SPACE(sizeof(int) * HANDOFF_MAX_FDS)];
+    memset(ctrl, 0, sizeof ctrl);
+    struct msghdr m;
+    memset(&m, 0, sizeof m);
+    m.msg_iov = iov;
+    m.msg_iovlen = 2;
+    m.msg_control = ctrl;
+    m.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+    struct cmsghdr* c = CMSG_FIRSTHDR(&m);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+    memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+    ssize_t n;
+    do n = sendmsg(s, &m, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    size_t sent = n > 0 ? (size_t)n : 0, total = len + 4;
+    // what the first sendmsg left: a long environment
+    while (n > 0 && sent < total) {
+      const char* from = sent < 4 ? (const char*)hdr + sent : (const char*)data + (sent - 4);
+      size_t left = sent < 4 ? 4 - sent : total - sent;
+      do n = send(s, from, left, MSG_NOSIGNAL);
+      while (n < 0 && errno == EINTR);
+      if (n > 0) sent += (size_t)n;
+    }
+    if (sent < total) why = "sending the hand-over";
+  }
+  if (!why) {
+    size_t w = 0;
+    for (;;) {
+      ssize_t r = read(s, word + w, 1);
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0 || word[w] == '\n' || w == sizeof word - 2) break;
+      w++;
+    }
+    word[w] = 0;
+    if (!strncmp(word, "READY ", 6) && (pid = atoi(word + 6)) > 0) {
+      ssize_t n;
+      do n = send(s, "GO\n", 3, MSG_NOSIGNAL);
+      while (n < 0 && errno == EINTR);
+      if (n != 3) pid = 0, why = "GO";
+    } else why = word[0] ? word : "no READY";
+  }
+  if (s >= 0) close(s);
+  napi_value v;
+  if (pid > 0) napi_create_int32(env, pid, &v);
+  else napi_create_string_utf8(env, why ? why : "no READY", NAPI_AUTO_LENGTH, &v);
+  return v;
+}
+
 static napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"setChildSubreaper", 0, SetChildSubreaper, 0, 0, 0, napi_default, 0},
@@ -1246,6 +1342,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"openTapInNetns", 0, OpenTapInNetns, 0, 0, 0, napi_default, 0},
       {"sendWithFd", 0, SendWithFd, 0, 0, 0, napi_default, 0},
       {"awaitHandoff", 0, AwaitHandoff, 0, 0, 0, napi_default, 0},
+      {"handOff", 0, HandOff, 0, 0, 0, napi_default, 0},
       {"confirmHandoff", 0, ConfirmHandoff, 0, 0, 0, napi_default, 0},
       {"dup2", 0, Dup2, 0, 0, 0, napi_default, 0},
       {"adoptLimitsOf", 0, AdoptLimitsOf, 0, 0, 0, napi_default, 0},

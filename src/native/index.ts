@@ -39,6 +39,8 @@ export interface NativeAddon {
   awaitHandoff(listenFd: number, lifelineFd: number, claimMs: number): { conn: number; pid: number; data: Buffer; fds: number[] } | { gone: string };
   /** Says word on conn and waits for the launcher's "GO\n"; false when it went on without us. Closes conn. */
   confirmHandoff(conn: number, word: string, timeoutMs: number): boolean;
+  /** The launcher's side (src/shim/start.ts): the words and fds to a parked daemon; its pid once it said READY (and was told GO), else why not. */
+  handOff(parkSocket: string, data: Buffer, fds: number[], timeoutMs: number): number | string;
   dup2(from: number, to: number): void;
   /** Takes every resource limit of pid as this process's own. */
   adoptLimitsOf(pid: number): void;

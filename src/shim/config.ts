@@ -20,7 +20,9 @@ import type { Hypervisor, HypervisorKind } from "../hypervisor/types";
 import { HYPERVISOR_KINDS, checkDriverSettings, createDriver, createWarmer, isHypervisorKind, type DriverSettings } from "../hypervisor/drivers";
 import type { Warmer } from "../hypervisor/factory/warmer";
 import type { Logger } from "../util/logger";
-import { DEFAULT_FACTORY_SOCKET } from "../hypervisor/factory/protocol";
+import { CONFIG_ENV_NAME, factorySettings, type FactorySettings } from "./factory-settings";
+
+export type { FactorySettings } from "./factory-settings";
 
 export interface ShimConfig {
   /** Where it came from: a path, or "defaults". */
@@ -39,30 +41,7 @@ export interface ShimConfig {
   warmer(o: { logger: Logger }): Warmer;
 }
 
-export const CONFIG_ENV = "SHIMLAB_CONFIG";
-
-export interface FactorySettings {
-  enable: boolean;
-  socket: string;
-  poolSize: number;
-  /** Parked shim daemons (src/shim/park.ts) the factory keeps: `start` takes one instead of starting Node. */
-  daemonPoolSize: number;
-}
-
-function factorySettings(raw: unknown, where: (k: string) => string): FactorySettings {
-  const t = (raw ?? {}) as Record<string, unknown>;
-  if (typeof t !== "object" || Array.isArray(t)) throw invalidArgument(`${where("[factory]")} must be a table`);
-  for (const k of Object.keys(t)) if (!["enable", "socket", "pool_size", "daemon_pool_size"].includes(k)) throw invalidArgument(`${where(`factory.${k}`)}: unknown key (want enable, socket, pool_size, daemon_pool_size)`);
-  const enable = t.enable ?? false;
-  if (typeof enable !== "boolean") throw invalidArgument(`${where("factory.enable")} must be true or false`);
-  const socket = t.socket ?? DEFAULT_FACTORY_SOCKET;
-  if (typeof socket !== "string" || !socket.startsWith("/")) throw invalidArgument(`${where("factory.socket")} must be an absolute path`);
-  const poolSize = t.pool_size ?? 2;
-  if (typeof poolSize !== "number" || !Number.isInteger(poolSize) || poolSize < 0 || poolSize > 64) throw invalidArgument(`${where("factory.pool_size")} must be an integer from 0 to 64`);
-  const daemonPoolSize = t.daemon_pool_size ?? poolSize;
-  if (typeof daemonPoolSize !== "number" || !Number.isInteger(daemonPoolSize) || daemonPoolSize < 0 || daemonPoolSize > 64) throw invalidArgument(`${where("factory.daemon_pool_size")} must be an integer from 0 to 64`);
-  return { enable, socket, poolSize, daemonPoolSize };
-}
+export const CONFIG_ENV = CONFIG_ENV_NAME;
 
 function build(raw: Record<string, unknown>, source: string, env: NodeJS.ProcessEnv): ShimConfig {
   const where = (k: string) => `${source}: ${k}`;

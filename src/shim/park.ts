@@ -22,10 +22,9 @@ import { joinCgroupsOfLater } from "../util/cgroup";
 import { setProcessPriority } from "../util/proc";
 import { markUnusual } from "../util/code-cache";
 import { bundleStamp } from "../util/bundle-stamp";
+import { parseHandoff, type Handoff } from "./handoff";
 import { PARK_ARG, PARKED_CLAIM_MS, PARKED_LIFELINE_FD, PARKED_WORD } from "../hypervisor/factory/protocol";
 
-/** The first word of a launcher's hand-over (native/oneshot.c HANDOFF_VERSION). */
-export const HANDOFF_VERSION = "shimlab-handoff-1";
 /** How long the launcher has to say GO (native/oneshot.c waits 2 s for READY). */
 const GO_MS = 2_000;
 /**
@@ -33,33 +32,6 @@ const GO_MS = 2_000;
  * otherwise than the factory did gets a daemon of its own. Everything else is read after it.
  */
 export const LOAD_TIME_ENV = ["NODE_OPTIONS", "NODE_PATH", "SHIMLAB_NATIVE", "SHIMLAB_NO_CODE_CACHE", "SHIMLAB_NO_BUNDLE", "SHIMLAB_TRACE"];
-
-/** A launcher's hand-over, as native/oneshot.c writes it: NUL-terminated fields. */
-export interface Handoff {
-  node: string;
-  script: string;
-  cwd: string;
-  /** The factory socket the launcher asked, as it read the configuration's [factory] socket. */
-  factory: string;
-  args: string[];
-  env: Record<string, string>;
-}
-
-export function parseHandoff(data: Buffer): Handoff {
-  const f = data.toString("utf8").split("\0");
-  if (f.pop() !== "") throw new Error("the hand-over does not end in NUL");
-  const [version, node, script, cwd, factory, nargs] = f;
-  if (version !== HANDOFF_VERSION) throw new Error(`hand-over version ${JSON.stringify(version)}, want ${HANDOFF_VERSION}`);
-  const n = Number(nargs);
-  if (!Number.isInteger(n) || n < 0 || 6 + n > f.length) throw new Error("the hand-over's argument count is wrong");
-  const env: Record<string, string> = {};
-  for (const e of f.slice(6 + n)) {
-    const eq = e.indexOf("=");
-    if (eq <= 0) throw new Error(`the hand-over's environment holds ${JSON.stringify(e)}`);
-    env[e.slice(0, eq)] = e.slice(eq + 1);
-  }
-  return { node, script, cwd, factory, args: f.slice(6, 6 + n), env };
-}
 
 interface Parked {
   script: string;

@@ -107,15 +107,23 @@ export async function startShim(flags: ShimFlags, bundle = process.cwd(), opts: 
   // The daemon serves ttrpc unless containerd 2.x's bootstrap chose otherwise above.
   if (!opts.daemonEnv) delete env.SHIMLAB_DAEMON_PROTOCOL;
   const script = daemonScript ?? (inBundle ? path.join(__dirname, "shim-main.js") : require.resolve("./main"));
-  const args = [process.execPath, ...process.execArgv, script, ...daemonArgs({ ...flags, socket: sockPath })];
+  const dargs = daemonArgs({ ...flags, socket: sockPath });
+  const args = [process.execPath, ...process.execArgv, script, ...dargs];
   const envList: string[] = [];
   for (const [k, v] of Object.entries(env)) if (v !== undefined) envList.push(`${k}=${v}`);
-  // posix_spawn (vfork) rather than child_process: no fork of our page tables,
-  // and child_process and its stream machinery are never loaded. A new
-  // session, stdin and stdout /dev/null, stderr the log fifo, fd 3 the socket.
-  let pid: number;
+  let pid = 0;
   try {
-    pid = native().spawnDetached(process.execPath, args, envList, bundle, [-1, -1, logFd, fd]);
+    // A factory's parked daemon (src/shim/park.ts), when the configuration enables one: the
+    // production daemon only (not another binary's), from the bundle a parked one runs, as a
+    // daemon spawned with no Node flags of ours would be.
+    if (!daemonScript && inBundle && !process.execArgv.length && env.SHIMLAB_CONFIG) {
+      const parked = await (require("./start-parked") as typeof import("./start-parked")).parkedDaemon({ env, script, cwd: bundle, args: dargs, listenFd: fd, logFd });
+      pid = parked.pid;
+    }
+    // posix_spawn (vfork) rather than child_process: no fork of our page tables,
+    // and child_process and its stream machinery are never loaded. A new
+    // session, stdin and stdout /dev/null, stderr the log fifo, fd 3 the socket.
+    if (!pid) pid = native().spawnDetached(process.execPath, args, envList, bundle, [-1, -1, logFd, fd]);
   } catch (e) {
     fs.rmSync(path.join(bundle, "address"), { force: true });
     throw e;

@@ -31,6 +31,8 @@ describe.skipIf(skip)("warm sandboxes from shimlab factory", () => {
   const fx = useEmulator({ namespace: "fac", env: { ...process.env, SHIMLAB_CONFIG: config } });
   // the same configuration, but Node options the factory's parked daemons were not started with
   const other = useEmulator({ namespace: "fac2", env: { ...process.env, SHIMLAB_CONFIG: config, NODE_OPTIONS: "--max-semi-space-size=2" } });
+  // containerd 2.3 over gRPC: the launcher hands `start` to the TypeScript shim, which takes a parked daemon itself
+  const v2 = useEmulator({ namespace: "fac3", containerd2: { series: "2.3", protocol: "grpc" }, env: { ...process.env, SHIMLAB_CONFIG: config } });
   const runDir = (id: string) => path.join(fx.emu.dir, "run", "fac", id);
 
   // its agents' containers go under the emulator's cgroup parent, as the shims' own agents' would
@@ -153,6 +155,16 @@ describe.skipIf(skip)("warm sandboxes from shimlab factory", () => {
     const fresh = parked();
     await withSandbox("w10", ["/bin/true"], async (_t, daemon) => {
       expect(fresh).toContain(daemon);
+    });
+  });
+
+  it("containerd 2.x's start, the TypeScript one, takes a parked daemon too", async () => {
+    await waitUntil("full pools", fullPools, 15_000);
+    const before = parked();
+    await withTask(v2, "w11", ["/bin/sh", "-c", "exit 6"], async (t, daemon) => {
+      expect(before).toContain(daemon);
+      expect(fs.readlinkSync(`/proc/${daemon}/cwd`)).toBe(path.join(v2.emu.bundlesDir(), "w11"));
+      expect((await t.task.Wait({ id: "w11" }, { timeoutMs: 10_000 })).exitStatus).toBe(6);
     });
   });
 

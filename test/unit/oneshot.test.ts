@@ -17,7 +17,7 @@ import { MAX_ANNOTATION_BYTES } from "../../src/shim/bundle";
 import { SOCKET_DIR_LINK } from "../../src/shim/start-v2";
 import { loadConfig } from "../../src/shim/config";
 import { DEFAULT_FACTORY_SOCKET } from "../../src/hypervisor/factory/protocol";
-import { HANDOFF_VERSION } from "../../src/shim/park";
+import { HANDOFF_VERSION } from "../../src/shim/handoff";
 import { sha256Hex } from "../../src/util/sha256";
 import { Any } from "../../src/gen/google.protobuf";
 import { Options as RuntimeOptions } from "../../src/gen/runtimeoptions.v1";

@@ -5,7 +5,8 @@ import { describe, it, expect, afterAll } from "vitest";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { HANDOFF_VERSION, LOAD_TIME_ENV, parseHandoff, refusal, type Handoff } from "../../src/shim/park";
+import { LOAD_TIME_ENV, refusal } from "../../src/shim/park";
+import { HANDOFF_VERSION, formatHandoff, parseHandoff, type Handoff } from "../../src/shim/handoff";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "shimlab-park-"));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -16,6 +17,10 @@ describe("a launcher's hand-over", () => {
   it("reads as native/oneshot.c writes it: version, node, script, cwd, factory socket, argv, environment", () => {
     const h = parseHandoff(words(HANDOFF_VERSION, "/usr/bin/node", "/s/shim-main.js", "/b", "/f.sock", "2", "-id", "x", "A=1", "B=x=y", "C="));
     expect(h).toEqual({ node: "/usr/bin/node", script: "/s/shim-main.js", cwd: "/b", factory: "/f.sock", args: ["-id", "x"], env: { A: "1", B: "x=y", C: "" } });
+  });
+  it("reads back what the TypeScript start writes (src/shim/start-parked.ts)", () => {
+    const h: Handoff = { node: "/n", script: "/s", cwd: "/b", factory: "/f.sock", args: ["-id", "a b", ""], env: { A: "1=2", EMPTY: "" } };
+    expect(parseHandoff(formatHandoff(h))).toEqual(h);
   });
   it("refuses what is not that", () => {
     expect(() => parseHandoff(words("shimlab-handoff-0", "n", "s", "/b", "/f", "0"))).toThrow(/version/);
