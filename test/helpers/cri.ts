@@ -13,14 +13,34 @@ export type Handler = "shimlab" | "runc";
 /**
  * Shim daemons serving this containerd, known by their arguments rather than
  * the script's path: shimlab's daemon is the node process `start` launched
- * with `-socket`; runc's is its binary without a `start`/`delete` action.
+ * with `-socket`, or a factory's parked daemon that `start` handed the socket
+ * to (its argv stays `-park …`: its bundle's shim.pid names it); runc's is its
+ * binary without a `start`/`delete` action.
  */
 export function shimDaemons(ctd: Containerd, handler: Handler): ProcInfo[] {
+  const named = handler === "shimlab" ? shimPidsOf(ctd) : new Set<number>();
   return listProcesses().filter((p) => {
     const argv = p.cmdline.split(" ");
+    if (handler === "shimlab" && named.has(p.pid) && /\bnode\b/.test(argv[0]) && argv.includes("-park")) return true;
     if (argOf(p, "-address") !== ctd.address || /^(start|delete)$/.test(argv[argv.length - 1])) return false;
     return handler === "shimlab" ? /\bnode\b/.test(argv[0]) && argv.includes("-socket") : /containerd-shim-runc-v2$/.test(argv[0]);
   });
+}
+
+/** The pids in the shim.pid files of this containerd's bundles, every namespace. */
+function shimPidsOf(ctd: Containerd): Set<number> {
+  const out = new Set<number>();
+  const root = path.join(ctd.state, "io.containerd.runtime.v2.task");
+  for (const ns of fs.existsSync(root) ? fs.readdirSync(root) : []) {
+    for (const id of fs.readdirSync(path.join(root, ns))) {
+      try {
+        out.add(Number(fs.readFileSync(path.join(root, ns, id, "shim.pid"), "utf8")));
+      } catch {
+        /* no shim.pid (yet) */
+      }
+    }
+  }
+  return out;
 }
 
 /** Mock agents of this containerd's pods: a node process with a listen address and a state dir in ours. */
