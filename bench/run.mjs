@@ -147,14 +147,16 @@ try {
   }
 } finally {
   await ctd.destroy().catch((e) => log(`containerd teardown: ${e.message}`));
-  cpu?.remove();
-  removeCgroupDirs(ctd.cgroupParent);
-  fs.rmSync(path.dirname(rootfs), { recursive: true, force: true });
-  if (variantDir) fs.rmSync(variantDir, { recursive: true, force: true });
+  // the factory first: its ready parked daemons wait in the cgroups of the last `start` that took
+  // one, containerd's accounting cgroup among them, which is removable only once they are gone
   if (factoryUp) {
     log(lifecycleFactory.status());
     lifecycleFactory.stop();
   }
+  cpu?.remove();
+  removeCgroupDirs(ctd.cgroupParent);
+  fs.rmSync(path.dirname(rootfs), { recursive: true, force: true });
+  if (variantDir) fs.rmSync(variantDir, { recursive: true, force: true });
 }
 if (only.has("cri")) {
   const { criBench } = await import("./cri.mjs");
