@@ -67,22 +67,10 @@ export function cgroupExists(cgroupPath: string): boolean {
  * Moves pid into the cgroups process `of` is in, in every hierarchy (v1's one per controller set,
  * v2's unified one), as if `of` had spawned it: a factory's warm agent then belongs to the shim
  * that took it (its service's cgroup, its accounting), not to the factory's. Best effort: a
- * hierarchy that refuses (not root, a v1 controller mounted elsewhere) is skipped.
- */
-export function joinCgroupsOf(pid: number, of: number = process.pid): void {
-  for (const dir of cgroupsToJoin(pid, of)) {
-    try {
-      fs.writeFileSync(path.join(dir, "cgroup.procs"), String(pid));
-    } catch {
-      /* this hierarchy is not ours to write, or not mounted there */
-    }
-  }
-}
-
-/**
- * joinCgroupsOf on libuv's threads: a move between cgroups waits for an RCU grace period (the
- * global cgroup_threadgroup_rwsem's writer side; ~13 ms measured here, on v1's name=systemd),
- * and a caller on a pod's critical path has better to do meanwhile than sleep in that write.
+ * hierarchy that refuses (not root, a v1 controller mounted elsewhere) is skipped. On libuv's
+ * threads: a move between cgroups waits for an RCU grace period (the global
+ * cgroup_threadgroup_rwsem's writer side; ~13 ms measured here, on v1's name=systemd), and a
+ * caller on a pod's critical path has better to do meanwhile than sleep in that write.
  */
 export function joinCgroupsOfLater(pid: number, of: number = process.pid): Promise<void> {
   return moveIntoLater(pid, cgroupDirsOf(of));
@@ -93,20 +81,16 @@ export function cgroupDirsOf(pid: number): string[] {
   return cgroupsOf(pid).map((c) => c.dir);
 }
 
-/** Moves pid into those of dirs it is not in already (joinCgroupsOfLater), on libuv's threads. */
+/** Moves pid into those of dirs it is not in already (a failed write skipped), on libuv's threads. */
 export function moveIntoLater(pid: number, dirs: string[]): Promise<void> {
-  const todo = cgroupsToJoin(pid, dirs);
+  // a write of a cgroup pid is in already still pays a grace period
+  const mine = new Set(cgroupDirsOf(pid));
+  const todo = dirs.filter((d) => !mine.has(d));
   // callbacks, not fs.promises: its module loads on first use, ~3 ms of a parked daemon's hand-over
   return new Promise((resolve) => {
     const next = (i: number): void => (i < todo.length ? fs.writeFile(path.join(todo[i], "cgroup.procs"), String(pid), () => next(i + 1)) : resolve());
     next(0);
   });
-}
-
-/** Those of dirs that pid is not in already: a write of the same cgroup still pays a grace period. */
-function cgroupsToJoin(pid: number, dirs: string[] | number): string[] {
-  const mine = new Set(cgroupDirsOf(pid));
-  return (typeof dirs === "number" ? cgroupDirsOf(dirs) : dirs).filter((d) => !mine.has(d));
 }
 
 /** The cgroups pid is in, one per hierarchy (/proc/<pid>/cgroup): its controllers ([] for v2's unified one) and directory. */
