@@ -16,7 +16,8 @@ import { spawn, type ChildProcess } from "node:child_process";
 import type { Duplex } from "node:stream";
 import { killRecorded } from "../rundir";
 import { processStartTime, setProcessPriority } from "../../util/proc";
-import { cgroupDirsOf, moveIntoLater, type CpuCgroup } from "../../util/cgroup";
+import type { CpuCgroup } from "../../util/cgroup";
+import { TakerCgroups } from "./takers";
 import type { Logger } from "../../util/logger";
 import { bundleStamp } from "../../util/bundle-stamp";
 import { HANDOUT_WORD, PARK_ARG, PARKED_LIFELINE_FD, PARKED_WORD, type FactoryStatus, type ParkedDaemon } from "./protocol";
@@ -58,12 +59,8 @@ export class DaemonPool {
   private stopping = false;
   private failures = 0;
   private timer: NodeJS.Timeout | null = null;
-  /**
-   * The cgroups of the last launcher that took one (containerd's, as a rule). A parked daemon is
-   * moved into them once it is ready, in the background: at the hand-over it is already where it
-   * must be, and the move's RCU grace period (~13 ms here) is not on the pod's path.
-   */
-  private takers: string[] = [];
+  /** The last launcher's cgroups, which a ready parked daemon waits in (takers.ts). */
+  private readonly takers = new TakerCgroups();
 
   constructor(
     private readonly o: DaemonPoolOptions,
@@ -90,7 +87,7 @@ export class DaemonPool {
 
   /** A parked daemon that is ready, out of the pool for good; null when none is. taker: the launcher's pid. */
   take(taker?: number): ParkedDaemon | null {
-    this.learnTaker(taker);
+    if (this.takers.learn(taker)) for (const p of this.parked) if (p.ready) this.takers.place(p.pid);
     const now = bundleStamp(this.o.script);
     for (const p of [...this.parked]) {
       if (!p.ready) continue;
@@ -118,18 +115,6 @@ export class DaemonPool {
     return null;
   }
 
-  private learnTaker(taker: number | undefined): void {
-    if (!taker || !Number.isInteger(taker) || taker <= 0) return;
-    const dirs = cgroupDirsOf(taker);
-    if (!dirs.length || dirs.join("\n") === this.takers.join("\n")) return;
-    this.takers = dirs;
-    for (const p of this.parked) if (p.ready) this.place(p);
-  }
-
-  private place(p: Parked): void {
-    if (this.takers.length) void moveIntoLater(p.pid, this.takers);
-  }
-
   private discard(p: Parked): void {
     const i = this.parked.indexOf(p);
     if (i >= 0) this.parked.splice(i, 1);
@@ -148,15 +133,11 @@ export class DaemonPool {
   async stop(): Promise<void> {
     this.stopping = true;
     if (this.timer) clearTimeout(this.timer);
-    const all = this.parked.splice(0);
     await Promise.all(
-      all.map(async (p) => {
-        p.child.removeAllListeners("exit");
+      [...this.parked].map(async (p) => {
+        this.discard(p);
         const gone = new Promise<void>((r) => (p.child.exitCode !== null || p.child.signalCode !== null ? r() : p.child.once("exit", () => r())));
-        killRecorded(p.pid, p.startTime);
         await Promise.race([gone, new Promise((r) => setTimeout(r, 3000))]);
-        fs.rmSync(this.recordOf(p), { force: true });
-        fs.rmSync(p.socket, { force: true });
       }),
     );
   }
@@ -217,7 +198,7 @@ export class DaemonPool {
       if (!p.ready && said.includes(`${PARKED_WORD}\n`)) {
         p.ready = true;
         this.failures = 0;
-        this.place(p);
+        this.takers.place(p.pid);
       }
     });
     setProcessPriority(p.pid, POOL_NICE);

@@ -23,7 +23,8 @@ import type { Duplex } from "node:stream";
 import { killRecorded, processStartTime } from "../rundir";
 import { hostAgentWarmer, type WarmBoot, type Warmer } from "./warmer";
 import { listProcesses, processAlive, setProcessPriority } from "../../util/proc";
-import { cgroupDirsOf, cgroupParent, lowCpuCgroup, moveIntoLater, type CpuCgroup } from "../../util/cgroup";
+import { cgroupParent, lowCpuCgroup, type CpuCgroup } from "../../util/cgroup";
+import { TakerCgroups } from "./takers";
 import type { Logger } from "../../util/logger";
 import type { FactoryRequest, FactoryResponse, FactoryStatus, WarmAgent } from "./protocol";
 import { DaemonPool, type DaemonPoolOptions } from "./daemon-pool";
@@ -83,12 +84,11 @@ export class Factory {
   /** Where the pool boots, below the factory's own CPU cgroup: see lowCpuCgroup. */
   private background: CpuCgroup | null = null;
   /**
-   * The last taker's cgroups (a shim's: containerd's, as a rule). A host agent that is ready is
-   * moved into them in the background, as parked daemons are (daemon-pool.ts): the taker's own
-   * move of it is then none, and its RCU grace period (~13 ms) is off the sandbox's path. Not a
-   * VM: an idle guest under TCG still spins, and stays in the pool's low CPU share until taken.
+   * The last taker's cgroups (a shim's: containerd's, as a rule), which a ready host agent waits
+   * in (takers.ts). Not a VM: an idle guest under TCG still spins, and stays in the pool's low
+   * CPU share until taken.
    */
-  private takers: string[] = [];
+  private readonly takers = new TakerCgroups();
 
   private readonly daemons: DaemonPool | null;
 
@@ -403,16 +403,12 @@ export class Factory {
   }
 
   private learnTaker(pid: number): void {
-    if (this.warmer.describe().kind !== "none") return;
-    const dirs = cgroupDirsOf(pid);
-    if (!dirs.length || dirs.join("\n") === this.takers.join("\n")) return;
-    this.takers = dirs;
-    for (const w of this.pool) if (w.ready) this.place(w);
+    if (this.warmer.describe().kind === "none" && this.takers.learn(pid)) for (const w of this.pool) if (w.ready) this.place(w);
   }
 
+  /** Nothing moves before a taker was learned, which only a host-agent pool learns. */
   private place(w: Warm): void {
-    if (!this.takers.length) return;
-    for (const p of w.boot.pids()) void moveIntoLater(p, this.takers);
+    for (const p of w.boot.pids()) this.takers.place(p);
   }
 
   private toBackground(b: WarmBoot): void {
