@@ -66,16 +66,21 @@ static const char *g_action = "?", *g_id = "?";
 static size_t g_stdin_len;
 static char g_config_path[PATH_MAX]; // the runtime options' ConfigPath, for the daemon's SHIMLAB_CONFIG
 
-// exec()s the TypeScript shim with our argv; what we read of stdin goes back on fd 0.
-static void __attribute__((noreturn)) hand_over(const char* why) {
-  // SHIMLAB_ONESHOT_DEBUG=1 says so on stderr (never under containerd: `start`'s stderr is its answer); =/a/file appends there
+// SHIMLAB_ONESHOT_DEBUG=/a/file appends "what: why" there; =1 says it on stderr, when stderr may
+// (never under containerd: `start`'s stderr is its answer).
+static void debug_note(const char* what, const char* why, int on_stderr) {
   const char* dbg = getenv("SHIMLAB_ONESHOT_DEBUG");
   if (dbg && dbg[0] == '/') {
     int fd = open(dbg, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-    if (fd >= 0) dprintf(fd, "%s %s: to node: %s\n", g_action, g_id, why), close(fd);
-  } else if (dbg) {
-    fprintf(stderr, "shimlab oneshot: to node: %s\n", why);
+    if (fd >= 0) dprintf(fd, "%s %s: %s: %s\n", g_action, g_id, what, why), close(fd);
+  } else if (dbg && on_stderr) {
+    fprintf(stderr, "shimlab oneshot: %s: %s\n", what, why);
   }
+}
+
+// exec()s the TypeScript shim with our argv; what we read of stdin goes back on fd 0.
+static void __attribute__((noreturn)) hand_over(const char* why) {
+  debug_note("to node", why, 1);
   if (g_stdin_len) {
     int m = memfd_create("shimlab-stdin", 0);
     if (m < 0) goto fail;
@@ -576,12 +581,9 @@ static const char* env_or(const char* k, const char* dflt) {
 // on the way leaves everything as it was, and the daemon is spawned as without a factory. The
 // parked daemon checks the configuration itself; what is read here only decides whether to ask.
 
+// a start that goes on to spawn its daemon: said in the debug file only
 static void warm_note(const char* why) {
-  const char* dbg = getenv("SHIMLAB_ONESHOT_DEBUG");
-  if (dbg && dbg[0] == '/') {
-    int fd = open(dbg, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-    if (fd >= 0) dprintf(fd, "%s %s: no parked daemon: %s\n", g_action, g_id, why), close(fd);
-  }
+  debug_note("no parked daemon", why, 0);
 }
 
 // The [factory] table's enable and socket, from the simplest TOML only (what the configuration
