@@ -514,17 +514,21 @@ static napi_value start_job(napi_env env, job_t* j, const char* name) {
   return promise;
 }
 
+// A unix socket address from a JS string; false when it is none (not a string, or too long for sun_path).
+static bool get_unix_addr(napi_env env, napi_value v, struct sockaddr_un* sa) {
+  memset(sa, 0, sizeof *sa);
+  sa->sun_family = AF_UNIX;
+  size_t len = 0;
+  return napi_get_value_string_utf8(env, v, sa->sun_path, sizeof sa->sun_path, &len) == napi_ok && len < sizeof sa->sun_path - 1;
+}
+
 // consoleListen(path) → a blocking listening unix socket fd for runc's --console-socket.
 static napi_value ConsoleListen(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   struct sockaddr_un sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sun_family = AF_UNIX;
-  size_t len = 0;
-  if (argc < 1 || napi_get_value_string_utf8(env, argv[0], sa.sun_path, sizeof sa.sun_path, &len) != napi_ok ||
-      len >= sizeof sa.sun_path - 1) {
+  if (argc < 1 || !get_unix_addr(env, argv[0], &sa)) {
     napi_throw_type_error(env, NULL, "consoleListen(path): path missing or longer than 107 bytes");
     return NULL;
   }
@@ -549,12 +553,8 @@ static napi_value ListenUnix(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   struct sockaddr_un sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sun_family = AF_UNIX;
-  size_t len = 0;
   int32_t backlog = 512;
-  if (argc < 1 || napi_get_value_string_utf8(env, argv[0], sa.sun_path, sizeof sa.sun_path, &len) != napi_ok ||
-      len >= sizeof sa.sun_path - 1) {
+  if (argc < 1 || !get_unix_addr(env, argv[0], &sa)) {
     napi_throw_type_error(env, NULL, "listenUnix(path, backlog): path missing or longer than 107 bytes");
     return NULL;
   }
@@ -846,6 +846,29 @@ static napi_value OpenTapInNetns(napi_env env, napi_callback_info info) {
   return run_netns_job(env, &j.job);
 }
 
+#define MAX_PASSED_FDS 2
+
+// One sendmsg of iov with fds (at most MAX_PASSED_FDS) as SCM_RIGHTS: the bytes sent, or -1 and errno.
+static ssize_t send_with_fds(int sock, struct iovec* iov, int iovcnt, const int* fds, int nfds) {
+  char ctrl[CMSG_SPACE(sizeof(int) * MAX_PASSED_FDS)];
+  memset(ctrl, 0, sizeof ctrl);
+  struct msghdr m;
+  memset(&m, 0, sizeof m);
+  m.msg_iov = iov;
+  m.msg_iovlen = (size_t)iovcnt;
+  m.msg_control = ctrl;
+  m.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
+  struct cmsghdr* c = CMSG_FIRSTHDR(&m);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
+  memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
+  ssize_t n;
+  do n = sendmsg(sock, &m, MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
+  return n;
+}
+
 // sendWithFd(socketFd, buffer, fd): one sendmsg of buffer with fd as
 // SCM_RIGHTS, as QMP's getfd wants its descriptor: with the command's bytes.
 // The socket is non-blocking (libuv's); a message this small goes at once
@@ -862,22 +885,7 @@ static napi_value SendWithFd(napi_env env, napi_callback_info info) {
     return NULL;
   }
   struct iovec iov = {data, len};
-  char ctrl[CMSG_SPACE(sizeof(int))];
-  memset(ctrl, 0, sizeof ctrl);
-  struct msghdr m;
-  memset(&m, 0, sizeof m);
-  m.msg_iov = &iov;
-  m.msg_iovlen = 1;
-  m.msg_control = ctrl;
-  m.msg_controllen = sizeof ctrl;
-  struct cmsghdr* c = CMSG_FIRSTHDR(&m);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int));
-  memcpy(CMSG_DATA(c), &fd, sizeof(int));
-  ssize_t n;
-  do n = sendmsg(sock, &m, MSG_NOSIGNAL);
-  while (n < 0 && errno == EINTR);
+  ssize_t n = send_with_fds(sock, &iov, 1, &fd, 1);
   if (n < 0) return throw_errno(env, "sendmsg", errno);
   if ((size_t)n != len) return throw_errno(env, "sendmsg (short)", EAGAIN);
   napi_value v;
@@ -1018,7 +1026,7 @@ out:
 // ---- a parked daemon's hand-over (src/shim/park.ts, native/oneshot.c) ------------------
 
 #define HANDOFF_MAX (1u << 20)
-#define HANDOFF_MAX_FDS 2
+#define HANDOFF_MAX_FDS MAX_PASSED_FDS
 
 static long deadline_in(int ms) { return ms > 0 ? now_ms() + ms : -1; }
 
@@ -1232,15 +1240,12 @@ static napi_value HandOff(napi_env env, napi_callback_info info) {
   napi_value argv[4];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   struct sockaddr_un sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sun_family = AF_UNIX;
-  size_t plen = 0;
   void* data = NULL;
   size_t len = 0;
   uint32_t nfds = 0;
   int32_t ms = 0;
   bool isArr = false;
-  if (argc < 4 || napi_get_value_string_utf8(env, argv[0], sa.sun_path, sizeof sa.sun_path, &plen) != napi_ok || plen >= sizeof sa.sun_path - 1 ||
+  if (argc < 4 || !get_unix_addr(env, argv[0], &sa) ||
       napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok || len == 0 || napi_is_array(env, argv[2], &isArr) != napi_ok || !isArr ||
       napi_get_array_length(env, argv[2], &nfds) != napi_ok || nfds < 1 || nfds > HANDOFF_MAX_FDS || !get_i32(env, argv[3], &ms)) {
     napi_throw_type_error(env, NULL, "handOff(parkSocket, data, fds[1..2], timeoutMs)");
@@ -1270,22 +1275,7 @@ static napi_value HandOff(napi_env env, napi_callback_info info) {
     // the 4-byte little-endian length, then the words (src/shim/handoff.ts); the fds ride with the first bytes
     unsigned char hdr[4] = {(unsigned char)(len & 0xff), (unsigned char)(len >> 8 & 0xff), (unsigned char)(len >> 16 & 0xff), (unsigned char)(len >> 24)};
     struct iovec iov[2] = {{hdr, 4}, {data, len}};
-    char ctrl[CMSG_SPACE(sizeof(int) * HANDOFF_MAX_FDS)];
-    memset(ctrl, 0, sizeof ctrl);
-    struct msghdr m;
-    memset(&m, 0, sizeof m);
-    m.msg_iov = iov;
-    m.msg_iovlen = 2;
-    m.msg_control = ctrl;
-    m.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-    struct cmsghdr* c = CMSG_FIRSTHDR(&m);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-    memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
-    ssize_t n;
-    do n = sendmsg(s, &m, MSG_NOSIGNAL);
-    while (n < 0 && errno == EINTR);
+    ssize_t n = send_with_fds(s, iov, 2, fds, (int)nfds);
     size_t sent = n > 0 ? (size_t)n : 0, total = len + 4;
     // what the first sendmsg left: a long environment
     while (n > 0 && sent < total) {
