@@ -89,14 +89,31 @@ export function findBelow(root: number, cmd: string): ProcInfo | undefined {
 }
 
 /** Stops and removes every pod this CRI knows (for finally blocks). */
-export async function removeAllPods(cri: CriClient): Promise<void> {
-  const pods = await cri.runtime.ListPodSandbox({}).catch(() => ({ items: [] }));
+/**
+ * Stops and removes every pod the runtime lists. Returns what failed (pod id and error), so that a
+ * caller checking for leftovers can say why a pod is still there; it never throws.
+ */
+export async function removeAllPods(cri: CriClient): Promise<string[]> {
+  const failed: string[] = [];
+  const pods = await cri.runtime.ListPodSandbox({}).catch((e: Error) => {
+    failed.push(`ListPodSandbox: ${e.message}`);
+    return { items: [] };
+  });
   await Promise.all(
     pods.items.map(async (p) => {
-      await cri.runtime.StopPodSandbox({ podSandboxId: p.id }).catch(() => undefined);
-      await cri.runtime.RemovePodSandbox({ podSandboxId: p.id }).catch(() => undefined);
+      for (const [call, f] of [
+        ["StopPodSandbox", () => cri.runtime.StopPodSandbox({ podSandboxId: p.id })],
+        ["RemovePodSandbox", () => cri.runtime.RemovePodSandbox({ podSandboxId: p.id })],
+      ] as const) {
+        try {
+          await f();
+        } catch (e) {
+          failed.push(`${call} ${p.id.slice(0, 12)}: ${(e as Error).message}`);
+        }
+      }
     }),
   );
+  return failed;
 }
 
 export async function waitUntil<T>(what: string, f: () => Promise<T | undefined | null | false> | T | undefined | null | false, timeoutMs = 10_000): Promise<T> {

@@ -153,7 +153,7 @@ describe.skipIf(skip)("critest (Kubernetes' CRI validation) on runc, shimlab and
         }
       } finally {
         if (env) {
-          await removeAllPods(env.cri.cri);
+          const unremoved = await removeAllPods(env.cri.cri);
           const pods = await env.cri.cri.runtime.ListPodSandbox({});
           const dirs = [env.cri.ctd.dir, env.dir];
           const cg = env.cri.ctd.cgroupParent;
@@ -164,7 +164,7 @@ describe.skipIf(skip)("critest (Kubernetes' CRI validation) on runc, shimlab and
           const ctdLog = fs.readFileSync(env.cri.ctd.logPath, "utf8");
           await env.destroy();
           removeCgroupDirs(cg);
-          expect(pods.items.map((p) => p.id), "pods left after removing every pod").toEqual([]);
+          expect(pods.items.map((p) => p.id), `pods left after removing every pod${unremoved.length ? ` (${unremoved.join("; ")})` : ""}`).toEqual([]);
           await expectNoLeaks([ctdDir], dirs, cg);
           const left = listProcesses().filter((p) => p.pid === registryPid || p.cmdline.includes(ctdDir) || p.cmdline.includes(REPORTS + "/"));
           expect(left.map((p) => `${p.pid} ${p.cmdline}`), "runc shims, QEMUs, registry or critest nodes left").toEqual([]);

@@ -101,6 +101,13 @@ export class Crio {
     }
   }
 
+  /** How CRI-O ended, when it ended before stop(): its exit code or signal and its log's tail; null while it runs. */
+  death(lines = 60): string | null {
+    const p = this.proc;
+    if (!p || (p.exitCode === null && p.signalCode === null)) return null;
+    return `crio ${p.pid} ended (${p.signalCode ? `signal ${p.signalCode}` : `exit code ${p.exitCode}`}); its log's last ${lines} lines:\n${this.logTail(lines)}`;
+  }
+
   logTail(lines = 40): string {
     try {
       return fs.readFileSync(this.logPath, "utf8").trim().split("\n").slice(-lines).join("\n");
