@@ -12,10 +12,66 @@ import { failedPrecondition, internal, invalidArgument, notFound } from "../errd
 /** Runs `ip` with these arguments; its stdout. Swapped for a fake in tests. */
 export type IpRunner = (args: string[]) => Promise<string>;
 
+/** One `ip` of a batch; a failure of one that mayFail is ignored (its output is then ""). */
+export interface IpCommand {
+  args: string[];
+  mayFail?: boolean;
+}
+
+/** Runs `ip` commands in order, stopping at the first that fails; the stdout of each. */
+export type IpBatch = (cmds: IpCommand[]) => Promise<string[]>;
+
+const ipError = (args: string[], why: string) => new Error(`ip ${args.join(" ")}: ${why.trim()}`);
+
 export const runIp: IpRunner = (args) =>
+  new Promise((resolve, reject) => execFile("ip", args, (err, stdout, stderr) => (err ? reject(ipError(args, stderr || err.message)) : resolve(stdout))));
+
+/** The commands one after another through a runner: what a fake runner gets. */
+export const ipBatchOf =
+  (ip: IpRunner): IpBatch =>
+  async (cmds) => {
+    const out: string[] = [];
+    for (const c of cmds) out.push(await (c.mayFail ? ip(c.args).catch(() => "") : ip(c.args)));
+    return out;
+  };
+
+const MARK = "@@shimlab-ip@@";
+const shQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+
+/**
+ * The script runIpBatch gives one shell: each command's output after a marker line; the index
+ * of the first that failed on stderr, after what it printed there.
+ */
+export function ipBatchScript(cmds: IpCommand[]): string {
+  return cmds
+    .map((c, i) => {
+      const line = ["ip", ...c.args].map(shQuote).join(" ");
+      return `echo ${MARK}${i}\n${c.mayFail ? `${line} 2>/dev/null` : `${line} || { echo ${MARK}${i} >&2; exit 1; }`}\n`;
+    })
+    .join("");
+}
+
+/**
+ * The whole batch in one shell. Under TCG every command the agent (a Node process) runs costs its
+ * spawn and a wait on its exit: UpdateInterface and UpdateRoutes, eight and four `ip` execs, set a
+ * warm VM's network in ~0.6 s; as two batches, ~0.26 s (UpdateInterface's eight in ~0.15 s).
+ */
+export const runIpBatch: IpBatch = (cmds) =>
   new Promise((resolve, reject) =>
-    execFile("ip", args, (err, stdout, stderr) => (err ? reject(new Error(`ip ${args.join(" ")}: ${(stderr || err.message).trim()}`)) : resolve(stdout))),
+    execFile("sh", ["-c", ipBatchScript(cmds)], (err, stdout, stderr) => {
+      if (err) {
+        const at = stderr.lastIndexOf(MARK);
+        const failed = at >= 0 ? cmds[parseInt(stderr.slice(at + MARK.length), 10)] : undefined;
+        return reject(failed ? ipError(failed.args, stderr.slice(0, at) || err.message) : new Error(`ip batch: ${(stderr || err.message).trim()}`));
+      }
+      const out = cmds.map(() => "");
+      const parts = stdout.split(new RegExp(`^${MARK}(\\d+)\\n`, "m"));
+      for (let k = 1; k + 1 < parts.length; k += 2) out[Number(parts[k])] = parts[k + 1];
+      resolve(out);
+    }),
   );
+
+const ADDR_SHOW = ["-o", "addr", "show"];
 
 const SCOPE_NAMES: Record<number, string> = { 0: "global", 200: "site", 253: "link", 254: "host", 255: "nowhere" };
 const SCOPE_NUMBERS: Record<string, number> = { global: 0, universe: 0, site: 200, link: 253, host: 254, nowhere: 255 };
@@ -37,6 +93,7 @@ function checkCidr(what: string, cidr: string, family: number): void {
 }
 
 export interface GuestNetworkOptions {
+  /** Runs one `ip` at a time (a fake's way): the batches go through it in order. */
   ip?: IpRunner;
   /** /sys/class/net: where NICs are found by MAC. */
   sysNet?: string;
@@ -48,12 +105,14 @@ export interface GuestNetworkOptions {
 
 export class GuestNetwork {
   private readonly ip: IpRunner;
+  private readonly batch: IpBatch;
   private readonly sysNet: string;
   private readonly procSys: string;
   private readonly waitMs: number;
 
   constructor(o: GuestNetworkOptions = {}) {
     this.ip = o.ip ?? runIp;
+    this.batch = o.ip ? ipBatchOf(o.ip) : runIpBatch;
     this.sysNet = o.sysNet ?? "/sys/class/net";
     this.procSys = o.procSys ?? "/proc/sys";
     // A NIC hot-plugged into a running guest (a factory's warm VM) shows up some time after the shim
@@ -131,14 +190,14 @@ export class GuestNetwork {
       if (family === 1 && !this.ipv6()) throw failedPrecondition(`interface ${name}: ${a.address} is IPv6, and the guest kernel has no IPv6`);
     }
     const dev = await this.linkByMac(mac);
-    await this.ip(["link", "set", "dev", dev, "down"]);
-    if (dev !== name) await this.ip(["link", "set", "dev", dev, "name", name]);
-    if (mtu) await this.ip(["link", "set", "dev", name, "mtu", String(mtu)]);
-    await this.ip(["addr", "flush", "dev", name]);
-    for (const a of addrs) await this.ip([a.family === 1 ? "-6" : "-4", "addr", "add", `${a.address}/${a.mask}`, "dev", name]);
-    await this.ip(["link", "set", "dev", name, "up"]);
-    await this.ip(["link", "set", "dev", "lo", "up"]);
-    const now = (await this.listInterfaces()).find((x) => x.name === name);
+    const cmds: string[][] = [["link", "set", "dev", dev, "down"]];
+    if (dev !== name) cmds.push(["link", "set", "dev", dev, "name", name]);
+    if (mtu) cmds.push(["link", "set", "dev", name, "mtu", String(mtu)]);
+    cmds.push(["addr", "flush", "dev", name]);
+    for (const a of addrs) cmds.push([a.family === 1 ? "-6" : "-4", "addr", "add", `${a.address}/${a.mask}`, "dev", name]);
+    cmds.push(["link", "set", "dev", name, "up"], ["link", "set", "dev", "lo", "up"], ADDR_SHOW);
+    const out = await this.batch(cmds.map((args) => ({ args })));
+    const now = this.interfaces(out[out.length - 1]).find((x) => x.name === name);
     if (!now) throw internal(`interface ${name} vanished after it was set up`);
     return now;
   }
@@ -156,9 +215,10 @@ export class GuestNetwork {
       if (family === 1 && !this.ipv6()) throw failedPrecondition(`route ${r.dest || "default"} is IPv6, and the guest kernel has no IPv6`);
       if (!fs.existsSync(path.join(this.sysNet, r.device!))) throw notFound(`route ${r.dest || "default"}: no device ${r.device} in the guest`);
     }
+    const cmds: IpCommand[] = [];
     for (const dev of new Set(routes.map((r) => r.device!))) {
-      await this.ip(["-4", "route", "flush", "dev", dev]);
-      if (this.ipv6()) await this.ip(["-6", "route", "flush", "dev", dev]).catch(() => {});
+      cmds.push({ args: ["-4", "route", "flush", "dev", dev] });
+      if (this.ipv6()) cmds.push({ args: ["-6", "route", "flush", "dev", dev], mayFail: true });
     }
     const ordered = [...routes.filter((r) => !r.gateway), ...routes.filter((r) => r.gateway)];
     for (const r of ordered) {
@@ -167,13 +227,19 @@ export class GuestNetwork {
       args.push("dev", r.device!);
       if (r.source) args.push("src", r.source);
       if (r.scope) args.push("scope", SCOPE_NAMES[r.scope]);
-      await this.ip(args);
+      cmds.push({ args });
     }
-    return this.listRoutes();
+    const shows = this.routeShows();
+    const out = await this.batch([...cmds, ...shows]);
+    return this.routes(out.slice(cmds.length));
   }
 
   async listInterfaces(): Promise<Interface[]> {
-    const addrs = parseIpAddrOneline(await this.ip(["-o", "addr", "show"]));
+    return this.interfaces(await this.ip(ADDR_SHOW));
+  }
+
+  private interfaces(addrShow: string): Interface[] {
+    const addrs = parseIpAddrOneline(addrShow);
     const devs = fs.existsSync(this.sysNet) ? fs.readdirSync(this.sysNet).sort() : [];
     return devs.map((d) => ({
       device: d,
@@ -188,9 +254,16 @@ export class GuestNetwork {
   }
 
   async listRoutes(): Promise<Route[]> {
-    const out = parseIpRoutes(await this.ip(["-4", "route", "show"]), 0);
-    if (this.ipv6()) out.push(...parseIpRoutes(await this.ip(["-6", "route", "show"]).catch(() => ""), 1));
-    return out;
+    return this.routes(await this.batch(this.routeShows()));
+  }
+
+  private routeShows(): IpCommand[] {
+    return [{ args: ["-4", "route", "show"] }, ...(this.ipv6() ? [{ args: ["-6", "route", "show"], mayFail: true }] : [])];
+  }
+
+  /** The output of routeShows()' commands, parsed. */
+  private routes(out: string[]): Route[] {
+    return [...parseIpRoutes(out[0] ?? "", 0), ...(out.length > 1 ? parseIpRoutes(out[1], 1) : [])];
   }
 }
 

@@ -7,7 +7,7 @@ import os from "node:os";
 import path from "node:path";
 import { mirrorLines, planInterfaces, planRoutes, tapLines } from "../../src/hypervisor/qemu/network";
 import { qemuArgs, type QemuSpec } from "../../src/hypervisor/qemu/cmdline";
-import { GuestNetwork, parseIpAddrOneline, parseIpRoutes } from "../../src/mock-agent/network";
+import { GuestNetwork, parseIpAddrOneline, parseIpRoutes, runIpBatch } from "../../src/mock-agent/network";
 import { ErrdefsError } from "../../src/errdefs";
 
 // `ip -j addr show` in a pod namespace after CNI's bridge plugin (trimmed from a real one).
@@ -163,6 +163,42 @@ describe("guest side: the agent's UpdateInterface and UpdateRoutes", () => {
       { dest: "", gateway: "10.200.7.1", device: "eth0", source: "", scope: 0, family: 0, flags: 0, mtu: 0 },
       { dest: "10.200.7.0/24", gateway: "", device: "eth0", source: "10.200.7.5", scope: 253, family: 0, flags: 0, mtu: 0 },
     ]);
+  });
+});
+
+describe("guest side: one shell for a batch of ip commands", () => {
+  let dir = "";
+  const path0 = process.env.PATH;
+  afterEach(() => {
+    process.env.PATH = path0;
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+  /** A stand-in `ip` on PATH: logs its argv one argument per line, prints "out:<args>", fails on "fail". */
+  function fakeIp(): string {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "fake-ip-"));
+    const log = path.join(dir, "log");
+    fs.writeFileSync(
+      path.join(dir, "ip"),
+      `#!/bin/sh\nfor a in "$@"; do printf '%s\\n' "$a" >> ${log}; done; echo -- >> ${log}\ncase "$*" in *fail*) echo "RTNETLINK answers: File exists" >&2; exit 2;; esac\necho "out:$*"\n`,
+      { mode: 0o755 },
+    );
+    process.env.PATH = `${dir}:${path0}`;
+    return log;
+  }
+
+  it("runs each command once, in order, argv intact, and hands back each one's output", async () => {
+    const log = fakeIp();
+    const out = await runIpBatch([{ args: ["link", "set", "dev", "eth0", "up"] }, { args: ["-o", "addr", "show"] }, { args: ["it's", "$(x) `y` \\z"] }]);
+    expect(out).toEqual(["out:link set dev eth0 up\n", "out:-o addr show\n", "out:it's $(x) `y` \\z\n"]);
+    expect(fs.readFileSync(log, "utf8").split("--\n").filter(Boolean)).toEqual(["link\nset\ndev\neth0\nup\n", "-o\naddr\nshow\n", "it's\n$(x) `y` \\z\n"]);
+  });
+
+  it("stops at the first failure and names it with what ip said; a command that may fail does not stop it", async () => {
+    const log = fakeIp();
+    const out = await runIpBatch([{ args: ["-6", "route", "fail"], mayFail: true }, { args: ["route", "show"] }]);
+    expect(out).toEqual(["", "out:route show\n"]);
+    await expect(runIpBatch([{ args: ["a"] }, { args: ["addr", "add", "fail"] }, { args: ["never"] }])).rejects.toThrow(/^ip addr add fail: RTNETLINK answers: File exists$/);
+    expect(fs.readFileSync(log, "utf8")).not.toContain("never");
   });
 });
 
