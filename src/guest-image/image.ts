@@ -114,6 +114,8 @@ export async function ensureImage(o: ImageOptions = {}): Promise<GuestImage> {
   if (!fs.existsSync(nativeAddon)) throw new Error(`native addon ${nativeAddon} is missing: run "npm run build"`);
   const runc = o.runc ? which("runc") : null;
   if (o.runc && !runc) throw new Error('runc is not installed on the host, so it cannot go into the guest image (install runc, or use [qemu] guest_runtime = "host")');
+  // crun rides along when the host has it: guest_runtime = "crun" takes it from the same image.
+  const crun = runc ? which("crun") : null;
   const compression = o.compression ?? (which("lz4") ? "lz4" : "gzip");
   const stripBin = which("strip");
   const qemu = o.qemuPath === undefined ? which("qemu-system-x86_64") : o.qemuPath;
@@ -123,7 +125,7 @@ export async function ensureImage(o: ImageOptions = {}): Promise<GuestImage> {
   const fragment = variant.kernel === "shimlab" ? findGuestConfig() : null;
   const kernelInputs: FileInput[] = [{ dest: "kernel", src: kernel.path }, ...(fragment ? [{ dest: "kernel-config", src: fragment }] : [])];
 
-  const { files, modules } = collectInputs({ node, busybox, distDir, nativeAddon, kernel, runc });
+  const { files, modules } = collectInputs({ node, busybox, distDir, nativeAddon, kernel, runc, crun });
   const init = guestInit(modules, { usrShare: layout === "share" });
   const head = `format ${IMAGE_FORMAT}\nlayout ${layout}\ncompression ${compression}\nstrip ${!!stripBin}\nsnapshot ${!!qemu}\n`;
 

@@ -4,7 +4,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { spawnSync } from "node:child_process";
-import { agentFiles } from "../hypervisor/qemu/image-manifest";
+import { agentFiles, GUEST_CRUN } from "../hypervisor/qemu/image-manifest";
 import type { KernelSource } from "./kernel";
 
 /** What the guest needs: the agent channel, the PCI/MMIO transports, and 9p for kataShared. */
@@ -99,7 +99,7 @@ function isBuiltin(spec: string): boolean {
 }
 
 /** Every file that goes into the image, with its destination, and the modules /init loads. */
-export function collectInputs(o: { node: string; busybox: string; distDir: string; nativeAddon: string; kernel: KernelSource; runc: string | null }): { files: FileInput[]; modules: string[] } {
+export function collectInputs(o: { node: string; busybox: string; distDir: string; nativeAddon: string; kernel: KernelSource; runc: string | null; crun?: string | null }): { files: FileInput[]; modules: string[] } {
   const files: FileInput[] = [];
   const libs = new Set<string>();
   files.push({ dest: "bin/busybox", src: o.busybox, mode: 0o755 });
@@ -109,6 +109,10 @@ export function collectInputs(o: { node: string; busybox: string; distDir: strin
   if (o.runc) {
     files.push({ dest: "usr/sbin/runc", src: o.runc, mode: 0o755 });
     sharedLibs(o.runc).forEach((l) => libs.add(l));
+  }
+  if (o.crun) {
+    files.push({ dest: GUEST_CRUN, src: o.crun, mode: 0o755 });
+    sharedLibs(o.crun).forEach((l) => libs.add(l));
   }
   // One bundled file (no module resolution in the guest), its startup snapshot's entry and the addon.
   for (const a of agentFiles(o.distDir, o.nativeAddon)) {

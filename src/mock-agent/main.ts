@@ -6,7 +6,7 @@
 //   --hvsock           expect Firecracker's hybrid-vsock "CONNECT <port>\n" first
 //   --serial PATH      serve one stream on a virtio-serial port (in a guest)
 //   --state-dir DIR    container bundles and runc's state
-//   --runtime R        runc | host | auto (runc when root and runc exist)
+//   --runtime R        runc | crun | host | auto (runc when root and runc exist)
 //   --guest            this agent is a VM's: mount storages, set the hostname
 //   --watch-fd N       exit (killing its containers) when fd N reaches EOF, or, once
 //                      told "ADOPT <pid> <start>" there (a factory's warm agent), when that process ends
@@ -46,7 +46,7 @@ interface Args {
   hvsock: boolean;
   serial?: string;
   stateDir: string;
-  runtime: "runc" | "host" | "auto";
+  runtime: "runc" | "crun" | "host" | "auto";
   guest: boolean;
   watchFd?: number;
   readyFd?: number;
@@ -78,7 +78,7 @@ function parseArgs(argv: string[]): Args {
         break;
       case "--runtime": {
         const r = v();
-        if (r !== "runc" && r !== "host" && r !== "auto") throw new Error(`--runtime ${r}: want runc, host or auto`);
+        if (r !== "runc" && r !== "crun" && r !== "host" && r !== "auto") throw new Error(`--runtime ${r}: want runc, crun, host or auto`);
         a.runtime = r;
         break;
       }
@@ -120,8 +120,14 @@ function which(bin: string): string | null {
 
 function chooseRuntime(a: Args, log: Logger, reaper: () => Reaper): Runtime {
   const isRoot = process.getuid?.() === 0;
-  const runc = which("runc");
   const want = a.runtime;
+  if (want === "crun") {
+    const crun = which("crun");
+    if (!isRoot) throw new Error("the crun runtime needs root");
+    if (!crun) throw new Error("the crun runtime needs crun on PATH");
+    return new RuncRuntime(reaper(), path.join(a.stateDir, "crun"), crun, a.guest, "crun");
+  }
+  const runc = which("runc");
   if (want === "runc" || (want === "auto" && isRoot && runc && hasNative())) {
     if (!isRoot) throw new Error("the runc runtime needs root");
     if (!runc) throw new Error("the runc runtime needs runc on PATH");

@@ -29,7 +29,7 @@ class TracedRuntime implements Runtime {
     private readonly rec: TraceRecorder,
   ) {}
 
-  get name(): "runc" | "host" {
+  get name(): Runtime["name"] {
     return this.inner.name;
   }
   get isolated(): boolean {

@@ -27,7 +27,7 @@ import { alive } from "../helpers/procs";
 import { factoryStatus } from "../../src/hypervisor/factory/client";
 import { readVmRecord } from "../../src/hypervisor/rundir";
 
-let skip = missing("root", "containerd", "ctr", "runc", "busybox", "qemu-system-x86_64", "xz");
+let skip = missing("root", "containerd", "ctr", "runc", "busybox", "qemu-system-x86_64", "crun", "xz");
 if (!skip) {
   const why = cniMissing() ?? (findKernel() ? null : "linux-image-amd64");
   if (why && REQUIRE_ALL) throw new Error(`SHIMLAB_REQUIRE_ALL=1 but the pod network test needs ${why}`);

@@ -25,7 +25,7 @@ import { missing, REQUIRE_ALL } from "../helpers/env";
 import { useCriContainerd } from "../helpers/cri-fixture";
 import { shimDaemons, waitUntil } from "../helpers/cri";
 
-let skip = missing("root", "containerd", "ctr", "runc", "busybox", "qemu-system-x86_64", "xz", "iptables");
+let skip = missing("root", "containerd", "ctr", "runc", "busybox", "qemu-system-x86_64", "crun", "xz", "iptables");
 if (!skip) {
   const why = cniMissing() ?? (findKernel() ? null : "linux-image-amd64");
   if (why && REQUIRE_ALL) throw new Error(`SHIMLAB_REQUIRE_ALL=1 but the port-forward test needs ${why}`);

@@ -30,7 +30,7 @@ import { ARTIFACTS, missing, REQUIRE_ALL } from "../helpers/env";
 import { cgroupExists } from "../../src/util/cgroup";
 import { removeAllPods } from "../helpers/cri";
 
-let skip = missing("root", "go", "gcc", "conmon", "busybox", "qemu-system-x86_64", "xz");
+let skip = missing("root", "go", "gcc", "conmon", "busybox", "qemu-system-x86_64", "crun", "xz");
 if (!skip) {
   const why = (registryBinary() ? null : "docker-registry") ?? cniMissing({ portMap: true }) ?? (findKernel() ? null : "linux-image-amd64");
   if (why && REQUIRE_ALL) throw new Error(`SHIMLAB_REQUIRE_ALL=1 but the CRI-O tests need ${why}`);

@@ -56,7 +56,7 @@ function selected(): { containerd: string; handler: Handler }[] {
  */
 const PARALLEL = Number(process.env.SHIMLAB_CRITEST_PARALLEL ?? 4);
 
-let skip = missing("root", "containerd", "ctr", "runc", "busybox", "gcc", "ldd", "qemu-system-x86_64", "xz");
+let skip = missing("root", "containerd", "ctr", "runc", "busybox", "gcc", "ldd", "qemu-system-x86_64", "crun", "xz");
 if (!skip) {
   const why = (registryBinary() ? null : "docker-registry") ?? cniMissing({ portMap: true }) ?? (findKernel() ? null : "linux-image-amd64");
   if (why && REQUIRE_ALL) throw new Error(`SHIMLAB_REQUIRE_ALL=1 but critest needs ${why}`);

@@ -25,7 +25,7 @@ import { listProcesses } from "../../src/util/proc";
 import { mountsBelow } from "../../src/util/mounts";
 import { WARM_CLAIM_FILE } from "../../src/hypervisor/qemu/vm";
 
-let skip = missing("root", "runc", "busybox", "qemu-system-x86_64");
+let skip = missing("root", "runc", "busybox", "qemu-system-x86_64", "crun");
 if (!skip && !findKernel()) {
   if (REQUIRE_ALL) throw new Error("SHIMLAB_REQUIRE_ALL=1 but no guest kernel: apt-get install linux-image-amd64");
   skip = "needs linux-image-amd64";

@@ -20,7 +20,7 @@ import { useCriContainerd } from "../helpers/cri-fixture";
 import { waitUntil } from "../helpers/cri";
 import { qemuHarnessConfig } from "../../src/harness/qemu-config";
 
-let skip = missing("root", "containerd", "ctr", "runc", "busybox", "qemu-system-x86_64", "xz");
+let skip = missing("root", "containerd", "ctr", "runc", "busybox", "qemu-system-x86_64", "crun", "xz");
 if (!skip && !findKernel()) {
   if (REQUIRE_ALL) throw new Error("SHIMLAB_REQUIRE_ALL=1 but no guest kernel: apt-get install linux-image-amd64");
   skip = "needs linux-image-amd64";

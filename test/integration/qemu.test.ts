@@ -24,7 +24,7 @@ import { expectNoLeaks } from "../helpers/leaks";
 import { qemuHarnessConfig } from "../../src/harness/qemu-config";
 
 const RUNTIME = "io.containerd.shimlab.v2";
-let skip = missing("root", "containerd", "ctr", "runc", "busybox", "qemu-system-x86_64", "xz");
+let skip = missing("root", "containerd", "ctr", "runc", "busybox", "qemu-system-x86_64", "crun", "xz");
 if (!skip && !findKernel()) {
   if (REQUIRE_ALL) throw new Error("SHIMLAB_REQUIRE_ALL=1 but no guest kernel: apt-get install linux-image-amd64");
   skip = "needs linux-image-amd64";
@@ -64,8 +64,9 @@ describe.skipIf(skip)("QEMU sandboxes through ctr (TCG)", () => {
     rootfs = buildBusyboxRootfs(path.join(work, "rootfs"));
     fs.writeFileSync(path.join(rootfs, "etc", "shimlab-marker"), "from-the-host-rootfs\n");
     configPath = path.join(work, "qemu.toml");
-    // No kernel or initrd named: the shim reads the manifest of the image just built.
-    fs.writeFileSync(configPath, qemuHarnessConfig());
+    // No kernel or initrd named: the shim reads the manifest of the image just built. runc in the
+    // guest here; the other QEMU suites run the harness's crun.
+    fs.writeFileSync(configPath, qemuHarnessConfig({ guestRuntime: "runc" }));
     // Too short for any boot under TCG: proves the deadline and the teardown.
     shortBootConfig = path.join(work, "short.toml");
     fs.writeFileSync(shortBootConfig, `hypervisor = "qemu"\n[qemu]\nboot_timeout_ms = 400\nkernel = "${image.kernel}"\ninitrd = "${image.initrd}"\n`);
@@ -108,9 +109,9 @@ describe.skipIf(skip)("QEMU sandboxes through ctr (TCG)", () => {
     expect(qemusUnder(empty)).toEqual([]);
   });
 
-  it("image: shimlab's guest kernel when built, /usr on a read-only share holding node, runc and the agent", () => {
+  it("image: shimlab's guest kernel when built, /usr on a read-only share holding node, runc, crun and the agent", () => {
     expect(image.layout).toBe("share");
-    for (const f of ["bin/node", "sbin/runc", "lib/shimlab/agent.blob", "lib/shimlab/dist/bundle/mock-agent.js"]) expect(fs.existsSync(path.join(image.usrDir!, f)), f).toBe(true);
+    for (const f of ["bin/node", "sbin/runc", "bin/crun", "lib/shimlab/agent.blob", "lib/shimlab/dist/bundle/mock-agent.js"]) expect(fs.existsSync(path.join(image.usrDir!, f)), f).toBe(true);
     // what the kernel unpacks before /init: busybox, libraries, init; not node's 86 MB
     expect(image.initrdBytes).toBeLessThan(16e6);
     if (findGuestKernel(cacheRoot())) expect(image.kernelVersion).toMatch(/-shimlab$/);

@@ -28,7 +28,7 @@ import { argOf, shimDaemons, waitUntil } from "../helpers/cri";
 import { containerConfig, podConfig } from "../../src/harness/cri/pod";
 import { readTrace, SANDBOX_SERVICE } from "../../src/trace/model";
 
-let skip = missing("root", "containerd", "ctr", "runc", "busybox", "qemu-system-x86_64", "xz");
+let skip = missing("root", "containerd", "ctr", "runc", "busybox", "qemu-system-x86_64", "crun", "xz");
 if (!skip) {
   const why = cniMissing() ?? (findKernel() ? null : "linux-image-amd64");
   if (why && REQUIRE_ALL) throw new Error(`SHIMLAB_REQUIRE_ALL=1 but the Sandbox API test needs ${why}`);

@@ -20,7 +20,7 @@ import { citation } from "../../src/contract/cite";
 
 const skip = missing("root", "runc", "busybox", "containerd", "ctr");
 // Scenarios whose sandbox is a QEMU VM need QEMU and a guest kernel too (CI has them: nothing skips there).
-const noVm = skip ?? missing("qemu-system-x86_64", "xz") ?? (findKernel() ? null : REQUIRE_ALL ? fail("no guest kernel: apt-get install linux-image-amd64") : "needs linux-image-amd64");
+const noVm = skip ?? missing("qemu-system-x86_64", "crun", "xz") ?? (findKernel() ? null : REQUIRE_ALL ? fail("no guest kernel: apt-get install linux-image-amd64") : "needs linux-image-amd64");
 function fail(why: string): never {
   throw new Error(`SHIMLAB_REQUIRE_ALL=1 but ${why}`);
 }

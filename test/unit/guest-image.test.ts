@@ -14,7 +14,7 @@ import { buildGuestKernel, findGuestKernel, findKernelSources, GUEST_KERNEL_PREF
 import { writeManifest } from "../../src/guest-image/manifest";
 import { pruneImages } from "../../src/guest-image/cache";
 import type { ImageRecord } from "../../src/guest-image/image";
-import { agentFiles, buildCommand, findImage, IMAGE_FORMAT, manifestPath, sha256Of, staleness, type ImageManifest, type ImageVariant } from "../../src/hypervisor/qemu/image-manifest";
+import { agentFiles, buildCommand, findImage, GUEST_CRUN, IMAGE_FORMAT, manifestPath, sha256Of, staleness, type ImageManifest, type ImageVariant } from "../../src/hypervisor/qemu/image-manifest";
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -284,6 +284,21 @@ describe("the manifest a sandbox reads instead of building", () => {
     expect((findImage({ ...f.want, kernels: ["debian"] }) as { error: string }).error).toMatch(/guest_kernel = "debian".*run `shimlab image build --debian-kernel --cache-dir/);
     expect((findImage({ ...f.want, layout: "initramfs" }) as { error: string }).error).toMatch(/run `shimlab image build --layout initramfs --cache-dir/);
     expect(buildCommand({ cacheDir: "/var/cache/shimlab", kernels: ["shimlab"], layout: "share" })).toBe("shimlab image build --kernel");
+  });
+
+  it("guest_runtime = \"crun\" takes the runc image only with crun in it, and says to install crun otherwise", () => {
+    const f = fakeImage();
+    f.write();
+    expect((findImage({ ...f.want, crun: true }) as { error: string }).error).toMatch(
+      new RegExp(`^the shimlab-share-runc image \\(built .*\\) holds no crun, which guest_runtime = "crun" needs: install crun \\(apt-get install crun\\): run \`shimlab image build --cache-dir ${f.cache}\`$`),
+    );
+    const crun = path.join(f.d, "crun");
+    fs.writeFileSync(crun, "crun 1");
+    const agent = agentFiles(f.dist, f.addon);
+    const files = [...agent.map((a) => ({ dest: a.dest, src: a.path, agent: true })), { dest: "bin/busybox", src: f.busybox }, { dest: GUEST_CRUN, src: crun }];
+    writeManifest(f.cache, f.record, f.variant, files, [{ dest: "kernel", src: f.kernel }]);
+    expect("manifest" in findImage({ ...f.want, crun: true })).toBe(true);
+    expect("manifest" in findImage(f.want)).toBe(true);
   });
 
   it("an unbuilt checkout: the error says so instead of blaming the image", () => {

@@ -279,6 +279,7 @@ describe("[qemu] configuration", () => {
     expect(c).toMatchObject({ machine: "microvm", accel: "tcg", memoryMb: 768, vcpus: 2, kernel: "/k", initrd: "/i", bootTimeoutMs: 5000, kernelParams: ["a=b"], jitless: true });
     expect(QEMU_DEFAULTS).toMatchObject({ guestKernel: "auto", guestUsr: "share" });
     expect(parseQemuConfig({ guest_kernel: "debian", guest_usr: "initramfs" }, "t")).toMatchObject({ guestKernel: "debian", guestUsr: "initramfs" });
+    expect(parseQemuConfig({ guest_runtime: "crun" }, "t")).toMatchObject({ guestRuntime: "crun" });
     const bad: [Record<string, unknown>, RegExp][] = [
       [{ machine: "pc" }, /qemu.machine = "pc": want "q35" or "microvm"/],
       [{ accel: "hvf" }, /qemu.accel/],
@@ -287,7 +288,7 @@ describe("[qemu] configuration", () => {
       [{ kernel: "/k" }, /go together/],
       [{ kernel: "k", initrd: "i" }, /absolute path/],
       [{ boot_timeout_ms: "fast" }, /qemu.boot_timeout_ms/],
-      [{ guest_runtime: "crun" }, /qemu.guest_runtime/],
+      [{ guest_runtime: "youki" }, /qemu.guest_runtime = "youki": want "host", "runc" or "crun"/],
       [{ guest_kernel: "custom" }, /qemu.guest_kernel = "custom": want "auto", "shimlab" or "debian"/],
       [{ guest_usr: "disk" }, /qemu.guest_usr = "disk": want "share" or "initramfs"/],
       [{ kernel_params: ["two words"] }, /single printable words/],

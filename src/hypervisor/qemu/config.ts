@@ -10,7 +10,7 @@
 //   initrd = ""
 //   cache_dir = ""             # default SHIMLAB_CACHE_DIR or /var/cache/shimlab
 //   boot_timeout_ms = 60000    # QEMU start to the agent serving, or the VM is killed
-//   guest_runtime = "runc"     # the agent's runtime in the guest: runc (copied into the image) or host (no isolation)
+//   guest_runtime = "runc"     # the agent's runtime in the guest: runc or crun (copied into the image) or host (no isolation)
 //   guest_kernel = "auto"      # auto: the image for shimlab's VM kernel (`shimlab image build --kernel`), else Debian's |
 //                              #   shimlab (fail without it) | debian
 //   guest_usr = "share"        # the image's /usr (node, runc, the agent) on a read-only 9p share | "initramfs"
@@ -34,7 +34,7 @@ export interface QemuConfig {
   initrd?: string;
   cacheDir?: string;
   bootTimeoutMs: number;
-  guestRuntime: "host" | "runc";
+  guestRuntime: "host" | "runc" | "crun";
   guestKernel: "auto" | "shimlab" | "debian";
   guestUsr: "share" | "initramfs";
   kernelParams: string[];
@@ -113,7 +113,7 @@ export function parseQemuConfig(raw: Record<string, unknown>, source: string): Q
   c.bootTimeoutMs = int("boot_timeout_ms", 100, 600_000) ?? c.bootTimeoutMs;
   const r = str("guest_runtime");
   if (r !== undefined) {
-    if (r !== "host" && r !== "runc") throw bad("guest_runtime", `"host" or "runc"`);
+    if (r !== "host" && r !== "runc" && r !== "crun") throw bad("guest_runtime", `"host", "runc" or "crun"`);
     c.guestRuntime = r;
   }
   const gk = str("guest_kernel");

@@ -8,7 +8,7 @@
 // initramfs then holds only busybox, the shared libraries and the modules.
 //
 // Kernel command line words it reads:
-//   shimlab.runtime=<host|runc|auto>   the agent's runtime (default auto: runc when the image has it)
+//   shimlab.runtime=<host|runc|crun|auto>   the agent's runtime (default auto: runc when the image has it)
 //   shimlab.debug                       agent debug logging
 //   shimlab.jitless                     node --jitless (steadier latency under TCG)
 //   shimlab.snapshot                    start the agent from its V8 startup snapshot (made under TCG)

@@ -30,9 +30,12 @@ export type KernelFlavour = "shimlab" | "debian";
 export interface ImageVariant {
   kernel: KernelFlavour;
   layout: ImageLayout;
-  /** runc is in the guest: guest_runtime = "runc" needs it. */
+  /** runc is in the guest (and crun, when the host had it): guest_runtime = "runc" or "crun" needs it. */
   runc: boolean;
 }
+
+/** Where crun is in an image that has it. */
+export const GUEST_CRUN = "usr/bin/crun";
 
 export interface InputRecord {
   /** Where it is in the guest, relative ("usr/bin/node"), or what it is ("kernel"). */
@@ -178,8 +181,10 @@ export interface ImageWanted {
   /** In order of preference ([qemu] guest_kernel "auto": shimlab's, then Debian's). */
   kernels: KernelFlavour[];
   layout: ImageLayout;
-  /** guest_runtime = "runc": the image must hold runc; otherwise one without is preferred. */
+  /** guest_runtime = "runc" or "crun": the image must hold runc; otherwise one without is preferred. */
   runc: boolean;
+  /** guest_runtime = "crun": the image must hold crun too. */
+  crun?: boolean;
   /** The agent's files (default: this shimlab's). */
   agent?: { dest: string; path: string }[];
 }
@@ -225,6 +230,10 @@ export function findImage(w: ImageWanted): { manifest: ImageManifest } | { error
     const m = readManifest(manifestPath(w.cacheDir, v, agent.id));
     if (!m) continue;
     const why = staleness(m);
+    if (!why && w.crun && !m.inputs.some((i) => i.dest === GUEST_CRUN)) {
+      stale.push(`the ${variantName(v)} image (built ${m.builtAt}) holds no crun, which guest_runtime = "crun" needs: install crun (apt-get install crun)`);
+      continue;
+    }
     if (!why) return { manifest: m };
     stale.push(`the ${variantName(v)} image (built ${m.builtAt}) is stale: ${why}`);
   }
@@ -241,7 +250,7 @@ export function findImage(w: ImageWanted): { manifest: ImageManifest } | { error
   } catch {
     /* no manifests at all */
   }
-  const wanted = `guest_kernel = "${w.kernels.length > 1 ? "auto" : w.kernels[0]}", guest_usr = "${w.layout}"${w.runc ? ', guest_runtime = "runc"' : ""}`;
+  const wanted = `guest_kernel = "${w.kernels.length > 1 ? "auto" : w.kernels[0]}", guest_usr = "${w.layout}"${w.crun ? ', guest_runtime = "crun"' : w.runc ? ', guest_runtime = "runc"' : ""}`;
   if (older) {
     const changed = agentChanges(agent, older.m);
     const why =

@@ -60,7 +60,8 @@ export class QemuHypervisor implements Hypervisor {
       cacheDir,
       kernels: c.guestKernel === "auto" ? ["shimlab", "debian"] : [c.guestKernel],
       layout: c.guestUsr,
-      runc: c.guestRuntime === "runc",
+      runc: c.guestRuntime !== "host",
+      crun: c.guestRuntime === "crun",
     });
     if ("error" in found) throw unavailable(found.error);
     const img = found.manifest;

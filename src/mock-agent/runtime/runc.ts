@@ -20,8 +20,12 @@ interface Entry {
   execSeq: number;
 }
 
+/**
+ * runc, or crun through the same command line (create, start, exec --detach, kill --all, ps,
+ * update --resources, delete --force, --log-format json): crun has no `events`, and stats() then
+ * reads the cgroup itself, as it does for an exited container.
+ */
 export class RuncRuntime implements Runtime {
-  readonly name = "runc" as const;
   readonly isolated = true;
   private readonly containers = new Map<string, Entry>();
 
@@ -31,6 +35,7 @@ export class RuncRuntime implements Runtime {
     private readonly binary = "runc",
     /** The root is an initramfs (a VM guest): pivot_root(2) refuses ramfs, so runc must chroot instead. */
     private readonly noPivot = false,
+    readonly name: "runc" | "crun" = "runc",
   ) {
     fs.mkdirSync(root, { recursive: true, mode: 0o700 });
   }
@@ -54,6 +59,10 @@ export class RuncRuntime implements Runtime {
     const ns = (spec.linux.namespaces ?? []).filter((n) => !(c.join && (c.join as Record<string, string | undefined>)[n.type]));
     for (const [type, p] of Object.entries(c.join ?? {})) if (p) ns.push({ type, path: p });
     spec.linux.namespaces = ns;
+    // Debian 12's crun (1.8) refuses a spec whose ociVersion does not contain "1.0" ("unknown version
+    // specified"), and containerd 2.x writes 1.2.x: said as 1.1.0 it is taken, fields it does not
+    // know ignored, as they would be anyway.
+    if (this.name === "crun" && spec.ociVersion && !spec.ociVersion.includes("1.0")) spec.ociVersion = "1.1.0";
     fs.writeFileSync(path.join(c.dir, "config.json"), JSON.stringify(spec));
     const pidFile = path.join(c.dir, "init.pid");
     const terminal = !!spec.process?.terminal;
@@ -194,13 +203,22 @@ export class RuncRuntime implements Runtime {
   }
 
   async stats(id: string): Promise<CgroupStatsInit> {
+    const fromCgroup = () => {
+      const c = this.containers.get(id);
+      return c ? readCgroupStats(c.cgroupsPath) : null;
+    };
+    if (this.name === "crun") {
+      // crun has no `events`: the cgroup is what there is to read.
+      const d = fromCgroup();
+      if (!d) throw new Error(`container ${id} has no cgroup to read stats from`);
+      return statsFromRunc(d);
+    }
     try {
       const out = await this.runc(["events", "--stats", id]);
       return statsFromRunc(JSON.parse(out).data ?? {});
     } catch (e) {
       // Exited, not yet deleted: runc refuses, the cgroup is still there (cgroup-stats.ts).
-      const c = this.containers.get(id);
-      const d = c ? readCgroupStats(c.cgroupsPath) : null;
+      const d = fromCgroup();
       if (!d) throw e;
       return statsFromRunc(d);
     }

@@ -27,7 +27,7 @@ export interface ContainerConfig {
 }
 
 export interface Runtime {
-  readonly name: "runc" | "host";
+  readonly name: "runc" | "crun" | "host";
   /** Whether containers get their own namespaces and rootfs. */
   readonly isolated: boolean;
   /** Prepares the container; may return its init process already (runc create) or only at start. */
