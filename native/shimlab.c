@@ -16,6 +16,8 @@
 //    as an external string over a read-only mapping of its file (page cache,
 //    shared by every process that maps it, where a copy in each V8 heap would be
 //    private), and malloc_trim for what start-up freed but glibc kept;
+//  - mount(2) and umount2(2) for a container's rootfs, where a mount(8) process each
+//    cost the shim ~6 ms a container (src/pod/mount.ts);
 //  - a parked daemon's hand-over (src/shim/park.ts): the fds and the words of
 //    the launcher that takes it (native/oneshot.c), dup2, and the launcher's
 //    resource limits, which a daemon it had spawned would have inherited.
@@ -43,6 +45,7 @@
 #include <malloc.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -647,6 +650,54 @@ static napi_value CloseFd(napi_env env, napi_callback_info info) {
     return NULL;
   }
   if (close(fd) != 0 && errno != EINTR) return throw_errno(env, "close", errno);
+  return NULL;
+}
+
+// ---- mount(2) and umount2(2) --------------------------------------------------------
+
+static char* dup_string(napi_env env, napi_value v);
+
+// mount(source, target, fstype, flags, data): the rootfs mounts a shim makes for each container
+// (src/pod/mount.ts), without a mount(8) process each: containerd's runc shim calls mount(2) too.
+static napi_value Mount(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  uint32_t flags = 0;
+  if (argc < 5 || !get_u32(env, argv[3], &flags)) {
+    napi_throw_type_error(env, NULL, "mount(source, target, fstype, flags, data)");
+    return NULL;
+  }
+  char* source = dup_string(env, argv[0]);
+  char* target = dup_string(env, argv[1]);
+  char* fstype = dup_string(env, argv[2]);
+  char* data = dup_string(env, argv[4]);
+  napi_value result = NULL;
+  if (!source || !target || !fstype || !data) {
+    napi_throw_type_error(env, NULL, "mount(source, target, fstype, flags, data): bad argument");
+  } else if (mount(source, target, fstype[0] ? fstype : NULL, flags, data[0] ? data : NULL) != 0) {
+    throw_errno(env, "mount", errno);
+  }
+  free(source);
+  free(target);
+  free(fstype);
+  free(data);
+  return result;
+}
+
+// umount2(target, flags)
+static napi_value Umount2(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  uint32_t flags = 0;
+  char* target = argc >= 2 && get_u32(env, argv[1], &flags) ? dup_string(env, argv[0]) : NULL;
+  if (!target) {
+    napi_throw_type_error(env, NULL, "umount2(target, flags)");
+    return NULL;
+  }
+  if (umount2(target, (int)flags) != 0) throw_errno(env, "umount2", errno);
+  free(target);
   return NULL;
 }
 
@@ -1314,6 +1365,8 @@ static napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"setChildSubreaper", 0, SetChildSubreaper, 0, 0, 0, napi_default, 0},
       {"waitpid", 0, WaitPid, 0, 0, 0, napi_default, 0},
+      {"mount", 0, Mount, 0, 0, 0, napi_default, 0},
+      {"umount2", 0, Umount2, 0, 0, 0, napi_default, 0},
       {"setWinsize", 0, SetWinsize, 0, 0, 0, napi_default, 0},
       {"getWinsize", 0, GetWinsize, 0, 0, 0, napi_default, 0},
       {"openpty", 0, OpenPty, 0, 0, 0, napi_default, 0},

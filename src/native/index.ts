@@ -6,6 +6,9 @@ export interface NativeAddon {
   setChildSubreaper(): boolean;
   /** null while the process runs; status is the exit code or 128+signal. */
   waitpid(pid: number): { pid: number; status: number } | null;
+  /** mount(2); fstype and data "" for none. */
+  mount(source: string, target: string, fstype: string, flags: number, data: string): void;
+  umount2(target: string, flags: number): void;
   setWinsize(fd: number, rows: number, cols: number): void;
   getWinsize(fd: number): { rows: number; cols: number };
   openpty(): { master: number; slave: number; name: string };
