@@ -5,11 +5,11 @@ import { removeCgroupDirs } from "../../util/cgroup";
 export { removeCgroupDirs };
 import path from "node:path";
 import { PassThrough, type Readable, type Writable } from "node:stream";
-import { spawn } from "node:child_process";
 import type { CgroupStatsInit } from "../../gen/grpc";
 import type { OciLinuxResources, OciProcess, OciSpec } from "../../oci/spec";
 import type { Reaper } from "../reaper";
-import { mustRun, run } from "./exec";
+import { mustRun, readStream, run, spawnReaped } from "./exec";
+import { native } from "../../native";
 import { consoleSocket, makePipes, ptyStreams } from "./stdio";
 import type { ContainerConfig, Runtime, RuntimeProcess } from "./types";
 
@@ -97,37 +97,49 @@ export class RuncRuntime implements Runtime {
     let stdout: Readable | null = null;
     let stderr: Readable | null = null;
     let resize: (rows: number, cols: number) => void = () => {};
-    let stdio: (number | "ignore" | "pipe")[];
+    let fds: number[];
     let pipes: ReturnType<typeof makePipes> | null = null;
     let console: ReturnType<typeof consoleSocket> | null = null;
+    // With a terminal, runc's stderr is a pipe of its own (the process has the pty).
+    let runcErr: { read: number; write: number } | null = null;
     if (terminal) {
       console = consoleSocket();
       args = [...args.slice(0, 1), "--console-socket", console.path, ...args.slice(1)];
       if (args[0] === "exec") args.splice(1, 0, "--tty");
-      stdio = ["ignore", "ignore", "pipe"];
+      runcErr = native().pipe();
+      fds = [-1, -1, runcErr.write];
     } else {
       pipes = makePipes();
-      stdio = pipes.child;
+      fds = pipes.child;
     }
-    const child = spawn(this.binary, [...head, ...args, id], { stdio: stdio as never });
-    this.reaper.trackSpawned(child.pid);
-    pipes?.closeChildEnds();
+    let child: { pid: number; exit: Promise<number> };
+    try {
+      child = spawnReaped(this.reaper, this.binary, [...head, ...args, id], fds);
+    } catch (e) {
+      console?.close();
+      pipes?.stdin.destroy();
+      pipes?.stdout.destroy();
+      pipes?.stderr.destroy();
+      if (runcErr) fs.closeSync(runcErr.read);
+      throw e;
+    } finally {
+      pipes?.closeChildEnds();
+      if (runcErr) fs.closeSync(runcErr.write);
+    }
     // What arrives on the stderr runc shares with the process before runc exits
     // is runc's complaint if it fails. If it succeeds it may be the process's
     // own output — `runc exec --detach` returns after the process has started
     // and maybe written — and it goes back to the stream for the shim to read.
     const early: Buffer[] = [];
-    const errStream = terminal ? child.stderr! : pipes!.stderr;
+    const errStream = runcErr ? readStream(runcErr.read) : pipes!.stderr;
     const onEarly = (d: Buffer) => early.push(d);
     let errEnded = false;
     const onEnd = () => (errEnded = true);
     errStream.on("data", onEarly);
     errStream.once("end", onEnd);
-    const code: number = await new Promise((resolve, reject) => {
-      child.on("error", reject);
-      child.on("close", (c, sig) => resolve(c ?? (sig ? 128 : 1)));
-    });
-    this.reaper.untrackSpawned(child.pid);
+    // runc's own stderr pipe is read to its end, all of runc's complaint with it.
+    const code = runcErr ? (await Promise.all([child.exit, new Promise((r) => errStream.once("close", r))]))[0] : await child.exit;
+    if (runcErr) errStream.destroy();
     errStream.removeListener("data", onEarly);
     errStream.removeListener("end", onEnd);
     let processErr: Readable | null = pipes?.stderr ?? null;
