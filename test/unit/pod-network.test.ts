@@ -105,7 +105,7 @@ describe("guest side: the agent's UpdateInterface and UpdateRoutes", () => {
       if (args.join(" ") === "-o addr show") return addrs.map((a, k) => `${k + 2}: ${a.split(" ")[0]}    inet ${a.split(" ")[2]} scope global\\`).join("\n");
       return "";
     };
-    return { net: new GuestNetwork({ ip, sysNet: dir, waitMs: 0 }), calls };
+    return { net: new GuestNetwork({ ip, sysNet: dir, waitMs: 0 }), calls, dir };
   }
 
   it("finds the NIC by MAC, renames it, sets MTU and addresses, brings it and lo up", async () => {
@@ -122,6 +122,15 @@ describe("guest side: the agent's UpdateInterface and UpdateRoutes", () => {
       "-o addr show",
     ]);
     expect(got.name).toBe("eth0");
+    expect(got.IPAddresses).toEqual([{ family: 0, address: "10.200.7.5", mask: "24" }]);
+  });
+
+  it("runs only what differs: a NIC with its name and MTU already is not taken down, and lo already up is left", async () => {
+    const { net, calls, dir } = fake({ lo: "00:00:00:00:00:00", eth0: "6a:1c:2e:00:11:22" });
+    fs.writeFileSync(path.join(dir, "lo", "flags"), "0x9\n");
+    fs.writeFileSync(path.join(dir, "eth0", "flags"), "0x1002\n");
+    const got = await net.updateInterface({ name: "eth0", hwAddr: "6a:1c:2e:00:11:22", mtu: 1500, IPAddresses: [{ family: 0, address: "10.200.7.5", mask: "24" }] });
+    expect(calls).toEqual(["addr flush dev eth0", "-4 addr add 10.200.7.5/24 dev eth0", "link set dev eth0 up", "-o addr show"]);
     expect(got.IPAddresses).toEqual([{ family: 0, address: "10.200.7.5", mask: "24" }]);
   });
 
