@@ -21,6 +21,7 @@ import { FdLogger, openLogFd, type Logger } from "../util/logger";
 import { MockAgent } from "./agent";
 import { Reaper } from "./reaper";
 import { RuncRuntime } from "./runtime/runc";
+import { findOnPath } from "./runtime/exec";
 import { HostRuntime } from "./runtime/host";
 import type { Runtime } from "./runtime/types";
 import { hasNative, native } from "../native";
@@ -105,29 +106,16 @@ function parseArgs(argv: string[]): Args {
   return a;
 }
 
-function which(bin: string): string | null {
-  for (const d of (process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin").split(":")) {
-    const p = path.join(d, bin);
-    try {
-      fs.accessSync(p, fs.constants.X_OK);
-      return p;
-    } catch {
-      /* next */
-    }
-  }
-  return null;
-}
-
 function chooseRuntime(a: Args, log: Logger, reaper: () => Reaper): Runtime {
   const isRoot = process.getuid?.() === 0;
   const want = a.runtime;
   if (want === "crun") {
-    const crun = which("crun");
+    const crun = findOnPath("crun");
     if (!isRoot) throw new Error("the crun runtime needs root");
     if (!crun) throw new Error("the crun runtime needs crun on PATH");
     return new RuncRuntime(reaper(), path.join(a.stateDir, "crun"), crun, a.guest, "crun");
   }
-  const runc = which("runc");
+  const runc = findOnPath("runc");
   if (want === "runc" || (want === "auto" && isRoot && runc && hasNative())) {
     if (!isRoot) throw new Error("the runc runtime needs root");
     if (!runc) throw new Error("the runc runtime needs runc on PATH");
@@ -217,7 +205,7 @@ export function main(argv: string[]): void {
     stateDir: args.stateDir,
     logger: log,
     guest: args.guest,
-    network: guest ? new guest.GuestNetwork() : null,
+    network: guest ? new guest.GuestNetwork({ reaper }) : null,
     reaper,
     onDestroyed: () => {
       portForward?.close();

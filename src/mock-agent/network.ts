@@ -5,7 +5,8 @@
 // no netlink code of its own; ListInterfaces/ListRoutes read it back.
 import fs from "node:fs";
 import path from "node:path";
-import { execFile } from "node:child_process";
+import { run } from "./runtime/exec";
+import type { Reaper } from "./reaper";
 import type { Interface, InterfaceInit, Route, RouteInit } from "../gen/types";
 import { failedPrecondition, internal, invalidArgument, notFound } from "../errdefs";
 
@@ -23,8 +24,14 @@ export type IpBatch = (cmds: IpCommand[]) => Promise<string[]>;
 
 const ipError = (args: string[], why: string) => new Error(`ip ${args.join(" ")}: ${why.trim()}`);
 
-export const runIp: IpRunner = (args) =>
-  new Promise((resolve, reject) => execFile("ip", args, (err, stdout, stderr) => (err ? reject(ipError(args, stderr || err.message)) : resolve(stdout))));
+/** `ip` through the agent's runner (posix_spawn and the reaper, when the agent has one). */
+export const runIp =
+  (reaper: Reaper | null): IpRunner =>
+  async (args) => {
+    const r = await run(reaper, "ip", args);
+    if (r.code !== 0) throw ipError(args, r.stderr || `exit ${r.code}`);
+    return r.stdout;
+  };
 
 /** The commands one after another through a runner: what a fake runner gets. */
 export const ipBatchOf =
@@ -56,20 +63,20 @@ export function ipBatchScript(cmds: IpCommand[]): string {
  * spawn and a wait on its exit: UpdateInterface and UpdateRoutes, eight and four `ip` execs, set a
  * warm VM's network in ~0.6 s; as two batches, ~0.26 s (UpdateInterface's eight in ~0.15 s).
  */
-export const runIpBatch: IpBatch = (cmds) =>
-  new Promise((resolve, reject) =>
-    execFile("sh", ["-c", ipBatchScript(cmds)], (err, stdout, stderr) => {
-      if (err) {
-        const at = stderr.lastIndexOf(MARK);
-        const failed = at >= 0 ? cmds[parseInt(stderr.slice(at + MARK.length), 10)] : undefined;
-        return reject(failed ? ipError(failed.args, stderr.slice(0, at) || err.message) : new Error(`ip batch: ${(stderr || err.message).trim()}`));
-      }
-      const out = cmds.map(() => "");
-      const parts = stdout.split(new RegExp(`^${MARK}(\\d+)\\n`, "m"));
-      for (let k = 1; k + 1 < parts.length; k += 2) out[Number(parts[k])] = parts[k + 1];
-      resolve(out);
-    }),
-  );
+export const runIpBatch =
+  (reaper: Reaper | null): IpBatch =>
+  async (cmds) => {
+    const { code, stdout, stderr } = await run(reaper, "sh", ["-c", ipBatchScript(cmds)]);
+    if (code !== 0) {
+      const at = stderr.lastIndexOf(MARK);
+      const failed = at >= 0 ? cmds[parseInt(stderr.slice(at + MARK.length), 10)] : undefined;
+      throw failed ? ipError(failed.args, stderr.slice(0, at) || `exit ${code}`) : new Error(`ip batch: ${(stderr || `exit ${code}`).trim()}`);
+    }
+    const out = cmds.map(() => "");
+    const parts = stdout.split(new RegExp(`^${MARK}(\\d+)\\n`, "m"));
+    for (let k = 1; k + 1 < parts.length; k += 2) out[Number(parts[k])] = parts[k + 1];
+    return out;
+  };
 
 const ADDR_SHOW = ["-o", "addr", "show"];
 
@@ -95,6 +102,8 @@ function checkCidr(what: string, cidr: string, family: number): void {
 export interface GuestNetworkOptions {
   /** Runs one `ip` at a time (a fake's way): the batches go through it in order. */
   ip?: IpRunner;
+  /** The agent's reaper, when it has one: `ip` and `sh` are then spawned as runc is (runtime/exec.ts). */
+  reaper?: Reaper | null;
   /** /sys/class/net: where NICs are found by MAC. */
   sysNet?: string;
   /** /proc/sys: where net.* sysctls are written. */
@@ -111,8 +120,8 @@ export class GuestNetwork {
   private readonly waitMs: number;
 
   constructor(o: GuestNetworkOptions = {}) {
-    this.ip = o.ip ?? runIp;
-    this.batch = o.ip ? ipBatchOf(o.ip) : runIpBatch;
+    this.ip = o.ip ?? runIp(o.reaper ?? null);
+    this.batch = o.ip ? ipBatchOf(o.ip) : runIpBatch(o.reaper ?? null);
     this.sysNet = o.sysNet ?? "/sys/class/net";
     this.procSys = o.procSys ?? "/proc/sys";
     // A NIC hot-plugged into a running guest (a factory's warm VM) shows up some time after the shim

@@ -1,6 +1,8 @@
 // Exit statuses of processes that are not our children by birth: runc
 // re-parents container processes to the agent, which is a child subreaper
-// (as containerd's runc shim is). Node reaps only what it spawned itself.
+// (as containerd's runc shim is). Node reaps only what it spawned itself, and
+// an agent with a reaper spawns nothing through Node: what it runs, it
+// posix_spawn()s (runtime/exec.ts) and watches here.
 import fs from "node:fs";
 import { native } from "../native";
 
@@ -8,8 +10,6 @@ type Exit = (status: number) => void;
 
 export class Reaper {
   private readonly watched = new Map<number, Exit>();
-  /** Pids child_process spawned: libuv reaps those, we must not steal them. */
-  private readonly libuvChildren = new Set<number>();
   /**
    * Exits of re-parented processes nobody watched yet. A container process can
    * die and reach us before runc has even told us its pid; its status waits here.
@@ -29,14 +29,6 @@ export class Reaper {
   stop(): void {
     process.removeListener("SIGCHLD", this.onSignal);
     if (this.timer) clearInterval(this.timer);
-  }
-
-  trackSpawned(pid: number | undefined): void {
-    if (pid) this.libuvChildren.add(pid);
-  }
-
-  untrackSpawned(pid: number | undefined): void {
-    if (pid) this.libuvChildren.delete(pid);
   }
 
   /** Calls onExit once with the exit status of pid (already re-parented to us, or about to be). */
@@ -99,7 +91,7 @@ export class Reaper {
     }
     for (const s of children.split(/\s+/)) {
       const pid = Number(s);
-      if (!pid || this.watched.has(pid) || this.libuvChildren.has(pid)) continue;
+      if (!pid || this.watched.has(pid)) continue;
       let stat: string;
       try {
         stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");

@@ -197,16 +197,16 @@ describe("guest side: one shell for a batch of ip commands", () => {
 
   it("runs each command once, in order, argv intact, and hands back each one's output", async () => {
     const log = fakeIp();
-    const out = await runIpBatch([{ args: ["link", "set", "dev", "eth0", "up"] }, { args: ["-o", "addr", "show"] }, { args: ["it's", "$(x) `y` \\z"] }]);
+    const out = await runIpBatch(null)([{ args: ["link", "set", "dev", "eth0", "up"] }, { args: ["-o", "addr", "show"] }, { args: ["it's", "$(x) `y` \\z"] }]);
     expect(out).toEqual(["out:link set dev eth0 up\n", "out:-o addr show\n", "out:it's $(x) `y` \\z\n"]);
     expect(fs.readFileSync(log, "utf8").split("--\n").filter(Boolean)).toEqual(["link\nset\ndev\neth0\nup\n", "-o\naddr\nshow\n", "it's\n$(x) `y` \\z\n"]);
   });
 
   it("stops at the first failure and names it with what ip said; a command that may fail does not stop it", async () => {
     const log = fakeIp();
-    const out = await runIpBatch([{ args: ["-6", "route", "fail"], mayFail: true }, { args: ["route", "show"] }]);
+    const out = await runIpBatch(null)([{ args: ["-6", "route", "fail"], mayFail: true }, { args: ["route", "show"] }]);
     expect(out).toEqual(["", "out:route show\n"]);
-    await expect(runIpBatch([{ args: ["a"] }, { args: ["addr", "add", "fail"] }, { args: ["never"] }])).rejects.toThrow(/^ip addr add fail: RTNETLINK answers: File exists$/);
+    await expect(runIpBatch(null)([{ args: ["a"] }, { args: ["addr", "add", "fail"] }, { args: ["never"] }])).rejects.toThrow(/^ip addr add fail: RTNETLINK answers: File exists$/);
     expect(fs.readFileSync(log, "utf8")).not.toContain("never");
   });
 });

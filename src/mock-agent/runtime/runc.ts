@@ -8,9 +8,9 @@ import { PassThrough, type Readable, type Writable } from "node:stream";
 import type { CgroupStatsInit } from "../../gen/grpc";
 import type { OciLinuxResources, OciProcess, OciSpec } from "../../oci/spec";
 import type { Reaper } from "../reaper";
-import { mustRun, readStream, run, spawnReaped } from "./exec";
+import { mustRun, run, spawnReaped } from "./exec";
 import { native } from "../../native";
-import { consoleSocket, makePipes, ptyStreams } from "./stdio";
+import { consoleSocket, makePipes, pipeReader, ptyStreams } from "./stdio";
 import type { ContainerConfig, Runtime, RuntimeProcess } from "./types";
 
 interface Entry {
@@ -131,7 +131,7 @@ export class RuncRuntime implements Runtime {
     // own output — `runc exec --detach` returns after the process has started
     // and maybe written — and it goes back to the stream for the shim to read.
     const early: Buffer[] = [];
-    const errStream = runcErr ? readStream(runcErr.read) : pipes!.stderr;
+    const errStream = runcErr ? pipeReader(runcErr.read) : pipes!.stderr;
     const onEarly = (d: Buffer) => early.push(d);
     let errEnded = false;
     const onEnd = () => (errEnded = true);

@@ -18,17 +18,21 @@ export interface PipeSet {
   closeChildEnds(): void;
 }
 
+/** A pipe's read end as a stream (non-blocking, for libuv). */
+export function pipeReader(fd: number): net.Socket {
+  native().setNonBlocking(fd);
+  return new net.Socket({ fd, readable: true, writable: false });
+}
+
 export function makePipes(): PipeSet {
   const n = native();
   const inP = n.pipe();
   const outP = n.pipe();
   const errP = n.pipe();
   n.setNonBlocking(inP.write);
-  n.setNonBlocking(outP.read);
-  n.setNonBlocking(errP.read);
   const stdin = new net.Socket({ fd: inP.write, readable: false, writable: true });
-  const stdout = new net.Socket({ fd: outP.read, readable: true, writable: false });
-  const stderr = new net.Socket({ fd: errP.read, readable: true, writable: false });
+  const stdout = pipeReader(outP.read);
+  const stderr = pipeReader(errP.read);
   stdin.on("error", () => {}); // EPIPE when the process stops reading: its problem, not ours
   return {
     child: [inP.read, outP.write, errP.write],
