@@ -99,10 +99,14 @@ async function mountOne(m: MountSpec, target: string): Promise<void> {
   const call = mountCall(m);
   if (call) {
     const n = native();
+    let bound = false;
     try {
       n.mount(m.source, target, m.type === "bind" ? "" : m.type, call.flags, call.data);
+      bound = true;
       if (call.remount) n.mount("", target, "", call.remount, "");
     } catch (e) {
+      // A bind whose remount failed (read-only, say) is not left behind writable.
+      if (bound) n.umount2(target, MNT_DETACH);
       throw new Error(`mount -t ${m.type}${m.options.length ? ` -o ${m.options.join(",")}` : ""} ${m.source} ${target}: ${(e as Error).message}`);
     }
     return;
