@@ -9,15 +9,10 @@ import net from "node:net";
 import os from "node:os";
 import { processAlive, setProcessPriority } from "../util/proc";
 import type { Logger } from "../util/logger";
+import { UNCLAIMED_MS } from "../util/unclaimed";
 
 /** How often an adopted agent looks for its shim: what a dead shim's agent costs at most in extra life. */
 const ADOPTED_POLL_MS = 250;
-/**
- * An adopted agent that no one dials in this long was never really taken: the factory died
- * between the adoption and its answer, and the shim booted its own. It exits rather than live
- * on, unused, as long as that shim.
- */
-const UNCLAIMED_MS = 30_000;
 
 export interface Lifeline {
   /** A connection came: whoever adopted this agent uses it. */

@@ -18,15 +18,10 @@ import { shimlabDist } from "./image-manifest";
 import { processStartTime } from "../rundir";
 import type { WarmAgent } from "../factory/protocol";
 import type { QemuHypervisor } from "./index";
+import { UNCLAIMED_MS } from "../../util/unclaimed";
 
 /** Empty PCIe root ports a warm q35 VM boots with: NICs for the pod it is handed to (Kata's pods have one, CNI's usual). */
 export const WARM_NIC_PORTS = 2;
-/**
- * A VM adopted for a shim that never takes it over (the factory died between the adoption and
- * its answer, and the shim booted its own) is killed this long after, instead of living as long
- * as that shim: the agent's lifeline waits as long for its first connection.
- */
-const UNCLAIMED_MS = 30_000;
 
 /** native/build/vm-keeper beside the dist/ this runs from (a checkout, or `shimlab install --copy`'s). */
 export function keeperPath(): string {
