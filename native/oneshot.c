@@ -439,19 +439,18 @@ static int json_process(json_t* j) {
   return r == 0 && args_ok;
 }
 
-// 1: *a holds the annotations (none when absent); 0: hand over.
-static int read_spec(const char* file, annotations_t* a, int* missing) {
-  memset(a, 0, sizeof *a);
+// A regular file of at most 64 MiB, whole, NUL-terminated (free it); NULL with *missing set when it does not exist.
+static unsigned char* slurp(const char* file, size_t* len, int* missing) {
   *missing = 0;
   int fd = open(file, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     *missing = errno == ENOENT;
-    return 0;
+    return NULL;
   }
   struct stat st;
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > (64 << 20)) {
     close(fd);
-    return 0;
+    return NULL;
   }
   size_t n = (size_t)st.st_size, got = 0;
   unsigned char* text = malloc(n + 1);
@@ -463,7 +462,18 @@ static int read_spec(const char* file, annotations_t* a, int* missing) {
     got += (size_t)r;
   }
   close(fd);
-  if (got != n) return free(text), 0;
+  if (got != n) return free(text), NULL;
+  text[n] = 0;
+  *len = n;
+  return text;
+}
+
+// 1: *a holds the annotations (none when absent); 0: hand over.
+static int read_spec(const char* file, annotations_t* a, int* missing) {
+  memset(a, 0, sizeof *a);
+  size_t n;
+  unsigned char* text = slurp(file, &n, missing);
+  if (!text) return 0;
   json_t j = {text, text + n, NULL, 0, 0};
   ws(&j);
   int ok = j.p < j.end && *j.p == '{';
@@ -474,6 +484,42 @@ static int read_spec(const char* file, annotations_t* a, int* missing) {
       if (!strcmp(j.buf, "annotations")) ok = json_annotations(&j, a);
       else if (!strcmp(j.buf, "process")) ok = json_process(&j);
       else ok = json_value(&j, 1);
+    }
+    ok = ok && r == 0;
+    ws(&j);
+    ok = ok && j.p == j.end;
+  }
+  free(j.buf);
+  free(text);
+  return ok;
+}
+
+// The pid of a VM record (vm.json, written by writeVmRecord) as delete.ts reports it: 1 with *pid (0 without
+// a record), 0 to hand over (a record JSON.parse refuses, or a pid that is not a plain integer delete.ts would write).
+static int read_vm_pid(const char* file, unsigned* pid) {
+  *pid = 0;
+  size_t n;
+  int missing;
+  unsigned char* text = slurp(file, &n, &missing);
+  if (!text) return missing;
+  json_t j = {text, text + n, NULL, 0, 0};
+  ws(&j);
+  int ok = j.p < j.end && *j.p == '{';
+  if (ok) {
+    j.p++;
+    int first = 1, r;
+    while (ok && (r = json_next(&j, 1, &first)) == 1) {
+      const unsigned char* v = j.p;
+      int is_pid = !strcmp(j.buf, "pid"); // a string value overwrites j.buf
+      ok = json_value(&j, 1);
+      if (ok && is_pid) {
+        // the last "pid" wins, as in JSON.parse; only digits (no sign, fraction or exponent), below 2^31
+        unsigned long long x = 0;
+        const unsigned char* q = v;
+        while (q < j.p && DIGIT(*q) && x < (1ull << 31)) x = x * 10 + (unsigned)(*q++ - '0');
+        ok = q == j.p && q > v && x < (1ull << 31) && (x == 0 || *v != '0');
+        *pid = (unsigned)x;
+      }
     }
     ok = ok && r == 0;
     ws(&j);
@@ -1023,9 +1069,7 @@ static void __attribute__((noreturn)) do_delete(const flags_t* f) {
   if (!clean_path(root) || !clean_path(dir) || (*f->address && !clean_path(f->address))) hand_over("a path to normalise");
   char run_dir[PATH_MAX], p[PATH_MAX + 80];
   snprintf(run_dir, sizeof run_dir, "%s/%s/%s", root, f->namespace_, group);
-  // a VM record, containerd 2.x's socket dir link: the node shim reaps and finds those
-  snprintf(p, sizeof p, "%s/vm.json", run_dir);
-  if (exists(p)) hand_over("a VM record");
+  // containerd 2.x's socket dir link: the node shim finds the socket through it
   snprintf(p, sizeof p, "%s/%s", bundle, SOCKET_DIR_LINK);
   if (lexists(p)) hand_over("a socket dir link");
   char key[PATH_MAX * 2], hash[65];
@@ -1045,18 +1089,27 @@ static void __attribute__((noreturn)) do_delete(const flags_t* f) {
     else if (e == ECONNREFUSED || e == ENOENT) stale = 1;
     else hand_over("a socket that neither accepts nor refuses");
   }
-  (void)alive;
+  // a VM record: the node shim reaps what a dead shim left; a live one (its sandbox still stopping after the last
+  // Delete) keeps it, and only its pid is reported
+  unsigned vm_pid = 0;
+  char record[PATH_MAX + 16];
+  snprintf(record, sizeof record, "%s/vm.json", run_dir);
+  if (!alive && exists(record)) hand_over("a VM record");
+  if (alive && !read_vm_pid(record, &vm_pid)) hand_over("a VM record to read");
   if (!alive && type != 'c') {
     // the shim is gone and so must be what it ran: here, nothing was left
     if (mounted(run_dir, 1) != 0) hand_over("mounts under the run dir");
     if (lexists(run_dir)) hand_over("a run dir");
+    char marker[PATH_MAX + 96];
+    snprintf(marker, sizeof marker, "%s.stopping", p);
+    if (lexists(marker)) hand_over("a stopping marker (src/shim/stopping.ts)");
     // rmIfPresent(sock); gone meanwhile (the daemon's own exit unlinks it) is as good
     if (stale && unlink(p) != 0 && errno != ENOENT) hand_over("unlink the socket");
   }
   snprintf(p, sizeof p, "%s/rootfs", bundle);
   if (mounted(p, 0) != 0) hand_over("a mounted rootfs");
 
-  // containerd.task.v2.DeleteResponse{exit_status=137, exited_at}, as deleteResponse() in delete.ts (no pid: no VM record)
+  // containerd.task.v2.DeleteResponse{pid, exit_status=137, exited_at}, as deleteResponse() in delete.ts (no pid without a VM record)
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   uint64_t sec = (uint64_t)ts.tv_sec;
@@ -1065,6 +1118,7 @@ static void __attribute__((noreturn)) do_delete(const flags_t* f) {
   size_t tn = 0, n = 0;
   ts_msg[tn++] = 8, tn += varint(ts_msg + tn, sec);
   if (nanos) ts_msg[tn++] = 16, tn += varint(ts_msg + tn, nanos);
+  if (vm_pid) out[n++] = 8, n += varint(out + n, vm_pid);
   out[n++] = 16, n += varint(out + n, SIGKILL_STATUS);
   out[n++] = 26, n += varint(out + n, tn);
   memcpy(out + n, ts_msg, tn), n += tn;

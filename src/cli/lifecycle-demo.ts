@@ -162,9 +162,9 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
     const pw = await pod.task.Wait({ id: "demo-pod" });
     result.exitCodes["demo-pod"] = pw.exitStatus;
     await pod.task.Delete({ id: "demo-pod" });
-    n.shim("Delete(demo-pod): the sandbox is destroyed (DestroySandbox) and the agent stops");
+    n.shim("Delete(demo-pod): answered, then the sandbox is destroyed (DestroySandbox) and the agent stops");
     await pod.task.Shutdown({ id: "demo-pod" });
-    n.shim("Shutdown(demo-pod): no task left, so the shim exits");
+    n.shim("Shutdown(demo-pod): no task left, so the shim exits once the agent has stopped");
     pod.close();
     const del = await emu.runner.delete("demo-pod", pod.bundle);
     n.containerd(`delete demo-pod → exit ${del.result.code}`);

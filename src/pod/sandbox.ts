@@ -46,6 +46,7 @@ export class Sandbox implements ContainerHost {
   private relay: PortRelay | null = null;
   private relaySetup: Promise<void> = Promise.resolve();
   private state_: SandboxState = "new";
+  private stopping_: Promise<void> | null = null;
   readonly logger: Logger;
 
   constructor(private readonly o: SandboxOptions) {
@@ -238,9 +239,18 @@ export class Sandbox implements ContainerHost {
     this.o.hooks.onExit(c, p);
   }
 
-  /** Destroys the sandbox in the agent, stops the VM and removes the run directory. */
-  async stop(): Promise<void> {
-    if (this.state_ === "stopped" || this.state_ === "stopping") return;
+  /** Destroys the sandbox in the agent, stops the VM and removes the run directory; a second call waits for the first's end. */
+  stop(): Promise<void> {
+    if (this.state_ === "stopped") return Promise.resolve();
+    return (this.stopping_ ??= this.stopOnce());
+  }
+
+  /** The stop under way, if any (never rejects): what an exit must wait for. */
+  stopping(): Promise<void> | null {
+    return this.stopping_?.catch(() => {}) ?? null;
+  }
+
+  private async stopOnce(): Promise<void> {
     const wasReady = this.state_ === "ready";
     this.state_ = "stopping";
     await this.relaySetup;

@@ -15,6 +15,7 @@ import type { DaemonDecorations } from "./decorations";
 import { native } from "../native";
 import { trimWhenSettled } from "../util/trim";
 import { markUnusual } from "../util/code-cache";
+import { clearStopping, markStopping } from "./stopping";
 
 /**
  * containerd 2.x's task v3 service: v2's messages under another package name, field for field
@@ -71,10 +72,23 @@ export function runDaemon(flags: ShimFlags, boot: DaemonBoot = bootDaemon(flags)
     if (exiting) return;
     exiting = true;
     logger.info("shim exiting", { tasks: service.taskCount, sandbox: sandboxes.current?.id });
+    const stopping = service.stopping();
+    if (stopping) {
+      // Served until the sandbox has stopped: `delete` leaves the cleanup to a live shim, and a new `start` waits.
+      try {
+        if (socketFile) markStopping(socketFile);
+      } catch (e) {
+        logger.warn("cannot mark the socket as stopping", { error: (e as Error).message });
+      }
+      await stopping;
+    }
     if (peersFirstMs) await server.peersGone(peersFirstMs);
     await server.close().catch(() => {});
     await grpcTransport?.close().catch(() => {});
-    if (socketFile) fs.rmSync(socketFile, { force: true });
+    if (socketFile) {
+      fs.rmSync(socketFile, { force: true });
+      clearStopping(socketFile);
+    }
     // What the driver booted ahead for a Create that never came (the untraced configuration's own driver).
     try {
       await boot.config.hypervisor().release();

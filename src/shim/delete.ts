@@ -6,6 +6,7 @@ import path from "node:path";
 import type { ShimFlags } from "./flags";
 import { socketAddress, socketPath } from "./address";
 import { isServing, writeAll } from "./start";
+import { stoppingMarker } from "./stopping";
 import { recordedSocketDir } from "./start-v2";
 import { placement, type PodPlacement } from "../pod/container-type";
 import { readBundleSpec } from "./bundle";
@@ -83,6 +84,8 @@ export async function cleanup(flags: ShimFlags): Promise<number> {
       // A record no driver here could reap stays, run dir and all, for a shimlab that can.
       if (reaped) rmIfPresent(runDir);
       rmIfPresent(sock);
+      // a daemon killed while it stopped its sandbox (src/shim/stopping.ts)
+      rmIfPresent(stoppingMarker(sock));
     }
   }
   // containerd removes the bundle after us: nothing may stay mounted in it.

@@ -7,6 +7,7 @@ import fs from "node:fs";
 import path from "node:path";
 import type { ShimFlags } from "./flags";
 import { daemonArgs } from "./flags";
+import { waitStopped } from "./stopping";
 import { socketAddress, socketPath, socketDir } from "./address";
 import { validateId } from "./identifiers";
 import { placement } from "../pod/container-type";
@@ -83,6 +84,8 @@ export async function startShim(flags: ShimFlags, bundle = process.cwd(), opts: 
     fd = listen(sockPath);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== "EADDRINUSE") throw e;
+    // Before the serving check: a shim still stopping the sandbox this id had serves until it exits.
+    await waitStopped(sockPath);
     if (await isServing(sockPath)) {
       // A live shim for this group already: reuse it, as runc's shim does.
       writeAddress(bundle, address);

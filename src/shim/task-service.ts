@@ -190,8 +190,10 @@ export class TaskService {
           exitedAt: this.exitedAt(p),
         });
         if (this.sandbox && c.id === this.sandbox.id) {
-          // The sandbox container goes last: the VM (or agent) goes with it.
-          await this.sandbox.stop();
+          // The sandbox container goes last: the VM (or agent) goes with it, after this answer, as runc's shim
+          // exits after its Shutdown's. The daemon's exit waits for it (stopped()), its socket served till then,
+          // so that `delete` leaves the cleanup to it (src/shim/stopping.ts).
+          this.sandbox.stop().catch((e) => this.log.error("stopping the sandbox failed", { error: (e as Error).message }));
         }
         return { pid: p.pid, exitStatus: p.exit?.status ?? 0, exitedAt: this.exitedAt(p) };
       });
@@ -484,6 +486,11 @@ export class TaskService {
       if (opts.configPath) return loadConfig(opts.configPath, this.o.config.env);
     }
     return this.o.config;
+  }
+
+  /** The sandbox's stop under way (it never rejects), or null: what the daemon waits for before it exits. */
+  stopping(): Promise<void> | null {
+    return this.sandbox?.stopping() ?? null;
   }
 
   /** Crash paths: unmount what we mounted and stop the VM; nothing may be left behind. */

@@ -50,6 +50,13 @@ describe.skipIf(skip)("ctr run on shimlab (containerd 1.6)", () => {
     expect(await exited).toBe(137);
   });
 
+  it("runs one id again as soon as its last run ends: each run a shim of its own, none joining the one still stopping its agent", async () => {
+    for (let i = 0; i < 4; i++) {
+      const r = await run("t8", ["/bin/echo", `run ${i}`]);
+      expect({ code: r.code, out: r.out, err: r.err }).toEqual({ code: 0, out: `run ${i}\n`, err: "" });
+    }
+  });
+
   it("sends stdin to the container", async () => {
     const r = await run("t5", ["/bin/sh", "-c", "read x; echo got:$x"], [], Buffer.from("data\n"));
     expect(r.out).toBe("got:data\n");

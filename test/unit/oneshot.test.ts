@@ -8,7 +8,7 @@ import { describe, it, expect, beforeAll, afterAll } from "vitest";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { native } from "../../src/native";
 import { TYPE_KEYS, SANDBOX_ID_KEYS } from "../../src/pod/container-type";
 import { DEFAULT_SOCKET_DIR, SOCKET_PATH_LIMIT } from "../../src/shim/address";
@@ -314,6 +314,56 @@ describe("the one-shot launcher against the TypeScript shim", () => {
       const { fast } = same("c1", "delete", { config: spec(), extra: serve }, true, { inspect: () => fs.closeSync(fd) });
       expect(Object.keys(fast.files)).toContain("case/run/oneshot/c1");
     });
+    // The last Delete answers before the sandbox's stop ends (task-service.ts): `delete` finds the shim serving and its VM record there.
+    const servedWithRecord = (record: string | null, group = "c1") => {
+      let fd = -1;
+      const serve = (d: Dirs) => {
+        fs.mkdirSync(d.sock, { recursive: true });
+        fs.mkdirSync(path.join(d.run, NS, group), { recursive: true });
+        if (record !== null) fs.writeFileSync(path.join(d.run, NS, group, "vm.json"), record);
+        fd = native().listenUnix(path.join(d.sock, sha256Hex(`${ADDRESS}/${NS}/${group}`)), 8);
+      };
+      return { extra: serve, inspect: () => fs.closeSync(fd) };
+    };
+    // no runcRoot, dirs or nics: nothing a reap could touch outside the case's directory
+    const record = (pid: unknown) => JSON.stringify({ kind: "none", pid, startTime: "1", agentUrl: "unix:///nonexistent" });
+    it("a shim still serving, its sandbox stopping (a VM record): its own path, the record's pid reported, nothing cleaned", () => {
+      const s1 = servedWithRecord(record(4242));
+      const { fast } = same("c1", "delete", { config: spec(), extra: s1.extra }, true, { inspect: s1.inspect });
+      expect(decodeDelete(fast.stdout)).toMatchObject({ pid: 4242, status: 137 });
+      expect(Object.keys(fast.files)).toContain("case/run/oneshot/c1/vm.json");
+      const s2 = servedWithRecord(`{"pid": 1, "pid": 2147483647, "nested": {"pid": 3}}`, "pod2");
+      const { fast: f2 } = same("c1", "delete", { config: podContainer("pod2"), extra: s2.extra }, true, { inspect: s2.inspect });
+      expect(decodeDelete(f2.stdout).pid).toBe(2147483647);
+    });
+    for (const [name, rec] of [
+      ["invalid JSON", "{"],
+      ["a pid that is a string", record("12")],
+      ["a fractional pid", record(1.5)],
+      ["a pid beyond int32", record(2 ** 31)],
+      ["a negative pid", record(-1)],
+      ["an exponent", '{"pid": 1e3}'],
+    ] as const) {
+      it(`a shim still serving beside a VM record with ${name}: handed over, and ends the same`, () => {
+        const sr = servedWithRecord(rec);
+        same("c1", "delete", { config: spec(), extra: sr.extra }, false, { inspect: sr.inspect });
+      });
+    }
+    it("a stopping marker and no shim serving (a daemon killed mid-stop): handed over, and removed the same", () => {
+      const left = (d: Dirs) => {
+        fs.mkdirSync(d.sock, { recursive: true });
+        fs.writeFileSync(path.join(d.sock, sha256Hex(`${ADDRESS}/${NS}/c1`) + ".stopping"), "999999999 1\n");
+      };
+      const { fast } = same("c1", "delete", { config: spec(), extra: left }, false);
+      expect(Object.keys(fast.files).filter((f) => f.endsWith(".stopping"))).toEqual([]);
+    });
+    it("a VM record and no shim serving: handed over (the TypeScript side reaps)", () => {
+      const dead = (d: Dirs) => {
+        fs.mkdirSync(path.join(d.run, NS, "c1"), { recursive: true });
+        fs.writeFileSync(path.join(d.run, NS, "c1", "vm.json"), record(999_999_999)); // no such pid
+      };
+      same("c1", "delete", { config: spec(), extra: dead }, false);
+    });
     it("an invalid id, an unknown flag, an address to normalise: handed over", () => {
       same("a/b", "delete", { config: spec() }, false);
       same("c1", "delete", { config: spec() }, false, { args: ["-namespace", NS, "-nope", "-id", "c1", "delete"] });
@@ -367,6 +417,38 @@ describe("the one-shot launcher against the TypeScript shim", () => {
       expect(env.filter((e) => /^(SHIMLAB_DAEMON_PROTOCOL|NODE_EXTRA_CA_CERTS)=/.test(e))).toEqual([]);
       expect({ out: fast.stdout.toString(), err: fast.stderr, files: fast.files, daemon: fast.daemon }).toEqual({ out: ts.stdout.toString(), err: ts.stderr, files: ts.files, daemon: ts.daemon });
     });
+    it("a new single container while the shim its id had before still stops its sandbox: handed over, waits for that shim's exit, then a daemon of its own", () => {
+      // the old shim as src/shim/stopping.ts has it: its socket served and <socket>.stopping naming it until it exits
+      const STOPS_MS = 400;
+      const oldShim = (d: Dirs) => {
+        fs.mkdirSync(d.sock, { recursive: true });
+        const sock = path.join(d.sock, sha256Hex(`${ADDRESS}/${NS}/c5`));
+        const code = `const net=require("net"),fs=require("fs");const st=fs.readFileSync("/proc/self/stat","utf8").split(") ")[1].split(" ")[19];
+          net.createServer().listen(process.argv[1],()=>{fs.writeFileSync(process.argv[1]+".stopping",process.pid+" "+st+"\\n");setTimeout(()=>process.exit(0),${STOPS_MS})});`;
+        const child = spawn(process.execPath, ["-e", code, sock], { stdio: "ignore", detached: true });
+        child.unref();
+        for (let i = 0; i < 400 && !fs.existsSync(sock + ".stopping"); i++) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+      };
+      const timed = (bin: string) => {
+        const t0 = performance.now();
+        const o = runOne(bin, "c5", "start", { config: spec(), extra: oldShim }, { bundleOnly: false, inspect: (d) => {
+          const pid = Number(fs.readFileSync(path.join(d.bundle, "shim.pid"), "utf8"));
+          process.kill(-pid, "SIGKILL");
+        } });
+        return { o, ms: performance.now() - t0 };
+      };
+      const fast = timed(FAST);
+      const ts = timed(NODE_SHIM);
+      expect(fast.o.handedOver).toBe("bind");
+      for (const { o, ms } of [fast, ts]) {
+        expect(o.code).toBe(0);
+        expect(ms).toBeGreaterThan(STOPS_MS / 2);
+        // a daemon of its own on the socket (the old one's marker gone), not the old shim's address written for containerd to join
+        expect(Object.entries(o.files).filter(([f]) => f.startsWith("case/s/")).map(([, v]) => v)).toEqual(["<socket>"]);
+        expect(o.files["case/bundles/c5/shim.pid"]).toBe("<pid>");
+      }
+    });
+
     it("CRI's runtime options on stdin (containerd 1.6/1.7): its own path, the daemon told the ConfigPath as the TypeScript shim tells it", () => {
       const cfg = path.join(work, "handler.toml");
       const daemonEnv = (d: Dirs, o: Outcome) => {

@@ -2,7 +2,7 @@
 // by CRI's annotations, the sandbox task last, the pod's containers killed
 // with it, an agent lost under running tasks, a failed Create undone. Same
 // in-process core as task-service.test.ts.
-import { describe, it, expect, afterEach } from "vitest";
+import { describe, it, expect, afterEach, vi } from "vitest";
 import fs from "node:fs";
 import path from "node:path";
 import { startTaskCore, type TaskCore } from "../../src/testing/task-core";
@@ -56,7 +56,7 @@ describe("Task service: pods", () => {
     expect(c.events.of("/tasks/create").map((e) => e.event.containerId)).toEqual(["pod"]);
   });
 
-  it("deletes the sandbox task only after its containers, then stops the agent and removes the run dir (pods.sandbox-last)", async () => {
+  it("deletes the sandbox task only after its containers; the agent stops and the run dir goes before the shim exits (pods.sandbox-last)", async () => {
     const c = await pod();
     await member(c, "app");
     await c.task.Kill({ id: "pod", signal: SIGKILL });
@@ -67,10 +67,17 @@ describe("Task service: pods", () => {
     await c.task.Delete({ id: "app" });
     const vm = c.hypervisor.vms[0];
     expect(vm.alive).toBe(true);
+    // The answer does not wait for the agent's stop (containerd's next call is Shutdown); the daemon's exit does.
+    expect(c.service.stopping()).toBeNull();
     await c.task.Delete({ id: "pod" });
+    expect(c.service.taskIds).toEqual([]);
+    const stopping = c.service.stopping();
+    expect(stopping).not.toBeNull();
+    await c.task.Shutdown({ id: "pod", now: false });
+    await vi.waitFor(() => expect(c.shutdowns).toBe(1), { timeout: 5_000, interval: 1 });
+    await stopping;
     expect(vm.alive).toBe(false);
     expect(fs.existsSync(path.join(c.dir, "run", "testing", "pod"))).toBe(false);
-    expect(c.service.taskIds).toEqual([]);
   });
 
   it("kills the pod's containers (137) when the sandbox's init exits, as Kata stops the VM (pods.sandbox-last)", async () => {
