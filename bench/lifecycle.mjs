@@ -14,15 +14,36 @@ async function once(ctd, rootfs, runtime, cpu) {
   const c0 = cpu?.usageMs();
   const r = await timed("ctr", runArgs(ctd, rootfs, runtime), { env: ctd.env() });
   if (r.code !== 0) throw new Error(`ctr run on ${runtime} failed (${r.code}): ${r.err}`);
-  return { ms: r.ms, cpu: cpu ? cpu.usageMs() - c0 : NaN };
+  return { ms: r.ms, cpu: cpu ? (await settled(cpu)) - c0 : NaN };
 }
 
-export async function lifecycleBench(ctd, rootfs, { runs = 20, warmup = 2, variants = [], cpu = null, log = () => {} } = {}) {
+/**
+ * The cgroup's CPU once what the lifecycle started has finished: a shim daemon exits after its
+ * Shutdown's answer (shimlab's once its sandbox has stopped), so ctr's exit is not the end of its
+ * work. Read at ctr's exit, that tail would be charged to the next run, another runtime's, and
+ * would share its CPU. Settled: no growth over 10 ms (idle processes in the cgroup, containerd's
+ * and a factory's, take a few µs), at most 1 s.
+ */
+async function settled(cpu, quietMs = 10, maxMs = 1000) {
+  const t0 = performance.now();
+  let last = cpu.usageMs();
+  let since = t0;
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 2));
+    const u = cpu.usageMs();
+    const now = performance.now();
+    if (u - last > 0.05) (last = u), (since = now);
+    else if (now - since >= quietMs || now - t0 >= maxMs) return u;
+  }
+}
+
+/** after(runtime): awaited after each lifecycle, outside its figures (a warm variant's pool refilled). */
+export async function lifecycleBench(ctd, rootfs, { runs = 20, warmup = 2, variants = [], cpu = null, after = async () => {}, log = () => {} } = {}) {
   const all = { ...RUNTIMES, ...Object.fromEntries(variants.map((v) => [v, runtimeOf(v)])) };
   const names = Object.keys(all);
   const samples = Object.fromEntries(names.map((n) => [n, []]));
   const cpuSamples = Object.fromEntries(names.map((n) => [n, []]));
-  for (let i = 0; i < warmup; i++) for (const rt of names) await once(ctd, rootfs, all[rt]);
+  for (let i = 0; i < warmup; i++) for (const rt of names) await once(ctd, rootfs, all[rt], cpu), await after(rt);
   for (let i = 0; i < runs; i++) {
     // rotate which goes first, so none always follows another's teardown
     const order = names.map((_, k) => names[(k + i) % names.length]);
@@ -30,6 +51,7 @@ export async function lifecycleBench(ctd, rootfs, { runs = 20, warmup = 2, varia
       const r = await once(ctd, rootfs, all[rt], cpu);
       samples[rt].push(r.ms);
       cpuSamples[rt].push(r.cpu);
+      await after(rt);
     }
   }
   const wall = Object.fromEntries(names.map((n) => [n, summary(samples[n])]));
@@ -43,12 +65,12 @@ export async function lifecycleBench(ctd, rootfs, { runs = 20, warmup = 2, varia
     for (const rt of Object.keys(RUNTIMES)) {
       const tr = new ExecTrace();
       await tr.start();
-      for (let i = 0; i < Math.max(5, Math.floor(runs / 2)); i++) await once(ctd, rootfs, RUNTIMES[rt]);
+      for (let i = 0; i < Math.max(5, Math.floor(runs / 2)); i++) await once(ctd, rootfs, RUNTIMES[rt], cpu);
       const events = await tr.stop();
       const lcs = lifecycles(processTree(events, [process.pid, ctd.pid]), process.pid, ctd.pid);
       const ok = lcs.filter(Boolean);
       const med = {};
-      for (const k of [...PHASES, "container", "total", "daemon_lifetime", "delete_subcommand", "runc_calls"]) med[k] = ok.length ? summary(ok.map((p) => p[k])).median : null;
+      for (const k of [...PHASES, "container", "total", "daemon_lifetime", "delete_subcommand", "teardown", "runc_calls"]) med[k] = ok.length ? summary(ok.map((p) => p[k])).median : null;
       phases[rt] = { traced: lcs.length, complete: ok.length, median: med };
       log(`lifecycle phases ${rt}: ${ok.length}/${lcs.length} traced, total ${med.total?.toFixed(1)} ms`);
     }

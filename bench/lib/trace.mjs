@@ -141,6 +141,8 @@ export function lifecycles(procs, benchPid, containerdPid) {
     ph.total = t1 - t0;
     ph.daemon_lifetime = daemon.exit - daemon.execs[0].t;
     ph.delete_subcommand = del.exit - del.execs[0].t;
+    // what containerd waits for between the two: a daemon may outlive its connection (delete_task ends at its exit)
+    ph.teardown = del.execs[0].t - deleteRunc.execs[0].t;
     ph.runc_calls = runcs.length;
     out.push(ph);
   }
