@@ -12,6 +12,7 @@ import { placement, type PodPlacement } from "../pod/container-type";
 import { readBundleSpec } from "./bundle";
 import { validateId } from "./identifiers";
 import { sandboxRunDir, readVmRecord } from "../hypervisor/rundir";
+import type { VmRecord } from "../hypervisor/types";
 import { reapVm } from "../hypervisor/reapers";
 import { Writer } from "../proto/wire";
 import { unmountAll } from "../pod/mount";
@@ -77,20 +78,29 @@ export async function cleanup(flags: ShimFlags): Promise<number> {
 
   if (!shimAlive) {
     // The shim is gone: whatever it ran for this id must go too, undone by the driver that made it.
-    const one = where.type === "pod_container" ? flags.id : undefined;
-    const reaped = !rec || (await reapVm(rec, { sandboxId: where.sandboxId, containerId: one }, warn));
-    if (one === undefined) {
-      unmountBelow(runDir, warn);
-      // A record no driver here could reap stays, run dir and all, for a shimlab that can.
-      if (reaped) rmIfPresent(runDir);
-      rmIfPresent(sock);
-      // a daemon killed while it stopped its sandbox (src/shim/stopping.ts)
-      rmIfPresent(stoppingMarker(sock));
+    if (where.type === "pod_container") {
+      if (rec) await reapVm(rec, { sandboxId: where.sandboxId, containerId: flags.id }, warn);
+    } else {
+      await reapSandbox(runDir, rec, where.sandboxId, sock, warn);
     }
   }
   // containerd removes the bundle after us: nothing may stay mounted in it.
   await unmountAll(path.join(bundle, "rootfs")).catch((e) => warn(`unmount rootfs: ${(e as Error).message}`));
   return rec?.pid ?? 0;
+}
+
+/**
+ * What a dead shim left of its whole sandbox: the VM or agent (by the driver that made it), mounts
+ * and run dir, socket and stopping marker. Also `start`'s, for a shim killed while it stopped.
+ */
+export async function reapSandbox(runDir: string, rec: VmRecord | null, sandboxId: string, sock: string, warn: (m: string) => void): Promise<void> {
+  const reaped = !rec || (await reapVm(rec, { sandboxId }, warn));
+  unmountBelow(runDir, warn);
+  // A record no driver here could reap stays, run dir and all, for a shimlab that can.
+  if (reaped) rmIfPresent(runDir);
+  rmIfPresent(sock);
+  // a daemon killed while it stopped its sandbox (src/shim/stopping.ts)
+  rmIfPresent(stoppingMarker(sock));
 }
 
 /** rmSync's force still throws and catches ENOENT inside (a stack captured each time); the usual delete finds nothing. */

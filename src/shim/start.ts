@@ -84,8 +84,15 @@ export async function startShim(flags: ShimFlags, bundle = process.cwd(), opts: 
     fd = listen(sockPath);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== "EADDRINUSE") throw e;
-    // Before the serving check: a shim still stopping the sandbox this id had serves until it exits.
-    await waitStopped(sockPath);
+    // Before the serving check: a shim still stopping the sandbox this id had serves until it exits;
+    // one killed on the way left the rest of that sandbox, which goes before this one takes its run dir.
+    if (await waitStopped(sockPath)) {
+      const { reapSandbox } = require("./delete") as typeof import("./delete");
+      const { sandboxRunDir, readVmRecord } = require("../hypervisor/rundir") as typeof import("../hypervisor/rundir");
+      const runDir = sandboxRunDir(flags.namespace, where.sandboxId);
+      // start prints the address and nothing else: what the reap could not undo, the next delete tries again
+      await reapSandbox(runDir, readVmRecord(runDir), where.sandboxId, sockPath, () => {});
+    }
     if (await isServing(sockPath)) {
       // A live shim for this group already: reuse it, as runc's shim does.
       writeAddress(bundle, address);

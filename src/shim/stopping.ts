@@ -39,15 +39,16 @@ export function stoppingDaemon(socket: string): number | null {
 }
 
 /**
- * Waits for a daemon stopping on socket to exit (at most timeoutMs), then removes a marker it left
- * (a daemon killed mid-stop). Throws if it still runs: a start must not join it.
+ * Waits for a daemon stopping on socket to exit (at most timeoutMs). Throws if it still runs: a
+ * start must not join it. True when it died before it had stopped (a clean exit removes the
+ * marker): what it left is for the caller to reap, the marker with it.
  */
-export async function waitStopped(socket: string, timeoutMs = 20_000): Promise<void> {
-  if (!fs.existsSync(stoppingMarker(socket))) return;
+export async function waitStopped(socket: string, timeoutMs = 20_000): Promise<boolean> {
+  if (!fs.existsSync(stoppingMarker(socket))) return false;
   const t0 = Date.now();
   for (let pid = stoppingDaemon(socket); pid !== null; pid = stoppingDaemon(socket)) {
     if (Date.now() - t0 > timeoutMs) throw new Error(`the shim that served this sandbox id before (pid ${pid}) is still stopping its sandbox after ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 10));
   }
-  clearStopping(socket);
+  return fs.existsSync(stoppingMarker(socket));
 }

@@ -417,14 +417,18 @@ describe("the one-shot launcher against the TypeScript shim", () => {
       expect(env.filter((e) => /^(SHIMLAB_DAEMON_PROTOCOL|NODE_EXTRA_CA_CERTS)=/.test(e))).toEqual([]);
       expect({ out: fast.stdout.toString(), err: fast.stderr, files: fast.files, daemon: fast.daemon }).toEqual({ out: ts.stdout.toString(), err: ts.stderr, files: ts.files, daemon: ts.daemon });
     });
-    it("a new single container while the shim its id had before still stops its sandbox: handed over, waits for that shim's exit, then a daemon of its own", () => {
+    it("a new single container while the shim its id had before still stops its sandbox: handed over, waits for that shim's end, reaps what it left when it died mid-stop, then a daemon of its own", () => {
       // the old shim as src/shim/stopping.ts has it: its socket served and <socket>.stopping naming it until it exits
       const STOPS_MS = 400;
+      const OLD_RECORD = JSON.stringify({ kind: "none", pid: 999_999_999, startTime: "1", agentUrl: "unix:///nonexistent" });
       const oldShim = (d: Dirs) => {
         fs.mkdirSync(d.sock, { recursive: true });
         const sock = path.join(d.sock, sha256Hex(`${ADDRESS}/${NS}/c5`));
         const code = `const net=require("net"),fs=require("fs");const st=fs.readFileSync("/proc/self/stat","utf8").split(") ")[1].split(" ")[19];
           net.createServer().listen(process.argv[1],()=>{fs.writeFileSync(process.argv[1]+".stopping",process.pid+" "+st+"\\n");setTimeout(()=>process.exit(0),${STOPS_MS})});`;
+        // it dies without its stop's end (the marker stays): its agent's record is for start to reap
+        fs.mkdirSync(path.join(d.run, NS, "c5"), { recursive: true });
+        fs.writeFileSync(path.join(d.run, NS, "c5", "vm.json"), OLD_RECORD);
         const child = spawn(process.execPath, ["-e", code, sock], { stdio: "ignore", detached: true });
         child.unref();
         for (let i = 0; i < 400 && !fs.existsSync(sock + ".stopping"); i++) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
@@ -446,6 +450,8 @@ describe("the one-shot launcher against the TypeScript shim", () => {
         // a daemon of its own on the socket (the old one's marker gone), not the old shim's address written for containerd to join
         expect(Object.entries(o.files).filter(([f]) => f.startsWith("case/s/")).map(([, v]) => v)).toEqual(["<socket>"]);
         expect(o.files["case/bundles/c5/shim.pid"]).toBe("<pid>");
+        // the new daemon may have made its own run dir by now, never with the old record
+        expect(o.files["case/run/oneshot/c5/vm.json"]).not.toBe(OLD_RECORD);
       }
     });
 
