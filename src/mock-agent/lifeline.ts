@@ -69,6 +69,8 @@ export function watchLifeline(fd: number, log: Logger, gone: (why: string) => vo
   w.on("error", lost);
   return {
     claimed() {
+      // the factory's own check of a pooled agent is no taker's connection
+      if (!adopted) return;
       claimed = true;
       if (unclaimed) clearTimeout(unclaimed);
     },
