@@ -7,7 +7,7 @@
 // interface, so the host agent's driver knows nothing of it.
 import { FaultProxy } from "./proxy";
 import { validateToxic, type Toxic } from "./toxics";
-import { HybridVsockTransport } from "../agent/transport";
+import { HybridVsockTransport, PreDialedTransport } from "../agent/transport";
 import type { Transport } from "../agent/transport";
 import type { OciSpec } from "../oci/spec";
 import type { Hypervisor, SandboxVm, StartOptions } from "../hypervisor/types";
@@ -76,7 +76,9 @@ export class LinkFaultHypervisor implements Hypervisor {
 
   async start(o: StartOptions): Promise<SandboxVm> {
     const vm = await this.inner.start(o);
-    const t = vm.agentTransport;
+    // an agent up before Create was dialled ahead (predialed.ts): that connection would pass by the proxy
+    const ahead = vm.agentTransport instanceof PreDialedTransport ? vm.agentTransport : null;
+    const t = ahead ? ahead.inner : vm.agentTransport;
     if (vm.kind !== "none" || !(t instanceof HybridVsockTransport)) return vm;
     let proxy: FaultProxy | null;
     try {
@@ -87,6 +89,7 @@ export class LinkFaultHypervisor implements Hypervisor {
       throw e;
     }
     if (!proxy) return vm;
+    ahead?.close();
     this.logger.warn("agent link faults installed", { proxy: proxy.o.listen });
     return new ProxiedVm(vm, new HybridVsockTransport(proxy.o.listen, t.port, t.handshakeTimeoutMs), proxy);
   }

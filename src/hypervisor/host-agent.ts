@@ -6,7 +6,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { spawn, type ChildProcess } from "node:child_process";
 import type { Readable } from "node:stream";
-import { HybridVsockTransport } from "../agent/transport";
+import { HybridVsockTransport, PreDialedTransport, type Transport } from "../agent/transport";
 import type { Hypervisor, SandboxVm, StartOptions, VmExit } from "./types";
 import { killRecorded, processStartTime, socketIn, writeVmRecord } from "./rundir";
 import { joinCgroupsOfLater } from "../util/cgroup";
@@ -82,14 +82,26 @@ class HostAgent implements SandboxVm {
     return Promise.resolve(null);
   }
   private stopped = false;
+  private transport: Transport;
 
   constructor(
     private readonly proc: AgentProcess,
-    readonly agentTransport: HybridVsockTransport,
+    transport: HybridVsockTransport,
     private readonly runcRoot?: string,
     /** The agent's directory when it is not under the sandbox's run dir (a factory's agent): it goes with the agent. */
     private readonly ownDir?: string,
-  ) {}
+  ) {
+    this.transport = transport;
+  }
+
+  get agentTransport(): Transport {
+    return this.transport;
+  }
+
+  /** Dials the agent now, for an agent up before Create: the sandbox's connect takes that connection. */
+  predial(): void {
+    if (!(this.transport instanceof PreDialedTransport)) this.transport = new PreDialedTransport(this.transport);
+  }
 
   get exited(): Promise<VmExit> {
     return this.proc.exited;
@@ -116,6 +128,7 @@ class HostAgent implements SandboxVm {
   async stop(): Promise<void> {
     if (this.stopped) return this.exited.then(() => {});
     this.stopped = true;
+    if (this.transport instanceof PreDialedTransport) this.transport.close();
     if (this.proc.alive()) {
       this.proc.kill("SIGTERM"); // the agent kills its containers on SIGTERM
       const t = setTimeout(() => this.proc.kill("SIGKILL"), 3000);
@@ -143,7 +156,7 @@ export class HostAgentHypervisor implements Hypervisor {
    */
   prestart(s: StartOptions): void {
     if (this.warm) return;
-    const vm = this.acquire(s);
+    const vm = this.acquire(s).then((a) => (a.predial(), a));
     vm.catch(() => {});
     this.warm = { runDir: s.runDir, vm };
   }

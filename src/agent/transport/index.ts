@@ -8,6 +8,7 @@ export * from "./transport";
 export { UnixTransport, VirtioSerialTransport } from "./unix";
 export { HybridVsockTransport } from "./hybrid-vsock";
 export { VsockTransport } from "./vsock";
+export { PreDialedTransport } from "./predialed";
 
 /** The agent's ttrpc port on vsock, as in Kata. */
 export const AGENT_VSOCK_PORT = 1024;
