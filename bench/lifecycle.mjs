@@ -2,6 +2,7 @@
 // through each runtime on one private containerd, interleaved run by run so
 // that the machine's noise falls on both alike; then a traced pass that cuts
 // each lifecycle into phases.
+import fs from "node:fs";
 import { RUNTIMES, timed } from "./lib/env.mjs";
 import { runtimeOf } from "./lib/variants.mjs";
 import { summary } from "./lib/stats.mjs";
@@ -15,6 +16,21 @@ async function once(ctd, rootfs, runtime, cpu) {
   const r = await timed("ctr", runArgs(ctd, rootfs, runtime), { env: ctd.env() });
   if (r.code !== 0) throw new Error(`ctr run on ${runtime} failed (${r.code}): ${r.err}`);
   return { ms: r.ms, cpu: cpu ? (await settled(cpu)) - c0 : NaN };
+}
+
+/** pid's children now, as processTree's known: [pid, parent, the file it runs]. */
+function childrenOf(pid) {
+  const out = [];
+  for (const d of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const st = fs.readFileSync(`/proc/${d}/stat`, "utf8");
+      if (Number(st.slice(st.lastIndexOf(")") + 2).split(" ")[1]) === pid) out.push([Number(d), pid, fs.readlinkSync(`/proc/${d}/exe`)]);
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return out;
 }
 
 /**
@@ -38,7 +54,11 @@ async function settled(cpu, quietMs = 10, maxMs = 1000) {
 }
 
 /** after(runtime): awaited after each lifecycle, outside its figures (a warm variant's pool refilled). */
-export async function lifecycleBench(ctd, rootfs, { runs = 20, warmup = 2, variants = [], cpu = null, after = async () => {}, log = () => {} } = {}) {
+/**
+ * factoryPid: the warm variant's factory, whose parked daemons and pooled agents are not
+ * containerd's descendants; with it, that variant is traced too.
+ */
+export async function lifecycleBench(ctd, rootfs, { runs = 20, warmup = 2, variants = [], cpu = null, after = async () => {}, factoryPid = 0, log = () => {} } = {}) {
   const all = { ...RUNTIMES, ...Object.fromEntries(variants.map((v) => [v, runtimeOf(v)])) };
   const names = Object.keys(all);
   const samples = Object.fromEntries(names.map((n) => [n, []]));
@@ -62,12 +82,15 @@ export async function lifecycleBench(ctd, rootfs, { runs = 20, warmup = 2, varia
   let phases = null;
   if (perfAvailable()) {
     phases = {};
-    for (const rt of Object.keys(RUNTIMES)) {
+    const traced = { ...RUNTIMES, ...(factoryPid && all["shimlab-warm"] ? { "shimlab-warm": all["shimlab-warm"] } : {}) };
+    for (const rt of Object.keys(traced)) {
       const tr = new ExecTrace();
+      const known = rt === "shimlab-warm" ? childrenOf(factoryPid) : [];
       await tr.start();
-      for (let i = 0; i < Math.max(5, Math.floor(runs / 2)); i++) await once(ctd, rootfs, RUNTIMES[rt], cpu);
+      for (let i = 0; i < Math.max(5, Math.floor(runs / 2)); i++) await once(ctd, rootfs, traced[rt], cpu), await after(rt);
       const events = await tr.stop();
-      const lcs = lifecycles(processTree(events, [process.pid, ctd.pid]), process.pid, ctd.pid);
+      const roots = [process.pid, ctd.pid, ...(rt === "shimlab-warm" ? [factoryPid] : [])];
+      const lcs = lifecycles(processTree(events, roots, known), process.pid, ctd.pid, rt === "shimlab-warm" ? factoryPid : 0);
       const ok = lcs.filter(Boolean);
       const med = {};
       for (const k of [...PHASES, "container", "total", "daemon_lifetime", "delete_subcommand", "teardown", "runc_calls"]) med[k] = ok.length ? summary(ok.map((p) => p[k])).median : null;

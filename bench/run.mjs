@@ -76,7 +76,8 @@ try {
     const after = async (rt) => {
       if (rt === "shimlab-warm" && factoryUp && !(await lifecycleFactory.refilled())) unfilled++;
     };
-    const r = await lifecycleBench(ctd, rootfs, { runs, variants, cpu, after, log });
+    const factoryPid = factoryUp && variants.includes("shimlab-warm") ? (await lifecycleFactory.statusNow()).pid : 0;
+    const r = await lifecycleBench(ctd, rootfs, { runs, variants, cpu, after, factoryPid, log });
     if (unfilled) log(`the factory's pools were not full again 10 s after ${unfilled} warm lifecycles`);
     details.lifecycle = r;
     add("lifecycle_median_ms", "ms", r.wall.shimlab.median, r.wall.runc.median);
@@ -93,6 +94,8 @@ try {
       add("start_subcommand_ms", "ms", s.start, c.start, "traced: exec → exit of `<shim> start`");
       add("delete_subcommand_ms", "ms", s.delete_subcommand, c.delete_subcommand, "traced: exec → exit of `<shim> delete`");
       for (const k of ["ctr_to_start", "create", "start_task", "exit", "delete_task", "delete", "tail", "daemon_lifetime", "teardown"]) add(`phase_${k}_ms`, "ms", s[k], c[k]);
+      const w = r.phases["shimlab-warm"]?.median;
+      if (w) for (const k of ["start", "create", "exit", "teardown"]) add(`phase_${k}_ms_warm`, "ms", w[k], c[k], "traced, the daemon and the agent from the factory");
     }
   }
   if (only.has("memory")) {

@@ -38,6 +38,8 @@ export function warmFactory(tag, size = 2, toml = "") {
      * started), at most maxMs. A refill is a Node boot or two: run beside the next measured
      * lifecycle, whichever runtime that is, it would be charged to that one.
      */
+    /** The factory's status, over its socket. */
+    statusNow: () => statusOver(socket),
     refilled: async (maxMs = 10_000) => {
       const t0 = performance.now();
       for (;;) {

@@ -65,7 +65,7 @@ export function parsePerf(text) {
 }
 
 /** Processes descending from roots: pid → {pid, parent, execs:[{t,file}], exit}. */
-export function processTree(events, roots) {
+export function processTree(events, roots, known = []) {
   const procs = new Map();
   const ensure = (pid, parent) => {
     let p = procs.get(pid);
@@ -73,6 +73,8 @@ export function processTree(events, roots) {
     return p;
   };
   for (const r of roots) ensure(r, 0);
+  // processes forked before the trace began (a factory's pool): [pid, parent, exec'd file]
+  for (const [pid, parent, file] of known) ensure(pid, parent).execs.push({ t: -Infinity, file });
   for (const e of events) {
     if (e.kind === "fork" && procs.has(e.pid) && e.child !== e.pid) ensure(e.child, e.pid);
     else if (e.kind === "exec" && procs.has(e.pid)) procs.get(e.pid).execs.push({ t: e.t, file: e.file });
@@ -92,7 +94,7 @@ export const PHASES = ["ctr_to_start", "start", "create", "start_task", "exit", 
  * One lifecycle per ctr process found under benchPid: phases in ms, or null for
  * a lifecycle whose processes could not all be found (reported, not guessed).
  */
-export function lifecycles(procs, benchPid, containerdPid) {
+export function lifecycles(procs, benchPid, containerdPid, factoryPid = 0) {
   const all = [...procs.values()];
   const isUnder = (p, anc) => {
     for (let q = p; q; q = procs.get(q.parent)) if (q.pid === anc) return true;
@@ -111,15 +113,25 @@ export function lifecycles(procs, benchPid, containerdPid) {
       continue;
     }
     const [start, del] = [shims[0], shims[shims.length - 1]];
-    const daemon = all.find((p) => p.parent === start.pid && p.execs.length);
+    // A parked daemon (factoryPid) was exec'd long before and is the factory's child, as the pooled
+    // agents are: it is the one that exits after this start and runs no runc, the agent being the one that does.
+    const fromFactory = (p) => p.parent === factoryPid && p.exit != null && p.exit > start.exit && p.exit < t1 + 2000;
+    const daemon = factoryPid
+      ? all.find((p) => fromFactory(p) && !all.some((q) => q !== p && isUnder(q, p.pid) && inWin(q) && q.execs.some((x) => base(x.file) === "runc")))
+      : all.find((p) => p.parent === start.pid && p.execs.length);
+    const agent = factoryPid ? all.find((p) => fromFactory(p) && p !== daemon) : daemon;
     if (!daemon) {
       out.push(null);
       continue;
     }
+    if (!agent) {
+      out.push(null);
+      continue;
+    }
     const runcs = all
-      .filter((p) => inWin(p) && isUnder(p, daemon.pid) && p.execs.some((x) => base(x.file) === "runc") && !base(procs.get(p.parent)?.execs.at(-1)?.file).startsWith("runc"))
+      .filter((p) => inWin(p) && isUnder(p, agent.pid) && p.execs.some((x) => base(x.file) === "runc") && !base(procs.get(p.parent)?.execs.at(-1)?.file).startsWith("runc"))
       .sort((a, b) => a.execs[0].t - b.execs[0].t);
-    const container = all.find((p) => inWin(p) && isUnder(p, daemon.pid) && p.execs.some((x) => base(x.file) === "busybox" || /\/bin\/(true|busybox)$/.test(x.file)));
+    const container = all.find((p) => inWin(p) && isUnder(p, agent.pid) && p.execs.some((x) => base(x.file) === "busybox" || /\/bin\/(true|busybox)$/.test(x.file)));
     if (runcs.length < 3 || !container || container.exit == null) {
       out.push(null);
       continue;
@@ -139,7 +151,8 @@ export function lifecycles(procs, benchPid, containerdPid) {
     // the container's own run time, not a shim phase
     ph.container = Math.max(0, container.exit - startedAt);
     ph.total = t1 - t0;
-    ph.daemon_lifetime = daemon.exit - daemon.execs[0].t;
+    // a parked daemon's life began long before this lifecycle: from its start's exit here
+    ph.daemon_lifetime = daemon.exit - (factoryPid ? start.exit : daemon.execs[0].t);
     ph.delete_subcommand = del.exit - del.execs[0].t;
     // what containerd waits for between the two: a daemon may outlive its connection (delete_task ends at its exit)
     ph.teardown = del.execs[0].t - deleteRunc.execs[0].t;
