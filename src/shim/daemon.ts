@@ -15,7 +15,7 @@ import type { DaemonDecorations } from "./decorations";
 import { native } from "../native";
 import { trimWhenSettled } from "../util/trim";
 import { markUnusual } from "../util/code-cache";
-import { clearStopping, markStopping } from "./stopping";
+import { clearStopping, markStopping, stoppingMarker } from "./stopping";
 
 /**
  * containerd 2.x's task v3 service: v2's messages under another package name, field for field
@@ -130,6 +130,8 @@ export function runDaemon(flags: ShimFlags, boot: DaemonBoot = bootDaemon(flags)
     const { serveGrpc } = require("./grpc-server") as typeof import("./grpc-server");
     grpcTransport = serveGrpc(server, listener, [TaskV3, TaskV2, SandboxV1]);
   } else server.serve(listener);
+  // This daemon owns the socket now: a stopping marker beside it is a dead one's, which a start must not take for its own.
+  if (socketFile && fs.existsSync(stoppingMarker(socketFile))) clearStopping(socketFile);
   if (hasFd3()) listener.listen({ fd: 3 });
   else if (socketFile) listener.listen(socketFile, () => fs.chmodSync(socketFile, 0o600));
   else throw new Error("the shim daemon needs a socket: fd 3 from start, or -socket");

@@ -191,7 +191,7 @@ export class TaskService {
         });
         if (this.sandbox && c.id === this.sandbox.id) {
           // The sandbox container goes last: the VM (or agent) goes with it, after this answer, as runc's shim
-          // exits after its Shutdown's. The daemon's exit waits for it (stopped()), its socket served till then,
+          // exits after its Shutdown's. The daemon's exit waits for it (stopping()), its socket served till then,
           // so that `delete` leaves the cleanup to it (src/shim/stopping.ts).
           this.sandbox.stop().catch((e) => this.log.error("stopping the sandbox failed", { error: (e as Error).message }));
         }

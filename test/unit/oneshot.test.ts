@@ -455,6 +455,23 @@ describe("the one-shot launcher against the TypeScript shim", () => {
       }
     });
 
+    it("a stopping marker with no socket (a shim killed between the two): its own path, and the new daemon removes the marker as it serves", () => {
+      const marker = (d: Dirs) => {
+        fs.mkdirSync(d.sock, { recursive: true });
+        fs.writeFileSync(path.join(d.sock, sha256Hex(`${ADDRESS}/${NS}/c6`) + ".stopping"), "999999999 1\n");
+      };
+      const gone = (d: Dirs, o: Outcome) => {
+        const f = path.join(d.sock, sha256Hex(`${ADDRESS}/${NS}/c6`) + ".stopping");
+        for (let i = 0; i < 600 && fs.existsSync(f); i++) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+        (o as Outcome & { markerLeft: boolean }).markerLeft = fs.existsSync(f);
+        process.kill(-Number(fs.readFileSync(path.join(d.bundle, "shim.pid"), "utf8")), "SIGKILL");
+      };
+      const fast = runOne(FAST, "c6", "start", { config: spec(), extra: marker }, { inspect: gone }) as Outcome & { markerLeft: boolean };
+      expect(fast.handedOver).toBeNull();
+      expect(fast.code).toBe(0);
+      expect(fast.markerLeft).toBe(false);
+    });
+
     it("CRI's runtime options on stdin (containerd 1.6/1.7): its own path, the daemon told the ConfigPath as the TypeScript shim tells it", () => {
       const cfg = path.join(work, "handler.toml");
       const daemonEnv = (d: Dirs, o: Outcome) => {
