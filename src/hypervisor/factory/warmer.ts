@@ -6,11 +6,10 @@ import fs from "node:fs";
 import type { ChildProcess } from "node:child_process";
 import type { HypervisorKind } from "../types";
 import type { FactoryStatus, TakeRequest, WarmAgent } from "./protocol";
-import { agentReady, mockAgentEntry, READY_TIMEOUT_MS, spawnHostAgent } from "../host-agent";
+import { AGENT_PORT, agentReady, mockAgentEntry, READY_TIMEOUT_MS, spawnHostAgent } from "../host-agent";
 import { processStartTime } from "../rundir";
 import { HybridVsockTransport } from "../../agent/transport";
-import { AgentClient } from "../../agent/client";
-import { AGENT_PORT } from "../host-agent";
+import { checkAgent } from "./check";
 
 /** One warm sandbox booting: the process the factory holds, whose fd 3 is its lifeline (ADOPT/ADOPTED). */
 export interface WarmBoot {
@@ -56,7 +55,7 @@ export function hostAgentWarmer(o: { agentRuntime: "auto" | "runc" | "host"; deb
       const startTime = processStartTime(pid) ?? "";
       return {
         child: a.child,
-        ready: agentReady(a.child, READY_TIMEOUT_MS).then((ok) => ok && checkAgent(a.socket)),
+        ready: agentReady(a.child, READY_TIMEOUT_MS).then((ok) => ok && checkAgent(new HybridVsockTransport(a.socket, AGENT_PORT), 5_000)),
         pids: () => [pid],
         handout: () => ({ pid, startTime, socket: a.socket, runcRoot: a.runcRoot, dir }),
       };
@@ -72,18 +71,3 @@ export function hostAgentWarmer(o: { agentRuntime: "auto" | "runc" | "host"; deb
   };
 }
 
-/**
- * A pooled agent's first connection and Health.Check, made by the factory before it counts the
- * agent ready: the agent answers it (or is no warm agent), and the code that serves a connection
- * (the hybrid vsock handshake, ttrpc, the first call) has run once, off the pod's path. A taker's
- * first connection to an agent that had never served one took 4-6 ms longer, pinned.
- */
-async function checkAgent(socket: string, timeoutMs = 5_000): Promise<boolean> {
-  try {
-    // connect() dials and asks Health.Check, refusing an agent that does not answer SERVING
-    (await AgentClient.connect(new HybridVsockTransport(socket, AGENT_PORT), { timeoutMs, timeouts: { checkMs: timeoutMs } })).close();
-    return true;
-  } catch {
-    return false;
-  }
-}

@@ -19,6 +19,11 @@ import { processStartTime } from "../rundir";
 import type { WarmAgent } from "../factory/protocol";
 import type { QemuHypervisor } from "./index";
 import { UNCLAIMED_MS } from "../../util/unclaimed";
+import { VirtioSerialTransport } from "../../agent/transport";
+import { checkAgent } from "../factory/check";
+
+/** A booted guest's agent answers Check within this, TCG included (Kata allows 30 s). */
+const AGENT_CHECK_MS = 30_000;
 
 /** Empty PCIe root ports a warm q35 VM boots with: NICs for the pod it is handed to (Kata's pods have one, CNI's usual). */
 export const WARM_NIC_PORTS = 2;
@@ -74,10 +79,15 @@ export function qemuWarmer(hv: QemuHypervisor, o: { logger: Logger; env?: NodeJS
       const { child, qemuPid } = await Promise.race([spawned, launched.then(() => spawned)]);
       const keeperStartTime = processStartTime(child.pid!) ?? "";
       const ready = launched.then(
-        (v) => {
+        async (v) => {
           // The taker connects its own: QEMU serves one client on each.
           v.release();
           const h = v.warmHandle();
+          // the guest agent's first connection and call, under TCG too, before a pod waits for them (factory/check.ts)
+          if (!(await checkAgent(new VirtioSerialTransport(h.agentSocket), AGENT_CHECK_MS))) {
+            o.logger.error("a warm VM's agent does not answer Check", { pid: v.pid });
+            return false;
+          }
           out = { pid: child.pid!, startTime: keeperStartTime, socket: h.agentSocket, runcRoot: "", dir, vm: { ...h, pid: v.pid, dir, hotplugPorts: portsFor(spec) } };
           return true;
         },
