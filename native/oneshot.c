@@ -468,9 +468,9 @@ static unsigned char* slurp(const char* file, size_t* len, int* missing) {
   return text;
 }
 
-// 1: *a holds the annotations (none when absent); 0: hand over.
-static int read_spec(const char* file, annotations_t* a, int* missing) {
-  memset(a, 0, sizeof *a);
+// A file that holds one JSON object, each member handed to member (key in j->buf), which must consume
+// its value: 1 when the file is that object whole and every member was taken, else 0 (*missing: no file).
+static int json_file_object(const char* file, int* missing, int (*member)(json_t*, void*), void* ctx) {
   size_t n;
   unsigned char* text = slurp(file, &n, missing);
   if (!text) return 0;
@@ -480,11 +480,7 @@ static int read_spec(const char* file, annotations_t* a, int* missing) {
   if (ok) {
     j.p++;
     int first = 1, r;
-    while (ok && (r = json_next(&j, 1, &first)) == 1) {
-      if (!strcmp(j.buf, "annotations")) ok = json_annotations(&j, a);
-      else if (!strcmp(j.buf, "process")) ok = json_process(&j);
-      else ok = json_value(&j, 1);
-    }
+    while (ok && (r = json_next(&j, 1, &first)) == 1) ok = member(&j, ctx);
     ok = ok && r == 0;
     ws(&j);
     ok = ok && j.p == j.end;
@@ -494,40 +490,37 @@ static int read_spec(const char* file, annotations_t* a, int* missing) {
   return ok;
 }
 
+static int spec_member(json_t* j, void* a) {
+  if (!strcmp(j->buf, "annotations")) return json_annotations(j, a);
+  if (!strcmp(j->buf, "process")) return json_process(j);
+  return json_value(j, 1);
+}
+
+// 1: *a holds the annotations (none when absent); 0: hand over.
+static int read_spec(const char* file, annotations_t* a, int* missing) {
+  memset(a, 0, sizeof *a);
+  return json_file_object(file, missing, spec_member, a);
+}
+
+// A VM record's "pid": the last one wins, as in JSON.parse; only digits (no sign, fraction or exponent), below 2^31.
+static int record_member(json_t* j, void* pid) {
+  const unsigned char* v = j->p;
+  int is_pid = !strcmp(j->buf, "pid"); // a string value overwrites j->buf
+  if (!json_value(j, 1)) return 0;
+  if (!is_pid) return 1;
+  unsigned long long x = 0;
+  const unsigned char* q = v;
+  while (q < j->p && DIGIT(*q) && x < (1ull << 31)) x = x * 10 + (unsigned)(*q++ - '0');
+  *(unsigned*)pid = (unsigned)x;
+  return q == j->p && q > v && x < (1ull << 31) && (x == 0 || *v != '0');
+}
+
 // The pid of a VM record (vm.json, written by writeVmRecord) as delete.ts reports it: 1 with *pid (0 without
 // a record), 0 to hand over (a record JSON.parse refuses, or a pid that is not a plain integer delete.ts would write).
 static int read_vm_pid(const char* file, unsigned* pid) {
   *pid = 0;
-  size_t n;
   int missing;
-  unsigned char* text = slurp(file, &n, &missing);
-  if (!text) return missing;
-  json_t j = {text, text + n, NULL, 0, 0};
-  ws(&j);
-  int ok = j.p < j.end && *j.p == '{';
-  if (ok) {
-    j.p++;
-    int first = 1, r;
-    while (ok && (r = json_next(&j, 1, &first)) == 1) {
-      const unsigned char* v = j.p;
-      int is_pid = !strcmp(j.buf, "pid"); // a string value overwrites j.buf
-      ok = json_value(&j, 1);
-      if (ok && is_pid) {
-        // the last "pid" wins, as in JSON.parse; only digits (no sign, fraction or exponent), below 2^31
-        unsigned long long x = 0;
-        const unsigned char* q = v;
-        while (q < j.p && DIGIT(*q) && x < (1ull << 31)) x = x * 10 + (unsigned)(*q++ - '0');
-        ok = q == j.p && q > v && x < (1ull << 31) && (x == 0 || *v != '0');
-        *pid = (unsigned)x;
-      }
-    }
-    ok = ok && r == 0;
-    ws(&j);
-    ok = ok && j.p == j.end;
-  }
-  free(j.buf);
-  free(text);
-  return ok;
+  return json_file_object(file, &missing, record_member, pid) || missing;
 }
 
 // placement() of src/pod/container-type.ts: 1 with *type ('s' pod sandbox, 'c' pod container, '1' single) and the group; 0 when it would throw.
