@@ -833,6 +833,44 @@ static int try_connect(const char* p) {
   return e;
 }
 
+// daemonEnding() of delete.ts: the daemon in bundle's shim.pid is gone, a zombie or exiting (PF_EXITING in
+// /proc/<pid>/stat's flags); 0 without a record. -1: a record this cannot read as delete.ts does, so hand over.
+static int daemon_ending(const char* bundle) {
+  char f[PATH_MAX + 16], buf[64];
+  snprintf(f, sizeof f, "%s/shim.pid", bundle);
+  int fd = open(f, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno == ENOENT ? 0 : -1;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0 || n >= (ssize_t)sizeof buf - 1) return -1;
+  buf[n] = 0;
+  char* end;
+  long pid = strtol(buf, &end, 10);
+  while (*end == '\n' || *end == ' ' || *end == '\t' || *end == '\r') end++;
+  if (end == buf || *end || pid <= 0 || pid > 0x3fffffff || !DIGIT(buf[0])) return -1;
+  char stat[4096];
+  snprintf(f, sizeof f, "/proc/%ld/stat", pid);
+  fd = open(f, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 1;
+  n = read(fd, stat, sizeof stat - 1);
+  close(fd);
+  if (n <= 0) return 1;
+  stat[n] = 0;
+  char* p = strrchr(stat, ')');
+  if (!p || p[1] != ' ') return -1;
+  // after ") ": state, ppid, pgrp, session, tty_nr, tpgid, flags
+  char state = p[2];
+  if (state == 'Z' || state == 'X') return 1;
+  p += 2;
+  for (int i = 0; i < 6; i++) {
+    p = strchr(p, ' ');
+    if (!p) return -1;
+    p++;
+  }
+  unsigned long flags = strtoul(p, NULL, 10);
+  return (flags & 0x4) != 0; // PF_EXITING
+}
+
 // ---- runtime options on stdin ----------------------------------------------------------
 // containerd 1.6/1.7 write the runtime's options on `start`'s stdin: for a shimlab handler of CRI,
 // an Any of runtimeoptions.v1.Options {1 type_url, 2 config_path, 3 config_body}. The daemon is
@@ -1078,6 +1116,12 @@ static void __attribute__((noreturn)) do_delete(const flags_t* f) {
   if (lstat(p, &st) == 0) {
     if (!S_ISSOCK(st.st_mode)) hand_over("something other than a socket at the socket path");
     int e = try_connect(p);
+    if (e == 0) {
+      // containerd runs delete when the connection drops: a SIGKILLed daemon may still accept while the kernel closes its files
+      int ending = daemon_ending(bundle);
+      if (ending < 0) hand_over("shim.pid");
+      if (ending) e = ECONNREFUSED;
+    }
     if (e == 0) alive = 1;
     else if (e == ECONNREFUSED || e == ENOENT) stale = 1;
     else hand_over("a socket that neither accepts nor refuses");

@@ -17,6 +17,7 @@ import { reapVm } from "../hypervisor/reapers";
 import { Writer } from "../proto/wire";
 import { unmountAll } from "../pod/mount";
 import { unmountBelow } from "../util/mounts";
+import { processEnding } from "../util/proc";
 
 const SIGKILL_STATUS = 137;
 
@@ -73,7 +74,9 @@ export async function cleanup(flags: ShimFlags): Promise<number> {
   const runDir = sandboxRunDir(flags.namespace, where.sandboxId);
   const rec = readVmRecord(runDir);
   const sock = socketPath(socketAddress(flags.address, flags.namespace, where.sandboxId, recordedSocketDir(bundle)));
-  const shimAlive = await isServing(sock);
+  // containerd runs `delete` when the shim's connection drops: a daemon killed with SIGKILL may still accept on its
+  // socket while the kernel closes its files, so a connection alone does not make it alive (the bundle names it).
+  const shimAlive = (await isServing(sock)) && !daemonEnding(bundle);
   const warn = (m: string) => process.stderr.write(m + "\n");
 
   if (!shimAlive) {
@@ -101,6 +104,18 @@ export async function reapSandbox(runDir: string, rec: VmRecord | null, sandboxI
   rmIfPresent(sock);
   // a daemon killed while it stopped its sandbox (src/shim/stopping.ts)
   rmIfPresent(stoppingMarker(sock));
+}
+
+/** Whether the daemon `start` recorded in bundle's shim.pid is gone or exiting; false when there is no record (a joined task's). */
+function daemonEnding(bundle: string): boolean {
+  let text: string;
+  try {
+    text = fs.readFileSync(path.join(bundle, "shim.pid"), "utf8");
+  } catch {
+    return false;
+  }
+  const pid = Number(text.trim());
+  return Number.isSafeInteger(pid) && pid > 0 && processEnding(pid);
 }
 
 /** rmSync's force still throws and catches ENOENT inside (a stack captured each time); the usual delete finds nothing. */

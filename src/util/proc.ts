@@ -18,6 +18,19 @@ export function processStartTime(pid: number): string | null {
   return statFields(pid)?.[19] ?? null;
 }
 
+/** The kernel's PF_EXITING in /proc/<pid>/stat's flags (field 9): the process is in exit(). */
+const PF_EXITING = 0x4;
+
+/**
+ * Whether pid is gone, a zombie, or already exiting: a process killed with SIGKILL still holds
+ * its sockets for a moment while the kernel tears it down, and a connection can still be accepted
+ * by its listener then.
+ */
+export function processEnding(pid: number): boolean {
+  const f = statFields(pid);
+  return !f || f[0] === "Z" || f[0] === "X" || (Number(f[6]) & PF_EXITING) !== 0;
+}
+
 /** Whether pid is still the process that started at startTime (and not a zombie). */
 export function processAlive(pid: number, startTime: string): boolean {
   const f = statFields(pid);

@@ -364,6 +364,26 @@ describe("the one-shot launcher against the TypeScript shim", () => {
       };
       same("c1", "delete", { config: spec(), extra: dead }, false);
     });
+    it("a socket that still accepts while the daemon in shim.pid is gone (a SIGKILLed daemon's files closing): cleaned up as a dead shim's", () => {
+      let fd = -1;
+      const dying = (d: Dirs) => {
+        fs.mkdirSync(d.sock, { recursive: true });
+        fs.writeFileSync(path.join(d.bundle, "shim.pid"), "999999999");
+        fd = native().listenUnix(path.join(d.sock, sha256Hex(`${ADDRESS}/${NS}/c1`)), 8);
+      };
+      const { fast } = same("c1", "delete", { config: spec(), extra: dying }, true, { inspect: () => fs.closeSync(fd) });
+      expect(Object.values(fast.files)).not.toContain("<socket>");
+      // and with the daemon alive (this process), the shim is left to itself
+      const alive = (d: Dirs) => {
+        fs.mkdirSync(d.sock, { recursive: true });
+        fs.writeFileSync(path.join(d.bundle, "shim.pid"), String(process.pid));
+        fd = native().listenUnix(path.join(d.sock, sha256Hex(`${ADDRESS}/${NS}/c1`)), 8);
+      };
+      const { fast: f2 } = same("c1", "delete", { config: spec(), extra: alive }, true, { inspect: () => fs.closeSync(fd) });
+      expect(Object.values(f2.files)).toContain("<socket>");
+      const garbled = (d: Dirs) => (alive(d), fs.writeFileSync(path.join(d.bundle, "shim.pid"), "12x"));
+      same("c1", "delete", { config: spec(), extra: garbled }, false, { inspect: () => fs.closeSync(fd) });
+    });
     it("an invalid id, an unknown flag, an address to normalise: handed over", () => {
       same("a/b", "delete", { config: spec() }, false);
       same("c1", "delete", { config: spec() }, false, { args: ["-namespace", NS, "-nope", "-id", "c1", "delete"] });
