@@ -5,12 +5,13 @@
 import fs from "node:fs";
 import path from "node:path";
 import { spawn, type ChildProcess } from "node:child_process";
-import type { Readable } from "node:stream";
+import type { Duplex, Readable } from "node:stream";
 import { HybridVsockTransport, PreDialedTransport, type Transport } from "../agent/transport";
 import type { Hypervisor, SandboxVm, StartOptions, VmExit } from "./types";
 import { killRecorded, processStartTime, socketIn, writeVmRecord } from "./rundir";
-import { joinCgroupsOfLater } from "../util/cgroup";
+import { cgroupParent, joinCgroupsOfLater } from "../util/cgroup";
 import { takeWarmAgent, type WarmAgent } from "./factory/client";
+import { claimHeld } from "./factory/held";
 import { reapRuncOrphans } from "./orphans";
 import { adoptedProcess, childProcess, type HostProcess as AgentProcess } from "./process";
 import { inBundle } from "../util/entry";
@@ -90,6 +91,8 @@ class HostAgent implements SandboxVm {
     private readonly runcRoot?: string,
     /** The agent's directory when it is not under the sandbox's run dir (a factory's agent): it goes with the agent. */
     private readonly ownDir?: string,
+    /** A connection to it dialled already (a parked daemon's held agent): predial() hands it to the first connect. */
+    private dialled?: Duplex,
   ) {
     this.transport = transport;
   }
@@ -100,7 +103,8 @@ class HostAgent implements SandboxVm {
 
   /** Dials the agent now, for an agent up before Create: the sandbox's connect takes that connection. */
   predial(): void {
-    if (!(this.transport instanceof PreDialedTransport)) this.transport = new PreDialedTransport(this.transport);
+    if (!(this.transport instanceof PreDialedTransport)) this.transport = new PreDialedTransport(this.transport, this.dialled);
+    this.dialled = undefined;
   }
 
   get exited(): Promise<VmExit> {
@@ -129,6 +133,7 @@ class HostAgent implements SandboxVm {
     if (this.stopped) return this.exited.then(() => {});
     this.stopped = true;
     if (this.transport instanceof PreDialedTransport) this.transport.close();
+    this.dialled?.destroy();
     if (this.proc.alive()) {
       this.proc.kill("SIGTERM"); // the agent kills its containers on SIGTERM
       const t = setTimeout(() => this.proc.kill("SIGKILL"), 3000);
@@ -192,6 +197,9 @@ export class HostAgentHypervisor implements Hypervisor {
    */
   private async acquire(s: StartOptions): Promise<HostAgent> {
     if (this.o.factorySocket && !s.env && !this.o.agentEnv) {
+      // the agent a parked daemon held for the pod it became (factory/held.ts): claimed before any await, or dropped
+      const held = claimHeld({ factorySocket: this.o.factorySocket, agentRuntime: this.o.agentRuntime, cgroupParent: cgroupParent() });
+      if (held) return this.adopt(s, held.agent, held.conn);
       try {
         return await this.adopt(s, await takeWarmAgent(this.o.factorySocket, { kind: "none", agentRuntime: this.o.agentRuntime }));
       } catch (e) {
@@ -201,15 +209,15 @@ export class HostAgentHypervisor implements Hypervisor {
     return this.boot(s);
   }
 
-  private async adopt(s: StartOptions, a: WarmAgent): Promise<HostAgent> {
+  private async adopt(s: StartOptions, a: WarmAgent, dialled?: Duplex): Promise<HostAgent> {
     fs.mkdirSync(s.runDir, { recursive: true, mode: 0o700 });
     // From here the agent is this sandbox's: its record says what `delete` reaps after a crash, its directory included.
     writeVmRecord(s.runDir, { kind: "none", pid: a.pid, startTime: a.startTime, agentUrl: `hvsock://${a.socket}:${AGENT_PORT}`, runcRoot: a.runcRoot, dirs: [a.dir] });
     // as if this shim had spawned it: its cgroups (a systemd service's, containerd's), not the factory's,
     // before it forks runc for the pod. The move waits for an RCU grace period, off this thread.
     await joinCgroupsOfLater(a.pid);
-    s.logger.info("mock agent taken from the factory", { pid: a.pid, socket: a.socket });
-    return new HostAgent(adoptedProcess(a.pid, a.startTime), new HybridVsockTransport(a.socket, AGENT_PORT), a.runcRoot, a.dir);
+    s.logger.info(dialled ? "mock agent held by the parked daemon" : "mock agent taken from the factory", { pid: a.pid, socket: a.socket });
+    return new HostAgent(adoptedProcess(a.pid, a.startTime), new HybridVsockTransport(a.socket, AGENT_PORT), a.runcRoot, a.dir, dialled);
   }
 
   private async boot(s: StartOptions): Promise<HostAgent> {

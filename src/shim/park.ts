@@ -4,7 +4,8 @@
 // take it. The launcher (native/oneshot.c) asks the factory for one, connects to its socket and
 // hands it what a daemon it spawned would have had: the listening socket (fd 3), the log fifo
 // (fd 2), its argv, environment and working directory. From then on it is that daemon, in the
-// launcher's cgroups, niceness, OOM score, limits and umask.
+// launcher's cgroups, niceness, OOM score, limits and umask. In a host-agent pool it also holds a
+// warm agent, adopted and dialled while it waits (src/hypervisor/factory/held.ts), which moves with it.
 //
 // It never decides differently from a daemon the launcher would have spawned: what it read before
 // the hand-over (the Node binary, the bundle, the environment that loading reads) must be what
@@ -23,7 +24,8 @@ import { setProcessPriority } from "../util/proc";
 import { markUnusual } from "../util/code-cache";
 import { bundleStamp } from "../util/bundle-stamp";
 import { parseHandoff, type Handoff } from "./handoff";
-import { PARK_ARG, PARKED_CLAIM_MS, PARKED_LIFELINE_FD, PARKED_WORD } from "../hypervisor/factory/protocol";
+import { PARK_ARG, PARKED_CLAIM_MS, PARKED_HOLD_MS, PARKED_LIFELINE_FD, PARKED_WORD } from "../hypervisor/factory/protocol";
+import { dropHeld, heldAgent, holdWarmAgent } from "../hypervisor/factory/held";
 
 /** How long the launcher has to say GO (native/oneshot.c waits 2 s for READY). */
 const GO_MS = 2_000;
@@ -104,9 +106,9 @@ function become(launcher: number, h: Handoff, fds: number[]): void {
 }
 
 export async function park(args: string[]): Promise<void> {
-  const [socket, factorySocket] = args;
+  const [socket, factorySocket, holdAgents] = args;
   if (!socket || !factorySocket) {
-    process.stderr.write(`usage: shim-main.js ${PARK_ARG} <socket> <factory socket>\n`);
+    process.stderr.write(`usage: shim-main.js ${PARK_ARG} <socket> <factory socket> [<agent runtime to hold an agent of>]\n`);
     process.exit(2);
   }
   // Its code is not a usual daemon's (this module, the TOML parser, all loaded up front): a cache it
@@ -118,10 +120,14 @@ export async function park(args: string[]): Promise<void> {
   require("smol-toml");
   const a = native();
   const parked: Parked = { script: process.argv[1], stamp: bundleStamp(process.argv[1]), env: { ...process.env } };
+  // A host-agent pool's daemon holds an agent, adopted and dialled before any pod asks (held.ts).
+  // Whatever ends this process before a pod claims it kills it.
+  process.on("exit", dropHeld);
+  const held = holdAgents ? await holdWarmAgent(factorySocket, holdAgents, PARKED_HOLD_MS) : null;
   fs.rmSync(socket, { force: true });
   const listenFd = a.listenUnix(socket, 4);
   try {
-    fs.writeSync(PARKED_LIFELINE_FD, `${PARKED_WORD}\n`);
+    fs.writeSync(PARKED_LIFELINE_FD, `${PARKED_WORD}${held ? ` ${held.agent.pid} ${held.agent.startTime} ${held.agent.dir}` : ""}\n`);
   } catch {
     /* the factory is gone: the wait below sees its EOF */
   }
@@ -139,6 +145,17 @@ export async function park(args: string[]): Promise<void> {
     /* the launcher is gone: it will not say GO */
   }
   const moved = joinCgroupsOfLater(process.pid, got.pid);
+  // the agent held goes where the daemon goes, at its priority (it took the parked daemon's)
+  const agent = heldAgent()?.agent;
+  let agentMoved: Promise<void> = Promise.resolve();
+  if (agent) {
+    try {
+      setProcessPriority(agent.pid, os.getPriority(got.pid));
+    } catch {
+      /* the launcher or the agent is gone: the first is refused below, the second not claimed */
+    }
+    agentMoved = joinCgroupsOfLater(agent.pid, got.pid);
+  }
   const refuse = (why: string) => {
     for (const fd of got.fds) {
       try {
@@ -166,8 +183,11 @@ export async function park(args: string[]): Promise<void> {
   } catch (e) {
     return refuse(`taking the launcher's place: ${(e as Error).message}`);
   }
-  await moved;
+  await Promise.all([moved, agentMoved]);
   if (!a.confirmHandoff(got.conn, `READY ${process.pid}\n`, GO_MS)) process.exit(0);
   a.closeFd(PARKED_LIFELINE_FD);
-  runDaemon(verdict.flags, bootDaemon(verdict.flags, h.cwd, { config: verdict.config }));
+  // the sandbox's driver claims the agent held as it boots, if its configuration can use it
+  const boot = bootDaemon(verdict.flags, h.cwd, { config: verdict.config });
+  dropHeld();
+  runDaemon(verdict.flags, boot);
 }

@@ -51,6 +51,16 @@ describe.skipIf(skip)("warm sandboxes from shimlab factory", () => {
       .readdirSync(path.join(dir, "daemons"))
       .filter((f) => f.endsWith(".json"))
       .map((f) => (JSON.parse(fs.readFileSync(path.join(dir, "daemons", f), "utf8")) as { pid: number }).pid);
+  // the warm agent each parked daemon holds, adopted and dialled (src/hypervisor/factory/held.ts), by daemon
+  const heldBy = (): Map<number, { pid: number; dir: string }> =>
+    new Map(
+      fs
+        .readdirSync(path.join(dir, "daemons"))
+        .filter((f) => f.endsWith(".json"))
+        .map((f) => JSON.parse(fs.readFileSync(path.join(dir, "daemons", f), "utf8")) as { pid: number; agent?: { pid: number; dir: string } })
+        .filter((r) => r.agent)
+        .map((r) => [r.pid, r.agent!]),
+    );
   const fullPools = async () => {
     const st = await status();
     return st.ready === 2 && st.daemons?.ready === 2;
@@ -73,11 +83,19 @@ describe.skipIf(skip)("warm sandboxes from shimlab factory", () => {
 
   const withSandbox = (id: string, args: string[], body: (t: ShimTask, daemon: number) => Promise<void>) => withTask(fx, id, args, body);
 
-  it("a sandbox takes a warm agent instead of booting one; the pool refills; the agent goes with the sandbox", async () => {
+  it("a sandbox takes a warm agent instead of booting one (the one its parked daemon held); the pools refill; the agent goes with the sandbox", async () => {
+    await waitUntil("full pools", fullPools, 15_000);
     const before = pooled();
     expect(before).toHaveLength(2);
     const daemonsBefore = parked();
     expect(daemonsBefore).toHaveLength(2);
+    // each parked daemon holds an agent of its own, none of them pooled
+    const held = heldBy();
+    expect([...held.keys()].sort()).toEqual([...daemonsBefore].sort());
+    for (const a of held.values()) {
+      expect(alive(a.pid)).toBe(true);
+      expect(before.map((p) => p.pid)).not.toContain(a.pid);
+    }
     const s0 = await status();
     let agent = 0;
     let agentDir = "";
@@ -94,16 +112,20 @@ describe.skipIf(skip)("warm sandboxes from shimlab factory", () => {
       const rec = readVmRecord(runDir("w1"))!;
       agent = rec.pid;
       agentDir = rec.dirs![0];
-      expect(before.map((p) => p.pid)).toContain(agent);
-      // no agent of its own: the shim did not boot one; the one it took is in its cgroups now, not the factory's
+      expect(agent).toBe(held.get(daemon)!.pid);
+      expect(agentDir).toBe(held.get(daemon)!.dir);
+      // no agent of its own: the shim did not boot one; the one it held is in its cgroups now, not the
+      // factory's, at its priority
       expect(agentsOf(daemon)).toEqual([]);
       expect(fs.readFileSync(`/proc/${agent}/cgroup`, "utf8")).toBe(fs.readFileSync(`/proc/${daemon}/cgroup`, "utf8"));
+      expect(os.getPriority(agent)).toBe(os.getPriority(daemon));
       expect((await t.task.Wait({ id: "w1" }, { timeoutMs: 10_000 })).exitStatus).toBe(3);
-      const s1 = await status();
-      expect(s1.handedOut).toBe(s0.handedOut + 1);
-      // out of the pool for good: its record is gone, another booted in its place
-      expect(pooled().map((p) => p.pid)).not.toContain(agent);
+      // no take on the pod's path; the daemon parked in its place takes one to hold
       await waitUntil("the pools to refill", fullPools, 15_000);
+      const s1 = await status();
+      expect(s1.handedOut).toBe(s0.handedOut);
+      expect(s1.held).toBe(s0.held! + 1);
+      expect(heldBy().get(daemon)).toBeUndefined();
     });
     // the sandbox stops after Delete's answer, and the shim exits after it: the agent, then its directory, go meanwhile
     await waitUntil("the taken agent to exit with its sandbox", () => !alive(agent), 15_000);
@@ -124,6 +146,7 @@ describe.skipIf(skip)("warm sandboxes from shimlab factory", () => {
   it("a parked daemon that cannot become the shim asked for refuses, and `start` spawns its own", async () => {
     await waitUntil("full pools", fullPools, 15_000);
     const before = parked();
+    const held = heldBy();
     const s0 = await status();
     // a containerd whose shims start Node with other options than the factory's daemons were started with
     await withTask(other, "w8", ["/bin/sh", "-c", "exit 4"], async (t, daemon) => {
@@ -134,6 +157,10 @@ describe.skipIf(skip)("warm sandboxes from shimlab factory", () => {
     const refused = before.filter((p) => !parked().includes(p));
     expect(refused).toHaveLength(1);
     await waitUntil("the one that refused to exit", () => !alive(refused[0]), 10_000);
+    // and the agent it held with it, directory and all: it served no pod, and serves none now
+    const agent = held.get(refused[0])!;
+    await waitUntil("the agent it held to exit", () => !alive(agent.pid), 10_000);
+    expect(fs.existsSync(agent.dir)).toBe(false);
     expect(fs.readFileSync(path.join(dir, "factory.log"), "utf8")).toMatch(/refused a hand-over: NODE_OPTIONS differs/);
   });
 
@@ -162,8 +189,15 @@ describe.skipIf(skip)("warm sandboxes from shimlab factory", () => {
   it("containerd 2.x's start, the TypeScript one, takes a parked daemon too", async () => {
     await waitUntil("full pools", fullPools, 15_000);
     const before = parked();
+    const held = heldBy();
     await withTask(v2, "w11", ["/bin/sh", "-c", "exit 6"], async (t, daemon) => {
       expect(before).toContain(daemon);
+      // its containerd's cgroup parent is not the factory's: the agent the daemon held cannot serve
+      // the pod (its containers' cgroups would be elsewhere), so it went, and the pod booted its own
+      const dropped = held.get(daemon)!;
+      await waitUntil("the held agent to be dropped", () => !alive(dropped.pid), 10_000);
+      expect(fs.existsSync(dropped.dir)).toBe(false);
+      expect(agentsOf(daemon)).toHaveLength(1);
       expect(fs.readlinkSync(`/proc/${daemon}/cwd`)).toBe(path.join(v2.emu.bundlesDir(), "w11"));
       expect((await t.task.Wait({ id: "w11" }, { timeoutMs: 10_000 })).exitStatus).toBe(6);
     });
@@ -171,12 +205,17 @@ describe.skipIf(skip)("warm sandboxes from shimlab factory", () => {
 
   it("a parked daemon handed out that nobody claims exits", async () => {
     await waitUntil("full pools", fullPools, 15_000);
+    const held = heldBy();
     const r = await factoryCall(socket, { op: "daemon" });
     expect(r.ok).toBe(true);
     const pid = (r as { daemon: { pid: number } }).daemon.pid;
+    const agent = held.get(pid);
+    expect(agent).toBeDefined();
     expect(alive(pid)).toBe(true);
     expect(parked()).not.toContain(pid);
     await waitUntil("it to give up on its launcher", () => !alive(pid), 10_000);
+    // the agent it held goes with it
+    await waitUntil("the agent it held to go", () => !alive(agent!.pid) && !fs.existsSync(agent!.dir), 5_000);
   });
 
   it("a warm agent that died in the pool is replaced, never handed out", async () => {
@@ -200,11 +239,15 @@ describe.skipIf(skip)("warm sandboxes from shimlab factory", () => {
       expect(pool.map((p) => p.pid)).not.toContain(agent);
       const daemons = parked();
       expect(daemons).not.toContain(shim);
+      const held = [...heldBy().values()];
+      expect(held).toHaveLength(daemons.length);
       process.kill(factoryPid, "SIGKILL");
       await waitUntil("the factory to die", () => !alive(factoryPid), 15_000);
       // the pooled agents see EOF on their lifelines and exit; the handed-out one lives on
       await waitUntil("the pooled agents to exit", () => pool.every((p) => !alive(p.pid)), 15_000);
       await waitUntil("the parked daemons to exit", () => daemons.every((p) => !alive(p)), 15_000);
+      // each with the agent it held, and that agent's directory
+      await waitUntil("the agents they held to go", () => held.every((a) => !alive(a.pid) && !fs.existsSync(a.dir)), 5_000);
       await new Promise((r) => setTimeout(r, 600)); // past the adopted agent's poll of its holder
       expect(alive(agent)).toBe(true);
       // the pod still works: an exec, then its task's end

@@ -10,8 +10,12 @@ export class PreDialedTransport implements Transport {
   private ahead: Promise<Duplex> | null;
   private readonly early = new AbortController();
 
-  constructor(readonly inner: Transport) {
-    this.ahead = inner.connect(this.early.signal);
+  /** dialled: a connection made already (a parked daemon's, src/hypervisor/factory/held.ts), for the first connect. */
+  constructor(
+    readonly inner: Transport,
+    dialled?: Duplex,
+  ) {
+    this.ahead = dialled ? Promise.resolve(dialled) : inner.connect(this.early.signal);
     this.ahead.catch(() => {});
   }
 

@@ -70,7 +70,7 @@ function line(st: FactoryStatus, socket: string): string {
   const what = st.kind === "qemu" ? `QEMU VMs ready (guest runtime ${st.agentRuntime})` : `host agents ready (${st.agentRuntime}, cgroups under ${st.cgroupParent})`;
   const d = st.daemons;
   const parked = d ? `; ${d.ready}/${d.size} parked shim daemons, handed out ${d.handedOut}, missed ${d.misses}, replaced ${d.replaced}` : "";
-  return `factory ${st.pid} on ${socket}: ${st.ready}/${st.size} warm ${what}, ${st.booting} booting; handed out ${st.handedOut}, missed ${st.misses}, replaced ${st.replaced}${parked}\n`;
+  return `factory ${st.pid} on ${socket}: ${st.ready}/${st.size} warm ${what}, ${st.booting} booting; handed out ${st.handedOut}${st.held ? ` (and ${st.held} to parked daemons)` : ""}, missed ${st.misses}, replaced ${st.replaced}${parked}\n`;
 }
 
 async function start(p: Parsed): Promise<number> {

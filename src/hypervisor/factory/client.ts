@@ -44,11 +44,16 @@ export function factoryCall(socket: string, req: FactoryRequest, timeoutMs = TAK
 }
 
 /** A warm agent for this process to hold; throws when the factory has none to give. */
-export async function takeWarmAgent(socket: string, want: { kind: HypervisorKind; agentRuntime: string; cgroupParent?: string; shape?: string; nics?: number }): Promise<WarmAgent> {
+/** parked: for a parked shim daemon to hold (held.ts), which the factory keeps apart from the pods' takes. */
+export async function takeWarmAgent(
+  socket: string,
+  want: { kind: HypervisorKind; agentRuntime: string; cgroupParent?: string; shape?: string; nics?: number; parked?: boolean },
+  timeoutMs = TAKE_TIMEOUT_MS,
+): Promise<WarmAgent> {
   const startTime = processStartTime(process.pid);
   if (!startTime) throw new Error("cannot read this process's start time");
   // An agent computes its containers' cgroups from its own environment: it must be the one this shim's would have had.
-  const r = await factoryCall(socket, { op: "take", kind: want.kind, agentRuntime: want.agentRuntime, cgroupParent: want.cgroupParent ?? cgroupParent(), pid: process.pid, startTime, ...(want.shape ? { shape: want.shape } : {}), ...(want.nics ? { nics: want.nics } : {}) });
+  const r = await factoryCall(socket, { op: "take", kind: want.kind, agentRuntime: want.agentRuntime, cgroupParent: want.cgroupParent ?? cgroupParent(), pid: process.pid, startTime, ...(want.shape ? { shape: want.shape } : {}), ...(want.nics ? { nics: want.nics } : {}), ...(want.parked ? { parked: true } : {}) }, timeoutMs);
   if (!r.ok) throw new Error(r.error);
   if (!r.agent) throw new Error("the factory's answer has no agent");
   return r.agent;

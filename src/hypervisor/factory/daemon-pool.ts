@@ -33,6 +33,15 @@ export interface DaemonPoolOptions {
   size: number;
   env: NodeJS.ProcessEnv;
   logger: Logger;
+  /** A host-agent pool's agent runtime: each parked daemon takes an agent of it to hold (held.ts). */
+  holdAgents?: string;
+}
+
+/** A warm agent a parked daemon holds, from its PARKED line: the pool's to move and kill with the daemon until it is handed out. */
+interface HeldRecord {
+  pid: number;
+  startTime: string;
+  dir: string;
 }
 
 interface Parked {
@@ -45,6 +54,7 @@ interface Parked {
   ready: boolean;
   /** The bundle as it was when it started (util/bundle-stamp). */
   stamp: string;
+  agent?: HeldRecord;
 }
 
 /** After a start that died at once, the next waits this long. */
@@ -74,8 +84,9 @@ export class DaemonPool {
       const file = path.join(this.o.dir, f);
       if (f.endsWith(".json")) {
         try {
-          const rec = JSON.parse(fs.readFileSync(file, "utf8")) as { pid: number; startTime: string };
+          const rec = JSON.parse(fs.readFileSync(file, "utf8")) as { pid: number; startTime: string; agent?: HeldRecord };
           killRecorded(rec.pid, rec.startTime);
+          if (rec.agent) this.killHeld(rec.agent);
         } catch {
           /* unreadable: only the file goes */
         }
@@ -120,6 +131,7 @@ export class DaemonPool {
     if (i >= 0) this.parked.splice(i, 1);
     p.child.removeAllListeners("exit");
     killRecorded(p.pid, p.startTime);
+    if (p.agent) this.killHeld(p.agent);
     (p.child.stdio[PARKED_LIFELINE_FD] as Duplex | null)?.destroy();
     fs.rmSync(this.recordOf(p), { force: true });
     fs.rmSync(p.socket, { force: true });
@@ -140,6 +152,17 @@ export class DaemonPool {
         await Promise.race([gone, new Promise((r) => setTimeout(r, 3000))]);
       }),
     );
+  }
+
+  /** A held agent whose daemon is gone or going: it would exit by itself (its holder gone), but its directory would stay. */
+  private killHeld(a: HeldRecord): void {
+    killRecorded(a.pid, a.startTime);
+    // only ever one of the factory's own pool (`<factory dir>/pool/<id>`, service.ts), whatever a line said
+    if (a.dir.startsWith(path.join(path.dirname(this.o.dir), "pool") + path.sep)) fs.rmSync(a.dir, { recursive: true, force: true });
+  }
+
+  private writeRecord(p: Parked): void {
+    fs.writeFileSync(this.recordOf(p), JSON.stringify({ pid: p.pid, startTime: p.startTime, ...(p.agent ? { agent: p.agent } : {}) }), { mode: 0o600 });
   }
 
   private recordOf(p: { id: string }): string {
@@ -177,7 +200,7 @@ export class DaemonPool {
     let child: ChildProcess;
     try {
       // its stderr is the factory's (a refusal says why there); after a hand-over, the pod's log
-      child = spawn(this.o.node, [this.o.script, PARK_ARG, socket, this.o.factorySocket], { detached: true, stdio: ["ignore", "ignore", "inherit", "ignore", "pipe"], env });
+      child = spawn(this.o.node, [this.o.script, PARK_ARG, socket, this.o.factorySocket, ...(this.o.holdAgents ? [this.o.holdAgents] : [])], { detached: true, stdio: ["ignore", "ignore", "inherit", "ignore", "pipe"], env });
     } catch (e) {
       this.o.logger.error("could not start a parked daemon", { error: (e as Error).message });
       this.failures++;
@@ -189,16 +212,23 @@ export class DaemonPool {
       return false;
     }
     const p: Parked = { id, child, pid: child.pid, startTime: processStartTime(child.pid) ?? "", socket, ready: false, stamp: bundleStamp(this.o.script) };
-    fs.writeFileSync(this.recordOf(p), JSON.stringify({ pid: p.pid, startTime: p.startTime }), { mode: 0o600 });
+    this.writeRecord(p);
     const line = child.stdio[PARKED_LIFELINE_FD] as Duplex | null;
     line?.on("error", () => {});
     let said = "";
     line?.on("data", (d: Buffer) => {
       said += d.toString("latin1");
-      if (!p.ready && said.includes(`${PARKED_WORD}\n`)) {
+      const m = p.ready ? null : new RegExp(`^${PARKED_WORD}(?: (\\d+) (\\d+) (/\\S+))?\n`, "m").exec(said);
+      if (m) {
         p.ready = true;
+        if (m[1]) {
+          p.agent = { pid: Number(m[1]), startTime: m[2], dir: m[3] };
+          // dead with the daemon from here on, also if the factory dies first (start() reads the record)
+          this.writeRecord(p);
+        }
         this.failures = 0;
         this.takers.place(p.pid);
+        if (p.agent) this.takers.place(p.agent.pid);
       }
     });
     setProcessPriority(p.pid, POOL_NICE);
@@ -209,6 +239,7 @@ export class DaemonPool {
       const i = this.parked.indexOf(p);
       if (i < 0) return;
       this.parked.splice(i, 1);
+      if (p.agent) this.killHeld(p.agent);
       // one that never got ready is a failure to back off from; a later death is replaced
       const neverReady = !p.ready;
       fs.rmSync(this.recordOf(p), { force: true });

@@ -20,6 +20,11 @@ export interface TakeRequest {
   shape?: string;
   /** How many NICs the VM must take at handout (a QEMU pool's VMs have so many hotplug ports). */
   nics?: number;
+  /**
+   * For a parked shim daemon to hold (held.ts): the factory waits for a ready agent rather than
+   * answer "empty", counts it apart from the pods' takes, and learns no taker's cgroups from it.
+   */
+  parked?: boolean;
 }
 
 /**
@@ -45,8 +50,14 @@ export const PARK_ARG = "-park";
 /** Its end of the factory's socketpair: "HANDOUT\n" once a launcher was given it; EOF before that, the factory's end. */
 export const PARKED_LIFELINE_FD = 4;
 export const HANDOUT_WORD = "HANDOUT";
-/** What a parked daemon says on its lifeline once it is ready: everything loaded, its socket listening. */
+/**
+ * What a parked daemon says on its lifeline once it is ready: everything loaded, its socket
+ * listening; `PARKED <pid> <start time> <dir>` when it holds a warm agent (held.ts), which is then
+ * the pool's to move with it, and to kill with it.
+ */
 export const PARKED_WORD = "PARKED";
+/** How long a parked daemon waits for a warm agent to hold before it parks without one. */
+export const PARKED_HOLD_MS = 30_000;
 /** How long a handed-out daemon waits for its launcher before it exits. */
 export const PARKED_CLAIM_MS = 5_000;
 
@@ -95,6 +106,8 @@ export interface FactoryStatus {
   warm: number[];
   booting: number;
   handedOut: number;
+  /** Handed to parked shim daemons to hold for the pods they become (not in handedOut). */
+  held?: number;
   /** Takes that found the pool empty. */
   misses: number;
   /** Warm agents found dead or stale and replaced. */

@@ -26,7 +26,7 @@ import { listProcesses, processAlive, setProcessPriority } from "../../util/proc
 import { cgroupParent, lowCpuCgroup, type CpuCgroup } from "../../util/cgroup";
 import { TakerCgroups } from "./takers";
 import type { Logger } from "../../util/logger";
-import type { FactoryRequest, FactoryResponse, FactoryStatus, WarmAgent } from "./protocol";
+import { PARKED_HOLD_MS, type FactoryRequest, type FactoryResponse, type FactoryStatus, type WarmAgent } from "./protocol";
 import { DaemonPool, type DaemonPoolOptions } from "./daemon-pool";
 
 export interface FactoryOptions {
@@ -74,7 +74,9 @@ export class Factory {
   private failures = 0;
   private refillTimer: NodeJS.Timeout | null = null;
   private refillSoonTimer: NodeJS.Timeout | null = null;
-  private readonly stats = { handedOut: 0, misses: 0, replaced: 0 };
+  private readonly stats = { handedOut: 0, held: 0, misses: 0, replaced: 0 };
+  /** Parked daemons' takes waiting for an agent to get ready. */
+  private readonly readyWaiters = new Set<() => void>();
   /** Open connections: a stopping factory hangs up on them rather than wait for their callers. */
   private readonly conns = new Set<net.Socket>();
 
@@ -90,14 +92,11 @@ export class Factory {
    */
   private readonly takers = new TakerCgroups();
 
-  private readonly daemons: DaemonPool | null;
+  /** Made once the warmer is ready (a QEMU warmer knows its kind of VM only then). */
+  private daemons: DaemonPool | null = null;
 
   constructor(private readonly o: FactoryOptions) {
     this.warmer = o.warmer ?? hostAgentWarmer({ agentRuntime: o.agentRuntime, debug: o.debug, env: o.env ?? process.env, cgroupParent: cgroupParent(o.env ?? process.env) });
-    this.daemons =
-      o.daemons && o.daemons.size > 0
-        ? new DaemonPool({ ...o.daemons, dir: path.join(o.dir, "daemons"), factorySocket: o.socket, env: o.env ?? process.env, logger: o.logger }, () => this.background)
-        : null;
   }
 
   private get filling(): number {
@@ -110,6 +109,22 @@ export class Factory {
 
   async start(): Promise<void> {
     await this.warmer.init?.();
+    const o = this.o;
+    this.daemons =
+      o.daemons && o.daemons.size > 0
+        ? new DaemonPool(
+            {
+              ...o.daemons,
+              dir: path.join(o.dir, "daemons"),
+              factorySocket: o.socket,
+              env: o.env ?? process.env,
+              logger: o.logger,
+              // a host-agent pool's parked daemons each hold an agent (held.ts); a VM is no daemon's to hold
+              ...(this.warmer.describe().kind === "none" && o.size > 0 ? { holdAgents: this.warmer.describe().agentRuntime } : {}),
+            },
+            () => this.background,
+          )
+        : null;
     // A fixed name: a factory that died leaves the directory to the next, not one per pid.
     this.background = lowCpuCgroup("shimlab-factory-pool");
     fs.mkdirSync(this.poolDir, { recursive: true, mode: 0o700 });
@@ -222,14 +237,38 @@ export class Factory {
     const refused = this.warmer.refuse(req);
     if (refused) return { ok: false, error: refused };
     if (!Number.isInteger(req.pid) || typeof req.startTime !== "string" || !processAlive(req.pid, req.startTime)) return { ok: false, error: "the taker is not a live process" };
-    this.learnTaker(req.pid);
-    const agent = await this.handOut(req.pid, req.startTime);
+    // a parked daemon is in the pool's cgroups, not a pod's: nothing to learn from it
+    if (!req.parked) this.learnTaker(req.pid);
+    const agent = req.parked ? await this.handOutWhenReady(req.pid, req.startTime) : await this.handOut(req.pid, req.startTime);
     this.refillSoon();
     if (!agent) {
-      this.stats.misses++;
+      if (!req.parked) this.stats.misses++;
       return { ok: false, error: "the pool is empty" };
     }
+    if (req.parked) this.stats.held++;
+    else this.stats.handedOut++;
     return { ok: true, agent };
+  }
+
+  /** For a parked daemon, which is on no pod's path: the next agent to get ready, or null (the factory stops, or none in PARKED_HOLD_MS). */
+  private async handOutWhenReady(pid: number, startTime: string): Promise<WarmAgent | null> {
+    const deadline = Date.now() + PARKED_HOLD_MS - 1_000;
+    for (;;) {
+      const a = await this.handOut(pid, startTime);
+      if (a || this.stopping || Date.now() > deadline || !processAlive(pid, startTime)) return a;
+      let wake = (): void => {};
+      const t = setTimeout(() => wake(), Math.max(0, deadline - Date.now()));
+      await new Promise<void>((r) => {
+        wake = r;
+        this.readyWaiters.add(r);
+      });
+      clearTimeout(t);
+      this.readyWaiters.delete(wake);
+    }
+  }
+
+  private wakeWaiters(): void {
+    for (const w of [...this.readyWaiters]) w();
   }
 
   /** The first ready agent that is alive, fresh and accepts its new holder; the others met on the way are replaced. */
@@ -250,7 +289,6 @@ export class Factory {
       fs.rmSync(this.recordOf(w), { force: true });
       w.child.removeAllListeners("exit");
       w.child.unref();
-      this.stats.handedOut++;
       const out = w.boot.handout();
       w.boot.release?.();
       this.o.logger.info("warm sandbox handed out", { pid: out.vm?.pid ?? w.pid, to: pid });
@@ -399,6 +437,7 @@ export class Factory {
       w.ready = true;
       this.place(w);
       this.o.logger.info("warm sandbox ready", { pid: w.pid, ready: this.pool.filter((x) => x.ready).length });
+      this.wakeWaiters();
     });
   }
 
@@ -421,6 +460,7 @@ export class Factory {
   /** Stops serving and stops every pooled agent; handed-out agents are their shims' and live on. */
   async stop(): Promise<void> {
     this.stopping = true;
+    this.wakeWaiters();
     if (this.refillTimer) clearTimeout(this.refillTimer);
     if (this.refillSoonTimer) clearTimeout(this.refillSoonTimer);
     const closed = new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
