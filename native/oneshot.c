@@ -562,7 +562,7 @@ static int write_all(int fd, const void* data, size_t n) {
   return 1;
 }
 
-// writeAtomic of src/shim/start.ts: <dir>/.<name>, 0600, renamed over <dir>/<name>.
+// writeFileAtomic of src/util/atomic-file.ts: <dir>/.<name>, 0600, renamed over <dir>/<name>.
 static int write_atomic(const char* dir, const char* name, const char* data) {
   char tmp[PATH_MAX], dst[PATH_MAX];
   snprintf(tmp, sizeof tmp, "%s/.%s", dir, name);

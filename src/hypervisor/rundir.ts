@@ -4,6 +4,7 @@ import fs from "node:fs";
 import path from "node:path";
 import type { VmRecord } from "./types";
 import { processStartTime } from "../util/proc";
+import { writeFileAtomic } from "../util/atomic-file";
 
 export function runRoot(): string {
   return process.env.SHIMLAB_RUN_DIR || "/run/shimlab";
@@ -27,9 +28,7 @@ export function socketIn(dir: string, name: string, root = runRoot()): string {
 export { processStartTime } from "../util/proc";
 
 export function writeVmRecord(dir: string, rec: VmRecord): void {
-  const f = path.join(dir, "vm.json");
-  fs.writeFileSync(f + ".tmp", JSON.stringify(rec), { mode: 0o600 });
-  fs.renameSync(f + ".tmp", f);
+  writeFileAtomic(path.join(dir, "vm.json"), JSON.stringify(rec));
 }
 
 export function readVmRecord(dir: string): VmRecord | null {

@@ -25,6 +25,7 @@ export interface StartOptions {
   sandbox?: boolean;
 }
 import { inBundle } from "../util/entry";
+import { writeFileAtomic } from "../util/atomic-file";
 
 /** daemonScript: what to launch as the daemon, when another binary (src/fp-shim) runs this start. */
 export function start(flags: ShimFlags, daemonScript?: string): void {
@@ -140,7 +141,7 @@ export async function startShim(flags: ShimFlags, bundle = process.cwd(), opts: 
   } finally {
     if (logFd >= 0) fs.closeSync(logFd);
   }
-  writeAtomic(path.join(bundle, "shim.pid"), String(pid));
+  writeFileAtomic(path.join(bundle, "shim.pid"), String(pid));
   // The daemon has its own copy of the listening socket now.
   fs.closeSync(fd);
   return address;
@@ -187,11 +188,6 @@ export function writeAll(fd: number, data: Buffer | string): void {
 }
 
 export function writeAddress(bundle: string, address: string): void {
-  writeAtomic(path.join(bundle, "address"), address);
+  writeFileAtomic(path.join(bundle, "address"), address);
 }
 
-function writeAtomic(file: string, data: string): void {
-  const tmp = path.join(path.dirname(file), "." + path.basename(file));
-  fs.writeFileSync(tmp, data, { mode: 0o600 });
-  fs.renameSync(tmp, file);
-}

@@ -7,6 +7,7 @@
 // directory with its teardown.
 import fs from "node:fs";
 import { processAlive, processStartTime } from "../util/proc";
+import { writeFileAtomic } from "../util/atomic-file";
 
 /** Where the daemon serving socket says it is stopping. */
 export function stoppingMarker(socket: string): string {
@@ -15,9 +16,7 @@ export function stoppingMarker(socket: string): string {
 
 /** Written by the daemon once it has accepted Shutdown; removed after its socket, just before it exits. */
 export function markStopping(socket: string): void {
-  const f = stoppingMarker(socket);
-  fs.writeFileSync(f + ".tmp", `${process.pid} ${processStartTime(process.pid) ?? ""}\n`, { mode: 0o600 });
-  fs.renameSync(f + ".tmp", f);
+  writeFileAtomic(stoppingMarker(socket), `${process.pid} ${processStartTime(process.pid) ?? ""}\n`);
 }
 
 export function clearStopping(socket: string): void {

@@ -420,7 +420,7 @@ function buildStates(records: TraceRecord[], calls: Map<string, TraceRecord>): P
 }
 
 /**
- * An atomic write's temporary (`.address`, `vm.json.tmp`, runc's state-NNN): made,
+ * An atomic write's temporary (`.address`, `.vm.json`, runc's state-NNN): made,
  * then renamed into place within this long, the new name appearing beside it at once.
  */
 const TRANSIENT_US = 200_000;

@@ -187,7 +187,11 @@ describe("the one-shot launcher against the TypeScript shim", () => {
   // which then checks the configuration with loadConfig itself: whatever it finds enabled, the
   // TypeScript finds enabled with the same socket; the plain forms it must find.
   describe("[factory] as the launcher reads it", () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "shimlab-oneshot-factory-"));
+    // made in a hook, not as the suite is collected: a run that selects none of its tests runs no afterAll
+    let dir = "";
+    beforeAll(() => {
+      dir = fs.mkdtempSync(path.join(os.tmpdir(), "shimlab-oneshot-factory-"));
+    });
     afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
     const scan = (text: string): string | null => {
       const file = path.join(dir, "c.toml");
