@@ -186,6 +186,30 @@ describe.skipIf(skip)("warm sandboxes from shimlab factory", () => {
     });
   });
 
+  it("a parked daemon whose agent may predate the mock agent's last build is replaced, agent and all", async () => {
+    await waitUntil("full pools", fullPools, 15_000);
+    const before = parked();
+    const held = heldBy();
+    const s0 = await status();
+    // rebuilt now: what was spawned before it is stale, what is spawned after it fresh
+    const entry = path.join(REPO_ROOT, "dist", "bundle", "mock-agent-main.js");
+    const now = new Date();
+    fs.utimesSync(entry, now, now);
+    await withSandbox("w12", ["/bin/true"], async (_t, daemon) => {
+      expect(before).not.toContain(daemon);
+      // nor an agent any parked daemon held: a stale one is never handed out
+      expect([...held.values()].map((a) => a.pid)).not.toContain(readVmRecord(runDir("w12"))!.pid);
+    });
+    expect((await status()).daemons!.replaced).toBe(s0.daemons!.replaced + 2);
+    for (const a of held.values()) await waitUntil(`held agent ${a.pid} to go`, () => !alive(a.pid) && !fs.existsSync(a.dir), 10_000);
+    // their replacements hold fresh agents, and are handed out
+    await waitUntil("full pools", fullPools, 20_000);
+    const fresh = parked();
+    await withSandbox("w13", ["/bin/true"], async (_t, daemon) => {
+      expect(fresh).toContain(daemon);
+    });
+  });
+
   it("containerd 2.x's start, the TypeScript one, takes a parked daemon too", async () => {
     await waitUntil("full pools", fullPools, 15_000);
     const before = parked();

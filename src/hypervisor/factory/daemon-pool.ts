@@ -35,6 +35,8 @@ export interface DaemonPoolOptions {
   logger: Logger;
   /** A host-agent pool's agent runtime: each parked daemon takes an agent of it to hold (held.ts). */
   holdAgents?: string;
+  /** Why an agent booted before `since` must not serve a pod any more (the warmer's stale), or null. */
+  agentStale?: (since: number) => string | null;
 }
 
 /** A warm agent a parked daemon holds, from its PARKED line: the pool's to move and kill with the daemon until it is handed out. */
@@ -55,6 +57,8 @@ interface Parked {
   /** The bundle as it was when it started (util/bundle-stamp). */
   stamp: string;
   agent?: HeldRecord;
+  /** When it was spawned (take() judges the agent it holds by it). */
+  spawnedAt: number;
 }
 
 /** After a start that died at once, the next waits this long. */
@@ -102,9 +106,12 @@ export class DaemonPool {
     const now = bundleStamp(this.o.script);
     for (const p of [...this.parked]) {
       if (!p.ready) continue;
-      if (processStartTime(p.pid) !== p.startTime || !fs.existsSync(p.socket) || p.stamp !== now) {
+      // An agent it holds and the mock agent rebuilt since the daemon started: that agent may have
+      // booted from the old one (never one booted after it), so the daemon goes with it.
+      const agentStale = p.agent ? this.o.agentStale?.(p.spawnedAt) : null;
+      if (processStartTime(p.pid) !== p.startTime || !fs.existsSync(p.socket) || p.stamp !== now || agentStale) {
         // dead, or running a bundle built before the last build: replaced, never handed out
-        this.o.logger.warn("parked daemon replaced", { pid: p.pid, reason: p.stamp !== now ? "the shim was rebuilt since it started" : "dead" });
+        this.o.logger.warn("parked daemon replaced", { pid: p.pid, reason: p.stamp !== now ? "the shim was rebuilt since it started" : (agentStale ?? "dead") });
         this.stats.replaced++;
         this.discard(p);
         continue;
@@ -211,7 +218,7 @@ export class DaemonPool {
       this.failures++;
       return false;
     }
-    const p: Parked = { id, child, pid: child.pid, startTime: processStartTime(child.pid) ?? "", socket, ready: false, stamp: bundleStamp(this.o.script) };
+    const p: Parked = { id, child, pid: child.pid, startTime: processStartTime(child.pid) ?? "", socket, ready: false, stamp: bundleStamp(this.o.script), spawnedAt: Date.now() };
     this.writeRecord(p);
     const line = child.stdio[PARKED_LIFELINE_FD] as Duplex | null;
     line?.on("error", () => {});
@@ -234,7 +241,6 @@ export class DaemonPool {
     setProcessPriority(p.pid, POOL_NICE);
     this.background()?.add(p.pid);
     this.parked.push(p);
-    const startedAt = Date.now();
     child.once("exit", (code, signal) => {
       const i = this.parked.indexOf(p);
       if (i < 0) return;
@@ -245,7 +251,7 @@ export class DaemonPool {
       fs.rmSync(this.recordOf(p), { force: true });
       fs.rmSync(socket, { force: true });
       this.o.logger.warn("a parked daemon exited in the pool", { pid: p.pid, code, signal });
-      if (neverReady && Date.now() - startedAt < 10_000) this.failures++;
+      if (neverReady && Date.now() - p.spawnedAt < 10_000) this.failures++;
       else this.failures = 0;
       this.refill();
     });

@@ -120,7 +120,7 @@ export class Factory {
               env: o.env ?? process.env,
               logger: o.logger,
               // a host-agent pool's parked daemons each hold an agent (held.ts); a VM is no daemon's to hold
-              ...(this.warmer.describe().kind === "none" && o.size > 0 ? { holdAgents: this.warmer.describe().agentRuntime } : {}),
+              ...(this.warmer.describe().kind === "none" && o.size > 0 ? { holdAgents: this.warmer.describe().agentRuntime, agentStale: (since: number) => this.warmer.stale(since) } : {}),
             },
             () => this.background,
           )
@@ -256,6 +256,8 @@ export class Factory {
     for (;;) {
       const a = await this.handOut(pid, startTime);
       if (a || this.stopping || Date.now() > deadline || !processAlive(pid, startTime)) return a;
+      // what handOut found dead or stale it discarded: the pool refills while this waits
+      this.refillSoon();
       let wake = (): void => {};
       const t = setTimeout(() => wake(), Math.max(0, deadline - Date.now()));
       await new Promise<void>((r) => {
