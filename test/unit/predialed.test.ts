@@ -35,6 +35,16 @@ describe("a transport dialled ahead", () => {
     expect(inner.dials).toBe(2);
   });
 
+  it("a connection made already (a parked daemon's) is the first connect's, and nothing is dialled for it", async () => {
+    const inner = fake(["ok"]);
+    const made = new PassThrough();
+    const t = new PreDialedTransport(inner, made);
+    expect(inner.dials).toBe(0);
+    expect(await t.connect(new AbortController().signal)).toBe(made);
+    expect(await t.connect(new AbortController().signal)).toBe(inner.made[0]);
+    expect(inner.dials).toBe(1);
+  });
+
   it("an early dial that failed is no answer: the connect dials now", async () => {
     const inner = fake(["fail", "ok"]);
     const t = new PreDialedTransport(inner);
