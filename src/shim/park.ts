@@ -123,7 +123,12 @@ export async function park(args: string[]): Promise<void> {
   // A host-agent pool's daemon holds an agent, adopted and dialled before any pod asks (held.ts).
   // Whatever ends this process before a pod claims it kills it.
   process.on("exit", dropHeld);
-  const held = holdAgents ? await holdWarmAgent(factorySocket, holdAgents, PARKED_HOLD_MS) : null;
+  let held = holdAgents ? await holdWarmAgent(factorySocket, holdAgents, PARKED_HOLD_MS) : null;
+  // its directory ends the PARKED line: one that would end it early is not held
+  if (held?.agent.dir.includes("\n")) {
+    dropHeld();
+    held = null;
+  }
   fs.rmSync(socket, { force: true });
   const listenFd = a.listenUnix(socket, 4);
   try {

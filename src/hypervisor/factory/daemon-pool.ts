@@ -225,7 +225,7 @@ export class DaemonPool {
     let said = "";
     line?.on("data", (d: Buffer) => {
       said += d.toString("latin1");
-      const m = p.ready ? null : new RegExp(`^${PARKED_WORD}(?: (\\d+) (\\d+) (/\\S+))?\n`, "m").exec(said);
+      const m = p.ready ? null : new RegExp(`^${PARKED_WORD}(?: (\\d+) (\\d+) (/[^\\n]+))?\n`, "m").exec(said);
       if (m) {
         p.ready = true;
         if (m[1]) {

@@ -6,15 +6,12 @@
 // serves one sandbox, and never one it was not taken for.
 import fs from "node:fs";
 import type { Duplex } from "node:stream";
-import { HybridVsockTransport } from "../../agent/transport";
+import { AGENT_VSOCK_PORT, HybridVsockTransport } from "../../agent/transport";
 import { killRecorded } from "../rundir";
 import { processAlive } from "../../util/proc";
 import { cgroupParent } from "../../util/cgroup";
 import { takeWarmAgent } from "./client";
 import type { WarmAgent } from "./protocol";
-
-/** The agents' port behind the hybrid-vsock handshake (host-agent.ts AGENT_PORT, which imports this module). */
-const AGENT_PORT = 1024;
 
 export interface HeldAgent {
   agent: WarmAgent;
@@ -37,7 +34,7 @@ export async function holdWarmAgent(factorySocket: string, agentRuntime: string,
     return null;
   }
   try {
-    const conn = await new HybridVsockTransport(agent.socket, AGENT_PORT).connect(AbortSignal.timeout(2_000));
+    const conn = await new HybridVsockTransport(agent.socket, AGENT_VSOCK_PORT).connect(AbortSignal.timeout(2_000));
     conn.on("error", () => {});
     held = { agent, factorySocket, agentRuntime, cgroupParent: cgroupParent(), conn };
     return held;
