@@ -43,6 +43,14 @@ export function main(argv: string[], entry: ShimEntry = PRODUCTION): void {
     process.stdout.write(`${entry.name}:\n  Runtime: ${entry.runtimeType}\n  Version: ${VERSION}\n  Node: ${process.version}\n`);
     return;
   }
+  // A daemon whose bundle is gone before it runs: containerd gave up on it (1.7 refuses a version 3
+  // bootstrap result and removes the bundle), so nobody will connect. It would die on its first
+  // process.cwd(), leaving the socket `start` bound for it; that socket is its own to remove.
+  if (flags.action === "" && !inBundle()) {
+    if (flags.socket) require("node:fs").rmSync(flags.socket, { force: true });
+    process.stderr.write(`${entry.name}: the bundle is gone; nothing to serve\n`);
+    process.exit(1);
+  }
   // Tracing (SHIMLAB_TRACE) is loaded only when asked for: otherwise nothing is wrapped.
   if (process.env.SHIMLAB_TRACE) require("../trace/shim").traceShimProcess(flags);
   switch (flags.action) {
@@ -59,6 +67,16 @@ export function main(argv: string[], entry: ShimEntry = PRODUCTION): void {
     default:
       process.stderr.write(`${entry.name}: unknown action ${JSON.stringify(flags.action)} (want start, delete, or none for the daemon)\n`);
       process.exit(2);
+  }
+}
+
+/** Whether this process's working directory (a daemon's bundle) still exists. */
+function inBundle(): boolean {
+  try {
+    process.cwd();
+    return true;
+  } catch {
+    return false;
   }
 }
 

@@ -14,9 +14,11 @@ import { writeRecordingShim, type ShimInvocation } from "../../src/harness/recor
 import { currentContainerd, type ContainerdPeer } from "../../src/harness/peers/containerd";
 import type { Containerd2Options } from "../../src/harness/shim-runner";
 import { readTrace } from "../../src/trace/model";
+import { socketAddress, socketPath } from "../../src/shim/address";
 import { removeCgroupDirs } from "../../src/util/cgroup";
 import { busyboxRootfs, missing } from "../helpers/env";
 import { expectNoLeaks } from "../helpers/leaks";
+import { waitUntil } from "../helpers/cri";
 
 const skip = missing("root", "containerd", "ctr", "runc", "busybox");
 const ID = "fidelity";
@@ -38,6 +40,8 @@ interface Observed {
   bundleFiles: string[];
   exitStatus: number;
   stdout: string;
+  /** The shim's socket, which must not outlive the run. */
+  socket: string;
 }
 
 /** One invocation with this run's paths replaced by names, and only the environment containerd adds. */
@@ -142,6 +146,7 @@ describe.skipIf(skip)("the emulator plays the real containerd", () => {
         bundleFiles,
         exitStatus: r.code ?? -1,
         stdout: r.out,
+        socket: socketPath(socketAddress(ctd.address, "default", ID)),
       };
     } finally {
       await ctd.destroy();
@@ -172,6 +177,7 @@ describe.skipIf(skip)("the emulator plays the real containerd", () => {
         bundleFiles,
         exitStatus: r.exitStatus,
         stdout: r.stdout,
+        socket: socketPath(socketAddress(emu.address, "default", ID)),
       };
     } finally {
       await emu.close();
@@ -210,6 +216,8 @@ describe.skipIf(skip)("the emulator plays the real containerd", () => {
       // difference v3-result-refused: ctr fails; the emulator refuses with the same words.
       expect(r).not.toBeInstanceOf(Error);
       expect((r as Observed).exitStatus).not.toBe(0);
+      // containerd removed the bundle and never connects: the daemon `start` launched goes, and its socket with it
+      await waitUntil("the refused shim's socket to go", () => !fs.existsSync((r as Observed).socket), 5_000);
       expect(e).toBeInstanceOf(Error);
       expect((e as Error).message).toContain("unsupported shim version (3): not implemented");
       return;
