@@ -24,7 +24,8 @@ const skip = missing("root", "runc", "busybox");
 const SHIMLAB = path.join(REPO_ROOT, "bin", "shimlab");
 
 describe.skipIf(skip)("warm sandboxes from shimlab factory", () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "shimlab-factory-"));
+  // a space in it: every path the factory hands out (a held agent's directory on a PARKED line too) may hold one
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "shimlab factory-"));
   const socket = path.join(dir, "factory.sock");
   const config = path.join(dir, "shim.toml");
   fs.writeFileSync(config, `[factory]\nenable = true\nsocket = ${JSON.stringify(socket)}\npool_size = 2\n`);
