@@ -40,25 +40,20 @@ describe.skipIf(skip)("warm sandboxes from shimlab factory", () => {
   const factory = (sub: string, ...more: string[]) =>
     execFileSync(SHIMLAB, ["factory", sub, "--config", config, "--dir", dir, ...more], { encoding: "utf8", timeout: 30_000, env: { ...process.env, SHIMLAB_CGROUP_PARENT: fx.emu.cgroupParent } });
   const status = (): Promise<FactoryStatus> => factoryStatus(socket);
-  const pooled = (): { pid: number; dir: string }[] =>
+  // the JSON records a factory keeps in one of its directories: pooled agents ("pool"), parked daemons ("daemons")
+  const records = <T>(sub: string): T[] =>
     fs
-      .readdirSync(path.join(dir, "pool"))
+      .readdirSync(path.join(dir, sub))
       .filter((f) => f.endsWith(".json"))
-      .map((f) => JSON.parse(fs.readFileSync(path.join(dir, "pool", f), "utf8")));
+      .map((f) => JSON.parse(fs.readFileSync(path.join(dir, sub, f), "utf8")) as T);
+  const pooled = () => records<{ pid: number; dir: string }>("pool");
 
   // the factory's parked shim daemons (src/shim/park.ts), which `start` takes instead of starting Node
-  const parked = (): number[] =>
-    fs
-      .readdirSync(path.join(dir, "daemons"))
-      .filter((f) => f.endsWith(".json"))
-      .map((f) => (JSON.parse(fs.readFileSync(path.join(dir, "daemons", f), "utf8")) as { pid: number }).pid);
+  const parked = (): number[] => records<{ pid: number }>("daemons").map((r) => r.pid);
   // the warm agent each parked daemon holds, adopted and dialled (src/hypervisor/factory/held.ts), by daemon
   const heldBy = (): Map<number, { pid: number; dir: string }> =>
     new Map(
-      fs
-        .readdirSync(path.join(dir, "daemons"))
-        .filter((f) => f.endsWith(".json"))
-        .map((f) => JSON.parse(fs.readFileSync(path.join(dir, "daemons", f), "utf8")) as { pid: number; agent?: { pid: number; dir: string } })
+      records<{ pid: number; agent?: { pid: number; dir: string } }>("daemons")
         .filter((r) => r.agent)
         .map((r) => [r.pid, r.agent!]),
     );
