@@ -46,7 +46,7 @@ export function main(argv: string[], entry: ShimEntry = PRODUCTION): void {
   // A daemon whose bundle is gone before it runs: containerd gave up on it (1.7 refuses a version 3
   // bootstrap result and removes the bundle), so nobody will connect. It would die on its first
   // process.cwd(), leaving the socket `start` bound for it; that socket is its own to remove.
-  if (flags.action === "" && !inBundle()) {
+  if (flags.action === "" && !bundleExists()) {
     if (flags.socket) require("node:fs").rmSync(flags.socket, { force: true });
     process.stderr.write(`${entry.name}: the bundle is gone; nothing to serve\n`);
     process.exit(1);
@@ -71,7 +71,7 @@ export function main(argv: string[], entry: ShimEntry = PRODUCTION): void {
 }
 
 /** Whether this process's working directory (a daemon's bundle) still exists. */
-function inBundle(): boolean {
+function bundleExists(): boolean {
   try {
     process.cwd();
     return true;

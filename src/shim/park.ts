@@ -25,7 +25,7 @@ import { markUnusual } from "../util/code-cache";
 import { bundleStamp } from "../util/bundle-stamp";
 import { parseHandoff, type Handoff } from "./handoff";
 import { PARK_ARG, PARKED_CLAIM_MS, PARKED_HOLD_MS, PARKED_LIFELINE_FD, PARKED_WORD } from "../hypervisor/factory/protocol";
-import { dropHeld, heldAgent, holdWarmAgent } from "../hypervisor/factory/held";
+import { dropHeld, holdWarmAgent } from "../hypervisor/factory/held";
 
 /** How long the launcher has to say GO (native/oneshot.c waits 2 s for READY). */
 const GO_MS = 2_000;
@@ -151,7 +151,7 @@ export async function park(args: string[]): Promise<void> {
   }
   const moved = joinCgroupsOfLater(process.pid, got.pid);
   // the agent held goes where the daemon goes, at its priority (it took the parked daemon's)
-  const agent = heldAgent()?.agent;
+  const agent = held?.agent;
   let agentMoved: Promise<void> = Promise.resolve();
   if (agent) {
     try {

@@ -190,4 +190,3 @@ export function writeAll(fd: number, data: Buffer | string): void {
 export function writeAddress(bundle: string, address: string): void {
   writeFileAtomic(path.join(bundle, "address"), address);
 }
-

@@ -66,6 +66,8 @@ const BACKOFF_MS = 1000;
 /** How long after a take the pool starts refilling (the factory's REFILL_DELAY_MS, for the same reason). */
 const REFILL_DELAY_MS = 150;
 const POOL_NICE = 10;
+/** A parked daemon's word: `PARKED`, or `PARKED <pid> <start time> <dir>` for the agent it holds (the directory to the line's end). */
+const PARKED_LINE = new RegExp(`^${PARKED_WORD}(?: (\\d+) (\\d+) (/[^\\n]+))?\n`, "m");
 
 export class DaemonPool {
   private readonly parked: Parked[] = [];
@@ -225,7 +227,7 @@ export class DaemonPool {
     let said = "";
     line?.on("data", (d: Buffer) => {
       said += d.toString("latin1");
-      const m = p.ready ? null : new RegExp(`^${PARKED_WORD}(?: (\\d+) (\\d+) (/[^\\n]+))?\n`, "m").exec(said);
+      const m = p.ready ? null : PARKED_LINE.exec(said);
       if (m) {
         p.ready = true;
         if (m[1]) {

@@ -56,7 +56,7 @@ export function claimHeld(want: { factorySocket: string; agentRuntime: string; c
   return null;
 }
 
-/** The agent held, if any (its pid, for the hand-over to move it with the daemon). */
+/** The agent held, if any. */
 export function heldAgent(): HeldAgent | null {
   return held;
 }
