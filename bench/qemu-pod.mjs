@@ -48,7 +48,12 @@ export async function qemuPodBench({ runs = 3, warmup = 1, log = () => {} } = {}
       return onePod(env, h, { network: true });
     };
     for (let i = 0; i < warmup; i++) for (const h of handlers) await pod(h);
-    for (let i = 0; i < runs; i++) for (const h of handlers.map((_, k) => handlers[(k + i) % handlers.length])) samples[h].push(await pod(h));
+    for (let i = 0; i < runs; i++)
+      for (const h of handlers.map((_, k) => handlers[(k + i) % handlers.length])) {
+        const s = await pod(h);
+        log(`  ${h}: RunPodSandbox ${s.runPod.toFixed(1)} ms, CreateContainer + StartContainer ${s.container.toFixed(1)} ms, ExecSync ${s.exec.toFixed(1)} ms`);
+        samples[h].push(s);
+      }
     const out = Object.fromEntries(handlers.map((h) => [h, summary(samples[h].map((s) => s.runPod + s.container))]));
     log(`QEMU pod ready (median of ${runs}): ${handlers.map((h) => `${h} ${out[h].median.toFixed(1)} ms`).join(", ")}`);
     log(factory.status());

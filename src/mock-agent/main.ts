@@ -12,6 +12,7 @@
 //                      told "ADOPT <pid> <start>" there (a factory's warm agent), when that process ends
 //   --ready-fd N       write "READY\n" to fd N once the socket accepts connections
 //   --log FILE         log destination (default stderr)
+//   --rehearse         (a factory's VM) run a throwaway container and `ip` before serving (rehearse.ts)
 import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
@@ -53,10 +54,11 @@ interface Args {
   readyFd?: number;
   log?: string;
   debug: boolean;
+  rehearse: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { hvsock: false, stateDir: "/run/shimlab-agent", runtime: "auto", guest: false, debug: false };
+  const a: Args = { hvsock: false, stateDir: "/run/shimlab-agent", runtime: "auto", guest: false, debug: false, rehearse: false };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
     const v = () => {
@@ -97,6 +99,9 @@ function parseArgs(argv: string[]): Args {
         break;
       case "--debug":
         a.debug = true;
+        break;
+      case "--rehearse":
+        a.rehearse = true;
         break;
       default:
         throw new Error(`unknown argument ${k}`);
@@ -200,12 +205,13 @@ export function main(argv: string[]): void {
     if (args.listen) fs.rmSync(args.listen, { force: true });
     process.exit(code);
   };
+  const network = guest ? new guest.GuestNetwork({ reaper }) : null;
   const agent = new MockAgent({
     runtime,
     stateDir: args.stateDir,
     logger: log,
     guest: args.guest,
-    network: guest ? new guest.GuestNetwork({ reaper }) : null,
+    network,
     reaper,
     onDestroyed: () => {
       portForward?.close();
@@ -250,7 +256,11 @@ export function main(argv: string[]): void {
   }
   if (args.serial) {
     markUnusual();
-    (require("./serial") as typeof import("./serial")).serveSerial(args.serial, server, log);
+    const serve = () => (require("./serial") as typeof import("./serial")).serveSerial(args.serial!, server, log);
+    if (args.rehearse && args.guest && runtime.isolated) {
+      const { rehearse } = require("./rehearse") as typeof import("./rehearse");
+      void rehearse({ runtime, network, stateDir: args.stateDir, logger: log }).then(serve);
+    } else serve();
   }
 
   if (args.watchFd !== undefined) {

@@ -38,6 +38,10 @@ export const GUEST_SNAPSHOT_ENTRY = `${GUEST_APP_DIR}/dist/bundle/mock-agent-sna
 export const SNAPSHOT_BUILD_PARAM = "shimlab.build-snapshot";
 /** The host asks for the snapshot where the guest's CPU is the one it was made on (TCG's). */
 export const SNAPSHOT_PARAM = "shimlab.snapshot";
+/** A factory's VM under TCG: its agent rehearses a pod's work before it serves (src/mock-agent/rehearse.ts). */
+export const REHEARSE_PARAM = "shimlab.rehearse";
+/** The kernel's own: no address-space randomisation in the guest (TCG only, qemu/index.ts). */
+export const TCG_FIXED_LAYOUT_PARAM = "norandmaps";
 /** The snapshot loads only under the V8 flags it was made with: the guest's default, --jitless. */
 export const SNAPSHOT_NODE_FLAGS = ["--jitless"];
 export const GUEST_SHARED_DIR = "/run/kata-containers/shared/containers";
@@ -69,11 +73,12 @@ for m in ${modules.join(" ")}; do
   insmod /lib/modules/$m.ko || echo "${INIT_MARK} insmod $m failed"
 done
 ${mountUsr}CMD=$(cat /proc/cmdline)
-RUNTIME=auto; DEBUG=; NODEOPTS=; SNAPSHOT=; BUILD_SNAPSHOT=
+RUNTIME=auto; DEBUG=; NODEOPTS=; SNAPSHOT=; BUILD_SNAPSHOT=; REHEARSE=
 for w in $CMD; do
   case "$w" in
     shimlab.runtime=*) RUNTIME=\${w#shimlab.runtime=};;
     shimlab.debug) DEBUG=--debug;;
+    ${REHEARSE_PARAM}) REHEARSE=--rehearse;;
     shimlab.jitless) NODEOPTS=--jitless;;
     ${SNAPSHOT_PARAM}) SNAPSHOT=1;;
     ${SNAPSHOT_BUILD_PARAM}) BUILD_SNAPSHOT=1;;
@@ -101,6 +106,6 @@ echo "${INIT_MARK} agent on $PORT at $(cut -d' ' -f1 /proc/uptime) s"
 export SHIMLAB_NATIVE=${GUEST_APP_DIR}/native/build/shimlab.node
 AGENT=${GUEST_AGENT_BUNDLE}
 [ -n "$SNAPSHOT" ] && [ "$NODEOPTS" = --jitless ] && [ -f ${GUEST_AGENT_SNAPSHOT} ] && AGENT="--snapshot-blob ${GUEST_AGENT_SNAPSHOT} mock-agent"
-exec /usr/bin/node $NODEOPTS $AGENT --serial "$PORT" --guest --runtime "$RUNTIME" --state-dir /run/shimlab-agent $DEBUG
+exec /usr/bin/node $NODEOPTS $AGENT --serial "$PORT" --guest --runtime "$RUNTIME" --state-dir /run/shimlab-agent $DEBUG $REHEARSE
 `;
 }

@@ -16,7 +16,7 @@ import { QemuVm, type LaunchOptions } from "./vm";
 import { vmShape } from "./shape";
 import { takeWarmAgent } from "../factory/client";
 import { joinCgroupsOfLater } from "../../util/cgroup";
-import { SNAPSHOT_PARAM } from "./guest-init";
+import { SNAPSHOT_PARAM, TCG_FIXED_LAYOUT_PARAM } from "./guest-init";
 import { attachPodNetwork, detachPodNetwork, scanPodNetwork, type PodNetworkPlan } from "./network";
 import { ruleComment } from "./loopback-commands";
 
@@ -96,8 +96,10 @@ export class QemuHypervisor implements Hypervisor {
       kernel: img.kernel,
       initrd: img.initrd,
       usrDir: img.usrDir,
-      // The agent's startup snapshot was made under TCG's CPU; V8 refuses it on another.
-      kernelParams: accel === "tcg" ? [...kernelParams, SNAPSHOT_PARAM] : kernelParams,
+      // The agent's startup snapshot was made under TCG's CPU; V8 refuses it on another. Under TCG
+      // the guest's mappings are fixed (norandmaps): a program run again lands at the addresses of its
+      // last run, where QEMU's translated blocks for it still are (bench/README.md, "Warm QEMU VMs").
+      kernelParams: accel === "tcg" ? [...kernelParams, SNAPSHOT_PARAM, TCG_FIXED_LAYOUT_PARAM] : kernelParams,
       tscKhz: hostTscKhz(),
       vsockCid: c.vsock && fs.existsSync("/dev/vhost-vsock") ? vsockCid(o.sandboxId) : undefined,
     });

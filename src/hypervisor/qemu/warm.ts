@@ -21,6 +21,7 @@ import type { QemuHypervisor } from "./index";
 import { UNCLAIMED_MS } from "../../util/unclaimed";
 import { VirtioSerialTransport } from "../../agent/transport";
 import { checkAgent } from "../factory/check";
+import { REHEARSE_PARAM } from "./guest-init";
 
 /** A booted guest's agent answers Check within this, TCG included (Kata allows 30 s). */
 const AGENT_CHECK_MS = 30_000;
@@ -31,6 +32,17 @@ export const WARM_NIC_PORTS = 2;
 /** native/build/vm-keeper beside the dist/ this runs from (a checkout, or `shimlab install --copy`'s). */
 export function keeperPath(): string {
   return process.env.SHIMLAB_VM_KEEPER ?? path.join(path.dirname(shimlabDist()), "native", "build", "vm-keeper");
+}
+
+/** A pooled VM's spec beside a sandbox's: its own vsock CID, hot-plug ports, and under TCG a rehearsal (mock-agent/rehearse.ts), since it waits in the pool anyway. */
+export function warmSpec(spec: LaunchOptions["spec"]): LaunchOptions["spec"] {
+  return {
+    ...spec,
+    // A CID of its own where vhost-vsock exists: the sandbox's would be derived from an id not known yet.
+    vsockCid: spec.vsockCid === undefined ? undefined : 3 + crypto.randomInt(0xfffffff0 - 3),
+    hotplugPorts: portsFor(spec),
+    kernelParams: spec.accel === "tcg" ? [...(spec.kernelParams ?? []), REHEARSE_PARAM] : spec.kernelParams,
+  };
 }
 
 export function qemuWarmer(hv: QemuHypervisor, o: { logger: Logger; env?: NodeJS.ProcessEnv }): Warmer {
@@ -65,8 +77,7 @@ export function qemuWarmer(hv: QemuHypervisor, o: { logger: Logger; env?: NodeJS
       let out: WarmAgent | null = null;
       const launched = QemuVm.launch({
         qemuPath: c.path,
-        // A CID of its own where vhost-vsock exists: the sandbox's would be derived from an id not known yet.
-        spec: { ...spec, vsockCid: spec.vsockCid === undefined ? undefined : 3 + crypto.randomInt(0xfffffff0 - 3), hotplugPorts: portsFor(spec) },
+        spec: warmSpec(spec),
         runDir: dir,
         logger: o.logger,
         bootTimeoutMs: c.bootTimeoutMs,
