@@ -40,6 +40,7 @@
 #include <linux/if.h>
 #include <linux/if_tun.h>
 #include <linux/netfilter_ipv4.h>
+#include <linux/netlink.h>
 #include <netinet/in.h>
 #include <sched.h>
 #include <malloc.h>
@@ -1361,6 +1362,132 @@ static napi_value HandOff(napi_env env, napi_callback_info info) {
   return v;
 }
 
+// A NETLINK_ROUTE socket: in the calling thread's namespace, or (from a thread that setns()
+// first) in another's. The socket stays in the namespace it was made in.
+static int netlink_socket(void) {
+  int s = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+  if (s < 0) return -1;
+  struct sockaddr_nl a;
+  memset(&a, 0, sizeof a);
+  a.nl_family = AF_NETLINK;
+  if (bind(s, (struct sockaddr*)&a, sizeof a) != 0) {
+    int e = errno;
+    close(s);
+    errno = e;
+    return -1;
+  }
+  // A kernel that never answers must not hang the agent: 5 s, then EAGAIN.
+  struct timeval tv = {5, 0};
+  setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  return s;
+}
+
+static int netns_netlink(netns_job_t* job, const char** what) {
+  (void)job;
+  int s = netlink_socket();
+  if (s < 0) *what = "netlink socket";
+  return s;
+}
+
+// netlinkRoute(netnsPath?) → a NETLINK_ROUTE socket fd, in that network namespace or this one.
+static napi_value NetlinkRoute(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  napi_valuetype t = napi_undefined;
+  if (argc >= 1) napi_typeof(env, argv[0], &t);
+  if (t == napi_undefined || t == napi_null) {
+    int s = netlink_socket();
+    if (s < 0) return throw_errno(env, "netlink socket", errno);
+    napi_value v;
+    napi_create_int32(env, s, &v);
+    return v;
+  }
+  netns_job_t j;
+  memset(&j, 0, sizeof j);
+  size_t len = 0;
+  if (napi_get_value_string_utf8(env, argv[0], j.netns, sizeof j.netns, &len) != napi_ok || len == 0 || len >= sizeof j.netns - 1) {
+    napi_throw_type_error(env, NULL, "netlinkRoute(netnsPath?)");
+    return NULL;
+  }
+  j.work = netns_netlink;
+  return run_netns_job(env, &j);
+}
+
+// netlinkTalk(fd, request) → every reply to it, concatenated: one request (a whole nlmsghdr with
+// its sequence number), read until its NLMSG_DONE (a dump) or NLMSG_ERROR (an ack, or its error).
+// Replies to other sequence numbers (a late answer to an earlier request) are dropped.
+static napi_value NetlinkTalk(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  void* req = NULL;
+  size_t reqLen = 0;
+  bool isBuf = false;
+  if (argc < 2 || !get_i32(env, argv[0], &fd) || napi_is_buffer(env, argv[1], &isBuf) != napi_ok || !isBuf ||
+      napi_get_buffer_info(env, argv[1], &req, &reqLen) != napi_ok || reqLen < sizeof(struct nlmsghdr)) {
+    napi_throw_type_error(env, NULL, "netlinkTalk(fd, request)");
+    return NULL;
+  }
+  uint32_t seq = ((struct nlmsghdr*)req)->nlmsg_seq;
+  struct sockaddr_nl kernel;
+  memset(&kernel, 0, sizeof kernel);
+  kernel.nl_family = AF_NETLINK;
+  ssize_t n;
+  do n = sendto(fd, req, reqLen, 0, (struct sockaddr*)&kernel, sizeof kernel);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) return throw_errno(env, "netlink send", errno);
+  size_t cap = 65536, used = 0;
+  char* out = malloc(cap);
+  char* buf = malloc(65536);
+  if (!out || !buf) {
+    free(out);
+    free(buf);
+    return throw_errno(env, "netlink", ENOMEM);
+  }
+  bool done = false;
+  while (!done) {
+    do n = recv(fd, buf, 65536, 0);
+    while (n < 0 && errno == EINTR);
+    if (n < 0) {
+      int e = errno;
+      free(out);
+      free(buf);
+      return throw_errno(env, "netlink receive", e);
+    }
+    if (n == 0) break;
+    for (struct nlmsghdr* h = (struct nlmsghdr*)buf; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
+      if (h->nlmsg_seq != seq) continue;
+      size_t step = NLMSG_ALIGN(h->nlmsg_len);
+      if (used + step > cap) {
+        while (used + step > cap) cap *= 2;
+        char* grown = realloc(out, cap);
+        if (!grown) {
+          free(out);
+          free(buf);
+          return throw_errno(env, "netlink", ENOMEM);
+        }
+        out = grown;
+      }
+      memset(out + used, 0, step);
+      memcpy(out + used, h, h->nlmsg_len);
+      used += step;
+      if (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR) done = true;
+    }
+  }
+  free(buf);
+  napi_value result;
+  void* data;
+  if (napi_create_buffer_copy(env, used, out, &data, &result) != napi_ok) {
+    free(out);
+    napi_throw_error(env, NULL, "napi_create_buffer_copy failed");
+    return NULL;
+  }
+  free(out);
+  return result;
+}
+
 static napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"setChildSubreaper", 0, SetChildSubreaper, 0, 0, 0, napi_default, 0},
@@ -1389,6 +1516,8 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"confirmHandoff", 0, ConfirmHandoff, 0, 0, 0, napi_default, 0},
       {"dup2", 0, Dup2, 0, 0, 0, napi_default, 0},
       {"adoptLimitsOf", 0, AdoptLimitsOf, 0, 0, 0, napi_default, 0},
+      {"netlinkRoute", 0, NetlinkRoute, 0, 0, 0, napi_default, 0},
+      {"netlinkTalk", 0, NetlinkTalk, 0, 0, 0, napi_default, 0},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -205,7 +205,7 @@ export function main(argv: string[]): void {
     if (args.listen) fs.rmSync(args.listen, { force: true });
     process.exit(code);
   };
-  const network = guest ? new guest.GuestNetwork({ reaper }) : null;
+  const network = guest ? new guest.GuestNetwork({ reaper, logger: log }) : null;
   const agent = new MockAgent({
     runtime,
     stateDir: args.stateDir,

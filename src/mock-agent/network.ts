@@ -1,14 +1,18 @@
 // The guest's network, set the way kata-agent sets it: UpdateInterface finds
 // the NIC by its MAC (the host gave it the pod veth's), renames it, sets its
 // MTU and addresses and brings it up; UpdateRoutes replaces the routes of the
-// devices it names. Done with the guest's `ip` (busybox), so the agent needs
-// no netlink code of its own; ListInterfaces/ListRoutes read it back.
+// devices it names; ListInterfaces/ListRoutes read it back. Said as `ip`
+// commands, done over netlink from the agent itself (netlink-ip.ts), or by the
+// guest's busybox ip where the native addon is missing.
 import fs from "node:fs";
 import path from "node:path";
 import { run } from "./runtime/exec";
 import type { Reaper } from "./reaper";
+import type { Logger } from "../util/logger";
 import type { Interface, InterfaceInit, Route, RouteInit } from "../gen/types";
 import { failedPrecondition, internal, invalidArgument, notFound } from "../errdefs";
+import { hasNative } from "../native";
+import { netlinkIpBatch } from "./netlink-ip";
 
 /** Runs `ip` with these arguments; its stdout. Swapped for a fake in tests. */
 export type IpRunner = (args: string[]) => Promise<string>;
@@ -23,15 +27,6 @@ export interface IpCommand {
 export type IpBatch = (cmds: IpCommand[]) => Promise<string[]>;
 
 const ipError = (args: string[], why: string) => new Error(`ip ${args.join(" ")}: ${why.trim()}`);
-
-/** `ip` through the agent's runner (posix_spawn and the reaper, when the agent has one). */
-export const runIp =
-  (reaper: Reaper | null): IpRunner =>
-  async (args) => {
-    const r = await run(reaper, "ip", args);
-    if (r.code !== 0) throw ipError(args, r.stderr || `exit ${r.code}`);
-    return r.stdout;
-  };
 
 /** The commands one after another through a runner: what a fake runner gets. */
 export const ipBatchOf =
@@ -102,6 +97,8 @@ function checkCidr(what: string, cidr: string, family: number): void {
 export interface GuestNetworkOptions {
   /** Runs one `ip` at a time (a fake's way): the batches go through it in order. */
   ip?: IpRunner;
+  /** Runs the batches (default: over netlink with the native addon, else one busybox shell each). */
+  batch?: IpBatch;
   /** The agent's reaper, when it has one: `ip` and `sh` are then spawned as runc is (runtime/exec.ts). */
   reaper?: Reaper | null;
   /** /sys/class/net: where NICs are found by MAC. */
@@ -110,18 +107,20 @@ export interface GuestNetworkOptions {
   procSys?: string;
   /** How long a NIC may take to appear (coldplugged ones are there at once). */
   waitMs?: number;
+  /** Debug lines: how long a hot-plugged NIC took to appear, and each `ip` batch. */
+  logger?: Logger;
 }
 
 export class GuestNetwork {
-  private readonly ip: IpRunner;
   private readonly batch: IpBatch;
   private readonly sysNet: string;
   private readonly procSys: string;
   private readonly waitMs: number;
+  private readonly log: Logger | undefined;
 
   constructor(o: GuestNetworkOptions = {}) {
-    this.ip = o.ip ?? runIp(o.reaper ?? null);
-    this.batch = o.ip ? ipBatchOf(o.ip) : runIpBatch(o.reaper ?? null);
+    this.log = o.logger;
+    this.batch = o.ip ? ipBatchOf(o.ip) : (o.batch ?? (hasNative() ? netlinkIpBatch() : runIpBatch(o.reaper ?? null)));
     this.sysNet = o.sysNet ?? "/sys/class/net";
     this.procSys = o.procSys ?? "/proc/sys";
     // A NIC hot-plugged into a running guest (a factory's warm VM) shows up some time after the shim
@@ -167,11 +166,15 @@ export class GuestNetwork {
   }
 
   private async linkByMac(mac: string): Promise<string> {
-    const until = Date.now() + this.waitMs;
+    const t0 = Date.now();
+    const until = t0 + this.waitMs;
     for (;;) {
       const devs = fs.existsSync(this.sysNet) ? fs.readdirSync(this.sysNet) : [];
       const hit = devs.find((d) => this.readSys(d, "address").toLowerCase() === mac.toLowerCase());
-      if (hit) return hit;
+      if (hit) {
+        this.log?.debug("network interface found", { mac, dev: hit, waitedMs: Date.now() - t0 });
+        return hit;
+      }
       if (Date.now() >= until) throw notFound(`no network interface with MAC ${mac} in the guest (have: ${devs.join(", ") || "none"})`);
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -214,7 +217,9 @@ export class GuestNetwork {
     cmds.push(["link", "set", "dev", name, "up"]);
     if (!this.isUp("lo")) cmds.push(["link", "set", "dev", "lo", "up"]);
     cmds.push(ADDR_SHOW);
+    const t0 = Date.now();
     const out = await this.batch(cmds.map((args) => ({ args })));
+    this.log?.debug("interface set up", { name, commands: cmds.length, ms: Date.now() - t0 });
     const now = this.interfaces(out[out.length - 1]).find((x) => x.name === name);
     if (!now) throw internal(`interface ${name} vanished after it was set up`);
     return now;
@@ -248,12 +253,14 @@ export class GuestNetwork {
       cmds.push({ args });
     }
     const shows = this.routeShows();
+    const t0 = Date.now();
     const out = await this.batch([...cmds, ...shows]);
+    this.log?.debug("routes set up", { commands: cmds.length + shows.length, ms: Date.now() - t0 });
     return this.routes(out.slice(cmds.length));
   }
 
   async listInterfaces(): Promise<Interface[]> {
-    return this.interfaces(await this.ip(ADDR_SHOW));
+    return this.interfaces((await this.batch([{ args: ADDR_SHOW }]))[0]);
   }
 
   private interfaces(addrShow: string): Interface[] {

@@ -29,6 +29,10 @@ export interface NativeAddon {
   originalDst(fd: number): { address: string; port: number };
   /** The tap `name` of a network namespace, opened there (IFF_TAP | IFF_NO_PI | IFF_VNET_HDR): an fd for QEMU's getfd. */
   openTapInNetns(netnsPath: string, name: string): number;
+  /** A NETLINK_ROUTE socket fd, made in the network namespace at netnsPath, or in this process's. */
+  netlinkRoute(netnsPath?: string | null): number;
+  /** Sends one netlink request and returns its replies (those with its sequence number), up to its DONE or ERROR. Blocking; 5 s at most per read. */
+  netlinkTalk(fd: number, request: Buffer): Buffer;
   /** One sendmsg of data with fd as SCM_RIGHTS on a unix socket's fd. */
   sendWithFd(socketFd: number, data: Buffer, fd: number): void;
   /** An ASCII file as a string over a read-only mapping of it (shared pages, not heap); null when it cannot be. */
