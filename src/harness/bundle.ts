@@ -3,6 +3,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import type { OciSpec } from "../oci/spec";
+import { DEFAULT_MOUNTS } from "../oci/default-mounts";
 
 export const DEFAULT_CAPS = [
   "CAP_CHOWN",
@@ -54,12 +55,7 @@ export function defaultSpec(id: string, o: SpecOptions): OciSpec {
     root: { path: o.rootPath ?? "rootfs" },
     hostname: o.hostname,
     mounts: [
-      { destination: "/proc", type: "proc", source: "proc", options: ["nosuid", "noexec", "nodev"] },
-      { destination: "/dev", type: "tmpfs", source: "tmpfs", options: ["nosuid", "strictatime", "mode=755", "size=65536k"] },
-      { destination: "/dev/pts", type: "devpts", source: "devpts", options: ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"] },
-      { destination: "/dev/shm", type: "tmpfs", source: "shm", options: ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"] },
-      { destination: "/dev/mqueue", type: "mqueue", source: "mqueue", options: ["nosuid", "noexec", "nodev"] },
-      { destination: "/sys", type: "sysfs", source: "sysfs", options: ["nosuid", "noexec", "nodev", "ro"] },
+      ...DEFAULT_MOUNTS.map((m) => ({ ...m, options: [...(m.options ?? [])] })),
       { destination: "/run", type: "tmpfs", source: "tmpfs", options: ["nosuid", "strictatime", "mode=755", "size=65536k"] },
     ],
     annotations: o.annotations,

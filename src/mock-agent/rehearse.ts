@@ -8,6 +8,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import type { OciSpec } from "../oci/spec";
+import { DEFAULT_MOUNTS } from "../oci/default-mounts";
 import type { Logger } from "../util/logger";
 import type { Runtime } from "./runtime/types";
 
@@ -31,14 +32,7 @@ export function rehearsalSpec(rootfs: string): OciSpec {
     },
     root: { path: rootfs, readonly: true },
     hostname: REHEARSAL_ID,
-    mounts: [
-      { destination: "/proc", type: "proc", source: "proc", options: ["nosuid", "noexec", "nodev"] },
-      { destination: "/dev", type: "tmpfs", source: "tmpfs", options: ["nosuid", "strictatime", "mode=755", "size=65536k"] },
-      { destination: "/dev/pts", type: "devpts", source: "devpts", options: ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"] },
-      { destination: "/dev/shm", type: "tmpfs", source: "shm", options: ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"] },
-      { destination: "/dev/mqueue", type: "mqueue", source: "mqueue", options: ["nosuid", "noexec", "nodev"] },
-      { destination: "/sys", type: "sysfs", source: "sysfs", options: ["nosuid", "noexec", "nodev", "ro"] },
-    ],
+    mounts: DEFAULT_MOUNTS.map((m) => ({ ...m, options: [...(m.options ?? [])] })),
     linux: {
       namespaces: [{ type: "pid" }, { type: "ipc" }, { type: "uts" }, { type: "mount" }],
       maskedPaths: ["/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware"],
