@@ -35,9 +35,10 @@ export function rehearsalSpec(rootfs: string): OciSpec {
     mounts: DEFAULT_MOUNTS.map((m) => ({ ...m, options: [...(m.options ?? [])] })),
     linux: {
       namespaces: [{ type: "pid" }, { type: "ipc" }, { type: "uts" }, { type: "mount" }],
-      maskedPaths: ["/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware"],
+      // containerd's defaults: crun masks each path, and turns the device rule into a BPF program (cgroup v2)
+      maskedPaths: ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"],
       readonlyPaths: ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
-      resources: { cpu: { shares: 2 } },
+      resources: { devices: [{ allow: false, access: "rwm" }], cpu: { shares: 2 } },
     },
   };
 }
