@@ -8,7 +8,7 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { spawn, type ChildProcess } from "node:child_process";
-import { claimHeld, dropHeld, heldAgent, holdWarmAgent } from "../../src/hypervisor/factory/held";
+import { claimHeld, dropHeld, holdWarmAgent } from "../../src/hypervisor/factory/held";
 import { Factory } from "../../src/hypervisor/factory/service";
 import { factoryStatus, takeWarmAgent } from "../../src/hypervisor/factory/client";
 import type { Warmer } from "../../src/hypervisor/factory/warmer";
@@ -75,11 +75,11 @@ describe("an agent a parked daemon holds", () => {
     f.close();
     expect(f.asked).toMatchObject([{ op: "take", kind: "none", agentRuntime: "host", parked: true, pid: process.pid }]);
     expect(h).not.toBeNull();
-    expect(heldAgent()).toBe(h);
     expect(h!.conn.destroyed).toBe(false);
     const got = claimHeld(fits(f.socket));
     expect(got).toBe(h);
-    expect(heldAgent()).toBeNull();
+    // claimed once: nothing left for another claimer
+    expect(claimHeld(fits(f.socket))).toBeNull();
     // the claimer's now: nothing dropped later touches it
     dropHeld();
     expect(a.child.exitCode).toBeNull();
@@ -96,7 +96,7 @@ describe("an agent a parked daemon holds", () => {
       expect(claimHeld({ ...fits(f.socket), ...unfit })).toBeNull();
       await a.exited;
       expect(fs.existsSync(a.agent.dir)).toBe(false);
-      expect(heldAgent()).toBeNull();
+      expect(claimHeld(fits(f.socket))).toBeNull();
     }
   });
 
@@ -125,14 +125,14 @@ describe("an agent a parked daemon holds", () => {
     const empty = await fakeFactory(null);
     expect(await holdWarmAgent(empty.socket, "host", 5_000)).toBeNull();
     empty.close();
-    expect(heldAgent()).toBeNull();
+    expect(claimHeld(fits(empty.socket))).toBeNull();
     const mute = await standIn(false);
     const f = await fakeFactory(mute.agent);
     expect(await holdWarmAgent(f.socket, "host", 5_000)).toBeNull();
     f.close();
     await mute.exited;
     expect(fs.existsSync(mute.agent.dir)).toBe(false);
-    expect(heldAgent()).toBeNull();
+    expect(claimHeld(fits(f.socket))).toBeNull();
   });
 });
 

@@ -56,11 +56,6 @@ export function claimHeld(want: { factorySocket: string; agentRuntime: string; c
   return null;
 }
 
-/** The agent held, if any. */
-export function heldAgent(): HeldAgent | null {
-  return held;
-}
-
 /** Kills the agent held, unclaimed, and removes its directory: synchronous, for an exiting process too. */
 export function dropHeld(): void {
   const h = held;
