@@ -11,6 +11,12 @@ import { parseIpAddrOneline, parseIpRoutes, type IpCommand } from "../../src/moc
 
 const skip = missing("root", "busybox", "ip");
 
+// IPv6 link-local addresses and their route are the kernel's own, made when a link's carrier comes
+// up, at a moment of its choosing (and each end's address from its own MAC): left out of what is
+// compared, in the states and in what each side printed.
+const ownAddrs = (text: string) => parseIpAddrOneline(text).filter((a) => !a.address.startsWith("fe80:"));
+const ownRoutes6 = (text: string) => parseIpRoutes(text, 1).filter((r) => !r.dest.startsWith("fe80:"));
+
 describe("ip addresses as text and bytes", () => {
   it("reads and writes them as inet_pton and inet_ntop do", () => {
     for (const [s, want] of [
@@ -49,9 +55,7 @@ describe.skipIf(skip)("the agent's netlink ip, held to busybox ip (two network n
       .split("\n")
       .filter(Boolean)
       .map((l) => /^\d+: ([^:@]+)[^<]*<([^>]*)> mtu (\d+)/.exec(l)!.slice(1).join(" "));
-    // a link-local IPv6 address comes from the MAC, which each end has its own
-    const addrs = parseIpAddrOneline(q(["-o", "addr", "show"])).filter((a) => !a.address.startsWith("fe80:"));
-    return { links, addrs, v4: parseIpRoutes(q(["-4", "route", "show"]), 0), v6: parseIpRoutes(q(["-6", "route", "show"]), 1) };
+    return { links, addrs: ownAddrs(q(["-o", "addr", "show"])), v4: parseIpRoutes(q(["-4", "route", "show"]), 0), v6: ownRoutes6(q(["-6", "route", "show"])) };
   };
   /** The two namespaces' states, once the kernel's own IPv6 work (prefix and link-local routes, which come a moment after a link goes up) has settled in both. */
   const settled = async () => {
@@ -113,15 +117,15 @@ describe.skipIf(skip)("the agent's netlink ip, held to busybox ip (two network n
     expect(sb).toEqual(sa);
     expect(sb.links).toContain("eth0 BROADCAST,MULTICAST,UP,LOWER_UP 1450");
     // what each printed for `-o addr show`, parsed as GuestNetwork parses it
-    const a = parseIpAddrOneline(r.viaBusybox.at(-1)!);
-    expect(parseIpAddrOneline(r.viaNetlink.at(-1)!)).toEqual(a);
+    const a = ownAddrs(r.viaBusybox.at(-1)!);
+    expect(ownAddrs(r.viaNetlink.at(-1)!)).toEqual(a);
     expect(a).toEqual(expect.arrayContaining([{ dev: "eth0", family: 0, address: "10.200.7.5", mask: "24" }, { dev: "lo", family: 0, address: "127.0.0.1", mask: "8" }]));
     // a second UpdateInterface: the flush takes the old addresses, both families
     const again = await both([{ args: ["addr", "flush", "dev", "eth0"] }, { args: ["-4", "addr", "add", "10.9.0.1/8", "dev", "eth0"] }, { args: ["-o", "addr", "show"] }]);
     expect(again.netlinkError).toBe("");
     const after = await settled();
     expect(after.b).toEqual(after.a);
-    expect(parseIpAddrOneline(again.viaNetlink[2]).filter((x) => x.dev === "eth0")).toEqual([{ dev: "eth0", family: 0, address: "10.9.0.1", mask: "8" }]);
+    expect(ownAddrs(again.viaNetlink[2]).filter((x) => x.dev === "eth0")).toEqual([{ dev: "eth0", family: 0, address: "10.9.0.1", mask: "8" }]);
   });
 
   it("UpdateRoutes' commands: flush both families, direct, host and gateway routes, scopes and sources; the same routes after", async () => {
@@ -153,7 +157,7 @@ describe.skipIf(skip)("the agent's netlink ip, held to busybox ip (two network n
       { dest: "10.200.7.0/24", gateway: "", device: "nic0", source: "10.200.7.5", scope: 253, family: 0, flags: 0, mtu: 0 },
     ]);
     expect(parseIpRoutes(r.viaNetlink[7], 0)).toEqual(parseIpRoutes(r.viaBusybox[7], 0));
-    expect(parseIpRoutes(r.viaNetlink[8], 1)).toEqual(parseIpRoutes(r.viaBusybox[8], 1));
+    expect(ownRoutes6(r.viaNetlink[8])).toEqual(ownRoutes6(r.viaBusybox[8]));
     // replacing again changes nothing and fails nothing
     const again = await both([cmds[4]]);
     expect([again.busyboxError, again.netlinkError]).toEqual(["", ""]);
