@@ -44,8 +44,11 @@ const RTN_UNICAST = 1;
 const RTM_F_CLONED = 0x200;
 const AF_INET = 2;
 const AF_INET6 = 10;
-const SCOPES: Record<string, number> = { global: 0, universe: 0, site: 200, link: 253, host: 254, nowhere: 255 };
-const SCOPE_NAME: Record<number, string> = { 0: "global", 200: "site", 253: "link", 254: "host", 255: "nowhere" };
+const SCOPE_NUMBERS: Record<string, number> = { global: 0, universe: 0, site: 200, link: 253, host: 254, nowhere: 255 };
+const SCOPE_NAMES: Record<number, string> = { 0: "global", 200: "site", 253: "link", 254: "host", 255: "nowhere" };
+/** ip's name for a route or address scope; own keys only, so that no word resolves from the prototype. */
+export const scopeName = (n: number): string | undefined => (Object.hasOwn(SCOPE_NAMES, n) ? SCOPE_NAMES[n] : undefined);
+export const scopeNumber = (name: string): number | undefined => (Object.hasOwn(SCOPE_NUMBERS, name) ? SCOPE_NUMBERS[name] : undefined);
 const ROUTE_TYPES = ["unspec", "unicast", "local", "broadcast", "anycast", "multicast", "blackhole", "unreachable", "prohibit", "throw", "nat", "xresolve"];
 
 /** strerror's words for what the kernel answers these requests with; others by number. */
@@ -240,7 +243,7 @@ export class Rtnl {
     b.writeUInt8(family, 0);
     b.writeUInt8(prefix, 1);
     // as ip does: a 127/8 address is the host's
-    b.writeUInt8(family === AF_INET && bytes[0] === 127 ? SCOPES.host : 0, 3);
+    b.writeUInt8(family === AF_INET && bytes[0] === 127 ? SCOPE_NUMBERS.host : 0, 3);
     b.writeUInt32LE(this.index(dev), 4);
     this.talk(RTM_NEWADDR, F_ACK | F_CREATE | F_EXCL, Buffer.concat([b, attr(IFA_LOCAL, bytes), attr(IFA_ADDRESS, bytes)]));
   }
@@ -292,7 +295,7 @@ export class Rtnl {
     b.writeUInt8(RT_TABLE_MAIN, 4);
     b.writeUInt8(RTPROT_BOOT, 5);
     // ip's default scope: link for a route with no gateway, else the universe
-    b.writeUInt8(r.scope ?? (r.gateway ? 0 : SCOPES.link), 6);
+    b.writeUInt8(r.scope ?? (r.gateway ? 0 : SCOPE_NUMBERS.link), 6);
     b.writeUInt8(RTN_UNICAST, 7);
     const extra: Buffer[] = [];
     if (dst) extra.push(attr(RTA_DST, ipBytes(dst, family)));
@@ -313,7 +316,7 @@ export class Rtnl {
         const addr = a.local ?? a.address;
         if (!addr) continue;
         const label = a.family === AF_INET ? (attrs(a.raw, 8).get(IFA_LABEL)?.toString("latin1").replace(/\0.*$/s, "") ?? l.name) : "";
-        lines.push(`${l.index}: ${name.get(a.index)}    ${a.family === AF_INET ? "inet" : "inet6"} ${ipText(addr)}/${a.prefix} scope ${SCOPE_NAME[a.scope] ?? a.scope}${label ? ` ${label}` : ""}\\`);
+        lines.push(`${l.index}: ${name.get(a.index)}    ${a.family === AF_INET ? "inet" : "inet6"} ${ipText(addr)}/${a.prefix} scope ${scopeName(a.scope) ?? a.scope}${label ? ` ${label}` : ""}\\`);
       }
     return lines.map((l) => l + "\n").join("");
   }
@@ -329,7 +332,7 @@ export class Rtnl {
         w.push(!r.dst || r.dstLen === 0 ? (r.dstLen === 0 ? "default" : "") : r.dstLen === max ? ipText(r.dst) : `${ipText(r.dst)}/${r.dstLen}`);
         if (r.gateway) w.push("via", ipText(r.gateway));
         if (r.oif !== undefined) w.push("dev", name.get(r.oif) ?? String(r.oif));
-        if (r.scope !== 0) w.push("scope", SCOPE_NAME[r.scope] ?? String(r.scope));
+        if (r.scope !== 0) w.push("scope", scopeName(r.scope) ?? String(r.scope));
         if (r.prefsrc) w.push("src", ipText(r.prefsrc));
         if (r.mtu) w.push("mtu", String(r.mtu));
         return w.filter(Boolean).join(" ") + "\n";
@@ -364,7 +367,7 @@ export function runIpCommand(nl: Rtnl, args: string[]): string {
       o[w[k]] = w[k + 1];
     }
     if (!o.dev) throw new Error("a route needs a device");
-    const scope = o.scope === undefined ? undefined : SCOPES[o.scope];
+    const scope = o.scope === undefined ? undefined : scopeNumber(o.scope);
     if (o.scope !== undefined && scope === undefined) throw new Error(`unknown scope "${o.scope}"`);
     return nl.replaceRoute(family, { dest: m[1], gateway: o.via, dev: o.dev, src: o.src, scope }), "";
   }

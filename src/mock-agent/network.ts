@@ -12,7 +12,7 @@ import type { Logger } from "../util/logger";
 import type { Interface, InterfaceInit, Route, RouteInit } from "../gen/types";
 import { failedPrecondition, internal, invalidArgument, notFound } from "../errdefs";
 import { hasNative } from "../native";
-import { netlinkIpBatch } from "./netlink-ip";
+import { netlinkIpBatch, scopeName, scopeNumber } from "./netlink-ip";
 
 /** Runs `ip` with these arguments; its stdout. Swapped for a fake in tests. */
 export type IpRunner = (args: string[]) => Promise<string>;
@@ -75,8 +75,6 @@ export const runIpBatch =
 
 const ADDR_SHOW = ["-o", "addr", "show"];
 
-const SCOPE_NAMES: Record<number, string> = { 0: "global", 200: "site", 253: "link", 254: "host", 255: "nowhere" };
-const SCOPE_NUMBERS: Record<string, number> = { global: 0, universe: 0, site: 200, link: 253, host: 254, nowhere: 255 };
 
 const IFNAME_RE = /^[A-Za-z0-9_.@-]{1,15}$/;
 const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
@@ -234,7 +232,7 @@ export class GuestNetwork {
       if (r.dest) checkCidr("route destination", r.dest, family);
       if (r.gateway) checkIp("route gateway", r.gateway, family);
       if (r.source) checkIp("route source", r.source, family);
-      if (SCOPE_NAMES[r.scope ?? 0] === undefined) throw invalidArgument(`route ${r.dest || "default"}: scope ${r.scope}`);
+      if (scopeName(r.scope ?? 0) === undefined) throw invalidArgument(`route ${r.dest || "default"}: scope ${r.scope}`);
       if (family === 1 && !this.ipv6()) throw failedPrecondition(`route ${r.dest || "default"} is IPv6, and the guest kernel has no IPv6`);
       if (!fs.existsSync(path.join(this.sysNet, r.device!))) throw notFound(`route ${r.dest || "default"}: no device ${r.device} in the guest`);
     }
@@ -249,7 +247,7 @@ export class GuestNetwork {
       if (r.gateway) args.push("via", r.gateway);
       args.push("dev", r.device!);
       if (r.source) args.push("src", r.source);
-      if (r.scope) args.push("scope", SCOPE_NAMES[r.scope]);
+      if (r.scope) args.push("scope", scopeName(r.scope)!);
       cmds.push({ args });
     }
     const shows = this.routeShows();
@@ -316,7 +314,7 @@ export function parseIpRoutes(text: string, family: number): Route[] {
       if (w[k] === "via") r.gateway = v;
       else if (w[k] === "dev") r.device = v;
       else if (w[k] === "src") r.source = v;
-      else if (w[k] === "scope") r.scope = SCOPE_NUMBERS[v] ?? (Number(v) || 0);
+      else if (w[k] === "scope") r.scope = scopeNumber(v) ?? (Number(v) || 0);
       else if (w[k] === "mtu") r.mtu = Number(v) || 0;
       else continue;
       k++;

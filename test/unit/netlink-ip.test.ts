@@ -181,6 +181,8 @@ describe.skipIf(skip)("the agent's netlink ip, held to busybox ip (two network n
     await expect(netlinkIpBatch(`/run/netns/${nsB}`)([{ args: ["link", "set", "dev", "nosuch0", "up"] }])).rejects.toThrow('ip link set dev nosuch0 up: Cannot find device "nosuch0"');
     await expect(netlinkIpBatch(`/run/netns/${nsB}`)([{ args: ["link", "delete", "nic0"] }])).rejects.toThrow(/not an ip command the agent's netlink speaks/);
     await expect(netlinkIpBatch(`/run/netns/${nsB}`)([{ args: ["-4", "route", "replace", "default", "via", "10.1.1.1", "dev", "nic0", "scope", "galaxy"] }])).rejects.toThrow(/unknown scope/);
+    // a word the scope table's prototype knows is no scope either
+    await expect(netlinkIpBatch(`/run/netns/${nsB}`)([{ args: ["-4", "route", "replace", "default", "dev", "nic0", "scope", "constructor"] }])).rejects.toThrow('unknown scope "constructor"');
     expect(state(nsB).links.some((l) => l.startsWith("nic0"))).toBe(true);
   });
 });
