@@ -200,15 +200,36 @@ export class Rtnl {
     return out;
   }
 
-  links(): { index: number; name: string; flags: number }[] {
-    const req = Buffer.alloc(16);
-    return this.talk(RTM_GETLINK, F_DUMP, req)
-      .filter((m) => m.type === RTM_NEWLINK)
-      .map((m) => ({ index: m.body.readInt32LE(4), flags: m.body.readUInt32LE(8), name: (attrs(m.body, 16).get(IFLA_IFNAME) ?? Buffer.alloc(0)).toString("latin1").replace(/\0.*$/s, "") }));
+  /** One dump's messages of `type`, with the attributes after their `headerLen`-byte header. */
+  private dump(get: number, req: Buffer, type: number, headerLen: number): { body: Buffer; a: Map<number, Buffer> }[] {
+    return this.talk(get, F_DUMP, req)
+      .filter((m) => m.type === type)
+      .map((m) => ({ body: m.body, a: attrs(m.body, headerLen) }));
+  }
+
+  /**
+   * The links, dumped once for a batch (each dump is milliseconds under TCG), again after this
+   * socket renamed one, or when a name or index is missing (a NIC the kernel has just added).
+   */
+  private linkCache: { index: number; name: string }[] | undefined;
+
+  links(fresh = false): { index: number; name: string }[] {
+    if (fresh || !this.linkCache)
+      this.linkCache = this.dump(RTM_GETLINK, Buffer.alloc(16), RTM_NEWLINK, 16).map(({ body, a }) => ({
+        index: body.readInt32LE(4),
+        name: (a.get(IFLA_IFNAME) ?? Buffer.alloc(0)).toString("latin1").replace(/\0.*$/s, ""),
+      }));
+    return this.linkCache;
+  }
+
+  private linksKnowing(indexes: Iterable<number>): { index: number; name: string }[] {
+    const known = new Set(this.links().map((l) => l.index));
+    for (const i of indexes) if (!known.has(i)) return this.links(true);
+    return this.links();
   }
 
   index(dev: string): number {
-    const l = this.links().find((x) => x.name === dev);
+    const l = this.links().find((x) => x.name === dev) ?? this.links(true).find((x) => x.name === dev);
     if (!l) throw new Error(`Cannot find device "${dev}"`);
     return l.index;
   }
@@ -224,17 +245,23 @@ export class Rtnl {
     if (o.name !== undefined) extra.push(attr(IFLA_IFNAME, cstr(o.name)));
     if (o.mtu !== undefined) extra.push(attr(IFLA_MTU, u32(o.mtu)));
     this.talk(RTM_NEWLINK, F_ACK, Buffer.concat([b, ...extra]));
+    if (o.name !== undefined) this.linkCache = undefined;
   }
 
-  addrs(family = 0): { family: number; prefix: number; scope: number; index: number; flags: number; local: Buffer | undefined; address: Buffer | undefined; raw: Buffer }[] {
+  addrs(family = 0): { family: number; prefix: number; scope: number; index: number; flags: number; local: Buffer | undefined; address: Buffer | undefined; label: Buffer | undefined; raw: Buffer }[] {
     const req = Buffer.alloc(8);
     req.writeUInt8(family, 0);
-    return this.talk(RTM_GETADDR, F_DUMP, req)
-      .filter((m) => m.type === RTM_NEWADDR)
-      .map((m) => {
-        const a = attrs(m.body, 8);
-        return { family: m.body[0], prefix: m.body[1], flags: m.body[2], scope: m.body[3], index: m.body.readUInt32LE(4), local: a.get(IFA_LOCAL), address: a.get(IFA_ADDRESS), raw: m.body };
-      });
+    return this.dump(RTM_GETADDR, req, RTM_NEWADDR, 8).map(({ body, a }) => ({
+      family: body[0],
+      prefix: body[1],
+      flags: body[2],
+      scope: body[3],
+      index: body.readUInt32LE(4),
+      local: a.get(IFA_LOCAL),
+      address: a.get(IFA_ADDRESS),
+      label: a.get(IFA_LABEL),
+      raw: body,
+    }));
   }
 
   addAddr(dev: string, family: number, address: string, prefix: number): void {
@@ -256,24 +283,22 @@ export class Rtnl {
   routes(family: number): { family: number; dstLen: number; table: number; scope: number; type: number; flags: number; dst?: Buffer; gateway?: Buffer; oif?: number; prefsrc?: Buffer; mtu?: number; raw: Buffer }[] {
     const req = Buffer.alloc(12);
     req.writeUInt8(family, 0);
-    return this.talk(RTM_GETROUTE, F_DUMP, req)
-      .filter((m) => m.type === RTM_NEWROUTE)
-      .map((m) => {
-        const a = attrs(m.body, 12);
+    return this.dump(RTM_GETROUTE, req, RTM_NEWROUTE, 12)
+      .map(({ body, a }) => {
         const metrics = a.get(RTA_METRICS);
         return {
-          family: m.body[0],
-          dstLen: m.body[1],
-          table: a.get(RTA_TABLE)?.readUInt32LE(0) ?? m.body[4],
-          scope: m.body[6],
-          type: m.body[7],
-          flags: m.body.readUInt32LE(8),
+          family: body[0],
+          dstLen: body[1],
+          table: a.get(RTA_TABLE)?.readUInt32LE(0) ?? body[4],
+          scope: body[6],
+          type: body[7],
+          flags: body.readUInt32LE(8),
           dst: a.get(RTA_DST),
           gateway: a.get(RTA_GATEWAY),
           oif: a.get(RTA_OIF)?.readInt32LE(0),
           prefsrc: a.get(RTA_PREFSRC),
           mtu: metrics ? attrs(metrics, 0).get(RTAX_MTU)?.readUInt32LE(0) : undefined,
-          raw: m.body,
+          raw: body,
         };
       })
       .filter((r) => r.table === RT_TABLE_MAIN && !(r.flags & RTM_F_CLONED));
@@ -307,15 +332,15 @@ export class Rtnl {
 
   /** `ip -o addr show`'s lines (what parseIpAddrOneline reads): by link, in the kernel's order. */
   addrShow(): string {
-    const links = this.links();
-    const name = new Map(links.map((l) => [l.index, l.name]));
     const all = this.addrs();
+    const links = this.linksKnowing(all.map((a) => a.index));
+    const name = new Map(links.map((l) => [l.index, l.name]));
     const lines: string[] = [];
     for (const l of [...links].sort((x, y) => x.index - y.index))
       for (const a of all.filter((x) => x.index === l.index)) {
         const addr = a.local ?? a.address;
         if (!addr) continue;
-        const label = a.family === AF_INET ? (attrs(a.raw, 8).get(IFA_LABEL)?.toString("latin1").replace(/\0.*$/s, "") ?? l.name) : "";
+        const label = a.family === AF_INET ? (a.label?.toString("latin1").replace(/\0.*$/s, "") ?? l.name) : "";
         lines.push(`${l.index}: ${name.get(a.index)}    ${a.family === AF_INET ? "inet" : "inet6"} ${ipText(addr)}/${a.prefix} scope ${scopeName(a.scope) ?? a.scope}${label ? ` ${label}` : ""}\\`);
       }
     return lines.map((l) => l + "\n").join("");
@@ -323,9 +348,10 @@ export class Rtnl {
 
   /** `ip route show`'s lines (what parseIpRoutes reads): the main table. */
   routeShow(family: number): string {
-    const name = new Map(this.links().map((l) => [l.index, l.name]));
+    const routes = this.routes(family);
+    const name = new Map(this.linksKnowing(routes.flatMap((r) => (r.oif === undefined ? [] : [r.oif]))).map((l) => [l.index, l.name]));
     const max = family === AF_INET ? 32 : 128;
-    return this.routes(family)
+    return routes
       .map((r) => {
         const w: string[] = [];
         if (r.type !== RTN_UNICAST) w.push(ROUTE_TYPES[r.type] ?? String(r.type));

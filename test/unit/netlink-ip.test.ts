@@ -6,7 +6,7 @@ import { describe, it, expect, beforeEach, afterEach } from "vitest";
 import { execFileSync, spawnSync } from "node:child_process";
 import { missing } from "../helpers/env";
 import { findBusybox } from "../../src/harness/rootfs";
-import { netlinkIpBatch, ipBytes, ipText } from "../../src/mock-agent/netlink-ip";
+import { netlinkIpBatch, ipBytes, ipText, Rtnl, runIpCommand } from "../../src/mock-agent/netlink-ip";
 import { parseIpAddrOneline, parseIpRoutes, type IpCommand } from "../../src/mock-agent/network";
 
 const skip = missing("root", "busybox", "ip");
@@ -184,5 +184,39 @@ describe.skipIf(skip)("the agent's netlink ip, held to busybox ip (two network n
     // a word the scope table's prototype knows is no scope either
     await expect(netlinkIpBatch(`/run/netns/${nsB}`)([{ args: ["-4", "route", "replace", "default", "dev", "nic0", "scope", "constructor"] }])).rejects.toThrow('unknown scope "constructor"');
     expect(state(nsB).links.some((l) => l.startsWith("nic0"))).toBe(true);
+  });
+
+  it("dumps the links once for a batch, again after its own rename, and finds a link the kernel added since", () => {
+    const nl = new Rtnl(`/run/netns/${nsB}`);
+    const linkDumps = () => dumps.filter((t) => t === 18 /* RTM_GETLINK */).length;
+    const dumps: number[] = [];
+    const talk = nl.talk.bind(nl);
+    nl.talk = (type, flags, body) => (dumps.push(type), talk(type, flags, body));
+    try {
+      const run = (line: string) => runIpCommand(nl, line.split(" "));
+      run("link set dev nic0 down");
+      run("link set dev nic0 mtu 1450");
+      run("addr flush dev nic0");
+      run("-4 addr add 10.3.0.2/24 dev nic0");
+      expect(linkDumps()).toBe(1);
+      run("link set dev nic0 name eth0");
+      // the old name is gone at once (a missing name costs one more dump, to be sure)
+      expect(() => run("link set dev nic0 up")).toThrow('Cannot find device "nic0"');
+      run("link set dev eth0 up");
+      expect(linkDumps()).toBe(3);
+      const before = linkDumps();
+      sh("ip", "-n", nsB, "link", "add", "late0", "type", "veth", "peer", "name", "late1");
+      run("link set dev late0 up");
+      run("-4 addr add 10.4.0.2/24 dev late0");
+      expect(linkDumps()).toBe(before + 1);
+      expect(ownAddrs(run("-o addr show")).filter((a) => a.dev !== "lo")).toEqual([
+        { dev: "eth0", family: 0, address: "10.3.0.2", mask: "24" },
+        { dev: "late0", family: 0, address: "10.4.0.2", mask: "24" },
+      ]);
+      // up, with the MTU set before the rename (its peer in A is down: no carrier)
+      expect(state(nsB).links.find((l) => l.startsWith("eth0 "))).toMatch(/^eth0 \S*\bUP\b\S* 1450$/);
+    } finally {
+      nl.close();
+    }
   });
 });
