@@ -53,6 +53,16 @@ export function killRecorded(pid: number, startTime: string, signal: NodeJS.Sign
   }
 }
 
+/**
+ * A warm agent nobody will serve (held by a daemon that is going, or left by one that went): killed if
+ * still the one recorded, and its directory removed; with `under`, only a directory inside it (a path
+ * read from a line or a file is not trusted to name one of ours).
+ */
+export function killWarmAgent(a: { pid: number; startTime: string; dir: string }, under?: string): void {
+  killRecorded(a.pid, a.startTime);
+  if (under === undefined || a.dir.startsWith(path.join(under) + path.sep)) fs.rmSync(a.dir, { recursive: true, force: true });
+}
+
 /** The record's VM or agent process and any beside it, each only if still the one recorded. */
 export function killRecordedProcesses(rec: VmRecord): void {
   killRecorded(rec.pid, rec.startTime);

@@ -14,7 +14,7 @@ import path from "node:path";
 import crypto from "node:crypto";
 import { spawn, type ChildProcess } from "node:child_process";
 import type { Duplex } from "node:stream";
-import { killRecorded } from "../rundir";
+import { killRecorded, killWarmAgent } from "../rundir";
 import { processStartTime, setProcessPriority } from "../../util/proc";
 import type { CpuCgroup } from "../../util/cgroup";
 import { TakerCgroups } from "./takers";
@@ -165,9 +165,8 @@ export class DaemonPool {
 
   /** A held agent whose daemon is gone or going: it would exit by itself (its holder gone), but its directory would stay. */
   private killHeld(a: HeldRecord): void {
-    killRecorded(a.pid, a.startTime);
     // only ever one of the factory's own pool (`<factory dir>/pool/<id>`, service.ts), whatever a line said
-    if (a.dir.startsWith(path.join(path.dirname(this.o.dir), "pool") + path.sep)) fs.rmSync(a.dir, { recursive: true, force: true });
+    killWarmAgent(a, path.join(path.dirname(this.o.dir), "pool"));
   }
 
   private writeRecord(p: Parked): void {

@@ -4,10 +4,9 @@
 // to the factory, the agent's adoption) and no dial. A daemon that is not handed out, or whose pod
 // cannot use the agent (another configuration, an agent environment of its own), kills it: an agent
 // serves one sandbox, and never one it was not taken for.
-import fs from "node:fs";
 import type { Duplex } from "node:stream";
 import { AGENT_VSOCK_PORT, HybridVsockTransport } from "../../agent/transport";
-import { killRecorded } from "../rundir";
+import { killWarmAgent } from "../rundir";
 import { processAlive } from "../../util/proc";
 import { cgroupParent } from "../../util/cgroup";
 import { takeWarmAgent } from "./client";
@@ -39,7 +38,7 @@ export async function holdWarmAgent(factorySocket: string, agentRuntime: string,
     held = { agent, factorySocket, agentRuntime, cgroupParent: cgroupParent(), conn };
     return held;
   } catch {
-    kill(agent);
+    killWarmAgent(agent);
     return null;
   }
 }
@@ -52,7 +51,7 @@ export function claimHeld(want: { factorySocket: string; agentRuntime: string; c
   const fits = h.factorySocket === want.factorySocket && h.agentRuntime === want.agentRuntime && h.cgroupParent === want.cgroupParent;
   if (fits && !h.conn.destroyed && processAlive(h.agent.pid, h.agent.startTime)) return h;
   h.conn.destroy();
-  kill(h.agent);
+  killWarmAgent(h.agent);
   return null;
 }
 
@@ -62,10 +61,5 @@ export function dropHeld(): void {
   held = null;
   if (!h) return;
   h.conn.destroy();
-  kill(h.agent);
-}
-
-function kill(a: WarmAgent): void {
-  killRecorded(a.pid, a.startTime);
-  fs.rmSync(a.dir, { recursive: true, force: true });
+  killWarmAgent(h.agent);
 }
