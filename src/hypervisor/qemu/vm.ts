@@ -7,7 +7,7 @@ import type { ShareOptions } from "../types";
 import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
-import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import type { Readable } from "node:stream";
 import { VirtioSerialTransport } from "../../agent/transport";
 import type { StorageInit } from "../../gen/grpc";
@@ -23,7 +23,7 @@ import { QmpClient } from "./qmp";
 import { detachPodNetwork, type PodNetworkPlan } from "./network";
 import { PodLoopback } from "./loopback";
 import type { WarmVm } from "../factory/protocol";
-import { mountsBelow } from "../../util/mounts";
+import { bindMount, mountsBelow, unmountTree } from "../../util/mounts";
 
 /** The mock agent logs this once it listens on the port (src/mock-agent/serial.ts says the same). */
 export const AGENT_READY_LINE = "agent serving on virtio-serial";
@@ -69,12 +69,6 @@ export interface BootTimes {
   qmpMs: number;
   /** Spawn to the ready line on the console. */
   readyMs: number;
-}
-
-function run(cmd: string, args: string[]): Promise<void> {
-  return new Promise((resolve, reject) =>
-    execFile(cmd, args, (err, _o, stderr) => (err ? reject(new Error(`${cmd} ${args.join(" ")}: ${(stderr || err.message).trim()}`)) : resolve())),
-  );
 }
 
 let setprivPath: string | null | undefined;
@@ -415,12 +409,10 @@ export class QemuVm implements SandboxVm {
       fs.mkdirSync(path.dirname(target), { recursive: true });
       fs.writeFileSync(target, "", { flag: "a" });
     }
-    // Never --rbind: a copy of a sub-mount would pin its directory in the host's namespace (guest-mounts.ts).
-    await run("mount", ["--bind", hostPath, target]);
+    // Never recursive: a copy of a sub-mount would pin its directory in the host's namespace
+    // (guest-mounts.ts). The propagation is what the spec asked for (bindMount says why).
+    bindMount(hostPath, target, o.propagation);
     this.shares.add(containerId);
-    // A bind of a shared mount joins its peer group: host mounts made below the source later would
-    // reach the guest whatever the volume's propagation. Make it what the spec asked for.
-    if (o.propagation) await run("mount", [o.propagation === "slave" ? "--make-rslave" : "--make-rprivate", target]);
     return `${GUEST_SHARED_DIR}/${containerId}/rootfs`;
   }
 
@@ -428,7 +420,7 @@ export class QemuVm implements SandboxVm {
     if (!this.sharedDir || !this.shares.has(containerId)) return;
     const dir = path.join(this.sharedDir, containerId);
     const target = path.join(dir, "rootfs");
-    await run("umount", ["-R", target]).catch(() => run("umount", ["-l", target]));
+    unmountTree(target);
     this.shares.delete(containerId);
     // rmdir or unlink, never a recursive rm: a bind that refused to go must not take the container's files with it.
     if (fs.lstatSync(target).isDirectory()) fs.rmdirSync(target);
