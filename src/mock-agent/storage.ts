@@ -5,6 +5,8 @@ import type { Storage } from "../gen/grpc";
 import { invalidArgument } from "../errdefs";
 import type { Logger } from "../util/logger";
 import { mustRun } from "./runtime/exec";
+import { hasNative } from "../native";
+import { mountArgs, mountCall, mountDirect } from "../util/mount-call";
 import type { Reaper } from "./reaper";
 
 const DRIVERS = new Set(["9p", "virtio-fs", "ephemeral", "local"]);
@@ -16,9 +18,10 @@ export async function mountStorage(s: Storage, log: Logger, reaper: Reaper | nul
   fs.mkdirSync(s.mountPoint, { recursive: true });
   if (s.driver === "local") return;
   const fstype = s.fstype || (s.driver === "9p" ? "9p" : s.driver === "virtio-fs" ? "virtiofs" : "tmpfs");
-  const args = ["-t", fstype];
-  if (s.options.length) args.push("-o", s.options.join(","));
-  args.push(s.source, s.mountPoint);
-  await mustRun(reaper, "mount", args);
+  const m = { type: fstype, source: s.source, options: s.options };
+  // mount(2) from this process where it can: mount(8) is a fork and an exec, dear under TCG
+  const call = hasNative() ? mountCall(m) : null;
+  if (call) mountDirect(m, s.mountPoint, call);
+  else await mustRun(reaper, "mount", mountArgs(m, s.mountPoint));
   log.info("storage mounted", { driver: s.driver, source: s.source, mountPoint: s.mountPoint });
 }
