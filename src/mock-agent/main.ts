@@ -258,8 +258,8 @@ export function main(argv: string[]): void {
     markUnusual();
     const serve = () => (require("./serial") as typeof import("./serial")).serveSerial(args.serial!, server, log);
     if (args.rehearse && args.guest && runtime.isolated) {
-      const { rehearse } = require("./rehearse") as typeof import("./rehearse");
-      void rehearse({ runtime, network, stateDir: args.stateDir, logger: log }).then(serve);
+      const { rehearse, guestShare } = require("./rehearse") as typeof import("./rehearse");
+      void rehearse({ runtime, network, stateDir: args.stateDir, share: guestShare(), logger: log }).then(serve);
     } else serve();
   }
 

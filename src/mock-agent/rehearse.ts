@@ -1,44 +1,80 @@
-// A warm VM's rehearsal: before its agent serves, it runs one throwaway
-// container through its runtime and reads the network with `ip`, the work a
+// A warm VM's rehearsal: before its agent serves, it runs a throwaway pod's
+// containers through its runtime and reads the network with `ip`, the work a
 // pod will ask for. Under TCG the first run of any code is translated first,
 // and translation, not execution, is most of a short-lived process's time; the
 // translated blocks stay in QEMU's cache, and with the guest's mappings fixed
-// (norandmaps) the pod's crun and ip find them there. Only a factory's VMs
-// rehearse: they wait in a pool anyway, while a cold VM has a pod waiting.
+// (norandmaps) the pod's crun and ip find them there. So the rehearsal takes a
+// pod's shape as CRI makes it: a sandbox container that stays up, and a
+// container that joins its IPC and UTS namespaces, in cgroups nested as the
+// agent nests them, on the VM's shared filesystem (9p) with files bound from
+// it, as a pod's root filesystems and /etc/hosts are; the guest kernel's paths
+// for all of that are translated here, not on a pod's path. Only a factory's
+// VMs rehearse: they wait in a pool anyway, while a cold VM has a pod waiting.
 import fs from "node:fs";
 import path from "node:path";
-import type { OciSpec } from "../oci/spec";
+import type { OciMount, OciSpec } from "../oci/spec";
 import { DEFAULT_MOUNTS } from "../oci/default-mounts";
 import type { Logger } from "../util/logger";
-import type { Runtime } from "./runtime/types";
+import type { Runtime, RuntimeProcess } from "./runtime/types";
+import { native } from "../native";
+import { SHARE_9P_OPTIONS, SHARE_TAG } from "../util/guest-share";
+import { mountCall, mountDirect } from "../util/mount-call";
 
 export const REHEARSAL_ID = "shimlab-rehearsal";
 /** Past this the VM serves unrehearsed: a few seconds under TCG at most, normally. */
 export const REHEARSAL_MS = 60_000;
 
-/** What a CRI pause container asks of the runtime, with a busybox of the guest's own as its program. */
-export function rehearsalSpec(rootfs: string): OciSpec {
-  const caps = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"];
+/** The files CRI binds into a pod's containers, here on the share beside the root filesystem. */
+export interface RehearsalFiles {
+  hosts: string;
+  hostname: string;
+  resolvConf: string;
+}
+
+const CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"];
+const bind = (destination: string, source: string, options: string[]): OciMount => ({ destination, type: "bind", source, options });
+
+/**
+ * What CRI asks of the runtime for a pod's two kinds of container, with a busybox of the guest's own
+ * as the program: the sandbox's pause container (read-only root, resolv.conf bound, up until it is
+ * killed, for the other to join), and a container of the pod (its /etc files bound, the cgroup
+ * filesystem mounted, the sandbox's IPC and UTS namespaces joined through the runtime's `join`).
+ */
+export function rehearsalSpec(kind: "sandbox" | "container", rootfs: string, files: RehearsalFiles): OciSpec {
+  const sandbox = kind === "sandbox";
+  const shm: OciMount = { destination: "/dev/shm", type: "tmpfs", source: "shm", options: ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"] };
+  const mounts: OciMount[] = DEFAULT_MOUNTS.map((m) => ({ ...m, options: [...(m.options ?? [])] }));
+  if (sandbox) mounts.push(shm, bind("/etc/resolv.conf", files.resolvConf, ["rbind", "ro"]));
+  else
+    mounts.push(
+      { destination: "/sys/fs/cgroup", type: "cgroup", source: "cgroup", options: ["nosuid", "noexec", "nodev", "relatime", "ro"] },
+      bind("/etc/hostname", files.hostname, ["rbind", "rprivate", "rw"]),
+      bind("/etc/hosts", files.hosts, ["rbind", "rprivate", "rw"]),
+      bind("/etc/resolv.conf", files.resolvConf, ["rbind", "rprivate", "rw"]),
+      shm,
+    );
   return {
     ociVersion: "1.0.2",
     process: {
       terminal: false,
-      user: { uid: 65535, gid: 65535 },
-      args: ["/bin/busybox", "true"],
+      user: sandbox ? { uid: 65535, gid: 65535 } : { uid: 0, gid: 0 },
+      // the sandbox stays up for the container to join; the destroy at the end ends it
+      args: sandbox ? ["/bin/busybox", "sleep", "600"] : ["/bin/busybox", "true"],
       env: ["PATH=/bin"],
       cwd: "/",
-      capabilities: { bounding: caps, effective: caps, permitted: caps },
-      noNewPrivileges: true,
+      capabilities: { bounding: CAPS, effective: CAPS, permitted: CAPS },
+      noNewPrivileges: sandbox,
     },
-    root: { path: rootfs, readonly: true },
-    hostname: REHEARSAL_ID,
-    mounts: DEFAULT_MOUNTS.map((m) => ({ ...m, options: [...(m.options ?? [])] })),
+    root: { path: rootfs, readonly: sandbox },
+    hostname: sandbox ? REHEARSAL_ID : undefined,
+    mounts,
     linux: {
-      namespaces: [{ type: "pid" }, { type: "ipc" }, { type: "uts" }, { type: "mount" }],
+      // the network is the guest's own in a VM; a container of the pod joins the sandbox's IPC and UTS
+      namespaces: sandbox ? [{ type: "pid" }, { type: "ipc" }, { type: "uts" }, { type: "mount" }] : [{ type: "pid" }, { type: "mount" }],
       // containerd's defaults: crun masks each path, and turns the device rule into a BPF program (cgroup v2)
       maskedPaths: ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"],
       readonlyPaths: ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
-      resources: { devices: [{ allow: false, access: "rwm" }], cpu: { shares: 2 } },
+      resources: { devices: [{ allow: false, access: "rwm" }], ...(sandbox ? { cpu: { shares: 2 } } : {}) },
     },
   };
 }
@@ -48,44 +84,119 @@ export interface RehearsalNetwork {
   listRoutes(): Promise<unknown>;
 }
 
+/** The VM's shared filesystem (the sandbox storage's), mounted for the rehearsal's root filesystem and taken down after. */
+export interface RehearsalShare {
+  mount(dir: string): void;
+  unmount(dir: string): void;
+}
+
+/** The guest's side of the VM's share, mounted as CreateSandbox's storage mounts it. */
+export function guestShare(): RehearsalShare {
+  const m = { type: "9p", source: SHARE_TAG, options: [...SHARE_9P_OPTIONS] };
+  return {
+    mount: (dir) => mountDirect(m, dir, mountCall(m)!),
+    unmount: (dir) => native().umount2(dir, 0),
+  };
+}
+
+/** The rehearsal's ids and cgroups: a pod's, as the agent names them (`<parent>/<sandbox>/<container>`). */
+export const REHEARSAL_SANDBOX = `${REHEARSAL_ID}-sandbox`;
+export const REHEARSAL_CONTAINER = `${REHEARSAL_ID}-container`;
+const cgroupOf = (id: string) => `/${REHEARSAL_ID}/${REHEARSAL_SANDBOX}/${id}`;
+
 /** Runs the rehearsal; never throws (a VM that could not rehearse is still a VM), says how long each part took. */
-export async function rehearse(o: { runtime: Runtime; network: RehearsalNetwork | null; stateDir: string; busybox?: string; logger: Logger; timeoutMs?: number }): Promise<void> {
+export async function rehearse(o: {
+  runtime: Runtime;
+  network: RehearsalNetwork | null;
+  stateDir: string;
+  /** Without one the root filesystem is in the state directory: the container paths without the share's. */
+  share?: RehearsalShare | null;
+  busybox?: string;
+  logger: Logger;
+  timeoutMs?: number;
+}): Promise<void> {
   const timeoutMs = o.timeoutMs ?? REHEARSAL_MS;
   const dir = path.join(o.stateDir, REHEARSAL_ID);
-  const rootfs = path.join(dir, "rootfs");
+  const shareDir = path.join(dir, "share");
+  let shared = false;
+  const top = () => (shared ? path.join(shareDir, REHEARSAL_ID) : dir);
   const t0 = Date.now();
   // Nothing serves yet: without a handle of its own the process would end while a child's exit is awaited.
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`not done in ${timeoutMs} ms`)), timeoutMs)));
+  // Once the deadline passed, or a step failed, what run() has still in flight ends here: the
+  // destroys below let its awaited exits resolve, and nothing after them may run.
+  let over = false;
+  const live = <T>(v: T): T => {
+    if (over) throw new Error("rehearsal over");
+    return v;
+  };
   try {
     await Promise.race([run(), deadline]);
   } catch (e) {
     o.logger.warn("rehearsal failed", { error: (e as Error).message });
   } finally {
+    over = true;
     // also when create was still running at the deadline: the runtime's delete tolerates a container it never made
-    await o.runtime.destroy(REHEARSAL_ID).catch((e: Error) => o.logger.warn("rehearsal container not removed", { error: e.message }));
-    o.runtime.removeCgroup(`/${REHEARSAL_ID}`);
+    for (const id of [REHEARSAL_CONTAINER, REHEARSAL_SANDBOX])
+      await o.runtime.destroy(id).catch((e: Error) => o.logger.warn("rehearsal container not removed", { container: id, error: e.message }));
+    for (const p of [cgroupOf(REHEARSAL_CONTAINER), cgroupOf(REHEARSAL_SANDBOX), `/${REHEARSAL_ID}/${REHEARSAL_SANDBOX}`, `/${REHEARSAL_ID}`]) o.runtime.removeCgroup(p);
+    if (shared) {
+      try {
+        fs.rmSync(top(), { recursive: true, force: true });
+        o.share!.unmount(shareDir);
+      } catch (e) {
+        o.logger.warn("rehearsal share not cleaned up", { error: (e as Error).message });
+      }
+    }
     fs.rmSync(dir, { recursive: true, force: true });
     clearTimeout(timer);
   }
 
   async function run(): Promise<void> {
+    fs.mkdirSync(dir, { recursive: true });
+    if (o.share) {
+      fs.mkdirSync(shareDir);
+      try {
+        o.share.mount(shareDir);
+        shared = true;
+      } catch (e) {
+        // a VM booted without one: the rest is still worth rehearsing
+        o.logger.info("rehearsing without the VM's share", { error: (e as Error).message });
+      }
+    }
+    const rootfs = path.join(top(), "rootfs");
     fs.mkdirSync(path.join(rootfs, "bin"), { recursive: true });
     const bb = o.busybox ?? "/bin/busybox";
     try {
       fs.linkSync(bb, path.join(rootfs, "bin", "busybox"));
     } catch {
+      // another filesystem: the share
       fs.copyFileSync(bb, path.join(rootfs, "bin", "busybox"));
       fs.chmodSync(path.join(rootfs, "bin", "busybox"), 0o755);
     }
-    const p = await o.runtime.create({ id: REHEARSAL_ID, dir: path.join(dir, "bundle"), spec: rehearsalSpec(rootfs), cgroupsPath: `/${REHEARSAL_ID}` });
-    p?.stdout?.resume();
-    p?.stderr?.resume();
-    await o.runtime.start(REHEARSAL_ID);
-    const code = p ? await p.exit : 0;
+    const etc = path.join(top(), "etc");
+    fs.mkdirSync(etc);
+    const files: RehearsalFiles = { hosts: path.join(etc, "hosts"), hostname: path.join(etc, "hostname"), resolvConf: path.join(etc, "resolv.conf") };
+    fs.writeFileSync(files.hosts, "127.0.0.1 localhost\n");
+    fs.writeFileSync(files.hostname, `${REHEARSAL_ID}\n`);
+    fs.writeFileSync(files.resolvConf, "nameserver 127.0.0.1\n");
+    const up = async (id: string, spec: OciSpec, join?: { ipc: string; uts: string }): Promise<RuntimeProcess | null> => {
+      const p = live(await o.runtime.create({ id, dir: path.join(dir, id), spec, cgroupsPath: cgroupOf(id), join }));
+      p?.stdout?.resume();
+      p?.stderr?.resume();
+      return live(await o.runtime.start(id)) ?? p;
+    };
+    const sandbox = await up(REHEARSAL_SANDBOX, rehearsalSpec("sandbox", rootfs, files));
+    if (!sandbox) throw new Error("the runtime gave no sandbox process to join");
+    const ns = (t: string) => `/proc/${sandbox.pid}/ns/${t}`;
+    const container = await up(REHEARSAL_CONTAINER, rehearsalSpec("container", rootfs, files), { ipc: ns("ipc"), uts: ns("uts") });
+    const code = container ? live(await container.exit) : 0;
+    live(await o.runtime.signal(REHEARSAL_SANDBOX, sandbox, 9));
+    live(await sandbox.exit);
     const containerMs = Date.now() - t0;
-    await o.network?.listInterfaces();
-    await o.network?.listRoutes();
-    o.logger.info("rehearsed", { exitCode: code, containerMs, networkMs: Date.now() - t0 - containerMs });
+    live(await o.network?.listInterfaces());
+    live(await o.network?.listRoutes());
+    o.logger.info("rehearsed", { exitCode: code, containerMs, networkMs: Date.now() - t0 - containerMs, shared });
   }
 }

@@ -83,12 +83,13 @@ describe.skipIf(skip)("warm QEMU VMs from shimlab factory (TCG)", () => {
       vmDir = rec.dirs![0];
       // claimed, so its keeper keeps it past the unclaimed deadline (vm-keeper --claim)
       expect(fs.existsSync(path.join(vmDir, WARM_CLAIM_FILE))).toBe(true);
-      // under TCG it rehearsed a pod's work in the pool, its container exiting 0, before its agent served
+      // under TCG it rehearsed a pod's work in the pool, on the VM's share, its container exiting 0, before its agent served
       const consoleLog = fs.readFileSync(path.join(vmDir, "console.log"), "latin1");
-      const rehearsed = consoleLog.search(/msg="rehearsed" component=mock-agent pid=1 exitCode=0 /);
+      const rehearsed = consoleLog.search(/msg="rehearsed" component=mock-agent pid=1 exitCode=0 .* shared=true/);
       expect(rehearsed, consoleLog.slice(-2000)).toBeGreaterThan(0);
       expect(consoleLog.indexOf('msg="agent serving on virtio-serial"')).toBeGreaterThan(rehearsed);
       expect(consoleLog).not.toContain("rehearsal");
+      expect(consoleLog).not.toContain("rehearsing without");
       expect(listProcesses().find((p) => p.pid === keeper)?.cmdline ?? "").toMatch(/--claim \S+\/claimed 30000 /);
       // no QEMU of its own; the warm one is its keeper's, not the shim's child
       expect(qemuChildrenOf(daemon)).toEqual([]);

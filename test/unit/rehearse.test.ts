@@ -1,13 +1,14 @@
-// A factory's VM rehearses a pod's work before it serves (src/mock-agent/rehearse.ts): one
-// throwaway container through its runtime and the network read with `ip`, then nothing of it left.
-// A fake runtime stands in for crun; the guest-side wiring (kernel parameter → init → agent flag)
-// and the warm VM's spec are checked as text and data.
+// A factory's VM rehearses a pod's work before it serves (src/mock-agent/rehearse.ts): a sandbox
+// container and a container joining it through its runtime, on the VM's share when it has one, and the
+// network read with `ip`, then nothing of it left. A fake runtime stands in for crun and a directory for
+// the share; the guest-side wiring (kernel parameter → init → agent flag) and the warm VM's spec are
+// checked as text and data. factory-qemu.test.ts sees a real guest rehearse on its share.
 import { describe, it, expect, afterEach } from "vitest";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { spawnSync } from "node:child_process";
-import { rehearse, rehearsalSpec, REHEARSAL_ID } from "../../src/mock-agent/rehearse";
+import { rehearse, rehearsalSpec, REHEARSAL_ID, REHEARSAL_SANDBOX, REHEARSAL_CONTAINER, type RehearsalShare } from "../../src/mock-agent/rehearse";
 import type { ContainerConfig, Runtime, RuntimeProcess } from "../../src/mock-agent/runtime/types";
 import { guestInit, REHEARSE_PARAM, TCG_FIXED_LAYOUT_PARAM } from "../../src/hypervisor/qemu/guest-init";
 import { warmSpec } from "../../src/hypervisor/qemu/warm";
@@ -24,33 +25,44 @@ function logger(out: Logged[]) {
   return { debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error"), child: () => logger(out) } as never;
 }
 
+const S = REHEARSAL_SANDBOX;
+const C = REHEARSAL_CONTAINER;
+const CGROUPS = [`/${REHEARSAL_ID}/${S}/${C}`, `/${REHEARSAL_ID}/${S}/${S}`, `/${REHEARSAL_ID}/${S}`, `/${REHEARSAL_ID}`].map((p) => `removeCgroup ${p}`);
+
 class FakeRuntime {
   readonly name = "crun" as const;
   readonly isolated = true;
   calls: string[] = [];
-  created: ContainerConfig | null = null;
-  busyboxAtCreate: fs.Stats | null = null;
+  created = new Map<string, ContainerConfig>();
+  /** What each container found at its create: its root's busybox, and the files its binds name (content). */
+  seen = new Map<string, { busybox: fs.Stats; binds: Record<string, string> }>();
   failCreate = false;
-  /** When false, the container never exits until destroyed. */
+  /** When false, the pod's container never exits until destroyed. */
   exits = true;
-  private release: (code: number) => void = () => {};
+  private release = new Map<string, (code: number) => void>();
+  private nextPid = 4242;
 
   async create(c: ContainerConfig): Promise<RuntimeProcess> {
     this.calls.push(`create ${c.id}`);
     if (this.failCreate) throw new Error("crun create: no cgroup for you");
-    this.created = c;
-    this.busyboxAtCreate = fs.statSync(path.join(c.spec.root!.path, "bin", "busybox"));
-    const exit = new Promise<number>((r) => (this.release = r));
-    return { pid: 4242, stdin: null, stdout: null, stderr: null, terminal: false, resize() {}, closeStdin() {}, exit };
+    this.created.set(c.id, c);
+    const binds = Object.fromEntries((c.spec.mounts ?? []).filter((m) => m.type === "bind").map((m) => [m.destination, fs.readFileSync(m.source!, "utf8")]));
+    this.seen.set(c.id, { busybox: fs.statSync(path.join(c.spec.root!.path, "bin", "busybox")), binds });
+    const exit = new Promise<number>((r) => this.release.set(c.id, r));
+    return { pid: this.nextPid++, stdin: null, stdout: null, stderr: null, terminal: false, resize() {}, closeStdin() {}, exit };
   }
   async start(id: string): Promise<null> {
     this.calls.push(`start ${id}`);
-    if (this.exits) setTimeout(() => this.release(0), 5);
+    if (id === C && this.exits) setTimeout(() => this.release.get(id)!(0), 5);
     return null;
+  }
+  async signal(id: string, _p: unknown, sig: number): Promise<void> {
+    this.calls.push(`signal ${id} ${sig}`);
+    this.release.get(id)?.(128 + sig);
   }
   async destroy(id: string): Promise<void> {
     this.calls.push(`destroy ${id}`);
-    this.release(137);
+    this.release.get(id)?.(137);
   }
   removeCgroup(p: string): void {
     this.calls.push(`removeCgroup ${p}`);
@@ -74,23 +86,78 @@ function setup() {
 }
 
 describe("a warm VM's rehearsal", () => {
-  it("runs one pause-like container through the runtime, reads the network, and leaves nothing behind", async () => {
+  it("runs a pod's sandbox and a container joining it through the runtime, reads the network, and leaves nothing behind", async () => {
     const s = setup();
     await rehearse(s.opts);
-    expect(s.rt.calls).toEqual([`create ${REHEARSAL_ID}`, `start ${REHEARSAL_ID}`, `destroy ${REHEARSAL_ID}`, `removeCgroup /${REHEARSAL_ID}`]);
+    expect(s.rt.calls).toEqual([`create ${S}`, `start ${S}`, `create ${C}`, `start ${C}`, `signal ${S} 9`, `destroy ${C}`, `destroy ${S}`, ...CGROUPS]);
     expect(s.net.calls).toEqual(["interfaces", "routes"]);
-    const c = s.rt.created!;
-    expect(c.cgroupsPath).toBe(`/${REHEARSAL_ID}`);
-    expect(c.spec.root).toEqual({ path: path.join(s.state, REHEARSAL_ID, "rootfs"), readonly: true });
-    // the guest's own busybox, linked (not copied) into the rootfs
-    expect(s.rt.busyboxAtCreate!.ino).toBe(fs.statSync(s.busybox).ino);
-    expect(c.spec.process!.args).toEqual(["/bin/busybox", "true"]);
-    // a pod's namespaces but the network, which in a VM is the guest's own
-    expect(c.spec.linux!.namespaces!.map((n) => n.type).sort()).toEqual(["ipc", "mount", "pid", "uts"]);
+    const sbx = s.rt.created.get(S)!;
+    const ctr = s.rt.created.get(C)!;
+    // cgroups nested as the agent nests a pod's: <parent>/<sandbox>/<container>
+    expect(sbx.cgroupsPath).toBe(`/${REHEARSAL_ID}/${S}/${S}`);
+    expect(ctr.cgroupsPath).toBe(`/${REHEARSAL_ID}/${S}/${C}`);
+    // the container joins the sandbox's IPC and UTS namespaces, by its pid, as CreateContainer does
+    expect(sbx.join).toBeUndefined();
+    expect(ctr.join).toEqual({ ipc: "/proc/4242/ns/ipc", uts: "/proc/4242/ns/uts" });
+    const rootfs = path.join(s.state, REHEARSAL_ID, "rootfs");
+    expect(sbx.spec.root).toEqual({ path: rootfs, readonly: true });
+    expect(ctr.spec.root).toEqual({ path: rootfs, readonly: false });
+    // the guest's own busybox, linked (not copied) into the rootfs when the rootfs is on its filesystem
+    expect(s.rt.seen.get(S)!.busybox.ino).toBe(fs.statSync(s.busybox).ino);
+    // CRI's files bound in: resolv.conf into the sandbox, hostname, hosts and resolv.conf into the container
+    expect(Object.keys(s.rt.seen.get(S)!.binds)).toEqual(["/etc/resolv.conf"]);
+    expect(s.rt.seen.get(C)!.binds).toEqual({ "/etc/hostname": `${REHEARSAL_ID}\n`, "/etc/hosts": "127.0.0.1 localhost\n", "/etc/resolv.conf": "nameserver 127.0.0.1\n" });
     expect(fs.readdirSync(s.state)).toEqual(["busybox"]);
     const done = s.log.find((l) => l.msg === "rehearsed");
-    expect(done?.fields.exitCode).toBe(0);
+    expect(done?.fields).toMatchObject({ exitCode: 0, shared: false });
     expect(s.log.filter((l) => l.level === "warn")).toEqual([]);
+  });
+
+  it("on the VM's share when it has one: the root filesystem and the files there, busybox copied; the share emptied, then unmounted", async () => {
+    const s = setup();
+    const calls: string[] = [];
+    // a directory stands in for the 9p mount; another filesystem, as far as a hard link goes
+    const share: RehearsalShare = {
+      mount: (d) => void calls.push(`mount ${path.relative(s.state, d)}`),
+      unmount: (d) => void calls.push(`unmount ${path.relative(s.state, d)} ${JSON.stringify(fs.readdirSync(d))}`),
+    };
+    const link = fs.linkSync;
+    (fs as { linkSync: unknown }).linkSync = () => {
+      throw Object.assign(new Error("EXDEV: cross-device link not permitted"), { code: "EXDEV" });
+    };
+    try {
+      await rehearse({ ...s.opts, share });
+    } finally {
+      (fs as { linkSync: unknown }).linkSync = link;
+    }
+    const onShare = path.join(s.state, REHEARSAL_ID, "share", REHEARSAL_ID);
+    expect(s.rt.created.get(S)!.spec.root!.path).toBe(path.join(onShare, "rootfs"));
+    expect(s.rt.created.get(C)!.spec.mounts!.filter((m) => m.type === "bind").map((m) => path.dirname(m.source!))).toEqual([path.join(onShare, "etc"), path.join(onShare, "etc"), path.join(onShare, "etc")]);
+    const bb = s.rt.seen.get(S)!.busybox;
+    expect(bb.ino).not.toBe(fs.statSync(s.busybox).ino);
+    expect(bb.mode & 0o777).toBe(0o755);
+    // what the rehearsal put on the share is gone before it is unmounted
+    expect(calls).toEqual([`mount ${REHEARSAL_ID}/share`, `unmount ${REHEARSAL_ID}/share []`]);
+    expect(fs.readdirSync(s.state)).toEqual(["busybox"]);
+    expect(s.log.find((l) => l.msg === "rehearsed")?.fields).toMatchObject({ exitCode: 0, shared: true });
+  });
+
+  it("a share that cannot be mounted is said, and the rest rehearsed on the guest's own filesystem", async () => {
+    const s = setup();
+    const share: RehearsalShare = {
+      mount: () => {
+        throw new Error("mount -t 9p kataShared: No such file or directory");
+      },
+      unmount: () => {
+        throw new Error("not mounted");
+      },
+    };
+    await rehearse({ ...s.opts, share });
+    expect(s.log.find((l) => l.msg === "rehearsing without the VM's share")?.fields.error).toMatch(/No such file/);
+    expect(s.rt.created.get(S)!.spec.root!.path).toBe(path.join(s.state, REHEARSAL_ID, "rootfs"));
+    expect(s.log.find((l) => l.msg === "rehearsed")?.fields).toMatchObject({ exitCode: 0, shared: false });
+    expect(s.log.filter((l) => l.level === "warn")).toEqual([]);
+    expect(fs.readdirSync(s.state)).toEqual(["busybox"]);
   });
 
   it("a runtime that fails is logged, and the VM is left as clean as after a rehearsal", async () => {
@@ -98,19 +165,23 @@ describe("a warm VM's rehearsal", () => {
     s.rt.failCreate = true;
     await rehearse(s.opts);
     expect(s.log.find((l) => l.msg === "rehearsal failed")?.fields.error).toMatch(/no cgroup for you/);
-    expect(s.rt.calls).toEqual([`create ${REHEARSAL_ID}`, `destroy ${REHEARSAL_ID}`, `removeCgroup /${REHEARSAL_ID}`]);
+    expect(s.rt.calls).toEqual([`create ${S}`, `destroy ${C}`, `destroy ${S}`, ...CGROUPS]);
     expect(s.net.calls).toEqual([]);
     expect(fs.readdirSync(s.state)).toEqual(["busybox"]);
   });
 
-  it("a container that never exits is killed at the deadline, and the agent goes on to serve", async () => {
+  it("a container that never exits is killed at the deadline, with its sandbox, and the agent goes on to serve", async () => {
     const s = setup();
     s.rt.exits = false;
     const t0 = Date.now();
     await rehearse({ ...s.opts, timeoutMs: 150 });
     expect(Date.now() - t0).toBeLessThan(5_000);
     expect(s.log.find((l) => l.msg === "rehearsal failed")?.fields.error).toMatch(/not done in 150 ms/);
-    expect(s.rt.calls).toContain(`destroy ${REHEARSAL_ID}`);
+    // and what was in flight stops there: no signal, no network read, no "rehearsed" after the failure
+    await new Promise((r) => setTimeout(r, 50));
+    expect(s.rt.calls.slice(-6)).toEqual([`destroy ${C}`, `destroy ${S}`, ...CGROUPS]);
+    expect(s.net.calls).toEqual([]);
+    expect(s.log.find((l) => l.msg === "rehearsed")).toBeUndefined();
     expect(fs.readdirSync(s.state)).toEqual(["busybox"]);
   });
 
@@ -122,10 +193,11 @@ describe("a warm VM's rehearsal", () => {
     fs.writeFileSync(
       js,
       `const { rehearse } = require(${JSON.stringify(path.resolve("dist/mock-agent/rehearse.js"))});
+const exits = {};
 const rt = { name: "crun", isolated: true,
-  create: async () => ({ pid: 1, stdin: null, stdout: null, stderr: null, terminal: false, resize() {}, closeStdin() {},
-    exit: new Promise((r) => setTimeout(() => r(0), 300).unref()) }),
-  start: async () => null, destroy: async () => {}, removeCgroup() {} };
+  create: async (c) => ({ pid: 1, stdin: null, stdout: null, stderr: null, terminal: false, resize() {}, closeStdin() {},
+    exit: new Promise((r) => { exits[c.id] = r; setTimeout(() => r(0), 300).unref(); }) }),
+  start: async () => null, signal: async (id) => exits[id](137), destroy: async () => {}, removeCgroup() {} };
 const log = { info: (m) => console.log(m), warn: (m, f) => console.log(m, f && f.error), debug() {}, error() {} };
 rehearse({ runtime: rt, network: null, stateDir: ${JSON.stringify(s.state)}, busybox: ${JSON.stringify(s.busybox)}, logger: log });`,
     );
@@ -134,13 +206,25 @@ rehearse({ runtime: rt, network: null, stateDir: ${JSON.stringify(s.state)}, bus
     expect(r.stdout).toBe("rehearsed\n");
   });
 
-  it("what it runs asks for no network, device or privilege a pause container would not", () => {
-    const spec = rehearsalSpec("/r");
-    expect(spec.process!.user).toEqual({ uid: 65535, gid: 65535 });
-    expect(spec.process!.noNewPrivileges).toBe(true);
-    expect(spec.process!.capabilities!.bounding).not.toContain("CAP_SYS_ADMIN");
-    expect(spec.linux!.devices).toBeUndefined();
-    expect(spec.mounts!.every((m) => !m.type || ["proc", "tmpfs", "devpts", "mqueue", "sysfs"].includes(m.type))).toBe(true);
+  it("what it runs asks for no network, device or privilege a pod's containers would not", () => {
+    const files = { hosts: "/s/hosts", hostname: "/s/hostname", resolvConf: "/s/resolv.conf" };
+    for (const kind of ["sandbox", "container"] as const) {
+      const spec = rehearsalSpec(kind, "/r", files);
+      expect(spec.process!.capabilities!.bounding).not.toContain("CAP_SYS_ADMIN");
+      expect(spec.linux!.devices).toBeUndefined();
+      expect(spec.linux!.resources!.devices).toEqual([{ allow: false, access: "rwm" }]);
+      expect(spec.linux!.namespaces!.some((n) => n.type === "network")).toBe(false);
+      expect(spec.mounts!.every((m) => ["proc", "tmpfs", "devpts", "mqueue", "sysfs", "cgroup", "bind"].includes(m.type!))).toBe(true);
+      // a bind names only the rehearsal's own files
+      expect(spec.mounts!.filter((m) => m.type === "bind").every((m) => Object.values(files).includes(m.source!))).toBe(true);
+    }
+    const sbx = rehearsalSpec("sandbox", "/r", files);
+    expect(sbx.process!.user).toEqual({ uid: 65535, gid: 65535 });
+    expect(sbx.process!.noNewPrivileges).toBe(true);
+    expect(sbx.mounts!.find((m) => m.destination === "/sys/fs/cgroup")).toBeUndefined();
+    const ctr = rehearsalSpec("container", "/r", files);
+    expect(ctr.linux!.namespaces!.map((n) => n.type).sort()).toEqual(["mount", "pid"]);
+    expect(ctr.mounts!.find((m) => m.destination === "/sys/fs/cgroup")?.options).toContain("ro");
   });
 });
 

@@ -3,6 +3,7 @@
 // behind a unix chardev, QMP and the guest console on unix sockets, and a 9p
 // share tagged kataShared for container root filesystems.
 import { AGENT_PORT_NAME, USR_SHARE_TAG } from "./guest-init";
+import { SHARE_TAG } from "../../util/guest-share";
 
 export type Machine = "q35" | "microvm";
 export type Accel = "kvm" | "tcg";
@@ -37,7 +38,7 @@ export interface QemuSpec {
   tscKhz?: number;
 }
 
-export const SHARE_TAG = "kataShared";
+export { SHARE_TAG } from "../../util/guest-share";
 /** The ids of the root ports hotplugPorts adds: hp0, hp1... */
 export const HOTPLUG_PORT_PREFIX = "hp";
 

@@ -16,7 +16,8 @@ import type { Logger } from "../../util/logger";
 import type { GuestNetwork, LoopbackListener, SandboxVm, VmExit, VmRecord } from "../types";
 import { processStartTime, socketIn, writeVmRecord } from "../rundir";
 import { adoptedProcess, childProcess, type HostProcess } from "../process";
-import { HOTPLUG_PORT_PREFIX, qemuArgs, SHARE_TAG, type QemuSpec } from "./cmdline";
+import { HOTPLUG_PORT_PREFIX, qemuArgs, type QemuSpec } from "./cmdline";
+import { SHARE_9P_OPTIONS, SHARE_TAG } from "../../util/guest-share";
 import { native } from "../../native";
 import { GUEST_SHARED_DIR } from "./guest-init";
 import { QmpClient } from "./qmp";
@@ -435,7 +436,7 @@ export class QemuVm implements SandboxVm {
         driver: "9p",
         source: SHARE_TAG,
         fstype: "9p",
-        options: ["trans=virtio", "version=9p2000.L", "cache=none"],
+        options: [...SHARE_9P_OPTIONS],
         mountPoint: GUEST_SHARED_DIR,
       },
     ];
