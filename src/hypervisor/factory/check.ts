@@ -4,15 +4,28 @@
 // transport's handshake, ttrpc, the first call) has run once, off the pod's
 // path. A taker's first connection to a host agent that had never served one
 // took 4-6 ms longer, pinned; a guest agent's, under TCG, more.
-import { AgentClient } from "../../agent/client";
+import { AgentClient, type AgentApi } from "../../agent/client";
 import type { Transport } from "../../agent/transport";
+import type { Logger } from "../../util/logger";
 
-/** Whether the agent answers SERVING within timeoutMs; the connection is closed after. */
-export async function checkAgent(transport: Transport, timeoutMs: number): Promise<boolean> {
+/**
+ * Whether the agent answers SERVING within timeoutMs, and then, when asked, the rehearsal's calls
+ * (rehearse-calls.ts) as they should be answered; the connection is closed after.
+ */
+export async function checkAgent(transport: Transport, timeoutMs: number, o: { rehearse?: (agent: AgentApi) => Promise<unknown>; logger?: Logger } = {}): Promise<boolean> {
+  let c: AgentClient;
   try {
-    (await AgentClient.connect(transport, { timeoutMs, timeouts: { checkMs: timeoutMs } })).close();
-    return true;
+    c = await AgentClient.connect(transport, { timeoutMs, timeouts: { checkMs: timeoutMs } });
   } catch {
     return false;
+  }
+  try {
+    if (o.rehearse) await o.rehearse(c.agent);
+    return true;
+  } catch (e) {
+    o.logger?.error("a warm agent's rehearsal of a pod's calls failed", { error: (e as Error).message });
+    return false;
+  } finally {
+    c.close();
   }
 }

@@ -21,6 +21,7 @@ import type { QemuHypervisor } from "./index";
 import { UNCLAIMED_MS } from "../../util/unclaimed";
 import { VirtioSerialTransport } from "../../agent/transport";
 import { checkAgent } from "../factory/check";
+import { rehearseCalls } from "../factory/rehearse-calls";
 import { REHEARSE_PARAM } from "./guest-init";
 
 /** A booted guest's agent answers Check within this, TCG included (Kata allows 30 s). */
@@ -94,9 +95,11 @@ export function qemuWarmer(hv: QemuHypervisor, o: { logger: Logger; env?: NodeJS
           // The taker connects its own: QEMU serves one client on each.
           v.release();
           const h = v.warmHandle();
-          // the guest agent's first connection and call, under TCG too, before a pod waits for them (factory/check.ts)
-          if (!(await checkAgent(new VirtioSerialTransport(h.agentSocket), AGENT_CHECK_MS))) {
-            o.logger.error("a warm VM's agent does not answer Check", { pid: v.pid });
+          // the guest agent's first connection and call, under TCG too, before a pod waits for them (factory/check.ts);
+          // under TCG also the calls of a pod's path, refused, for the agent to have decoded them once (factory/rehearse-calls.ts)
+          const rehearse = spec.accel === "tcg" ? rehearseCalls : undefined;
+          if (!(await checkAgent(new VirtioSerialTransport(h.agentSocket), AGENT_CHECK_MS, { rehearse, logger: o.logger }))) {
+            o.logger.error("a warm VM's agent is not pooled: it did not answer Check, or its rehearsal", { pid: v.pid });
             return false;
           }
           out = { pid: child.pid!, startTime: keeperStartTime, socket: h.agentSocket, runcRoot: "", dir, vm: { ...h, pid: v.pid, dir, hotplugPorts: portsFor(spec) } };
