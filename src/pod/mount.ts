@@ -3,8 +3,8 @@
 // helpers), and taking it down again.
 import fs from "node:fs";
 import { invalidArgument } from "../errdefs";
-import { native } from "../native";
 import { mountArgs, mountCall, mountDirect, type MountSpec } from "../util/mount-call";
+import { unmountOrDetach } from "../util/mounts";
 
 export { mountCall, type MountSpec } from "../util/mount-call";
 
@@ -15,8 +15,6 @@ function run(cmd: string, args: string[]): Promise<void> {
     execFile(cmd, args, (err, _out, stderr) => (err ? reject(new Error(`${cmd} ${args.join(" ")}: ${(stderr || err.message).trim()}`)) : resolve())),
   );
 }
-
-const MNT_DETACH = 2;
 
 async function mountOne(m: MountSpec, target: string): Promise<void> {
   const call = mountCall(m);
@@ -47,15 +45,10 @@ export function isMountPoint(p: string): boolean {
 /** Unmounts everything stacked on p; lazily when busy, so delete never fails on a lingering user. */
 export async function unmountAll(p: string): Promise<void> {
   for (let i = 0; i < 16 && isMountPoint(p); i++) {
-    const n = native();
     try {
-      n.umount2(p, 0);
-    } catch {
-      try {
-        n.umount2(p, MNT_DETACH);
-      } catch (e) {
-        throw new Error(`umount -l ${p}: ${(e as Error).message}`);
-      }
+      unmountOrDetach(p);
+    } catch (e) {
+      throw new Error(`umount -l ${p}: ${(e as Error).message}`);
     }
   }
 }

@@ -41,20 +41,25 @@ export function bindMount(source: string, target: string, propagation?: "private
  * lazily (`umount -l`). Throws only when something is still mounted there after that.
  */
 export function unmountTree(target: string): void {
-  const n = native();
   let failed = "";
   for (const m of mountsBelow(target).sort((a, b) => b.length - a.length)) {
     try {
-      n.umount2(m, 0);
-    } catch {
-      try {
-        n.umount2(m, MNT_DETACH);
-      } catch (e) {
-        failed ||= `umount ${m}: ${(e as Error).message}`;
-      }
+      unmountOrDetach(m);
+    } catch (e) {
+      failed ||= `umount ${m}: ${(e as Error).message}`;
     }
   }
   if (failed && mountsBelow(target).length) throw new Error(failed);
+}
+
+/** umount(2) of the mount on top of p; when that is busy, its lazy form (`umount -l`), whose failure is thrown. */
+export function unmountOrDetach(p: string): void {
+  const n = native();
+  try {
+    n.umount2(p, 0);
+  } catch {
+    n.umount2(p, MNT_DETACH);
+  }
 }
 
 /** Mount points at or below dir, as mountinfo lists them (octal escapes undone for spaces). */
