@@ -205,15 +205,9 @@ export class GuestNetwork {
       if (family === 1 && !this.ipv6()) throw failedPrecondition(`interface ${name}: ${a.address} is IPv6, and the guest kernel has no IPv6`);
     }
     const dev = await this.linkByMac(mac);
-    // Only what differs (under TCG each `ip` costs ~15 ms): a rename needs the link down; a NIC
-    // hot-plugged into a warm VM has its name and MTU already, and the guest's init brought lo up.
-    const cmds: string[][] = [];
-    if (dev !== name) cmds.push(["link", "set", "dev", dev, "down"], ["link", "set", "dev", dev, "name", name]);
-    if (mtu && this.readSys(dev, "mtu") !== String(mtu)) cmds.push(["link", "set", "dev", name, "mtu", String(mtu)]);
-    cmds.push(["addr", "flush", "dev", name]);
-    for (const a of addrs) cmds.push([a.family === 1 ? "-6" : "-4", "addr", "add", `${a.address}/${a.mask}`, "dev", name]);
-    cmds.push(["link", "set", "dev", name, "up"]);
-    if (!this.isUp("lo")) cmds.push(["link", "set", "dev", "lo", "up"]);
+    // Only what differs (under TCG each command costs): a NIC hot-plugged into a warm VM has its
+    // name and MTU already, and the guest's init brought lo up.
+    const cmds = interfaceCommands({ dev, name, mtu: mtu && this.readSys(dev, "mtu") !== String(mtu) ? mtu : 0, addrs, loUp: this.isUp("lo") });
     cmds.push(ADDR_SHOW);
     const t0 = Date.now();
     const out = await this.batch(cmds.map((args) => ({ args })));
@@ -236,25 +230,31 @@ export class GuestNetwork {
       if (family === 1 && !this.ipv6()) throw failedPrecondition(`route ${r.dest || "default"} is IPv6, and the guest kernel has no IPv6`);
       if (!fs.existsSync(path.join(this.sysNet, r.device!))) throw notFound(`route ${r.dest || "default"}: no device ${r.device} in the guest`);
     }
-    const cmds: IpCommand[] = [];
-    for (const dev of new Set(routes.map((r) => r.device!))) {
-      cmds.push({ args: ["-4", "route", "flush", "dev", dev] });
-      if (this.ipv6()) cmds.push({ args: ["-6", "route", "flush", "dev", dev], mayFail: true });
-    }
-    const ordered = [...routes.filter((r) => !r.gateway), ...routes.filter((r) => r.gateway)];
-    for (const r of ordered) {
-      const args = [r.family === 1 ? "-6" : "-4", "route", "replace", r.dest || "default"];
-      if (r.gateway) args.push("via", r.gateway);
-      args.push("dev", r.device!);
-      if (r.source) args.push("src", r.source);
-      if (r.scope) args.push("scope", scopeName(r.scope)!);
-      cmds.push({ args });
-    }
+    const cmds = routeCommands(routes, this.ipv6());
     const shows = this.routeShows();
     const t0 = Date.now();
     const out = await this.batch([...cmds, ...shows]);
     this.log?.debug("routes set up", { commands: cmds.length + shows.length, ms: Date.now() - t0 });
     return this.routes(out.slice(cmds.length));
+  }
+
+  /**
+   * A warm VM's rehearsal of UpdateInterface's and UpdateRoutes' commands (mock-agent/rehearse.ts),
+   * on `lo` in a network namespace of the rehearsal's own (netns, a path), over netlink: the
+   * kernel's paths for an address added, a link brought up and routes replaced, and the agent's
+   * code that asks for them, run once before a pod's NIC needs them. Nothing in the guest's own
+   * namespace is touched.
+   */
+  async rehearseIn(netns: string, batchIn: (netns: string) => IpBatch = netlinkIpBatch): Promise<void> {
+    const v6 = this.ipv6();
+    const batch = batchIn(netns);
+    const addrs = [{ family: 0, address: "10.9.0.2", mask: "24" }, ...(v6 ? [{ family: 1, address: "fd00:9::2", mask: "64" }] : [])];
+    await batch([...interfaceCommands({ dev: "lo", name: "lo", mtu: 1500, addrs, loUp: true }), ADDR_SHOW].map((args) => ({ args })));
+    const routes: RouteInit[] = [
+      { dest: "10.9.0.0/24", device: "lo", source: "10.9.0.2", scope: 253, family: 0 },
+      { dest: "", gateway: "10.9.0.1", device: "lo", family: 0 },
+    ];
+    await batch([...routeCommands(routes, v6), ...this.routeShows()]);
   }
 
   async listInterfaces(): Promise<Interface[]> {
@@ -322,4 +322,35 @@ export function parseIpRoutes(text: string, family: number): Route[] {
     out.push(r);
   }
   return out;
+}
+
+/** UpdateInterface's commands for the link found as dev: a rename needs it down; mtu 0 leaves it; lo brought up unless it is. */
+export function interfaceCommands(o: { dev: string; name: string; mtu: number; addrs: { family?: number; address?: string; mask?: string }[]; loUp: boolean }): string[][] {
+  const cmds: string[][] = [];
+  if (o.dev !== o.name) cmds.push(["link", "set", "dev", o.dev, "down"], ["link", "set", "dev", o.dev, "name", o.name]);
+  if (o.mtu) cmds.push(["link", "set", "dev", o.name, "mtu", String(o.mtu)]);
+  cmds.push(["addr", "flush", "dev", o.name]);
+  for (const a of o.addrs) cmds.push([a.family === 1 ? "-6" : "-4", "addr", "add", `${a.address}/${a.mask}`, "dev", o.name]);
+  cmds.push(["link", "set", "dev", o.name, "up"]);
+  if (!o.loUp) cmds.push(["link", "set", "dev", "lo", "up"]);
+  return cmds;
+}
+
+/** UpdateRoutes' commands: each device's routes flushed, then direct routes before those through a gateway, which need them. */
+export function routeCommands(routes: RouteInit[], ipv6: boolean): IpCommand[] {
+  const cmds: IpCommand[] = [];
+  for (const dev of new Set(routes.map((r) => r.device!))) {
+    cmds.push({ args: ["-4", "route", "flush", "dev", dev] });
+    if (ipv6) cmds.push({ args: ["-6", "route", "flush", "dev", dev], mayFail: true });
+  }
+  const ordered = [...routes.filter((r) => !r.gateway), ...routes.filter((r) => r.gateway)];
+  for (const r of ordered) {
+    const args = [r.family === 1 ? "-6" : "-4", "route", "replace", r.dest || "default"];
+    if (r.gateway) args.push("via", r.gateway);
+    args.push("dev", r.device!);
+    if (r.source) args.push("src", r.source);
+    if (r.scope) args.push("scope", scopeName(r.scope)!);
+    cmds.push({ args });
+  }
+  return cmds;
 }

@@ -17,6 +17,8 @@ import { REHEARSAL_ID, rehearsalSpec, type RehearsalFiles } from "../oci/rehears
 import type { Logger } from "../util/logger";
 import type { Runtime, RuntimeProcess } from "./runtime/types";
 import { native } from "../native";
+import type { Reaper } from "./reaper";
+import { spawnReaped } from "./runtime/exec";
 import { SHARE_9P_OPTIONS, SHARE_TAG } from "../util/guest-share";
 import { mountCall, mountDirect } from "../util/mount-call";
 
@@ -27,6 +29,42 @@ export const REHEARSAL_MS = 60_000;
 export interface RehearsalNetwork {
   listInterfaces(): Promise<unknown>;
   listRoutes(): Promise<unknown>;
+  /** UpdateInterface's and UpdateRoutes' commands, in the network namespace at netns (GuestNetwork.rehearseIn). */
+  rehearseIn?(netns: string): Promise<void>;
+}
+
+/** A network namespace of the rehearsal's own, and its end. */
+export type RehearsalNetns = () => Promise<{ path: string; close(): Promise<void> }>;
+
+/** A network namespace held by a busybox `unshare -n` (reaped by the agent's reaper), nothing in it but a loopback. */
+export function throwawayNetns(reaper: Reaper, busybox = "/bin/busybox"): RehearsalNetns {
+  return async () => {
+    const own = fs.readlinkSync("/proc/self/ns/net");
+    const child = spawnReaped(reaper, busybox, ["unshare", "-n", busybox, "sleep", "600"], [-1, -1, -1]);
+    let exited = false;
+    void child.exit.then(() => (exited = true));
+    const close = async () => {
+      try {
+        process.kill(child.pid, "SIGKILL");
+      } catch {
+        /* gone */
+      }
+      await child.exit;
+    };
+    const ns = `/proc/${child.pid}/ns/net`;
+    // the namespace is the child's once unshare(2) ran in it, a moment after the spawn
+    for (const t0 = Date.now(); Date.now() - t0 < 5_000 && !exited; await new Promise((r) => setTimeout(r, 5))) {
+      let now = "";
+      try {
+        now = fs.readlinkSync(ns);
+      } catch {
+        /* not yet, or gone */
+      }
+      if (now && now !== own) return { path: ns, close };
+    }
+    await close();
+    throw new Error(exited ? `${busybox} unshare -n exited` : "no network namespace of its own within 5 s");
+  };
 }
 
 /** The VM's shared filesystem (the sandbox storage's), mounted for the rehearsal's root filesystem and taken down after. */
@@ -56,6 +94,8 @@ export async function rehearse(o: {
   stateDir: string;
   /** Without one the root filesystem is in the state directory: the container paths without the share's. */
   share?: RehearsalShare | null;
+  /** Where the network's commands are rehearsed; without one only its reads are. */
+  netns?: RehearsalNetns | null;
   busybox?: string;
   logger: Logger;
   timeoutMs?: number;
@@ -76,12 +116,15 @@ export async function rehearse(o: {
     if (over) throw new Error("rehearsal over");
     return v;
   };
+  // the namespace run() holds, if any, for the end to close whatever became of run()
+  const held: { netns: { path: string; close(): Promise<void> } | null } = { netns: null };
   try {
     await Promise.race([run(), deadline]);
   } catch (e) {
     o.logger.warn("rehearsal failed", { error: (e as Error).message });
   } finally {
     over = true;
+    if (held.netns) await held.netns.close().catch((e: Error) => o.logger.warn("rehearsal network namespace not removed", { error: e.message }));
     // also when create was still running at the deadline: the runtime's delete tolerates a container it never made
     for (const id of [REHEARSAL_CONTAINER, REHEARSAL_SANDBOX])
       await o.runtime.destroy(id).catch((e: Error) => o.logger.warn("rehearsal container not removed", { container: id, error: e.message }));
@@ -142,6 +185,18 @@ export async function rehearse(o: {
     const containerMs = Date.now() - t0;
     live(await o.network?.listInterfaces());
     live(await o.network?.listRoutes());
-    o.logger.info("rehearsed", { exitCode: code, containerMs, networkMs: Date.now() - t0 - containerMs, shared });
+    const networkMs = Date.now() - t0 - containerMs;
+    let networkCommandsMs: number | undefined;
+    if (o.netns && o.network?.rehearseIn) {
+      const t1 = Date.now();
+      const ns = await o.netns();
+      if (over) return void (await ns.close());
+      held.netns = ns;
+      live(await o.network.rehearseIn(ns.path));
+      held.netns = null;
+      await ns.close();
+      networkCommandsMs = Date.now() - t1;
+    }
+    o.logger.info("rehearsed", { exitCode: code, containerMs, networkMs, networkCommandsMs, shared });
   }
 }

@@ -85,7 +85,8 @@ describe.skipIf(skip)("warm QEMU VMs from shimlab factory (TCG)", () => {
       expect(fs.existsSync(path.join(vmDir, WARM_CLAIM_FILE))).toBe(true);
       // under TCG it rehearsed a pod's work in the pool, on the VM's share, its container exiting 0, before its agent served
       const consoleLog = fs.readFileSync(path.join(vmDir, "console.log"), "latin1");
-      const rehearsed = consoleLog.search(/msg="rehearsed" component=mock-agent pid=1 exitCode=0 .* shared=true/);
+      // and the network's commands in a namespace of its own
+      const rehearsed = consoleLog.search(/msg="rehearsed" component=mock-agent pid=1 exitCode=0 .* networkCommandsMs=\d+ shared=true/);
       expect(rehearsed, consoleLog.slice(-2000)).toBeGreaterThan(0);
       expect(consoleLog.indexOf('msg="agent serving on virtio-serial"')).toBeGreaterThan(rehearsed);
       expect(consoleLog).not.toContain("rehearsal");

@@ -7,7 +7,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { missing } from "../helpers/env";
 import { findBusybox } from "../../src/harness/rootfs";
 import { netlinkIpBatch, ipBytes, ipText, Rtnl, runIpCommand } from "../../src/mock-agent/netlink-ip";
-import { parseIpAddrOneline, parseIpRoutes, type IpCommand } from "../../src/mock-agent/network";
+import { GuestNetwork, parseIpAddrOneline, parseIpRoutes, type IpCommand } from "../../src/mock-agent/network";
 
 const skip = missing("root", "busybox", "ip");
 
@@ -218,5 +218,18 @@ describe.skipIf(skip)("the agent's netlink ip, held to busybox ip (two network n
     } finally {
       nl.close();
     }
+  });
+
+  it("a warm VM's rehearsal of UpdateInterface and UpdateRoutes: on lo, in the namespace it is given, and nowhere else", async () => {
+    const before = state(nsA);
+    await new GuestNetwork().rehearseIn(`/run/netns/${nsB}`);
+    const q = (args: string[]) => spawnSync("ip", ["-n", nsB, ...args], { encoding: "utf8" }).stdout;
+    expect(q(["-4", "-o", "addr", "show", "dev", "lo"])).toMatch(/inet 10\.9\.0\.2\/24 /);
+    expect(q(["-6", "-o", "addr", "show", "dev", "lo"])).toMatch(/inet6 fd00:9::2\/64 /);
+    expect(q(["link", "show", "dev", "lo"])).toMatch(/<LOOPBACK,UP,LOWER_UP> mtu 1500 /);
+    const routes = parseIpRoutes(q(["-4", "route", "show"]), 0);
+    expect(routes).toEqual(expect.arrayContaining([expect.objectContaining({ dest: "10.9.0.0/24", device: "lo", source: "10.9.0.2" }), expect.objectContaining({ dest: "", gateway: "10.9.0.1", device: "lo" })]));
+    // the other namespace, standing in for the guest's own, is as it was
+    expect(state(nsA)).toEqual(before);
   });
 });

@@ -160,6 +160,31 @@ describe("a warm VM's rehearsal", () => {
     expect(fs.readdirSync(s.state)).toEqual(["busybox"]);
   });
 
+  it("rehearses the network's commands in a namespace of its own, closed after", async () => {
+    const s = setup();
+    const seen: string[] = [];
+    const network = { ...s.net, rehearseIn: async (ns: string) => void seen.push(`rehearseIn ${ns}`) };
+    const netns = async () => (seen.push("netns"), { path: "/proc/77/ns/net", close: async () => void seen.push("close") });
+    await rehearse({ ...s.opts, network, netns });
+    expect(s.net.calls).toEqual(["interfaces", "routes"]);
+    expect(seen).toEqual(["netns", "rehearseIn /proc/77/ns/net", "close"]);
+    expect(s.log.find((l) => l.msg === "rehearsed")?.fields.networkCommandsMs).toEqual(expect.any(Number));
+    expect(s.log.filter((l) => l.level === "warn")).toEqual([]);
+  });
+
+  it("a namespace whose commands never end is closed at the deadline; one that cannot be made fails the rehearsal, and nothing is left", async () => {
+    const s = setup();
+    const seen: string[] = [];
+    const stuck = { ...s.net, rehearseIn: () => new Promise<void>(() => {}) };
+    await rehearse({ ...s.opts, network: stuck, netns: async () => ({ path: "/proc/77/ns/net", close: async () => void seen.push("close") }), timeoutMs: 150 });
+    expect(seen).toEqual(["close"]);
+    expect(s.log.find((l) => l.msg === "rehearsal failed")?.fields.error).toMatch(/not done in 150 ms/);
+    const t = setup();
+    await rehearse({ ...t.opts, network: { ...t.net, rehearseIn: async () => {} }, netns: async () => Promise.reject(new Error("busybox unshare -n exited")) });
+    expect(t.log.find((l) => l.msg === "rehearsal failed")?.fields.error).toBe("busybox unshare -n exited");
+    expect(fs.readdirSync(t.state)).toEqual(["busybox"]);
+  });
+
   it("a runtime that fails is logged, and the VM is left as clean as after a rehearsal", async () => {
     const s = setup();
     s.rt.failCreate = true;
