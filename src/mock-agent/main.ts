@@ -258,9 +258,9 @@ export function main(argv: string[]): void {
     markUnusual();
     const serve = () => (require("./serial") as typeof import("./serial")).serveSerial(args.serial!, server, log);
     if (args.rehearse && args.guest && runtime.isolated) {
-      const { rehearse, guestShare, throwawayNetns } = require("./rehearse") as typeof import("./rehearse");
+      const { rehearse, guestShare, throwawayNetns, untilIdle } = require("./rehearse") as typeof import("./rehearse");
       const netns = network && reaper && hasNative() ? throwawayNetns(reaper) : null;
-      void rehearse({ runtime, network, stateDir: args.stateDir, share: guestShare(), netns, logger: log }).then(serve);
+      void rehearse({ runtime, network, stateDir: args.stateDir, share: guestShare(), netns, settle: () => untilIdle(), logger: log }).then(serve);
     } else serve();
   }
 

@@ -1,6 +1,6 @@
 // A warm VM's rehearsal: before its agent serves, it runs a throwaway pod's
-// containers through its runtime and reads the network with `ip`, the work a
-// pod will ask for. Under TCG the first run of any code is translated first,
+// containers through its runtime, reads the network, and runs the network's
+// commands in a namespace of its own: the work a pod will ask for. Under TCG the first run of any code is translated first,
 // and translation, not execution, is most of a short-lived process's time; the
 // translated blocks stay in QEMU's cache, and with the guest's mappings fixed
 // (norandmaps) the pod's crun and ip find them there. So the rehearsal takes a
@@ -67,6 +67,34 @@ export function throwawayNetns(reaper: Reaper, busybox = "/bin/busybox"): Rehear
   };
 }
 
+/** /proc/stat's first line: the jiffies the CPUs spent idle (idle and iowait), and in all. */
+export function cpuJiffies(stat: string = fs.readFileSync("/proc/stat", "utf8")): { idle: number; total: number } {
+  const f = stat.slice(0, stat.indexOf("\n")).trim().split(/\s+/).slice(1).map(Number);
+  return { idle: (f[3] || 0) + (f[4] || 0), total: f.reduce((a, b) => a + (b || 0), 0) };
+}
+
+/**
+ * Resolves once the CPUs were idle (at least `idle` of a window's jiffies) for `windows` windows in
+ * a row, or at maxMs; with how long that took. The rehearsal's end leaves work the kernel does
+ * later, on its kworkers (a network namespace's teardown above all, and cgroups' and mounts'):
+ * under TCG ~0.1-0.2 s of CPU, which a pod arriving at once would share.
+ */
+export async function untilIdle(o: { windowMs?: number; idle?: number; windows?: number; maxMs?: number; read?: () => { idle: number; total: number } } = {}): Promise<{ ms: number; idle: boolean }> {
+  const { windowMs = 100, idle = 0.9, windows = 2, maxMs = 3_000, read = () => cpuJiffies() } = o;
+  const t0 = Date.now();
+  let prev = read();
+  let inRow = 0;
+  while (Date.now() - t0 < maxMs) {
+    await new Promise((r) => setTimeout(r, windowMs));
+    const now = read();
+    const total = now.total - prev.total;
+    inRow = total > 0 && (now.idle - prev.idle) / total >= idle ? inRow + 1 : 0;
+    prev = now;
+    if (inRow >= windows) return { ms: Date.now() - t0, idle: true };
+  }
+  return { ms: Date.now() - t0, idle: false };
+}
+
 /** The VM's shared filesystem (the sandbox storage's), mounted for the rehearsal's root filesystem and taken down after. */
 export interface RehearsalShare {
   mount(dir: string): void;
@@ -99,6 +127,8 @@ export async function rehearse(o: {
   busybox?: string;
   logger: Logger;
   timeoutMs?: number;
+  /** Waits for what the rehearsal's end left the kernel to do (untilIdle), before the agent serves. */
+  settle?: () => Promise<{ ms: number; idle: boolean }>;
 }): Promise<void> {
   const timeoutMs = o.timeoutMs ?? REHEARSAL_MS;
   const dir = path.join(o.stateDir, REHEARSAL_ID);
@@ -139,6 +169,10 @@ export async function rehearse(o: {
     }
     fs.rmSync(dir, { recursive: true, force: true });
     clearTimeout(timer);
+  }
+  if (o.settle) {
+    const r = await o.settle();
+    o.logger[r.idle ? "info" : "warn"]("guest settled", { ms: r.ms, idle: r.idle });
   }
 
   async function run(): Promise<void> {

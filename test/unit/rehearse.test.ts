@@ -8,7 +8,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { spawnSync } from "node:child_process";
-import { rehearse, rehearsalSpec, REHEARSAL_ID, REHEARSAL_SANDBOX, REHEARSAL_CONTAINER, type RehearsalShare } from "../../src/mock-agent/rehearse";
+import { rehearse, rehearsalSpec, cpuJiffies, untilIdle, REHEARSAL_ID, REHEARSAL_SANDBOX, REHEARSAL_CONTAINER, type RehearsalShare } from "../../src/mock-agent/rehearse";
 import type { ContainerConfig, Runtime, RuntimeProcess } from "../../src/mock-agent/runtime/types";
 import { guestInit, REHEARSE_PARAM, TCG_FIXED_LAYOUT_PARAM } from "../../src/hypervisor/qemu/guest-init";
 import { warmSpec } from "../../src/hypervisor/qemu/warm";
@@ -183,6 +183,39 @@ describe("a warm VM's rehearsal", () => {
     await rehearse({ ...t.opts, network: { ...t.net, rehearseIn: async () => {} }, netns: async () => Promise.reject(new Error("busybox unshare -n exited")) });
     expect(t.log.find((l) => l.msg === "rehearsal failed")?.fields.error).toBe("busybox unshare -n exited");
     expect(fs.readdirSync(t.state)).toEqual(["busybox"]);
+  });
+
+  it("serves only once the guest has settled: the kernel's deferred teardown is not a pod's to share", async () => {
+    const s = setup();
+    const order: string[] = [];
+    await rehearse({ ...s.opts, settle: async () => (order.push(`settle after ${s.rt.calls.at(-1)}`), { ms: 120, idle: true }) });
+    expect(order).toEqual([`settle after removeCgroup /${REHEARSAL_ID}`]);
+    expect(s.log.at(-1)).toEqual({ level: "info", msg: "guest settled", fields: { ms: 120, idle: true } });
+    const t = setup();
+    await rehearse({ ...t.opts, settle: async () => ({ ms: 3000, idle: false }) });
+    expect(t.log.at(-1)).toMatchObject({ level: "warn", msg: "guest settled", fields: { idle: false } });
+  });
+
+  it("idle is two windows in a row with at least 90 % of the CPUs' jiffies idle, read from /proc/stat", async () => {
+    expect(cpuJiffies("cpu  100 5 50 800 20 0 5 0 0 0\ncpu0 1 2 3\n")).toEqual({ idle: 820, total: 980 });
+    expect(cpuJiffies().total).toBeGreaterThan(0);
+    // busy (50 % idle), then idle, busy again, then idle twice
+    const deltas = [0.5, 0.95, 0.5, 0.92, 1];
+    let n = 0;
+    let at = { idle: 0, total: 0 };
+    const read = () => {
+      const d = n === 0 ? 0 : deltas[n - 1];
+      n++;
+      at = { idle: at.idle + d * 100, total: at.total + (n === 1 ? 0 : 100) };
+      return at;
+    };
+    const r = await untilIdle({ windowMs: 5, read });
+    expect(r.idle).toBe(true);
+    expect(n).toBe(6);
+    // never idle: given up at maxMs
+    const busy = await untilIdle({ windowMs: 5, maxMs: 40, read: (() => { let t = 0; return () => ({ idle: 0, total: (t += 100) }); })() });
+    expect(busy.idle).toBe(false);
+    expect(busy.ms).toBeGreaterThanOrEqual(40);
   });
 
   it("a runtime that fails is logged, and the VM is left as clean as after a rehearsal", async () => {
