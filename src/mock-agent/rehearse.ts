@@ -16,7 +16,7 @@ import type { OciSpec } from "../oci/spec";
 import { REHEARSAL_ID, rehearsalSpec, type RehearsalFiles } from "../oci/rehearsal-spec";
 import type { Logger } from "../util/logger";
 import type { Runtime, RuntimeProcess } from "./runtime/types";
-import { native } from "../native";
+import { unmountOrDetach } from "../util/mounts";
 import type { Reaper } from "./reaper";
 import { spawnReaped } from "./runtime/exec";
 import { SHARE_9P_OPTIONS, SHARE_TAG } from "../util/guest-share";
@@ -106,7 +106,8 @@ export function guestShare(): RehearsalShare {
   const m = { type: "9p", source: SHARE_TAG, options: [...SHARE_9P_OPTIONS] };
   return {
     mount: (dir) => mountDirect(m, dir, mountCall(m)!),
-    unmount: (dir) => native().umount2(dir, 0),
+    // lazily when busy: what the rehearsal left running (a process of a container it could not end) keeps nothing of it in the tree
+    unmount: (dir) => unmountOrDetach(dir),
   };
 }
 
@@ -159,15 +160,22 @@ export async function rehearse(o: {
     for (const id of [REHEARSAL_CONTAINER, REHEARSAL_SANDBOX])
       await o.runtime.destroy(id).catch((e: Error) => o.logger.warn("rehearsal container not removed", { container: id, error: e.message }));
     for (const p of [cgroupOf(REHEARSAL_CONTAINER), cgroupOf(REHEARSAL_SANDBOX), `/${REHEARSAL_ID}/${REHEARSAL_SANDBOX}`, `/${REHEARSAL_ID}`]) o.runtime.removeCgroup(p);
+    let stillMounted = false;
     if (shared) {
       try {
         fs.rmSync(top(), { recursive: true, force: true });
+      } catch (e) {
+        o.logger.warn("rehearsal files not removed from the share", { error: (e as Error).message });
+      }
+      try {
         o.share!.unmount(shareDir);
       } catch (e) {
-        o.logger.warn("rehearsal share not cleaned up", { error: (e as Error).message });
+        stillMounted = true;
+        o.logger.warn("rehearsal share not unmounted", { error: (e as Error).message });
       }
     }
-    fs.rmSync(dir, { recursive: true, force: true });
+    // never a recursive remove through a share still mounted: it is the host's directory
+    if (!stillMounted) fs.rmSync(dir, { recursive: true, force: true });
     clearTimeout(timer);
   }
   if (o.settle) {

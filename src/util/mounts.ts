@@ -3,7 +3,7 @@
 // filesystems and volumes), taken down as a share ends or when its sandbox is
 // reaped after a crash; and the binds themselves. mount(2) through the addon,
 // never mount(8): a VM pod's container shares 3-5 paths, and a mount(8) exec
-// for each bind and each propagation change was ~75 ms of a container's
+// for each bind and each propagation change was ~45 ms of a container's
 // create on one CPU. Light enough for `delete`: the addon is loaded only when
 // something is mounted.
 import fs from "node:fs";

@@ -142,6 +142,21 @@ describe("a warm VM's rehearsal", () => {
     expect(s.log.find((l) => l.msg === "rehearsed")?.fields).toMatchObject({ exitCode: 0, shared: true });
   });
 
+  it("a share that cannot be unmounted is said, and nothing is removed through it: it is the host's directory", async () => {
+    const s = setup();
+    let shareDir = "";
+    const share: RehearsalShare = {
+      // what the host has in its shared directory, seen through the mount
+      mount: (d) => void fs.writeFileSync(path.join((shareDir = d), "host-file"), "x"),
+      unmount: () => {
+        throw new Error("EINVAL");
+      },
+    };
+    await rehearse({ ...s.opts, share });
+    expect(s.log.find((l) => l.msg === "rehearsal share not unmounted")?.fields.error).toBe("EINVAL");
+    expect(fs.readdirSync(shareDir)).toEqual(["host-file"]);
+  });
+
   it("a share that cannot be mounted is said, and the rest rehearsed on the guest's own filesystem", async () => {
     const s = setup();
     const share: RehearsalShare = {
