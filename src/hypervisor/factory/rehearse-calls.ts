@@ -11,16 +11,16 @@ import type { AgentApi } from "../../agent/client";
 import { specToGrpc } from "../../agent/spec";
 import { ErrdefsError } from "../../errdefs";
 import { REHEARSAL_ID, rehearsalSpec } from "../../oci/rehearsal-spec";
-import { SHARE_9P_OPTIONS, SHARE_TAG } from "../../util/guest-share";
+import { GUEST_SHARED_DIR, guestSharedPath, SHARE_9P_OPTIONS, SHARE_TAG } from "../../util/guest-share";
 
-const GUEST_ROOT = `/run/kata-containers/shared/containers/${REHEARSAL_ID}`;
 /** No agent mounts storages with this driver: CreateSandbox refuses it before it mounts or names anything. */
 export const NO_SUCH_DRIVER = `${REHEARSAL_ID}-no-such-driver`;
 
 /** What each call was refused with (the kind); throws if a call was not refused, or not by the agent. */
 export async function rehearseCalls(agent: AgentApi): Promise<Record<string, string>> {
-  const files = { hosts: `${GUEST_ROOT}.m1/rootfs`, hostname: `${GUEST_ROOT}.m2/rootfs`, resolvConf: `${GUEST_ROOT}.m3/rootfs` };
-  const rootPath = `${GUEST_ROOT}/rootfs`;
+  // where the shim would share them (vm.ts, guest-mounts.ts)
+  const files = { hosts: guestSharedPath(`${REHEARSAL_ID}.m1`), hostname: guestSharedPath(`${REHEARSAL_ID}.m2`), resolvConf: guestSharedPath(`${REHEARSAL_ID}.m3`) };
+  const rootPath = guestSharedPath(REHEARSAL_ID);
   const spec = (kind: "sandbox" | "container") => specToGrpc(rehearsalSpec(kind, rootPath, files), { guest: true, rootPath });
   const nic = { name: "", hwAddr: "02:00:00:00:00:01", mtu: 1500, IPAddresses: [{ family: 0, address: "192.0.2.2", mask: "24" }] };
   const calls: [string, () => Promise<unknown>][] = [
@@ -30,7 +30,7 @@ export async function rehearseCalls(agent: AgentApi): Promise<Record<string, str
         agent.CreateSandbox({
           hostname: REHEARSAL_ID,
           sandboxId: REHEARSAL_ID,
-          storages: [{ driver: NO_SUCH_DRIVER, source: SHARE_TAG, fstype: "9p", options: [...SHARE_9P_OPTIONS], mountPoint: "/run/kata-containers/shared/containers" }],
+          storages: [{ driver: NO_SUCH_DRIVER, source: SHARE_TAG, fstype: "9p", options: [...SHARE_9P_OPTIONS], mountPoint: GUEST_SHARED_DIR }],
           sandboxPidns: false,
         }),
     ],

@@ -44,7 +44,6 @@ export const REHEARSE_PARAM = "shimlab.rehearse";
 export const TCG_FIXED_LAYOUT_PARAM = "norandmaps";
 /** The snapshot loads only under the V8 flags it was made with: the guest's default, --jitless. */
 export const SNAPSHOT_NODE_FLAGS = ["--jitless"];
-export const GUEST_SHARED_DIR = "/run/kata-containers/shared/containers";
 
 export interface GuestInitOptions {
   /** /usr comes from the read-only share USR_SHARE_TAG instead of the initramfs. */

@@ -17,9 +17,8 @@ import type { GuestNetwork, LoopbackListener, SandboxVm, VmExit, VmRecord } from
 import { processStartTime, socketIn, writeVmRecord } from "../rundir";
 import { adoptedProcess, childProcess, type HostProcess } from "../process";
 import { HOTPLUG_PORT_PREFIX, qemuArgs, type QemuSpec } from "./cmdline";
-import { SHARE_9P_OPTIONS, SHARE_TAG } from "../../util/guest-share";
+import { GUEST_SHARED_DIR, guestSharedPath, SHARE_9P_OPTIONS, SHARE_TAG } from "../../util/guest-share";
 import { native } from "../../native";
-import { GUEST_SHARED_DIR } from "./guest-init";
 import { QmpClient } from "./qmp";
 import { detachPodNetwork, type PodNetworkPlan } from "./network";
 import { PodLoopback } from "./loopback";
@@ -414,7 +413,7 @@ export class QemuVm implements SandboxVm {
     // (guest-mounts.ts). The propagation is what the spec asked for (bindMount says why).
     bindMount(hostPath, target, o.propagation);
     this.shares.add(containerId);
-    return `${GUEST_SHARED_DIR}/${containerId}/rootfs`;
+    return guestSharedPath(containerId);
   }
 
   async unshareRootfs(containerId: string): Promise<void> {
