@@ -25,8 +25,10 @@ const bind = (destination: string, source: string, options: string[]): OciMount 
  */
 export function rehearsalSpec(kind: "sandbox" | "container", rootfs: string, files: RehearsalFiles): OciSpec {
   const sandbox = kind === "sandbox";
-  const shm: OciMount = { destination: "/dev/shm", type: "tmpfs", source: "shm", options: ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"] };
   const mounts: OciMount[] = DEFAULT_MOUNTS.map((m) => ({ ...m, options: [...(m.options ?? [])] }));
+  // CRI mounts the pod's /dev/shm again over the default one, with the same options (containerd's specs show both)
+  const defaultShm = mounts.find((m) => m.destination === "/dev/shm")!;
+  const shm: OciMount = { ...defaultShm, options: [...(defaultShm.options ?? [])] };
   if (sandbox) mounts.push(shm, bind("/etc/resolv.conf", files.resolvConf, ["rbind", "ro"]));
   else
     mounts.push(
