@@ -75,7 +75,6 @@ export const runIpBatch =
 
 const ADDR_SHOW = ["-o", "addr", "show"];
 
-
 const IFNAME_RE = /^[A-Za-z0-9_.@-]{1,15}$/;
 const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
 const IPV4_RE = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
