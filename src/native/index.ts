@@ -19,6 +19,8 @@ export interface NativeAddon {
   consoleReceive(listenFd: number, timeoutMs: number): Promise<number>;
   vsockConnect(cid: number, port: number, timeoutMs: number): Promise<number>;
   closeFd(fd: number): void;
+  /** O_ASYNC on fd, owned by this process (SIGIO when it becomes readable, or a virtio-serial port's host comes), or off. */
+  setAsync(fd: number, on: boolean): void;
   /** A real pipe(2), close-on-exec at both ends. */
   pipe(): { read: number; write: number };
   /** posix_spawn in a new session; fds[i] becomes the child's fd i (-1: /dev/null). Returns the pid. */
