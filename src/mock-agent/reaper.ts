@@ -8,6 +8,9 @@ import { native } from "../native";
 
 type Exit = (status: number) => void;
 
+/** The safety poll's period while exits are awaited. */
+const POLL_MS = 200;
+
 export class Reaper {
   private readonly watched = new Map<number, Exit>();
   /**
@@ -16,19 +19,36 @@ export class Reaper {
    */
   private readonly unclaimed = new Map<number, { status: number; at: number }>();
   private timer: NodeJS.Timeout | null = null;
+  private started = false;
   private readonly onSignal = () => this.poll();
 
   start(): void {
     native().setChildSubreaper();
     process.on("SIGCHLD", this.onSignal);
-    // SIGCHLD can coalesce and libuv may swallow one meant for us: poll too.
-    this.timer = setInterval(() => this.poll(), 200);
-    this.timer.unref();
+    this.started = true;
   }
 
   stop(): void {
     process.removeListener("SIGCHLD", this.onSignal);
-    if (this.timer) clearInterval(this.timer);
+    this.started = false;
+    this.pace();
+  }
+
+  /**
+   * SIGCHLD can coalesce and libuv may swallow one meant for us: while an exit is awaited, poll
+   * too. Only then: an idle agent's polls (and their /proc reads) kept a TCG guest's vCPU ~2.5 %
+   * of a host CPU busy. A stray that exits meanwhile still sends its SIGCHLD, and watch() of a
+   * pid whose signal was lost finds its exit at once.
+   */
+  private pace(): void {
+    const want = this.started && this.watched.size > 0;
+    if (want && !this.timer) {
+      this.timer = setInterval(() => this.poll(), POLL_MS);
+      this.timer.unref();
+    } else if (!want && this.timer) {
+      clearInterval(this.timer);
+      this.timer = null;
+    }
   }
 
   /** Calls onExit once with the exit status of pid (already re-parented to us, or about to be). */
@@ -41,6 +61,7 @@ export class Reaper {
     }
     this.watched.set(pid, onExit);
     this.poll();
+    this.pace();
   }
 
   poll(): void {
@@ -70,6 +91,7 @@ export class Reaper {
       }
     }
     this.reapStrays();
+    this.pace();
   }
 
   /** Zombies re-parented to us that nobody watches (orphans of a host-pid container). */
