@@ -4,7 +4,7 @@ import path from "node:path";
 
 export interface NativeAddon {
   setChildSubreaper(): boolean;
-  /** null while the process runs; status is the exit code or 128+signal. */
+  /** null while the process runs; status is the exit code or 128+signal. pid -1: any child that exited (null: none has; ECHILD: no children). */
   waitpid(pid: number): { pid: number; status: number } | null;
   /** mount(2); fstype and data "" for none. */
   mount(source: string, target: string, fstype: string, flags: number, data: string): void;
