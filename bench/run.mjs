@@ -190,6 +190,7 @@ if (only.has("qemu")) {
     const note = "RunPodSandbox to the first container running (+ CreateContainer, StartContainer), CNI network, TCG; runc's pod on the same network (median of 3)";
     add("qemu_pod_ready_ms", "ms", r["shimlab-qemu"].median, r.runc.median, `${note}; the shim boots its VM`);
     add("qemu_pod_ready_ms_warm", "ms", r["shimlab-qemu-warm"].median, r.runc.median, `${note}; a warm VM from a factory, its NIC plugged in at handout`);
+    add("qemu_pool_idle_cpu_pct", "% CPU", r.poolIdle.treePct, NaN, "a factory with one warm QEMU VM and one parked daemon, idle: the CPU of the factory's whole process tree (its VM's QEMU alone in details.qemu.poolIdle), over 5 s");
   }
 }
 if (only.has("echo")) {
