@@ -12,6 +12,8 @@ import { factoryCall, factoryStatus, takeWarmAgent } from "../../src/hypervisor/
 import { DEFAULT_FACTORY_SOCKET } from "../../src/hypervisor/factory/protocol";
 import { nullLogger } from "../../src/util/logger";
 import { processStartTime } from "../../src/util/proc";
+import { spawn } from "node:child_process";
+import type { Warmer, WarmBoot } from "../../src/hypervisor/factory/warmer";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "factory-unit-"));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -92,5 +94,54 @@ describe("a factory's answers", () => {
     const g = new Factory({ dir: path.join(dir, "factory2"), socket, size: 0, agentRuntime: "host", logger: nullLogger });
     await expect(g.start()).rejects.toThrow(/a factory already serves/);
     await expect(takeWarmAgent(path.join(dir, "none.sock"), { kind: "none", agentRuntime: "host" })).rejects.toThrow(/no factory at/);
+  });
+});
+
+/**
+ * A pool of stand-ins for agents: a shell that answers the lifeline's ADOPT as an agent does, then
+ * sleeps. Enough for the factory's pool, take and refill, with no agent to boot.
+ */
+function standInWarmer(boots: number[], refillDelayMs?: number): Warmer {
+  return {
+    kind: "none",
+    describe: () => ({ kind: "none", agentRuntime: "host", cgroupParent: "/shimlab" }),
+    refuse: () => null,
+    stale: () => null,
+    ...(refillDelayMs === undefined ? {} : { refillDelayMs: () => refillDelayMs }),
+    async boot(d): Promise<WarmBoot> {
+      boots.push(performance.now());
+      fs.mkdirSync(d, { recursive: true });
+      const child = spawn("/bin/sh", ["-c", "read -r _ <&3; echo ADOPTED >&3; exec sleep 30"], { stdio: ["ignore", "ignore", "ignore", "pipe"] });
+      const pid = child.pid!;
+      return { child, ready: Promise.resolve(true), pids: () => [pid], handout: () => ({ pid, startTime: processStartTime(pid) ?? "", socket: path.join(d, "agent.sock"), runcRoot: "", dir: d }) };
+    },
+  };
+}
+
+describe("a factory's refill after a take", () => {
+  async function refillAfterTake(name: string, refillDelayMs?: number): Promise<number> {
+    const boots: number[] = [];
+    const socket = path.join(dir, `${name}.sock`);
+    const f = new Factory({ dir: path.join(dir, name), socket, size: 1, agentRuntime: "host", logger: nullLogger, warmer: standInWarmer(boots, refillDelayMs) });
+    await f.start();
+    try {
+      for (let i = 0; i < 200 && (await factoryStatus(socket)).ready < 1; i++) await new Promise((r) => setTimeout(r, 10));
+      const taken = performance.now();
+      const a = await takeWarmAgent(socket, { kind: "none", agentRuntime: "host", cgroupParent: "/shimlab" });
+      process.kill(a.pid, "SIGKILL");
+      for (let i = 0; i < 300 && boots.length < 2; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(boots.length).toBe(2);
+      return boots[1] - taken;
+    } finally {
+      f.stop();
+    }
+  }
+
+  it("waits the factory's own delay, or the warmer's when it names one (a TCG VM's pod starting beside the boot)", async () => {
+    const own = await refillAfterTake("refill-own");
+    expect(own).toBeGreaterThanOrEqual(140);
+    expect(own).toBeLessThan(900);
+    const warmers = await refillAfterTake("refill-warmer", 1500);
+    expect(warmers).toBeGreaterThanOrEqual(1490);
   });
 });

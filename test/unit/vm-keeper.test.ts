@@ -7,7 +7,7 @@ import os from "node:os";
 import path from "node:path";
 import { spawn, type ChildProcess } from "node:child_process";
 import type { Duplex } from "node:stream";
-import { keeperPath, qemuWarmer } from "../../src/hypervisor/qemu/warm";
+import { keeperPath, qemuWarmer, TCG_REFILL_DELAY_MS } from "../../src/hypervisor/qemu/warm";
 import { vmShape } from "../../src/hypervisor/qemu/shape";
 import type { QemuHypervisor } from "../../src/hypervisor/qemu";
 import { nullLogger } from "../../src/util/logger";
@@ -151,5 +151,10 @@ describe("the QEMU warmer's rules", () => {
     // its files are older than a VM booted now; one booted before they changed is stale
     expect(w.stale(Date.now())).toBeNull();
     expect(w.stale(0)).toMatch(/was rebuilt since it booted/);
+    // under TCG the pool refills once the VM handed out has had its pod's start to itself
+    expect(w.refillDelayMs!()).toBe(TCG_REFILL_DELAY_MS);
+    const kvm = qemuWarmer({ vmSpec: async () => ({ c: { path: "qemu-system-x86_64", guestRuntime: "runc" }, spec: { ...spec, accel: "kvm" } }) } as unknown as QemuHypervisor, { logger: nullLogger });
+    await kvm.init!();
+    expect(kvm.refillDelayMs!()).toBeUndefined();
   });
 });

@@ -360,7 +360,7 @@ export class Factory {
     this.refillSoonTimer = setTimeout(() => {
       this.refillSoonTimer = null;
       this.refill();
-    }, REFILL_DELAY_MS);
+    }, this.warmer.refillDelayMs?.() ?? REFILL_DELAY_MS);
   }
 
   private refill(): void {

@@ -36,6 +36,11 @@ export interface Warmer {
   boot(dir: string): Promise<WarmBoot>;
   /** Why a sandbox booted at bootedAt must not be handed out any more (built from files changed since), or null. */
   stale(bootedAt: number): string | null;
+  /**
+   * How long after a take the pool starts refilling, when not the factory's REFILL_DELAY_MS: what
+   * one of these sandboxes takes to start the pod it was handed, if a boot beside it would slow it.
+   */
+  refillDelayMs?(): number | undefined;
 }
 
 export function hostAgentWarmer(o: { agentRuntime: "auto" | "runc" | "host"; debug?: boolean; env: NodeJS.ProcessEnv; cgroupParent: string }): Warmer {

@@ -27,6 +27,17 @@ import { REHEARSE_PARAM } from "./guest-init";
 /** A booted guest's agent answers Check within this, TCG included (Kata allows 30 s). */
 const AGENT_CHECK_MS = 30_000;
 
+/**
+ * How long after a take a TCG pool starts booting the next VM. The VM just handed out spends its
+ * first ~0.6-0.7 s starting its pod, nearly all of it guest CPU, and a boot beside it takes its
+ * cgroup's share of the CPU (lowCpuCgroup's weight, ~10 % against one busy vCPU) from that pod:
+ * 4 alternating 5-run passes of bench/qemu-pod.mjs, pinned, gave 626-656 ms a warm pod against
+ * 725-782 with the factory's 150 ms (bench/CHANGELOG.md). A TCG boot takes seconds, so the pool is
+ * full again a second later than it would have been, no more. Under KVM the pod is done sooner and
+ * the factory's own delay stays.
+ */
+export const TCG_REFILL_DELAY_MS = 1000;
+
 /** Empty PCIe root ports a warm q35 VM boots with: NICs for the pod it is handed to (Kata's pods have one, CNI's usual). */
 export const WARM_NIC_PORTS = 2;
 
@@ -62,6 +73,7 @@ export function qemuWarmer(hv: QemuHypervisor, o: { logger: Logger; env?: NodeJS
       prepared = { c, spec, shape: vmShape(c.path, spec) };
     },
     describe: () => ({ kind: "qemu", agentRuntime: need().c.guestRuntime, cgroupParent: "", shape: need().shape }),
+    refillDelayMs: () => (need().spec.accel === "tcg" ? TCG_REFILL_DELAY_MS : undefined),
     refuse(req) {
       if (req.kind !== "qemu") return `this factory keeps QEMU VMs, not ${req.kind === "none" ? "host agents" : req.kind}`;
       if (req.shape !== need().shape) return `this factory's VMs are ${need().shape}, not ${req.shape ?? "unspecified"}`;
