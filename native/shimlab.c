@@ -236,22 +236,35 @@ static napi_value OpenPty(napi_env env, napi_callback_info info) {
   return out;
 }
 
-static napi_value SetNonBlocking(napi_env env, napi_callback_info info) {
+// fd's file status flag on or off (fcntl F_SETFL): name(fd[, on]), on by default unless required.
+static napi_value set_status_flag(napi_env env, napi_callback_info info, const char* usage, int flag, bool on_required) {
   size_t argc = 2;
   napi_value argv[2];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int32_t fd;
   bool on = true;
-  if (argc < 1 || !get_i32(env, argv[0], &fd)) {
-    napi_throw_type_error(env, NULL, "setNonBlocking(fd, on)");
+  if (argc < 1 || !get_i32(env, argv[0], &fd) || (argc > 1 && napi_get_value_bool(env, argv[1], &on) != napi_ok) || (on_required && argc < 2)) {
+    napi_throw_type_error(env, NULL, usage);
     return NULL;
   }
-  if (argc > 1) napi_get_value_bool(env, argv[1], &on);
+  // O_ASYNC signals the fd's owner: this process
+  if (flag == O_ASYNC && on && fcntl(fd, F_SETOWN, getpid()) != 0) return throw_errno(env, "fcntl(F_SETOWN)", errno);
   int fl = fcntl(fd, F_GETFL);
-  if (fl < 0) return throw_errno(env, "fcntl", errno);
-  fl = on ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK);
-  if (fcntl(fd, F_SETFL, fl) != 0) return throw_errno(env, "fcntl", errno);
+  if (fl < 0) return throw_errno(env, "fcntl(F_GETFL)", errno);
+  if (fcntl(fd, F_SETFL, on ? fl | flag : fl & ~flag) != 0) return throw_errno(env, "fcntl(F_SETFL)", errno);
   return NULL;
+}
+
+static napi_value SetNonBlocking(napi_env env, napi_callback_info info) {
+  return set_status_flag(env, info, "setNonBlocking(fd, on)", O_NONBLOCK, false);
+}
+
+// setAsync(fd, on): O_ASYNC on fd, owned by this process, or off again. A virtio-serial port
+// then sends SIGIO when its host connects (or data comes): the guest's agent waits for a host
+// on that signal instead of reading the port every few ms, which kept an idle TCG guest's vCPU
+// ~10 % busy (src/mock-agent/serial.ts).
+static napi_value SetAsync(napi_env env, napi_callback_info info) {
+  return set_status_flag(env, info, "setAsync(fd, on)", O_ASYNC, true);
 }
 
 // ---- async work: console socket and vsock ------------------------------------------
@@ -639,27 +652,6 @@ static napi_value Pipe(napi_env env, napi_callback_info info) {
   napi_set_named_property(env, out, "read", r);
   napi_set_named_property(env, out, "write", w);
   return out;
-}
-
-// setAsync(fd, on): O_ASYNC on fd, owned by this process, or off again. A virtio-serial port
-// then sends SIGIO when its host connects (or data comes): the guest's agent waits for a host
-// on that signal instead of reading the port every few ms, which kept an idle TCG guest's vCPU
-// ~10 % busy (src/mock-agent/serial.ts).
-static napi_value SetAsync(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  int32_t fd;
-  bool on = false;
-  if (argc < 2 || !get_i32(env, argv[0], &fd) || napi_get_value_bool(env, argv[1], &on) != napi_ok) {
-    napi_throw_type_error(env, NULL, "setAsync(fd, on)");
-    return NULL;
-  }
-  if (on && fcntl(fd, F_SETOWN, getpid()) != 0) return throw_errno(env, "fcntl(F_SETOWN)", errno);
-  int fl = fcntl(fd, F_GETFL);
-  if (fl < 0) return throw_errno(env, "fcntl(F_GETFL)", errno);
-  if (fcntl(fd, F_SETFL, on ? fl | O_ASYNC : fl & ~O_ASYNC) != 0) return throw_errno(env, "fcntl(F_SETFL)", errno);
-  return NULL;
 }
 
 static napi_value CloseFd(napi_env env, napi_callback_info info) {
