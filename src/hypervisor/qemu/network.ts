@@ -117,6 +117,9 @@ function inNetns(netns: string, cmd: string, args: string[], input?: string): Pr
     const child = execFile("nsenter", [`--net=${netns}`, "--", cmd, ...args], { maxBuffer: 16 << 20 }, (err, stdout, stderr) =>
       err ? reject(new Error(`${cmd} ${args.join(" ")} in ${netns}: ${(stderr || err.message).trim()}`)) : resolve(stdout),
     );
+    // EPIPE when the command exits without reading (nsenter into a namespace that is gone): the
+    // exit status says why, and an 'error' with no listener would end the shim
+    child.stdin?.on("error", () => {});
     if (input !== undefined) child.stdin?.end(input);
   });
 }

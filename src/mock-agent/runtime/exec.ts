@@ -101,6 +101,9 @@ export function run(reaper: Reaper | null, cmd: string, args: string[], opts: Ru
     child.stderr?.on("data", (d) => (err += d));
     child.on("error", reject);
     child.on("close", (code, sig) => resolve({ code: code ?? 128 + (sig ? require("node:os").constants.signals[sig] : 0), stdout: out, stderr: err }));
+    // EPIPE when the process exits without reading its input: its exit status says why, and an
+    // 'error' with no listener would end the agent
+    child.stdin?.on("error", () => {});
     child.stdin?.end(opts.input ?? "");
   });
 }
