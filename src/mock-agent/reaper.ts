@@ -60,8 +60,7 @@ export class Reaper {
       return;
     }
     this.watched.set(pid, onExit);
-    this.poll();
-    this.pace();
+    this.poll(); // which paces the timer
   }
 
   poll(): void {

@@ -116,10 +116,14 @@ export function servePort(io: PortIo, server: Server, log: Logger, idlePollMs = 
     readNext();
   };
   let watcher: { arm(on: boolean): void } | null = null;
+  const poll = (e: unknown) => {
+    log.warn("virtio-serial port cannot signal a host's coming: polling it", { error: (e as Error).message });
+    watcher = null;
+  };
   try {
     watcher = io.watchHost?.(kick) ?? null;
   } catch (e) {
-    log.warn("virtio-serial port cannot signal a host's coming: polling it", { error: (e as Error).message });
+    poll(e);
   }
   const arm = (on: boolean): boolean => {
     if (!watcher || armed === on) return false;
@@ -128,8 +132,7 @@ export function servePort(io: PortIo, server: Server, log: Logger, idlePollMs = 
       armed = on;
       return true;
     } catch (e) {
-      log.warn("virtio-serial port cannot signal a host's coming: polling it", { error: (e as Error).message });
-      watcher = null;
+      poll(e);
       return false;
     }
   };
